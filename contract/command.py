@@ -1,0 +1,191 @@
+"""Signed command envelope: a compact JWS (EdDSA / Ed25519) whose claims carry the whole command.
+
+The gateway verifies the exact bytes it received, so no canonical JSON is needed. Identity and
+expiry live in the signed payload, not in MQTT 5 properties, so this works on MQTT 3.1.1.
+
+    header: {"alg": "EdDSA", "typ": "dozor-cmd+jwt", "kid": "<hub key id>"}
+    claims: iss, aud (gateway id), jti, iat, exp, act, targets, params, alert, mode
+
+Replay is the caller's job (it needs storage): after ``verify_command`` succeeds, the gateway
+records ``claims.jti`` until ``claims.exp`` and rejects a second sighting with REPLAYED.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import Field, ValidationError, model_validator
+
+from contract.errors import CommandRejected, RejectReason
+from contract.models import Action, Id, Mode, Model, Sha256Hex, Signal
+
+TYP = "dozor-cmd+jwt"
+ALG = "EdDSA"
+MAX_LIFETIME_S = 900  # a command older than this is never valid: bounds the replay store
+DEFAULT_LEEWAY_S = 5.0  # tolerated clock skew for iat in the future
+MAX_DURATION_S = 3600
+MAX_TOKEN_BYTES = 16 * 1024
+
+
+class AssetRef(Model):
+    name: str = Field(min_length=1, max_length=128)
+    sha256: Sha256Hex
+
+
+class CommandParams(Model):
+    signal: Signal | None = None
+    duration_s: int | None = Field(default=None, ge=1, le=MAX_DURATION_S)
+    asset: AssetRef | None = None  # loudspeaker message, pinned by hash
+
+
+class CommandClaims(Model):
+    iss: str = Field(default="dozor-hub", max_length=64)
+    aud: Id
+    jti: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    iat: int
+    exp: int
+    act: Action
+    targets: Annotated[tuple[Id, ...], Field(min_length=1, max_length=256)]
+    params: CommandParams = CommandParams()
+    alert: str | None = Field(default=None, max_length=128)
+    mode: Mode
+
+    @model_validator(mode="after")
+    def _check(self) -> CommandClaims:
+        if self.exp <= self.iat:
+            raise ValueError("exp must be after iat")
+        if self.act is Action.ACTIVATE and (self.params.signal is None or self.params.duration_s is None):
+            raise ValueError("activate needs params.signal and params.duration_s")
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError("duplicate targets")
+        return self
+
+
+# ---------------------------------------------------------------- keys
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """A stable key id: the first 16 characters of the base64url SHA-256 of the raw public key."""
+    return b64url(hashlib.sha256(public_raw(key)).digest())[:16]
+
+
+def public_key_from_b64(text: str) -> Ed25519PublicKey:
+    raw = b64url_decode(text.strip())
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes (43 base64url characters)")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def private_key_from_seed_b64(text: str) -> Ed25519PrivateKey:
+    raw = b64url_decode(text.strip())
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 private seed is 32 bytes (43 base64url characters)")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def private_seed_b64(key: Ed25519PrivateKey) -> str:
+    return b64url(key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption()))
+
+
+# ---------------------------------------------------------------- sign / verify
+
+def sign_command(claims: CommandClaims, key: Ed25519PrivateKey, kid: str | None = None) -> str:
+    kid = kid or key_id(key.public_key())
+    payload = claims.model_dump(mode="json", exclude_none=True)
+    return jwt.encode(payload, key, algorithm=ALG, headers={"kid": kid, "typ": TYP})
+
+
+def token_sha256(token: str | bytes) -> str:
+    return hashlib.sha256(token if isinstance(token, bytes) else token.encode()).hexdigest()
+
+
+def peek(token: str | bytes) -> dict[str, object]:
+    """UNVERIFIED claims, only to label a rejected ack (jti, alert). Never act on these."""
+    try:
+        text = token.decode() if isinstance(token, bytes) else token
+        body = json.loads(b64url_decode(text.split(".")[1]))
+        return body if isinstance(body, dict) else {}
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return {}
+
+
+def verify_command(
+    token: str | bytes,
+    *,
+    keys: Mapping[str, Ed25519PublicKey],
+    audience: str,
+    now: float,
+    leeway_s: float = DEFAULT_LEEWAY_S,
+    max_lifetime_s: int = MAX_LIFETIME_S,
+) -> CommandClaims:
+    """Check signature (pinned keys by kid), algorithm, type, claims shape, audience and time.
+
+    Raises CommandRejected with a precise reason. Does not check replay (see module doc).
+    """
+    peeked = peek(token)
+    jti = peeked.get("jti") if isinstance(peeked.get("jti"), str) else None
+    alert = peeked.get("alert") if isinstance(peeked.get("alert"), str) else None
+
+    def reject(reason: RejectReason, detail: str = "") -> CommandRejected:
+        return CommandRejected(reason, detail, jti=jti, alert=alert)
+
+    if len(token) > MAX_TOKEN_BYTES:
+        raise reject(RejectReason.MALFORMED, "token too large")
+    try:
+        text = token.decode("ascii") if isinstance(token, bytes) else token
+        header = jwt.get_unverified_header(text)
+    except (jwt.InvalidTokenError, UnicodeDecodeError, ValueError) as exc:
+        raise reject(RejectReason.MALFORMED, f"not a compact JWS: {type(exc).__name__}") from None
+    if header.get("alg") != ALG:
+        raise reject(RejectReason.BAD_ALGORITHM, f"alg {header.get('alg')!r}")
+    if header.get("typ") != TYP:
+        raise reject(RejectReason.MALFORMED, f"typ {header.get('typ')!r}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in keys:
+        raise reject(RejectReason.UNKNOWN_KEY, f"kid {kid!r}")
+    try:
+        body = jwt.decode(
+            text, keys[kid], algorithms=[ALG],
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False,
+                     "verify_iss": False, "require": []},
+        )
+    except jwt.InvalidSignatureError:
+        raise reject(RejectReason.BAD_SIGNATURE) from None
+    except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+        raise reject(RejectReason.MALFORMED, type(exc).__name__) from None
+    try:
+        claims = CommandClaims.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise reject(RejectReason.MALFORMED, f"{'.'.join(map(str, err['loc']))}: {err['msg']}"[:200]) from None
+    if claims.aud != audience:
+        raise reject(RejectReason.WRONG_AUDIENCE, f"for {claims.aud}")
+    if claims.exp - claims.iat > max_lifetime_s:
+        raise reject(RejectReason.LIFETIME_TOO_LONG, f"{claims.exp - claims.iat}s > {max_lifetime_s}s")
+    if claims.iat > now + leeway_s:
+        raise reject(RejectReason.NOT_YET_VALID, f"iat {claims.iat - now:.0f}s ahead")
+    if claims.exp <= now:
+        raise reject(RejectReason.EXPIRED, f"{now - claims.exp:.0f}s ago")
+    return claims
+
+
+Verdict = Literal["ok"] | RejectReason

@@ -1,0 +1,1 @@
+"""The operator and technician CLI (`dozor`), on top of the gateway, hub and simulators."""

@@ -1,0 +1,135 @@
+"""MQTT brokers for tests, benchmarks and the demo. Every broker binds to 127.0.0.1 only.
+
+- ``Mosquitto``: the real broker (Debian package ``mosquitto``), started as a child process on a free
+  loopback port; ``restart()`` keeps the port so clients can reconnect.
+- ``EmbeddedBroker``: amqtt in-process, MQTT 3.1.1 only, for the zero-install demo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from contract.errors import DozorError
+
+
+class BrokerError(DozorError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise BrokerError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+class Mosquitto:
+    def __init__(self, port: int | None = None, *, extra_conf: str = "") -> None:
+        self.binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists()
+                                                     else None)
+        if not self.binary:
+            raise BrokerError("mosquitto is not installed: run `make deps` (apt-get install mosquitto)")
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="dozor-mosq-"))
+        os.chmod(self.dir, 0o777)  # mosquitto drops privileges when started as root
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stdout\nlog_type error\nlog_type warning\nmax_queued_messages 1000000\n"
+            "max_inflight_messages 0\nset_tcp_nodelay true\n" + extra_conf
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        try:
+            wait_port(self.port)
+        except BrokerError:
+            self.stop()
+            raise BrokerError(f"mosquitto did not start: {(self.dir / 'mosquitto.log').read_text()[-500:]}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EmbeddedBroker:
+    """amqtt inside the current event loop. MQTT 3.1.1 only, no shared subscriptions."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._broker = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> EmbeddedBroker:
+        import logging
+
+        from amqtt.broker import Broker
+
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        self._broker = Broker(config)
+        await self._broker.start()
+        return self
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None
