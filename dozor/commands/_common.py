@@ -1,0 +1,60 @@
+"""Shared CLI plumbing: hub connection options, JSON output, readable errors with non-zero exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DEFAULT_HUB = "http://127.0.0.1:8080"
+TOKEN_FILES = (Path(".dozor/hub/api-token"), Path("/var/lib/dozor-hub/api-token"))
+
+HubOpt = typer.Option(None, "--hub", envvar="DOZOR_HUB_URL", help=f"hub API URL [default: {DEFAULT_HUB}]")
+TokenOpt = typer.Option(None, "--token", envvar="DOZOR_TOKEN",
+                        help="API bearer token (default: DOZOR_TOKEN_FILE, ./.dozor/hub/api-token, "
+                             "/var/lib/dozor-hub/api-token)")
+JsonOpt = typer.Option(False, "--json", help="print one JSON document instead of tables")
+
+EXIT_ERROR = 1
+EXIT_PARTIAL = 3
+
+
+def resolve_token(token: str | None) -> str | None:
+    if token:
+        return token
+    candidates = [Path(p) for p in [os.environ.get("DOZOR_TOKEN_FILE")] if p] + list(TOKEN_FILES)
+    for path in candidates:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+def client(hub: str | None, token: str | None):
+    from dozor.client import HubClient
+
+    return HubClient(hub or DEFAULT_HUB, resolve_token(token))
+
+
+def fail(message: str, *, as_json: bool = False, code: int = EXIT_ERROR) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": message}))
+    else:
+        err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def emit_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")

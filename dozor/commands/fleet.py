@@ -1,0 +1,61 @@
+"""`dozor gateways` and `dozor devices`: what the hub knows of the fleet."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from dozor.commands._common import HubOpt, JsonOpt, TokenOpt, client, console, emit_json, fail
+
+
+def register(root: typer.Typer) -> None:
+    root.command("gateways")(gateways)
+    root.command("devices")(devices)
+
+
+def _age(v) -> str:
+    return "" if v is None else f"{v:.0f} s"
+
+
+def gateways(hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Gateways: online state, session, heartbeat age, devices, outbox depth and oldest unsent item."""
+    from dozor.client import HubError
+
+    try:
+        rows = client(hub, token).gateways()
+    except HubError as exc:
+        fail(str(exc), as_json=as_json)
+    if as_json:
+        emit_json(rows)
+        return
+    t = Table(title=f"gateways ({sum(1 for r in rows if r.get('online'))}/{len(rows)} online)")
+    for col in ("gateway", "online", "session", "heartbeat", "devices", "outbox", "oldest unsent"):
+        t.add_column(col)
+    for r in rows:
+        ob = r.get("outbox") or {}
+        t.add_row(r["id"], "[green]yes[/]" if r.get("online") else "[red]no[/]", str(r.get("session", "")),
+                  _age(r.get("heartbeat_age_s")), str(len(r.get("devices", []))),
+                  str(ob.get("depth", "")), _age(ob.get("oldest_age_s")))
+    console.print(t)
+
+
+def devices(zone: str | None = typer.Option(None, "--zone", "-z", help="only devices in this zone"),
+            hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Devices with their state and faults."""
+    from dozor.client import HubError
+
+    try:
+        rows = client(hub, token).devices(zone=zone)
+    except HubError as exc:
+        fail(str(exc), as_json=as_json)
+    if as_json:
+        emit_json(rows)
+        return
+    t = Table(title=f"devices{' in ' + zone if zone else ''} ({len(rows)})")
+    for col in ("gateway", "device", "kind", "state", "faults", "online"):
+        t.add_column(col)
+    for r in rows:
+        faults = ",".join(r.get("faults", []))
+        t.add_row(r.get("gateway", ""), r.get("id", r.get("device", "")), r.get("kind", ""), r.get("state", ""),
+                  f"[red]{faults}[/]" if faults else "", "yes" if r.get("online") else "no")
+    console.print(t)
