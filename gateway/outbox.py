@@ -1,0 +1,418 @@
+"""The gateway outbox: durable store-and-forward between device drivers and the MQTT uplink.
+
+One SQLite file in WAL mode, one connection, one writer: an exclusive lock file stops a second process
+and a mutex serialises callers inside the process (so a worker thread may run the blocking fsyncs).
+An item leaves the outbox only when ``ack(ids)`` is called, which the uplink does after the broker's
+PUBACK. After a crash (kill -9, power loss with ``synchronous=FULL``) every item whose ``put`` returned
+is still there; in-flight items are simply sent again (at-least-once; the hub de-duplicates by id/seq).
+
+Bounds: total bytes (``max_bytes``) and age (``max_age_s``, per stream). When a put goes over the byte
+bound, items are evicted by stream rank, lowest first, oldest first: routine telemetry (rank 0) goes
+before events (rank 1), which go before acks (rank 2). Items handed out by ``batch`` and not yet acked
+are not evicted. Everything dropped is counted per ``(stream, reason)``, and the counts are persisted.
+
+Lanes: ``Lane.PRIORITY`` (alert acks, alarm events) is always returned by ``batch`` before
+``Lane.NORMAL``. ``TokenBucket`` rate-limits the normal-lane drain after a reconnect; the priority lane
+is never throttled. There is no MQTT code here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from contract.models import OutboxStats
+from gateway.errors import GatewayError
+
+
+class OutboxError(GatewayError):
+    """The outbox could not store or read items (disk, lock, misuse)."""
+
+
+class Lane(IntEnum):
+    NORMAL = 0
+    PRIORITY = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPolicy:
+    rank: int  # lower ranks are evicted first when the byte bound is hit
+    max_age_s: float | None  # None: only the byte bound applies
+
+
+DEFAULT_POLICIES: dict[str, StreamPolicy] = {
+    "telemetry": StreamPolicy(rank=0, max_age_s=7 * 86400.0),
+    "health": StreamPolicy(rank=0, max_age_s=86400.0),
+    "event": StreamPolicy(rank=1, max_age_s=30 * 86400.0),
+    "ack": StreamPolicy(rank=2, max_age_s=None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: int
+    lane: Lane
+    stream: str
+    topic: str
+    payload: bytes
+    ts: float
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) + len(self.topic.encode())
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    lane INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_lane ON items (lane DESC, id);
+CREATE INDEX IF NOT EXISTS items_by_stream ON items (stream, id);
+CREATE TABLE IF NOT EXISTS dropped (
+    stream TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (stream, reason)
+);
+"""
+
+
+def _locked(method):
+    """Serialise public methods: callers may use the outbox from a worker thread (``asyncio.to_thread``)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._mutex:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+class Outbox:
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 64 * 1024 * 1024,
+                 policies: dict[str, StreamPolicy] | None = None, synchronous: str = "FULL",
+                 clock: Callable[[], float] = time.time, expire_every_s: float = 1.0) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise OutboxError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.policies = dict(policies or DEFAULT_POLICIES)
+        self._clock = clock
+        self._expire_every_s = expire_every_s
+        self._last_expire = float("-inf")
+        self._inflight: set[int] = set()
+        self._mutex = threading.RLock()
+        self._lock_fd = self._take_lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.executescript(SCHEMA)
+            self._bytes, self._depth = self._db.execute(
+                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM items").fetchone()
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+
+    def _take_lock(self) -> int:
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutboxError(f"outbox {self.path} is already open in another process (single writer)") from None
+        return fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    @_locked
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._release_lock()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self):
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from exc
+
+    # ---- writing -------------------------------------------------------------------------------------------
+
+    def put(self, stream: str, topic: str, payload: bytes, *, lane: Lane = Lane.NORMAL) -> int:
+        """Store one item durably; return its id. Raises OutboxError for an unknown stream or an item
+        larger than the whole outbox (counted as dropped ``too_large``)."""
+        return self.put_many([(stream, topic, payload, lane)])[0]
+
+    @_locked
+    def put_many(self, items: Iterable[tuple[str, str, bytes, Lane]]) -> list[int]:
+        """Store several items in one transaction (one fsync)."""
+        rows = []
+        now = self._clock()
+        for stream, topic, payload, lane in items:
+            if stream not in self.policies:
+                raise OutboxError(f"unknown outbox stream {stream!r}; known: {sorted(self.policies)}")
+            size = len(payload) + len(topic.encode())
+            if size > self.max_bytes:
+                with self._tx() as db:
+                    self._count_drop(db, stream, "too_large", 1)
+                raise OutboxError(f"item of {size} bytes exceeds the outbox bound of {self.max_bytes}")
+            rows.append((int(Lane(lane)), stream, topic, bytes(payload), size, now))
+        ids: list[int] = []
+        with self._tx() as db:
+            for row in rows:
+                cur = db.execute("INSERT INTO items (lane, stream, topic, payload, size, ts) "
+                                 "VALUES (?, ?, ?, ?, ?, ?)", row)
+                ids.append(int(cur.lastrowid))
+                self._bytes += row[4]
+                self._depth += 1
+            if now - self._last_expire >= self._expire_every_s:
+                self._expire(db, now)
+            if self._bytes > self.max_bytes:
+                self._evict(db)
+        return ids
+
+    def _count_drop(self, db: sqlite3.Connection, stream: str, reason: str, n: int) -> None:
+        db.execute("INSERT INTO dropped (stream, reason, n) VALUES (?, ?, ?) "
+                   "ON CONFLICT (stream, reason) DO UPDATE SET n = n + excluded.n", (stream, reason, n))
+
+    def _delete(self, db: sqlite3.Connection, ids: Sequence[int]) -> tuple[int, int]:
+        """Delete rows; return (count, bytes) actually deleted."""
+        n = size = 0
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i:i + 500])
+            marks = ",".join("?" * len(chunk))
+            for (s,) in db.execute(f"DELETE FROM items WHERE id IN ({marks}) RETURNING size", chunk):
+                n += 1
+                size += s
+        self._bytes -= size
+        self._depth -= n
+        self._inflight.difference_update(ids)
+        return n, size
+
+    def _expire(self, db: sqlite3.Connection, now: float) -> None:
+        """Drop items past their stream's max age. Items are scanned oldest first per stream (ids grow with
+        time), so the scan stops at the first young item instead of reading the whole table."""
+        self._last_expire = now
+        for stream, pol in self.policies.items():
+            if pol.max_age_s is None:
+                continue
+            cutoff = now - pol.max_age_s
+            after = 0
+            while True:
+                rows = db.execute("SELECT id, ts FROM items WHERE stream = ? AND id > ? ORDER BY id LIMIT 256",
+                                  (stream, after)).fetchall()
+                old = [item_id for item_id, ts in rows if ts < cutoff]
+                if old:
+                    n, _ = self._delete(db, old)
+                    self._count_drop(db, stream, "age", n)
+                if len(rows) < 256 or rows[-1][1] >= cutoff:
+                    break
+                after = rows[-1][0]
+
+    def _evict(self, db: sqlite3.Connection) -> None:
+        by_rank: dict[int, list[str]] = {}
+        for stream, pol in self.policies.items():
+            by_rank.setdefault(pol.rank, []).append(stream)
+        for rank in sorted(by_rank):
+            streams = by_rank[rank]
+            marks = ",".join("?" * len(streams))
+            after = 0
+            while self._bytes > self.max_bytes:
+                rows = db.execute(f"SELECT id, stream, size FROM items WHERE stream IN ({marks}) AND id > ? "
+                                  "ORDER BY id LIMIT 256", (*streams, after)).fetchall()
+                if not rows:
+                    break
+                after = rows[-1][0]
+                victims: list[tuple[int, str]] = []
+                excess = self._bytes - self.max_bytes
+                for item_id, stream, size in rows:
+                    if excess <= 0:
+                        break
+                    if item_id in self._inflight:
+                        continue
+                    victims.append((item_id, stream))
+                    excess -= size
+                self._delete(db, [v[0] for v in victims])
+                per_stream: dict[str, int] = {}
+                for _, stream in victims:
+                    per_stream[stream] = per_stream.get(stream, 0) + 1
+                for stream, n in per_stream.items():
+                    self._count_drop(db, stream, "overflow", n)
+            if self._bytes <= self.max_bytes:
+                return
+
+    # ---- reading -------------------------------------------------------------------------------------------
+
+    @_locked
+    def batch(self, limit_bytes: int = 256 * 1024, limit_items: int = 500, *,
+              lanes: Sequence[Lane] = (Lane.PRIORITY, Lane.NORMAL)) -> list[Item]:
+        """Items not yet in flight, priority lane first then oldest first, within the limits (at least one
+        item if any is waiting). The returned items are in flight until ``ack`` or ``release``."""
+        out: list[Item] = []
+        used = 0
+        wanted = sorted({int(Lane(x)) for x in lanes}, reverse=True)
+        try:
+            for lane in wanted:
+                after = 0
+                while len(out) < limit_items:
+                    rows = self._db.execute(
+                        "SELECT id, lane, stream, topic, payload, ts, size FROM items WHERE lane = ? AND id > ? "
+                        "ORDER BY id LIMIT ?", (lane, after, limit_items + 64)).fetchall()
+                    if not rows:
+                        break
+                    after = rows[-1][0]
+                    for item_id, ln, stream, topic, payload, ts, size in rows:
+                        if item_id in self._inflight:
+                            continue
+                        if out and (used + size > limit_bytes or len(out) >= limit_items):
+                            return self._mark(out)
+                        out.append(Item(item_id, Lane(ln), stream, topic, bytes(payload), ts))
+                        used += size
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        return self._mark(out)
+
+    @_locked
+    def drain_batch(self, bucket: TokenBucket, limit_bytes: int = 256 * 1024, limit_items: int = 500) -> list[Item]:
+        """What the uplink sends next: the whole priority lane (never throttled), then as many normal-lane
+        items as ``bucket`` has whole tokens for (one token per item), within the limits."""
+        out = self.batch(limit_bytes, limit_items, lanes=[Lane.PRIORITY])
+        room_items = min(limit_items - len(out), bucket.available())
+        room_bytes = limit_bytes - sum(i.size for i in out)
+        if room_items > 0 and room_bytes > 0:
+            normal = self.batch(room_bytes, room_items, lanes=[Lane.NORMAL])
+            bucket.take(len(normal))
+            out += normal
+        return out
+
+    def _mark(self, items: list[Item]) -> list[Item]:
+        self._inflight.update(i.id for i in items)
+        return items
+
+    @_locked
+    def ack(self, ids: Iterable[int]) -> int:
+        """The broker acknowledged these items: delete them. Returns how many were deleted."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self._tx() as db:
+            n, _ = self._delete(db, ids)
+        return n
+
+    @_locked
+    def release(self, ids: Iterable[int] | None = None) -> None:
+        """Make in-flight items eligible again (the connection dropped before their PUBACK)."""
+        if ids is None:
+            self._inflight.clear()
+        else:
+            self._inflight.difference_update(ids)
+
+    @_locked
+    def expire(self) -> None:
+        with self._tx() as db:
+            self._expire(db, self._clock())
+
+    # ---- reporting -----------------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    @_locked
+    def dropped(self) -> dict[tuple[str, str], int]:
+        """Dropped item counts by (stream, reason): reasons are ``overflow``, ``age`` and ``too_large``."""
+        return {(s, r): n for s, r, n in self._db.execute("SELECT stream, reason, n FROM dropped")}
+
+    def counters(self) -> dict[str, int]:
+        """Flat counters for the heartbeat: ``outbox_dropped.<stream>.<reason>``."""
+        return {f"outbox_dropped.{s}.{r}": n for (s, r), n in self.dropped().items()}
+
+    @_locked
+    def stats(self) -> OutboxStats:
+        oldest = self._db.execute("SELECT MIN(ts) FROM items").fetchone()[0]
+        age = max(0.0, self._clock() - oldest) if oldest is not None else 0.0
+        return OutboxStats(depth=self._depth, bytes=self._bytes, oldest_age_s=age,
+                           dropped=sum(self.dropped().values()))
+
+
+class TokenBucket:
+    """Token bucket: ``rate`` tokens per second, at most ``burst`` saved up. Used to pace the normal-lane
+    drain after a reconnect (tokens = messages or bytes, the caller decides)."""
+
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError("rate and burst must be positive")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._t = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._t) * self.rate)
+        self._t = now
+
+    @property
+    def tokens(self) -> float:
+        self._refill()
+        return self._tokens
+
+    def take(self, n: float = 1.0) -> bool:
+        """Take ``n`` tokens if available now."""
+        self._refill()
+        if n <= self._tokens:
+            self._tokens -= n
+            return True
+        return False
+
+    def available(self) -> int:
+        """Whole tokens available now (e.g. how many messages may go)."""
+        self._refill()
+        return int(self._tokens)
+
+    def wait_s(self, n: float = 1.0) -> float:
+        """Seconds until ``n`` tokens are available (0 if now); ``n`` above ``burst`` waits for ``burst``."""
+        self._refill()
+        need = min(n, self.burst) - self._tokens
+        return max(0.0, need / self.rate)
