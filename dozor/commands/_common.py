@@ -11,14 +11,14 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEFAULT_HUB = "http://127.0.0.1:8080"
 TOKEN_FILES = (Path(".dozor/hub/api-token"), Path("/var/lib/dozor-hub/api-token"))
 
 HubOpt = typer.Option(None, "--hub", envvar="DOZOR_HUB_URL", help=f"hub API URL [default: {DEFAULT_HUB}]")
-TokenOpt = typer.Option(None, "--token", envvar="DOZOR_TOKEN",
+TokenOpt = typer.Option(None, "--token", envvar=["DOZOR_TOKEN", "DOZOR_HUB_TOKEN"],
                         help="API bearer token (default: DOZOR_TOKEN_FILE, ./.dozor/hub/api-token, "
                              "/var/lib/dozor-hub/api-token)")
 JsonOpt = typer.Option(False, "--json", help="print one JSON document instead of tables")

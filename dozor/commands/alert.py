@@ -27,6 +27,10 @@ CONFIRMED = {"sounding", "playing", "done"}
 FAILED = {"failed", "rejected"}
 
 
+def _d(model) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="alert")
 
@@ -70,15 +74,20 @@ def follow(hub_client, alert: dict[str, Any], *, wait_s: float, as_json: bool) -
     """Poll the alert until every device is confirmed, failed or unreachable (or wait_s passes)."""
     t0 = time.monotonic()
     deadline = t0 + wait_s
-    if as_json:
+    if as_json or not console.is_terminal:
+        last = ""
         while not _finished(alert) and time.monotonic() < deadline:
             time.sleep(0.1)
-            alert = hub_client.get_alert(alert["id"])
+            alert = _d(hub_client.alert(alert["id"]))
+            line = _summary_line(alert, time.monotonic() - t0)
+            if not as_json and line.split(" after ")[0] != last:  # one line per change, for logs and pipes
+                console.print(line)
+                last = line.split(" after ")[0]
         return alert
     with Live(_summary_line(alert, 0.0), console=console, refresh_per_second=10, transient=False) as live:
         while not _finished(alert) and time.monotonic() < deadline:
             time.sleep(0.1)
-            alert = hub_client.get_alert(alert["id"])
+            alert = _d(hub_client.alert(alert["id"]))
             live.update(_summary_line(alert, time.monotonic() - t0))
     return alert
 
@@ -118,13 +127,13 @@ def start(
     """Sound the sirens of ZONEs and alert their residents. Exit 0 = full coverage, 3 = partial."""
     if signal not in SIGNALS:
         fail(f"unknown signal {signal!r}; choose one of: {', '.join(SIGNALS)}", as_json=as_json, code=2)
-    from dozor.client import HubError
+    from dozor.client import HubClientError as HubError
 
     c = client(hub, token)
     message = {k: v for k, v in (("uk", message_uk), ("en", message_en)) if v}
     try:
-        alert = c.start_alert(zones=zone, signal=signal, mode="exercise" if exercise else "actual",
-                              duration_s=duration, message=message or None)
+        alert = _d(c.create_alert(zones=zone, signal=signal, mode="exercise" if exercise else "actual",
+                              duration_s=duration, message=message or None))
         if not no_wait:
             alert = follow(c, alert, wait_s=wait, as_json=as_json)
     except HubError as exc:
@@ -138,11 +147,11 @@ def start(
 
 
 def _action(name: str, alert_id: str, hub, token, as_json: bool, wait: float) -> None:
-    from dozor.client import HubError
+    from dozor.client import HubClientError as HubError
 
     c = client(hub, token)
     try:
-        alert = getattr(c, name)(alert_id)
+        alert = _d(getattr(c, name)(alert_id))
         if wait > 0:
             alert = follow(c, alert, wait_s=wait, as_json=as_json)
     except HubError as exc:
@@ -157,7 +166,7 @@ def _action(name: str, alert_id: str, hub, token, as_json: bool, wait: float) ->
 def stop(alert_id: str, wait: float = typer.Option(10.0, "--wait"), hub: str | None = HubOpt,
          token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
     """Stop the sirens of an alert now (signed stop commands)."""
-    _action("stop_alert", alert_id, hub, token, as_json, wait)
+    _action("stop", alert_id, hub, token, as_json, wait)
 
 
 @app.command("all-clear")
@@ -171,23 +180,23 @@ def all_clear(alert_id: str, wait: float = typer.Option(20.0, "--wait"), hub: st
 def cancel(alert_id: str, hub: str | None = HubOpt, token: str | None = TokenOpt,
            as_json: bool = JsonOpt) -> None:
     """Retract an alert that was wrong (CAP Cancel): stop and mark cancelled."""
-    _action("cancel_alert", alert_id, hub, token, as_json, 0)
+    _action("cancel", alert_id, hub, token, as_json, 0)
 
 
 @app.command()
 def status(alert_id: str | None = typer.Argument(None), hub: str | None = HubOpt, token: str | None = TokenOpt,
            as_json: bool = JsonOpt) -> None:
     """Per-device state of one alert (default: the newest)."""
-    from dozor.client import HubError
+    from dozor.client import HubClientError as HubError
 
     c = client(hub, token)
     try:
         if alert_id is None:
-            alerts = c.list_alerts()
+            alerts = c.alerts()
             if not alerts:
                 fail("no alerts yet", as_json=as_json)
-            alert_id = alerts[0]["id"]
-        alert = c.get_alert(alert_id)
+            alert_id = max(alerts, key=lambda a: a.created_at).id
+        alert = _d(c.alert(alert_id))
     except HubError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
@@ -200,10 +209,10 @@ def status(alert_id: str | None = typer.Argument(None), hub: str | None = HubOpt
 @app.command("list")
 def list_(hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
     """All alerts, newest first."""
-    from dozor.client import HubError
+    from dozor.client import HubClientError as HubError
 
     try:
-        alerts = client(hub, token).list_alerts()
+        alerts = sorted((_d(a) for a in client(hub, token).alerts()), key=lambda a: -a['created_at'])
     except HubError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:

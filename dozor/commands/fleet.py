@@ -19,22 +19,24 @@ def _age(v) -> str:
 
 def gateways(hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
     """Gateways: online state, session, heartbeat age, devices, outbox depth and oldest unsent item."""
-    from dozor.client import HubError
+    from dozor.client import HubClientError as HubError
 
     try:
-        rows = client(hub, token).gateways()
+        rows = [g.model_dump(mode='json') for g in client(hub, token).gateways()]
     except HubError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
         emit_json(rows)
         return
-    t = Table(title=f"gateways ({sum(1 for r in rows if r.get('online'))}/{len(rows)} online)")
+    online = sum(1 for r in rows if r.get("state") == "online")
+    t = Table(title=f"gateways ({online}/{len(rows)} online)")
     for col in ("gateway", "online", "session", "heartbeat", "devices", "outbox", "oldest unsent"):
         t.add_column(col)
     for r in rows:
         ob = r.get("outbox") or {}
-        t.add_row(r["id"], "[green]yes[/]" if r.get("online") else "[red]no[/]", str(r.get("session", "")),
-                  _age(r.get("heartbeat_age_s")), str(len(r.get("devices", []))),
+        state = r.get("state", "?")
+        t.add_row(r["id"], f"[green]{state}[/]" if state == "online" else f"[red]{state}[/] {r.get('reason', '')}",
+                  str(r.get("session", "")), _age(r.get("last_heartbeat_age_s")), str(len(r.get("devices", []))),
                   str(ob.get("depth", "")), _age(ob.get("oldest_age_s")))
     console.print(t)
 
@@ -42,20 +44,20 @@ def gateways(hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bo
 def devices(zone: str | None = typer.Option(None, "--zone", "-z", help="only devices in this zone"),
             hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
     """Devices with their state and faults."""
-    from dozor.client import HubError
+    from dozor.client import HubClientError as HubError
 
     try:
-        rows = client(hub, token).devices(zone=zone)
+        rows = [d.model_dump(mode='json') for d in client(hub, token).devices(zone=zone)]
     except HubError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
         emit_json(rows)
         return
     t = Table(title=f"devices{' in ' + zone if zone else ''} ({len(rows)})")
-    for col in ("gateway", "device", "kind", "state", "faults", "online"):
+    for col in ("gateway", "device", "kind", "state", "faults", "gateway state"):
         t.add_column(col)
     for r in rows:
         faults = ",".join(r.get("faults", []))
         t.add_row(r.get("gateway", ""), r.get("id", r.get("device", "")), r.get("kind", ""), r.get("state", ""),
-                  f"[red]{faults}[/]" if faults else "", "yes" if r.get("online") else "no")
+                  f"[red]{faults}[/]" if faults else "", r.get("gateway_state", ""))
     console.print(t)

@@ -1,0 +1,70 @@
+"""`dozor gateway run --config F` and `dozor gateway check-config F`: thin wrappers over gateway/."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+from dozor.commands._common import JsonOpt, console, emit_json, fail
+
+EXIT_CONFIG = 2
+
+
+def _load(path: Path, as_json: bool):
+    from gateway.config import load_config
+    from gateway.errors import ConfigError
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        if as_json:
+            emit_json({"ok": False, "file": exc.file, "problems": exc.problems})
+            raise typer.Exit(EXIT_CONFIG) from None
+        fail(str(exc), code=EXIT_CONFIG)
+
+
+async def _run(cfg) -> None:
+    from gateway.app import Gateway
+
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await Gateway(cfg).run()
+    except asyncio.CancelledError:
+        logging.getLogger("dozor.gateway").info("stopping (signal): devices stopped, state saved")
+
+
+def register(app: typer.Typer) -> None:
+    gw = typer.Typer(no_args_is_help=True, help="The street-cabinet gateway service")
+    app.add_typer(gw, name="gateway")
+
+    @gw.command("run")
+    def run(config: Path = typer.Option(..., "--config", "-c", help="gateway TOML config"),
+            log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR")) -> None:
+        """Run the gateway until SIGINT/SIGTERM (activations are stopped on the way out)."""
+        cfg = _load(config, False)
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        asyncio.run(_run(cfg))
+
+    @gw.command("check-config")
+    def check_config(config: Path = typer.Argument(..., help="gateway TOML config"), as_json: bool = JsonOpt) -> None:
+        """Validate a config (keys, buses, devices, pinned assets) and print a summary."""
+        cfg = _load(config, as_json)
+        summary = {"ok": True, "gateway": cfg.gateway.id, "zone": cfg.gateway.zone, "mqtt": cfg.mqtt.url,
+                   "hub_keys": sorted(cfg.trust.hub_keys), "buses": [b.name for b in cfg.bus],
+                   "devices": [{"id": d.id, "kind": d.kind} for d in cfg.device]}
+        if as_json:
+            emit_json(summary)
+            return
+        console.print(f"[green]ok[/] {config}: gateway {cfg.gateway.id} (zone {cfg.gateway.zone or '-'}), "
+                      f"{len(cfg.bus)} bus(es), {len(cfg.device)} device(s), "
+                      f"{len(cfg.trust.hub_keys)} hub key(s), broker {cfg.mqtt.url}")
+        for d in cfg.device:
+            console.print(f"  {d.kind:<10} {d.id}")
