@@ -51,8 +51,8 @@ def _summary_line(alert: dict[str, Any], elapsed: float) -> str:
 
 
 def _finished(alert: dict[str, Any]) -> bool:
-    s = alert.get("summary", {})
-    return s.get("pending", 1) == 0
+    """The hub stops tracking once every device is confirmed, refused, or out of retries."""
+    return not alert.get("tracking", True)
 
 
 def device_table(alert: dict[str, Any], only_problems: bool = False) -> Table:
@@ -74,11 +74,16 @@ def follow(hub_client, alert: dict[str, Any], *, wait_s: float, as_json: bool) -
     """Poll the alert until every device is confirmed, failed or unreachable (or wait_s passes)."""
     t0 = time.monotonic()
     deadline = t0 + wait_s
+    alert = _follow(hub_client, alert, t0, deadline, as_json)
+    return _d(hub_client.alert(alert["id"]))  # once more with every device, for the coverage report
+
+
+def _follow(hub_client, alert: dict[str, Any], t0: float, deadline: float, as_json: bool) -> dict[str, Any]:
     if as_json or not console.is_terminal:
         last = ""
         while not _finished(alert) and time.monotonic() < deadline:
             time.sleep(0.1)
-            alert = _d(hub_client.alert(alert["id"]))
+            alert = _d(hub_client.alert(alert["id"], devices=False))
             line = _summary_line(alert, time.monotonic() - t0)
             if not as_json and line.split(" after ")[0] != last:  # one line per change, for logs and pipes
                 console.print(line)
@@ -87,9 +92,11 @@ def follow(hub_client, alert: dict[str, Any], *, wait_s: float, as_json: bool) -
     with Live(_summary_line(alert, 0.0), console=console, refresh_per_second=10, transient=False) as live:
         while not _finished(alert) and time.monotonic() < deadline:
             time.sleep(0.1)
-            alert = _d(hub_client.alert(alert["id"]))
+            alert = _d(hub_client.alert(alert["id"], devices=False))
             live.update(_summary_line(alert, time.monotonic() - t0))
     return alert
+
+
 
 
 def print_coverage(alert: dict[str, Any]) -> None:

@@ -49,3 +49,34 @@ def import_(path: Path = typer.Argument(..., help="a CAP 1.2 XML file"), hub: st
         return
     console.print(f"advisory {adv['id']}: {adv['status']} {adv['msg_type']} from {adv['sender']} — "
                   f"zones: {', '.join(adv['suggested_zones']) or 'none matched'}")
+
+
+@app.command("advisories")
+def advisories(hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Imported CAP advisories waiting for an operator, newest first."""
+    items = hub_request(hub, token, "GET", "/api/v1/cap/advisories", as_json=as_json).json()
+    if as_json:
+        emit_json(items)
+        return
+    if not items:
+        console.print("no advisories")
+    for a in items:
+        head = a["headline"].get("uk") or a["headline"].get("en") or a["event"]
+        mark = " (promoted)" if a["promoted"] else ""
+        console.print(f"{a['id']}  {a['status']:<8} {a['sender']}  {head}  zones: "
+                      f"{', '.join(a['suggested_zones']) or '-'}{mark}")
+
+
+@app.command("promote")
+def promote(advisory_id: str = typer.Argument(..., metavar="ADVISORY"), hub: str | None = HubOpt,
+            token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Promote an imported advisory: the hub's alert engine decides and starts the alert."""
+    res = hub_request(hub, token, "POST", f"/api/v1/cap/advisories/{advisory_id}/promote", as_json=as_json).json()
+    if as_json:
+        emit_json(res)
+        return
+    if res.get("started"):
+        console.print(f"advisory {advisory_id} promoted: alert {res['alert'].get('id')}")
+    else:
+        console.print(f"advisory {advisory_id} marked promoted; no alert engine attached. Draft:")
+        emit_json(res["draft"])

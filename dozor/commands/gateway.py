@@ -29,6 +29,7 @@ def _load(path: Path, as_json: bool):
 
 async def _run(cfg) -> None:
     from gateway.app import Gateway
+    from gateway.errors import GatewayError
 
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -39,6 +40,8 @@ async def _run(cfg) -> None:
         await Gateway(cfg).run()
     except asyncio.CancelledError:
         logging.getLogger("dozor.gateway").info("stopping (signal): devices stopped, state saved")
+    except GatewayError as exc:
+        fail(f"gateway {cfg.gateway.id} cannot run: {exc}")
 
 
 def register(app: typer.Typer) -> None:

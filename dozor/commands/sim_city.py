@@ -71,6 +71,10 @@ def register(app: typer.Typer) -> None:
             keys = hub_keys_from(hub_state, hub_key)
         except (OSError, ValueError) as exc:
             fail(str(exc), code=2)
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # ~10 descriptors per simulated gateway
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
         root = state_dir.resolve()

@@ -1,0 +1,148 @@
+"""A small typed client for the hub's HTTP API, used by the CLI.
+
+    with HubClient.from_config("examples/hub.toml") as hub:
+        alert = hub.create_alert(["podil"], "air-raid", "exercise", duration_s=120)
+        print(hub.alert(alert.id).summary)
+
+Every failure is a ``HubClientError`` with a message meant for an operator's terminal.
+The transport is swappable (httpx style), so tests can pass ``httpx.ASGITransport`` or a mock transport.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from contract.errors import DozorError
+from hub.config import load_config
+from hub.models import AlertDetail, AlertOut, DeviceOut, GatewayOut, ZoneOut
+
+T = TypeVar("T")
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class HubClientError(DozorError):
+    """The hub could not be reached or refused the request. ``status``/``code`` when it answered."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class HubClient:
+    def __init__(self, base_url: str = DEFAULT_URL, token: str | None = None, *,
+                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+
+    @classmethod
+    def from_config(cls, path: str | Path, **kw: Any) -> HubClient:
+        """URL and token of a local hub from its config (the token lives in state_dir/api-token)."""
+        cfg = load_config(path)
+        token_file = cfg.hub.state_dir / "api-token"
+        try:
+            token = token_file.read_text().strip()
+        except OSError:
+            raise HubClientError(f"no API token at {token_file}: start the hub once (`dozor hub run --config "
+                                 f"{path}`) or set DOZOR_HUB_TOKEN") from None
+        host = "127.0.0.1" if cfg.hub.api_host in ("0.0.0.0", "::") else cfg.hub.api_host
+        return cls(f"http://{host}:{cfg.hub.api_port}", token, **kw)
+
+    @classmethod
+    def from_env(cls, **kw: Any) -> HubClient:
+        """DOZOR_HUB_URL (default http://127.0.0.1:8080) and DOZOR_HUB_TOKEN."""
+        return cls(os.environ.get("DOZOR_HUB_URL", DEFAULT_URL), os.environ.get("DOZOR_HUB_TOKEN"), **kw)
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------ transport and errors
+    def _call(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+        try:
+            r = self._http.request(method, path, json=json, params=params)
+        except httpx.ConnectError:
+            raise HubClientError(f"hub not reachable at {self.base_url} — is `dozor hub run` up?") from None
+        except httpx.TimeoutException:
+            raise HubClientError(f"hub at {self.base_url} did not answer within {self.timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            raise HubClientError(f"talking to the hub at {self.base_url} failed: {exc}") from None
+        if r.status_code == 401:
+            raise HubClientError(f"token rejected by the hub at {self.base_url} (use the token from the hub's "
+                                 "state_dir/api-token, e.g. via DOZOR_HUB_TOKEN)", status=401, code="unauthorized")
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if r.status_code >= 400:
+            code = body.get("error") if isinstance(body, dict) else None
+            detail = body.get("detail") if isinstance(body, dict) else r.text[:200]
+            raise HubClientError(f"hub refused {method} {path} ({r.status_code}): {detail}", status=r.status_code,
+                                 code=code)
+        if body is None:
+            raise HubClientError(f"hub answered {method} {path} with something that is not JSON",
+                                 status=r.status_code)
+        return body
+
+    def _parse(self, shape: type[T] | Any, body: Any) -> T:
+        try:
+            if isinstance(shape, type) and issubclass(shape, BaseModel):
+                return shape.model_validate(body)
+            return TypeAdapter(shape).validate_python(body)
+        except ValidationError as exc:
+            raise HubClientError(f"unexpected answer from the hub at {self.base_url}: {exc.errors()[0]['msg']} "
+                                 "(is the CLI the same version as the hub?)") from None
+
+    # ------------------------------------------------------------ API
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/healthz")
+
+    def create_alert(self, zones: list[str], signal: str, mode: str, *, duration_s: int = 180,
+                     message: dict[str, str] | None = None) -> AlertOut:
+        body: dict[str, Any] = {"zones": zones, "signal": signal, "mode": mode, "duration_s": duration_s}
+        if message:
+            body["message"] = message
+        return self._parse(AlertOut, self._call("POST", "/api/v1/alerts", json=body))
+
+    def alerts(self) -> list[AlertOut]:
+        return self._parse(list[AlertOut], self._call("GET", "/api/v1/alerts"))
+
+    def alert(self, alert_id: str, *, devices: bool = True) -> AlertDetail:
+        """One alert with its summary; ``devices=False`` omits the per-device list (for live polling)."""
+        params = None if devices else {"devices": "false"}
+        return self._parse(AlertDetail, self._call("GET", f"/api/v1/alerts/{alert_id}", params=params))
+
+    def alert_log(self, alert_id: str) -> list[dict[str, Any]]:
+        """The alert's audit log (start, retries, escalations, updates), oldest first."""
+        return self._parse(list[dict[str, Any]], self._call("GET", f"/api/v1/alerts/{alert_id}/log"))
+
+    def stop(self, alert_id: str) -> AlertOut:
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/stop"))
+
+    def all_clear(self, alert_id: str) -> AlertOut:
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/all-clear"))
+
+    def cancel(self, alert_id: str) -> AlertOut:
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/cancel"))
+
+    def gateways(self) -> list[GatewayOut]:
+        return self._parse(list[GatewayOut], self._call("GET", "/api/v1/gateways"))
+
+    def devices(self, zone: str | None = None) -> list[DeviceOut]:
+        return self._parse(list[DeviceOut], self._call("GET", "/api/v1/devices",
+                                                       params={"zone": zone} if zone else None))
+
+    def zones(self) -> list[ZoneOut]:
+        return self._parse(list[ZoneOut], self._call("GET", "/api/v1/zones"))

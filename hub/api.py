@@ -1,0 +1,180 @@
+"""The hub's HTTP API (FastAPI), under /api/v1, bearer-token auth; /metrics and /healthz are open.
+
+Errors are JSON ``{"error": code, "detail": message}``: 401 for a missing or wrong token, 400/404/409 for
+alert errors, 422 for request validation with readable messages. Extra routers (the residents page)
+are mounted through ``create_app(..., routers=[...])``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hub.errors import AlertError
+from hub.models import AlertDetail, AlertOut, AlertRequest, DeviceOut, GatewayOut, ZoneOut
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = logging.getLogger(__name__)
+MODE_HINT = "use 'exercise' or 'actual'"
+
+
+def _readable(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "request"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "missing":
+            msg = "field required"
+            if loc[:1] == ["mode"]:
+                msg += f" ({MODE_HINT}: an alert is never implicitly real)"
+        elif err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{field}: {msg}")
+    return "; ".join(parts)
+
+
+def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
+    app = FastAPI(title="dozor hub", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
+    bearer = HTTPBearer(auto_error=False)
+    metrics = hub.metrics
+
+    def auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), hub.api_token.encode()):
+            metrics.api_auth_failures.inc()
+            raise _Unauthorized("missing bearer token" if creds is None else "token rejected")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.api_bad_requests.labels("invalid_request").inc()
+        return JSONResponse({"error": "invalid_request", "detail": _readable(exc)}, status_code=422)
+
+    @app.exception_handler(AlertError)
+    async def _alert_error(_: Request, exc: AlertError) -> JSONResponse:
+        metrics.api_bad_requests.labels(exc.code).inc()
+        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:  # a bug: say so clearly, log it, count it
+        log.exception("API handler failed")
+        metrics.api_bad_requests.labels("internal").inc()
+        return JSONResponse({"error": "internal", "detail": f"hub error: {type(exc).__name__} (see the hub log)"},
+                            status_code=500)
+
+    @app.exception_handler(_Unauthorized)
+    async def _unauthorized(_: Request, exc: _Unauthorized) -> JSONResponse:
+        return JSONResponse({"error": "unauthorized", "detail": f"{exc}: send 'Authorization: Bearer <token>' "
+                             "(the token is in the hub's state_dir/api-token)"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"ok": True, "mqtt": hub.mqtt.connected.is_set(), "mqtt_ingest": hub.mqtt_ingest.connected.is_set(),
+                "alerts_tracking": len(hub.engine._trackers),
+                "kid": hub.keys.kid, "public_key": hub.keys.public_b64}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(auth)])
+
+    @api.post("/alerts", status_code=201, response_model=AlertOut)
+    async def create_alert(req: AlertRequest) -> AlertOut:
+        return await hub.engine.start(req)
+
+    @api.get("/alerts", response_model=list[AlertOut])
+    async def list_alerts() -> list[AlertOut]:
+        return hub.engine.list()
+
+    @api.get("/alerts/{alert_id}", response_model=AlertDetail)
+    async def get_alert(alert_id: str, devices: bool = True) -> AlertDetail:
+        """``?devices=false`` skips the per-device list (cheap enough to poll for live coverage)."""
+        return hub.engine.get(alert_id, devices=devices)
+
+    @api.get("/alerts/{alert_id}/log")
+    async def alert_log(alert_id: str) -> list[dict]:
+        """The alert's audit log: start, retries, escalations, all-clear, stop, cancel, expiry."""
+        hub.engine.get(alert_id, devices=False)  # 404 for an unknown alert
+        hub.engine._flush()
+        return hub.store.load_audit(alert_id)
+
+    @api.post("/alerts/{alert_id}/stop", response_model=AlertOut)
+    async def stop_alert(alert_id: str) -> AlertOut:
+        return await hub.engine.stop(alert_id)
+
+    @api.post("/alerts/{alert_id}/all-clear", response_model=AlertOut)
+    async def all_clear(alert_id: str) -> AlertOut:
+        return await hub.engine.all_clear(alert_id)
+
+    @api.post("/alerts/{alert_id}/cancel", response_model=AlertOut)
+    async def cancel_alert(alert_id: str) -> AlertOut:
+        return await hub.engine.cancel(alert_id)
+
+    @api.get("/gateways", response_model=list[GatewayOut])
+    async def gateways() -> list[GatewayOut]:
+        return [gateway_out(hub, gw) for gw in sorted(hub.registry.gateways)]
+
+    @api.get("/devices", response_model=list[DeviceOut])
+    async def devices(zone: str | None = None) -> list[DeviceOut]:
+        if zone is not None:
+            hub.zones.get(zone)  # UnknownZone -> 400
+        out = [d for gw in sorted(hub.registry.gateways) for d in devices_out(hub, gw)]
+        return [d for d in out if zone is None or zone in d.zones]
+
+    @api.get("/zones", response_model=list[ZoneOut])
+    async def zones() -> list[ZoneOut]:
+        result = []
+        for zone in hub.zones:
+            state = hub.engine.zone_states.get(zone.id)
+            count = sum(len(d) for d in hub.zones.resolve([zone.id], hub.registry.devices_of).values())
+            result.append(ZoneOut(id=zone.id, name=zone.name, gateways=list(zone.gateways),
+                                  devices=list(zone.devices),
+                                  polygon=zone.polygon.model_dump() if zone.polygon else None,
+                                  status=state.status.value if state else "idle",
+                                  alert=state.alert if state else None, version=state.version if state else 0,
+                                  alerting_devices=count))
+        return result
+
+    app.include_router(api)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def devices_out(hub: Hub, gateway: str) -> list[DeviceOut]:
+    rec = hub.registry.gateways[gateway]
+    ids = list(dict.fromkeys([*rec.devices, *rec.status]))
+    out = []
+    for dev in ids:
+        status = rec.status.get(dev)
+        info = rec.devices.get(dev)
+        out.append(DeviceOut(gateway=gateway, id=dev, kind=info.kind.value if info else None,
+                             state=status.state.value if status else "unknown",
+                             faults=list(status.faults) if status else [], gateway_state=rec.state,
+                             zones=hub.zones.zones_of_device(gateway, dev)))
+    return out
+
+
+def gateway_out(hub: Hub, gateway: str) -> GatewayOut:
+    rec = hub.registry.gateways[gateway]
+    age = None if rec.last_seen_mono is None or rec.last_heartbeat is None else round(
+        time.time() - rec.last_heartbeat, 3)
+    return GatewayOut(id=rec.id, state=rec.state, reason=rec.reason, session=rec.session, sw=rec.sw, zone=rec.zone,
+                      heartbeat_s=rec.heartbeat_s, last_heartbeat_age_s=age, since=rec.since, keys=list(rec.keys),
+                      devices=devices_out(hub, gateway),
+                      outbox=rec.outbox.model_dump() if rec.outbox else None)

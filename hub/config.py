@@ -1,0 +1,145 @@
+"""Hub config: TOML -> pydantic, with errors a deployer can act on.
+
+    [hub]
+    state_dir = "state/hub"         # relative paths are relative to this file
+    api_host = "127.0.0.1"
+    api_port = 8080
+    command_ttl_s = 30
+    confirm_deadline_s = 3
+    max_retries = 3
+    all_clear_duration_s = 30
+    zones = "zones.json"
+    extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
+
+    [mqtt]
+    url = "mqtt://127.0.0.1:1883"
+    client_id = "dozor-hub"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
+from hub.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSettings(_Section):
+    state_dir: Path = Path("state/hub")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    command_ttl_s: int = Field(default=30, ge=5, le=MAX_LIFETIME_S)
+    confirm_deadline_s: float = Field(default=3.0, gt=0, le=120)
+    max_retries: int = Field(default=3, ge=0, le=20)
+    all_clear_duration_s: int = Field(default=30, ge=1, le=MAX_DURATION_S)
+    zones: Path = Path("zones.json")
+    extra_verify_keys: tuple[str, ...] = ()
+    flush_interval_s: float = Field(default=0.2, gt=0, le=10)
+
+    @field_validator("extra_verify_keys")
+    @classmethod
+    def _keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for key in keys:
+            try:
+                public_key_from_b64(key)
+            except ValueError as exc:
+                raise ValueError(f"extra_verify_keys: {key[:12]}...: {exc}") from None
+        return keys
+
+
+class MqttSettings(_Section):
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: Annotated[str, Field(min_length=1, max_length=64)] = "dozor-hub"
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = Field(default=15, ge=2, le=600)
+    persistent_session: bool = True  # acks sent while the hub restarts wait for it at the broker
+    reconnect_min_s: float = Field(default=0.2, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError(f"expected mqtt://host:port, got {url!r}")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 1883
+
+
+class HubConfig(_Section):
+    hub: HubSettings = HubSettings()
+    mqtt: MqttSettings = MqttSettings()
+    source: Path | None = None  # the file this was loaded from (not a TOML key)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.hub.state_dir
+
+    @property
+    def api_url(self) -> str:
+        host = self.hub.api_host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.hub.api_port}"
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else ".".join(loc)
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key (typo?)"
+        lines.append(f"  {where}: {msg}")
+    return f"{source}: invalid hub config:\n" + "\n".join(lines)
+
+
+def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConfig:
+    try:
+        cfg = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+    hub = cfg.hub
+    resolved = hub.model_copy(update={
+        "state_dir": hub.state_dir if hub.state_dir.is_absolute() else (base / hub.state_dir),
+        "zones": hub.zones if hub.zones.is_absolute() else (base / hub.zones),
+    })
+    if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
+        raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
+    return cfg.model_copy(update={"hub": resolved})
+
+
+def load_config(path: str | Path) -> HubConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read hub config {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if "source" in data:
+        raise ConfigError(f"{path}: unknown top-level key 'source'")
+    cfg = parse_config(data, base=path.resolve().parent, source=str(path))
+    return cfg.model_copy(update={"source": path})

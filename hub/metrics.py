@@ -1,0 +1,44 @@
+"""Prometheus metrics on a per-hub CollectorRegistry (never the global one), so tests can run several hubs."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        p = "dozor_hub_"
+        self.mqtt_messages = Counter(p + "mqtt_messages", "MQTT messages received", ["channel"], registry=r)
+        self.malformed = Counter(p + "malformed_messages", "Malformed MQTT payloads dropped",
+                                 ["channel", "reason"], registry=r)
+        self.mqtt_connects = Counter(p + "mqtt_connects", "Successful MQTT connections", ["connection"],
+                                     registry=r)
+        self.mqtt_disconnects = Counter(p + "mqtt_disconnects", "Lost MQTT connections", ["connection"],
+                                        registry=r)
+        self.publish_errors = Counter(p + "publish_errors", "MQTT publishes that failed", ["kind"], registry=r)
+        self.commands_sent = Counter(p + "commands_sent", "Signed commands published", ["act"], registry=r)
+        self.command_retries = Counter(p + "command_retries", "Commands re-sent with a new jti", registry=r)
+        self.acks = Counter(p + "acks", "Acks applied", ["stage"], registry=r)
+        self.acks_ignored = Counter(p + "acks_ignored", "Acks that matched nothing live", ["reason"], registry=r)
+        self.escalations = Counter(p + "alert_escalations", "Devices that failed, were rejected or stayed "
+                                   "unreachable", ["outcome", "reason"], registry=r)
+        self.alerts = Counter(p + "alerts", "Alerts started", ["mode", "signal"], registry=r)
+        self.alert_ops = Counter(p + "alert_operations", "Alert updates", ["op"], registry=r)
+        self.confirm = Histogram(p + "confirm_seconds", "Alert creation to sounding/playing ack (hub clock)",
+                                 buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 3, 5, 10, 30), registry=r)
+        self.hook_errors = Counter(p + "hook_errors", "Alert hooks that raised", ["hook"], registry=r)
+        self.gateway_events = Counter(p + "gateway_transitions", "Gateway online/offline transitions",
+                                      ["state", "reason"], registry=r)
+        self.stale_states = Counter(p + "stale_gateway_states", "Gateway states ignored (lower session)",
+                                    registry=r)
+        self.gateways = Gauge(p + "gateways", "Gateways by state", ["state"], registry=r)
+        self.ingest = Counter(p + "ingest_messages", "Telemetry/event messages handed to ingest hooks",
+                              ["channel"], registry=r)
+        self.api_auth_failures = Counter(p + "api_auth_failures", "API calls refused (401)", registry=r)
+        self.api_bad_requests = Counter(p + "api_bad_requests", "API calls with invalid input", ["code"],
+                                        registry=r)
+        self.store_errors = Counter(p + "store_errors", "SQLite write failures", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

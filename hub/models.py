@@ -1,0 +1,125 @@
+"""The hub's API shapes (requests and responses). dozor/client.py parses responses into these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contract.command import MAX_DURATION_S
+from contract.models import Id, Mode, Signal
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Message(_In):
+    uk: str | None = Field(default=None, max_length=1000)
+    en: str | None = Field(default=None, max_length=1000)
+
+
+class AlertRequest(_In):
+    """POST /api/v1/alerts. ``mode`` is required: exercise or actual is always explicit."""
+
+    zones: list[Id] = Field(min_length=1, max_length=500)
+    signal: Signal
+    mode: Mode
+    duration_s: int = Field(default=180, ge=1, le=MAX_DURATION_S)
+    message: Message | None = None
+
+    @field_validator("zones")
+    @classmethod
+    def _unique(cls, zones: list[str]) -> list[str]:
+        return list(dict.fromkeys(zones))
+
+
+class DeviceTrackOut(_Out):
+    gateway: str
+    device: str
+    kind: str | None = None
+    state: str
+    reason: str | None = None
+    confirm_ms: float | None = None
+    accepted_ms: float | None = None
+    attempts: int = 0
+    updated_at: float | None = None
+
+
+class Summary(_Out):
+    total: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    pending: int = 0
+    first_confirm_ms: float | None = None
+    last_confirm_ms: float | None = None
+    p50_confirm_ms: float | None = None
+    p99_confirm_ms: float | None = None
+
+
+class AlertOut(_Out):
+    id: str
+    signal: Signal
+    mode: Mode
+    zones: list[str]
+    duration_s: int
+    created_at: float
+    expires_at: float
+    status: str
+    message: Message | None = None
+    version: int
+    phase: str
+    phase_signal: Signal
+    phase_started_at: float
+    tracking: bool
+    updated_at: float
+    dispatch_ms: float | None = None  # the phase's request -> its last command written to the broker socket
+    summary: Summary
+    escalations: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+
+
+class AlertDetail(AlertOut):
+    devices: list[DeviceTrackOut] = []
+
+
+class DeviceOut(_Out):
+    gateway: str
+    id: str
+    kind: str | None = None
+    state: str
+    faults: list[str] = []
+    gateway_state: str
+    zones: list[str] = []
+
+
+class GatewayOut(_Out):
+    id: str
+    state: str
+    reason: str = ""
+    session: int
+    sw: str = ""
+    zone: str | None = None
+    heartbeat_s: float
+    last_heartbeat_age_s: float | None = None
+    since: float
+    keys: list[str] = []
+    devices: list[DeviceOut] = []
+    outbox: dict[str, Any] | None = None
+
+
+class ZoneOut(_Out):
+    id: str
+    name: str
+    gateways: list[str]
+    devices: list[str]
+    polygon: dict[str, Any] | None = None
+    status: str = "idle"
+    alert: str | None = None
+    version: int = 0
+    alerting_devices: int = 0

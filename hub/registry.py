@@ -1,0 +1,174 @@
+"""The fleet as the hub knows it: gateways and devices from births, online/offline from the retained
+last-will and from heartbeat timeouts (2 x heartbeat_s), device states and faults from heartbeats.
+
+States with a lower session than the known one are ignored, so a late last-will of an old connection
+never marks a re-born gateway offline. The registry is persisted; after a hub restart every gateway is
+``unknown`` until its retained state arrives again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from contract.models import DeviceInfo, DeviceKind, DeviceStatus, GatewayState, Heartbeat, OutboxStats
+from hub.metrics import HubMetrics
+from hub.store import Store
+
+log = logging.getLogger(__name__)
+
+ONLINE, OFFLINE, UNKNOWN = "online", "offline", "unknown"
+Listener = Callable[[str, str], None]  # (gateway, new state)
+
+
+@dataclass(slots=True)
+class GatewayRecord:
+    id: str
+    state: str = UNKNOWN
+    session: int = -1
+    heartbeat_s: float = 10.0
+    sw: str = ""
+    zone: str | None = None
+    keys: tuple[str, ...] = ()
+    devices: dict[str, DeviceInfo] = field(default_factory=dict)
+    status: dict[str, DeviceStatus] = field(default_factory=dict)
+    outbox: OutboxStats | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+    since: float = 0.0  # wall clock of the last state change
+    last_seen_mono: float | None = None  # birth or heartbeat, hub monotonic clock
+    last_heartbeat: float | None = None  # wall clock
+    heartbeat_seq: int = -1
+
+    def persist_doc(self) -> dict:
+        return {"id": self.id, "session": self.session, "heartbeat_s": self.heartbeat_s, "sw": self.sw,
+                "zone": self.zone, "keys": list(self.keys), "state": self.state, "since": self.since,
+                "devices": [d.model_dump(mode="json", exclude_none=True) for d in self.devices.values()]}
+
+    def device_kind(self, device: str) -> DeviceKind | None:
+        info = self.devices.get(device)
+        return info.kind if info else None
+
+
+class Registry:
+    def __init__(self, store: Store, metrics: HubMetrics, *, mono: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.mono = mono
+        self.gateways: dict[str, GatewayRecord] = {}
+        self.listeners: list[Listener] = []
+        for doc in store.load_gateways():
+            try:
+                self._load(doc)
+            except (KeyError, TypeError, ValueError) as exc:  # a damaged row must not keep the hub down
+                metrics.store_errors.inc()
+                log.error("skipping unreadable gateway %s in the hub state: %r", doc.get("id"), exc)
+        self._gauge()
+
+    def _load(self, doc: dict) -> None:
+        rec = GatewayRecord(id=doc["id"], session=int(doc.get("session", -1)),
+                            heartbeat_s=float(doc.get("heartbeat_s", 10.0)), sw=doc.get("sw", ""),
+                            zone=doc.get("zone"), keys=tuple(doc.get("keys", ())), since=doc.get("since", 0.0),
+                            reason="hub restarted")
+        for dev in doc.get("devices", ()):
+            info = DeviceInfo.model_validate(dev)
+            rec.devices[info.id] = info
+        self.gateways[rec.id] = rec
+
+    # ------------------------------------------------------------ queries
+    def devices_of(self, gateway: str) -> dict[str, DeviceKind | None]:
+        rec = self.gateways.get(gateway)
+        return {d.id: d.kind for d in rec.devices.values()} if rec else {}
+
+    def is_online(self, gateway: str) -> bool:
+        rec = self.gateways.get(gateway)
+        return rec is not None and rec.state == ONLINE
+
+    def state_of(self, gateway: str) -> str:
+        rec = self.gateways.get(gateway)
+        return rec.state if rec else UNKNOWN
+
+    # ------------------------------------------------------------ inputs (sync, never raise)
+    def on_state(self, msg: GatewayState) -> None:
+        rec = self.gateways.get(msg.gateway) or GatewayRecord(id=msg.gateway)
+        self.gateways[msg.gateway] = rec
+        if msg.session < rec.session:
+            self.metrics.stale_states.inc()
+            log.info("ignoring %s state of %s: session %d < known %d", msg.state, msg.gateway, msg.session,
+                     rec.session)
+            return
+        newer = msg.session > rec.session
+        rec.session = msg.session
+        if msg.state == "online":
+            rec.heartbeat_s = msg.heartbeat_s
+            rec.sw, rec.zone, rec.keys = msg.sw, msg.zone, msg.keys
+            rec.devices = {d.id: d for d in msg.devices}
+            if newer:
+                rec.status = {}
+                rec.heartbeat_seq = -1
+            rec.last_seen_mono = self.mono()
+            self._set(rec, ONLINE, "birth", force_persist=True)
+        else:
+            self._set(rec, OFFLINE, "last-will", force_persist=newer)
+
+    def on_heartbeat(self, msg: Heartbeat) -> None:
+        rec = self.gateways.get(msg.gateway)
+        if rec is None:
+            rec = self.gateways[msg.gateway] = GatewayRecord(id=msg.gateway)
+        if msg.session < rec.session:
+            self.metrics.stale_states.inc()
+            return
+        if msg.session > rec.session:
+            rec.session = msg.session
+            rec.heartbeat_seq = -1
+        rec.heartbeat_seq = max(rec.heartbeat_seq, msg.seq)
+        rec.last_seen_mono = self.mono()
+        rec.last_heartbeat = time.time()
+        rec.status = {d.id: d for d in msg.devices}
+        rec.outbox = msg.outbox
+        rec.counters = dict(msg.counters)
+        if rec.state != ONLINE:
+            self._set(rec, ONLINE, "heartbeat")
+
+    def check_timeouts(self) -> list[str]:
+        """Mark offline every online gateway silent for more than 2 x heartbeat_s. Returns their ids."""
+        now = self.mono()
+        lost = [rec for rec in self.gateways.values() if rec.state == ONLINE and rec.last_seen_mono is not None
+                and now - rec.last_seen_mono > 2 * rec.heartbeat_s]
+        for rec in lost:
+            self._set(rec, OFFLINE, "heartbeat timeout")
+        return [rec.id for rec in lost]
+
+    async def run(self, interval_s: float = 0.25) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.check_timeouts()
+
+    # ------------------------------------------------------------ internals
+    def _set(self, rec: GatewayRecord, state: str, reason: str, *, force_persist: bool = False) -> None:
+        changed = rec.state != state
+        if changed:
+            log.log(logging.WARNING if state == OFFLINE else logging.INFO, "gateway %s %s (%s, session %d)",
+                    rec.id, state, reason, rec.session)
+            rec.state, rec.reason, rec.since = state, reason, time.time()
+            self.metrics.gateway_events.labels(state, reason).inc()
+            self._gauge()
+        if changed or force_persist:
+            self.store.put_gateway(rec.id, rec.persist_doc())
+            self.store.audit("gateway", {"gateway": rec.id, "state": state, "reason": reason,
+                                         "session": rec.session})
+            for listener in self.listeners:
+                try:
+                    listener(rec.id, state)
+                except Exception:  # a listener bug must not break state tracking
+                    log.exception("gateway listener failed for %s", rec.id)
+
+    def _gauge(self) -> None:
+        counts = {ONLINE: 0, OFFLINE: 0, UNKNOWN: 0}
+        for rec in self.gateways.values():
+            counts[rec.state] += 1
+        for state, n in counts.items():
+            self.metrics.gateways.labels(state).set(n)

@@ -1,0 +1,60 @@
+"""From the hub alert engine's hook arguments to a ResidentAlert.
+
+The engine calls ``async hook(alert: AlertOut, states: list[ZoneState])`` on every alert change. This reads
+the AlertOut fields by name (id, signal, mode, zones, status, version, message, created_at, expires_at,
+phase_started_at, updated_at), so this package does not import the engine's models.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from contract.models import Mode, Signal, ZoneState, ZoneStatus
+from hub.residents.models import AlertText, MsgType, ResidentAlert
+
+_BAD_ID = re.compile(r"[^A-Za-z0-9_.:\-]")
+_STATUS = {"active": ZoneStatus.ACTIVE, "all_clear": ZoneStatus.ALL_CLEAR, "cancelled": ZoneStatus.CANCELLED}
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def from_hub_alert(alert: Any, states: Sequence[ZoneState]) -> ResidentAlert:
+    """Map the engine's AlertOut (object or dict). Stopped/expired alerts map to status ``idle``."""
+    status = _STATUS.get(str(_get(alert, "status", "")), ZoneStatus.IDLE)
+    version = int(_get(alert, "version", 1) or 1)
+    if status is ZoneStatus.CANCELLED:
+        msg_type = MsgType.CANCEL
+    elif status is ZoneStatus.ACTIVE and version == 1:
+        msg_type = MsgType.ALERT
+    else:
+        msg_type = MsgType.UPDATE
+    texts: dict[str, AlertText] = {}
+    message = _get(alert, "message")
+    if message is not None and status is ZoneStatus.ACTIVE:
+        for lang in ("uk", "en"):
+            text = _get(message, lang)
+            if isinstance(text, str) and text.strip():
+                texts[lang] = AlertText(headline=text.strip()[:160], description=text.strip()[:2000])
+        if texts and len(texts) == 1:  # one language given: the other falls back to it
+            only = next(iter(texts.values()))
+            texts = {"uk": texts.get("uk", only), "en": texts.get("en", only)}
+    when = _get(alert, "phase_started_at") or _get(alert, "updated_at") or _get(alert, "created_at")
+    sent = datetime.fromtimestamp(float(when), UTC) if when else datetime.now(UTC)
+    if status is ZoneStatus.ACTIVE:
+        exp = _get(alert, "expires_at")
+    else:
+        exp = max((s.expires for s in states if s.expires is not None), default=None)
+    zones = tuple(dict.fromkeys([*(_get(alert, "zones") or ()), *(s.zone for s in states)]))
+    aid = _BAD_ID.sub("-", str(_get(alert, "id", "alert")))[:120] or "alert"
+    if not aid[0].isalnum():
+        aid = "A" + aid[:119]
+    return ResidentAlert(id=aid, zones=zones, signal=Signal(_get(alert, "signal")), mode=Mode(_get(alert, "mode")),
+                         status=status, msg_type=msg_type, texts=texts, sent=sent,
+                         expires=datetime.fromtimestamp(float(exp), UTC) if exp else None, version=version)

@@ -1,0 +1,95 @@
+"""The engine's state machine, driven directly (no broker): ack ordering, stale acks, percentiles, pruning."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from contract.command import verify_command
+from contract.models import Ack, AckStage, DeviceInfo, DeviceKind, GatewayState
+from hub.alerts import percentile
+from hub.app import Hub
+from hub.models import AlertRequest
+from tests.hub.helpers import make_config
+
+
+@pytest.fixture
+async def hub(tmp_path):
+    h = Hub(make_config(tmp_path, 1))  # never connected: commands are captured below instead
+    sent: list[tuple[str, bytes]] = []
+    h.engine.publish_nowait = lambda topic, payload, qos, retain: sent.append((topic, payload)) or True
+    h.sent = sent
+    for gw in ("gw-a", "gw-b"):
+        h.registry.on_state(GatewayState(gateway=gw, state="online", session=1, ts=time.time(), devices=(
+            DeviceInfo(id="siren-1", kind=DeviceKind.SIREN), DeviceInfo(id="spk-1", kind=DeviceKind.SPEAKER))))
+    yield h
+    await h.engine.close()
+    h.store.close()
+
+
+def claims_of(hub, gateway):
+    return [verify_command(p, keys=hub.keys.verification_keys(), audience=gateway, now=time.time())
+            for t, p in hub.sent if t.endswith(f"/{gateway}/cmd")]
+
+
+def ack(gw, jti, stage, devices=(), reason=None, alert=None):
+    return Ack(gateway=gw, cmd=jti, alert=alert, stage=stage, devices=devices, reason=reason, ts=time.time())
+
+
+async def test_ack_stages_never_regress_and_stale_acks_are_counted(hub):
+    out = await hub.engine.start(AlertRequest(zones=["north"], signal="air-raid", mode="exercise"))
+    alert = hub.engine.alerts[out.id]
+    (cmd_a,), (cmd_b,) = claims_of(hub, "gw-a"), claims_of(hub, "gw-b")
+    assert set(cmd_a.targets) == {"siren-1", "spk-1"}
+    e = hub.engine
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.SOUNDING, ("siren-1",)))  # before accepted: still applies
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.ACCEPTED, ("siren-1", "spk-1")))  # late accepted: no regression
+    assert alert.tracks[("gw-a", "siren-1")].state == "sounding"
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.REJECTED, reason="busy"))  # after confirmation: ignored
+    assert alert.tracks[("gw-a", "siren-1")].state == "sounding"
+    assert alert.tracks[("gw-a", "spk-1")].state == "rejected"  # a refusal covers all unconfirmed targets
+    e.on_ack(ack("gw-b", cmd_b.jti, AckStage.FAILED, ("spk-1",), "fault:amplifier"))
+    e.on_ack(ack("gw-b", cmd_b.jti, AckStage.DONE, ("spk-1",)))  # a failed device stays failed
+    assert alert.tracks[("gw-b", "spk-1")].state == "failed"
+    assert alert.tracks[("gw-b", "spk-1")].reason == "fault:amplifier"
+    e.on_ack(ack("gw-b", cmd_a.jti, AckStage.SOUNDING, ("siren-1",)))  # someone else's command id
+    e.on_ack(ack("gw-a", "no-such-command", AckStage.SOUNDING, ("siren-1",)))
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.PLAYING, ("ghost",)))
+    await e.all_clear(out.id)
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.DONE, ("siren-1",)))  # the old phase's command
+    text = hub.metrics.render().decode()
+    for reason in ("wrong_gateway", "unknown_cmd", "unknown_device", "stale_phase"):
+        assert f'dozor_hub_acks_ignored_total{{reason="{reason}"}} 1.0' in text
+    assert alert.version == 2 and alert.history[0]["summary"]["failed"] == 2
+    assert all(t.state == "pending" for t in alert.tracks.values())  # the all-clear is tracked afresh
+
+
+async def test_commands_for_big_gateways_are_split_at_the_contract_limit(hub, tmp_path):
+    hub.registry.on_state(GatewayState(gateway="gw-a", state="online", session=2, ts=time.time(), devices=tuple(
+        DeviceInfo(id=f"s-{i}", kind=DeviceKind.SIREN) for i in range(300))))
+    await hub.engine.start(AlertRequest(zones=["north"], signal="test", mode="exercise"))
+    sizes = sorted(len(c.targets) for c in claims_of(hub, "gw-a"))
+    assert sizes == [44, 256]
+
+
+async def test_prune_forgets_commands_of_long_finished_alerts(hub):
+    out = await hub.engine.start(AlertRequest(zones=["north"], signal="test", mode="exercise"))
+    await hub.engine.cancel(out.id)
+    alert = hub.engine.alerts[out.id]
+    alert.tracking = False
+    assert hub.engine.prune() == 0  # just finished: late acks may still come
+    alert.updated_at -= 3 * 3600
+    assert hub.engine.prune() == 4 and not hub.engine._jti and not hub.engine._token
+
+
+async def test_silent_test_targets_only_devices_that_can_do_it(hub):
+    out = await hub.engine.start(AlertRequest(zones=["north"], signal="silent-test", mode="exercise"))
+    assert sorted(hub.engine.alerts[out.id].tracks) == [("gw-a", "siren-1"), ("gw-b", "siren-1")]
+    assert [c.targets for c in claims_of(hub, "gw-a")] == [("siren-1",)]
+
+
+def test_percentile_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0 and percentile([], 50) is None
