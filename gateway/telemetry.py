@@ -1,0 +1,383 @@
+"""The telemetry pipeline: sensor readings and events -> durable outbox -> one MQTT batch per flush.
+
+Intake (called by drivers, never blocks the event loop)::
+
+    reading -> contract Validator (ranges, stuck, high humidity) -> queue -> Outbox.put_many  (stream "telemetry")
+    health reading (kind "health", not validated)                -> queue -> Outbox.put_many  (stream "health")
+    event (device, kind, ts, data) -> contract Event             -> queue -> Outbox.put_many  (stream "event")
+
+A reading counts as *accepted* once ``put_many`` returned (durable, ``telemetry_accepted``). A small writer
+task moves the queue into the outbox in a worker thread, so the fsync never stalls command handling.
+
+Drain (a separate task the uplink can ``pause()``): take what ``Outbox.drain_batch`` gives (rate limited by
+a ``TokenBucket``, refilled fresh on every ``on_connected()``), turn it into one *flush*: each event
+published on its own (``Event`` on ``.../event``, de-duplicable by ``Event.id``) and all readings as ONE
+``TelemetryBatch`` with ``(session, seq)``; publish through the injected ``publish(topic, payload, qos)``,
+which returns only after the broker's PUBACK; then ack the outbox items. If a publish fails the same flush
+(same ``session``/``seq``, same bytes) is retried until it goes through, so a receiver that de-duplicates
+by ``(gateway, session, seq)`` sees every reading exactly once. The flush being sent is also written to
+``state_dir/telemetry.json`` before its first publish, so even after a power loss between PUBACK and the
+outbox ack it is re-sent with its original key. Every start of the pipeline is a new ``session``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from contract import topics
+from contract.codecs.validate import Validator, check_ranges
+from contract.models import Event, Reading, TelemetryBatch
+from gateway.counters import Counters
+from gateway.errors import GatewayError
+from gateway.outbox import Lane, Outbox, OutboxError, TokenBucket
+
+Publish = Callable[[str, bytes, int], Awaitable[None]]
+STATE_FILE = "telemetry.json"
+
+
+class TelemetryError(GatewayError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    flush_s: float = 1.0  # how long readings gather before a batch leaves (when there is no backlog)
+    max_batch_items: int = 500
+    max_batch_bytes: int = 128 * 1024  # well under contract MAX_PAYLOAD_BYTES
+    rate: float = 100.0  # normal-lane items per second while draining a backlog
+    burst: float = 500.0
+    retry_min_s: float = 0.2
+    retry_max_s: float = 5.0
+    publish_timeout_s: float = 30.0
+    max_queue: int = 20_000  # readings waiting for the disk; beyond that they are counted and dropped
+    stuck_repeats: int = 30
+
+
+@dataclass
+class Flush:
+    """One unit of sending: events published one by one, then one TelemetryBatch; then the ids are acked."""
+
+    session: int
+    seq: int
+    ids: list[int]
+    batch: bytes | None  # TelemetryBatch JSON, or None when the flush holds only events
+    readings: int
+    messages: list[tuple[str, bytes]] = field(default_factory=list)  # (topic, payload): events and others
+    sent_messages: int = 0
+    attempts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"session": self.session, "seq": self.seq, "ids": self.ids, "readings": self.readings,
+                "batch": None if self.batch is None else self.batch.decode(),
+                "messages": [[t, p.decode()] for t, p in self.messages]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Flush:
+        return cls(int(d["session"]), int(d["seq"]), [int(i) for i in d["ids"]],
+                   None if d["batch"] is None else str(d["batch"]).encode(), int(d["readings"]),
+                   [(str(t), str(p).encode()) for t, p in d["messages"]])
+
+
+class Telemetry:
+    def __init__(self, gateway_id: str, outbox: Outbox, *, publish: Publish | None = None,
+                 state_dir: str | os.PathLike[str] | None = None, validator: Validator | None = None,
+                 counters: Counters | None = None, log: logging.Logger | logging.LoggerAdapter | None = None,
+                 clock: Callable[[], float] = time.time, settings: TelemetrySettings | None = None) -> None:
+        self.gateway_id = gateway_id
+        self.outbox = outbox
+        self.publish = publish
+        self.settings = settings or TelemetrySettings()
+        self.validator = validator or Validator(stuck_repeats=self.settings.stuck_repeats)
+        self.counters = counters if counters is not None else Counters()
+        self.log = log or logging.getLogger("dozor.gateway.telemetry")
+        self.clock = clock
+        self.t_telemetry = topics.gw(gateway_id, topics.GwChannel.TELEMETRY)
+        self.t_event = topics.gw(gateway_id, topics.GwChannel.EVENT)
+        self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
+        self.bucket = self._new_bucket()
+        self.session, self.seq, self.pending = self._load_state()
+        self._queue: list[tuple[str, str, bytes, Lane]] = []
+        self._queued = asyncio.Event()
+        self._stored = asyncio.Event()
+        self._stored.set()
+        self._running = asyncio.Event()
+        self._running.set()
+        self._kick = asyncio.Event()  # new items stored
+        self._reconnected = asyncio.Event()  # on_connected(): retry at once
+        self._validator_synced: dict[str, int] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    def _new_bucket(self) -> TokenBucket:
+        return TokenBucket(self.settings.rate, self.settings.burst)
+
+    # ------------------------------------------------------------ state (session, pending flush)
+    def _load_state(self) -> tuple[int, int, Flush | None]:
+        if self.state_path is None:
+            return int(self.clock()), 0, None
+        try:
+            data = json.loads(self.state_path.read_text())
+            session = int(data.get("session", 0)) + 1
+            pending = Flush.from_json(data["pending"]) if data.get("pending") else None
+        except FileNotFoundError:
+            session, pending = 1, None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.counters.inc("telemetry_state_unreadable")
+            self.log.error("telemetry state %s unreadable (%s); starting a new session", self.state_path, exc)
+            session, pending = int(self.clock()), None
+        if pending is not None:
+            pending.attempts = 1  # it may have reached the broker before the restart: a re-send is counted
+            self.counters.inc("telemetry_pending_restored")
+            self.log.info("re-sending flush (session %d, seq %d) interrupted by a restart", pending.session,
+                          pending.seq)
+        self._save(session, pending)
+        return session, 0, pending
+
+    def _save(self, session: int, pending: Flush | None) -> None:
+        if self.state_path is None:
+            return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(STATE_FILE + ".tmp")
+        body = json.dumps({"session": session, "pending": pending.to_json() if pending else None}).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.state_path)
+        dfd = os.open(self.state_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    # ------------------------------------------------------------ intake
+    def submit_reading(self, reading: Reading) -> bool:
+        """Validate and queue one reading for the outbox. False (counted) if nothing valid was left."""
+        if reading.kind == "health":  # the gateway's own numbers: no physical ranges, only finite values
+            metrics, removed = check_ranges(reading.metrics, self.validator.counters, ranges={})
+            self._sync_validator()
+            if removed:
+                reading = reading.model_copy(update={"metrics": metrics})
+            return self._enqueue("health", self.t_telemetry, reading.to_bytes(), Lane.NORMAL)
+        checked = self.validator.check(reading)
+        self._sync_validator()
+        if checked is None:
+            self.counters.inc("telemetry_rejected")
+            self.log.warning("reading from %s rejected: no valid metric in %s", reading.device,
+                             sorted(reading.metrics))
+            return False
+        return self._enqueue("telemetry", self.t_telemetry, checked.to_bytes(), Lane.NORMAL)
+
+    def submit_event(self, device: str | None, kind: str, ts: float, data: dict[str, object], *,
+                     priority: bool = False) -> str | None:
+        """Queue an event; returns its id (the receiver de-duplicates by it), None if it was invalid."""
+        event_id = uuid.uuid4().hex
+        try:
+            event = Event(gateway=self.gateway_id, id=event_id, device=device, kind=kind, ts=ts, data=data)
+            payload = event.to_bytes()
+        except (ValidationError, TypeError, ValueError) as exc:
+            self.counters.inc("telemetry_bad_events")
+            self.log.warning("event %s from %s rejected: %s", kind, device, str(exc)[:200])
+            return None
+        ok = self._enqueue("event", self.t_event, payload, Lane.PRIORITY if priority else Lane.NORMAL)
+        return event_id if ok else None
+
+    def _enqueue(self, stream: str, topic: str, payload: bytes, lane: Lane) -> bool:
+        if len(payload) + len(topic) > min(self.outbox.max_bytes, self.settings.max_batch_bytes):
+            self.counters.inc(f"telemetry_too_large.{stream}")
+            self.log.error("%s item of %d bytes is larger than a batch may be; dropped", stream, len(payload))
+            return False
+        if len(self._queue) >= self.settings.max_queue:
+            self.counters.inc(f"telemetry_queue_overflow.{stream}")
+            self.log.error("telemetry queue full (%d): %s item dropped; is the disk stuck?", len(self._queue),
+                           stream)
+            return False
+        self._queue.append((stream, topic, payload, lane))
+        self._stored.clear()
+        self._queued.set()
+        return True
+
+    def _sync_validator(self) -> None:
+        for name, value in list(self.validator.counters.items()):
+            delta = value - self._validator_synced.get(name, 0)
+            if delta > 0:
+                self._validator_synced[name] = value
+                self.counters.inc(f"validate.{name}", delta)
+
+    async def stored(self) -> None:
+        """Wait until everything submitted so far is in the outbox."""
+        await self._stored.wait()
+
+    async def _writer(self) -> None:
+        delay = self.settings.retry_min_s
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            while self._queue:
+                items = self._queue[:1000]
+                try:
+                    await asyncio.to_thread(self.outbox.put_many, items)
+                except OutboxError as exc:
+                    self.counters.inc("telemetry_store_errors")
+                    self.log.error("cannot store telemetry in the outbox: %s; retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(self.settings.retry_max_s, delay * 2)
+                    continue
+                delay = self.settings.retry_min_s
+                del self._queue[:len(items)]
+                for stream, *_ in items:
+                    self.counters.inc("telemetry_accepted" if stream != "event" else "telemetry_events_accepted")
+                self._kick.set()
+            self._stored.set()
+
+    # ------------------------------------------------------------ control (for the uplink)
+    def pause(self) -> None:
+        """Stop draining after the current publish (e.g. while the uplink is down or busy)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def on_connected(self) -> None:
+        """The uplink (re)connected: resume, retry at once, and pace the backlog from a fresh bucket."""
+        self.bucket = self._new_bucket()
+        self._running.set()
+        self._reconnected.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # ------------------------------------------------------------ drain
+    async def run(self) -> None:
+        """Writer and drain, until cancelled."""
+        if self.publish is None:
+            raise TelemetryError("no publish function: Telemetry(..., publish=uplink.publish_bulk)")
+        self._tasks = [asyncio.create_task(self._writer(), name=f"telemetry {self.gateway_id} writer"),
+                       asyncio.create_task(self._drain(), name=f"telemetry {self.gateway_id} drain")]
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _nap(self, seconds: float, *, on_data: bool) -> None:
+        """Sleep, but wake early on a reconnect, and (when idle) as soon as new items are stored."""
+        events = [self._reconnected] + ([self._kick] if on_data else [])
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        for e in events:
+            e.clear()  # consumed: what happened meanwhile is picked up by the next round
+
+    async def _drain(self) -> None:
+        delay = self.settings.retry_min_s
+        while True:
+            await self._running.wait()
+            if self.pending is None:
+                try:
+                    self.pending = await asyncio.to_thread(self._next_flush)
+                except OutboxError as exc:
+                    self.counters.inc("telemetry_drain_errors")
+                    self.log.error("cannot read the outbox: %s", exc)
+                    await asyncio.sleep(delay)
+                    continue
+                if self.pending is None:
+                    waiting = self.outbox.depth - self.outbox.inflight
+                    if waiting > 0:  # out of tokens: wait for the bucket, not for more data
+                        await self._nap(max(0.01, self.bucket.wait_s(1)), on_data=False)
+                    else:
+                        await self._nap(self.settings.flush_s, on_data=True)
+                    continue
+            await self._running.wait()  # paused while the flush was being formed: hold it
+            if await self._send(self.pending):
+                full = self.pending.readings + len(self.pending.messages) >= self.settings.max_batch_items // 2
+                self.pending = None
+                delay = self.settings.retry_min_s
+                if not full:
+                    await asyncio.sleep(self.settings.flush_s)  # let readings gather: one batch per flush
+            else:
+                await self._nap(delay, on_data=False)
+                delay = min(self.settings.retry_max_s, delay * 2)
+
+    def _next_flush(self) -> Flush | None:
+        """(worker thread) Take the next items from the outbox and freeze them into a flush with a new seq."""
+        s = self.settings
+        items = self.outbox.drain_batch(self.bucket, s.max_batch_bytes, s.max_batch_items)
+        if not items:
+            return None
+        readings: list[Reading] = []
+        messages: list[tuple[str, bytes]] = []
+        for item in items:
+            if item.stream in ("telemetry", "health"):
+                try:
+                    readings.append(Reading.model_validate_json(item.payload))
+                except ValidationError:
+                    self.counters.inc("telemetry_corrupt_items")
+                    self.log.error("outbox item %d is not a Reading; dropped", item.id)
+            else:
+                messages.append((item.topic, item.payload))
+        batch = None
+        if readings:
+            batch = TelemetryBatch(gateway=self.gateway_id, session=self.session, seq=self.seq,
+                                   readings=tuple(readings)).to_bytes()
+        flush = Flush(self.session, self.seq, [i.id for i in items], batch, len(readings), messages)
+        if batch is not None:
+            self.seq += 1
+            self._save(self.session, flush)
+        return flush
+
+    async def _send(self, flush: Flush) -> bool:
+        assert self.publish is not None
+        flush.attempts += 1
+        if flush.attempts > 1:
+            self.counters.inc("telemetry_flush_retries")
+        try:
+            while flush.sent_messages < len(flush.messages):
+                topic, payload = flush.messages[flush.sent_messages]
+                await asyncio.wait_for(self.publish(topic, payload, 1), self.settings.publish_timeout_s)
+                flush.sent_messages += 1
+                self.counters.inc("telemetry_events_published")
+            if flush.batch is not None:
+                await asyncio.wait_for(self.publish(self.t_telemetry, flush.batch, 1),
+                                       self.settings.publish_timeout_s)
+                self.counters.inc("telemetry_batches_published")
+                self.counters.inc("telemetry_readings_published", flush.readings)
+                if flush.attempts > 1:
+                    self.counters.inc("telemetry_batches_republished")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any uplink failure: keep the flush, retry it
+            self.counters.inc("telemetry_publish_failed")
+            if flush.attempts == 1 or flush.attempts % 20 == 0:
+                self.log.warning("telemetry publish failed (session %d seq %d, attempt %d): %s", flush.session,
+                                 flush.seq, flush.attempts, exc or type(exc).__name__)
+            return False
+        try:
+            await asyncio.to_thread(self._acked, flush)
+        except (OutboxError, OSError) as exc:
+            self.counters.inc("telemetry_ack_errors")
+            self.log.error("published but cannot ack the outbox: %s (the same flush is re-sent)", exc)
+            return False
+        return True
+
+    def _acked(self, flush: Flush) -> None:
+        self.outbox.ack(flush.ids)
+        if flush.batch is not None:
+            self._save(self.session, None)
