@@ -1,15 +1,16 @@
-"""One error root for the residents package; errors from below are converted at the boundary."""
+"""Errors of hub.residents, under the hub's root; errors from below are converted at the boundary."""
 
 from __future__ import annotations
 
-from contract.errors import DozorError
+from hub.errors import ConfigError as HubConfigError
+from hub.errors import HubError
 
 
-class ResidentsError(DozorError):
-    """Root of every error hub.residents raises on purpose."""
+class ResidentsError(HubError):
+    """Root of every error hub.residents raises on purpose (under the hub's one root, HubError)."""
 
 
-class ConfigError(ResidentsError):
+class ConfigError(ResidentsError, HubConfigError):
     """A shelters/zones/channel configuration is invalid. The message says where and why."""
 
 
