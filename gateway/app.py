@@ -1,0 +1,152 @@
+"""``Gateway(config)``: the street-cabinet service. No global state, so a simulated city can run many.
+
+    async with Gateway(cfg) as gw:      # opens the state db, the buses and the devices
+        await gw.executor.handle(token)  # e.g. in-process, without MQTT
+    await Gateway(cfg).run()             # the service: the above plus the supervised MQTT uplink
+
+Counters are a plain dict (``gw.counters.as_dict()``) and go out in every heartbeat. Logs are tagged
+with the gateway id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from contract.models import Ack, DeviceState, DeviceStatus, GatewayState, Heartbeat, OutboxStats
+from gateway.bus import ModbusBus
+from gateway.commands import CommandExecutor
+from gateway.config import GatewayConfig
+from gateway.counters import Counters
+from gateway.devices.base import Device, driver_for
+from gateway.replay import StateStore
+from gateway.uplink import Uplink
+
+SW_VERSION = "dozor-gateway/0.1"
+STATUS_TIMEOUT_S = 2.0
+
+
+class _Tagged(logging.LoggerAdapter):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['gateway']}] {msg}", kwargs
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.id = config.gateway.id
+        self.counters = Counters()
+        self.log = _Tagged(logging.getLogger("dozor.gateway"), {"gateway": self.id})
+        self.ack_listeners: list[Callable[[Ack], None]] = []
+        self.outbox_stats: Callable[[], OutboxStats] | None = None  # set by the telemetry outbox
+        self.buses: dict[str, ModbusBus] = {}
+        self.devices: dict[str, Device] = {}
+        self.store: StateStore | None = None
+        self.executor: CommandExecutor | None = None
+        self.uplink: Uplink | None = None
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Gateway:
+        cfg = self.config
+        self.store = StateStore(cfg.gateway.state_dir / "gateway.db", durable=cfg.gateway.durable_replay)
+        try:
+            for bcfg in cfg.bus:
+                if bcfg.kind == "modbus":
+                    self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()
+            self._load_optional_drivers()
+            for dcfg in cfg.device:
+                cls = driver_for(dcfg.kind)
+                if cls is None:
+                    self.counters.inc("device_no_driver")
+                    self.log.warning("no driver for device %s of kind %s; it is ignored", dcfg.id, dcfg.kind)
+                    continue
+                bus_name = getattr(dcfg, "bus", None)
+                bus = self.buses.get(bus_name) if bus_name else None
+                if bus is None and bus_name:
+                    bus = next(b for b in cfg.bus if b.name == bus_name)  # non-modbus: the driver owns the port
+                dev = cls(dcfg, bus=bus, counters=self.counters, log=self.log)
+                await dev.start()
+                self.devices[dev.id] = dev
+            self.executor = CommandExecutor(
+                self.id, keys=cfg.trust.public_keys(), store=self.store, devices=self.devices, emit=self._emit,
+                counters=self.counters, max_activation_s=cfg.trust.max_activation_s, log=self.log)
+            self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
+                                 heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
+                                 counters=self.counters, log=self.log)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.executor is not None:
+            await self.executor.close()
+        for dev in self.devices.values():
+            try:
+                await dev.close()
+            except Exception:
+                self.log.exception("closing device %s", dev.id)
+        for bus in self.buses.values():
+            await bus.close()
+        if self.store is not None:
+            self.store.close()
+        self.devices.clear()
+        self.buses.clear()
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        async with self:
+            assert self.uplink is not None
+            self.log.info("gateway up: %d device(s) on %d bus(es)", len(self.devices), len(self.buses))
+            await self.uplink.run()
+
+    @staticmethod
+    def _load_optional_drivers() -> None:
+        """Sensor drivers live in gateway/devices/sensors*; importing them registers their kinds."""
+        for name in ("gateway.devices.sensors",):
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+
+    # ------------------------------------------------------------ acks, birth, heartbeat
+    def _emit(self, ack: Ack) -> None:
+        if self.uplink is not None:
+            self.uplink.publish_ack(ack)
+        for listener in self.ack_listeners:
+            try:
+                listener(ack)
+            except Exception:
+                self.counters.inc("ack_listener_errors")
+                self.log.exception("ack listener failed")
+
+    def birth(self, session: int) -> GatewayState:
+        return GatewayState(gateway=self.id, state="online", session=session, ts=time.time(), sw=SW_VERSION,
+                            heartbeat_s=self.config.gateway.heartbeat_s,
+                            devices=tuple(d.info() for d in self.devices.values()),
+                            keys=tuple(sorted(self.config.trust.hub_keys)), zone=self.config.gateway.zone)
+
+    async def device_statuses(self) -> tuple[DeviceStatus, ...]:
+        async def one(dev: Device) -> DeviceStatus:
+            try:
+                return await asyncio.wait_for(dev.status(), STATUS_TIMEOUT_S)
+            except TimeoutError:
+                return DeviceStatus(id=dev.id, state=DeviceState.UNREACHABLE, detail="status timeout")
+            except Exception as exc:
+                self.counters.inc("status_errors")
+                self.log.exception("status of %s failed", dev.id)
+                return DeviceStatus(id=dev.id, state=DeviceState.UNKNOWN, detail=type(exc).__name__)
+
+        return tuple(await asyncio.gather(*(one(d) for d in self.devices.values())))
+
+    async def heartbeat(self, session: int, seq: int) -> Heartbeat:
+        return Heartbeat(gateway=self.id, session=session, seq=seq, ts=time.time(),
+                         uptime_s=time.monotonic() - self.started, devices=await self.device_statuses(),
+                         outbox=self.outbox_stats() if self.outbox_stats else None,
+                         counters=self.counters.as_dict())

@@ -1,0 +1,261 @@
+"""Gateway config: a TOML file -> a validated pydantic model, with errors a technician understands.
+
+    [gateway]   id, zone?, state_dir, heartbeat_s = 5
+    [mqtt]      url = "mqtt://host:port", username?, password?, keepalive_s, reconnect_min_s, reconnect_max_s
+    [trust]     max_activation_s = 900;  [trust.hub_keys] <kid> = "<base64url raw Ed25519 public key>"
+    [[bus]]     name, port, baudrate, kind = "modbus" | "uart", timeout_s
+    [[device]]  id, kind = "siren", bus, address
+    [[device]]  id, kind = "speaker", player = ["aplay", "-q", "{file}"],
+                assets = { "air-raid" = { file, sha256 }, ... }        (keyed by signal, pinned by sha256)
+    [[device]]  id, kind = "sds011" | "pms5003" | "bme280" | "noise_node", bus, ... (sensor options)
+
+Relative paths (state_dir, asset files) are relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contract import command as cc
+from contract.models import DeviceInfo, DeviceKind, Id, Signal
+from gateway.errors import ConfigError
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySection(_M):
+    id: Id
+    zone: Id | None = None
+    state_dir: Path
+    heartbeat_s: float = Field(default=5.0, gt=0, le=3600)
+    durable_replay: bool = True  # fsync every seen jti (synchronous=FULL); False = synchronous=NORMAL
+
+
+class MqttSection(_M):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError("use mqtt://HOST:PORT (e.g. mqtt://127.0.0.1:1883)")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("the port must be a number 1..65535") from None
+        return v
+
+    @model_validator(mode="after")
+    def _backoff(self) -> MqttSection:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 1883
+
+
+class TrustSection(_M):
+    hub_keys: dict[str, str] = Field(min_length=1)
+    max_activation_s: int = Field(default=900, ge=1, le=cc.MAX_DURATION_S)
+
+    @field_validator("hub_keys")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for kid, text in v.items():
+            try:
+                key = cc.public_key_from_b64(text)
+            except ValueError as exc:
+                raise ValueError(f"key {kid!r}: {exc}") from None
+            if cc.key_id(key) != kid:
+                raise ValueError(f"key id {kid!r} does not match its key (the key's id is {cc.key_id(key)!r})")
+        return v
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {kid: cc.public_key_from_b64(text) for kid, text in self.hub_keys.items()}
+
+
+class BusConfig(_M):
+    name: Id
+    port: str = Field(min_length=1)
+    baudrate: int = Field(default=19200, ge=300, le=4_000_000)
+    kind: Literal["modbus", "uart"] = "modbus"
+    timeout_s: float = Field(default=0.5, gt=0, le=10)
+    reopen_s: float = Field(default=1.0, gt=0, le=300)
+
+
+class Asset(_M):
+    file: Path
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SirenDevice(_M):
+    id: Id
+    kind: Literal["siren"]
+    bus: Id
+    address: int = Field(ge=1, le=247)
+    spinup_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class SpeakerDevice(_M):
+    id: Id
+    kind: Literal["speaker"]
+    player: list[str] = Field(default_factory=lambda: ["aplay", "-q", "{file}"], min_length=1)
+    assets: dict[Signal, Asset] = Field(default_factory=dict)
+
+    @field_validator("player")
+    @classmethod
+    def _player(cls, v: list[str]) -> list[str]:
+        if not any("{file}" in arg for arg in v):
+            raise ValueError('the player command must contain "{file}" where the audio file goes')
+        return v
+
+
+class SensorDevice(BaseModel):
+    """Sensor devices belong to their own drivers; options beyond these are passed through to them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    id: Id
+    kind: Literal["sds011", "pms5003", "bme280", "noise_node"]
+    bus: Id | None = None
+
+
+DeviceConfig = Annotated[SirenDevice | SpeakerDevice | SensorDevice, Field(discriminator="kind")]
+
+
+class GatewayConfig(_M):
+    gateway: GatewaySection
+    mqtt: MqttSection = MqttSection()
+    trust: TrustSection
+    bus: list[BusConfig] = Field(default_factory=list)
+    device: list[DeviceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross(self) -> GatewayConfig:
+        buses = {b.name: b for b in self.bus}
+        if len(buses) != len(self.bus):
+            raise ValueError("bus names must be unique")
+        ids = [d.id for d in self.device]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"device ids must be unique; repeated: {', '.join(dupes)}")
+        seen: set[tuple[str, int]] = set()
+        for d in self.device:
+            bus_name = getattr(d, "bus", None)
+            if bus_name is not None and bus_name not in buses:
+                raise ValueError(f"device {d.id!r}: bus {bus_name!r} is not defined; defined buses: "
+                                 f"{', '.join(buses) or '(none)'}")
+            if isinstance(d, SirenDevice):
+                if buses[d.bus].kind != "modbus":
+                    raise ValueError(f"device {d.id!r}: a siren needs a bus of kind \"modbus\"")
+                if (d.bus, d.address) in seen:
+                    raise ValueError(f"device {d.id!r}: address {d.address} is already used on bus {d.bus!r}")
+                seen.add((d.bus, d.address))
+        return self
+
+    def device_infos(self) -> tuple[DeviceInfo, ...]:
+        return tuple(DeviceInfo(id=d.id, kind=DeviceKind(d.kind), bus=getattr(d, "bus", None),
+                                address=getattr(d, "address", None)) for d in self.device)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("siren", "speaker", "sds011", "pms5003", "bme280", "noise_node") and out.endswith("]"):
+            continue  # pydantic's discriminated-union tag, not a key the technician wrote
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _resolve(data: dict[str, Any], base: Path) -> None:
+    gw = data.get("gateway")
+    if isinstance(gw, dict) and isinstance(gw.get("state_dir"), str):
+        p = Path(gw["state_dir"]).expanduser()
+        gw["state_dir"] = str(p if p.is_absolute() else base / p)
+    for dev in data.get("device", []) if isinstance(data.get("device"), list) else []:
+        assets = dev.get("assets") if isinstance(dev, dict) else None
+        if isinstance(assets, dict):
+            for a in assets.values():
+                if isinstance(a, dict) and isinstance(a.get("file"), str):
+                    p = Path(a["file"]).expanduser()
+                    a["file"] = str(p if p.is_absolute() else base / p)
+
+
+def _check_assets(cfg: GatewayConfig) -> list[str]:
+    problems = []
+    for i, d in enumerate(cfg.device):
+        if not isinstance(d, SpeakerDevice):
+            continue
+        for signal, asset in d.assets.items():
+            where = f"device[{i}].assets.{signal.value}"
+            try:
+                digest = hashlib.sha256(asset.file.read_bytes()).hexdigest()
+            except OSError as exc:
+                problems.append(f"{where}.file: cannot read {asset.file}: {exc.strerror or exc}")
+                continue
+            if digest != asset.sha256:
+                problems.append(f"{where}.sha256: {asset.file} has sha256 {digest}, the config pins "
+                                f"{asset.sha256}; replace the file or update the pin")
+    return problems
+
+
+def parse_config(text: str, *, file: str = "<config>", base: Path | None = None,
+                 check_files: bool = True) -> GatewayConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, [f"not valid TOML: {exc}"]) from None
+    _resolve(data, base or Path.cwd())
+    try:
+        cfg = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see examples/gateway.toml)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            elif err["type"] == "union_tag_invalid":
+                msg = "kind must be one of: siren, speaker, sds011, pms5003, bme280, noise_node"
+            problems.append(f"{_where(err['loc'])}: {msg}")
+        raise ConfigError(file, problems) from None
+    if check_files:
+        problems = _check_assets(cfg)
+        if problems:
+            raise ConfigError(file, problems)
+    return cfg
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> GatewayConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["the file is not UTF-8 text"]) from None
+    return parse_config(text, file=str(path), base=path.resolve().parent, check_files=check_files)

@@ -1,0 +1,84 @@
+"""The one module shape every device driver follows, and the registry DeviceKind -> driver class.
+
+A driver is constructed from its config entry (plus the bus it registered with, if any) and offers:
+
+    kind, id, info()                        what it is (DeviceInfo for the birth message)
+    async start() / close()                 own whatever it needs
+    async activate(signal, duration_s, alert, asset) -> AckStage
+                                            returns SOUNDING/PLAYING once the device confirmed it,
+                                            raises DeviceFailure(reason) otherwise
+    async wait_finished()                   returns when the activation ended by itself (never, for sirens)
+    async stop()                            stop whatever it is doing (idempotent)
+    async silent_test()                     raises DeviceFailure("selftest_failed") on failure
+    async status() -> DeviceStatus          never raises: unreachable is a state
+
+The command executor enforces the maximum duration with its own timer around ``wait_finished``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from contract.command import AssetRef
+from contract.models import CAPABILITIES, AckStage, DeviceInfo, DeviceKind, DeviceStatus, Signal
+from gateway.errors import DeviceFailure
+
+
+class Device(ABC):
+    kind: ClassVar[DeviceKind]
+
+    def __init__(self, cfg: Any, *, bus: Any = None, counters: Any = None, log: Any = None) -> None:
+        self.cfg = cfg
+        self.id: str = cfg.id
+        self.bus = bus
+        self.counters = counters
+        self.log = log
+        if bus is not None and hasattr(bus, "register"):
+            bus.register(self.id)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return CAPABILITIES[self.kind]
+
+    def info(self) -> DeviceInfo:
+        return DeviceInfo(id=self.id, kind=self.kind, bus=getattr(self.cfg, "bus", None),
+                          address=getattr(self.cfg, "address", None))
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    @abstractmethod
+    async def activate(self, signal: Signal, duration_s: int, alert: str | None,
+                       asset: AssetRef | None = None) -> AckStage: ...
+
+    async def wait_finished(self) -> None:
+        await asyncio.Event().wait()
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    async def silent_test(self) -> None:
+        raise DeviceFailure("unsupported", f"{self.kind.value} has no silent test")
+
+    @abstractmethod
+    async def status(self) -> DeviceStatus: ...
+
+
+REGISTRY: dict[DeviceKind, type[Device]] = {}
+
+
+def register_driver(cls: type[Device]) -> type[Device]:
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+def driver_for(kind: DeviceKind | str) -> type[Device] | None:
+    # Import the built-in drivers lazily so that registering never depends on import order.
+    from gateway.devices import siren, speaker  # noqa: F401
+
+    return REGISTRY.get(DeviceKind(kind))

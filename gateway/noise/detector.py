@@ -1,0 +1,143 @@
+"""Pass-by event detector on the 10 Hz LAF frames: threshold with hysteresis, minimum and maximum duration.
+
+Levels are normalised to the reference distance (7.5 m) from the configured distance between the
+microphone and the lane, as for a point source in free field: ``L_ref = L + 20 log10(d / d_ref)``.
+
+An event opens on the first frame whose normalised LAFmax reaches ``candidate_db`` and closes on the first
+frame below ``candidate_db - hysteresis_db``. A pass-by peaks once: when the level falls ``split_db`` below
+the event's peak and then rises ``split_db`` above that dip, the event is split at the dip (two vehicles,
+or a vehicle and a siren, whose sounds overlap above the threshold). Events shorter than ``min_duration_s`` are counted
+(``short``) and not reported. Events longer than ``max_duration_s`` are reported with ``too_long`` set (a
+pass-by does not last that long: such an event may never become an enforcement case). An event still open
+after ``hard_limit_s`` is closed there and a new one opens, which bounds memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.noise.dsp import FRAME_HZ
+from gateway.noise.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    distance_m: float = 7.5  # microphone to the lane's centre
+    reference_m: float = 7.5
+    candidate_db: float = 85.0  # at the reference distance
+    enforcement_db: float = 95.0  # at the reference distance, after subtracting uncertainty_db
+    uncertainty_db: float = 2.0  # stated expanded measurement uncertainty (meter + distance)
+    hysteresis_db: float = 3.0
+    min_duration_s: float = 0.3
+    max_duration_s: float = 20.0
+    hard_limit_s: float = 40.0
+    split_db: float = 8.0  # a dip this deep between two rises splits an event (one peak per pass-by)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0.5 <= self.distance_m <= 100, f"distance_m {self.distance_m}: expected 0.5..100 m"),
+            (0.5 <= self.reference_m <= 100, f"reference_m {self.reference_m}: expected 0.5..100 m"),
+            (30 <= self.candidate_db <= 140, f"candidate_db {self.candidate_db}: expected 30..140 dB"),
+            (self.enforcement_db >= self.candidate_db, "enforcement_db must be >= candidate_db"),
+            (0 <= self.uncertainty_db <= 10, f"uncertainty_db {self.uncertainty_db}: expected 0..10 dB"),
+            (0 <= self.hysteresis_db <= 20, f"hysteresis_db {self.hysteresis_db}: expected 0..20 dB"),
+            (0 < self.min_duration_s < self.max_duration_s, "need 0 < min_duration_s < max_duration_s"),
+            (self.max_duration_s <= self.hard_limit_s <= 60, "need max_duration_s <= hard_limit_s <= 60 s"),
+            (3 <= self.split_db <= 40, f"split_db {self.split_db}: expected 3..40 dB"),
+        ]
+        for ok, msg in checks:
+            if not ok or any(isinstance(v, float) and not math.isfinite(v) for v in self.__dict__.values()):
+                raise ConfigError(msg if not ok else "detector settings must be finite numbers")
+
+    @property
+    def distance_correction_db(self) -> float:
+        return 20 * math.log10(self.distance_m / self.reference_m)
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    start: int  # first frame index (inclusive)
+    end: int  # frame index after the last frame (exclusive)
+    peak: int  # frame index of the maximum LAF
+    lafmax: float  # measured at the microphone, dB
+    too_long: bool
+    cut: bool  # closed at hard_limit_s while still above threshold
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start) / FRAME_HZ
+
+
+class PassByDetector:
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        c = self.config
+        self._corr = c.distance_correction_db
+        self._on = c.candidate_db - self._corr  # thresholds expressed at the microphone
+        self._off = self._on - c.hysteresis_db
+        self._min = max(1, round(c.min_duration_s * FRAME_HZ))
+        self._max = round(c.max_duration_s * FRAME_HZ)
+        self._hard = round(c.hard_limit_s * FRAME_HZ)
+        self._open: list[float] | None = None  # [start, peak, lafmax]
+        self._last_index = -1
+        self.counters: Counter[str] = Counter()
+
+    def feed(self, frames: np.ndarray) -> list[RawEvent]:
+        out: list[RawEvent] = []
+        if frames.size == 0:
+            return out
+        lv = frames["lafmax"]
+        idx = frames["index"]
+        if self._open is None and float(lv.max()) < self._on:
+            self._last_index = int(idx[-1])
+            return out
+        for i, level in zip(idx.tolist(), lv.tolist(), strict=True):
+            ev = self._open
+            if ev is None:
+                if level >= self._on:
+                    self._open = [i, i, level, i, level, i, level]  # start, peak, max, dip, min, post, max
+                continue
+            if level < ev[4] and ev[2] - level > 0:
+                ev[3], ev[4] = i, level  # deepest dip since the peak
+                ev[5], ev[6] = i, level  # highest point after that dip
+            elif level > ev[6]:
+                ev[5], ev[6] = i, level
+            if level > ev[2] and ev[2] - ev[4] < self.config.split_db:
+                ev[1], ev[2] = i, level
+                ev[3], ev[4], ev[5], ev[6] = i, level, i, level
+            if level < self._off:
+                self._close(i, cut=False, out=out)
+            elif ev[2] - ev[4] >= self.config.split_db and ev[6] - ev[4] >= self.config.split_db:
+                dip, post_i, post_l = ev[3], ev[5], ev[6]
+                self._close(dip, cut=False, out=out)
+                self.counters["splits"] += 1
+                self._open = [dip, post_i, post_l, post_i, post_l, post_i, post_l]
+            elif i + 1 - ev[0] >= self._hard:
+                self._close(i + 1, cut=True, out=out)
+        self._last_index = int(idx[-1])
+        return out
+
+    def flush(self) -> list[RawEvent]:
+        """Close an open event at the end of the stream."""
+        out: list[RawEvent] = []
+        if self._open is not None:
+            self._close(self._last_index + 1, cut=True, out=out)
+        return out
+
+    def _close(self, end: int, *, cut: bool, out: list[RawEvent]) -> None:
+        assert self._open is not None
+        start, peak, lafmax = self._open[:3]
+        self._open = None
+        n = end - int(start)
+        if n < self._min:
+            self.counters["short"] += 1
+            return
+        self.counters["events"] += 1
+        too_long = n > self._max
+        if too_long:
+            self.counters["too_long"] += 1
+        out.append(RawEvent(int(start), end, int(peak), float(lafmax), too_long, cut))

@@ -1,0 +1,330 @@
+"""The noise pipeline: levels, pass-by events, classification, siren suppression and evidence.
+
+``NoiseAnalyzer.feed(samples)`` takes blocks of any size and returns what they completed: per-second
+level records and finished events. Per-block work is the level meter (A-weighting, Fast/Slow), an
+8 Hz spectrogram for the local siren detector and the pass-by detector; feature extraction, LCpeak and
+the 1/3-octave spectrum run only for events, on the raw samples kept in a ring buffer. An event is
+finished ``finalize_delay_s`` after it ends, so its trace covers 5 s after it and the siren detector has
+seen what followed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from scipy import signal
+
+from gateway.noise import classifier
+from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
+from gateway.noise.errors import ConfigError
+from gateway.noise.evidence import (
+    AudioClip,
+    ClockSync,
+    Levels,
+    Location,
+    NoiseEvidence,
+    Sensor,
+    Spectrum,
+    Trace,
+    sign,
+)
+from gateway.noise.spectrum import SPEC_HZ, Spectrogram, third_octave_levels
+from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
+from gateway.noise.weighting import c_weighting_sos
+
+TRACE_MARGIN_S = 5.0
+RING_S = 60.0
+CORE_S = 2.0
+TONAL_LIMIT = 0.25  # share of tonal frames beyond which an event is not enforceable
+TWO_TONE_LIMIT = 0.02  # share of frames with a 5:6 tone pair (civil-defence siren)
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    meter: MeterConfig = field(default_factory=MeterConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    suppression: SuppressionConfig = field(default_factory=SuppressionConfig)
+    gateway: str = "gw-local"
+    sensor: str = "mic-1"
+    sensor_kind: str = "mic"
+    calibration_date: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    t0: float = 0.0  # epoch seconds of sample 0
+    clock: ClockSync = field(default_factory=ClockSync)
+    audio_clip: bool = False  # privacy: off unless asked
+    clip_seconds: float = 3.0
+    finalize_delay_s: float = 10.0
+    chunk_s: float = 1.0  # input is processed in chunks this long (amortises per-call overhead)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.clip_seconds <= 10:
+            raise ConfigError("clip_seconds must be 0..10 s")
+        if not 0 <= self.chunk_s <= 10:
+            raise ConfigError("chunk_s must be 0..10 s")
+        if not TRACE_MARGIN_S <= self.finalize_delay_s <= 20:
+            raise ConfigError(f"finalize_delay_s must be {TRACE_MARGIN_S}..20 s")
+
+
+@dataclass(frozen=True)
+class SecondLevels:
+    t: float  # stream seconds at the start of the second
+    laeq: float
+    lafmax: float
+    las: float
+    clipped: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"t": self.t, "laeq": round(self.laeq, 2), "lafmax": round(self.lafmax, 2),
+                "las": round(self.las, 2), "clipped": self.clipped}
+
+
+@dataclass
+class FeedResult:
+    seconds: list[SecondLevels]
+    events: list[NoiseEvidence]
+
+
+class _Ring:
+    """Keeps the last ``cap`` samples; addresses them by absolute sample number."""
+
+    def __init__(self, cap: int) -> None:
+        self.buf = np.zeros(cap, dtype=np.float32)
+        self.cap = cap
+        self.end = 0  # absolute index after the newest sample
+
+    def push(self, x: np.ndarray) -> None:
+        n = x.size
+        if n >= self.cap:
+            self.end += n
+            self.buf[np.arange(self.end - self.cap, self.end) % self.cap] = x[-self.cap:]
+            return
+        i = self.end % self.cap
+        k = min(n, self.cap - i)
+        self.buf[i: i + k] = x[:k]
+        self.buf[: n - k] = x[k:]
+        self.end += n
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        a = max(a, self.end - self.cap, 0)
+        b = min(b, self.end)
+        if b <= a:
+            return np.zeros(0, dtype=np.float32)
+        idx = np.arange(a, b) % self.cap
+        return self.buf[idx]
+
+
+class NoiseAnalyzer:
+    def __init__(self, config: AnalyzerConfig | None = None, *, key: Ed25519PrivateKey | None = None) -> None:
+        self.config = config or AnalyzerConfig()
+        c = self.config
+        self.fs = c.meter.fs
+        self.meter = LevelMeter(c.meter)
+        self.k_db = self.meter.k_db
+        self.spec = Spectrogram(self.fs)
+        self.detector = PassByDetector(c.detector)
+        self.suppressor = SirenSuppressor(self.spec.freqs, SPEC_HZ, c.suppression, t0=c.t0)
+        self.key = key
+        self.counters: Counter[str] = Counter()
+        self._ring = _Ring(int(RING_S * self.fs))
+        n_frames = int((RING_S + 2 * TRACE_MARGIN_S) * FRAME_HZ)
+        self._frames = np.zeros(n_frames, dtype=FRAME_DTYPE)
+        self._frames_end = 0
+        self._pending: list[RawEvent] = []
+        self._second_buf = np.zeros(0, dtype=FRAME_DTYPE)
+        self._csos = c_weighting_sos(self.fs)
+        self._chunk = max(1, int(c.chunk_s * self.fs))
+        self._queued: list[np.ndarray] = []
+        self._queued_n = 0
+
+    # ------------------------------------------------------------ streaming
+    def feed(self, x: np.ndarray) -> FeedResult:
+        """Queue a block; the pipeline runs on whole chunks of ``chunk_s`` (default 1 s) of samples."""
+        x = np.asarray(x, dtype=np.float32).reshape(-1)
+        self._queued.append(x)
+        self._queued_n += x.size
+        if self._queued_n < self._chunk:
+            return FeedResult([], [])
+        return self._process(self._take())
+
+    def _take(self) -> np.ndarray:
+        x = np.concatenate(self._queued) if len(self._queued) > 1 else self._queued[0]
+        self._queued, self._queued_n = [], 0
+        return x
+
+    def _process(self, x: np.ndarray) -> FeedResult:
+        frames = self.meter.feed(x)
+        self._ring.push(x)
+        self.suppressor.feed(*self.spec.feed(x))
+        self._store(frames)
+        seconds = self._seconds(frames)
+        self._pending.extend(self.detector.feed(frames))
+        events = self._finalize(flush=False)
+        return FeedResult(seconds, events)
+
+    def close(self) -> FeedResult:
+        """End of stream: process what is queued, close any open event and finish everything pending."""
+        head = self._process(self._take()) if self._queued_n else FeedResult([], [])
+        self._pending.extend(self.detector.flush())
+        return FeedResult(head.seconds, head.events + self._finalize(flush=True))
+
+    def _store(self, frames: np.ndarray) -> None:
+        cap = self._frames.size
+        for fr in np.array_split(frames, max(1, math.ceil(frames.size / cap))) if frames.size else []:
+            idx = fr["index"] % cap
+            self._frames[idx] = fr
+        self._frames_end = self.meter.frames_done
+
+    def _frames_range(self, a: int, b: int) -> np.ndarray:
+        cap = self._frames.size
+        a = max(a, self._frames_end - cap, 0)
+        b = min(b, self._frames_end)
+        if b <= a:
+            return np.zeros(0, dtype=FRAME_DTYPE)
+        return self._frames[np.arange(a, b) % cap]
+
+    def _seconds(self, frames: np.ndarray) -> list[SecondLevels]:
+        buf = np.concatenate([self._second_buf, frames]) if self._second_buf.size else frames
+        n = buf.size // FRAME_HZ
+        out = []
+        for i in range(n):
+            s = buf[i * FRAME_HZ: (i + 1) * FRAME_HZ]
+            out.append(SecondLevels(t=float(s["index"][0] / FRAME_HZ), laeq=float(to_db(s["ms"].mean(), self.k_db)),
+                                    lafmax=float(s["lafmax"].max()), las=float(s["las"][-1]),
+                                    clipped=int(s["clipped"].sum())))
+        self._second_buf = buf[n * FRAME_HZ:].copy()
+        return out
+
+    def _finalize(self, *, flush: bool) -> list[NoiseEvidence]:
+        done_frames = self.meter.frames_done
+        delay = round(self.config.finalize_delay_s * FRAME_HZ)
+        ready = [e for e in self._pending if flush or e.end + delay <= done_frames]
+        self._pending = [e for e in self._pending if e not in ready]
+        out = []
+        for ev in ready:
+            out.append(self._evidence(ev))
+        return out
+
+    # ------------------------------------------------------------ one event
+    def _evidence(self, ev: RawEvent) -> NoiseEvidence:
+        c = self.config
+        fs = self.fs
+        fsamp = c.meter.frame_samples
+        frames = self._frames_range(ev.start, ev.end)
+        start_s, end_s, peak_s = ev.start / FRAME_HZ, ev.end / FRAME_HZ, (ev.peak + 0.5) / FRAME_HZ
+        duration = (ev.end - ev.start) / FRAME_HZ
+        laeq = float(to_db(frames["ms"].mean(), self.k_db)) if frames.size else float("nan")
+        sel = laeq + 10 * math.log10(duration)
+        audio = self._ring.get(ev.start * fsamp, ev.end * fsamp)
+        klass, sc, ft = classifier.classify(audio, fs) if audio.size >= fs // 10 else (
+            "other", {k: 0.0 for k in classifier.CLASSES}, None)
+        if audio.size < (ev.end - ev.start) * fsamp:
+            self.counters["audio_partial"] += 1
+        # LCpeak: C-weighted peak over the event, with 0.5 s of run-in for the filter
+        pre = int(0.5 * fs)
+        seg = self._ring.get(ev.start * fsamp - pre, ev.end * fsamp)
+        lcpeak = None
+        if seg.size > pre:
+            yc = signal.sosfilt(self._csos, seg.astype(np.float64))[min(pre, seg.size - 1):]
+            lcpeak = round(float(20 * math.log10(max(float(np.max(np.abs(yc))), 1e-15)) + self.k_db
+                                 - 10 * math.log10(2)), 2)
+        # 1/3-octave LZeq over the second centred on the peak
+        pc = int(peak_s * fs)
+        spec_x = self._ring.get(pc - fs // 2, pc + fs // 2)
+        spectrum = None
+        if spec_x.size >= fs // 4:
+            bands, lv = third_octave_levels(spec_x, fs, self.k_db)
+            spectrum = Spectrum(t_center=round(c.t0 + peak_s, 3), bands_hz=tuple(bands), levels_db=tuple(lv))
+        trace_frames = self._frames_range(ev.start - int(TRACE_MARGIN_S * FRAME_HZ),
+                                          ev.end + int(TRACE_MARGIN_S * FRAME_HZ))
+        trace = Trace(t0=round(c.t0 + (float(trace_frames["index"][0]) / FRAME_HZ if trace_frames.size else start_s), 3),
+                      laf=tuple(round(float(v), 2) for v in trace_frames["lafmax"]))
+        det = c.detector
+        corr = det.distance_correction_db
+        lafmax_ref = ev.lafmax + corr
+        clipped = int(frames["clipped"].sum()) if frames.size else 0
+        # suppression looks at the event's core (its peak +- 2 s): a siren dying away as a loud exhaust
+        # approaches must not hide the exhaust, but a siren sounding around the peak always suppresses
+        reasons = self.suppressor.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S))
+        if klass == "siren":
+            reasons.append("classified_siren")
+        flags = []
+        if not reasons and self.suppressor.reasons(start_s - CORE_S, end_s + CORE_S):
+            flags.append("siren_nearby")  # a siren sounded during the event, but not around its peak
+        if ft is not None and (ft.two_tone_56 >= TWO_TONE_LIMIT or ft.tonal >= TONAL_LIMIT):
+            flags.append("tonal_content")  # siren-like tones inside the event: not enforceable
+        if ev.too_long:
+            flags.append("too_long")
+        if ev.cut:
+            flags.append("cut")
+        if clipped:
+            flags.append("clipped")
+        suppressed = bool(reasons)
+        enforcement = (klass == "exhaust" and not suppressed and not flags
+                       and lafmax_ref - det.uncertainty_db >= det.enforcement_db)
+        self.counters["events"] += 1
+        self.counters[f"class_{klass}"] += 1
+        if suppressed:
+            self.counters["suppressed"] += 1
+        if enforcement:
+            self.counters["enforcement"] += 1
+        clip = None
+        if c.audio_clip and c.clip_seconds > 0:
+            half = int(c.clip_seconds * fs / 2)
+            raw = self._ring.get(pc - half, pc + half)
+            clip = AudioClip(t0=round(c.t0 + max(pc - half, 0) / fs, 3), data=_wav_b64(raw, fs))
+        record = NoiseEvidence(
+            id=f"{c.gateway}.{c.sensor}.{round((c.t0 + start_s) * 1000)}",
+            gateway=c.gateway,
+            sensor=Sensor(id=c.sensor, kind=c.sensor_kind, full_scale_db=c.meter.full_scale_db,
+                          calibration_offset_db=c.meter.calibration_offset_db,
+                          calibration_date=c.calibration_date, fs=fs),
+            location=Location(lat=c.lat, lon=c.lon, distance_to_lane_m=det.distance_m),
+            clock=c.clock,
+            start=round(c.t0 + start_s, 3), end=round(c.t0 + end_s, 3), peak=round(c.t0 + peak_s, 3),
+            duration_s=round(duration, 3),
+            levels=Levels(lafmax=round(ev.lafmax, 2), lafmax_7p5=round(lafmax_ref, 2), laeq=round(laeq, 2),
+                          sel=round(sel, 2), lcpeak=lcpeak, clipped_samples=clipped),
+            klass=klass, scores=sc, features=ft.as_dict() if ft is not None else {},
+            suppressed=suppressed, suppression=tuple(reasons),
+            candidate=lafmax_ref >= det.candidate_db, enforcement=enforcement, flags=tuple(flags),
+            thresholds={"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,
+                        "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m},
+            trace=trace, spectrum=spectrum, audio=clip,
+        )
+        return sign(record, self.key) if self.key is not None else record
+
+
+def _wav_b64(x: np.ndarray, fs: int) -> str:
+    import base64
+
+    data = np.clip(np.round(np.asarray(x, dtype=np.float64) * 32767), -32768, 32767).astype("<i2").tobytes()
+    buf = io.BytesIO()
+    buf.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, fs,
+                                                                                   fs * 2, 2, 16))
+    buf.write(b"data" + struct.pack("<I", len(data)) + data)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def analyze_array(x: np.ndarray, config: AnalyzerConfig | None = None, *, block: int = 48_000,
+                  zone_intervals: list[list[float]] | None = None,
+                  key: Ed25519PrivateKey | None = None) -> tuple[list[SecondLevels], list[NoiseEvidence]]:
+    """One-shot helper: run the streaming analyzer over an array in blocks."""
+    an = NoiseAnalyzer(config, key=key)
+    for a, b in zone_intervals or []:
+        an.suppressor.add_zone_interval(a, b)
+    seconds: list[SecondLevels] = []
+    events: list[NoiseEvidence] = []
+    for i in range(0, max(x.size, 1), block):
+        r = an.feed(x[i: i + block])
+        seconds += r.seconds
+        events += r.events
+    events += an.close().events
+    return seconds, events

@@ -1,0 +1,78 @@
+"""Spectra: a streaming short-time power spectrum (8 frames/s) and 1/3-octave band levels.
+
+``Spectrogram.feed`` takes raw (unweighted) samples and returns the frames completed: frame ``j`` is the
+Hann-windowed power spectrum of the last ``NFFT`` samples before sample ``(j+1)*hop``, scaled so that the
+bins sum to the mean square (full-scale units squared). Hop = fs/8, so the cost is 8 FFTs per second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft as sfft
+
+from gateway.noise.weighting import EXACT_THIRD_OCTAVES, NOMINAL_THIRD_OCTAVES
+
+SPEC_HZ = 8
+NFFT = 4096
+
+
+class Spectrogram:
+    def __init__(self, fs: int) -> None:
+        self.fs = fs
+        self.hop = fs // SPEC_HZ
+        self.nfft = min(NFFT, self.hop)
+        w = np.hanning(self.nfft).astype(np.float32)
+        self._w = w
+        self._scale = np.full(self.nfft // 2 + 1, 2.0 / (self.nfft * float(np.sum(w.astype(np.float64) ** 2))))
+        self._scale[0] /= 2
+        self._scale[-1] /= 2
+        self.freqs = np.fft.rfftfreq(self.nfft, 1 / fs)
+        self._rest = np.zeros(0, dtype=np.float32)
+        self.frames_done = 0
+
+    def feed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (frame indices, power[n, nfft/2+1] float32)."""
+        x = np.asarray(x, dtype=np.float32)
+        buf = np.concatenate([self._rest, x]) if self._rest.size else x
+        n = buf.size // self.hop
+        if n == 0:
+            self._rest = buf.copy()
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.freqs.size), dtype=np.float32)
+        seg = buf[: n * self.hop].reshape(n, self.hop)[:, self.hop - self.nfft:]
+        spec = sfft.rfft(seg * self._w, axis=1)
+        power = (spec.real**2 + spec.imag**2) * self._scale.astype(np.float32)
+        self._rest = buf[n * self.hop:].copy()
+        idx = np.arange(self.frames_done, self.frames_done + n)
+        self.frames_done += n
+        return idx, power.astype(np.float32)
+
+
+def band_edges(fc: float) -> tuple[float, float]:
+    return fc * 10 ** (-0.05), fc * 10 ** 0.05
+
+
+def third_octave_levels(x: np.ndarray, fs: int, k_db: float, *, fmin: float = 19.0,
+                        fmax: float = 20_000.0) -> tuple[list[float], list[float]]:
+    """Z-weighted 1/3-octave band levels (dB SPL, Leq over ``x``) from one Hann-windowed FFT.
+
+    ``k_db`` converts 10*log10(mean square) to dB SPL. Returns (nominal centre frequencies, levels).
+    Bands whose centre is outside [fmin, min(fmax, 0.45 fs)] are left out.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    w = np.hanning(n)
+    spec = np.fft.rfft(x * w)
+    p = (np.abs(spec) ** 2) * 2.0 / (n * np.sum(w**2))
+    p[0] /= 2
+    f = np.fft.rfftfreq(n, 1 / fs)
+    cum = np.concatenate([[0.0], np.cumsum(p)])
+    centres, levels = [], []
+    for nom, fc in zip(NOMINAL_THIRD_OCTAVES, EXACT_THIRD_OCTAVES, strict=True):
+        if fc < fmin or fc > min(fmax, 0.45 * fs):
+            continue
+        lo, hi = band_edges(fc)
+        i0, i1 = np.searchsorted(f, [lo, hi])
+        ms = cum[i1] - cum[i0]
+        centres.append(float(nom))
+        levels.append(round(float(10 * np.log10(max(ms, 1e-30)) + k_db), 2))
+    return centres, levels

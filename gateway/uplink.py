@@ -1,0 +1,246 @@
+"""The gateway's own supervised MQTT uplink (aiomqtt 2.5, MQTT 3.1.1).
+
+- Reconnects forever with exponential backoff and jitter. Nothing raised below (a broker going away,
+  a bug in a handler) ends the supervisor; it is logged and counted (cf. thingsboard-gateway #2086).
+- Before every connection attempt the persisted ``session`` counter goes up and the retained last-will
+  is ``GatewayState(offline, session)``. On connect: subscribe to the cmd topic, publish the retained
+  birth ``GatewayState(online, session, devices, keys, heartbeat_s)``, start heartbeats.
+- Priority: acks have their own queue and drain task that publishes immediately; bulk traffic (the
+  telemetry outbox) goes through ``publish_bulk``, which only sends when no ack is waiting and keeps
+  at most one bulk message in flight, so commands and acks never queue behind a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import aiomqtt
+
+from contract import topics
+from contract.models import Ack, GatewayState, Heartbeat
+from gateway.config import MqttSection
+from gateway.counters import Counters
+from gateway.errors import GatewayError, ReplayStoreError
+from gateway.replay import StateStore
+
+MAX_PENDING_ACKS = 10_000
+
+
+class UplinkError(GatewayError):
+    """The uplink is down (publish_bulk callers keep their data and retry later)."""
+
+
+class Uplink:
+    def __init__(self, cfg: MqttSection, gateway_id: str, *, store: StateStore,
+                 birth: Callable[[int], GatewayState],
+                 heartbeat: Callable[[int, int], Awaitable[Heartbeat]], heartbeat_s: float,
+                 on_command: Callable[[bytes], Awaitable[object]], counters: Counters | None = None,
+                 log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+        self.cfg = cfg
+        self.gateway_id = gateway_id
+        self.store = store
+        self.birth = birth
+        self.heartbeat = heartbeat
+        self.heartbeat_s = heartbeat_s
+        self.on_command = on_command
+        self.counters = counters or Counters()
+        self.log = log or logging.getLogger("dozor.gateway.uplink")
+        self.session = 0
+        self.connected = asyncio.Event()
+        self.t_state = topics.gw(gateway_id, topics.GwChannel.STATE)
+        self.t_cmd = topics.gw(gateway_id, topics.GwChannel.CMD)
+        self.t_ack = topics.gw(gateway_id, topics.GwChannel.ACK)
+        self.t_heartbeat = topics.gw(gateway_id, topics.GwChannel.HEARTBEAT)
+        self._client: aiomqtt.Client | None = None
+        self._acks: deque[bytes] = deque()
+        self._ack_wake = asyncio.Event()
+        self._acks_idle = asyncio.Event()
+        self._acks_idle.set()
+        self._bulk_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        # Hooks for the telemetry drain (e.g. ``on_connected.append(telemetry.on_connected)``,
+        # ``on_disconnected.append(telemetry.pause)``); a failing hook is logged and counted.
+        self.on_connected: list[Callable[[], object]] = []
+        self.on_disconnected: list[Callable[[], object]] = []
+
+    # ------------------------------------------------------------ public API
+    def publish_ack(self, ack: Ack) -> None:
+        """Queue an ack for immediate publication (kept in order across reconnects)."""
+        if len(self._acks) >= MAX_PENDING_ACKS:
+            self._acks.popleft()
+            self.counters.inc("ack_dropped_overflow")
+        self._acks.append(ack.to_bytes())
+        self._acks_idle.clear()
+        self._ack_wake.set()
+
+    async def publish_bulk(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Lower-priority publish for the telemetry drain: waits for the ack lane to be empty, one at a time.
+
+        Raises UplinkError if the uplink is down or drops during the publish (the caller keeps the data).
+        """
+        async with self._bulk_lock:
+            await self._acks_idle.wait()
+            client = self._client
+            if client is None or not self.connected.is_set():
+                raise UplinkError("uplink not connected")
+            try:
+                await client.publish(topic, payload, qos=qos)
+            except aiomqtt.MqttError as exc:
+                raise UplinkError(f"publish failed: {exc}") from None
+            self.counters.inc("mqtt_bulk_published")
+
+    @property
+    def pending_acks(self) -> int:
+        return len(self._acks)
+
+    # ------------------------------------------------------------ supervisor
+    async def run(self) -> None:
+        delay = self.cfg.reconnect_min_s
+        while True:
+            try:
+                self.session = self.store.next_session()
+            except ReplayStoreError as exc:  # e.g. disk full: keep going, the hub still orders sessions
+                self.session += 1
+                self.counters.inc("session_persist_errors")
+                self.log.error("cannot persist the session counter: %s", exc)
+            will = aiomqtt.Will(self.t_state, GatewayState(gateway=self.gateway_id, state="offline",
+                                                           session=self.session, ts=time.time()).to_bytes(),
+                                qos=1, retain=True)
+            self.counters.inc("mqtt_connect_attempts")
+            try:
+                async with aiomqtt.Client(
+                    self.cfg.host, self.cfg.port, username=self.cfg.username, password=self.cfg.password,
+                    identifier=f"dozor-gw-{self.gateway_id}", will=will, keepalive=self.cfg.keepalive_s,
+                    clean_session=False, protocol=aiomqtt.ProtocolVersion.V311, timeout=10,
+                    logger=logging.getLogger("dozor.gateway.mqtt"),
+                ) as client:
+                    delay = self.cfg.reconnect_min_s
+                    await self._serve(client)
+            except aiomqtt.MqttError as exc:
+                self.counters.inc("mqtt_disconnects")
+                self.log.warning("uplink down (session %d): %s; retrying in ≤%.1fs", self.session, exc, delay)
+            except Exception:  # never let a bug end the supervisor
+                self.counters.inc("uplink_errors")
+                self.log.exception("uplink crashed (session %d); restarting", self.session)
+            finally:
+                was_up = self.connected.is_set()
+                self.connected.clear()
+                self._client = None
+                await self._cancel_tasks()
+                if was_up:
+                    self._hooks(self.on_disconnected)
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(self.cfg.reconnect_max_s, delay * 2)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        await client.subscribe(self.t_cmd, qos=1)
+        await client.publish(self.t_state, self.birth(self.session).to_bytes(), qos=1, retain=True)
+        self.counters.inc("mqtt_births")
+        self.connected.set()
+        self.log.info("uplink up: %s:%d session %d", self.cfg.host, self.cfg.port, self.session)
+        self._spawn(self._drain_acks(client), "acks")
+        self._spawn(self._heartbeats(client), "heartbeat")
+        self._hooks(self.on_connected)
+        async for message in client.messages:
+            self._dispatch(message)
+
+    def _hooks(self, hooks: list[Callable[[], object]]) -> None:
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                self.counters.inc("uplink_hook_errors")
+                self.log.exception("uplink hook %r failed", hook)
+
+    def _dispatch(self, message: aiomqtt.Message) -> None:
+        """Message callback: never raises; bad input is counted and handled by the executor."""
+        try:
+            if message.topic.value != self.t_cmd:
+                self.counters.inc("mqtt_unexpected_topic")
+                return
+            payload = message.payload
+            if isinstance(payload, str):
+                payload = payload.encode()
+            elif not isinstance(payload, bytes | bytearray):
+                payload = b"" if payload is None else str(payload).encode()
+            self.counters.inc("mqtt_cmd_messages")
+            self._spawn(self._run_command(bytes(payload)), "command")
+        except Exception:
+            self.counters.inc("mqtt_callback_errors")
+            self.log.exception("message dispatch failed")
+
+    async def _run_command(self, payload: bytes) -> None:
+        try:
+            await self.on_command(payload)
+        except Exception:
+            self.counters.inc("command_handler_errors")
+            self.log.exception("command handler failed")
+
+    async def _drain_acks(self, client: aiomqtt.Client) -> None:
+        """Publish queued acks at once, pipelined (paho hands them to the socket in call order, so
+        the broker sees them in order); whatever was not PUBACKed stays queued, in order, for the
+        next connection (the hub treats a repeated ack as a no-op)."""
+        while True:
+            while self._acks:
+                batch = list(self._acks)
+                results = await asyncio.gather(*(client.publish(self.t_ack, p, qos=1) for p in batch),
+                                               return_exceptions=True)
+                done = 0
+                for r in results:
+                    if isinstance(r, BaseException):
+                        break
+                    done += 1
+                for _ in range(done):
+                    self._acks.popleft()
+                self.counters.inc("mqtt_acks_published", done)
+                failed = next((r for r in results if isinstance(r, BaseException)), None)
+                if failed is not None:
+                    raise failed
+            self._acks_idle.set()
+            self._ack_wake.clear()
+            await self._ack_wake.wait()
+
+    async def _heartbeats(self, client: aiomqtt.Client) -> None:
+        """Heartbeats on a fixed cadence (a slow status read does not stretch the interval)."""
+        loop = asyncio.get_running_loop()
+        seq = 0
+        next_at = loop.time()
+        while True:
+            try:
+                hb = await self.heartbeat(self.session, seq)
+                await client.publish(self.t_heartbeat, hb.to_bytes(), qos=0)
+                self.counters.inc("mqtt_heartbeats")
+                seq += 1
+            except aiomqtt.MqttError:
+                return
+            except Exception:
+                self.counters.inc("heartbeat_errors")
+                self.log.exception("heartbeat failed")
+            next_at = max(next_at + self.heartbeat_s, loop.time())
+            await asyncio.sleep(next_at - loop.time())
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"uplink {self.gateway_id} {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not isinstance(
+                task.exception(), aiomqtt.MqttError):
+            self.counters.inc("uplink_task_errors")
+            self.log.error("uplink task %s failed: %r", task.get_name(), task.exception())
+
+    async def _cancel_tasks(self) -> None:
+        # Command tasks are not ours to cancel: a command keeps driving devices through an outage.
+        tasks = [t for t in self._tasks if not t.get_name().endswith(" command")]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
