@@ -120,11 +120,13 @@ def token_sha256(token: str | bytes) -> str:
 
 def peek(token: str | bytes) -> dict[str, object]:
     """UNVERIFIED claims, only to label a rejected ack (jti, alert). Never act on these."""
+    if len(token) > MAX_TOKEN_BYTES:
+        return {}
     try:
         text = token.decode() if isinstance(token, bytes) else token
         body = json.loads(b64url_decode(text.split(".")[1]))
         return body if isinstance(body, dict) else {}
-    except (ValueError, IndexError, UnicodeDecodeError):
+    except (ValueError, IndexError, UnicodeDecodeError, RecursionError):
         return {}
 
 
@@ -153,7 +155,7 @@ def verify_command(
     try:
         text = token.decode("ascii") if isinstance(token, bytes) else token
         header = jwt.get_unverified_header(text)
-    except (jwt.InvalidTokenError, UnicodeDecodeError, ValueError) as exc:
+    except (jwt.InvalidTokenError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise reject(RejectReason.MALFORMED, f"not a compact JWS: {type(exc).__name__}") from None
     if header.get("alg") != ALG:
         raise reject(RejectReason.BAD_ALGORITHM, f"alg {header.get('alg')!r}")
@@ -170,7 +172,7 @@ def verify_command(
         )
     except jwt.InvalidSignatureError:
         raise reject(RejectReason.BAD_SIGNATURE) from None
-    except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+    except (jwt.InvalidTokenError, ValueError, TypeError, RecursionError) as exc:
         raise reject(RejectReason.MALFORMED, type(exc).__name__) from None
     try:
         claims = CommandClaims.model_validate(body)

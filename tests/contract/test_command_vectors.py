@@ -62,3 +62,14 @@ def test_any_single_character_change_is_never_accepted(pos, ch):
 @given(st.binary(max_size=600) | st.text(max_size=600))
 def test_garbage_is_rejected_as_malformed_or_worse_never_crashes(data):
     assert verdict(data) != "ok"
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+def test_deeply_nested_json_is_malformed_not_a_crash(where):
+    deep = c.b64url(("[" * 5000 + "]" * 5000).encode())
+    h, p, sig = ok_token.split(".")
+    token = f"{deep}.{p}.{sig}" if where == "header" else f"{h}.{deep}.{sig}"
+    with pytest.raises(CommandRejected) as info:
+        c.verify_command(token, keys=KEYS, audience="gw-001", now=VEC["now"])
+    # a nested header cannot be parsed at all; a swapped payload fails the signature before it is parsed
+    assert info.value.reason.value == ("malformed" if where == "header" else "bad_signature")
