@@ -39,6 +39,7 @@ class RejectReason(StrEnum):
     NOT_YET_VALID = "not_yet_valid"  # iat too far in the future (clock skew beyond leeway)
     LIFETIME_TOO_LONG = "lifetime_too_long"  # exp - iat beyond the contract maximum
     REPLAYED = "replayed"  # jti seen before
+    ISSUED_BEFORE_RESTART = "issued_before_restart"  # issued before an unclean gateway restart (see gateway/replay)
     UNKNOWN_TARGET = "unknown_target"  # a target device is not attached to this gateway
     UNSUPPORTED = "unsupported"  # action not supported by the target device kind
     BUSY = "busy"  # a higher-priority activation holds the device

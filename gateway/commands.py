@@ -95,6 +95,9 @@ class CommandExecutor:
 
     def _verify(self, payload: bytes | str) -> CommandClaims:
         claims = verify_command(payload, keys=self.keys, audience=self.gateway_id, now=self.clock())
+        if self.store.issued_before_restart(claims.iat):
+            raise CommandRejected(RejectReason.ISSUED_BEFORE_RESTART, "the gateway restarted uncleanly since; "
+                                  "the hub re-sends a fresh command", jti=claims.jti, alert=claims.alert)
         try:
             fresh = self.store.first_sighting(claims.jti, claims.exp, now=self.clock())
         except ReplayStoreError as exc:

@@ -1,12 +1,20 @@
 """Persistent gateway state in SQLite (WAL): the replay store of seen command ids, and the session counter.
 
-A jti is kept until its ``exp`` (commands live at most 900 s, so the table stays small) and survives
-restarts and power loss: with ``durable=True`` every insert is fsynced (synchronous=FULL) before the
-command may drive anything. Calls are synchronous and short; the gateway calls them from its loop.
+A jti is kept until its ``exp`` (commands live at most 900 s, so the table stays small) and survives restarts.
+
+Power loss without an fsync per command: inserts are committed with synchronous=NORMAL (WAL), which survives a
+process crash but may lose the last commits on power loss. So the store keeps an "open" flag, set (fsynced)
+when it opens and cleared (fsynced) when it closes cleanly. If it finds the flag still set, the previous run
+ended uncleanly and seen ids may be missing: ``not_before`` is then this start's wall-clock time, and any
+command issued before it is refused (``issued_before_restart``). Commands live at most 900 s and the hub retries
+with freshly issued commands, so the operator loses nothing and an attacker gains no replay window.
+``durable=True`` additionally fsyncs every insert (synchronous=FULL), for deployments that want both.
+Calls are synchronous and short; the gateway calls them from its loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -30,12 +38,31 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.executescript(SCHEMA)
+            row = self._db.execute("SELECT value FROM kv WHERE key = 'open'").fetchone()
+            self.unclean = bool(row and row[0])
+            self.not_before: float | None = time.time() if self.unclean else None
+            self._set_flag("open", 1)
         except (sqlite3.Error, OSError) as exc:
             raise ReplayStoreError(f"cannot open the state database {self.path}: {exc}") from None
+        self._durable = durable
         self._last_purge = 0.0
 
+    def _set_flag(self, key: str, value: int) -> None:
+        """Write a flag with a full fsync, whatever the store's normal synchronous level."""
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+        self._db.execute(f"PRAGMA synchronous={'FULL' if getattr(self, '_durable', False) else 'NORMAL'}")
+
     def close(self) -> None:
+        # A clean shutdown: every seen id is on disk. If this write fails the flag stays set and the next
+        # start is treated as unclean, which is the safe side.
+        with contextlib.suppress(sqlite3.Error):
+            self._set_flag("open", 0)
         self._db.close()
+
+    def issued_before_restart(self, iat: float) -> bool:
+        """True if the previous run ended uncleanly and this command was issued before this start."""
+        return self.not_before is not None and iat < self.not_before
 
     def __enter__(self) -> StateStore:
         return self

@@ -263,3 +263,37 @@ async def test_a_player_that_fails_is_reported(tmp_path):
         assert order(acks, c.jti) == ["accepted", "playing", "failed"]
         last = acks.for_cmd(c.jti)[-1]
         assert last.reason == "player_failed" and "no sound card" in last.detail
+
+
+async def test_after_an_unclean_stop_commands_issued_before_the_restart_are_refused(tmp_path, rig):
+    """kill -9 may lose the last seen ids (no fsync per command): the restarted gateway refuses every command
+    issued before it started, so a captured token cannot be replayed; a freshly issued one works."""
+    import sys
+
+    cfg = make_config(tmp_path, buses={rig.name: str(rig.port)}, sirens=rig.devices())
+    state = cfg.gateway.state_dir
+    captured = sign(targets=("siren-1",), params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=1))
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", (
+        "import sys, time; from gateway.replay import StateStore\n"
+        f"s = StateStore({str(state / 'gateway.db')!r})\n"
+        "s.first_sighting('some-other-command-id', int(time.time()) + 60)\n"
+        "print('ready', flush=True); time.sleep(60)\n"), stdout=asyncio.subprocess.PIPE)
+    assert (await proc.stdout.readline()).strip() == b"ready"
+    proc.kill()  # the gateway dies without closing its store
+    await proc.wait()
+    await asyncio.sleep(1.1)  # the captured token's iat (whole seconds) now lies before the restart
+    async with Gateway(cfg) as g:
+        acks = AckLog()
+        g.ack_listeners.append(acks)
+        assert g.store.unclean
+        assert await g.executor.handle(captured) is None
+        assert acks.acks[-1].reason == "issued_before_restart"
+        assert rig.activations() == 0
+        iat = int(g.store.not_before) + 1  # the hub's next retry, issued after the restart
+        fresh = await g.executor.handle(sign(targets=("siren-1",), iat=iat, exp=iat + 60,
+                                             params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=1)))
+        assert fresh is not None
+        await acks.wait(lambda a: "siren-1" in a.devices_at(fresh.jti, AckStage.SOUNDING))
+    assert rig.activations() == 1
+    async with Gateway(cfg) as g:  # the last stop was clean: nothing is refused for being old
+        assert not g.store.unclean and g.store.not_before is None
