@@ -23,7 +23,10 @@ from gateway.commands import CommandExecutor
 from gateway.config import GatewayConfig
 from gateway.counters import Counters
 from gateway.devices.base import Device, driver_for
+from gateway.health import HealthProbe, run_health
+from gateway.outbox import Outbox
 from gateway.replay import StateStore
+from gateway.telemetry import Telemetry, TelemetrySettings
 from gateway.uplink import Uplink
 
 SW_VERSION = "dozor-gateway/0.1"
@@ -48,6 +51,8 @@ class Gateway:
         self.store: StateStore | None = None
         self.executor: CommandExecutor | None = None
         self.uplink: Uplink | None = None
+        self.outbox: Outbox | None = None
+        self.telemetry: Telemetry | None = None
         self.started = time.monotonic()
 
     # ------------------------------------------------------------ lifecycle
@@ -55,6 +60,13 @@ class Gateway:
         cfg = self.config
         self.store = StateStore(cfg.gateway.state_dir / "gateway.db", durable=cfg.gateway.durable_replay)
         try:
+            tcfg = cfg.telemetry
+            self.outbox = Outbox(cfg.gateway.state_dir / "outbox.db", max_bytes=int(tcfg.outbox_max_mb * 1024 * 1024))
+            self.outbox_stats = self.outbox.stats
+            self.telemetry = Telemetry(self.id, self.outbox, state_dir=cfg.gateway.state_dir,
+                                       counters=self.counters, log=self.log,
+                                       settings=TelemetrySettings(flush_s=tcfg.flush_s, rate=tcfg.drain_rate,
+                                                                  burst=tcfg.drain_burst))
             for bcfg in cfg.bus:
                 if bcfg.kind == "modbus":
                     self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()
@@ -70,6 +82,8 @@ class Gateway:
                 if bus is None and bus_name:
                     bus = next(b for b in cfg.bus if b.name == bus_name)  # non-modbus: the driver owns the port
                 dev = cls(dcfg, bus=bus, counters=self.counters, log=self.log)
+                if hasattr(dev, "attach"):  # sensor drivers feed the telemetry pipeline
+                    dev.attach(self.telemetry)
                 await dev.start()
                 self.devices[dev.id] = dev
             self.executor = CommandExecutor(
@@ -78,6 +92,9 @@ class Gateway:
             self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
                                  heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
                                  counters=self.counters, log=self.log)
+            self.telemetry.publish = self.uplink.publish_bulk
+            self.uplink.on_connected.append(self.telemetry.on_connected)
+            self.uplink.on_disconnected.append(self.telemetry.pause)
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
@@ -93,6 +110,9 @@ class Gateway:
                 self.log.exception("closing device %s", dev.id)
         for bus in self.buses.values():
             await bus.close()
+        if self.outbox is not None:
+            self.outbox.close()
+            self.outbox = None
         if self.store is not None:
             self.store.close()
         self.devices.clear()
@@ -103,7 +123,19 @@ class Gateway:
         async with self:
             assert self.uplink is not None
             self.log.info("gateway up: %d device(s) on %d bus(es)", len(self.devices), len(self.buses))
-            await self.uplink.run()
+            assert self.telemetry is not None and self.outbox is not None
+            probe = HealthProbe(self.id, self.config.gateway.state_dir, outbox_stats=self.outbox.stats,
+                                uplink_up=self.uplink.connected.is_set, counters=self.counters)
+            tasks = [asyncio.create_task(self.telemetry.run(), name=f"{self.id} telemetry"),
+                     asyncio.create_task(run_health(probe, self.telemetry.submit_reading,
+                                                    self.config.telemetry.health_interval_s, log=self.log),
+                                         name=f"{self.id} health")]
+            try:
+                await self.uplink.run()
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     @staticmethod
     def _load_optional_drivers() -> None:

@@ -143,10 +143,21 @@ class SensorDevice(BaseModel):
 DeviceConfig = Annotated[SirenDevice | SpeakerDevice | SensorDevice, Field(discriminator="kind")]
 
 
+class TelemetrySection(_M):
+    """[telemetry]: the outbox bound and how its backlog drains after an outage."""
+
+    outbox_max_mb: float = Field(default=64.0, gt=0, le=100_000)
+    flush_s: float = Field(default=1.0, gt=0, le=3600)
+    drain_rate: float = Field(default=2000.0, gt=0, le=1_000_000)  # backlog items per second after a reconnect
+    drain_burst: float = Field(default=4000.0, gt=0, le=1_000_000)
+    health_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+
+
 class GatewayConfig(_M):
     gateway: GatewaySection
     mqtt: MqttSection = MqttSection()
     trust: TrustSection
+    telemetry: TelemetrySection = TelemetrySection()
     bus: list[BusConfig] = Field(default_factory=list)
     device: list[DeviceConfig] = Field(default_factory=list)
 

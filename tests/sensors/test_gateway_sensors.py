@@ -15,7 +15,7 @@ from gateway.outbox import Outbox
 from gateway.telemetry import Telemetry, TelemetrySettings
 from simulators.sensors import Climate, SimBme280, SimNoiseNode, SimSds011
 from tests.gateway.helpers import make_config
-from tests.sensors.helpers import Recorder, Sink, device, uart_bus, wait_until
+from tests.sensors.helpers import Recorder, device, uart_bus, wait_until
 
 
 async def test_gateway_loads_sensor_devices_from_its_config(tmp_path, link):
@@ -23,13 +23,16 @@ async def test_gateway_loads_sensor_devices_from_its_config(tmp_path, link):
              '[[device]]\nid = "noise-1"\nkind = "noise_node"\nbus = "uart-noise"\nstale_s = 2\n'
              '[[device]]\nid = "climate-1"\nkind = "bme280"\naddress = 0x77\ninterval_s = 3600\n')
     cfg = make_config(tmp_path, extra=extra)
-    sink = Sink()
     async with SimNoiseNode(link.b, levels=(60.0, 70.0, 63.0, 52.0), period_s=0.02), Gateway(cfg) as gw:
         noise = gw.devices["noise-1"]
         assert noise.kind is DeviceKind.NOISE_NODE and noise.options.stale_s == 2
-        await wait_until(lambda: noise.readings >= 3, "readings while no pipeline is attached")
-        noise.attach(sink)  # what app.py does once the pipeline exists: the buffered readings follow
-        assert len(sink.readings) >= 3
+        assert noise.sink is gw.telemetry  # the gateway attached its pipeline to the sensor
+        pipeline = asyncio.create_task(gw.telemetry.run())  # no uplink here: readings wait in the outbox
+        try:
+            await wait_until(lambda: gw.outbox.stats().depth >= 3, "noise readings in the gateway's outbox")
+        finally:
+            pipeline.cancel()
+            await asyncio.gather(pipeline, return_exceptions=True)
         statuses = {s.id: s.state for s in await gw.device_statuses()}
         # no I2C bus on the test machine: counted, reported unreachable, no crash
         assert statuses == {"noise-1": DeviceState.IDLE, "climate-1": DeviceState.UNREACHABLE}
