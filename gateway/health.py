@@ -13,6 +13,7 @@ counted ``health_unreadable.<metric>``, never invented):
 from __future__ import annotations
 
 import asyncio
+import random
 import logging
 import os
 import time
@@ -90,9 +91,12 @@ class HealthProbe:
 
 
 async def run_health(probe: HealthProbe, submit: Callable[[Reading], object], interval_s: float = 60.0, *,
+                     first_after_s: float | None = None,
                      log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
-    """Submit a health reading every ``interval_s`` (first one at once) until cancelled."""
+    """Submit a health reading every ``interval_s`` until cancelled. The first one comes after a random part
+    of the interval, so a fleet that (re)starts together does not report all at once."""
     log = log or logging.getLogger("dozor.gateway.health")
+    await asyncio.sleep(random.uniform(0, min(interval_s, 30.0)) if first_after_s is None else first_after_s)
     while True:
         try:
             submit(await asyncio.to_thread(probe.read))

@@ -99,7 +99,7 @@ async def test_health_reading(tmp_path):
         probe = HealthProbe(GW, tmp_path, outbox_stats=outbox.stats, uplink_up=lambda: False,
                             thermal_root=tmp_path / "thermal", counters=counters)
         tel = Telemetry(GW, outbox, publish=rec.publish, counters=counters, settings=FAST)
-        health = asyncio.create_task(run_health(probe, tel.submit_reading, 3600))
+        health = asyncio.create_task(run_health(probe, tel.submit_reading, 3600, first_after_s=0))
         try:
             async with _running(tel):
                 await wait_until(lambda: len(rec.readings()) == 1, "health reading")
