@@ -13,9 +13,9 @@ counted ``health_unreadable.<metric>``, never invented):
 from __future__ import annotations
 
 import asyncio
-import random
 import logging
 import os
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
