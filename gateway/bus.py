@@ -12,14 +12,23 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import serial
-from pymodbus.client import AsyncModbusSerialClient
-from pymodbus.exceptions import ModbusException
 
 from gateway.config import BusConfig
 from gateway.counters import Counters
 from gateway.errors import BusError
+
+if TYPE_CHECKING:  # pymodbus is imported only by gateways that have a Modbus bus (footprint on a Pi)
+    from pymodbus.client import AsyncModbusSerialClient
+
+
+def _pymodbus():
+    from pymodbus.client import AsyncModbusSerialClient
+    from pymodbus.exceptions import ModbusException
+
+    return AsyncModbusSerialClient, ModbusException
 
 # pymodbus logs every unanswered request at ERROR with a frame dump; the gateway counts and reports
 # these itself (per bus and per device), so its own logger stays quiet unless something is broken.
@@ -104,6 +113,7 @@ class ModbusBus:
         if not os.path.exists(self.cfg.port):  # noqa: ASYNC240 - a stat of a device node
             self._note(False)
             return False
+        AsyncModbusSerialClient, ModbusException = _pymodbus()
         client = AsyncModbusSerialClient(self.cfg.port, baudrate=self.cfg.baudrate, timeout=self.cfg.timeout_s,
                                          retries=0, reconnect_delay=0, name=f"bus-{self.name}")
         # pymodbus uses its request timeout for connect too. A connect that times out while the loop is
@@ -167,7 +177,7 @@ class ModbusBus:
             client = self._require()
             try:
                 rr = await client.read_holding_registers(address, count=count, device_id=unit)
-            except ModbusException as exc:
+            except _pymodbus()[1] as exc:
                 self.counters.inc("bus_no_response")
                 raise BusError("unreachable", f"unit {unit}: {type(exc).__name__}") from None
             except (OSError, asyncio.InvalidStateError) as exc:
@@ -186,7 +196,7 @@ class ModbusBus:
             client = self._require()
             try:
                 rr = await client.write_registers(address, values, device_id=unit)
-            except ModbusException as exc:
+            except _pymodbus()[1] as exc:
                 self.counters.inc("bus_no_response")
                 raise BusError("unreachable", f"unit {unit}: {type(exc).__name__}") from None
             except (OSError, asyncio.InvalidStateError) as exc:
