@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contract.errors import DozorError
 from hub.config import load_config
-from hub.models import AlertDetail, AlertOut, DeviceOut, GatewayOut, ZoneOut
+from hub.models import AirOut, AlertDetail, AlertOut, DeviceOut, GatewayOut, LatestOut, TailOut, ZoneOut
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -70,9 +70,11 @@ class HubClient:
         self._http.close()
 
     # ------------------------------------------------------------ transport and errors
-    def _call(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+    def _call(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+              timeout: float | None = None) -> Any:
         try:
-            r = self._http.request(method, path, json=json, params=params)
+            r = self._http.request(method, path, json=json, params=params,
+                                   timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
         except httpx.ConnectError:
             raise HubClientError(f"hub not reachable at {self.base_url} — is `dozor hub run` up?") from None
         except httpx.TimeoutException:
@@ -146,3 +148,22 @@ class HubClient:
 
     def zones(self) -> list[ZoneOut]:
         return self._parse(list[ZoneOut], self._call("GET", "/api/v1/zones"))
+
+    def air(self, zone: str | None = None) -> AirOut:
+        """Latest PM readings with indicative AQI per table, per device and zone."""
+        return self._parse(AirOut, self._call("GET", "/api/v1/air", params={"zone": zone} if zone else None))
+
+    def telemetry_latest(self, gateway: str | None = None, zone: str | None = None) -> list[LatestOut]:
+        params = {k: v for k, v in (("gateway", gateway), ("zone", zone)) if v}
+        return self._parse(list[LatestOut], self._call("GET", "/api/v1/telemetry/latest", params=params or None))
+
+    def telemetry_tail(self, *, gateway: str | None = None, after: int | None = None, last: int = 0,
+                       wait_s: float = 0.0, limit: int = 1000) -> TailOut:
+        """Readings after the cursor ``after`` (or the last ``last``); long-polls up to ``wait_s``."""
+        params: dict[str, Any] = {"last": last, "wait_s": wait_s, "limit": limit}
+        if gateway:
+            params["gateway"] = gateway
+        if after is not None:
+            params["after"] = after
+        return self._parse(TailOut, self._call("GET", "/api/v1/telemetry/tail", params=params,
+                                               timeout=self.timeout + wait_s))

@@ -7,19 +7,37 @@ are mounted through ``create_app(..., routers=[...])``.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hub.aqi import AqiError, overall
 from hub.errors import AlertError
-from hub.models import AlertDetail, AlertOut, AlertRequest, DeviceOut, GatewayOut, ZoneOut
+from hub.ingest.latest import PM_METRICS, DeviceLatest
+from hub.models import (
+    AirOut,
+    AirRowOut,
+    AirZoneOut,
+    AlertDetail,
+    AlertOut,
+    AlertRequest,
+    DeviceOut,
+    GatewayOut,
+    IndexOut,
+    LatestOut,
+    MetricOut,
+    TailOut,
+    TailReadingOut,
+    ZoneOut,
+)
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -81,6 +99,8 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
     async def healthz() -> dict:
         return {"ok": True, "mqtt": hub.mqtt.connected.is_set(), "mqtt_ingest": hub.mqtt_ingest.connected.is_set(),
                 "alerts_tracking": len(hub.engine._trackers),
+                "ingest": hub.ingest.stats() if hub.ingest is not None else dict(hub.pipeline.counters),
+                "telemetry_cursor": hub.latest.cursor,
                 "kid": hub.keys.kid, "public_key": hub.keys.public_b64}
 
     @app.get("/metrics")
@@ -146,6 +166,55 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
                                   alerting_devices=count))
         return result
 
+    @api.get("/telemetry/latest", response_model=list[LatestOut])
+    async def telemetry_latest(gateway: str | None = None, zone: str | None = None) -> list[LatestOut]:
+        """The newest value of every metric per device (what was written to the store)."""
+        if zone is not None:
+            hub.zones.get(zone)
+        now = time.time()
+        return [LatestOut(gateway=d.gateway, device=d.device, kind=d.kind, zone=d.zone,
+                          metrics={k: MetricOut(value=r.metrics[k], ts=r.ts, age_s=round(now - r.ts, 3),
+                                                flags=list(r.flags)) for k, r in sorted(d.metrics.items())})
+                for d in hub.latest.latest(gateway=gateway, zone=zone)]
+
+    @api.get("/telemetry/tail", response_model=TailOut)
+    async def telemetry_tail(gateway: str | None = None, after: int | None = Query(None, ge=0),
+                             last: int = Query(0, ge=0, le=10_000), wait_s: float = Query(0.0, ge=0, le=30),
+                             limit: int = Query(1000, ge=1, le=10_000)) -> TailOut:
+        """Readings with a cursor greater than ``after``; without ``after``, the last ``last`` readings.
+        ``wait_s`` long-polls: the answer comes as soon as there is something (or when the wait ends)."""
+        cache = hub.latest
+        start = cache.last(last, gateway=gateway) if after is None else after
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            items, cursor, missed = cache.since(start, gateway=gateway, limit=limit)
+            remaining = deadline - loop.time()
+            if items or remaining <= 0:
+                break
+            start = cursor
+            await cache.wait(cursor, remaining)
+        return TailOut(cursor=cursor, missed=missed, readings=[
+            TailReadingOut(cursor=i.cursor, gateway=i.gateway, zone=i.zone, device=i.reading.device,
+                           kind=str(getattr(i.reading.kind, "value", i.reading.kind)), ts=i.reading.ts,
+                           metrics=dict(i.reading.metrics), flags=list(i.reading.flags)) for i in items])
+
+    @api.get("/air", response_model=AirOut)
+    async def air(zone: str | None = None) -> AirOut:
+        """Latest PM readings with the indicative index of each configured table, per device and zone."""
+        if zone is not None:
+            hub.zones.get(zone)
+        tables = list(hub.pipeline.aqi_tables)
+        rows = [air_row(d, tables) for d in hub.latest.air(zone=zone)]
+        zones: dict[str, list[AirRowOut]] = {}
+        for row in rows:
+            if row.zone:
+                zones.setdefault(row.zone, []).append(row)
+        summary = [AirZoneOut(zone=z, devices=len(rs), aqi={
+            t: max((r.aqi[t] for r in rs if t in r.aqi), key=lambda i: (i.value, i.beyond))
+            for t in tables if any(t in r.aqi for r in rs)}) for z, rs in sorted(zones.items())]
+        return AirOut(tables=tables, rows=rows, zones=summary)
+
     app.include_router(api)
     for router in routers:
         app.include_router(router)
@@ -154,6 +223,24 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
 
 class _Unauthorized(Exception):
     pass
+
+
+def air_row(d: DeviceLatest, tables: list[str]) -> AirRowOut:
+    pm = {m: d.metrics[m] for m in PM_METRICS if m in d.metrics}
+    newest = max(v.ts for v in pm.values())
+    flags = sorted({f for v in pm.values() for f in v.flags})
+    aqi = {}
+    for name in tables:
+        try:
+            r = overall(name, {m: d.value(m) for m in pm})
+        except AqiError:
+            continue
+        aqi[name] = IndexOut(table=r.table, value=r.value, category=r.category, pollutant=r.pollutant,
+                             beyond=r.beyond)
+    return AirRowOut(zone=d.zone, gateway=d.gateway, device=d.device, kind=d.kind,
+                     pm2_5=d.value("pm2_5") if "pm2_5" in pm else None,
+                     pm10=d.value("pm10") if "pm10" in pm else None, ts=newest,
+                     age_s=round(time.time() - newest, 3), high_humidity="high_humidity" in flags, flags=flags, aqi=aqi)
 
 
 def devices_out(hub: Hub, gateway: str) -> list[DeviceOut]:

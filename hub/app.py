@@ -1,6 +1,14 @@
-"""``Hub(config)``: MQTT + alert engine + registry + HTTP API in one event loop, cancellable, no globals.
+"""``Hub(config)``: MQTT + alert engine + registry + HTTP API + telemetry ingest in one event loop,
+cancellable, no globals.
 
     python -m hub --config examples/hub.toml
+
+Telemetry: the ingest connection's batches and events go through ``hub.ingest`` (dedup, range checks, line
+protocol with a ``zone`` tag from ``zone_of``) into the latest-state cache (``hub.latest``) and, with a
+``[store]``, the durable spool and the time-series store. Fleet and alert points (births, last-wills,
+heartbeat timeouts, heartbeats with outbox and device states, zone states, acks; ``hub.grafana.points``) go
+through the same spool. With a persistent MQTT session, telemetry is PUBACKed only after its lines are
+committed to the spool, so a crashed hub gets the uncommitted messages again from the broker.
 """
 
 from __future__ import annotations
@@ -11,21 +19,28 @@ import logging
 import secrets
 import signal
 import socket
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter
 
-from contract.models import Ack, GatewayState, Heartbeat
+from contract.models import Ack, GatewayState, Heartbeat, ZoneState
 from hub.alerts import AlertEngine, AlertHook
 from hub.api import create_app
 from hub.config import HubConfig
 from hub.errors import ConfigError
+from hub.grafana import points
+from hub.ingest.latest import LatestCache
+from hub.ingest.pipeline import Ingest
+from hub.ingest.service import IngestConfig, IngestService
+from hub.ingest.writer import TargetConfig
 from hub.keys import load_or_create, write_private
 from hub.metrics import HubMetrics
+from hub.models import AlertOut
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
-from hub.registry import Registry
+from hub.registry import OFFLINE, ONLINE, Registry
 from hub.store import Store
 from hub.zones import Zones
 
@@ -50,6 +65,31 @@ def load_or_create_token(state_dir: Path) -> str:
     if len(token) < 16:
         raise ConfigError(f"API token in {path} is too short (at least 16 characters); delete it to regenerate")
     return token
+
+
+class _IngestCollector:
+    """Prometheus view of the ingest counters (dozor_hub_telemetry_ingest_total{name}) and its queues (gauges)."""
+
+    GAUGES = ("buffered_lines", "acks_waiting", "spool.pending_lines", "store_up")
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        ingest = self.hub.ingest
+        stats = ingest.stats() if ingest is not None else {f"ingest.{k}": v for k, v in self.hub.pipeline.counters.items()}
+        counters = CounterMetricFamily("dozor_hub_telemetry_ingest", "Telemetry ingest and spool counters", labels=["name"])
+        gauges = GaugeMetricFamily("dozor_hub_telemetry_queue", "Telemetry lines and acks waiting; store_up 1/0",
+                                   labels=["name"])
+        for name, value in sorted(stats.items()):
+            (gauges if name in self.GAUGES else counters).add_metric([name], float(value))
+        yield counters
+        yield gauges
 
 
 class _ApiServer(uvicorn.Server):
@@ -86,24 +126,107 @@ class Hub:
         self.dispatcher.on("state", self._on_state)
         self.dispatcher.on("heartbeat", self._on_heartbeat)
         self.dispatcher.on("ack", self._on_ack)
-        for channel in ("telemetry", "event"):  # hub/ingest/ adds its handlers with dispatcher.on(...)
-            self.dispatcher.on(channel, lambda _msg, ch=channel: self.metrics.ingest.labels(ch).inc())
+        for channel in ("telemetry", "event"):
+            self.dispatcher.on(channel, lambda _msg, c=self.metrics.ingest.labels(channel): c.inc())
+        # telemetry: the latest-state cache always; the time-series store (through a durable spool) when
+        # [store] names one. Fleet and alert points go through the same spool.
+        self._home_zone = self._home_zones()
+        self._verdicts: dict[str, float] = {}  # gateway -> registry `since` of the last verdict point written
+        self.latest = LatestCache()
+        self.ingest: IngestService | None = None
+        store = config.store
+        if store.kind != "none":
+            assert store.spool is not None
+            store.spool.parent.mkdir(parents=True, exist_ok=True)
+            target = TargetConfig(store.kind, store.url, database=store.database, org=store.org, token=store.resolved_token(),
+                                  username=store.username, password=store.password, timeout_s=store.timeout_s)
+            self.ingest = IngestService(IngestConfig(target=target, spool_path=store.spool,
+                                                     flush_interval_s=store.flush_interval_s,
+                                                     backoff_cap_s=store.backoff_cap_s),
+                                        zone_of=self.zone_of, on_reading=self.latest.on_reading,
+                                        ack_delay_s=store.commit_delay_s)
+            self.pipeline = self.ingest.ingest
+            if config.mqtt.persistent_session:  # PUBACK telemetry only once it is in the durable spool
+                self.mqtt_ingest.defer_ack = self.ingest.defer_ack
+            self.dispatcher.on("telemetry", self.ingest.on_telemetry)
+            self.dispatcher.on("event", self.ingest.on_event)
+        else:  # no store: readings only feed the cache (still deduplicated and range-checked)
+            self.pipeline = Ingest(zone_of=self.zone_of, on_reading=self.latest.on_reading)
+            self.dispatcher.on("telemetry", self.pipeline.batch_lines)
+        self.registry.listeners.append(self._on_gateway_change)
+        self.engine.hooks.append(self._zone_points)
+        self.metrics.registry.register(_IngestCollector(self))
         self.app = create_app(self, routers)
         self.server: uvicorn.Server | None = None
         self.started = asyncio.Event()
+
+    # zones of gateways (the zone tag of readings, AQI and fleet points)
+    def _home_zones(self) -> dict[str, str]:
+        """The first zone in the zones file that lists each gateway (then: that lists one of its devices)."""
+        home: dict[str, str] = {}
+        for zone in self.zones:
+            for gw in zone.gateways:
+                home.setdefault(gw, zone.id)
+        for zone in self.zones:
+            for ref in zone.devices:
+                home.setdefault(ref.split("/", 1)[0], zone.id)
+        return home
+
+    def zone_of(self, gateway: str) -> str | None:
+        """GatewayState.zone from the gateway's birth, else the zones file."""
+        rec = self.registry.gateways.get(gateway)
+        if rec is not None and rec.zone:
+            return rec.zone
+        return self._home_zone.get(gateway)
+
+    def _emit(self, make) -> None:
+        """Fleet/alert points into the ingest spool; a bad point is logged and counted, never raised."""
+        if self.ingest is None:
+            return
+        try:
+            lines = make()
+        except Exception:  # noqa: BLE001 - a point we cannot write must not break state tracking
+            self.ingest.ingest.counters["rejected_points"] += 1
+            log.exception("cannot write a fleet/alert point")
+            return
+        self.ingest.add_lines(lines if isinstance(lines, list) else [lines])
 
     # handlers (sync, called from the MQTT message loop)
     def _on_state(self, msg) -> None:
         assert isinstance(msg, GatewayState)
         self.registry.on_state(msg)
+        rec = self.registry.gateways.get(msg.gateway)
+        if rec is not None and rec.session == msg.session:  # not a stale state of an older session
+            self._emit(lambda: points.gateway_state_line(msg, zone=self.zone_of(msg.gateway)))
 
     def _on_heartbeat(self, msg) -> None:
         assert isinstance(msg, Heartbeat)
         self.registry.on_heartbeat(msg)
+        rec = self.registry.gateways.get(msg.gateway)
+        if rec is not None and rec.session == msg.session:
+            self._emit(lambda: points.heartbeat_lines(msg, zone=self.zone_of(msg.gateway)))
 
     def _on_ack(self, msg) -> None:
         assert isinstance(msg, Ack)
         self.engine.on_ack(msg)
+        self._emit(lambda: points.ack_line(msg))
+
+    def _on_gateway_change(self, gateway: str, state: str) -> None:
+        """The hub's own verdicts (births and last-wills are written from the messages themselves)."""
+        rec = self.registry.gateways.get(gateway)
+        if rec is None or rec.reason not in ("heartbeat timeout", "heartbeat") or rec.state != state:
+            return
+        if (state == OFFLINE) != (rec.reason == "heartbeat timeout") or state not in (ONLINE, OFFLINE):
+            return
+        if self._verdicts.get(gateway) == rec.since:  # listeners also run on persists without a change
+            return
+        self._verdicts[gateway] = rec.since
+        self._emit(lambda: points.gateway_online_line(
+            gateway, state == ONLINE, time.time(), session=rec.session, zone=self.zone_of(gateway),
+            cause=rec.reason.replace(" ", "_")))
+
+    async def _zone_points(self, _alert: AlertOut, states: list[ZoneState]) -> None:
+        self._emit(lambda: [points.zone_state_line(s) for s in states])
 
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
@@ -131,6 +254,8 @@ class Hub:
         tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
             ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])))]
+        if self.ingest is not None:
+            tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
@@ -149,6 +274,9 @@ class Hub:
             self.server.should_exit = True
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self.mqtt.close(), 2)  # HubState offline while still connected
+            if self.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(self.ingest.commit(), 5)
             api = next(t for t in tasks if t.get_name() == "api")
             for task in tasks:
                 if task is not api:
@@ -157,6 +285,10 @@ class Hub:
                 await asyncio.wait_for(asyncio.shield(api), 5)
             api.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.ingest is not None:  # what is buffered goes to the durable spool before we exit
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ingest.aclose(redelivered=self.mqtt_ingest.defer_ack is not None),
+                                           self.config.store.timeout_s + 5)
             await self.engine.close()
             self.engine._flush()
             self.store.close()

@@ -14,16 +14,28 @@
     [mqtt]
     url = "mqtt://127.0.0.1:1883"
     client_id = "dozor-hub"
+
+    [store]                         # the time-series store for telemetry, fleet and alert points
+    kind = "v2"                     # "v1" (InfluxDB 1.x /write), "v2" (InfluxDB 2.x/3.x, VictoriaMetrics), "none"
+    url = "http://127.0.0.1:8086"
+    database = "dozor"              # v1 database; v2 bucket (``bucket = "..."`` works too)
+    org = "dozor"                   # v2 only
+    token = ""                      # v2 only (v1: username/password)
+    token_env = "INFLUX_TOKEN"      # or: read the token from this environment variable
+    spool = "spool.sqlite"          # durable spool; default state_dir/spool.sqlite
+    flush_interval_s = 1.0          # how often the spool is written to the store
+    commit_delay_s = 0.05           # longest a received message waits for its spool commit and PUBACK
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from hub.errors import ConfigError
@@ -87,9 +99,54 @@ class MqttSettings(_Section):
         return urlsplit(self.url).port or 1883
 
 
+class StoreSettings(_Section):
+    """Where telemetry, AQI, fleet and alert points go. ``kind = "none"`` keeps only the latest-state cache."""
+
+    kind: Literal["v1", "v2", "none"] = "none"
+    url: str = ""
+    database: Annotated[str, Field(min_length=1, max_length=200,
+                                   validation_alias=AliasChoices("database", "bucket"))] = "dozor"  # v1 db, v2 bucket
+    org: str = "dozor"
+    token: str = ""
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # read the token from here
+    username: str = ""
+    password: str = ""
+    spool: Path | None = None  # default: state_dir/spool.sqlite
+    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    commit_delay_s: float = Field(default=0.05, gt=0, le=10)  # longest a message waits for its commit and PUBACK
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    backoff_cap_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if url == "":
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected http://host:port of the time-series store, got {url!r}")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        return url.rstrip("/")
+
+    def resolved_token(self) -> str:
+        """``token``, else the environment variable ``token_env`` (read when the hub starts, so configs load
+        anywhere; a missing variable is a ConfigError then)."""
+        if self.token or not self.token_env:
+            return self.token
+        token = os.environ.get(self.token_env, "")
+        if not token:
+            raise ConfigError(f"[store] token_env = {self.token_env!r} but that environment variable is not set "
+                              '(export it, put the token in [store] token, or set kind = "none")')
+        return token
+
+
 class HubConfig(_Section):
     hub: HubSettings = HubSettings()
     mqtt: MqttSettings = MqttSettings()
+    store: StoreSettings = StoreSettings()
     source: Path | None = None  # the file this was loaded from (not a TOML key)
 
     @property
@@ -126,7 +183,14 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     })
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
-    return cfg.model_copy(update={"hub": resolved})
+    store = cfg.store
+    if store.kind != "none" and not store.url:
+        raise ConfigError(f"{source}: [store] url is required for kind = {store.kind!r} "
+                          '(e.g. url = "http://127.0.0.1:8086"), or set kind = "none"')
+    spool = store.spool or Path("spool.sqlite")
+    store = store.model_copy(update={"spool": spool if spool.is_absolute() else (
+        (base / spool) if store.spool is not None else (resolved.state_dir / spool))})
+    return cfg.model_copy(update={"hub": resolved, "store": store})
 
 
 def load_config(path: str | Path) -> HubConfig:

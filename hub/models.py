@@ -123,3 +123,77 @@ class ZoneOut(_Out):
     alert: str | None = None
     version: int = 0
     alerting_devices: int = 0
+
+
+class MetricOut(_Out):
+    value: float
+    ts: float
+    age_s: float
+    flags: list[str] = []
+
+
+class LatestOut(_Out):
+    """GET /api/v1/telemetry/latest: the newest value of each metric of one device."""
+
+    gateway: str
+    device: str
+    kind: str
+    zone: str | None = None
+    metrics: dict[str, MetricOut] = {}
+
+
+class TailReadingOut(_Out):
+    cursor: int
+    gateway: str
+    zone: str | None = None
+    device: str
+    kind: str
+    ts: float
+    metrics: dict[str, float]
+    flags: list[str] = []
+
+
+class TailOut(_Out):
+    """GET /api/v1/telemetry/tail: readings after ``after``; pass ``cursor`` back as the next ``after``.
+    ``missed`` counts readings that already left the hub's short buffer (they are in the store)."""
+
+    cursor: int
+    missed: int = 0
+    readings: list[TailReadingOut] = []
+
+
+class IndexOut(_Out):
+    table: str
+    value: int
+    category: str
+    pollutant: str
+    beyond: bool = False
+
+
+class AirRowOut(_Out):
+    """One PM sensor: latest concentrations (ug/m3) and the indicative index per table."""
+
+    zone: str | None = None
+    gateway: str
+    device: str
+    kind: str
+    pm2_5: float | None = None
+    pm10: float | None = None
+    ts: float
+    age_s: float
+    high_humidity: bool = False
+    flags: list[str] = []
+    aqi: dict[str, IndexOut] = {}
+    indicative: bool = True
+
+
+class AirZoneOut(_Out):
+    zone: str
+    devices: int
+    aqi: dict[str, IndexOut] = {}  # the worst device in the zone, per table
+
+
+class AirOut(_Out):
+    tables: list[str]
+    rows: list[AirRowOut] = []
+    zones: list[AirZoneOut] = []

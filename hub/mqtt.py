@@ -6,6 +6,7 @@ channel and never raises: malformed payloads are counted per channel and reason,
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -43,6 +44,7 @@ class Dispatcher:
     def __init__(self, metrics: HubMetrics) -> None:
         self.metrics = metrics
         self.handlers: dict[str, list[Handler]] = {ch: [] for ch in MODELS}
+        self._received: dict[str, object] = {}
 
     def on(self, channel: str, handler: Handler) -> None:
         """Register a handler for a gateway channel (e.g. hub/ingest/ adds telemetry and event handlers)."""
@@ -55,7 +57,10 @@ class Dispatcher:
             channel = parsed.channel
             if parsed.kind != "gw" or channel not in MODELS:
                 return  # hub/zone states (our own retained messages) and commands: not for us
-            self.metrics.mqtt_messages.labels(channel).inc()
+            counter = self._received.get(channel)
+            if counter is None:  # labels() takes a lock and builds a key: once per channel, not per message
+                counter = self._received[channel] = self.metrics.mqtt_messages.labels(channel)
+            counter.inc()
             msg = decode(MODELS[channel], payload, topic=topic)
             if getattr(msg, "gateway", parsed.ident) != parsed.ident:
                 raise MalformedMessage("gateway_mismatch", topic=topic,
@@ -72,7 +77,8 @@ class Dispatcher:
                 log.exception("handler for %s failed on %s", channel, topic)
 
 
-def dispatching_queue(dispatch: Callable[[str, bytes], None]) -> type[asyncio.Queue]:
+def dispatching_queue(dispatch: Callable[[str, bytes], None],
+                      after: Callable[[aiomqtt.Message], None] | None = None) -> type[asyncio.Queue]:
     """A queue class for aiomqtt's ``queue_type`` that hands each message to ``dispatch`` at once.
 
     aiomqtt drives paho from the event loop, so ``put_nowait`` runs in the loop thread: dispatching there
@@ -88,6 +94,11 @@ def dispatching_queue(dispatch: Callable[[str, bytes], None]) -> type[asyncio.Qu
                 dispatch(item.topic.value, bytes(payload))
             except Exception:  # Dispatcher never raises; this only guards the MQTT client itself
                 log.exception("dispatch failed for %s", item.topic.value)
+            if after is not None:
+                try:
+                    after(item)
+                except Exception:
+                    log.exception("after-dispatch hook failed for %s", item.topic.value)
 
     return DispatchingQueue
 
@@ -98,7 +109,11 @@ class HubMqtt:
 
     def __init__(self, cfg: MqttSettings, dispatcher: Dispatcher, metrics: HubMetrics, *,
                  keys: tuple[str, ...] = (), on_connect: Callable[[], Awaitable[None]] | None = None,
-                 channels: tuple[topics.GwChannel, ...] = SUBSCRIBED, control: bool = True) -> None:
+                 channels: tuple[topics.GwChannel, ...] = SUBSCRIBED, control: bool = True,
+                 defer_ack: Callable[[Callable[[], object] | None], None] | None = None) -> None:
+        """``defer_ack``: acknowledge QoS 1 messages only when the application says so. Each message's PUBACK
+        is handed to ``defer_ack(send)``; the ingest calls ``send()`` once the message's lines are committed
+        to its durable spool, so a hub crash before that makes the broker redeliver (persistent session)."""
         self.cfg = cfg
         self.channels = channels
         self.control = control
@@ -107,6 +122,7 @@ class HubMqtt:
         self.metrics = metrics
         self.keys = keys
         self.on_connect = on_connect
+        self.defer_ack = defer_ack if cfg.persistent_session else None  # without a session nothing is redelivered
         self.client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
 
@@ -170,12 +186,24 @@ class HubMqtt:
     async def _session(self) -> None:
         self._was_up = False
         will = aiomqtt.Will(topics.HUB_STATE, self._state("offline"), qos=1, retain=True) if self.control else None
-        async with aiomqtt.Client(self.cfg.host, self.cfg.port, identifier=self.client_id,
-                                  username=self.cfg.username, password=self.cfg.password,
-                                  protocol=aiomqtt.ProtocolVersion.V311, will=will,
-                                  clean_session=not self.cfg.persistent_session, keepalive=self.cfg.keepalive_s,
-                                  timeout=10, max_inflight_messages=1000, logger=client_log,
-                                  queue_type=dispatching_queue(self.dispatcher.dispatch)) as client:
+        holder: list = []
+        after = None
+        if self.defer_ack is not None:
+            defer = self.defer_ack
+
+            def after(item: aiomqtt.Message, _holder=holder) -> None:
+                if _holder:  # the ack goes out on this connection's client, or not at all; None: QoS 0
+                    defer(functools.partial(_holder[0].ack, item.mid, item.qos) if item.qos > 0 else None)
+        conn = aiomqtt.Client(self.cfg.host, self.cfg.port, identifier=self.client_id,
+                              username=self.cfg.username, password=self.cfg.password,
+                              protocol=aiomqtt.ProtocolVersion.V311, will=will,
+                              clean_session=not self.cfg.persistent_session, keepalive=self.cfg.keepalive_s,
+                              timeout=10, max_inflight_messages=1000, logger=client_log,
+                              queue_type=dispatching_queue(self.dispatcher.dispatch, after))
+        if after is not None:
+            conn._client.manual_ack_set(True)
+            holder.append(conn._client)
+        async with conn as client:
             await client.subscribe([(f"{topics.ROOT}/gw/+/{ch.value}", 1) for ch in self.channels])
             self.client = client
             self._was_up = True

@@ -8,27 +8,41 @@ be written is counted in ``counters`` by reason and skipped; good readings of th
 Values are range-checked again at the hub (the contract's ``check_ranges``); out-of-range values are
 removed and counted. AQI points (measurement ``aqi``) are computed from raw PM readings with each
 configured table; the table, pollutant, category and ``indicative=true`` are tags, the index is a field.
+
+``zone_of(gateway) -> zone | None`` (optional) adds a ``zone`` tag to every reading and AQI point, so the
+dashboards can select by zone. ``on_reading(gateway, zone, reading)`` (optional) sees every reading that was
+written, after range checks (the hub's latest-state cache); it must not raise.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from contract import topics
 from contract.codecs.validate import FLAG_OUT_OF_RANGE, check_ranges
 from contract.errors import MalformedMessage
-from contract.models import Reading, TelemetryBatch, decode
+from contract.models import Event, Reading, TelemetryBatch, decode
 from hub.aqi import DEFAULT_TABLES, AqiError, compute
-from hub.ingest.lineproto import LineProtocolError, Point, reading_point, to_ms
+from hub.ingest.lineproto import NAME_RE, LineProtocolError, Point, reading_point, to_ms
 
 AQI_POLLUTANTS = ("pm2_5", "pm10")
 
 
+ZoneOf = Callable[[str], "str | None"]
+OnReading = Callable[[str, "str | None", Reading], None]
+
+
 class Ingest:
-    def __init__(self, *, aqi_tables: Sequence[str] = DEFAULT_TABLES, dedup_window: int = 4096) -> None:
+    def __init__(self, *, aqi_tables: Sequence[str] = DEFAULT_TABLES, dedup_window: int = 4096,
+                 zone_of: ZoneOf | None = None, on_reading: OnReading | None = None) -> None:
         self.aqi_tables = tuple(aqi_tables)
+        self.zone_of = zone_of
+        self.on_reading = on_reading
         self.counters: Counter[str] = Counter()
+        self._heads: dict[tuple, str] = {}
+        self._field_names: set[str] = set()
         self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._dedup_window = dedup_window
 
@@ -59,25 +73,63 @@ class Ingest:
         self.counters["batches"] += 1
         return batch
 
-    def reading_lines(self, gateway: str, reading: Reading) -> list[str]:
+    def _zone(self, gateway: str) -> str | None:
+        if self.zone_of is None:
+            return None
+        try:
+            return self.zone_of(gateway) or None
+        except Exception:  # noqa: BLE001 - a lookup bug must not lose readings: write them without a zone
+            self.counters["zone_lookup_errors"] += 1
+            return None
+
+    def reading_lines(self, gateway: str, reading: Reading, zone: str | None = None) -> list[str]:
         metrics, removed = check_ranges(reading.metrics)
         if removed:
             self.counters["out_of_range_values"] += len(reading.metrics) - len(metrics)
         if not metrics:
             self.counters["rejected_readings"] += 1
             return []
-        flags = (*reading.flags, FLAG_OUT_OF_RANGE) if removed else reading.flags
-        clean = reading.model_copy(update={"metrics": metrics, "flags": flags})
+        clean = reading
+        if removed:
+            clean = reading.model_copy(update={"metrics": metrics, "flags": (*reading.flags, FLAG_OUT_OF_RANGE)})
         try:
-            out = [reading_point(gateway, clean).line()]
+            out = [self._line(gateway, zone, clean, metrics)]
         except LineProtocolError as exc:
             self.counters[f"rejected_readings.{exc.reason}"] += 1
             return []
-        out += self.aqi_lines(gateway, clean)
+        if "pm2_5" in metrics or "pm10" in metrics:
+            out += self.aqi_lines(gateway, clean, zone)
         self.counters["readings"] += 1
+        if self.on_reading is not None:
+            try:
+                self.on_reading(gateway, zone, clean)
+            except Exception:  # noqa: BLE001 - the cache must never cost a stored reading
+                self.counters["on_reading_errors"] += 1
         return out
 
-    def aqi_lines(self, gateway: str, reading: Reading) -> list[str]:
+    def _line(self, gateway: str, zone: str | None, reading: Reading, metrics: dict[str, float]) -> str:
+        """``reading_point(...).line()``, fast: the escaped measurement-and-tags head is built once per series
+        (by ``Point`` itself) and cached; fields are finite floats already (``check_ranges``)."""
+        key = (reading.kind, gateway, reading.device, zone, reading.flags)
+        head = self._heads.get(key)
+        if head is None:
+            point = reading_point(gateway, reading, {"zone": zone} if zone else None)
+            head = Point(point.measurement, {"x": 0.0}, 0, point.tags).line()[:-len(" x=0.0 0")]
+            if len(self._heads) >= 100_000:
+                self._heads.clear()
+            self._heads[key] = head
+        good = self._field_names
+        if not good.issuperset(metrics):
+            for k in metrics:
+                if k not in good:
+                    if not NAME_RE.match(k):
+                        raise LineProtocolError("bad_field_name", repr(k))
+                    if len(good) < 10_000:
+                        good.add(k)
+        fields = ",".join([k + "=" + repr(v) for k, v in metrics.items()])
+        return f"{head} {fields} {round(reading.ts * 1000)}"
+
+    def aqi_lines(self, gateway: str, reading: Reading, zone: str | None = None) -> list[str]:
         out: list[str] = []
         for pollutant in AQI_POLLUTANTS:
             if pollutant not in reading.metrics:
@@ -90,6 +142,8 @@ class Ingest:
                     continue
                 tags = {"gateway": gateway, "device": reading.device, "table": r.table, "pollutant": pollutant,
                         "category": r.category, "indicative": "true"}
+                if zone:
+                    tags["zone"] = zone
                 if r.beyond:
                     tags["beyond"] = "true"
                 out.append(Point("aqi", {"index": float(r.value)}, to_ms(reading.ts), tags).line())
@@ -105,9 +159,35 @@ class Ingest:
 
     def _readings(self, batch: TelemetryBatch) -> list[str]:
         out: list[str] = []
+        zone = self._zone(batch.gateway)
         for reading in batch.readings:
-            out += self.reading_lines(batch.gateway, reading)
+            out += self.reading_lines(batch.gateway, reading, zone)
         return out
+
+    def event_lines(self, event: Event) -> list[str]:
+        """One ``event`` point per gateway event (measurement ``event``): gateway, device, kind and zone are
+        tags; ``count`` = 1 and every finite numeric item of ``data`` are fields. Text in ``data`` is not
+        stored (VictoriaMetrics drops string fields). A repeated ``(gateway, id)`` is written once."""
+        key = (event.gateway, -1, hash(event.id))
+        if key in self._seen:
+            self.counters["duplicate_events"] += 1
+            return []
+        self._seen[key] = None
+        if len(self._seen) > self._dedup_window:
+            self._seen.popitem(last=False)
+        fields: dict[str, float] = {"count": 1.0}
+        for k, v in event.data.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and NAME_RE.match(k):
+                fields[k] = float(v)
+        zone = self._zone(event.gateway)
+        tags = {"gateway": event.gateway, "device": event.device or "", "kind": event.kind, "zone": zone or ""}
+        try:
+            line = Point("event", fields, to_ms(event.ts), tags).line()
+        except LineProtocolError as exc:
+            self.counters[f"rejected_events.{exc.reason}"] += 1
+            return []
+        self.counters["events"] += 1
+        return [line]
 
     def lines_for(self, messages: Iterable[tuple[str, bytes]]) -> list[str]:
         """Decode, validate and convert raw MQTT messages."""

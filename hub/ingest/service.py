@@ -1,25 +1,32 @@
 """Telemetry ingest as a hub service: an MQTT handler that only buffers, and a flush loop that spools and
 writes in a worker thread, so SQLite fsyncs and HTTP never block the event loop.
 
-Wiring (in the hub app)::
+Wiring (the hub app does this when its config has a ``[store]``)::
 
     ingest = IngestService(IngestConfig(target=TargetConfig("v2", url, token=..., database="dozor"),
-                                        spool_path=state_dir / "ingest-spool.sqlite"))
+                                        spool_path=state_dir / "spool.sqlite"), zone_of=..., on_reading=...)
     dispatcher.on("telemetry", ingest.on_telemetry)
+    dispatcher.on("event", ingest.on_event)
+    ingest.add_lines([...])                       # any other points (fleet, alerts): same durable spool
     task = asyncio.create_task(ingest.run())      # cancel on shutdown, then ``await ingest.aclose()``
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contract.models import TelemetryBatch
+from contract.models import Event, TelemetryBatch
 from hub.aqi import DEFAULT_TABLES
-from hub.ingest.pipeline import Ingest
-from hub.ingest.spool import Backoff, FlushResult, Spool
+from hub.ingest.pipeline import Ingest, OnReading, ZoneOf
+from hub.ingest.spool import Backoff, FlushResult, Spool, SpoolError
 from hub.ingest.writer import TargetConfig, make_writer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,12 +40,28 @@ class IngestConfig:
 
 
 class IngestService:
-    def __init__(self, config: IngestConfig) -> None:
+    """Buffers lines from MQTT handlers and ``add_lines``; ``commit`` puts them in the durable spool (then sends
+    the deferred MQTT acks of the messages they came from); ``flush`` commits and writes to the store.
+
+    Acks: with ``defer_ack`` wired (the hub's ingest connection, persistent session), a message is PUBACKed only
+    after its lines are committed to SQLite. A commit happens every ``flush_interval_s``, as soon as
+    ``ack_batch`` messages wait for their ack, and at most ``ack_delay_s`` after a message came in (the broker
+    caps unacked messages in flight per client: Mosquitto's max_inflight_messages, 20 by default)."""
+
+    def __init__(self, config: IngestConfig, *, zone_of: ZoneOf | None = None,
+                 on_reading: OnReading | None = None, ack_batch: int = 16, ack_delay_s: float = 0.05) -> None:
         self.config = config
-        self.ingest = Ingest(aqi_tables=config.aqi_tables)
+        self.ingest = Ingest(aqi_tables=config.aqi_tables, zone_of=zone_of, on_reading=on_reading)
         self.spool = Spool(config.spool_path, make_writer(config.target),
                            backoff=Backoff(config.backoff_initial_s, cap=config.backoff_cap_s))
-        self._buffer: list[str] = []
+        self._buffer: list[str] = []  # from MQTT messages (their acks are in _acks when deferred)
+        self._local: list[str] = []   # from add_lines: nobody else holds these
+        self._acks: list[Callable[[], object] | None] = []  # None: a message without an ack (QoS 0)
+        self.ack_batch = ack_batch
+        self.ack_delay_s = ack_delay_s
+        self._kick = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.last_flush: FlushResult | None = None
 
     def on_telemetry(self, msg: object) -> None:
         """Dispatcher handler: sync and cheap (convert and buffer); never raises for bad readings."""
@@ -47,28 +70,107 @@ class IngestService:
             return
         self._buffer += self.ingest.batch_lines(msg)
 
+    def on_event(self, msg: object) -> None:
+        if not isinstance(msg, Event):
+            self.ingest.counters["not_an_event"] += 1
+            return
+        self._buffer += self.ingest.event_lines(msg)
+
+    def defer_ack(self, send: Callable[[], object] | None) -> None:
+        """The MQTT connection hands over a message's PUBACK; it is sent after the next commit."""
+        self._acks.append(send)
+        if len(self._acks) >= self.ack_batch:
+            self._kick.set()
+        elif len(self._acks) == 1:  # never hold an ack longer than ack_delay_s (brokers cap unacked messages)
+            with contextlib.suppress(RuntimeError):  # (no loop: a test calling it directly)
+                asyncio.get_running_loop().call_later(self.ack_delay_s, self._kick.set)
+
+    def add_lines(self, lines: list[str]) -> None:
+        """Queue ready-made line-protocol lines (fleet and alert points) for the same durable spool."""
+        self._local += lines
+
     @property
     def buffered_lines(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + len(self._local)
+
+    async def commit(self) -> None:
+        """Buffered lines into the spool (one SQLite transaction), then the deferred acks."""
+        async with self._lock:
+            await self._commit()
+
+    async def _commit(self) -> None:
+        lines, local, acks = self._buffer, self._local, self._acks
+        self._buffer, self._local, self._acks = [], [], []
+        if lines or local:
+            try:
+                await asyncio.to_thread(self.spool.put, local + lines)
+            except Exception:  # not committed (disk error): keep everything, ack nothing
+                self._buffer[:0], self._local[:0], self._acks[:0] = lines, local, acks
+                raise
+        for send in acks:
+            if send is not None:
+                try:
+                    send()
+                except Exception:  # noqa: BLE001 - a dead connection: the broker redelivers, dedup catches it
+                    self.ingest.counters["ack_errors"] += 1
 
     async def flush(self) -> FlushResult:
-        """Move the buffer into the durable spool and write what the store takes (in a worker thread)."""
-        lines, self._buffer = self._buffer, []
-        if lines:
-            return await asyncio.to_thread(self.spool.write, lines)
-        return await asyncio.to_thread(self.spool.flush)
+        """Commit, then write what the store takes (both in a worker thread)."""
+        async with self._lock:  # one flush at a time; a cancelled caller never interrupts one (see run)
+            await self._commit()
+            result = await asyncio.to_thread(self.spool.flush)
+            self._log_transition(result)
+            return result
+
+    def _log_transition(self, result: FlushResult) -> None:
+        previous, self.last_flush = self.last_flush, result
+        if result.written_lines or result.pending_lines == 0:
+            if previous is not None and previous.pending_lines and not previous.store_up:
+                log.warning("time-series store %s is back: %d spooled lines written, %d pending",
+                            self.config.target.name, result.written_lines, result.pending_lines)
+        elif not result.store_up and (previous is None or previous.store_up) and self.spool.last_error:
+            log.warning("time-series store unavailable (%s): %d lines kept in the spool %s, retrying",
+                        self.spool.last_error, result.pending_lines, self.config.spool_path)
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.config.flush_interval_s)
-            await self.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.config.flush_interval_s)
+            self._kick.clear()
+            try:  # shielded: cancelling the loop (shutdown) lets a flush finish, so no line is spooled twice
+                await asyncio.shield(asyncio.ensure_future(self.flush()))
+            except SpoolError:  # the disk: log and count; the lines stay buffered for the next try
+                self.ingest.counters["spool_errors"] += 1
+                log.exception("ingest spool failed")
 
-    async def aclose(self) -> None:
-        await self.flush()
-        await asyncio.to_thread(self.spool.close)
+    async def aclose(self, *, redelivered: bool = False) -> None:
+        """Final flush and close. ``redelivered``: the MQTT connection is already gone, so messages whose
+        acks were not sent yet will come again from the broker (persistent session): their lines are not
+        spooled now (that would write them twice). Lines of QoS 0 messages and ``add_lines`` always are."""
+        try:
+            async with self._lock:
+                if redelivered and self._buffer and self._acks and None not in self._acks:
+                    self.ingest.counters["left_to_broker_messages"] += len(self._acks)
+                    self._buffer, self._acks = [], []
+                await self._commit()
+                self._log_transition(await asyncio.to_thread(self.spool.flush))
+        finally:
+            await asyncio.to_thread(self.spool.close)
+
+    def stats(self) -> dict[str, int]:
+        """Counters without touching SQLite (cheap enough for /healthz)."""
+        out = {f"ingest.{k}": v for k, v in self.ingest.counters.items()}
+        out.update({f"spool.{k}": v for k, v in self.spool.counters.items()})
+        out["buffered_lines"] = self.buffered_lines
+        out["acks_waiting"] = len(self._acks)
+        if self.last_flush is not None:
+            out["spool.pending_lines"] = self.last_flush.pending_lines
+            out["store_up"] = int(self.last_flush.store_up)
+        return out
 
     def counters(self) -> dict[str, int]:
         out = {f"ingest.{k}": v for k, v in self.ingest.counters.items()}
         out.update({f"spool.{k}": v for k, v in self.spool.counters.items()})
         out["spool.pending_lines"] = self.spool.pending_lines
+        out["buffered_lines"] = self.buffered_lines
         return out

@@ -116,7 +116,8 @@ class V2Writer:
         from influxdb_client.rest import ApiException
 
         try:
-            self._api.write(bucket=self.config.database, org=self.config.org, record=list(lines),
+            # one string, not a list: influxdb-client serialises list items one by one in Python
+            self._api.write(bucket=self.config.database, org=self.config.org, record="\n".join(lines),
                             write_precision=WritePrecision.MS)
         except ApiException as exc:
             raise _classify(self.name, int(exc.status or 0), str(exc.body or exc.reason or "")) from exc

@@ -79,7 +79,7 @@ def telemetry_batches() -> list[TelemetryBatch]:
 
 
 def reading_lines() -> tuple[list[str], Ingest]:
-    ingest = Ingest()
+    ingest = Ingest(zone_of=ZONE_OF.get)
     lines: list[str] = []
     for batch in telemetry_batches():
         lines += ingest.batch_lines(batch)

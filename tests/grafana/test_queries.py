@@ -85,8 +85,6 @@ def test_aqi_panels_use_the_hub_index_and_bands(demo_influx):
     assert {row[1] for s in eaqi for row in s["values"] if row[1] is not None} <= set(range(1, 7))
 
 
-@pytest.mark.xfail(strict=True, reason="hub/ingest does not tag readings and aqi points with the gateway's zone "
-                                       "yet (requested); until then AQI 'by zone' has one blank zone")
 def test_selecting_a_zone_narrows_aqi(demo_influx):
     zone = demo_data.PLAN.zone_id(0)
     series = run(demo_influx, "dozor-air", find("dozor-air", "US AQI (EPA 2024) by zone"), zone=[zone])

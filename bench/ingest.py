@@ -1,0 +1,228 @@
+"""Telemetry ingest end to end: MQTT (QoS 1) -> hub -> VictoriaMetrics, against raw MQTT delivery.
+
+    python -m bench.ingest --points 1000000 --json
+      -> {"points_sent", "points_stored", "points_per_s", "raw_delivery_per_s", "ratio", ...}
+
+Real Mosquitto, a real VictoriaMetrics and a `dozor hub run` process (its own interpreter, as deployed).
+``--publishers`` processes publish pre-encoded ``TelemetryBatch`` messages (``--readings`` readings x 5
+metrics each; one point = one field = one stored sample) at QoS 1 and wait for every PUBACK.
+
+1. raw: `mosquitto_sub` (the C client) subscribes at QoS 1 to the telemetry topics; the publishers send the
+   whole stream; ``raw_delivery_per_s`` = points / (publish start -> mosquitto_sub received the last one).
+2. hub: the hub subscribes (its persistent ingest session); the publishers send the same stream again (new
+   sessions, so nothing is a duplicate); ``points_per_s`` = points / (publish start -> the hub's spool has
+   written every line to the store, read from /healthz). Then the store is queried:
+   ``points_stored`` = sum(count_over_time(...)) in VictoriaMetrics, which must equal ``points_sent``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from simulators.brokers import Mosquitto, free_port, wait_port
+from simulators.tsdb import VictoriaMetrics
+
+DOZOR = str(Path(sys.executable).with_name("dozor"))
+METRICS = ("laeq", "lafmax", "la10", "la90", "lceq")
+TOPIC_FILTER = "dozor/v1/gw/+/telemetry"
+
+
+def _payloads(worker: int, workers: int, batches: int, readings: int, gateways: int, session: int,
+              t0: float) -> list[tuple[str, bytes]]:
+    from contract import topics
+    from contract.models import Reading, TelemetryBatch
+
+    out = []
+    for b in range(worker, batches, workers):
+        gw = f"bench-gw-{b % gateways:03d}"
+        seq = b // gateways
+        base = t0 + seq * readings * 0.001
+        batch = TelemetryBatch(gateway=gw, session=session, seq=seq, readings=tuple(
+            Reading(device="noise-1", kind="noise_node", ts=round(base + i * 0.001, 3),
+                    metrics={m: round(40.0 + (b + i + k) % 50 + 0.25, 2) for k, m in enumerate(METRICS)})
+            for i in range(readings)))
+        out.append((topics.gw(gw, "telemetry"), batch.to_bytes()))
+    return out
+
+
+def _publisher(port: int, worker: int, workers: int, batches: int, readings: int, gateways: int, session: int,
+               t0: float, ready: mp.Barrier, go: mp.Event, done: mp.Queue) -> None:
+    import paho.mqtt.client as paho
+
+    messages = _payloads(worker, workers, batches, readings, gateways, session, t0)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{session}-{worker}",
+                         protocol=paho.MQTTv311)
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    connected = threading.Event()
+    client.on_connect = lambda *a: connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    connected.wait(10)
+    ready.wait()
+    go.wait()
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(120)
+    done.put((worker, sum(1 for i in infos if i.is_published()), time.time()))
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish(port: int, *, batches: int, readings: int, gateways: int, session: int, t0: float,
+            workers: int) -> tuple[float, int]:
+    """Run the publishers; returns (wall-clock start, messages PUBACKed)."""
+    ctx = mp.get_context("fork")
+    ready, go, done = ctx.Barrier(workers + 1), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_publisher, args=(port, w, workers, batches, readings, gateways, session, t0,
+                                                  ready, go, done), daemon=True) for w in range(workers)]
+    for p in procs:
+        p.start()
+    ready.wait()  # payloads encoded and connected: encoding is not timed
+    start = time.time()
+    go.set()
+    acked = sum(done.get(timeout=600)[1] for _ in procs)
+    for p in procs:
+        p.join(30)
+    return start, acked
+
+
+def raw_phase(port: int, args, t0: float, workdir: Path) -> float:
+    log = workdir / "mosquitto_sub.log"
+    with open(log, "wb") as out:
+        sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", TOPIC_FILTER, "-q", "1",
+                                "-i", "bench-raw", "-C", str(args.batches), "-d", "-F", "%l"],
+                               stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while b"SUBACK" not in log.read_bytes():
+            if time.monotonic() > deadline or sub.poll() is not None:
+                raise RuntimeError(f"mosquitto_sub did not subscribe: {log.read_text()[-300:]}")
+            time.sleep(0.01)
+        start, acked = publish(port, batches=args.batches, readings=args.readings, gateways=args.gateways,
+                               session=1, t0=t0, workers=args.publishers)
+        sub.wait(600)
+        end = time.time()  # mosquitto_sub exits after the -C'th message
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+    received = sum(1 for line in log.read_text().splitlines() if line.startswith("Client bench-raw received PUBLISH"))
+    if received != args.batches or acked != args.batches:
+        raise RuntimeError(f"raw phase: {acked} acked, {received} received, {args.batches} sent")
+    return args.batches * args.readings * len(METRICS) / (end - start)
+
+
+def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) -> dict:
+    api_port = free_port()
+    (workdir / "zones.json").write_text(json.dumps([{"id": "bench", "gateways": [
+        f"bench-gw-{g:03d}" for g in range(args.gateways)]}]))
+    (workdir / "hub.toml").write_text(
+        f'[hub]\nstate_dir = "state"\napi_port = {api_port}\nzones = "zones.json"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-hub"\n'
+        f'[store]\nkind = "v2"\nurl = "{vm.url}"\ndatabase = "dozor"\nflush_interval_s = {args.flush_interval}\n')
+    hub_log = open(workdir / "hub.log", "wb")  # noqa: SIM115 - owned by the child
+    hub = subprocess.Popen([DOZOR, "hub", "run", "--config", str(workdir / "hub.toml"), "--log-level", "WARNING"],
+                           stdout=hub_log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(api_port, 30)
+        url = f"http://127.0.0.1:{api_port}/healthz"
+        with httpx.Client(timeout=10) as http:
+            while not http.get(url).json().get("mqtt_ingest"):
+                time.sleep(0.05)
+            lines = args.batches * args.readings
+            start, acked = publish(port, batches=args.batches, readings=args.readings, gateways=args.gateways,
+                                   session=2, t0=t0 + 3600, workers=args.publishers)
+            deadline = time.monotonic() + args.timeout
+            received = None
+            while True:
+                stats = http.get(url).json()["ingest"]
+                if received is None and stats.get("ingest.batches", 0) >= args.batches:
+                    received = time.time()
+                if stats.get("spool.written_lines", 0) >= lines and stats.get("buffered_lines", 1) == 0:
+                    break
+                if time.monotonic() > deadline or hub.poll() is not None:
+                    raise RuntimeError(f"hub phase stalled: {stats}")
+                time.sleep(0.02)
+            end = time.time()
+    finally:
+        hub.terminate()
+        try:
+            hub.wait(30)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+        hub_log.close()
+    return {"seconds": end - start, "acked": acked, "stats": stats,
+            "received_seconds": (received or end) - start}
+
+
+def stored(vm: VictoriaMetrics) -> int:
+    vm.flush()
+    time.sleep(1.5)  # -search.latencyOffset=1s
+    r = httpx.get(vm.url + "/api/v1/query", params={
+        "query": 'sum(count_over_time({__name__=~"noise_node_.*"}[30d]))', "time": str(time.time() + 86400 * 2)},
+        timeout=120)
+    r.raise_for_status()
+    result = r.json()["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--readings", type=int, default=100, help="readings per batch (x 5 metrics = points)")
+    ap.add_argument("--gateways", type=int, default=20)
+    ap.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    ap.add_argument("--flush-interval", type=float, default=0.2, help="the hub's [store] flush_interval_s")
+    ap.add_argument("--broker-inflight", type=int, default=0,
+                    help="Mosquitto max_inflight_messages per client (0 = unlimited; Mosquitto's default is 20)")
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (hub log, spool)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if not shutil.which("mosquitto_sub"):
+        print("mosquitto_sub is not installed (apt-get install mosquitto-clients)", file=sys.stderr)
+        return 2
+    per_batch = args.readings * len(METRICS)
+    args.batches = max(1, args.points // per_batch)
+    sent = args.batches * per_batch
+    workdir = Path(tempfile.mkdtemp(prefix="dozor-bench-ingest-"))
+    t0 = round(time.time() - 6 * 3600)  # recent past: inside every retention and lookback window
+    try:
+        with Mosquitto(extra_conf=f"max_inflight_messages {args.broker_inflight}\n") as broker, \
+                VictoriaMetrics() as vm:
+            raw = raw_phase(broker.port, args, t0, workdir)
+            hub = hub_phase(broker.port, vm, args, t0, workdir)
+            points_stored = stored(vm)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    per_s = sent / hub["seconds"]
+    result = {"points_sent": sent, "points_stored": points_stored, "points_per_s": round(per_s),
+              "raw_delivery_per_s": round(raw), "ratio": round(per_s / raw, 3), "batches": args.batches,
+              "points_per_batch": per_batch, "publishers": args.publishers,
+              "broker_inflight": args.broker_inflight, "hub_seconds": round(hub["seconds"], 3),
+              "hub_received_all_after_s": round(hub["received_seconds"], 3),
+              "hub_counters": {k: v for k, v in hub["stats"].items() if not k.startswith("ingest.readings")},
+              "cpus": os.cpu_count()}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>20}: {v}")
+    return 0 if points_stored == sent else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
