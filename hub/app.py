@@ -41,6 +41,9 @@ from hub.metrics import HubMetrics
 from hub.models import AlertOut
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
 from hub.registry import OFFLINE, ONLINE, Registry
+from hub.residents import web as residents_web
+from hub.residents.channels import base as residents_channels
+from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.zones import Zones
 
@@ -123,6 +126,14 @@ class Hub:
         self.engine.is_connected = self.mqtt.connected.is_set
         self.engine.flush_writes = self.mqtt.flush_writes
         self.engine.hooks.extend(hooks)
+        # linked resident alerts: the page, live stream and CAP feed always; channels as configured
+        rcfg = config.residents or ResidentsConfig(public_url=config.api_url)
+        self.residents = build_residents(
+            rcfg, [{"id": z.id, "name": z.name or z.id,
+                    "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
+                   for z in self.zones], token=self.api_token)
+        self.engine.hooks.append(self.residents.notifier.on_alert)
+        routers = [*routers, self.residents.router]
         self.dispatcher.on("state", self._on_state)
         self.dispatcher.on("heartbeat", self._on_heartbeat)
         self.dispatcher.on("ack", self._on_ack)
@@ -156,6 +167,8 @@ class Hub:
         self.registry.listeners.append(self._on_gateway_change)
         self.engine.hooks.append(self._zone_points)
         self.metrics.registry.register(_IngestCollector(self))
+        for collector in (residents_channels.DELIVERIES, residents_web.BAD_INPUT):
+            self.metrics.registry.register(collector)
         self.app = create_app(self, routers)
         self.server: uvicorn.Server | None = None
         self.started = asyncio.Event()
@@ -262,6 +275,7 @@ class Hub:
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         tasks.append(asyncio.create_task(stop.wait(), name="signal"))
+        await self.residents.start()  # Web Push workers spawn before the first alert, not during it
         self.started.set()
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -290,6 +304,8 @@ class Hub:
                     await asyncio.wait_for(self.ingest.aclose(redelivered=self.mqtt_ingest.defer_ack is not None),
                                            self.config.store.timeout_s + 5)
             await self.engine.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.residents.aclose(), 5)
             self.engine._flush()
             self.store.close()
             log.info("hub stopped")

@@ -39,6 +39,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from hub.errors import ConfigError
+from hub.residents.config import ResidentsConfig
 
 
 class _Section(BaseModel):
@@ -147,6 +148,9 @@ class HubConfig(_Section):
     hub: HubSettings = HubSettings()
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
+    # [residents]: notification channels and the resident page (see hub/residents/config.py). Without it the
+    # page, its live stream and the CAP feed are still served; no notification channel is configured.
+    residents: ResidentsConfig | None = None
     source: Path | None = None  # the file this was loaded from (not a TOML key)
 
     @property
@@ -171,6 +175,17 @@ def _format(exc: ValidationError, source: str) -> str:
     return f"{source}: invalid hub config:\n" + "\n".join(lines)
 
 
+def _resolve_residents(r: ResidentsConfig, base: Path) -> ResidentsConfig:
+    def rel(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else base / p
+
+    update: dict = {"shelters_file": rel(r.shelters_file)}
+    if r.webpush is not None:
+        update["webpush"] = r.webpush.model_copy(update={"vapid_key_file": rel(r.webpush.vapid_key_file),
+                                                         "subscriptions_db": rel(r.webpush.subscriptions_db)})
+    return r.model_copy(update=update)
+
+
 def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConfig:
     try:
         cfg = HubConfig.model_validate(data)
@@ -181,6 +196,8 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
         "state_dir": hub.state_dir if hub.state_dir.is_absolute() else (base / hub.state_dir),
         "zones": hub.zones if hub.zones.is_absolute() else (base / hub.zones),
     })
+    if cfg.residents is not None:
+        cfg = cfg.model_copy(update={"residents": _resolve_residents(cfg.residents, base)})
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
     store = cfg.store
