@@ -381,6 +381,7 @@ process.stdin.on("data", (data) => {
   for (const c of data) onChar(c);
   flush();
 });
+setInterval(flush, 20).unref(); // output printed by background asyncio tasks
 process.stdin.on("end", () => { syncFlash(); process.exit(0); });
 
 // ---- boot ----

@@ -1,7 +1,8 @@
 # The virtual board's `machine` module (its "ROM"): enough of MicroPython's ESP32 `machine` API for the
-# dozor HAL to run. Peripherals are simulated: the watchdog counts feeds, UARTs record what is written
-# and answer nothing, I2C has no devices, and I2S delivers a steady 1 kHz tone at 74 dB SPL, paced by
-# the clock (reads block like DMA). `reset()` asks the bridge for a hard reset.
+# dozor HAL to run. Peripherals are simulated: the watchdog counts feeds (it never resets the board),
+# UART 1 at 9600 baud answers like an SDS011 in query mode (PM2.5 12.3, PM10 20.7), other UARTs answer
+# nothing, I2C has a BME280 at 0x76 (Bosch example calibration: 25.08 degC), and I2S delivers a steady
+# 1 kHz tone at 74 dB SPL, paced by the clock (reads block like DMA). `reset()` asks the bridge for a hard reset.
 import math
 import time
 
@@ -62,24 +63,48 @@ class Pin:
         return self.value(v)
 
 
+def _sds011_frame(kind, d):
+    body = bytes(d) + b"\xa1\x60"
+    return bytes([0xAA, kind]) + body + bytes([sum(body) & 0xFF, 0xAB])
+
+
 class UART:
     def __init__(self, id, baudrate=9600, **kw):
         self.id = id
         self.baudrate = baudrate
         self.written = 0
+        self.rx = b""
+        self.sds011 = id == 1 and baudrate == 9600
 
     def init(self, *a, **kw):
         pass
 
     def write(self, data):
         self.written += len(data)
+        if self.sds011 and len(data) == 19 and data[0] == 0xAA and data[1] == 0xB4:
+            if data[2] == 0x04:  # query: PM2.5 12.3, PM10 20.7
+                self.rx += _sds011_frame(0xC0, (123, 0, 207, 0))
+            else:  # configuration commands are echoed in a C5 reply
+                self.rx += _sds011_frame(0xC5, (data[2], data[3], data[4], 0))
         return len(data)
 
     def read(self, n=-1):
-        return None
+        if not self.rx:
+            return None
+        out, self.rx = (self.rx, b"") if n < 0 else (self.rx[:n], self.rx[n:])
+        return out
 
     def any(self):
-        return 0
+        return len(self.rx)
+
+
+_BME280 = {0xD0: 0x60, 0xF3: 0}
+for _i, _b in enumerate(b"pkCg\x18\xfc}\x8eC\xd6\xd0\x0b'\x0b\x8c\x00\xf9\xff\x8c<\xf8\xc6p\x17\x00K"):
+    _BME280[0x88 + _i] = _b
+for _i, _b in enumerate(b"j\x01\x00\x13)\x03\x1e"):
+    _BME280[0xE1 + _i] = _b
+for _i, _b in enumerate(b"eZ\xc0~\xed\x00u0"):
+    _BME280[0xF7 + _i] = _b
 
 
 class I2C:
@@ -87,13 +112,19 @@ class I2C:
         self.id = id
 
     def scan(self):
-        return []
+        return [0x76]
 
     def readfrom_mem(self, addr, reg, n):
-        raise OSError(19)
+        if addr != 0x76:
+            raise OSError(19)
+        return bytes(_BME280.get(reg + i, 0) for i in range(n))
 
     def writeto_mem(self, addr, reg, data):
-        raise OSError(19)
+        if addr != 0x76:
+            raise OSError(19)
+        for i, b in enumerate(data):
+            if reg + i in (0xF2, 0xF4, 0xF5):
+                _BME280[reg + i] = b
 
 
 class I2S:
@@ -123,3 +154,22 @@ class I2S:
 
     def deinit(self):
         pass
+
+
+class RTC:
+    """Wall clock from the host (set via datetime() is kept as an offset for this boot)."""
+
+    def __init__(self, id=0):
+        self._set = None
+
+    def datetime(self, dt=None):
+        if dt is not None:
+            self._set = dt
+            return None
+        if self._set is not None:
+            return self._set
+        t = time.localtime()
+        return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
+
+    def init(self, dt):
+        self._set = dt
