@@ -13,7 +13,9 @@ digital full-scale units (a full-scale sine = ``full_scale_db`` dB SPL, 120 dB b
 
 Every loud source is scaled so that, alone and in free field, its A-weighted Fast maximum at 7.5 m is the
 labelled ``lafmax_7p5_db`` (the simulator measures that with its own frequency-domain A-weighting, which is
-independent of gateway.noise). Labels also give times, kinds and the expected class.
+independent of gateway.noise). Labels also give times, kinds and the expected class, and for every siren
+its own 10 Hz LAF trace at the microphone (``laf_trace`` from ``laf_trace_t0``), so a benchmark can tell
+whether a siren contributed to an event's level.
 
 This module must not import gateway (import layers): it is pure numpy/scipy plus a WAV writer.
 """
@@ -67,6 +69,19 @@ def lafmax_db(x: np.ndarray, fs: int, full_scale_db: float = P_REF_DB) -> float:
     a = math.exp(-1 / (fs * 0.125))
     env = signal.lfilter([1 - a], [1, -a], y * y)
     return 10 * math.log10(max(float(env.max()), 1e-30)) + full_scale_db + 10 * math.log10(2)
+
+
+def laf_trace_db(x: np.ndarray, fs: int, full_scale_db: float = P_REF_DB) -> list[float]:
+    """10 Hz trace of the A-weighted Fast level of ``x`` alone (maximum per 100 ms), dB."""
+    n = int(2 ** math.ceil(math.log2(max(len(x), 2))))
+    spec = np.fft.rfft(x, n) * _a_weight_gain(np.fft.rfftfreq(n, 1 / fs))
+    y = np.fft.irfft(spec, n)[: len(x)]
+    a = math.exp(-1 / (fs * 0.125))
+    env = signal.lfilter([1 - a], [1, -a], y * y)
+    step = fs // 10
+    m = env[: len(env) // step * step].reshape(-1, step).max(axis=1)
+    k = full_scale_db + 10 * math.log10(2)
+    return [round(10 * math.log10(max(float(v), 1e-30)) + k, 1) for v in m]
 
 
 def laeq_db(x: np.ndarray, fs: int, full_scale_db: float = P_REF_DB) -> float:
@@ -234,10 +249,11 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     corr = 20 * math.log10(dist / 7.5)  # level at the mic = level at 7.5 m - corr (point source)
 
     def add(x: np.ndarray, i0: int, target_mic_db: float) -> float:
+        """Scale x to its target LAFmax at the microphone and mix it in; returns the gain used."""
         measured = lafmax_db(x, fs, full_scale_db)
         g = 10 ** ((target_mic_db - measured) / 20)
         audio[i0: i0 + x.size] += g * x
-        return target_mic_db
+        return g
 
     # background traffic rumble and far cars
     bg = _pink(rng, n)
@@ -298,9 +314,11 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
             speed = float(rng.uniform(10, 20))
             x, meta = _ev_siren(rng, tt, fs, kind, t_peak=tp, speed=speed, dist=dist)
             l75 = float(rng.uniform(95, 108))
-            add(x, i0, l75 - corr)
+            g = add(x, i0, l75 - corr)
             sources.append({"kind": kind, "class": "siren", "t_peak": round(tp, 3), "t_start": round(tt[0], 3),
-                            "t_end": round(tt[-1], 3), "lafmax_7p5_db": round(l75, 2), **meta})
+                            "t_end": round(tt[-1], 3), "lafmax_7p5_db": round(l75, 2),
+                            "laf_trace_t0": round(tt[0], 3), "laf_trace": laf_trace_db(g * x, fs, full_scale_db),
+                            **meta})
     if rng.random() < p["wind"]:
         for _ in range(int(rng.integers(1, 3))):
             tp = _place(rng, taken, 3.0, duration_s - 3.0, 6.0)
@@ -325,13 +343,14 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         tt = t[i0: min(n, i0 + int(length * fs))]
         x, meta = _cd_siren(rng, tt, fs, two)
         l_mic = float(rng.uniform(84, 100))
-        add(x, i0, l_mic)
+        g = add(x, i0, l_mic)
         hub_knows = bool(rng.random() < 0.5)
         if hub_knows:
             zone_active.append([round(start, 3), round(start + length, 3)])
         sources.append({"kind": kind, "class": "siren", "t_start": round(start, 3), "t_end": round(start + length, 3),
                         "t_peak": round(start + length / 2, 3), "lafmax_mic_db": round(l_mic, 2),
-                        "hub_zone_active": hub_knows, **meta})
+                        "hub_zone_active": hub_knows, "laf_trace_t0": round(float(tt[0]), 3),
+                        "laf_trace": laf_trace_db(g * x, fs, full_scale_db), **meta})
     labels: dict[str, object] = {
         "v": 1, "seed": seed, "fs": fs, "duration_s": duration_s, "distance_m": round(dist, 3),
         "full_scale_db": full_scale_db, "zone_siren_active": zone_active, "sources": sources,

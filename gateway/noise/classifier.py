@@ -26,7 +26,8 @@ import scipy.fft as sfft
 
 CLASSES = ("exhaust", "siren", "horn", "other")
 NFFT = 4096
-HOP = 1024
+HOP = 2048
+MAX_SECONDS = 12.0  # long events are classified on the 12 s around their loudest part
 NFFT_FAST = 1024
 NFFT_ENGINE = 8192
 
@@ -49,9 +50,8 @@ class Features:
 def _stft(x: np.ndarray, nfft: int, hop: int) -> np.ndarray:
     if x.size < nfft:
         x = np.pad(x, (0, nfft - x.size))
-    n = 1 + (x.size - nfft) // hop
-    idx = np.arange(nfft)[None, :] + hop * np.arange(n)[:, None]
-    spec = sfft.rfft(x[idx] * np.hanning(nfft).astype(np.float32), axis=1)
+    frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[::hop]
+    spec = sfft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)
     return (spec.real**2 + spec.imag**2).astype(np.float64)
 
 
@@ -76,10 +76,15 @@ def _narrow(p: np.ndarray, k: np.ndarray, w: int, drop_db: float = 10.0) -> np.n
     return (v >= nb) & (v >= g * lo) & (v >= g * hi) & (k > w) & (k < n - 1 - w)
 
 
-def features(x: np.ndarray, fs: int) -> Features:
-    """Features of one event's raw samples (full-scale units)."""
+def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
+    """Features of one event's raw samples (full-scale units); ``peak``: sample index of the maximum."""
     x = np.asarray(x, dtype=np.float32)
     duration = x.size / fs
+    cap = int(MAX_SECONDS * fs)
+    if x.size > cap:
+        c = x.size // 2 if peak is None else peak
+        a = min(max(0, c - cap // 2), x.size - cap)
+        x = x[a: a + cap]
     p = _stft(x, NFFT, HOP)
     df = fs / NFFT
     f = np.arange(p.shape[1]) * df
@@ -145,7 +150,7 @@ def features(x: np.ndarray, fs: int) -> Features:
         sweep_rate = float(np.median(np.abs(np.diff(lp)))) * fs / (NFFT_FAST // 2)
 
     # --- engine orders: comb salience of a low fundamental (harmonic peaks above the half-way valleys)
-    pe = _stft(x, NFFT_ENGINE, NFFT_ENGINE // 4)
+    pe = _stft(x, NFFT_ENGINE, NFFT_ENGINE // 2)
     ee = pe.sum(axis=1)
     pe = pe[ee >= ee.max() * 10 ** (-1.5)]
     dfe = fs / NFFT_ENGINE
@@ -186,7 +191,7 @@ def scores(ft: Features) -> dict[str, float]:
     return {k: round(ex[k] / s, 4) for k in CLASSES}
 
 
-def classify(x: np.ndarray, fs: int) -> tuple[str, dict[str, float], Features]:
-    ft = features(x, fs)
+def classify(x: np.ndarray, fs: int, peak: int | None = None) -> tuple[str, dict[str, float], Features]:
+    ft = features(x, fs, peak)
     sc = scores(ft)
     return max(sc, key=lambda k: sc[k]), sc, ft

@@ -117,8 +117,10 @@ class _Ring:
         b = min(b, self.end)
         if b <= a:
             return np.zeros(0, dtype=np.float32)
-        idx = np.arange(a, b) % self.cap
-        return self.buf[idx]
+        i, j = a % self.cap, b % self.cap
+        if i < j or (j == 0 and b > a and i != 0):
+            return self.buf[i: j or self.cap].copy()
+        return np.concatenate([self.buf[i:], self.buf[:j]])
 
 
 class NoiseAnalyzer:
@@ -139,7 +141,7 @@ class NoiseAnalyzer:
         self._frames_end = 0
         self._pending: list[RawEvent] = []
         self._second_buf = np.zeros(0, dtype=FRAME_DTYPE)
-        self._csos = c_weighting_sos(self.fs)
+        self._csos = c_weighting_sos(self.fs).astype(np.float32)
         self._chunk = max(1, int(c.chunk_s * self.fs))
         self._queued: list[np.ndarray] = []
         self._queued_n = 0
@@ -223,7 +225,8 @@ class NoiseAnalyzer:
         laeq = float(to_db(frames["ms"].mean(), self.k_db)) if frames.size else float("nan")
         sel = laeq + 10 * math.log10(duration)
         audio = self._ring.get(ev.start * fsamp, ev.end * fsamp)
-        klass, sc, ft = classifier.classify(audio, fs) if audio.size >= fs // 10 else (
+        peak_at = max(0, min(audio.size - 1, int((peak_s - start_s) * fs)))
+        klass, sc, ft = classifier.classify(audio, fs, peak_at) if audio.size >= fs // 10 else (
             "other", {k: 0.0 for k in classifier.CLASSES}, None)
         if audio.size < (ev.end - ev.start) * fsamp:
             self.counters["audio_partial"] += 1
@@ -232,7 +235,7 @@ class NoiseAnalyzer:
         seg = self._ring.get(ev.start * fsamp - pre, ev.end * fsamp)
         lcpeak = None
         if seg.size > pre:
-            yc = signal.sosfilt(self._csos, seg.astype(np.float64))[min(pre, seg.size - 1):]
+            yc = signal.sosfilt(self._csos, seg)[min(pre, seg.size - 1):]
             lcpeak = round(float(20 * math.log10(max(float(np.max(np.abs(yc))), 1e-15)) + self.k_db
                                  - 10 * math.log10(2)), 2)
         # 1/3-octave LZeq over the second centred on the peak
@@ -255,9 +258,11 @@ class NoiseAnalyzer:
         reasons = self.suppressor.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S))
         if klass == "siren":
             reasons.append("classified_siren")
+            self.suppressor.siren_event(start_s, end_s)
         flags = []
-        if not reasons and self.suppressor.reasons(start_s - CORE_S, end_s + CORE_S):
-            flags.append("siren_nearby")  # a siren sounded during the event, but not around its peak
+        if not reasons and (self.suppressor.reasons(start_s - CORE_S, end_s + CORE_S)
+                            or self.suppressor.tonal_nearby(start_s - CORE_S, end_s + CORE_S)):
+            flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
         if ft is not None and (ft.two_tone_56 >= TWO_TONE_LIMIT or ft.tonal >= TONAL_LIMIT):
             flags.append("tonal_content")  # siren-like tones inside the event: not enforceable
         if ev.too_long:

@@ -5,8 +5,10 @@
    ``grace_s`` after it ends still counts (rotor sirens run down).
 2. A local tonal detector on the 8 Hz spectrogram: a frame is tonal when its dominant peak in 250-3000 Hz
    stands >= 18 dB above the median of 150-5000 Hz and holds >= 30 % of that band's energy. When at least
-   60 % of the last ``window_s`` seconds were tonal, a siren is sounding until fewer than 20 % are; the interval is backdated to the
-   start of the tonal run and held ``hold_s`` after the last tonal frame.
+   60 % of the last ``window_s`` seconds were tonal, a siren is sounding until fewer than 20 % are; the
+   interval is backdated to ``lead_s`` before the start of the tonal run (a rotor siren's run-up is not yet
+   tonal) and held ``hold_s`` after the last tonal frame. An event the classifier calls a siren opens
+   such an interval too (``siren_event``), so a siren masked by passing traffic stays known.
 
 An event that overlaps either kind of interval, or that the classifier calls a siren, is flagged
 ``suppressed`` with its reasons. It is kept and reported, never dropped, and can never become an
@@ -31,6 +33,10 @@ class SuppressionConfig:
     on_fraction: float = 0.6
     off_fraction: float = 0.2
     hold_s: float = 2.0
+    gap_s: float = 4.0  # a run of tonal frames survives gaps this long (traffic masking the siren)
+    lead_s: float = 2.0
+    min_run_s: float = 2.0  # a tonal run this long is remembered: not enough to suppress, enough to block
+    #                         enforcement of an event next to it (a siren starting, masked or far away)  # intervals start this much before the first tonal frame (a rotor siren's run-up)
     grace_s: float = 3.0
     min_prominence_db: float = 18.0
     min_concentration: float = 0.3
@@ -54,6 +60,7 @@ class SirenSuppressor:
         self._active_since: float | None = None
         self._last_tonal = -1e9
         self.local_intervals: list[list[float]] = []
+        self.tonal_runs: list[list[float]] = []
         self.zone_intervals: list[list[float]] = []
         self._zone_versions: dict[str, int] = {}
         self._zone_open: dict[str, float] = {}
@@ -103,19 +110,51 @@ class SirenSuppressor:
                 if self._run_start is None:
                     self._run_start = t - 1 / self.frame_hz
                 self._last_tonal = t
-            elif t - self._last_tonal > c.hold_s and self._active_since is None:
+            elif t - self._last_tonal > c.gap_s and self._active_since is None:
+                if self._run_start is not None and self._last_tonal - self._run_start >= c.min_run_s:
+                    self.tonal_runs.append([self._run_start - c.lead_s, self._last_tonal + c.hold_s])
                 self._run_start = None
             frac = sum(self._hist) / self._hist.maxlen if self._hist.maxlen else 0.0
             if self._active_since is None:
                 if frac >= c.on_fraction and self._run_start is not None:
-                    self._active_since = self._run_start
+                    self._active_since = self._run_start - c.lead_s
                     self.local_intervals.append([self._active_since, float("inf")])
             elif frac < c.off_fraction and t - self._last_tonal > c.hold_s:
                 self.local_intervals[-1][1] = self._last_tonal + c.hold_s
                 self._active_since = None
                 self._run_start = None
 
+    def siren_event(self, start: float, end: float) -> None:
+        """The classifier called an event a siren: treat it as local evidence of a sounding siren.
+
+        Opens an interval from ``start - lead_s`` that stays open while the tonal frames go on (the same
+        switch-off rule as the tonal detector), or closes it ``hold_s`` after the event if they stopped.
+        """
+        c = self.config
+        a = start - c.lead_s
+        if self._active_since is not None:
+            iv = self.local_intervals[-1]
+            iv[0] = min(iv[0], a)
+            self._active_since = iv[0]
+            return
+        frac = sum(self._hist) / self._hist.maxlen if self._hist.maxlen else 0.0
+        if frac >= c.off_fraction:
+            self._active_since = a
+            self._run_start = a
+            self.local_intervals.append([a, float("inf")])
+        else:
+            self.local_intervals.append([a, end + c.hold_s])
+
     # ------------------------------------------------------------ queries
+    def tonal_nearby(self, start: float, end: float) -> bool:
+        """Did a tonal run (>= ``min_run_s``, or one still going on) that did not switch the detector on
+        touch [start, end]? A siren may be starting, masked or far away: not enough to suppress, enough
+        to keep the event from becoming an enforcement case."""
+        if any(a < end and start < b for a, b in self.tonal_runs):
+            return True
+        return (self._active_since is None and self._run_start is not None
+                and self._run_start - self.config.lead_s < end)
+
     def reasons(self, start: float, end: float) -> list[str]:
         """Why an event over [start, end] (stream seconds) is suppressed; empty if it is not."""
         out = []

@@ -1,0 +1,86 @@
+"""Siren suppression: the hub's zone state, the local tonal detector, and scenes mixing sirens and exhaust."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from contract.models import Signal, ZoneState, ZoneStatus
+from gateway.noise.detector import DetectorConfig
+from gateway.noise.pipeline import AnalyzerConfig, analyze_array
+from gateway.noise.spectrum import SPEC_HZ, Spectrogram
+from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
+from simulators.noise_scene import generate
+
+NO_LOCAL = SuppressionConfig(on_fraction=2.0)  # the local detector can never switch on
+
+
+def zs(version, status, ts, signal=Signal.AIR_RAID, zone="z1"):
+    return ZoneState(zone=zone, version=version, status=status, ts=ts, signal=signal)
+
+
+def test_zone_state_intervals():
+    s = SirenSuppressor(Spectrogram(48_000).freqs, SPEC_HZ, t0=1000.0, zones={"z1"})
+    s.zone_state(zs(1, ZoneStatus.ACTIVE, 1010.0))
+    assert s.reasons(50, 60) == ["zone_state"]  # still sounding: open interval
+    s.zone_state(zs(0, ZoneStatus.IDLE, 1015.0))  # an older version never ends it
+    s.zone_state(zs(2, ZoneStatus.ALL_CLEAR, 1100.0, signal=Signal.ALL_CLEAR))
+    assert s.reasons(50, 60) == ["zone_state"]
+    assert s.reasons(104, 110) == []  # after 100 s + 3 s grace
+    assert s.reasons(0, 9) == []
+    s.zone_state(zs(3, ZoneStatus.ACTIVE, 1200.0, signal=Signal.SILENT_TEST))  # silent test: no sound
+    assert s.reasons(250, 260) == []
+    s.zone_state(zs(4, ZoneStatus.ACTIVE, 1300.0, zone="other"))  # not our zone
+    assert s.reasons(350, 360) == []
+
+
+def test_local_detector_switches_on_for_a_long_tone_only():
+    fs = 48_000
+    spec = Spectrogram(fs)
+    s = SirenSuppressor(spec.freqs, SPEC_HZ)
+    t = np.arange(45 * fs) / fs
+    rng = np.random.default_rng(0)
+    x = 0.001 * rng.standard_normal(t.size)
+    x[5 * fs: 20 * fs] += 0.1 * np.sin(2 * np.pi * 450 * t[5 * fs: 20 * fs])  # 15 s steady siren tone
+    x[35 * fs: 36 * fs] += 0.1 * np.sin(2 * np.pi * 450 * t[35 * fs: 36 * fs])  # a 1 s horn-like tone
+    s.feed(*spec.feed(x))
+    assert len(s.local_intervals) == 1
+    a, b = s.local_intervals[0]
+    assert a == pytest.approx(5.0 - 2.0, abs=0.3) and b == pytest.approx(22.0, abs=0.5)  # lead_s, hold_s
+    assert s.reasons(34.5, 36.5) == []  # a short tone alone never switches it on
+    assert not s.tonal_nearby(34.5, 36.5)  # 1 s is below min_run_s
+
+
+def test_short_tonal_runs_and_siren_events():
+    fs = 48_000
+    spec = Spectrogram(fs)
+    s = SirenSuppressor(spec.freqs, SPEC_HZ)
+    t = np.arange(20 * fs) / fs
+    x = 0.001 * np.random.default_rng(1).standard_normal(t.size)
+    x[4 * fs: 8 * fs] += 0.1 * np.sin(2 * np.pi * 500 * t[4 * fs: 8 * fs])  # 4 s: a siren starting, then masked
+    s.feed(*spec.feed(x))
+    assert s.local_intervals == [] and s.reasons(0, 20) == []  # not enough to suppress ...
+    assert s.tonal_nearby(9.0, 12.0) and not s.tonal_nearby(11.0, 14.0)  # ... enough to block enforcement
+    s.siren_event(15.0, 18.0)  # the classifier heard a siren
+    assert s.reasons(17.0, 19.0) == ["local_tonal"] and s.local_intervals[-1][0] == 13.0
+
+
+@pytest.mark.parametrize("seed", [61, 62, 63])
+@pytest.mark.parametrize("local", [True, False])
+def test_sirens_with_exhaust_never_make_enforcement_cases(seed, local):
+    """Civil-defence siren known to the hub (zone state) or not (local detector), with loud exhausts."""
+    scene = generate(seed, duration_s=40.0, mix={"exhaust": 2, "legal": 0, "horn": 0.0, "cd_siren": 1.0,
+                                                 "ev_siren": 0.0, "wind": 0.0, "rain": 0.0})
+    siren = next(s for s in scene.sources if s["class"] == "siren")
+    zone = [[siren["t_start"], siren["t_end"]]]
+    cfg = AnalyzerConfig(detector=DetectorConfig(distance_m=scene.labels["distance_m"]),
+                         suppression=SuppressionConfig() if local else NO_LOCAL)
+    _, events = analyze_array(scene.audio, cfg, zone_intervals=None if local else zone)
+    during = [e for e in events if e.start < siren["t_end"] and siren["t_start"] < e.end]
+    assert during, "the siren's events are kept, never dropped"
+    for e in during:
+        assert not e.enforcement
+        core = e.start < siren["t_end"] - 1 and siren["t_start"] + 1 < e.end
+        if core:
+            assert e.suppressed or "siren_nearby" in e.flags or "tonal_content" in e.flags
+    assert all(e.suppression for e in during if siren["t_start"] + 2 < e.peak < siren["t_end"] - 2)
