@@ -55,6 +55,7 @@ Receiver rules (what ``decode`` does):
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -204,6 +205,27 @@ class NodeStatus:
     def unpack(cls, payload: bytes) -> NodeStatus:
         up, ma, mi, boots, cal, clips, errs = struct.unpack(FORMATS[FrameType.STATUS], payload)
         return cls(up, ma, mi, boots, cal / 100, clips, errs)
+
+    @property
+    def fw(self) -> str:
+        """``"major.minor"``, the firmware version as the node reports it (DeviceInfo.fw in the gateway birth)."""
+        return f"{self.fw_major}.{self.fw_minor}"
+
+    def detail(self) -> str:
+        """The node's health as the gateway reports it in ``DeviceStatus.detail`` of its heartbeats:
+        ``"fw 1.2 boots 3 errors 0x0004"`` (the hub reads it back with ``parse_status_detail``)."""
+        return f"fw {self.fw} boots {self.boot_count} errors {self.error_bits:#06x}"
+
+
+_DETAIL_RE = re.compile(r"\bfw (\d{1,3})\.(\d{1,3}) boots (\d{1,5}) errors 0x([0-9a-f]{4})\b")
+
+
+def parse_status_detail(detail: str | None) -> tuple[str, int, int] | None:
+    """``(fw, boot_count, error_bits)`` from a ``NodeStatus.detail()`` text anywhere in ``detail``, else None."""
+    m = _DETAIL_RE.search(detail or "")
+    if m is None:
+        return None
+    return f"{int(m[1])}.{int(m[2])}", int(m[3]), int(m[4], 16)
 
 
 Body = Levels | NoiseEvent | AirSample | NodeStatus

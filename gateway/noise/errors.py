@@ -1,4 +1,5 @@
-"""Errors of the noise subsystem. All derive from NoiseError, itself a GatewayError (so a DozorError)."""
+"""Errors of the noise subsystem. All derive from NoiseError, itself a GatewayError (so a DozorError).
+Evidence errors belong to the contract: contract.evidence.EvidenceError."""
 
 from __future__ import annotations
 
@@ -19,10 +20,6 @@ class WavError(NoiseError):
 
 class FrameError(NoiseError):
     """A noise-node UART frame is malformed (bad length, CRC or field)."""
-
-
-class EvidenceError(NoiseError):
-    """An evidence record does not verify (bad signature, unknown key, tampered content)."""
 
 
 class SampleError(NoiseError):

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract.codecs import node_frame as nf
 from contract.codecs.validate import Counters, FrameStream
+from contract.evidence import ClockSync, Levels, Location, NoiseEvidence, Sensor, Trace, sign
 from gateway.noise.detector import DetectorConfig
-from gateway.noise.evidence import ClockSync, Levels, Location, NoiseEvidence, Sensor, Trace, sign
 from gateway.noise.pipeline import CORE_S, SecondLevels
 from gateway.noise.suppression import SirenSuppressor
 

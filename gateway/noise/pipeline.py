@@ -20,11 +20,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from scipy import signal
 
-from gateway.noise import classifier
-from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
-from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
-from gateway.noise.errors import ConfigError
-from gateway.noise.evidence import (
+from contract.evidence import (
     AudioClip,
     ClockSync,
     Levels,
@@ -35,6 +31,10 @@ from gateway.noise.evidence import (
     Trace,
     sign,
 )
+from gateway.noise import classifier
+from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
+from gateway.noise.errors import ConfigError
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram, third_octave_levels
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
 from gateway.noise.weighting import c_weighting_sos

@@ -8,10 +8,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract.command import key_id
+from contract.evidence import EVENT_KIND, EvidenceError, canonical_bytes, verify
 from contract.models import Event
 from gateway.noise.detector import DetectorConfig
-from gateway.noise.errors import EvidenceError
-from gateway.noise.evidence import EVENT_KIND, canonical_bytes, verify
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from simulators.noise_scene import generate
 

@@ -1,4 +1,4 @@
-"""Signed evidence record for one noise event.
+"""Signed evidence record for one noise event (part of the contract: the gateway signs it, the hub verifies it).
 
 The record is a pydantic model; ``record.model_dump(mode="json")`` is a plain JSON dict that travels as
 ``contract.models.Event.data`` (Event.kind = ``"noise.passby"``).
@@ -25,8 +25,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contract.command import b64url, b64url_decode, key_id
+from contract.errors import ContractError
 from contract.models import Id
-from gateway.noise.errors import EvidenceError
+
+
+class EvidenceError(ContractError):
+    """An evidence record is malformed or its signature does not verify."""
+
 
 DOMAIN = b"dozor-noise-evidence/v1\n"
 EVENT_KIND = "noise.passby"
