@@ -6,6 +6,12 @@ interpreter and its REPL (friendly, raw, raw-paste). Each reset restarts that pr
 or friendly mode, or a hard reset that runs boot.py and main.py); the board's filesystem lives in a host
 folder (``flash_dir``) so it survives resets and can be inspected.
 
+With ``uart_link`` the node's gateway UART (``machine.UART(2)``, what ``hal.link_uart`` opens) is a second
+pty: the bytes the running firmware writes there (node_frame LEVELS, STATUS ...) come out on ``uart_port``
+(and the symlink ``uart_link``), so a real gateway driver can read them. Like a real UART TX line, nothing
+waits for a reader: bytes nobody takes are dropped (``uart_dropped``); what the gateway writes to the node
+is read and discarded (``uart_ignored``: firmware v1 defines no gateway -> node commands).
+
 Faults for tests: ``mute`` (nothing answers), ``fault_corrupt`` (the named file is damaged after it is
 written), ``fault_die_after_execs`` (the board disappears after N commands, like a pulled cable).
 """
@@ -50,7 +56,8 @@ class VirtualBoard:
     """Context manager: ``with VirtualBoard() as b: mpremote connect b.port ...``."""
 
     def __init__(self, flash_dir: str | Path | None = None, *, mute: bool = False, link: str | Path | None = None,
-                 fault_corrupt: str | None = None, fault_die_after_execs: int | None = None) -> None:
+                 fault_corrupt: str | None = None, fault_die_after_execs: int | None = None,
+                 uart_link: str | Path | None = None) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if flash_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="dozor-board-")
@@ -62,6 +69,12 @@ class VirtualBoard:
         self.fault_corrupt = fault_corrupt
         self.fault_die_after_execs = fault_die_after_execs
         self.port = ""
+        self.uart_link = Path(uart_link) if uart_link else None
+        self.uart_port = ""
+        self.uart_sent = 0  # bytes the firmware wrote to its gateway UART and the pty took
+        self.uart_dropped = 0
+        self.uart_ignored = 0
+        self._uart_master = self._uart_slave = self._uart_r = self._uart_w = -1
         self.resets: list[str] = []  # "raw" / "friendly" / "boot" per restart, for tests
         self.died = False
         self._master = -1
@@ -80,6 +93,15 @@ class VirtualBoard:
             with contextlib.suppress(FileNotFoundError):
                 self.link.unlink()
             self.link.symlink_to(self.port)
+        if self.uart_link is not None:
+            self._uart_master, self._uart_slave = os.openpty()
+            tty.setraw(self._uart_slave)
+            os.set_blocking(self._uart_master, False)
+            self.uart_port = os.ttyname(self._uart_slave)
+            self._uart_r, self._uart_w = os.pipe()
+            with contextlib.suppress(FileNotFoundError):
+                self.uart_link.unlink()
+            self.uart_link.symlink_to(self.uart_port)
         self._thread = threading.Thread(target=self._relay, name="virtual-board", daemon=True)
         self._thread.start()
         return self
@@ -89,13 +111,15 @@ class VirtualBoard:
         self._kill()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for fd in (self._master, self._slave):
+        for fd in (self._master, self._slave, self._uart_master, self._uart_slave, self._uart_r, self._uart_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._master = self._slave = -1
-        if self.link:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
+        self._uart_master = self._uart_slave = self._uart_r = self._uart_w = -1
+        for link in (self.link, self.uart_link):
+            if link:
+                with contextlib.suppress(FileNotFoundError):
+                    link.unlink()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -118,7 +142,10 @@ class VirtualBoard:
             cmd += ["--fault-corrupt", self.fault_corrupt]
         if self.fault_die_after_execs is not None:
             cmd += ["--fault-die-after-execs", str(self.fault_die_after_execs)]
-        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        if self._uart_w >= 0:
+            cmd += ["--uart-fd", str(self._uart_w)]
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                                pass_fds=(self._uart_w,) if self._uart_w >= 0 else ())
 
     def _kill(self) -> None:
         proc = self._proc
@@ -139,8 +166,11 @@ class VirtualBoard:
             self._proc = proc = self._spawn(mode)
             assert proc.stdin is not None and proc.stdout is not None
             out_fd = proc.stdout.fileno()
+            watch = [self._master, out_fd] + ([self._uart_r, self._uart_master] if self._uart_r >= 0 else [])
             while not self._stop.is_set():
-                r, _, _ = select.select([self._master, out_fd], [], [], 0.2)
+                r, _, _ = select.select(watch, [], [], 0.2)
+                if self._uart_r >= 0:
+                    self._relay_uart(r)
                 if out_fd in r:
                     data = os.read(out_fd, 65536)
                     if not data:
@@ -171,6 +201,25 @@ class VirtualBoard:
                 os.close(self._slave)
             self._master = self._slave = -1
             return
+
+    def _relay_uart(self, ready: list[int]) -> None:
+        """Firmware -> gateway UART bytes onto the second pty (dropped when nobody reads, like a real TX line)."""
+        if self._uart_r in ready:
+            data = os.read(self._uart_r, 65536)
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(self._uart_master, view)
+                except (BlockingIOError, OSError):
+                    self.uart_dropped += len(view)
+                    break
+                self.uart_sent += n
+                view = view[n:]
+        if self._uart_master in ready:
+            try:
+                self.uart_ignored += len(os.read(self._uart_master, 4096))
+            except OSError:  # EIO: no process has the gateway side open right now
+                pass
 
     def _write_master(self, data: bytes) -> None:
         view = memoryview(data)

@@ -12,7 +12,8 @@
 // and can be inspected.
 //
 // usage: node board_node.mjs --node-modules DIR --flash DIR --rom DIR [--mode boot|raw|friendly]
-//        [--reset-cause N] [--fault-corrupt NAME] [--fault-die-after-execs N]
+//        [--reset-cause N] [--fault-corrupt NAME] [--fault-die-after-execs N] [--uart-fd FD]
+// --uart-fd: a pipe from board.py; bytes the firmware writes to its gateway UART (machine.UART(2)) go there.
 import fs from "node:fs";
 import path from "node:path";
 
@@ -28,6 +29,7 @@ for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^
 const flashDir = args["flash"];
 const mode0 = args["mode"] || "boot";
 const corruptName = args["fault-corrupt"] || null;
+const uartFd = args["uart-fd"] ? parseInt(args["uart-fd"], 10) : -1;
 let dieAfterExecs = args["fault-die-after-execs"] ? parseInt(args["fault-die-after-execs"], 10) : -1;
 
 const { loadMicroPython } = await import(
@@ -117,6 +119,10 @@ let resetRequested = false;
 const board = {
   reset_cause: parseInt(args["reset-cause"] || "1", 10),
   reset: () => { resetRequested = true; },
+  uart_write: (id, hex) => {
+    if (uartFd < 0) return;
+    try { fs.writeSync(uartFd, Buffer.from(hex, "hex")); } catch (e) { /* board.py gone: the line is dead */ }
+  },
   wdt_start: (ms) => { board.wdt_timeout = ms; },
   wdt_feed: () => { board.wdt_feeds += 1; },
   wdt_timeout: 0,

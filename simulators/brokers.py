@@ -38,7 +38,51 @@ def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-class Mosquitto:
+class ChildServer:
+    """Lifecycle shared by every server a test or benchmark starts as a child process: ``self.proc`` is the
+    process, ``self.dir`` its private temp folder; subclasses provide ``start()``."""
+
+    proc: subprocess.Popen | None = None
+    dir: Path
+    stop_timeout_s: float = 5.0
+
+    def start(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop and start again on the same port, keeping the data folder."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Mosquitto(ChildServer):
     def __init__(self, port: int | None = None, *, extra_conf: str = "") -> None:
         self.binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists()
                                                      else None)
@@ -70,38 +114,6 @@ class Mosquitto:
             self.stop()
             raise BrokerError(f"mosquitto did not start: {(self.dir / 'mosquitto.log').read_text()[-500:]}") from None
         return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def restart(self, down_s: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Mosquitto:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class EmbeddedBroker:
     """amqtt inside the current event loop. MQTT 3.1.1 only, no shared subscriptions."""

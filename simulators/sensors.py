@@ -356,8 +356,9 @@ class SimNoiseNode(UartDeviceSim[None]):
 
     def __init__(self, port: str, *, levels: tuple[float, float, float, float] |
                  Callable[[], tuple[float, float, float, float]] | None = None, period_s: float = 1.0,
-                 boot_count: int = 1, **kw: Any) -> None:
+                 boot_count: int = 1, fw: tuple[int, int] = (1, 2), **kw: Any) -> None:
         super().__init__(port, **kw)
+        self.fw = fw  # (major, minor) in STATUS frames; change it and reboot() to act out a reflash
         self.levels = levels if levels is not None else self._random_levels
         self.period_s = period_s
         self.boot_count = boot_count
@@ -390,7 +391,7 @@ class SimNoiseNode(UartDeviceSim[None]):
         return self.send_body(sample or nf.AirSample(self.uptime_s, 12.3, 20.1, 18.5, 55.0, 101325))
 
     def send_status(self) -> bool:
-        return self.send_body(nf.NodeStatus(self.uptime_s, 1, 2, self.boot_count, 0.0, 0, self.error_bits))
+        return self.send_body(nf.NodeStatus(self.uptime_s, *self.fw, self.boot_count, 0.0, 0, self.error_bits))
 
     def repeat_last(self) -> None:
         """Send the previous frame again (same seq): a duplicate the gateway must drop."""

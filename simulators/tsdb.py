@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from simulators.brokers import BrokerError, free_port
+from simulators.brokers import BrokerError, ChildServer, free_port
 
 
 class TsdbError(BrokerError):
@@ -36,7 +36,8 @@ def _binary(name: str) -> str:
     return found
 
 
-class _Server:
+class _Server(ChildServer):
+    stop_timeout_s = 10.0
     name = "tsdb"
     ready_path = "/"
     ready_status = 200
@@ -83,36 +84,6 @@ class _Server:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def restart(self, down_s: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class VictoriaMetrics(_Server):

@@ -3,8 +3,11 @@
 # UART 1 at 9600 baud answers like an SDS011 in query mode (PM2.5 12.3, PM10 20.7), other UARTs answer
 # nothing, I2C has a BME280 at 0x76 (Bosch example calibration: 25.08 degC), and I2S delivers a steady
 # 1 kHz tone at 74 dB SPL, paced by the clock (reads block like DMA). `reset()` asks the bridge for a hard reset.
+# UART 2 is the node's link to its gateway (hal.link_uart): what the firmware writes there leaves the board
+# through the bridge (`dozor sim board --uart-link PATH` puts it on a second pty; without one it is dropped).
 import math
 import time
+from binascii import hexlify
 
 import _board
 
@@ -68,6 +71,9 @@ def _sds011_frame(kind, d):
     return bytes([0xAA, kind]) + body + bytes([sum(body) & 0xFF, 0xAB])
 
 
+LINK_UART = 2
+
+
 class UART:
     def __init__(self, id, baudrate=9600, **kw):
         self.id = id
@@ -81,6 +87,8 @@ class UART:
 
     def write(self, data):
         self.written += len(data)
+        if self.id == LINK_UART:
+            _board.uart_write(self.id, hexlify(data).decode())
         if self.sds011 and len(data) == 19 and data[0] == 0xAA and data[1] == 0xB4:
             if data[2] == 0x04:  # query: PM2.5 12.3, PM10 20.7
                 self.rx += _sds011_frame(0xC0, (123, 0, 207, 0))
