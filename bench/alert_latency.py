@@ -94,6 +94,7 @@ def main() -> None:
                 "p99_ms": round(pct(ms, 0.99), 1) if ms else None,
                 "max_ms": round(max(ms), 1) if ms else None,
                 "gateways": args.gateways, "workers": args.workers, "fleet_boot_s": round(boot_s, 1),
+                "hub_dispatch_ms": detail.dispatch_ms,  # API call -> last command written to the broker
                 "not_confirmed": [f"{d.gateway}/{d.device}: {d.state} {d.reason or ''}".strip()
                                   for d in detail.devices if d.state != "sounding"][:20],
             }

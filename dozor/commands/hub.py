@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from dozor.commands import _loop
 from hub.errors import HubError
 
 
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         try:
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(hub.run(handle_signals=True))
+                _loop.run(hub.run(handle_signals=True))
         except HubError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

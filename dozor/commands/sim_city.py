@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from dozor.commands import _loop
 from dozor.commands._common import fail
 from dozor.commands._sim import sim_app
 
@@ -89,4 +90,4 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"city up: {gateways} gateways, {plan.sirens_total} sirens, broker {broker}", err=True)
                 await stop.wait()
 
-        asyncio.run(main())
+        _loop.run(main())
