@@ -19,7 +19,18 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contract.errors import DozorError
 from hub.config import load_config
-from hub.models import AirOut, AlertDetail, AlertOut, DeviceOut, GatewayOut, LatestOut, TailOut, ZoneOut
+from hub.models import (
+    AirOut,
+    AlertDetail,
+    AlertOut,
+    DeviceOut,
+    GatewayOut,
+    LatestOut,
+    NodeOut,
+    NodeRegistration,
+    TailOut,
+    ZoneOut,
+)
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -145,6 +156,15 @@ class HubClient:
     def devices(self, zone: str | None = None) -> list[DeviceOut]:
         return self._parse(list[DeviceOut], self._call("GET", "/api/v1/devices",
                                                        params={"zone": zone} if zone else None))
+
+    def register_node(self, reg: NodeRegistration) -> NodeOut:
+        """Record a provisioned field node (id, kind, zone, location, key fingerprint, firmware version)."""
+        return self._parse(NodeOut, self._call("POST", "/api/v1/nodes", json=reg.model_dump(exclude_none=True)))
+
+    def nodes(self, *, outdated: bool = False) -> list[NodeOut]:
+        """Field nodes; ``outdated=True``: only those whose firmware is older than the hub's current version."""
+        return self._parse(list[NodeOut], self._call("GET", "/api/v1/nodes",
+                                                     params={"outdated": "true"} if outdated else None))
 
     def zones(self) -> list[ZoneOut]:
         return self._parse(list[ZoneOut], self._call("GET", "/api/v1/zones"))

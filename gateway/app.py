@@ -84,6 +84,7 @@ class Gateway:
                 dev = cls(dcfg, bus=bus, counters=self.counters, log=self.log)
                 if hasattr(dev, "attach"):  # sensor drivers feed the telemetry pipeline
                     dev.attach(self.telemetry)
+                dev.info_listeners.append(self._reannounce)
                 await dev.start()
                 self.devices[dev.id] = dev
             self.executor = CommandExecutor(
@@ -157,6 +158,12 @@ class Gateway:
             except Exception:
                 self.counters.inc("ack_listener_errors")
                 self.log.exception("ack listener failed")
+
+    def _reannounce(self) -> None:
+        """A device's info changed (a reflashed node reports a new fw): publish the birth again."""
+        self.counters.inc("device_info_changes")
+        if self.uplink is not None:
+            self.uplink.republish_birth()
 
     def birth(self, session: int) -> GatewayState:
         return GatewayState(gateway=self.id, state="online", session=session, ts=time.time(), sw=SW_VERSION,

@@ -4,7 +4,9 @@
   a bug in a handler) ends the supervisor; it is logged and counted (cf. thingsboard-gateway #2086).
 - Before every connection attempt the persisted ``session`` counter goes up and the retained last-will
   is ``GatewayState(offline, session)``. On connect: subscribe to the cmd topic, publish the retained
-  birth ``GatewayState(online, session, devices, keys, heartbeat_s)``, start heartbeats.
+  birth ``GatewayState(online, session, devices, keys, heartbeat_s)``, start heartbeats. When a device's
+  info changes (a reflashed node reports a new firmware version) ``republish_birth`` sends the birth again
+  with the same session, so the hub's registry sees the new ``DeviceInfo.fw`` at once.
 - Priority: acks have their own queue and drain task that publishes immediately; bulk traffic (the
   telemetry outbox) goes through ``publish_bulk``, which only sends when no ack is waiting and keeps
   at most one bulk message in flight, so commands and acks never queue behind a backlog.
@@ -93,6 +95,17 @@ class Uplink:
             except aiomqtt.MqttError as exc:
                 raise UplinkError(f"publish failed: {exc}") from None
             self.counters.inc("mqtt_bulk_published")
+
+    def republish_birth(self) -> None:
+        """Publish the (retained) birth again in the current session; while down, the next connect does it."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            return
+        self._spawn(self._publish_birth(client), "birth")
+
+    async def _publish_birth(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.t_state, self.birth(self.session).to_bytes(), qos=1, retain=True)
+        self.counters.inc("mqtt_births_updated")
 
     @property
     def pending_acks(self) -> int:

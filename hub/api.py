@@ -34,6 +34,8 @@ from hub.models import (
     IndexOut,
     LatestOut,
     MetricOut,
+    NodeOut,
+    NodeRegistration,
     TailOut,
     TailReadingOut,
     ZoneOut,
@@ -152,6 +154,17 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
         out = [d for gw in sorted(hub.registry.gateways) for d in devices_out(hub, gw)]
         return [d for d in out if zone is None or zone in d.zones]
 
+    @api.post("/nodes", response_model=NodeOut)
+    async def register_node(req: NodeRegistration) -> NodeOut:
+        """Register or update a field node (from `dozor firmware flash --hub` after a good flash)."""
+        return hub.nodes.register(req)
+
+    @api.get("/nodes", response_model=list[NodeOut])
+    async def nodes(outdated: bool | None = None) -> list[NodeOut]:
+        """Field nodes: registered and reported by gateways; ``?outdated=true`` only those below the current
+        firmware version."""
+        return hub.nodes.list(outdated=outdated)
+
     @api.get("/zones", response_model=list[ZoneOut])
     async def zones() -> list[ZoneOut]:
         result = []
@@ -253,7 +266,8 @@ def devices_out(hub: Hub, gateway: str) -> list[DeviceOut]:
         out.append(DeviceOut(gateway=gateway, id=dev, kind=info.kind.value if info else None,
                              state=status.state.value if status else "unknown",
                              faults=list(status.faults) if status else [], gateway_state=rec.state,
-                             zones=hub.zones.zones_of_device(gateway, dev)))
+                             zones=hub.zones.zones_of_device(gateway, dev), fw=info.fw if info else None,
+                             detail=status.detail if status else None))
     return out
 
 

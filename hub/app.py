@@ -40,6 +40,7 @@ from hub.keys import load_or_create, write_private
 from hub.metrics import HubMetrics
 from hub.models import AlertOut
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
+from hub.nodes import NodeRegistry, firmware_source_version
 from hub.registry import OFFLINE, ONLINE, Registry
 from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
@@ -117,6 +118,11 @@ class Hub:
         self.zones = Zones.load(cfg.zones)
         self.store = Store(cfg.state_dir / "hub.sqlite")
         self.registry = Registry(self.store, self.metrics)
+        current_fw = config.firmware.current_version or firmware_source_version()
+        if current_fw is None:
+            log.warning("no current field-node firmware version: set [firmware] current_version in the hub "
+                        "config to list out-of-date nodes")
+        self.nodes = NodeRegistry(self.store.db, current_fw, on_error=self.metrics.store_errors.inc)
         self.dispatcher = Dispatcher(self.metrics)
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
                             on_connect=self._on_connect, channels=CONTROL)
@@ -210,6 +216,7 @@ class Hub:
         self.registry.on_state(msg)
         rec = self.registry.gateways.get(msg.gateway)
         if rec is not None and rec.session == msg.session:  # not a stale state of an older session
+            self._nodes(lambda: self.nodes.on_birth(msg))
             self._emit(lambda: points.gateway_state_line(msg, zone=self.zone_of(msg.gateway)))
 
     def _on_heartbeat(self, msg) -> None:
@@ -217,7 +224,16 @@ class Hub:
         self.registry.on_heartbeat(msg)
         rec = self.registry.gateways.get(msg.gateway)
         if rec is not None and rec.session == msg.session:
+            self._nodes(lambda: self.nodes.on_heartbeat(msg, self.registry.devices_of(msg.gateway)))
             self._emit(lambda: points.heartbeat_lines(msg, zone=self.zone_of(msg.gateway)))
+
+    def _nodes(self, update) -> None:
+        """Field-node registry updates from gateway messages: a bug there is logged and counted, never raised."""
+        try:
+            update()
+        except Exception:  # noqa: BLE001 - must not break gateway state tracking
+            self.metrics.store_errors.inc()
+            log.exception("cannot update the node registry")
 
     def _on_ack(self, msg) -> None:
         assert isinstance(msg, Ack)

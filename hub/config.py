@@ -25,6 +25,10 @@
     spool = "spool.sqlite"          # durable spool; default state_dir/spool.sqlite
     flush_interval_s = 1.0          # how often the spool is written to the store
     commit_delay_s = 0.05           # longest a received message waits for its spool commit and PUBACK
+
+    [firmware]
+    current_version = "1.0.0"       # field nodes below this are listed as out of date (GET /api/v1/nodes?outdated=true);
+                                    # default: VERSION in firmware/src/version.py when the hub starts
 """
 
 from __future__ import annotations
@@ -144,10 +148,15 @@ class StoreSettings(_Section):
         return token
 
 
+class FirmwareSettings(_Section):
+    current_version: str | None = Field(default=None, pattern=r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$")
+
+
 class HubConfig(_Section):
     hub: HubSettings = HubSettings()
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
+    firmware: FirmwareSettings = FirmwareSettings()
     # [residents]: notification channels and the resident page (see hub/residents/config.py). Without it the
     # page, its live stream and the CAP feed are still served; no notification channel is configured.
     residents: ResidentsConfig | None = None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contract.command import MAX_DURATION_S
-from contract.models import Id, Mode, Signal
+from contract.models import Id, Mode, Sha256Hex, Signal
 
 
 class _In(BaseModel):
@@ -96,6 +96,8 @@ class DeviceOut(_Out):
     faults: list[str] = []
     gateway_state: str
     zones: list[str] = []
+    fw: str | None = None  # DeviceInfo.fw from the birth (field nodes: what their STATUS frames report)
+    detail: str | None = None  # DeviceStatus.detail from the last heartbeat
 
 
 class GatewayOut(_Out):
@@ -197,3 +199,42 @@ class AirOut(_Out):
     tables: list[str]
     rows: list[AirRowOut] = []
     zones: list[AirZoneOut] = []
+
+
+VERSION_PATTERN = r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$"
+
+
+class NodeRegistration(_In):
+    """POST /api/v1/nodes: what `dozor firmware flash --hub` records after a good flash and self-test.
+
+    ``key_sha256`` is the SHA-256 (hex) of the node's 32-byte key, never the key itself (see hub/nodes.py)."""
+
+    id: Id
+    kind: Literal["noise", "air"]
+    zone: Id
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    key_sha256: Sha256Hex | None = None
+    fw: str = Field(pattern=VERSION_PATTERN)
+    provisioned_by: str | None = Field(default=None, max_length=128)
+
+
+class NodeOut(_Out):
+    id: str
+    kind: str | None = None
+    zone: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    key_sha256: str | None = None
+    fw: str | None = None  # registered at provisioning (the build's full version)
+    provisioned_at: float | None = None  # None: reported by a gateway but never registered
+    provisioned_by: str | None = None
+    gateway: str | None = None
+    last_seen: float | None = None
+    reported_fw: str | None = None  # from the node's STATUS frames ("major.minor"), via its gateway
+    boot_count: int | None = None
+    error_bits: int | None = None
+    state: str | None = None
+    running_fw: str | None = None  # what the hub believes runs on the node (see hub/nodes.py)
+    current_version: str | None = None
+    outdated: bool | None = None  # None: not known (no version, or no current version configured)

@@ -2,7 +2,9 @@
 
 A driver is constructed from its config entry (plus the bus it registered with, if any) and offers:
 
-    kind, id, info()                        what it is (DeviceInfo for the birth message)
+    kind, id, info()                        what it is (DeviceInfo for the birth message); a driver whose
+                                            info changes (a reflashed node's fw) calls ``info_changed()``
+                                            and the gateway re-publishes its birth
     async start() / close()                 own whatever it needs
     async activate(signal, duration_s, alert, asset) -> AckStage
                                             returns SOUNDING/PLAYING once the device confirmed it,
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from contract.command import AssetRef
@@ -35,6 +38,7 @@ class Device(ABC):
         self.bus = bus
         self.counters = counters
         self.log = log
+        self.info_listeners: list[Callable[[], None]] = []
         if bus is not None and hasattr(bus, "register"):
             bus.register(self.id)
 
@@ -45,6 +49,17 @@ class Device(ABC):
     def info(self) -> DeviceInfo:
         return DeviceInfo(id=self.id, kind=self.kind, bus=getattr(self.cfg, "bus", None),
                           address=getattr(self.cfg, "address", None))
+
+    def info_changed(self) -> None:
+        """Tell the gateway that ``info()`` changed (it re-announces its birth). Never raises."""
+        for listener in list(self.info_listeners):
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - a listener bug must not stop the driver's frame handling
+                if self.counters is not None:
+                    self.counters.inc("info_listener_errors")
+                if self.log is not None:
+                    self.log.exception("device %s: info listener failed", self.id)
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -188,3 +188,12 @@ def test_air_node_flash_on_the_virtual_board(tmp_path):
         checks = {c["name"]: c for c in json.loads(r.output)["selftest"]["checks"]}
         assert checks["air sensors"]["detail"] == "BME280 at 0x76; SDS011 answered"
         assert not (tmp_path / "flash" / "noise_node.mpy").exists()
+
+
+def test_flash_location_needs_both_coordinates(tmp_path):
+    r = invoke("firmware", "flash", "--port", str(tmp_path / "ttyUSB9"), "--node", "noise", "--id", "N-1",
+               "--zone", "Z", "--lat", "50.45")
+    assert r.exit_code == 1 and "give both --lat and --lon" in r.output
+    r = invoke("firmware", "flash", "--port", str(tmp_path / "ttyUSB9"), "--node", "noise", "--id", "N-1",
+               "--zone", "Z", "--lat", "91", "--lon", "30")
+    assert r.exit_code == 2 and "--lat" in r.output  # out of range: Typer's usage error

@@ -122,3 +122,34 @@ async def test_port_missing_at_start_is_opened_when_it_appears(link):
     finally:
         await drv.close()
     assert counters.get("uart_opened") == 1
+
+
+async def test_status_is_reported_and_a_reflash_reannounces(link):
+    """STATUS -> DeviceInfo.fw and the heartbeat detail; a reboot with new firmware (a reflash) calls the
+    info listeners once more (the gateway re-publishes its birth); a node that reboots right after its first
+    frame (same seq 0, new content) is a reset, not a dropped duplicate."""
+    sink, counters = Sink(), Counters()
+    announced: list[str | None] = []
+    async with SimNoiseNode(link.b, levels=LEVELS, period_s=3600, fw=(1, 2), boot_count=4) as sim:
+        drv = driver(link, sink, counters)
+        drv.info_listeners.append(lambda: announced.append(drv.info().fw))
+        assert drv.info().fw is None  # nothing heard yet
+        await drv.start()
+        try:
+            await wait_until(lambda: drv.node is not None, "boot status")
+            st = await drv.status()
+            assert (st.state, st.detail) == (DeviceState.IDLE, "fw 1.2 boots 4 errors 0x0000")
+            assert nf.parse_status_detail(st.detail) == ("1.2", 4, 0)
+            sim.fw = (1, 3)
+            sim.reboot()  # seq 0 again, boot 5, fw 1.3
+            await wait_until(lambda: drv.info().fw == "1.3", "new firmware seen")
+            sim.reboot()  # seq 0 once more right away: same seq as the last frame, different body
+            await wait_until(lambda: drv.node.boot_count == 6, "second reboot seen")
+            sim.send_levels()
+            await wait_until(lambda: len(sink.readings) == 1, "levels after the reboots")
+        finally:
+            await drv.close()
+    assert announced == ["1.2", "1.3"]  # first STATUS after the birth, then the reflash
+    assert drv.stats["node_reboots"] == 2 and drv.stats["node_fw_changes"] == 1
+    assert drv.stats["seq_reset"] == 2 and drv.stats["seq_duplicate"] == 0
+    assert counters.get("noise-1.node_reboots") == 2

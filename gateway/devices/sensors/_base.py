@@ -41,7 +41,7 @@ from gateway.uart import UartBus, UartSettings
 
 MAX_UNSENT = 1000
 RESTART_DELAY_S = 1.0
-QUIET_REASONS = frozenset({"frames", "replies", "command_acks", "node_status"})
+QUIET_REASONS = frozenset({"frames", "replies", "command_acks", "node_status", "node_reboots", "node_fw_changes"})
 F = TypeVar("F")
 
 
