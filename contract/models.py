@@ -54,6 +54,7 @@ class DeviceKind(StrEnum):
     PMS5003 = "pms5003"
     BME280 = "bme280"
     NOISE_NODE = "noise_node"
+    MICROPHONE = "microphone"  # a measurement microphone on the gateway itself (USB or I2S)
 
 
 # What each kind can do: device kinds are data, and tests run over this table.
@@ -64,6 +65,7 @@ CAPABILITIES: dict[DeviceKind, frozenset[str]] = {
     DeviceKind.PMS5003: frozenset({"pm"}),
     DeviceKind.BME280: frozenset({"climate"}),
     DeviceKind.NOISE_NODE: frozenset({"noise", "events"}),
+    DeviceKind.MICROPHONE: frozenset({"noise", "events"}),
 }
 ALERTING_KINDS = frozenset({DeviceKind.SIREN, DeviceKind.SPEAKER})
 
@@ -89,6 +91,9 @@ class GatewayState(Model):
     devices: tuple[DeviceInfo, ...] = ()
     keys: tuple[str, ...] = ()  # pinned hub key ids, so the hub can see what a gateway trusts
     zone: Id | None = None
+    # base64url raw Ed25519 public key the gateway signs noise evidence with (contract.evidence); its kid
+    # is contract.command.key_id(key). Absent when the gateway signs no evidence.
+    evidence_key: str | None = Field(default=None, min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$")
 
 
 class DeviceState(StrEnum):

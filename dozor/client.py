@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -31,6 +32,7 @@ from hub.models import (
     TailOut,
     ZoneOut,
 )
+from hub.violations.models import NoiseEventDetail, NoiseEventOut, NoiseReport
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -83,6 +85,14 @@ class HubClient:
     # ------------------------------------------------------------ transport and errors
     def _call(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
               timeout: float | None = None) -> Any:
+        return self._send(method, path, json=json, params=params, timeout=timeout, want_json=True)
+
+    def _text(self, path: str, *, params: dict | None = None) -> str:
+        """GET a non-JSON document (exports); errors as for ``_call``."""
+        return self._send("GET", path, params=params, want_json=False)
+
+    def _send(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+              timeout: float | None = None, want_json: bool = True) -> Any:
         try:
             r = self._http.request(method, path, json=json, params=params,
                                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
@@ -95,6 +105,8 @@ class HubClient:
         if r.status_code == 401:
             raise HubClientError(f"token rejected by the hub at {self.base_url} (use the token from the hub's "
                                  "state_dir/api-token, e.g. via DOZOR_HUB_TOKEN)", status=401, code="unauthorized")
+        if r.status_code < 400 and not want_json:
+            return r.text
         try:
             body = r.json()
         except ValueError:
@@ -187,3 +199,39 @@ class HubClient:
             params["after"] = after
         return self._parse(TailOut, self._call("GET", "/api/v1/telemetry/tail", params=params,
                                                timeout=self.timeout + wait_s))
+
+    # ------------------------------------------------------------ noise violations register
+    @staticmethod
+    def _noise_params(since: str | None, until: str | None, zone: str | None, min_level: float | None,
+                      state: str | None, gateway: str | None, limit: int | None) -> dict[str, Any]:
+        pairs = (("since", since), ("until", until), ("zone", zone), ("min_level", min_level), ("state", state),
+                 ("gateway", gateway), ("limit", limit))
+        return {k: v for k, v in pairs if v is not None}
+
+    def noise_events(self, *, since: str | None = None, until: str | None = None, zone: str | None = None,
+                     min_level: float | None = None, state: str | None = None, gateway: str | None = None,
+                     limit: int | None = None) -> list[NoiseEventOut]:
+        """Pass-by events in the register; ``since``/``until``: ``24h``, epoch seconds or ISO 8601;
+        ``min_level``: LAFmax at 7.5 m, dB."""
+        params = self._noise_params(since, until, zone, min_level, state, gateway, limit)
+        return self._parse(list[NoiseEventOut], self._call("GET", "/api/v1/noise/events", params=params))
+
+    def noise_event(self, event_id: str) -> NoiseEventDetail:
+        return self._parse(NoiseEventDetail, self._call("GET", f"/api/v1/noise/events/{quote(event_id, safe='')}"))
+
+    def noise_review(self, event_id: str, action: str, note: str, reviewer: str) -> NoiseEventDetail:
+        body = {"action": action, "note": note, "reviewer": reviewer}
+        return self._parse(NoiseEventDetail, self._call(
+            "POST", f"/api/v1/noise/events/{quote(event_id, safe='')}/review", json=body))
+
+    def noise_report(self, month: str) -> NoiseReport:
+        return self._parse(NoiseReport, self._call("GET", "/api/v1/noise/report", params={"month": month}))
+
+    def noise_export(self, fmt: str, *, since: str | None = None, until: str | None = None,
+                     zone: str | None = None, min_level: float | None = None, state: str | None = None,
+                     gateway: str | None = None, limit: int | None = None) -> str:
+        """The register as CSV or GeoJSON text (``fmt``: "csv" | "geojson")."""
+        if fmt not in ("csv", "geojson"):
+            raise HubClientError(f"unknown export format {fmt!r}: use csv or geojson")
+        params = self._noise_params(since, until, zone, min_level, state, gateway, limit)
+        return self._text(f"/api/v1/noise/export.{fmt}", params=params)

@@ -4,6 +4,7 @@
 
 Modules: ``config`` (TOML), ``keys`` (Ed25519 signing key), ``zones``, ``registry`` (gateways and devices),
 ``store`` (SQLite WAL), ``alerts`` (the engine), ``mqtt`` (connection + dispatcher), ``api`` (FastAPI),
+``violations`` (the noise violations register: signed pass-by evidence, review, exports, /api/v1/noise),
 ``app`` (``Hub``: everything in one event loop). Errors derive from ``hub.errors.HubError``.
 
 Extension points for other hub components:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.aqi import AqiError, overall
-from hub.errors import AlertError
+from hub.errors import RequestError
 from hub.ingest.latest import PM_METRICS, DeviceLatest
 from hub.models import (
     AirOut,
@@ -40,6 +40,7 @@ from hub.models import (
     TailReadingOut,
     ZoneOut,
 )
+from hub.violations.api import router as noise_router
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -79,8 +80,8 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
         metrics.api_bad_requests.labels("invalid_request").inc()
         return JSONResponse({"error": "invalid_request", "detail": _readable(exc)}, status_code=422)
 
-    @app.exception_handler(AlertError)
-    async def _alert_error(_: Request, exc: AlertError) -> JSONResponse:
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
         metrics.api_bad_requests.labels(exc.code).inc()
         return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status)
 
@@ -228,6 +229,7 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
             for t in tables if any(t in r.aqi for r in rs)}) for z, rs in sorted(zones.items())]
         return AirOut(tables=tables, rows=rows, zones=summary)
 
+    api.include_router(noise_router(hub), prefix="/noise")
     app.include_router(api)
     for router in routers:
         app.include_router(router)

@@ -46,6 +46,7 @@ from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
+from hub.violations.service import Violations
 from hub.zones import Zones
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,11 @@ class Hub:
         else:  # no store: readings only feed the cache (still deduplicated and range-checked)
             self.pipeline = Ingest(zone_of=self.zone_of, on_reading=self.latest.on_reading)
             self.dispatcher.on("telemetry", self.pipeline.batch_lines)
+        # the noise violations register: signed pass-by evidence, review, exports (hub/violations/)
+        self.violations = Violations(config.noise, cfg.state_dir / "violations.sqlite", zone_of=self.zone_of,
+                                     emit=self._emit, registry=self.metrics.registry)
+        self.dispatcher.on("state", self.violations.on_state)
+        self.dispatcher.on("event", self.violations.on_event)
         self.registry.listeners.append(self._on_gateway_change)
         self.engine.hooks.append(self._zone_points)
         self.metrics.registry.register(_IngestCollector(self))
@@ -324,4 +330,6 @@ class Hub:
                 await asyncio.wait_for(self.residents.aclose(), 5)
             self.engine._flush()
             self.store.close()
+            with contextlib.suppress(Exception):
+                self.violations.close()
             log.info("hub stopped")

@@ -26,6 +26,11 @@
     flush_interval_s = 1.0          # how often the spool is written to the store
     commit_delay_s = 0.05           # longest a received message waits for its spool commit and PUBACK
 
+    [noise]                         # the violations register (hub/violations/)
+    gateway_keys = { gw-a = "<base64url Ed25519 public key>" }   # pinned evidence keys (a list for rotation);
+                                    # a pinned gateway's announced keys (GatewayState.evidence_key) are ignored
+    trust_announced_keys = true     # otherwise: the evidence key announced in the gateway's birth
+
     [firmware]
     current_version = "1.0.0"       # field nodes below this are listed as out of date (GET /api/v1/nodes?outdated=true);
                                     # default: VERSION in firmware/src/version.py when the hub starts
@@ -42,6 +47,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
+from contract.models import Id
 from hub.errors import ConfigError
 from hub.residents.config import ResidentsConfig
 
@@ -148,6 +154,26 @@ class StoreSettings(_Section):
         return token
 
 
+class NoiseSettings(_Section):
+    """[noise]: evidence keys of gateways (the violations register verifies pass-by records with them)."""
+
+    gateway_keys: dict[Id, str | tuple[str, ...]] = {}
+    trust_announced_keys: bool = True
+
+    @field_validator("gateway_keys")
+    @classmethod
+    def _keys(cls, keys: dict[str, str | tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        for gw, value in keys.items():
+            out[gw] = (value,) if isinstance(value, str) else tuple(value)
+            for key in out[gw]:
+                try:
+                    public_key_from_b64(key)
+                except ValueError as exc:
+                    raise ValueError(f"gateway_keys.{gw}: {key[:12]}...: {exc}") from None
+        return out
+
+
 class FirmwareSettings(_Section):
     current_version: str | None = Field(default=None, pattern=r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$")
 
@@ -157,6 +183,7 @@ class HubConfig(_Section):
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
     firmware: FirmwareSettings = FirmwareSettings()
+    noise: NoiseSettings = NoiseSettings()
     # [residents]: notification channels and the resident page (see hub/residents/config.py). Without it the
     # page, its live stream and the CAP feed are still served; no notification channel is configured.
     residents: ResidentsConfig | None = None

@@ -17,15 +17,21 @@ class StoreError(HubError):
     """The hub's SQLite state could not be read or written."""
 
 
-class AlertError(HubError):
-    """An alert request or operation was refused. ``code`` is short and stable (API error field)."""
+class RequestError(HubError):
+    """An API request was refused. ``code`` is short and stable (API error field); ``status`` the HTTP status."""
 
-    code = "alert_error"
+    code = "bad_request"
     status = 400
 
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+class AlertError(RequestError):
+    """An alert request or operation was refused."""
+
+    code = "alert_error"
 
 
 class UnknownZone(AlertError):

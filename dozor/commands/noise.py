@@ -1,4 +1,12 @@
-"""`dozor noise ...`: offline analysis of recordings (the violations register and review come later)."""
+"""`dozor noise ...`: offline analysis of recordings, and the hub's violations register.
+
+    dozor noise analyze rec.wav                       levels and pass-by events of a recording
+    dozor noise events --since 24h [--zone Z] [--min-level 90] [--state candidate]
+    dozor noise show ID                               one event: evidence, signature, audit trail
+    dozor noise review ID --confirm|--dismiss --note "..." [--reviewer NAME]
+    dozor noise report --month 2026-11
+    dozor noise export --format csv|geojson [--out FILE] [filters as for events]
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import JsonOpt, console, emit_json, fail
+from dozor.commands._common import HubOpt, JsonOpt, TokenOpt, client, console, emit_json, fail
 
 noise_app = typer.Typer(no_args_is_help=True, help="Noise levels, pass-by events and loud-exhaust evidence")
 
@@ -115,3 +123,184 @@ def analyze(
         t.add_row(f"{e['start']:.1f}", f"{e['end']:.1f}", f"{e['lafmax']:.1f}", f"{e['lafmax_7p5']:.1f}",
                   f"{e['sel']:.1f}", e["class"], ",".join(e["suppression"]) or "-", "yes" if e["enforcement"] else "")
     console.print(t)
+
+
+# ------------------------------------------------------------------ the violations register (hub API)
+SinceOpt = typer.Option("24h", "--since", help="events from: a duration ago (24h, 30m, 7d), epoch seconds or ISO "
+                        "8601 (2026-11-24T18:00Z)")
+UntilOpt = typer.Option(None, "--until", help="events before this time (same forms as --since)")
+ZoneOpt = typer.Option(None, "--zone", "-z", help="only events of gateways in this zone")
+MinLevelOpt = typer.Option(None, "--min-level", min=0, max=200, help="only events with LAFmax at 7.5 m >= this, dB")
+StateOpt = typer.Option(None, "--state", help="candidate, confirmed or dismissed")
+GatewayOpt = typer.Option(None, "--gateway", help="only events of this gateway")
+LimitOpt = typer.Option(1000, "--limit", min=1, max=100_000, help="at most this many events")
+STATES = ("candidate", "confirmed", "dismissed")
+STATE_STYLE = {"candidate": "yellow", "confirmed": "bold red", "dismissed": "dim"}
+
+
+def _utc(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _state(state: str | None, as_json: bool) -> None:
+    if state is not None and state not in STATES:
+        fail(f"--state {state!r}: use one of {', '.join(STATES)}", as_json=as_json, code=2)
+
+
+def _hub_call(as_json: bool, hub: str | None, token: str | None, fn):
+    from dozor.client import HubClientError
+
+    try:
+        with client(hub, token) as c:
+            return fn(c)
+    except HubClientError as exc:
+        fail(str(exc), as_json=as_json)
+
+
+def _dump(model) -> dict:
+    return model.model_dump(mode="json", by_alias=True)
+
+
+@noise_app.command("events")
+def events(since: str = SinceOpt, until: str | None = UntilOpt, zone: str | None = ZoneOpt,
+           min_level: float | None = MinLevelOpt, state: str | None = StateOpt, gateway: str | None = GatewayOpt,
+           limit: int = LimitOpt, hub: str | None = HubOpt, token: str | None = TokenOpt,
+           as_json: bool = JsonOpt) -> None:
+    """Pass-by events in the hub's violations register, oldest first."""
+    _state(state, as_json)
+    rows = _hub_call(as_json, hub, token, lambda c: c.noise_events(
+        since=since, until=until, zone=zone, min_level=min_level, state=state, gateway=gateway, limit=limit))
+    if as_json:
+        emit_json([_dump(r) for r in rows])
+        return
+    from rich.table import Table
+
+    t = Table(title=f"noise events since {since}{' in ' + zone if zone else ''} ({len(rows)})")
+    for col in ("id", "time (UTC)", "zone", "gateway/sensor", "LAFmax", "@7.5 m", "class", "suppressed / flags",
+                "enforceable", "signature", "state"):
+        t.add_column(col, justify="right" if col in ("LAFmax", "@7.5 m") else "left")
+    for r in rows:
+        notes = ",".join(r.suppression) if r.suppressed else ",".join(r.flags)
+        t.add_row(r.id, _utc(r.start), r.zone or "", f"{r.gateway}/{r.sensor}", f"{r.lafmax:.1f}",
+                  f"{r.lafmax_75:.1f}", r.klass, notes or "-", "yes" if r.enforceable else "",
+                  r.signature if r.signature == "verified" else f"[red]{r.signature}[/]",
+                  f"[{STATE_STYLE[r.state]}]{r.state}[/]")
+    console.print(t)
+    if len(rows) >= limit:
+        console.print(f"[yellow]only the first {limit} events: narrow the filters or raise --limit[/]")
+
+
+def _print_detail(d) -> None:
+    console.print(f"[bold]{d.id}[/]  {d.gateway}/{d.sensor}  zone {d.zone or '-'}  state "
+                  f"[{STATE_STYLE[d.state]}]{d.state}[/]")
+    console.print(f"  {_utc(d.start)} .. {_utc(d.end)} UTC  LAFmax {d.lafmax:.1f} dB, at 7.5 m {d.lafmax_75:.1f} dB, "
+                  f"SEL {d.sel:.1f} dB, class {d.klass}")
+    console.print(f"  signature {d.signature} ({d.signature_detail or '-'}); enforceable "
+                  f"{'yes' if d.enforceable else 'no'}; suppressed "
+                  f"{', '.join(d.suppression) if d.suppressed else 'no'}; flags {', '.join(d.flags) or '-'}")
+    for b in d.blockers:
+        console.print(f"  [red]cannot be confirmed:[/] {b}")
+    for a in d.audit:
+        prev = f" (was {a.previous})" if a.previous else ""
+        console.print(f"  {_utc(a.ts)}  {a.who}: {a.action} -> {a.state}{prev}  {a.note}")
+
+
+@noise_app.command("show")
+def show(event_id: str = typer.Argument(..., help="event id"), hub: str | None = HubOpt,
+         token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """One event with its evidence record, signature status and audit trail."""
+    d = _hub_call(as_json, hub, token, lambda c: c.noise_event(event_id))
+    if as_json:
+        emit_json(_dump(d))
+        return
+    _print_detail(d)
+
+
+@noise_app.command("review")
+def review(event_id: str = typer.Argument(..., help="event id"),
+           confirm: bool = typer.Option(False, "--confirm", help="confirm as a violation"),
+           dismiss: bool = typer.Option(False, "--dismiss", help="dismiss (not a violation)"),
+           note: str = typer.Option(..., "--note", help="why (kept in the audit trail)"),
+           reviewer: str | None = typer.Option(None, "--reviewer", envvar="DOZOR_REVIEWER",
+                                               help="who reviews [default: the login name]"),
+           hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Confirm or dismiss a candidate. Unverified, siren-suppressed and non-enforceable records cannot be
+    confirmed."""
+    if confirm == dismiss:
+        fail("give exactly one of --confirm or --dismiss", as_json=as_json, code=2)
+    if not note.strip():
+        fail("--note must say why", as_json=as_json, code=2)
+    if reviewer is None:
+        import getpass
+
+        try:
+            reviewer = getpass.getuser()
+        except (KeyError, OSError):
+            fail("cannot tell who you are: pass --reviewer NAME", as_json=as_json, code=2)
+    action = "confirm" if confirm else "dismiss"
+    d = _hub_call(as_json, hub, token, lambda c: c.noise_review(event_id, action, note, reviewer))
+    if as_json:
+        emit_json(_dump(d))
+        return
+    _print_detail(d)
+
+
+@noise_app.command("report")
+def report(month: str | None = typer.Option(None, "--month", help="YYYY-MM (UTC) [default: this month]"),
+           hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Monthly counts by zone, class and state, and the sensors with the most events."""
+    if month is None:
+        from datetime import UTC, datetime
+
+        month = datetime.now(UTC).strftime("%Y-%m")
+    r = _hub_call(as_json, hub, token, lambda c: c.noise_report(month))
+    if as_json:
+        emit_json(_dump(r))
+        return
+    from rich.table import Table
+
+    console.print(f"noise report {r.month}: {r.total} event(s), {r.enforceable} enforceable, {r.suppressed} "
+                  f"siren-suppressed, {r.unverified} unverified; "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(r.by_state.items())))
+    for title, groups in (("zone", r.by_zone), ("class", r.by_class)):
+        t = Table(title=f"by {title}")
+        t.add_column(title)
+        for s in STATES:
+            t.add_column(s, justify="right")
+        for key, counts in sorted(groups.items()):
+            t.add_row(key or "-", *(str(counts.get(s, 0)) for s in STATES))
+        console.print(t)
+    t = Table("gateway", "sensor", "zone", "events", "confirmed", "max @7.5 m", title="top sensors")
+    for s in r.top_sensors:
+        t.add_row(s.gateway, s.sensor, s.zone or "-", str(s.events), str(s.confirmed),
+                  "" if s.max_lafmax_75 is None else f"{s.max_lafmax_75:.1f}")
+    console.print(t)
+
+
+@noise_app.command("export")
+def export(fmt: str = typer.Option("csv", "--format", "-f", help="csv or geojson"),
+           out: Path | None = typer.Option(None, "--out", "-o", help="write here instead of standard output"),
+           since: str | None = typer.Option(None, "--since", help="as for `events` [default: everything]"),
+           until: str | None = UntilOpt, zone: str | None = ZoneOpt, min_level: float | None = MinLevelOpt,
+           state: str | None = StateOpt, gateway: str | None = GatewayOpt,
+           limit: int = typer.Option(100_000, "--limit", min=1, max=100_000, help="at most this many events"),
+           hub: str | None = HubOpt, token: str | None = TokenOpt) -> None:
+    """The register as CSV or GeoJSON (a FeatureCollection of points; events without coordinates have no
+    geometry)."""
+    if fmt not in ("csv", "geojson"):
+        fail(f"--format {fmt!r}: use csv or geojson", code=2)
+    _state(state, False)
+    text = _hub_call(False, hub, token, lambda c: c.noise_export(
+        fmt, since=since, until=until, zone=zone, min_level=min_level, state=state, gateway=gateway, limit=limit))
+    if out is None:
+        import sys
+
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        fail(f"{out}: cannot write ({exc.strerror or exc})")
+    console.print(f"wrote {out}")
