@@ -88,13 +88,18 @@ class MqttSettings(_Section):
     persistent_session: bool = True  # acks sent while the hub restarts wait for it at the broker
     reconnect_min_s: float = Field(default=0.2, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
+    # TLS: used when the url is mqtts://; the broker is checked against ca_file (else the system CAs), and a
+    # client certificate is sent when cert_file/key_file are given
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
         parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError(f"expected mqtt://host:port, got {url!r}")
+        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
+            raise ValueError(f"expected mqtt://host:port or mqtts://host:port (TLS), got {url!r}")
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
@@ -107,7 +112,21 @@ class MqttSettings(_Section):
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 1883
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    def tls_params(self):
+        """aiomqtt TLS parameters for an mqtts:// url, else None."""
+        if not self.tls:
+            return None
+        import aiomqtt
+
+        return aiomqtt.TLSParameters(ca_certs=str(self.ca_file) if self.ca_file else None,
+                                     certfile=str(self.cert_file) if self.cert_file else None,
+                                     keyfile=str(self.key_file) if self.key_file else None)
 
 
 class StoreSettings(_Section):
@@ -243,7 +262,10 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     spool = store.spool or Path("spool.sqlite")
     store = store.model_copy(update={"spool": spool if spool.is_absolute() else (
         (base / spool) if store.spool is not None else (resolved.state_dir / spool))})
-    return cfg.model_copy(update={"hub": resolved, "store": store})
+    m = cfg.mqtt
+    mqtt = m.model_copy(update={k: (v if v is None or v.is_absolute() else base / v) for k, v in
+                                (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file))})
+    return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})
 
 
 def load_config(path: str | Path) -> HubConfig:

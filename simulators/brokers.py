@@ -82,8 +82,44 @@ class ChildServer:
         self.close()
 
 
+def make_test_pki(folder: Path, host: str = "127.0.0.1") -> dict[str, Path]:
+    """A throwaway CA and a server certificate for ``host`` (tests and demos only; never deploy these)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject: str, key, issuer_name, issuer_key, *, ca: bool) -> x509.Certificate:
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+                                critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, srv_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dozor test CA")])
+    ca_cert = cert("dozor test CA", ca_key, ca_name, ca_key, ca=True)
+    srv_cert = cert(host, srv_key, ca_name, ca_key, ca=False)
+    paths = {"ca": folder / "ca.crt", "cert": folder / "server.crt", "key": folder / "server.key"}
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(srv_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+    for p in paths.values():
+        os.chmod(p, 0o644)  # mosquitto drops privileges when started as root
+    return paths
+
+
 class Mosquitto(ChildServer):
-    def __init__(self, port: int | None = None, *, extra_conf: str = "") -> None:
+    def __init__(self, port: int | None = None, *, extra_conf: str = "", tls: bool = False) -> None:
         self.binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists()
                                                      else None)
         if not self.binary:
@@ -92,8 +128,12 @@ class Mosquitto(ChildServer):
         self.dir = Path(tempfile.mkdtemp(prefix="dozor-mosq-"))
         os.chmod(self.dir, 0o777)  # mosquitto drops privileges when started as root
         self.conf = self.dir / "mosquitto.conf"
+        self.tls = tls
+        self.pki = make_test_pki(self.dir) if tls else {}
+        tls_conf = (f"cafile {self.pki['ca']}\ncertfile {self.pki['cert']}\nkeyfile {self.pki['key']}\n"
+                    if tls else "")
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\n{tls_conf}allow_anonymous true\npersistence false\n"
             "log_dest stdout\nlog_type error\nlog_type warning\nmax_queued_messages 1000000\n"
             "max_inflight_messages 0\nset_tcp_nodelay true\n" + extra_conf
         )
@@ -101,7 +141,7 @@ class Mosquitto(ChildServer):
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> Mosquitto:
         log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the child
