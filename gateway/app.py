@@ -17,17 +17,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from contract import topics
 from contract.models import Ack, DeviceState, DeviceStatus, GatewayState, Heartbeat, OutboxStats
 from gateway.bus import ModbusBus
 from gateway.commands import CommandExecutor
 from gateway.config import GatewayConfig
 from gateway.counters import Counters
 from gateway.devices.base import Device, driver_for
+from gateway.evidence_key import EvidenceKey
+from gateway.evidence_key import load_or_create as load_evidence_key
 from gateway.health import HealthProbe, run_health
 from gateway.outbox import Outbox
 from gateway.replay import StateStore
 from gateway.telemetry import Telemetry, TelemetrySettings
 from gateway.uplink import Uplink
+from gateway.zone import ZoneWatch
 
 SW_VERSION = "dozor-gateway/0.1"
 STATUS_TIMEOUT_S = 2.0
@@ -53,6 +57,8 @@ class Gateway:
         self.uplink: Uplink | None = None
         self.outbox: Outbox | None = None
         self.telemetry: Telemetry | None = None
+        self.evidence: EvidenceKey | None = None  # signs noise evidence; its public key is in the birth
+        self.zone_watch: ZoneWatch | None = None  # the hub's public state of this gateway's zone
         self.started = time.monotonic()
 
     # ------------------------------------------------------------ lifecycle
@@ -70,7 +76,10 @@ class Gateway:
             for bcfg in cfg.bus:
                 if bcfg.kind == "modbus":
                     self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()
-            self._load_optional_drivers()
+            self.evidence = load_evidence_key(cfg.gateway.state_dir)
+            if cfg.gateway.zone is not None:
+                self.zone_watch = ZoneWatch(cfg.gateway.zone, counters=self.counters, log=self.log)
+            self._load_optional_drivers({d.kind for d in cfg.device})
             for dcfg in cfg.device:
                 cls = driver_for(dcfg.kind)
                 if cls is None:
@@ -84,6 +93,14 @@ class Gateway:
                 dev = cls(dcfg, bus=bus, counters=self.counters, log=self.log)
                 if hasattr(dev, "attach"):  # sensor drivers feed the telemetry pipeline
                     dev.attach(self.telemetry)
+                if hasattr(dev, "sign_with"):  # microphones sign their noise evidence with the gateway's key
+                    dev.sign_with(self.id, self.evidence)
+                if hasattr(dev, "zone_state"):  # ... and suppress siren events from the hub's zone state
+                    if self.zone_watch is not None:
+                        self.zone_watch.listeners.append(dev.zone_state)
+                    else:
+                        self.log.warning("device %s: no [gateway] zone, so no siren suppression from the hub's "
+                                         "zone state (the local siren detector still works)", dev.id)
                 dev.info_listeners.append(self._reannounce)
                 await dev.start()
                 self.devices[dev.id] = dev
@@ -93,6 +110,8 @@ class Gateway:
             self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
                                  heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
                                  counters=self.counters, log=self.log)
+            if self.zone_watch is not None:
+                self.uplink.subscriptions[topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk
             self.uplink.on_connected.append(self.telemetry.on_connected)
             self.uplink.on_disconnected.append(self.telemetry.pause)
@@ -139,9 +158,11 @@ class Gateway:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     @staticmethod
-    def _load_optional_drivers() -> None:
-        """Sensor drivers live in gateway/devices/sensors*; importing them registers their kinds."""
-        for name in ("gateway.devices.sensors",):
+    def _load_optional_drivers(kinds: set[str]) -> None:
+        """Sensor drivers live in gateway/devices/sensors*; importing them registers their kinds. The
+        microphone (numpy, scipy) is imported only by gateways that have one."""
+        names = ["gateway.devices.sensors"] + (["gateway.devices.microphone"] if "microphone" in kinds else [])
+        for name in names:
             try:
                 importlib.import_module(name)
             except ModuleNotFoundError as exc:
@@ -169,7 +190,8 @@ class Gateway:
         return GatewayState(gateway=self.id, state="online", session=session, ts=time.time(), sw=SW_VERSION,
                             heartbeat_s=self.config.gateway.heartbeat_s,
                             devices=tuple(d.info() for d in self.devices.values()),
-                            keys=tuple(sorted(self.config.trust.hub_keys)), zone=self.config.gateway.zone)
+                            keys=tuple(sorted(self.config.trust.hub_keys)), zone=self.config.gateway.zone,
+                            evidence_key=self.evidence.public_b64 if self.evidence is not None else None)
 
     async def device_statuses(self) -> tuple[DeviceStatus, ...]:
         async def one(dev: Device) -> DeviceStatus:

@@ -8,8 +8,10 @@
     [[device]]  id, kind = "speaker", player = ["aplay", "-q", "{file}"],
                 assets = { "air-raid" = { file, sha256 }, ... }        (keyed by signal, pinned by sha256)
     [[device]]  id, kind = "sds011" | "pms5003" | "bme280" | "noise_node", bus, ... (sensor options)
+    [[device]]  id, kind = "microphone", source = "sounddevice" | "wav" | <input device name>, file?, ...
+                (options: gateway/devices/microphone.py)
 
-Relative paths (state_dir, asset files) are relative to the config file's folder.
+Relative paths (state_dir, asset files, a microphone's WAV file) are relative to the config file's folder.
 """
 
 from __future__ import annotations
@@ -136,10 +138,11 @@ class SensorDevice(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     id: Id
-    kind: Literal["sds011", "pms5003", "bme280", "noise_node"]
+    kind: Literal["sds011", "pms5003", "bme280", "noise_node", "microphone"]
     bus: Id | None = None
 
 
+KINDS = ("siren", "speaker", "sds011", "pms5003", "bme280", "noise_node", "microphone")
 DeviceConfig = Annotated[SirenDevice | SpeakerDevice | SensorDevice, Field(discriminator="kind")]
 
 
@@ -194,7 +197,7 @@ def _where(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("siren", "speaker", "sds011", "pms5003", "bme280", "noise_node") and out.endswith("]"):
+        elif part in KINDS and out.endswith("]"):
             continue  # pydantic's discriminated-union tag, not a key the technician wrote
         else:
             out += f".{part}" if out else str(part)
@@ -207,6 +210,9 @@ def _resolve(data: dict[str, Any], base: Path) -> None:
         p = Path(gw["state_dir"]).expanduser()
         gw["state_dir"] = str(p if p.is_absolute() else base / p)
     for dev in data.get("device", []) if isinstance(data.get("device"), list) else []:
+        if isinstance(dev, dict) and dev.get("kind") == "microphone" and isinstance(dev.get("file"), str):
+            p = Path(dev["file"]).expanduser()
+            dev["file"] = str(p if p.is_absolute() else base / p)
         assets = dev.get("assets") if isinstance(dev, dict) else None
         if isinstance(assets, dict):
             for a in assets.values():
@@ -251,7 +257,7 @@ def parse_config(text: str, *, file: str = "<config>", base: Path | None = None,
             elif err["type"] == "missing":
                 msg = "required key is missing"
             elif err["type"] == "union_tag_invalid":
-                msg = "kind must be one of: siren, speaker, sds011, pms5003, bme280, noise_node"
+                msg = f"kind must be one of: {', '.join(KINDS)}"
             problems.append(f"{_where(err['loc'])}: {msg}")
         raise ConfigError(file, problems) from None
     if check_files:

@@ -3,7 +3,9 @@
 - Reconnects forever with exponential backoff and jitter. Nothing raised below (a broker going away,
   a bug in a handler) ends the supervisor; it is logged and counted (cf. thingsboard-gateway #2086).
 - Before every connection attempt the persisted ``session`` counter goes up and the retained last-will
-  is ``GatewayState(offline, session)``. On connect: subscribe to the cmd topic, publish the retained
+  is ``GatewayState(offline, session)``. On connect: subscribe to the cmd topic and to every topic in
+  ``subscriptions`` (e.g. the zone's retained public state, whose handler runs in the message callback
+  and must never raise; a handler that does is counted ``mqtt_handler_errors``), publish the retained
   birth ``GatewayState(online, session, devices, keys, heartbeat_s)``, start heartbeats. When a device's
   info changes (a reflashed node reports a new firmware version) ``republish_birth`` sends the birth again
   with the same session, so the hub's registry sees the new ``DeviceInfo.fw`` at once.
@@ -69,6 +71,8 @@ class Uplink:
         # ``on_disconnected.append(telemetry.pause)``); a failing hook is logged and counted.
         self.on_connected: list[Callable[[], object]] = []
         self.on_disconnected: list[Callable[[], object]] = []
+        # Extra topics (QoS 1), subscribed again on every connect: topic -> handler(payload).
+        self.subscriptions: dict[str, Callable[[bytes], object]] = {}
 
     # ------------------------------------------------------------ public API
     def publish_ack(self, ack: Ack) -> None:
@@ -153,6 +157,8 @@ class Uplink:
     async def _serve(self, client: aiomqtt.Client) -> None:
         self._client = client
         await client.subscribe(self.t_cmd, qos=1)
+        for topic in self.subscriptions:
+            await client.subscribe(topic, qos=1)
         await client.publish(self.t_state, self.birth(self.session).to_bytes(), qos=1, retain=True)
         self.counters.inc("mqtt_births")
         self.connected.set()
@@ -174,7 +180,9 @@ class Uplink:
     def _dispatch(self, message: aiomqtt.Message) -> None:
         """Message callback: never raises; bad input is counted and handled by the executor."""
         try:
-            if message.topic.value != self.t_cmd:
+            topic = message.topic.value
+            handler = self.subscriptions.get(topic) if topic != self.t_cmd else None
+            if topic != self.t_cmd and handler is None:
                 self.counters.inc("mqtt_unexpected_topic")
                 return
             payload = message.payload
@@ -182,6 +190,14 @@ class Uplink:
                 payload = payload.encode()
             elif not isinstance(payload, bytes | bytearray):
                 payload = b"" if payload is None else str(payload).encode()
+            if handler is not None:
+                self.counters.inc("mqtt_sub_messages")
+                try:
+                    handler(bytes(payload))
+                except Exception:
+                    self.counters.inc("mqtt_handler_errors")
+                    self.log.exception("handler for %s failed", topic)
+                return
             self.counters.inc("mqtt_cmd_messages")
             self._spawn(self._run_command(bytes(payload)), "command")
         except Exception:

@@ -1,4 +1,4 @@
-"""`dozor gateway run --config F` and `dozor gateway check-config F`: thin wrappers over gateway/."""
+"""`dozor gateway run --config F`, `check-config F` and `evidence-key F`: thin wrappers over gateway/."""
 
 from __future__ import annotations
 
@@ -71,3 +71,22 @@ def register(app: typer.Typer) -> None:
                       f"{len(cfg.trust.hub_keys)} hub key(s), broker {cfg.mqtt.url}")
         for d in cfg.device:
             console.print(f"  {d.kind:<10} {d.id}")
+
+    @gw.command("evidence-key")
+    def evidence_key(config: Path = typer.Argument(..., help="gateway TOML config"),
+                     as_json: bool = JsonOpt) -> None:
+        """Print the gateway's evidence key (created in state_dir if missing), to pin it on the hub."""
+        from gateway.errors import ConfigError
+        from gateway.evidence_key import load_or_create
+
+        cfg = _load(config, as_json)
+        try:
+            key = load_or_create(cfg.gateway.state_dir)
+        except ConfigError as exc:
+            fail(str(exc), code=EXIT_CONFIG)
+        out = {"gateway": cfg.gateway.id, "kid": key.kid, "public_key": key.public_b64}
+        if as_json:
+            emit_json(out)
+            return
+        console.print(f"gateway {cfg.gateway.id}: evidence key id {key.kid}\n"
+                      f"pin it on the hub:  \"{key.kid}\" = \"{key.public_b64}\"")

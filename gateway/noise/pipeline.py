@@ -31,6 +31,7 @@ from contract.evidence import (
     Trace,
     sign,
 )
+from contract.models import ZoneState
 from gateway.noise import classifier
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
@@ -80,10 +81,15 @@ class SecondLevels:
     lafmax: float
     las: float
     clipped: int
+    la10: float = float("nan")  # from the second's ten 10 Hz LAF samples (nan where unknown, e.g. a node)
+    la90: float = float("nan")
 
     def as_dict(self) -> dict[str, float]:
-        return {"t": self.t, "laeq": round(self.laeq, 2), "lafmax": round(self.lafmax, 2),
-                "las": round(self.las, 2), "clipped": self.clipped}
+        out = {"t": self.t, "laeq": round(self.laeq, 2), "lafmax": round(self.lafmax, 2),
+               "las": round(self.las, 2), "clipped": self.clipped}
+        if math.isfinite(self.la10) and math.isfinite(self.la90):
+            out.update(la10=round(self.la10, 2), la90=round(self.la90, 2))
+        return out
 
 
 @dataclass
@@ -146,6 +152,10 @@ class NoiseAnalyzer:
         self._queued: list[np.ndarray] = []
         self._queued_n = 0
 
+    def zone_state(self, state: ZoneState) -> None:
+        """Apply the hub's retained public zone state (decoded and validated by the MQTT layer)."""
+        self.suppressor.zone_state(state)
+
     # ------------------------------------------------------------ streaming
     def feed(self, x: np.ndarray) -> FeedResult:
         """Queue a block; the pipeline runs on whole chunks of ``chunk_s`` (default 1 s) of samples."""
@@ -200,7 +210,8 @@ class NoiseAnalyzer:
             s = buf[i * FRAME_HZ: (i + 1) * FRAME_HZ]
             out.append(SecondLevels(t=float(s["index"][0] / FRAME_HZ), laeq=float(to_db(s["ms"].mean(), self.k_db)),
                                     lafmax=float(s["lafmax"].max()), las=float(s["las"][-1]),
-                                    clipped=int(s["clipped"].sum())))
+                                    clipped=int(s["clipped"].sum()), la10=float(np.percentile(s["laf"], 90)),
+                                    la90=float(np.percentile(s["laf"], 10))))
         self._second_buf = buf[n * FRAME_HZ:].copy()
         return out
 

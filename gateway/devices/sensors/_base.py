@@ -80,6 +80,7 @@ class SensorDriver(Device):
     """Common part of every sensor driver (see the module docstring)."""
 
     options_model: ClassVar[type[SensorOptions]] = SensorOptions
+    quiet_reasons: ClassVar[frozenset[str]] = frozenset()  # routine counts of this kind: never logged
 
     def __init__(self, cfg: Any, *, bus: Any = None, counters: Counters | None = None,
                  log: logging.Logger | logging.LoggerAdapter | None = None, sink: SensorSink | None = None,
@@ -146,7 +147,7 @@ class SensorDriver(Device):
             before = self._synced.get(name, 0)
             self._synced[name] = value
             self.counters.inc(f"{self.id}.{name}", delta)
-            if name not in QUIET_REASONS and any(before < t <= value for t in _LOG_AT):
+            if name not in QUIET_REASONS and name not in self.quiet_reasons and any(before < t <= value for t in _LOG_AT):
                 self.log.warning("sensor %s: %s now %d", self.id, name, value)
 
     # ------------------------------------------------------------ lifecycle
