@@ -49,13 +49,18 @@ class MqttSection(_M):
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    # TLS (url mqtts://): the broker is checked against ca_file (else the system CAs); cert_file/key_file
+    # send a client certificate. Relative paths are relative to the config file.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
         parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError("use mqtt://HOST:PORT (e.g. mqtt://127.0.0.1:1883)")
+        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
+            raise ValueError("use mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (e.g. mqtts://hub.example:8883)")
         try:
             _ = parts.port
         except ValueError:
@@ -74,7 +79,21 @@ class MqttSection(_M):
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 1883
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    def tls_params(self):
+        """aiomqtt TLS parameters for an mqtts:// url, else None."""
+        if not self.tls:
+            return None
+        import aiomqtt
+
+        return aiomqtt.TLSParameters(ca_certs=str(self.ca_file) if self.ca_file else None,
+                                     certfile=str(self.cert_file) if self.cert_file else None,
+                                     keyfile=str(self.key_file) if self.key_file else None)
 
 
 class TrustSection(_M):
@@ -205,6 +224,12 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 
 def _resolve(data: dict[str, Any], base: Path) -> None:
+    mq = data.get("mqtt")
+    if isinstance(mq, dict):
+        for key in ("ca_file", "cert_file", "key_file"):
+            if isinstance(mq.get(key), str):
+                p = Path(mq[key]).expanduser()
+                mq[key] = str(p if p.is_absolute() else base / p)
     gw = data.get("gateway")
     if isinstance(gw, dict) and isinstance(gw.get("state_dir"), str):
         p = Path(gw["state_dir"]).expanduser()

@@ -123,6 +123,7 @@ class City:
     spinup_s: float = 1.5
     heartbeat_s: float = 5.0
     max_activation_s: int = 900
+    mqtt_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"ca_file": ...} for an mqtts:// broker
     gateways: list[SimGateway] = field(default_factory=list)
 
     def _config(self, i: int, port: str, asset: tuple[Path, str] | None) -> dict[str, Any]:
@@ -143,7 +144,7 @@ class City:
         return {
             "gateway": {"id": gid, "zone": self.plan.zone_of(i), "state_dir": str(self.state_dir / gid),
                         "heartbeat_s": self.heartbeat_s},
-            "mqtt": {"url": self.broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5.0},
+            "mqtt": {"url": self.broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5.0, **self.mqtt_options},
             "trust": {"hub_keys": dict(self.hub_keys), "max_activation_s": self.max_activation_s},
             "bus": [{"name": "rs485-1", "port": port, "baudrate": 19200, "kind": "modbus"}],
             "device": devices,
