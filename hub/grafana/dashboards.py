@@ -125,6 +125,8 @@ def fleet() -> Dashboard:
 # ---- air quality ------------------------------------------------------------------------------------------------
 
 PM_MEASUREMENTS = ("sds011", "pms5003", "noise_node")
+# noise levels come from field nodes (UART) and from microphones on the gateway itself
+NOISE_FROM = "/^(noise_node|microphone)$/"
 
 
 def air() -> Dashboard:
@@ -199,28 +201,28 @@ def noise() -> Dashboard:
     d = Dashboard("dozor-noise", "dozor: noise",
                   "A-weighted levels from the street noise nodes: LAeq, LAFmax, LA10 and LA90 by sensor.",
                   variables=[query_variable("gateway", "Gateway",
-                                            'SHOW TAG VALUES FROM "noise_node" WITH KEY = "gateway"'),
-                             query_variable("device", "Sensor", 'SHOW TAG VALUES FROM "noise_node" WITH KEY = '
+                                            'SHOW TAG VALUES FROM /^(noise_node|microphone)$/ WITH KEY = "gateway"'),
+                             query_variable("device", "Sensor", 'SHOW TAG VALUES FROM /^(noise_node|microphone)$/ WITH KEY = '
                                                                 '"device" WHERE "gateway" =~ /^$gateway$/')],
                   annotations=[ALERTS_ANNOTATION])
     d.add(
         panel("timeseries", "LAeq by sensor (energy average)", [target(
-            f'SELECT 10 * log10(mean("e")) FROM (SELECT pow(10, "laeq" / 10) AS "e" FROM "noise_node" '
+            f'SELECT 10 * log10(mean("e")) FROM (SELECT pow(10, "laeq" / 10) AS "e" FROM /^(noise_node|microphone)$/ '
             f'WHERE {_where(*sel)} GROUP BY "gateway", "device") WHERE {T} {by}', alias=alias)], w=24, h=9,
             unit="dB", thresholds=NOISE_BANDS, custom=series, decimals=1,
             description="Per-second LAeq averaged on energy (10·log10 of the mean of 10^(L/10)), not on "
                         "decibels. Bands at 55/65/75 dB(A) are display guides, not limits."),
         panel("timeseries", "LAFmax by sensor", [target(
-            f'SELECT max("lafmax") FROM "noise_node" WHERE {_where(*sel)} {by}', alias=alias)],
+            f'SELECT max("lafmax") FROM /^(noise_node|microphone)$/ WHERE {_where(*sel)} {by}', alias=alias)],
             unit="dB", thresholds=NOISE_BANDS, custom=series, decimals=1),
         panel("timeseries", "LA10 and LA90 by sensor", [
-            target(f'SELECT mean("la10") FROM "noise_node" WHERE {_where(*sel)} {by}', "A",
+            target(f'SELECT mean("la10") FROM /^(noise_node|microphone)$/ WHERE {_where(*sel)} {by}', "A",
                    alias=f"LA10 {alias}"),
-            target(f'SELECT mean("la90") FROM "noise_node" WHERE {_where(*sel)} {by}', "B",
+            target(f'SELECT mean("la90") FROM /^(noise_node|microphone)$/ WHERE {_where(*sel)} {by}', "B",
                    alias=f"LA90 {alias}")], unit="dB", custom=series, decimals=1,
             description="LA10 (level exceeded 10 % of the time: the peaks) and LA90 (the background)."),
         panel("bargauge", "Loudest LAFmax in range", [target(
-            f'SELECT max("lafmax") FROM "noise_node" WHERE {_where(*sel)} GROUP BY "gateway", "device"',
+            f'SELECT max("lafmax") FROM /^(noise_node|microphone)$/ WHERE {_where(*sel)} GROUP BY "gateway", "device"',
             alias=alias)], w=24, h=7, unit="dB", thresholds=NOISE_BANDS, min=30, max=120,
             options={"displayMode": "gradient", "orientation": "horizontal",
                      "reduceOptions": {"calcs": ["max"], "fields": "", "values": False}}),

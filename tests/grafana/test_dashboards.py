@@ -74,6 +74,8 @@ def test_queries_read_only_what_the_hub_writes_and_define_their_variables(stem):
         text = influxql.interpolate(q.query, from_ms=0, to_ms=3_600_000, variables=variables, all_values=all_values)
         assert "$" not in text.replace("$/", "").replace("$)", ""), text
         measurements = set(re.findall(r'FROM "(\w+)"', text))
+        for alternatives in re.findall(r"FROM /\^\(([\w|]+)\)\$/", text):  # FROM /^(a|b)$/
+            measurements |= set(alternatives.split("|"))
         assert measurements and measurements <= WRITTEN, f"{q.name}: {measurements - WRITTEN}"
 
 
