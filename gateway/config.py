@@ -20,12 +20,12 @@ import hashlib
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract import command as cc
+from contract.broker import BrokerAddress
 from contract.models import DeviceInfo, DeviceKind, Id, Signal
 from gateway.errors import ConfigError
 
@@ -42,58 +42,18 @@ class GatewaySection(_M):
     durable_replay: bool = False  # also fsync every seen jti; unclean restarts are covered either way (replay.py)
 
 
-class MqttSection(_M):
-    url: str = "mqtt://127.0.0.1:1883"
+class MqttSection(BrokerAddress, _M):
     username: str | None = None
     password: str | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
-    # TLS (url mqtts://): the broker is checked against ca_file (else the system CAs); cert_file/key_file
-    # send a client certificate. Relative paths are relative to the config file.
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
-            raise ValueError("use mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (e.g. mqtts://hub.example:8883)")
-        try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError("the port must be a number 1..65535") from None
-        return v
 
     @model_validator(mode="after")
     def _backoff(self) -> MqttSection:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (8883 if self.tls else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    def tls_params(self):
-        """aiomqtt TLS parameters for an mqtts:// url, else None."""
-        if not self.tls:
-            return None
-        import aiomqtt
-
-        return aiomqtt.TLSParameters(ca_certs=str(self.ca_file) if self.ca_file else None,
-                                     certfile=str(self.cert_file) if self.cert_file else None,
-                                     keyfile=str(self.key_file) if self.key_file else None)
 
 
 class TrustSection(_M):

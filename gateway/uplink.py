@@ -134,7 +134,7 @@ class Uplink:
                     self.cfg.host, self.cfg.port, username=self.cfg.username, password=self.cfg.password,
                     identifier=f"dozor-gw-{self.gateway_id}", will=will, keepalive=self.cfg.keepalive_s,
                     clean_session=False, protocol=aiomqtt.ProtocolVersion.V311, timeout=10,
-                    tls_params=self.cfg.tls_params(),
+                    tls_params=aiomqtt.TLSParameters(**tls) if (tls := self.cfg.tls_files()) else None,
                     logger=logging.getLogger("dozor.gateway.mqtt"),
                 ) as client:
                     delay = self.cfg.reconnect_min_s

@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from contract.broker import BrokerAddress
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id
 from hub.errors import ConfigError
@@ -79,8 +80,7 @@ class HubSettings(_Section):
         return keys
 
 
-class MqttSettings(_Section):
-    url: str = "mqtt://127.0.0.1:1883"
+class MqttSettings(BrokerAddress, _Section):
     client_id: Annotated[str, Field(min_length=1, max_length=64)] = "dozor-hub"
     username: str | None = None
     password: str | None = None
@@ -88,45 +88,6 @@ class MqttSettings(_Section):
     persistent_session: bool = True  # acks sent while the hub restarts wait for it at the broker
     reconnect_min_s: float = Field(default=0.2, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
-    # TLS: used when the url is mqtts://; the broker is checked against ca_file (else the system CAs), and a
-    # client certificate is sent when cert_file/key_file are given
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
-            raise ValueError(f"expected mqtt://host:port or mqtts://host:port (TLS), got {url!r}")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError(f"bad port in {url!r}") from None
-        return url
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (8883 if self.tls else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    def tls_params(self):
-        """aiomqtt TLS parameters for an mqtts:// url, else None."""
-        if not self.tls:
-            return None
-        import aiomqtt
-
-        return aiomqtt.TLSParameters(ca_certs=str(self.ca_file) if self.ca_file else None,
-                                     certfile=str(self.cert_file) if self.cert_file else None,
-                                     keyfile=str(self.key_file) if self.key_file else None)
 
 
 class StoreSettings(_Section):

@@ -199,7 +199,7 @@ class HubMqtt:
                               protocol=aiomqtt.ProtocolVersion.V311, will=will,
                               clean_session=not self.cfg.persistent_session, keepalive=self.cfg.keepalive_s,
                               timeout=10, max_inflight_messages=1000, logger=client_log,
-                              tls_params=self.cfg.tls_params(),
+                              tls_params=aiomqtt.TLSParameters(**tls) if (tls := self.cfg.tls_files()) else None,
                               queue_type=dispatching_queue(self.dispatcher.dispatch, after))
         if after is not None:
             conn._client.manual_ack_set(True)

@@ -42,7 +42,7 @@ def test_defaults_and_readable_errors(tmp_path):
         load_config(cfg_file)
     text = str(err.value)
     assert "[hub] comand_ttl_s: unknown key (typo?)" in text
-    assert "[hub] max_retries" in text and "[mqtt] url" in text and "mqtt://host:port" in text
+    assert "[hub] max_retries" in text and "[mqtt] url" in text and "mqtt://HOST:PORT" in text
 
     cfg_file.write_text("[hub]\ncommand_ttl_s = 3600\n")
     with pytest.raises(ConfigError, match="command_ttl_s"):
