@@ -119,7 +119,8 @@ def make_test_pki(folder: Path, host: str = "127.0.0.1") -> dict[str, Path]:
 
 
 class Mosquitto(ChildServer):
-    def __init__(self, port: int | None = None, *, extra_conf: str = "", tls: bool = False) -> None:
+    def __init__(self, port: int | None = None, *, extra_conf: str = "", tls: bool = False,
+                 persistence: bool = False) -> None:
         self.binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists()
                                                      else None)
         if not self.binary:
@@ -133,7 +134,8 @@ class Mosquitto(ChildServer):
         tls_conf = (f"cafile {self.pki['ca']}\ncertfile {self.pki['cert']}\nkeyfile {self.pki['key']}\n"
                     if tls else "")
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{tls_conf}allow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\n{tls_conf}allow_anonymous true\n"
+            + (f"persistence true\npersistence_location {self.dir}/\n" if persistence else "persistence false\n") +
             "log_dest stdout\nlog_type error\nlog_type warning\nmax_queued_messages 1000000\n"
             "max_inflight_messages 0\nset_tcp_nodelay true\n" + extra_conf
         )
