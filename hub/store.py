@@ -42,18 +42,24 @@ def _alert_row(row: Any) -> tuple[str, float, str]:
     return status, created, _dumps(doc)
 
 
+def open_wal(path: Path, schema: str, what: str) -> sqlite3.Connection:
+    """The hub's SQLite files: WAL, synchronous=NORMAL, a busy timeout, the schema applied; readable errors."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(schema)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {what} {path}: {exc}") from None
+    return db
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open hub state {path}: {exc}") from None
+        self.db = open_wal(path, SCHEMA, "hub state")
         self._alerts: dict[str, Any] = {}
         self._devices: dict[tuple[str, str, str], Any] = {}  # objects with .doc(): serialised at flush
         self._commands: list[tuple] = []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
+from hub.store import open_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS noise_events (
@@ -87,15 +88,7 @@ def _row(names: tuple[str, ...], values: tuple) -> dict[str, Any]:
 class Register:
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the violations register {path}: {exc}") from None
+        self.db = open_wal(path, SCHEMA, "the violations register")
 
     def _q(self, sql: str, args: tuple | list = ()) -> list[tuple]:
         try:

@@ -5,7 +5,6 @@ duplicates are written once, malformed batches are counted."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
@@ -21,26 +20,11 @@ from contract.models import (
     OutboxStats,
 )
 from hub.app import Hub
-from simulators.brokers import wait_port
 from tests.hub.helpers import api, eventually
+from tests.hub.helpers import running_hub as hub_running
 from tests.ingest.helpers import NOISE, Publisher, influx_count, noise_batch, store_config, vm_samples
 
 pytestmark = pytest.mark.integration
-
-
-@contextlib.asynccontextmanager
-async def hub_running(cfg):
-    hub = Hub(cfg)
-    task = asyncio.create_task(hub.run())
-    try:
-        await asyncio.wait_for(hub.mqtt_ingest.connected.wait(), 10)
-        await asyncio.wait_for(hub.mqtt.connected.wait(), 10)
-        await asyncio.to_thread(wait_port, cfg.hub.api_port)
-        yield hub
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def spooled_out(hub: Hub, lines: int) -> None:
