@@ -94,9 +94,9 @@ def encode(frame: Measurement | Reply) -> bytes:
     return bytes([HEAD, kind]) + body + bytes([checksum(body), TAIL])
 
 
-def decode(buffer: bytes, counters: Counters | None = None) -> tuple[int, Measurement | Reply | None]:
-    """Host side: one sensor frame from the start of ``buffer`` (sans-IO, resyncs on garbage)."""
-    c = counters if counters is not None else Counters()
+def _framed(buffer: bytes, c: Counters, kinds: tuple[int, ...], length: int) -> tuple[int, bytes | None]:
+    """The framing both directions share: resync to HEAD, command byte, length, TAIL, checksum.
+    Returns (bytes to consume, None) while there is no good frame, else (0, body) for a whole good frame."""
     i = buffer.find(bytes([HEAD]))
     if i != 0:
         n = len(buffer) if i < 0 else i
@@ -104,18 +104,27 @@ def decode(buffer: bytes, counters: Counters | None = None) -> tuple[int, Measur
         return n, None
     if len(buffer) < 2:
         return 0, None
-    if buffer[1] not in (CMD_DATA, CMD_REPLY):
+    if buffer[1] not in kinds:
         c["bad_header"] += 1
         return 1, None
-    if len(buffer) < FRAME_LEN:
+    if len(buffer) < length:
         return 0, None
-    if buffer[9] != TAIL:
+    if buffer[length - 1] != TAIL:
         c["bad_header"] += 1
         return 1, None
-    body = buffer[2:8]
-    if checksum(body) != buffer[8]:
+    body = buffer[2:length - 2]
+    if checksum(body) != buffer[length - 2]:
         c["bad_checksum"] += 1
         return 1, None
+    return 0, body
+
+
+def decode(buffer: bytes, counters: Counters | None = None) -> tuple[int, Measurement | Reply | None]:
+    """Host side: one sensor frame from the start of ``buffer`` (sans-IO, resyncs on garbage)."""
+    c = counters if counters is not None else Counters()
+    used, body = _framed(buffer, c, (CMD_DATA, CMD_REPLY), FRAME_LEN)
+    if body is None:
+        return used, None
     device_id = (body[4] << 8) | body[5]
     if buffer[1] == CMD_DATA:
         frame: Measurement | Reply = Measurement(((body[1] << 8) | body[0]) / 10,
@@ -143,25 +152,9 @@ def encode_command(cmd: Command) -> bytes:
 def decode_command(buffer: bytes, counters: Counters | None = None) -> tuple[int, Command | None]:
     """Sensor side (the simulator): one host command from the start of ``buffer``."""
     c = counters if counters is not None else Counters()
-    i = buffer.find(bytes([HEAD]))
-    if i != 0:
-        n = len(buffer) if i < 0 else i
-        c["resync_bytes"] += n
-        return n, None
-    if len(buffer) < 2:
-        return 0, None
-    if buffer[1] != CMD_HOST:
-        c["bad_header"] += 1
-        return 1, None
-    if len(buffer) < COMMAND_LEN:
-        return 0, None
-    if buffer[18] != TAIL:
-        c["bad_header"] += 1
-        return 1, None
-    body = buffer[2:17]
-    if checksum(body) != buffer[17]:
-        c["bad_checksum"] += 1
-        return 1, None
+    used, body = _framed(buffer, c, (CMD_HOST,), COMMAND_LEN)
+    if body is None:
+        return used, None
     try:
         sub = Sub(body[0])
     except ValueError:
