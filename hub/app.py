@@ -48,6 +48,7 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,8 @@ class Hub:
                  self.config.mqtt.url, self.keys.kid)
         tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
-            ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])))]
+            ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])),
+            ("sd_notify", sdnotify.keepalive(f"API on {self.config.api_url}")))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
         stop = asyncio.Event()
