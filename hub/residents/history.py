@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class History:
         self.source, self.ttl_s, self.clock = source, ttl_s, clock
         self._cache: tuple[float, list[tuple[frozenset[str], PastAlert]]] | None = None
         self.errors = 0
+        self.overlay: Mapping[str, tuple[float | None, float | None]] = {}  # alert id -> (started, ended)
 
     def invalidate(self) -> None:
         self._cache = None
@@ -84,6 +85,11 @@ class History:
         return rows
 
     def of_zone(self, zone: str, *, tester: bool = False, within_s: float = WEEK) -> list[PastAlert]:
-        now = self.clock()
-        return [p for zones, p in self._all() if zone in zones and (tester or p.mode == "actual")
-                and now - (p.ended if p.ended is not None else now) <= within_s]
+        now, out = self.clock(), []
+        for zones, p in self._all():
+            ended = self.overlay.get(p.id, (None, None))[1]
+            if ended is not None and p.ended is None:
+                p = replace(p, ended=ended)
+            if zone in zones and (tester or p.mode == "actual") and now - (p.ended or now) <= within_s:
+                out.append(p)
+        return out

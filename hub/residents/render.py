@@ -32,8 +32,8 @@ T: dict[str, dict[str, str]] = {
            "no_shelters": "Укриттів, що підходять, у цьому районі не вказано.", "started": "Початок",
            "ended": "Кінець", "duration": "Тривалість", "ongoing": "триває", "zone": "Район", "show": "Показати",
            "locate": "Моє місцезнаходження", "map": "Мапа району та укриттів", "history": "Історія тривог",
-           "h24": "За останні 24 години", "d7": "За останні 7 днів", "none24": "За останні 24 години тривог не було.",
-           "none7": "За останні 7 днів тривог не було.", "updated": "Оновлено", "live": "наживо",
+           "h24": "За останні 24 години", "d7": "За останні 7 днів", "none24": "За останні 24 години нічого не записано.",
+           "none7": "За останні 7 днів нічого не записано.", "updated": "Оновлено", "live": "наживо",
            "connecting": "з'єднання…", "lost_now": "З'єднання втрачено щойно — інформація може бути застарілою. Повторюємо спробу…",
            "lost": "З'єднання втрачено {n} хв тому — інформація може бути застарілою. Повторюємо спробу…",
            "offline": "Ви офлайн — показано останні відомі дані станом на {t}.", "min": "хв", "h": "год",
@@ -50,8 +50,8 @@ T: dict[str, dict[str, str]] = {
            "no_shelters": "No suitable shelters are listed for this district.", "started": "Started",
            "ended": "Ended", "duration": "Duration", "ongoing": "ongoing", "zone": "District", "show": "Show",
            "locate": "Use my location", "map": "Map of the district and shelters", "history": "Alert history",
-           "h24": "Past 24 hours", "d7": "Past 7 days", "none24": "No alerts in the past 24 hours.",
-           "none7": "No alerts in the past 7 days.", "updated": "Updated", "live": "live",
+           "h24": "Past 24 hours", "d7": "Past 7 days", "none24": "Nothing recorded in the past 24 hours.",
+           "none7": "Nothing recorded in the past 7 days.", "updated": "Updated", "live": "live",
            "connecting": "connecting…", "lost_now": "Connection lost just now — information may be out of date. Retrying…",
            "lost": "Connection lost {n} min ago — information may be out of date. Retrying…",
            "offline": "You are offline — showing the last known information, as of {t}.", "min": "min", "h": "h",
@@ -90,8 +90,10 @@ def _pick(m: Mapping[str, str] | None, lang: str) -> str:
     return (m or {}).get(lang) or (m or {}).get("uk") or (m or {}).get("en") or ""
 
 
-def render_live(snap: Mapping[str, Any], lang: str, ctx: PageContext, now: float) -> str:
-    """The state box, guidance, the shelters that fit, and the map, for one zone view in one language."""
+def render_live(snap: Mapping[str, Any], lang: str, ctx: PageContext, now: float,
+                history: Sequence[PastAlert] = ()) -> str:
+    """The state box, guidance, the shelters that fit, the map and the history, for one zone view in one
+    language."""
     t = T[lang]
     status, signal, mode = snap.get("status") or "idle", snap.get("signal"), snap.get("mode")
     tester_exercise = mode == "exercise" and status != "exercise"
@@ -159,6 +161,7 @@ def render_live(snap: Mapping[str, Any], lang: str, ctx: PageContext, now: float
             out.append(f'<figure class="map">{svg}<figcaption id="locate-msg" aria-live="polite"></figcaption>'
                        f'</figure><button type="button" id="locate" hidden>{t["locate"]}</button>')
         out.append("</section>")
+    out.append(_history(history, lang, ctx, now))
     return "".join(out)
 
 
@@ -192,6 +195,7 @@ def render_page(snap: Mapping[str, Any], *, zone: str, lang: str, tester: bool, 
     options = "".join(f'<option value="{escape(z.id)}"{" selected" if z.id == zone else ""}>'
                       f"{escape(_pick(z.name, lang))}</option>" for z in ctx.zones)
     data = {"zone": zone, "lang": lang, "tester": tester, "heartbeat": heartbeat_s, "rendered": now, "push": push,
+            "tz": ctx.tz.key,
             "version": snap.get("version", 0), "status": snap.get("status"), "mode": snap.get("mode"),
             "i18n": {k: t[k] for k in JS_KEYS}}
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
@@ -214,8 +218,7 @@ def render_page(snap: Mapping[str, Any], *, zone: str, lang: str, tester: bool, 
 <p id="fresh" class="fresh" data-state="rendered" role="status">{t["updated"]} <time id="fresh-time" datetime="{datetime.fromtimestamp(now, ctx.tz).isoformat()}">{updated}</time> <span id="conn"></span></p>
 <p id="lost" class="lost" role="alert" hidden></p>
 <main>
-<div id="live">{render_live(snap, lang, ctx, now)}</div>
-{_history(history, lang, ctx, now)}
+<div id="live">{render_live(snap, lang, ctx, now, history)}</div>
 <form class="zone-pick" method="get" action="/"><label for="zone">{t["zone"]}</label>
 <select id="zone" name="zone">{options}</select><input type="hidden" name="lang" value="{lang}">
 <label class="tester"><input type="checkbox" id="tester" name="tester" value="1"{" checked" if tester else ""}> {t["tester"]}</label>

@@ -70,10 +70,12 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
     zinfo = [z if isinstance(z, ZoneInfo) else parse_zones([z])[0] for z in zones]
     ctx = PageContext(zinfo, shelters, guidance or GuidanceBook(), TZ(timezone))
     hist = history or History(None)
+    hist.overlay = notifier.store.times  # the engine hook's word on start/end beats a not yet flushed store
 
-    def decorate(snap: Snapshot, _tester: bool) -> None:  # the rendered fragment rides along in every snapshot
+    def decorate(snap: Snapshot, tester_view: bool) -> None:  # the rendered fragment rides along in snapshots
         now = time.time()
-        snap["html"] = {lang: render_live(snap, lang, ctx, now) for lang in ("uk", "en")}
+        past = hist.of_zone(str(snap["zone"]), tester=tester_view)
+        snap["html"] = {lang: render_live(snap, lang, ctx, now, past) for lang in ("uk", "en")}
 
     notifier.store.decorate = decorate
     notifier.store.watchers.append(hist.invalidate)  # an alert changed: the history is read again

@@ -12,7 +12,7 @@
 
   function cookie(k, v) { document.cookie = k + "=" + encodeURIComponent(v) + "; path=/; max-age=31536000; samesite=lax"; }
   cookie("dozor_zone", D.zone); cookie("dozor_lang", D.lang); cookie("dozor_tester", D.tester ? "1" : "0");
-  const hm = (ms) => new Date(ms).toLocaleTimeString(D.lang === "uk" ? "uk-UA" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+  const hm = (ms) => new Date(ms).toLocaleTimeString(D.lang === "uk" ? "uk-UA" : "en-GB", { hour: "2-digit", minute: "2-digit", timeZone: D.tz });
 
   function fresh() {
     const age = Date.now() - last, box = $("lost"), f = $("fresh");
@@ -39,7 +39,7 @@
   function touch() {
     last = Date.now(); live = true;
     const ft = $("fresh-time");
-    ft.textContent = new Date(last).toLocaleTimeString(D.lang === "uk" ? "uk-UA" : "en-GB");
+    ft.textContent = new Date(last).toLocaleTimeString(D.lang === "uk" ? "uk-UA" : "en-GB", { timeZone: D.tz });
     ft.setAttribute("datetime", new Date(last).toISOString());
     fresh();
   }
