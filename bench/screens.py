@@ -117,7 +117,6 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
     from simulators.brokers import Mosquitto, free_port
     from simulators.city import City, CityPlan
 
-    out.mkdir(parents=True, exist_ok=True)
     plan = CityPlan(gateways=2, sirens_per_gateway=1, zones=2)
     zone = _city_files(work, plan)[0]["id"]
     port = free_port()
@@ -240,6 +239,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/screens"))
     ap.add_argument("--json", action="store_true", help="print what the pages showed as one JSON document")
     args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dozor-screens-") as tmp:
         report = asyncio.run(capture(args.out, Path(tmp)))
     if args.json:
