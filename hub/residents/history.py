@@ -2,9 +2,10 @@
 
 The seam is one callable, ``AlertDocs = () -> Iterable[Mapping]``, returning the hub store's alert documents
 (``hub.store.Store.load_alerts``): never the engine's memory, so a restarted hub still shows its history. Only
-alerts that reached residents count: a pending, rejected or otherwise unsent alert (any status outside
-``SHOWN``) is never listed. Exercises are listed for testers only. Results are cached for ``ttl_s`` and
-dropped when an alert changes (``invalidate``), so a page load does not read SQLite each time.
+alerts that reached residents count: a pending, withdrawn or otherwise unsent alert (a status outside
+``SHOWN``, or ``phase_seq`` 0: its first phase never began) is never listed. Exercises are listed for testers
+only. Results are cached for ``ttl_s`` and dropped when an alert changes (``invalidate``), so a page load does
+not read SQLite each time.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def from_doc(doc: Mapping[str, Any]) -> PastAlert | None:
     """One persisted alert document -> PastAlert; None when it never reached residents or is unreadable."""
     try:
         status = str(doc["status"])
-        if status not in SHOWN:
+        if status not in SHOWN or int(doc.get("phase_seq", 1)) < 1:  # never sent (e.g. expired unconfirmed)
             return None
         started = float(doc["created_at"])
         phases = [*doc.get("history", ()), {"phase": doc.get("phase"), "started_at": doc.get("phase_started_at")}]

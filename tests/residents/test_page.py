@@ -169,6 +169,8 @@ def test_history_comes_from_the_hubs_sqlite_store_with_start_end_and_duration(tm
          "created_at": now - 600, "history": [], "phase": "stop", "phase_started_at": now - 300},
         {"id": "A-pending", "signal": "air-raid", "mode": "actual", "zones": ["kyiv-podil"],
          "status": "pending_confirmation", "created_at": now - 60, "history": []},
+        {"id": "A-unconfirmed", "signal": "air-raid", "mode": "actual", "zones": ["kyiv-podil"], "status": "expired",
+         "phase_seq": 0, "created_at": now - 120, "expires_at": now - 60, "history": []},
         {"id": "A-month", "signal": "air-raid", "mode": "actual", "zones": ["kyiv-podil"], "status": "stopped",
          "created_at": now - 30 * 86400, "history": [], "phase": "stop", "phase_started_at": now - 30 * 86400},
         {"id": "A-other", "signal": "air-raid", "mode": "actual", "zones": ["kyiv-obolon"], "status": "active",
