@@ -36,7 +36,7 @@ from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
-from hub.keys import load_or_create, write_private
+from hub.keys import KEY_FILE, load_or_create, write_private
 from hub.metrics import HubMetrics
 from hub.models import AlertOut
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
@@ -48,6 +48,7 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
 TOKEN_FILE = "api-token"
@@ -70,6 +71,18 @@ def load_or_create_token(state_dir: Path) -> str:
     if len(token) < 16:
         raise ConfigError(f"API token in {path} is too short (at least 16 characters); delete it to regenerate")
     return token
+
+
+def _check_secrets(config: HubConfig) -> None:
+    """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
+    m, state = config.mqtt, config.hub.state_dir
+    for path, what in ((m.key_file, "MQTT client key"), (m.ingest_key_file, "MQTT ingest client key"),
+                       (state / KEY_FILE, "hub signing key"), (state / TOKEN_FILE, "API token")):
+        if path is not None:
+            try:
+                check_private(path, what)
+            except KeyFileError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 class _IngestCollector:
@@ -116,6 +129,7 @@ class Hub:
         self.metrics = HubMetrics()
         self.keys = load_or_create(cfg.state_dir, cfg.extra_verify_keys)
         self.api_token = load_or_create_token(cfg.state_dir)
+        _check_secrets(config)
         self.zones = Zones.load(cfg.zones)
         self.store = Store(cfg.state_dir / "hub.sqlite")
         self.registry = Registry(self.store, self.metrics)
