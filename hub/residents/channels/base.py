@@ -13,8 +13,8 @@ from prometheus_client import Counter
 
 from contract.models import ZoneState
 from hub.residents.errors import ChannelError
-from runtime.backoff import Backoff
 from hub.residents.models import ResidentAlert
+from runtime.backoff import Backoff
 
 DELIVERIES = Counter("dozor_resident_deliveries", "Resident notification outcomes", ["channel", "outcome"])
 
