@@ -48,19 +48,20 @@ def test_backoff_resets_only_after_a_healthy_connection():
 async def test_a_failing_task_is_counted_logged_once_and_restarted(caplog):
     failures: list[str] = []
     runs = 0
+    steady = asyncio.Event()
 
     async def flaky() -> None:
         nonlocal runs
         runs += 1
         if runs < 4:
             raise ValueError("boom")
+        steady.set()
         await asyncio.Event().wait()
 
     caplog.set_level(logging.ERROR)
     async with Supervisor("t", on_failure=failures.append, restart_min_s=0.001, restart_max_s=0.002) as sup:
         sup.start("flaky", flaky)
-        while runs < 4:
-            await asyncio.sleep(0.005)
+        await asyncio.wait_for(steady.wait(), 5)
         assert sup.alive() == {"flaky": True}
     assert failures == ["flaky"] * 3
     lines = [r for r in caplog.records if "flaky" in r.getMessage()]
