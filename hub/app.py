@@ -38,7 +38,7 @@ from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
-from hub.keys import load_or_create
+from hub.keys import KEY_FILE, load_or_create
 from hub.limits import Guard
 from hub.metrics import HubMetrics
 from hub.models import AlertOut
@@ -51,8 +51,21 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
+def _check_secrets(config: HubConfig) -> None:
+    """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
+    m, state = config.mqtt, config.hub.state_dir
+    for path, what in ((m.key_file, "MQTT client key"), (m.ingest_key_file, "MQTT ingest client key"),
+                       (state / KEY_FILE, "hub signing key")):
+        if path is not None:
+            try:
+                check_private(path, what)
+            except KeyFileError as exc:
+                raise ConfigError(str(exc)) from None
+
+
 class _IngestCollector:
     """Prometheus view of the ingest counters (dozor_hub_telemetry_ingest_total{name}) and its queues (gauges)."""
 
@@ -96,6 +109,7 @@ class Hub:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = HubMetrics()
         self.keys = load_or_create(cfg.state_dir, cfg.extra_verify_keys)
+        _check_secrets(config)
         self.users = UserStore.in_state_dir(cfg.state_dir)
         self.identity = build_authenticator(config, self.users, self.metrics)
         self.audit = AuditLog.in_state_dir(cfg.state_dir)

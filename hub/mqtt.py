@@ -114,7 +114,7 @@ class HubMqtt:
         """``defer_ack``: acknowledge QoS 1 messages only when the application says so. Each message's PUBACK
         is handed to ``defer_ack(send)``; the ingest calls ``send()`` once the message's lines are committed
         to its durable spool, so a hub crash before that makes the broker redeliver (persistent session)."""
-        self.cfg = cfg
+        self.cfg = cfg if control else cfg.for_ingest()  # its own certificate where identities are bound
         self.channels = channels
         self.control = control
         self.client_id = cfg.client_id if control else f"{cfg.client_id[:57]}-ingest"
