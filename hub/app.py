@@ -135,9 +135,9 @@ class Hub:
         # linked resident alerts: the page, live stream and CAP feed always; channels as configured
         rcfg = config.residents or ResidentsConfig(public_url=config.api_url)
         self.residents = build_residents(
-            rcfg, [{"id": z.id, "name": z.name or z.id,
+            rcfg, [{"id": z.id, "name": {**dict.fromkeys(("uk", "en"), z.name or z.id), **z.names},
                     "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
-                   for z in self.zones], token=None, identity=True)
+                   for z in self.zones], token=None, identity=True, alert_docs=self.store.load_alerts)
         self.engine.hooks.append(self.residents.notifier.on_alert)
         routers = [*routers, self.residents.router]
         self.dispatcher.on("state", self._on_state)
