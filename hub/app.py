@@ -51,6 +51,7 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
@@ -291,7 +292,8 @@ class Hub:
         tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
             ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])),
-            ("audit-anchor", self.anchorer.run()))]
+            ("audit-anchor", self.anchorer.run()),
+            ("sd_notify", sdnotify.keepalive(f"API on {self.config.api_url}")))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
         stop = asyncio.Event()
