@@ -125,7 +125,7 @@ class Gateway:
                 counters=self.counters, max_activation_s=cfg.trust.max_activation_s, log=self.log)
             self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
                                  heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
-                                 counters=self.counters, log=self.log)
+                                 counters=self.counters, log=self.log, outbox=self.outbox)
             if self.zone_watch is not None:
                 self.uplink.subscriptions[topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk

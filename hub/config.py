@@ -87,7 +87,11 @@ class MqttSettings(BrokerAddress, _Section):
     keepalive_s: int = Field(default=15, ge=2, le=600)
     persistent_session: bool = True  # acks sent while the hub restarts wait for it at the broker
     reconnect_min_s: float = Field(default=0.2, gt=0)
-    reconnect_max_s: float = Field(default=10.0, gt=0)
+    reconnect_max_s: float = Field(default=2.0, gt=0)  # the longest wait after the broker returns
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    publish_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    stuck_puback_s: float = Field(default=15.0, ge=0, le=600)  # a PUBACK this late: the session is dead (0: off)
+    healthy_s: float = Field(default=10.0, gt=0, le=3600)  # up this long: the reconnect backoff starts over
     # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
     # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
     ingest_cert_file: Path | None = None
