@@ -124,6 +124,9 @@ class City:
     heartbeat_s: float = 5.0
     max_activation_s: int = 900
     mqtt_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"ca_file": ...} for an mqtts:// broker
+    # Per-gateway files in a provisioned city (`dozor provision gateway`): bundles/<gateway id>/ holds its
+    # ca.crt, client.crt and client.key; the broker binds the client id to the certificate's name.
+    bundles: Path | None = None
     gateways: list[SimGateway] = field(default_factory=list)
 
     def _config(self, i: int, port: str, asset: tuple[Path, str] | None) -> dict[str, Any]:
@@ -144,11 +147,18 @@ class City:
         return {
             "gateway": {"id": gid, "zone": self.plan.zone_of(i), "state_dir": str(self.state_dir / gid),
                         "heartbeat_s": self.heartbeat_s},
-            "mqtt": {"url": self.broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5.0, **self.mqtt_options},
+            "mqtt": {"url": self.broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5.0, **self.mqtt_options,
+                     **self._bundle(gid)},
             "trust": {"hub_keys": dict(self.hub_keys), "max_activation_s": self.max_activation_s},
             "bus": [{"name": "rs485-1", "port": port, "baudrate": 19200, "kind": "modbus"}],
             "device": devices,
         }
+
+    def _bundle(self, gid: str) -> dict[str, str]:
+        if self.bundles is None:
+            return {}
+        b = self.bundles / gid
+        return {"ca_file": str(b / "ca.crt"), "cert_file": str(b / "client.crt"), "key_file": str(b / "client.key")}
 
     async def start(self) -> City:
         self.state_dir.mkdir(parents=True, exist_ok=True)

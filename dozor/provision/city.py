@@ -35,6 +35,8 @@ from runtime import pki
 from runtime.keyfiles import write_secret
 
 STATE = "provision.json"
+IMAGE_UID = 10001         # the `dozor` user of the Dockerfile: owns the hub's keys and state when root provisions
+BROKER_IMAGE_UID = 1883   # the `mosquitto` user of the eclipse-mosquitto image
 
 
 class ProvisionError(DozorError):
@@ -107,7 +109,8 @@ def broker_url(state: dict, host: str | None = None) -> str:
 
 def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0",
          hub_state_dir: Path = Path("/var/lib/dozor-hub"), api_host: str = "127.0.0.1", api_port: int = 8080,
-         store_url: str = "http://influxdb:8086", city: str = "dozor city", broker_user: str | None = None) -> dict:
+         store_url: str = "http://influxdb:8086", city: str = "dozor city", broker_user: str | None = None,
+         hub_uid: int | None = None) -> dict:
     """Create (or refresh) a city folder. Existing keys and certificates are kept."""
     from hub.keys import load_or_create  # the hub's own code creates its signing key, in its state dir
 
@@ -139,7 +142,11 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     hub_state_dir.chmod(0o700)  # keys, users, audit chain: the hub's user only
     keys = load_or_create(hub_state_dir)
     _first_admin(lay, hub_state_dir, keys.kid)
-    state.update(broker_uid=uid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
+    huid = hub_uid if hub_uid is not None else (IMAGE_UID if os.geteuid() == 0 else os.geteuid())
+    for p in (lay.hub / "client.key", lay.hub / "ingest.key", hub_state_dir, *hub_state_dir.rglob("*")):
+        if p.stat().st_uid != huid:
+            os.chown(p, huid, -1)
+    state.update(broker_uid=uid, hub_uid=huid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
                  hub_keys={keys.kid: keys.public_b64})
     (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
     (lay.broker / "acl").write_text(t.acl())
@@ -163,7 +170,7 @@ def _broker_uid(user: str | None) -> int:
         try:
             pwd.getpwnam(user)
         except KeyError:
-            return 0
+            return BROKER_IMAGE_UID
     if user.isdigit():
         return int(user)
     try:
@@ -208,6 +215,7 @@ def _write_compose_env(lay: Layout, state: dict) -> None:
         "DOZOR_MQTT_PORT": str(state["port"]),
         "DOZOR_HUB_STATE": state["hub_state_dir"],
         "DOZOR_BROKER_UID": str(state["broker_uid"]),
+        "DOZOR_HUB_UID": str(state["hub_uid"]),
         "INFLUX_TOKEN": old.get("INFLUX_TOKEN") or secrets.token_urlsafe(32),
         "INFLUX_ADMIN_PASSWORD": old.get("INFLUX_ADMIN_PASSWORD") or secrets.token_urlsafe(24),
         "GRAFANA_ADMIN_PASSWORD": old.get("GRAFANA_ADMIN_PASSWORD") or secrets.token_urlsafe(24),
