@@ -26,10 +26,12 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from contract import topics
-from contract.models import Ack, GatewayState, Heartbeat
+from contract.errors import MalformedMessage
+from contract.models import Ack, Event, GatewayState, Heartbeat, decode
 from gateway.config import MqttSection
 from gateway.counters import Counters
 from gateway.errors import GatewayError, ReplayStoreError
+from gateway.identity import GatewayIdentity
 from gateway.replay import StateStore
 
 MAX_PENDING_ACKS = 10_000
@@ -44,8 +46,10 @@ class Uplink:
                  birth: Callable[[int], GatewayState],
                  heartbeat: Callable[[int, int], Awaitable[Heartbeat]], heartbeat_s: float,
                  on_command: Callable[[bytes], Awaitable[object]], counters: Counters | None = None,
-                 log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+                 log: logging.Logger | logging.LoggerAdapter | None = None,
+                 identity: GatewayIdentity | None = None) -> None:
         self.cfg = cfg
+        self.identity = identity  # seals every birth, will, heartbeat, ack and event (contract.signed)
         self.gateway_id = gateway_id
         self.store = store
         self.birth = birth
@@ -61,7 +65,8 @@ class Uplink:
         self.t_ack = topics.gw(gateway_id, topics.GwChannel.ACK)
         self.t_heartbeat = topics.gw(gateway_id, topics.GwChannel.HEARTBEAT)
         self._client: aiomqtt.Client | None = None
-        self._acks: deque[bytes] = deque()
+        self._acks: deque[Ack] = deque()
+        self.t_event = topics.gw(gateway_id, topics.GwChannel.EVENT)
         self._ack_wake = asyncio.Event()
         self._acks_idle = asyncio.Event()
         self._acks_idle.set()
@@ -80,7 +85,7 @@ class Uplink:
         if len(self._acks) >= MAX_PENDING_ACKS:
             self._acks.popleft()
             self.counters.inc("ack_dropped_overflow")
-        self._acks.append(ack.to_bytes())
+        self._acks.append(ack)  # sealed when it is published, with that session's next counter
         self._acks_idle.clear()
         self._ack_wake.set()
 
@@ -94,6 +99,8 @@ class Uplink:
             client = self._client
             if client is None or not self.connected.is_set():
                 raise UplinkError("uplink not connected")
+            if topic == self.t_event:
+                payload = self._seal_event(payload)
             try:
                 await client.publish(topic, payload, qos=qos)
             except aiomqtt.MqttError as exc:
@@ -108,8 +115,21 @@ class Uplink:
         self._spawn(self._publish_birth(client), "birth")
 
     async def _publish_birth(self, client: aiomqtt.Client) -> None:
-        await client.publish(self.t_state, self.birth(self.session).to_bytes(), qos=1, retain=True)
+        await client.publish(self.t_state, self._bytes(self.birth(self.session)), qos=1, retain=True)
         self.counters.inc("mqtt_births_updated")
+
+    def _bytes(self, msg: GatewayState | Heartbeat | Ack | Event) -> bytes:
+        return self.identity.seal(msg) if self.identity is not None else msg.to_bytes()
+
+    def _seal_event(self, payload: bytes) -> bytes:
+        """Events wait in the outbox as plain JSON; they are sealed with the counter of the session that sends them."""
+        if self.identity is None:
+            return payload
+        try:
+            return self.identity.seal(decode(Event, payload))
+        except MalformedMessage:  # a damaged stored event goes out unsigned: the hub counts and drops it
+            self.counters.inc("event_seal_errors")
+            return payload
 
     @property
     def pending_acks(self) -> int:
@@ -125,8 +145,10 @@ class Uplink:
                 self.session += 1
                 self.counters.inc("session_persist_errors")
                 self.log.error("cannot persist the session counter: %s", exc)
-            will = aiomqtt.Will(self.t_state, GatewayState(gateway=self.gateway_id, state="offline",
-                                                           session=self.session, ts=time.time()).to_bytes(),
+            death = GatewayState(gateway=self.gateway_id, state="offline", session=self.session, ts=time.time())
+            if self.identity is not None:
+                self.identity.new_session(self.session)
+            will = aiomqtt.Will(self.t_state, self.identity.will(death) if self.identity else death.to_bytes(),
                                 qos=1, retain=True)
             self.counters.inc("mqtt_connect_attempts")
             try:
@@ -160,7 +182,7 @@ class Uplink:
         await client.subscribe(self.t_cmd, qos=1)
         for topic in self.subscriptions:
             await client.subscribe(topic, qos=1)
-        await client.publish(self.t_state, self.birth(self.session).to_bytes(), qos=1, retain=True)
+        await client.publish(self.t_state, self._bytes(self.birth(self.session)), qos=1, retain=True)
         self.counters.inc("mqtt_births")
         self.connected.set()
         self.log.info("uplink up: %s:%d session %d", self.cfg.host, self.cfg.port, self.session)
@@ -219,7 +241,7 @@ class Uplink:
         while True:
             while self._acks:
                 batch = list(self._acks)
-                results = await asyncio.gather(*(client.publish(self.t_ack, p, qos=1) for p in batch),
+                results = await asyncio.gather(*(client.publish(self.t_ack, self._bytes(a), qos=1) for a in batch),
                                                return_exceptions=True)
                 done = 0
                 for r in results:
@@ -244,7 +266,7 @@ class Uplink:
         while True:
             try:
                 hb = await self.heartbeat(self.session, seq)
-                await client.publish(self.t_heartbeat, hb.to_bytes(), qos=0)
+                await client.publish(self.t_heartbeat, self._bytes(hb), qos=0)
                 self.counters.inc("mqtt_heartbeats")
                 seq += 1
             except aiomqtt.MqttError:
