@@ -38,7 +38,7 @@ WINDOW = 4096  # counters this far below the highest seen are too old to be judg
 class Unverified(Exception):  # noqa: N818 - a verdict, not a crash
     """The message is unsigned, unverifiable or replayed. ``reason`` is a bounded metric label."""
 
-    REASONS = ("unsigned", "bad_format", "unknown_key", "not_enrolled", "bad_signature", "no_counter",
+    REASONS = ("empty", "unsigned", "bad_format", "unknown_key", "not_enrolled", "bad_signature", "no_counter",
                "replayed", "stale_session", "session_jump", "wrong_gateway")
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -57,6 +57,8 @@ def split(wire: bytes) -> tuple[bytes, str, bytes]:
     """(payload, kid, signature) without verifying; Unverified('unsigned' | 'bad_format')."""
     if len(wire) > MAX_SEALED_BYTES:
         raise Unverified("bad_format", "too large")
+    if not wire:
+        raise Unverified("empty")  # e.g. a retained state cleared by ``dozor gateways reset``
     payload, nl, trailer = wire.rpartition(b"\n")
     if not nl or not trailer.startswith(MARK):
         raise Unverified("unsigned")

@@ -17,16 +17,19 @@ counted per channel and reason, logged at most once a minute per gateway and rea
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from contract import topics
 from contract.command import key_id, public_key_from_b64
 from contract.signed import ReplayGuard, Unverified, open_sealed
 from contract.topics import check_id
@@ -180,6 +183,9 @@ class _Gw:
     guard: ReplayGuard
     floor_saved_at: float = 0.0
     unverified: int = 0
+    state_sha: str = ""  # sha256 of the last accepted state payload (birth or will)
+    retained_ok: bool = False  # after a hub restart: that same retained state may be applied once more
+    opened_sha: str = ""
 
 
 class Verifier:
@@ -218,9 +224,12 @@ class Verifier:
                 cur.enrollment = enr
                 continue
             epoch, doc = floors.get(gateway, (None, None))
-            guard = ReplayGuard.from_floor(doc) if doc is not None and epoch == enr.epoch else ReplayGuard()
+            restored = doc is not None and epoch == enr.epoch
+            guard = ReplayGuard.from_floor(doc) if restored else ReplayGuard()
             self.gateways[gateway] = _Gw(enr, {enr.kid: public_key_from_b64(enr.public_key)}, guard,
-                                         unverified=cur.unverified if cur else 0)
+                                         unverified=cur.unverified if cur else 0,
+                                         state_sha=str(doc.get("state_sha", "")) if restored else "",
+                                         retained_ok=restored and cur is None)
             changed = True
             if cur is not None:  # a new epoch while running: re-enrolled or reset
                 self.on_epoch(gateway, enr)
@@ -240,7 +249,10 @@ class Verifier:
             self._refuse(gateway, channel, Unverified("not_enrolled"))
             return None
         try:
-            return open_sealed(wire, gw.key)
+            payload = open_sealed(wire, gw.key)
+            if channel == "state":
+                gw.opened_sha = hashlib.sha256(payload).hexdigest()
+            return payload
         except Unverified as exc:
             self._refuse(gateway, channel, exc)
             return None
@@ -254,15 +266,22 @@ class Verifier:
         try:
             if session is None or ctr is None:
                 raise Unverified("no_counter")
+            if channel == "state" and gw.retained_ok and gw.opened_sha == gw.state_sha:
+                # The hub restarted: the broker hands it the retained state it had already accepted. It is the
+                # gateway's latest word on its state, so it is applied once more (never a different one).
+                gw.retained_ok = False
+                return True
             gw.guard.admit(session, ctr)
         except Unverified as exc:
             self._refuse(gateway, channel, exc)
             return False
         now = self.clock()
+        if channel == "state":
+            gw.state_sha, gw.retained_ok = gw.opened_sha, False
         if channel == "state" or now - gw.floor_saved_at > FLOOR_EVERY_S:
             gw.floor_saved_at = now
             try:
-                self.store.put_floor(gateway, gw.enrollment.epoch, gw.guard.floor())
+                self.store.put_floor(gateway, gw.enrollment.epoch, {**gw.guard.floor(), "state_sha": gw.state_sha})
                 self._version = self.store.data_version()
             except sqlite3.Error as exc:
                 log.error("cannot persist the replay floor of %s: %s", gateway, exc)
@@ -285,3 +304,40 @@ class Verifier:
             self._logged[key] = now
             log.warning("ignoring %s message for gateway %s: %s (logged once a minute per gateway and reason)",
                         channel, gateway[:64], exc)
+
+
+class GatewayTrust:
+    """The running hub's side: the verifier for the dispatcher, and a loop that applies enrollment changes made
+    by other processes (a reset or re-enrollment drops the registry's session for that gateway and clears its
+    retained birth on the broker)."""
+
+    def __init__(self, state_dir: Path, *, count: Callable[[str, str], None],
+                 reset_session: Callable[[str], None],
+                 publish: Callable[[str, bytes, int, bool], Awaitable[bool]]) -> None:
+        self.store = TrustStore(state_dir)
+        self.reset_session = reset_session
+        self.publish = publish
+        self.verifier = Verifier(self.store, count=count, on_epoch=self._on_epoch)
+
+    def _on_epoch(self, gateway: str, enrollment: Enrollment) -> None:
+        log.warning("gateway %s: new epoch %d (re-enrolled or reset): its session starts afresh", gateway,
+                    enrollment.epoch)
+        self.reset_session(gateway)
+
+    async def clear_retained(self) -> None:
+        for enr in self.store.all().values():
+            if enr.clear_retained and await self.publish(topics.gw(enr.gateway, topics.GwChannel.STATE), b"", 1, True):
+                self.store.retained_cleared(enr.gateway, enr.epoch)
+                log.warning("cleared the retained birth of gateway %s (epoch %d)", enr.gateway, enr.epoch)
+
+    async def run(self, interval_s: float = 0.5) -> None:
+        while True:
+            try:
+                self.verifier.refresh()
+                await self.clear_retained()
+            except (sqlite3.Error, StoreError) as exc:
+                log.error("gateway trust store: %s", exc)
+            await asyncio.sleep(interval_s)
+
+    def close(self) -> None:
+        self.store.close()

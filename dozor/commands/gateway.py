@@ -72,6 +72,25 @@ def register(app: typer.Typer) -> None:
         for d in cfg.device:
             console.print(f"  {d.kind:<10} {d.id}")
 
+    @gw.command("identity")
+    def identity(config: Path = typer.Argument(..., help="gateway TOML config"), as_json: bool = JsonOpt) -> None:
+        """Print the gateway's identity key (created in state_dir if missing) and the command that enrolls it."""
+        from gateway.errors import ConfigError
+        from gateway.identity import key_path, load_or_create
+
+        cfg = _load(config, as_json)
+        try:
+            ident = load_or_create(cfg.gateway.state_dir)
+        except ConfigError as exc:
+            fail(str(exc), code=EXIT_CONFIG, as_json=as_json)
+        out = {"gateway": cfg.gateway.id, "kid": ident.kid, "public_key": ident.public_b64,
+               "key_file": str(key_path(cfg.gateway.state_dir))}
+        if as_json:
+            emit_json(out)
+            return
+        console.print(f"gateway {cfg.gateway.id}: identity key id {ident.kid}\n"
+                      f"enroll it on the hub:  dozor gateways enroll {cfg.gateway.id} --pubkey {ident.public_b64}")
+
     @gw.command("evidence-key")
     def evidence_key(config: Path = typer.Argument(..., help="gateway TOML config"),
                      as_json: bool = JsonOpt) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from dozor.client import HubClient
-from dozor.commands.sim_city import gateway_factory, hub_keys_from
+from dozor.commands.sim_city import enrolling_factory, hub_keys_from
 from simulators.brokers import free_port
 from simulators.city import City, CityPlan
 
@@ -60,7 +60,7 @@ def gateway_state(client: HubClient, gid: str):
 async def test_broker_restart_hub_sees_offline_then_online_with_a_new_session(mosquitto, hub):
     plan, client, keys, tmp = hub
     gid = plan.gateway_id(0)
-    async with City(plan, mosquitto.url, keys, tmp / "city", gateway_factory, spinup_s=0, heartbeat_s=0.5):
+    async with City(plan, mosquitto.url, keys, tmp / "city", enrolling_factory(tmp / "hub"), spinup_s=0, heartbeat_s=0.5):
         first = await wait_for(lambda: (g := gateway_state(client, gid)) and g.state == "online" and g,
                                "the gateway online")
         mosquitto.stop()  # the link is gone for everyone; the hub's heartbeat timeout (2 x 0.5 s) notices

@@ -13,6 +13,7 @@ import httpx
 from hub.app import Hub
 from hub.config import HubConfig, parse_config
 from simulators.brokers import free_port, wait_port
+from tests.gwident import HUB_STATES
 
 ZONES = [
     {"id": "north", "name": "North", "gateways": ["gw-a", "gw-b"]},
@@ -57,6 +58,7 @@ async def eventually(pred: Callable[[], object], limit_s: float = 15.0, what: st
 @contextlib.asynccontextmanager
 async def running_hub(cfg: HubConfig):
     hub = Hub(cfg)
+    HUB_STATES.append(cfg.hub.state_dir)  # fake gateways started while it runs enroll into it
     task = asyncio.create_task(hub.run())
     try:
         await asyncio.wait_for(hub.mqtt.connected.wait(), 10)
@@ -67,6 +69,7 @@ async def running_hub(cfg: HubConfig):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        HUB_STATES.remove(cfg.hub.state_dir)
 
 
 def api(cfg: HubConfig, token: str | None) -> httpx.AsyncClient:
