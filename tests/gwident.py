@@ -51,3 +51,15 @@ class Sealer:
             if session:
                 update["session"] = self.session
             return seal(msg.model_copy(update=update).to_bytes(), self.key, self.kid)
+
+
+def enroll_gateway(state_dir: Path, gateway: str, hub_states: list[Path] | None = None) -> str:
+    """Enroll a real gateway's identity key (created in its state dir if missing), as `dozor gateways enroll`
+    does, into the given hub state dirs (default: every hub running in this process). Returns the public key."""
+    from gateway.identity import load_or_create
+    from hub.gwtrust import enroll as hub_enroll
+
+    ident = load_or_create(Path(state_dir))
+    for hub_state in (HUB_STATES if hub_states is None else hub_states):
+        hub_enroll(hub_state, gateway, ident.public_b64, actor="test")
+    return ident.public_b64

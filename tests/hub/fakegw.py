@@ -14,7 +14,6 @@ import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from contract import topics
-from tests.gwident import Sealer, enroll
 from contract.command import CommandClaims, token_sha256, verify_command
 from contract.errors import CommandRejected
 from contract.models import (
@@ -29,6 +28,7 @@ from contract.models import (
     Heartbeat,
     Signal,
 )
+from tests.gwident import Sealer, enroll
 
 
 class FakeGateway:
