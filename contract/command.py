@@ -68,6 +68,10 @@ class CommandClaims(Model):
         return self
 
 
+# Key ids whose PRIVATE seed is published in this repository (contract/vectors, for golden tests). A gateway
+# that pins one trusts anybody: `dozor gateway check-config` warns loudly and the gateway logs an error.
+PUBLISHED_TEST_KIDS = frozenset({"Vkdap1RjR0wChd9d"})
+
 # ---------------------------------------------------------------- keys
 
 def b64url(data: bytes) -> str:

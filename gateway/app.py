@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contract import topics
+from contract.command import PUBLISHED_TEST_KIDS
 from contract.models import Ack, DeviceState, DeviceStatus, GatewayState, Heartbeat, OutboxStats
 from gateway.bus import ModbusBus
 from gateway.commands import CommandExecutor
@@ -81,6 +82,9 @@ class Gateway:
                     self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()
             self.evidence = load_evidence_key(cfg.gateway.state_dir)
             self.identity = load_identity(cfg.gateway.state_dir)
+            for kid in set(cfg.trust.hub_keys) & PUBLISHED_TEST_KIDS:
+                self.log.error("hub key %s is a PUBLISHED TEST KEY (its seed is in the dozor repository): anyone can "
+                               "sign commands for this gateway; pin your hub's keys (dozor hub pubkey)", kid)
             if cfg.gateway.zone is not None:
                 self.zone_watch = ZoneWatch(cfg.gateway.zone, counters=self.counters, log=self.log)
             self._load_optional_drivers({d.kind for d in cfg.device})

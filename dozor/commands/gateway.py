@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import JsonOpt, console, emit_json, fail
+from dozor.commands._common import JsonOpt, console, emit_json, err_console, fail
 
 EXIT_CONFIG = 2
 
@@ -59,10 +59,17 @@ def register(app: typer.Typer) -> None:
     @gw.command("check-config")
     def check_config(config: Path = typer.Argument(..., help="gateway TOML config"), as_json: bool = JsonOpt) -> None:
         """Validate a config (keys, buses, devices, pinned assets) and print a summary."""
+        from contract.command import PUBLISHED_TEST_KIDS
+
         cfg = _load(config, as_json)
+        warnings = [f"hub key {kid} is a PUBLISHED TEST KEY: its private seed is in the dozor repository, so anyone "
+                    "can sign commands this gateway obeys. Pin your hub's keys (dozor hub pubkey) instead."
+                    for kid in sorted(cfg.trust.hub_keys) if kid in PUBLISHED_TEST_KIDS]
         summary = {"ok": True, "gateway": cfg.gateway.id, "zone": cfg.gateway.zone, "mqtt": cfg.mqtt.url,
                    "hub_keys": sorted(cfg.trust.hub_keys), "buses": [b.name for b in cfg.bus],
-                   "devices": [{"id": d.id, "kind": d.kind} for d in cfg.device]}
+                   "devices": [{"id": d.id, "kind": d.kind} for d in cfg.device], "warnings": warnings}
+        for w in warnings:
+            err_console.print(f"[bold red]WARNING:[/] {w}")
         if as_json:
             emit_json(summary)
             return

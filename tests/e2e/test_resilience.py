@@ -15,6 +15,7 @@ from dozor.client import HubClient
 from dozor.commands.sim_city import enrolling_factory, hub_keys_from
 from simulators.brokers import free_port
 from simulators.city import City, CityPlan
+from tests.gwident import enroll_gateway
 
 pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -82,6 +83,7 @@ async def test_a_killed_gateway_is_offline_at_once_through_its_last_will(mosquit
     gid = plan.gateway_id(0)
     cfg = tmp / "gw.toml"
     cfg.write_text(_gateway_toml(tmp, gid, mosquitto.url, keys))
+    enroll_gateway(tmp / "city" / gid, gid, [tmp / "hub"])
     proc = await asyncio.create_subprocess_exec(DOZOR, "gateway", "run", "--config", str(cfg),
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
