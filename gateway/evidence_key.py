@@ -30,9 +30,9 @@ class EvidenceKey:
 def load_or_create(state_dir: Path) -> EvidenceKey:
     path = state_dir / KEY_FILE
     try:
-        key, _ = keyfiles.load_or_create(path, what="evidence signing key", strict=False)
+        key, _ = keyfiles.load_or_create(path, what="evidence key", strict=False)
     except keyfiles.KeyFileError as exc:
-        hint = " (move it away to make a new one; the hub must then pin the new key)" if "damaged" in exc.problem else ""
-        raise ConfigError(str(path), [f"evidence key: {exc.problem}{hint}"]) from None
+        hint = " (move it away to make a new one; the hub must then pin the new key)" if "damaged" in str(exc) else ""
+        raise ConfigError(str(path), [f"{exc}{hint}"]) from None
     public = key.public_key()
     return EvidenceKey(private=key, kid=key_id(public), public_b64=b64url(public_raw(public)))

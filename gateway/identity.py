@@ -66,5 +66,5 @@ def load_or_create(state_dir: Path) -> GatewayIdentity:
     try:
         key, _ = keyfiles.load_or_create(path, what="gateway identity key", strict=True)
     except keyfiles.KeyFileError as exc:
-        raise ConfigError(str(path), [f"identity key: {exc.problem}"]) from None
+        raise ConfigError(str(path), [str(exc)]) from None
     return GatewayIdentity(key)

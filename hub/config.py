@@ -10,6 +10,11 @@
     all_clear_duration_s = 30
     zones = "zones.json"
     extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
+    metrics_token_file = "metrics-token"  # optional: a separate bearer token for Prometheus on /metrics
+    max_body_bytes = 1048576        # larger request bodies get 413 before they are read
+    login_failures_per_min = 10     # failed logins per client address before 429
+    public_requests_per_min = 120   # per client address: resident subscribe and live stream (429 beyond)
+    audit_anchor_interval_s = 60    # how often the hub signs and publishes the audit chain head
 
     [mqtt]
     url = "mqtt://127.0.0.1:1883"
@@ -51,6 +56,7 @@ from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id
 from hub.errors import ConfigError
 from hub.residents.config import ResidentsConfig
+from runtime import credentials
 
 
 class _Section(BaseModel):
@@ -68,6 +74,11 @@ class HubSettings(_Section):
     zones: Path = Path("zones.json")
     extra_verify_keys: tuple[str, ...] = ()
     flush_interval_s: float = Field(default=0.2, gt=0, le=10)
+    metrics_token_file: Path | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1024 * 1024)
+    login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
+    public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
+    audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
 
     @field_validator("extra_verify_keys")
     @classmethod
@@ -87,7 +98,22 @@ class MqttSettings(BrokerAddress, _Section):
     keepalive_s: int = Field(default=15, ge=2, le=600)
     persistent_session: bool = True  # acks sent while the hub restarts wait for it at the broker
     reconnect_min_s: float = Field(default=0.2, gt=0)
-    reconnect_max_s: float = Field(default=10.0, gt=0)
+    reconnect_max_s: float = Field(default=2.0, gt=0)  # the longest wait after the broker returns
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    publish_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    stuck_puback_s: float = Field(default=15.0, ge=0, le=600)  # a PUBACK this late: the session is dead (0: off)
+    healthy_s: float = Field(default=10.0, gt=0, le=3600)  # up this long: the reconnect backoff starts over
+    # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
+    # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
+    ingest_cert_file: Path | None = None
+    ingest_key_file: Path | None = None
+
+    def for_ingest(self) -> MqttSettings:
+        """These settings with the ingest identity's certificate in place of the control one (if given)."""
+        if self.ingest_cert_file is None:
+            return self
+        return self.model_copy(update={"cert_file": self.ingest_cert_file,
+                                       "key_file": self.ingest_key_file or self.key_file})
 
 
 class StoreSettings(_Section):
@@ -211,6 +237,8 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     resolved = hub.model_copy(update={
         "state_dir": hub.state_dir if hub.state_dir.is_absolute() else (base / hub.state_dir),
         "zones": hub.zones if hub.zones.is_absolute() else (base / hub.zones),
+        "metrics_token_file": None if hub.metrics_token_file is None else (
+            hub.metrics_token_file if hub.metrics_token_file.is_absolute() else base / hub.metrics_token_file),
     })
     if cfg.residents is not None:
         cfg = cfg.model_copy(update={"residents": _resolve_residents(cfg.residents, base)})
@@ -224,8 +252,9 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     store = store.model_copy(update={"spool": spool if spool.is_absolute() else (
         (base / spool) if store.spool is not None else (resolved.state_dir / spool))})
     m = cfg.mqtt
-    mqtt = m.model_copy(update={k: (v if v is None or v.is_absolute() else base / v) for k, v in
-                                (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file))})
+    mqtt = m.model_copy(update={k: credentials.resolve(v if v is None or v.is_absolute() else base / v) for k, v in
+                                (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file),
+                                 ("ingest_cert_file", m.ingest_cert_file), ("ingest_key_file", m.ingest_key_file))})
     return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})
 
 

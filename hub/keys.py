@@ -74,9 +74,9 @@ class KeyRing:
     # ------------------------------------------------------------ files
     def _load_private(self, file: str) -> Ed25519PrivateKey:
         try:
-            return keyfiles.load(self.state_dir / file, strict=False)
+            return keyfiles.load(self.state_dir / file, strict=True, what="hub signing key")
         except keyfiles.KeyFileError as exc:
-            raise ConfigError(f"hub signing key {exc}") from None
+            raise ConfigError(str(exc)) from None
 
     def doc(self) -> dict:
         """The ring, creating the first key (or adopting ``hub-signing-key``) on first use."""
@@ -89,7 +89,7 @@ class KeyRing:
         try:
             key, _ = keyfiles.load_or_create(self.state_dir / KEY_FILE, what="hub signing key", strict=False)
         except keyfiles.KeyFileError as exc:
-            raise ConfigError(f"hub signing key {exc}") from None
+            raise ConfigError(str(exc)) from None
         kid = key_id(key.public_key())
         doc = {"active": kid, "keys": {kid: {"status": ACTIVE, "public_key": _pub_b64(key), "file": KEY_FILE,
                                              "ts": time.time()}}}

@@ -16,7 +16,7 @@ from gateway.config import load_config as load_gateway_config
 from simulators.brokers import free_port
 from tests.gateway.helpers import HUB_KID, HUB_PUB, config_text
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import eventually, make_config, running_hub, write_toml
+from tests.hub.helpers import eventually, hub_token, make_config, running_hub, write_toml
 
 
 def test_pubkey_prints_kid_and_key_and_is_stable(tmp_path):
@@ -61,6 +61,7 @@ async def test_client_typed_calls_and_errors(mosquitto, tmp_path):
     async with running_hub(cfg) as hub:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", DeviceKind.SIREN)]).start()
         await eventually(lambda: hub.registry.devices_of("gw-c"), what="birth")
+        (tmp_path / "admin-token").write_text(hub_token(hub))  # where `dozor hub init` keeps it, beside hub.toml
         client = HubClient.from_config(tmp_path / "hub.toml")
         forged = HubClient(client.base_url, "not-the-token")
         try:
