@@ -97,12 +97,12 @@ class CommandExecutor:
         now = self.clock()
         claims = verify_command(payload, keys=self.keys, audience=self.gateway_id, now=now, stop_never_expires=True)
         stop = claims.act is Action.STOP  # a stop is never refused for its age (invariant 10): it is scoped instead
-        if not stop and self.store.issued_before_floor(claims.iat):
-            raise CommandRejected(RejectReason.BEFORE_FLOOR, "issued before this gateway's state dir existed",
-                                  jti=claims.jti, alert=claims.alert)
         if not stop and self.store.issued_before_restart(claims.iat):
             raise CommandRejected(RejectReason.ISSUED_BEFORE_RESTART, "the gateway restarted uncleanly since; "
                                   "the hub re-sends a fresh command", jti=claims.jti, alert=claims.alert)
+        if not stop and self.store.issued_before_floor(claims.iat):
+            raise CommandRejected(RejectReason.BEFORE_FLOOR, "issued before this gateway's state dir existed",
+                                  jti=claims.jti, alert=claims.alert)
         try:
             keep = max(claims.exp, int(now) + MAX_LIFETIME_S) if stop else claims.exp  # stops outlive exp
             fresh = self.store.first_sighting(claims.jti, keep, now=now)
