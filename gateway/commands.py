@@ -90,6 +90,8 @@ class CommandExecutor:
             self._reject(payload, CommandRejected(RejectReason.MALFORMED, f"internal: {type(exc).__name__}"))
             return None
         self.counters.inc("cmd_accepted")
+        self.log.info("command %s %s for alert %s (%s) by %s: %d targets", claims.jti, claims.act.value, claims.alert,
+                      claims.mode.value, claims.by or "unnamed", len(claims.targets))
         self._start(claims)
         return claims
 

@@ -82,6 +82,8 @@ class AlertOut(_Out):
     summary: Summary
     escalations: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
+    requested_by: dict[str, str] | None = None  # the user who started it: {name, role, via}
+    acted_by: dict[str, str] | None = None  # the user behind the current phase (all-clear, stop, cancel)
 
 
 class AlertDetail(AlertOut):

@@ -31,6 +31,7 @@ from hub.alerts.model import (
     Track,
     reason_label,
 )
+from hub.identity.roles import actor_label
 from hub.registry import OFFLINE, ONLINE
 
 log = logging.getLogger("hub.alerts")
@@ -127,7 +128,8 @@ class DispatchMixin(EngineBase):
                 jti = uuid.uuid4().hex
                 targets = tuple(t.device for t in chunk)
                 claims = CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
-                                       targets=targets, params=params, alert=alert.id, mode=alert.mode)
+                                       targets=targets, params=params, alert=alert.id, mode=alert.mode,
+                                       by=actor_label(alert.acted_by))
                 token = sign_command(claims, self.keys.private, self.keys.kid)
                 sha = token_sha256(token)
                 self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets, act.value)
