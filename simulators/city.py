@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import shutil
 import struct
 import sys
 import wave
@@ -158,6 +159,11 @@ class City:
         if self.bundles is None:
             return {}
         b = self.bundles / gid
+        ident, state = b / "identity-key", self.state_dir / gid
+        installed = state / "identity-key"
+        if ident.exists() and (not installed.exists() or installed.read_bytes() != ident.read_bytes()):
+            state.mkdir(parents=True, exist_ok=True, mode=0o700)  # the enrolled identity, as installed
+            shutil.copy2(ident, installed)
         return {"ca_file": str(b / "ca.crt"), "cert_file": str(b / "client.crt"), "key_file": str(b / "client.key")}
 
     async def start(self) -> City:

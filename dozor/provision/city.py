@@ -9,7 +9,8 @@
     DIR/hub/client.crt, client.key      the hub's control identity (CN dozor-hub)
     DIR/hub/ingest.crt, ingest.key      the hub's ingest identity (CN dozor-hub-ingest)
     DIR/hub/admin-token                 the first operator's (admin) API token (0600), made once
-    DIR/gateways/GW/                    gateway.toml, ca.crt, client.crt, client.key: the cabinet's bundle
+    DIR/gateways/GW/                    gateway.toml, ca.crt, client.crt, client.key, identity-key (its Ed25519
+                                        identity, enrolled with the hub): the cabinet's bundle
     DIR/compose.env                     variables and generated secrets for `docker compose --env-file` (0600)
     DIR/provision.json                  what was provisioned and revoked (`provision list`)
 
@@ -143,9 +144,10 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     keys = load_or_create(hub_state_dir)
     _first_admin(lay, hub_state_dir, keys.kid)
     huid = hub_uid if hub_uid is not None else (IMAGE_UID if os.geteuid() == 0 else os.geteuid())
-    for p in (lay.hub / "client.key", lay.hub / "ingest.key", hub_state_dir, *hub_state_dir.rglob("*")):
+    for p in (lay.hub / "client.key", lay.hub / "ingest.key"):
         if p.stat().st_uid != huid:
             os.chown(p, huid, -1)
+    _own(hub_state_dir, huid)
     state.update(broker_uid=uid, hub_uid=huid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
                  hub_keys={keys.kid: keys.public_b64})
     (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
@@ -244,11 +246,40 @@ def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/do
         _issue_client(_ca(lay), gw, out / "client.crt", out / "client.key")
     (out / "gateway.toml").write_text(t.gateway_toml(gw=gw, zone=zone, broker_url=broker_url(state, broker_host),
                                                      hub_keys=state["hub_keys"], state_dir=state_dir))
+    kid = _enroll_identity(lay, state, gw, out)
     _register_with_hub(lay, gw, zone)
-    state["gateways"][gw] = {"zone": zone, "serial": serial, "revoked": False,
+    state["gateways"][gw] = {"zone": zone, "serial": serial, "revoked": False, "identity_kid": kid,
                              "created": (prior or {}).get("created", time.time())}
     _save_state(lay, state)
-    return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}"}
+    return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}", "identity_kid": kid}
+
+
+def _enroll_identity(lay: Layout, state: dict, gw: str, out: Path) -> str:
+    """The gateway's Ed25519 identity key (signs its births, heartbeats, acks, events) is made here, into the
+    bundle (``identity-key``, 0600; the installer moves it into the cabinet's state dir), and its public half is
+    enrolled with the hub: the hub never trusts a key on first use."""
+    from gateway.identity import load_or_create
+    from hub.gwtrust import enroll
+
+    ident = load_or_create(out)
+    hub_state = Path(state["hub_state_dir"])
+    enroll(hub_state, gw, ident.public_b64, actor=f"local:{_who()}", reason="dozor provision gateway")
+    _own(hub_state, state["hub_uid"])
+    return ident.kid
+
+
+def _who() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _own(folder: Path, uid: int) -> None:
+    """The hub's state (SQLite with WAL) must stay writable by the user that runs the hub."""
+    for p in (folder, *folder.rglob("*")):
+        if p.stat().st_uid != uid:
+            os.chown(p, uid, -1)
 
 
 def _zones(lay: Layout) -> list[dict]:
@@ -297,4 +328,5 @@ def listing(root: Path) -> dict:
             "admin_token_file": str(lay.hub / "admin-token"),
             "hub_state_dir": state["hub_state_dir"], "hub_keys": state["hub_keys"],
             "gateways": [{"gateway": gw, "zone": g["zone"], "serial": f"{g['serial']:x}", "revoked": g["revoked"],
+                          "identity_kid": g.get("identity_kid"),
                           "bundle": str(lay.gateway(gw))} for gw, g in sorted(state["gateways"].items())]}

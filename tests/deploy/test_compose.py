@@ -110,7 +110,7 @@ def test_compose_runs_natively_on_the_generated_files(tmp_path):
 
                     until(lambda: ca.exists() and httpx.get(f"{url}/healthz", verify=tls()).status_code == 200,
                           "the hub through Caddy over HTTPS", procs=procs)
-                    city = services["city"]["command"]
+                    city = [str(tmp_path / "city") if a == "/tmp/city" else a for a in services["city"]["command"]]
                     procs.start("city", *city[1:])
                     token = (root / "hub" / "admin-token").read_text().strip()
                     client = httpx.Client(base_url=url, verify=tls(), headers={"Authorization": f"Bearer {token}"})
