@@ -266,6 +266,7 @@ class Hub:
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
         await self.engine.republish_zone_states()
+        await self.anchorer.on_connect()  # the signed audit head goes out again at once
 
     async def _flusher(self) -> None:
         while True:

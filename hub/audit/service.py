@@ -49,14 +49,23 @@ class Anchorer:
                 self.published_seq = self.last.seq
         return self.last
 
+    async def safe_tick(self) -> None:
+        """``tick`` that never raises: a failure is counted, logged once per streak, and retried next time."""
+        try:
+            await self.tick()
+            self.failures = 0
+        except Exception:  # noqa: BLE001 - supervised: counted, logged once per streak, retried next tick
+            self.failures += 1
+            self.metrics.store_errors.inc()
+            if self.failures == 1:
+                log.exception("cannot anchor the audit chain (retrying every %.0f s)", self.interval_s)
+
+    async def on_connect(self) -> None:
+        """The MQTT connection is (back): publish the signed head again at once."""
+        self.published_seq = -1
+        await self.safe_tick()
+
     async def run(self) -> None:
         while True:
-            try:
-                await self.tick()
-                self.failures = 0
-            except Exception:  # noqa: BLE001 - supervised: counted, logged once per streak, retried next tick
-                self.failures += 1
-                self.metrics.store_errors.inc()
-                if self.failures == 1:
-                    log.exception("cannot anchor the audit chain (retrying every %.0f s)", self.interval_s)
+            await self.safe_tick()
             await asyncio.sleep(self.interval_s)
