@@ -18,6 +18,16 @@ from hub.metrics import HubMetrics
 log = logging.getLogger(__name__)
 
 
+def record_signing_key(audit: AuditLog, keys: HubKeys) -> None:
+    """A ``key.activate`` record when the hub signs with a key the chain has not seen active (first start, a
+    new or restored key file): key changes are audited like operator actions."""
+    last = audit.last("key.activate")
+    if last is None or last.details.get("kid") != keys.kid:
+        audit.append(None, "key.activate", keys.kid, {"kid": keys.kid, "public_key": keys.public_b64,
+                                                      "previous": last.details.get("kid") if last else None,
+                                                      "verify_also": list(keys.extra)})
+
+
 class Anchorer:
     def __init__(self, audit: AuditLog, keys: HubKeys, publish: Callable[..., Awaitable[bool]],
                  metrics: HubMetrics, interval_s: float) -> None:
