@@ -57,9 +57,14 @@ def stored(vm: VictoriaMetrics) -> int:
     return len(samples(vm))
 
 
-def duplicates(vm: VictoriaMetrics) -> int:
-    raw = samples(vm)
-    return len(raw) - len(set(raw))
+def settled(vm: VictoriaMetrics, produced: int) -> int:
+    """RAW count once nothing is in flight any more (a late duplicate would show up as more than produced).
+    Distinct timestamps are no identity here: readings the gateway reads back-to-back after a restart can share
+    a millisecond."""
+    import time
+
+    time.sleep(1.5)
+    return stored(vm)
 
 
 async def test_no_reading_is_lost_through_five_faults(tmp_path):
@@ -102,7 +107,7 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
 
             await produce(sim, 60)  # normal operation
             await until(lambda: stored(vm) >= produced, "the first readings stored")
-            assert (stored(vm), duplicates(vm)) == (produced, 0)
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             # 1. uplink cut for 60 s: readings wait in the gateway's outbox
             cut.cut()
@@ -116,7 +121,7 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
             await gw.wait()
             gw = await spawn(*gw_args, log=tmp_path / "gw.log")
             await until(lambda: stored(vm) >= produced, "the backlog drained after the restart", attempts=900)
-            assert (stored(vm), duplicates(vm)) == (produced, 0)
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             # 3. broker restart in the middle of a stream
             task = asyncio.create_task(produce(sim, 100))
@@ -124,7 +129,7 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
             broker.restart(down_s=1)
             await task
             await until(lambda: stored(vm) >= produced, "readings across the broker restart")
-            assert (stored(vm), duplicates(vm)) == (produced, 0)
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             # 4. hub kill -9 mid-stream and restart: the broker keeps its persistent session meanwhile and
             # redelivers what was spooled but not yet PUBACKed; the spool's durable keys store it once
@@ -135,17 +140,19 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
             await task
             hub = await spawn(*hub_args, log=tmp_path / "hub.log")
             await until(lambda: stored(vm) >= produced, "readings across the hub restart")
-            assert (stored(vm), duplicates(vm)) == (produced, 0)
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             # 5. the store down for 30 s: the hub spools durably and retries
             vm.stop()
             await produce(sim, 150, every=0.2)
             vm.start()
             await until(lambda: stored(vm) >= produced, "readings spooled while the store was down", attempts=900)
-            assert (stored(vm), duplicates(vm)) == (produced, 0)
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             assert produced == 710
-            assert stored(vm) == produced
+            assert settled(vm, produced) == produced
+            hub_log = (tmp_path / "hub.log").read_text()
+            assert "HTTP Request" not in hub_log  # httpx's per-request lines are DEBUG: none per TSDB write
         finally:
             for proc in (gw, hub):
                 if proc is not None and proc.returncode is None:
