@@ -23,6 +23,7 @@ from simulators.netcut import NetCut
 from simulators.pty_link import PtyLink
 from simulators.sensors import SimNoiseNode
 from simulators.tsdb import VictoriaMetrics
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -35,6 +36,14 @@ async def spawn(*args: str, log: Path) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(DOZOR, *args, stdout=fh, stderr=fh)
     finally:
         fh.close()
+
+
+async def run_dozor(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(DOZOR, *args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return out.decode()
 
 
 async def until(predicate, what: str, attempts: int = 600, every: float = 0.1):
@@ -88,11 +97,12 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
             f'[hub]\nstate_dir = "hub"\napi_port = {api_port}\nzones = "zones.json"\n'
             f'[mqtt]\nurl = "{broker.url}"\n[store]\nkind = "v2"\nurl = "{vm.url}"\nflush_interval_s = 0.2\n')
         hub_args = ("hub", "run", "--config", str(tmp_path / "hub.toml"))
+        token = admin_token(tmp_path / "hub")
         hub = await spawn(*hub_args, log=tmp_path / "hub.log")
         gw = None
         try:
-            await until(lambda: (tmp_path / "hub" / "api-token").exists(), "the hub's token")
-            client = HubClient(f"http://127.0.0.1:{api_port}", (tmp_path / "hub" / "api-token").read_text().strip())
+            await until(lambda: (tmp_path / "hub" / "hub-signing-key").exists(), "the hub's signing key")
+            client = HubClient(f"http://127.0.0.1:{api_port}", token)
             (kid, pub), = hub_keys_from(tmp_path / "hub", []).items()
             (tmp_path / "gw.toml").write_text(
                 f'[gateway]\nid = "{GW}"\nzone = "z1"\nstate_dir = "{tmp_path / "gw"}"\nheartbeat_s = 1\n'
@@ -101,6 +111,10 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
                 "[telemetry]\nflush_s = 0.3\ndrain_rate = 40\ndrain_burst = 40\n"  # a backlog drains slowly
                 f'[[bus]]\nname = "uart-1"\nport = "{link.a}"\nkind = "uart"\nbaudrate = 115200\n'
                 '[[device]]\nid = "noise-1"\nkind = "noise_node"\nbus = "uart-1"\nstale_s = 86400\n')
+            # the gateway's identity key, enrolled on the hub as docs/operations.md shows
+            ident = json.loads(await run_dozor("gateway", "identity", str(tmp_path / "gw.toml"), "--json"))
+            await run_dozor("gateways", "enroll", GW, "--pubkey", ident["public_key"], "--config",
+                            str(tmp_path / "hub.toml"))
             gw_args = ("gateway", "run", "--config", str(tmp_path / "gw.toml"))
             gw = await spawn(*gw_args, log=tmp_path / "gw.log")
             await until(lambda: any(g.id == GW and g.state == "online" for g in client.gateways()), "gateway online")
