@@ -28,8 +28,9 @@ from simulators.netcut import NetCut
 from simulators.pty_link import PtyLink
 from simulators.sensors import SimNoiseNode
 from simulators.tsdb import VictoriaMetrics
-from tests.e2e.test_zero_loss import settled, spawn, stored, until
+from tests.e2e.test_zero_loss import run_dozor, settled, spawn, stored, until
 from tests.gateway.helpers import SirenRig
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 GW = "gw-chaos"
@@ -59,9 +60,10 @@ async def city(tmp_path: Path):
                     f'[hub]\nstate_dir = "hub"\napi_port = {api}\nzones = "zones.json"\n'
                     "confirm_deadline_s = 2\nmax_retries = 15\n"
                     f'[mqtt]\nurl = "{broker.url}"\n[store]\nkind = "v2"\nurl = "{vm.url}"\nflush_interval_s = 0.2\n')
+                token = admin_token(tmp_path / "hub")
                 procs.append(await spawn("hub", "run", "--config", str(tmp_path / "hub.toml"), log=tmp_path / "hub.log"))
-                await until(lambda: (tmp_path / "hub" / "api-token").exists(), "the hub's token")
-                client = HubClient(f"http://127.0.0.1:{api}", (tmp_path / "hub" / "api-token").read_text().strip())
+                await until(lambda: (tmp_path / "hub" / "hub-signing-key").exists(), "the hub's signing key")
+                client = HubClient(f"http://127.0.0.1:{api}", token)
                 (kid, pub), = hub_keys_from(tmp_path / "hub", []).items()
                 (tmp_path / "gw.toml").write_text(
                     f'[gateway]\nid = "{GW}"\nzone = "z1"\nstate_dir = "{tmp_path / "gw"}"\nheartbeat_s = 1\n'
@@ -72,6 +74,9 @@ async def city(tmp_path: Path):
                     '[[device]]\nid = "noise-1"\nkind = "noise_node"\nbus = "uart-1"\nstale_s = 86400\n'
                     f'[[bus]]\nname = "{rig.name}"\nport = "{rig.port}"\nkind = "modbus"\ntimeout_s = 0.3\n'
                     f'[[device]]\nid = "siren-1"\nkind = "siren"\nbus = "{rig.name}"\naddress = 1\n')
+                ident = json.loads(await run_dozor("gateway", "identity", str(tmp_path / "gw.toml"), "--json"))
+                await run_dozor("gateways", "enroll", GW, "--pubkey", ident["public_key"], "--config",
+                                str(tmp_path / "hub.toml"))
                 procs.append(await spawn("gateway", "run", "--config", str(tmp_path / "gw.toml"),
                                          log=tmp_path / "gw.log"))
                 await until(lambda: any(g.id == GW and g.state == "online" for g in client.gateways()),
