@@ -72,7 +72,7 @@ def test_the_deployer_section_runs_as_written(tmp_path):
                         conf = bundle / "gateway.toml"
                         conf.write_text(conf.read_text().replace("/var/lib/dozor-gateway", str(tmp_path / f"{gw}-state")))
                         start_cabinet(procs, bundle, tmp_path / f"{gw}.tty")
-                    until(lambda: sorted(g.id for g in hub.gateways() if g.state == "online")
+                    until(lambda h=hub: sorted(g.id for g in h.gateways() if g.state == "online")
                           == ["gw-obolon-01", "gw-podil-01"], "both cabinets online", procs=procs)
                 else:
                     assert args[0] == "dozor", line
