@@ -148,6 +148,14 @@ class HubClient:
             body["message"] = message
         return self._parse(AlertOut, self._call("POST", "/api/v1/alerts", json=body))
 
+    def audit(self, *, alert: str | None = None, actor: str | None = None, since_seq: int = 0) -> list[dict]:
+        """Audit chain records (GET /api/v1/audit), oldest first."""
+        params = {k: v for k, v in (("alert", alert), ("actor", actor), ("since_seq", since_seq)) if v}
+        return self._call("GET", "/api/v1/audit", params=params)
+
+    def whoami(self) -> dict:
+        return self._call("GET", "/api/v1/whoami")
+
     def alerts(self) -> list[AlertOut]:
         return self._parse(list[AlertOut], self._call("GET", "/api/v1/alerts"))
 

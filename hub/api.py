@@ -140,7 +140,7 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
 
     @api.post("/alerts", status_code=201, response_model=AlertOut)
     async def create_alert(req: AlertRequest, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.start(req)
+        out = await hub.engine.start(req, actor)
         hub.audit.append(actor, "alert.start", out.id, {"request": req.model_dump(mode="json", exclude_none=True),
                                                         "status": out.status})
         return out
@@ -163,19 +163,19 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
 
     @api.post("/alerts/{alert_id}/stop", response_model=AlertOut)
     async def stop_alert(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.stop(alert_id)
+        out = await hub.engine.stop(alert_id, actor)
         hub.audit.append(actor, "alert.stop", alert_id, {"status": out.status})
         return out
 
     @api.post("/alerts/{alert_id}/all-clear", response_model=AlertOut)
     async def all_clear(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.all_clear(alert_id)
+        out = await hub.engine.all_clear(alert_id, actor)
         hub.audit.append(actor, "alert.all_clear", alert_id, {"status": out.status})
         return out
 
     @api.post("/alerts/{alert_id}/cancel", response_model=AlertOut)
     async def cancel_alert(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.cancel(alert_id)
+        out = await hub.engine.cancel(alert_id, actor)
         hub.audit.append(actor, "alert.cancel", alert_id, {"status": out.status})
         return out
 
@@ -312,4 +312,6 @@ def gateway_out(hub: Hub, gateway: str) -> GatewayOut:
     return GatewayOut(id=rec.id, state=rec.state, reason=rec.reason, session=rec.session, sw=rec.sw, zone=rec.zone,
                       heartbeat_s=rec.heartbeat_s, last_heartbeat_age_s=age, since=rec.since, keys=list(rec.keys),
                       devices=devices_out(hub, gateway),
-                      outbox=rec.outbox.model_dump() if rec.outbox else None)
+                      outbox=rec.outbox.model_dump() if rec.outbox else None,
+                      trusts_active_key=hub.keys.kid in rec.keys,
+                      unverified=hub.gwtrust.verifier.unverified_of(gateway))

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         from hub.config import load_config
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from runtime.ratelog import per_request_logs_to_debug
+
+        per_request_logs_to_debug(log_level)  # no INFO line per TSDB write
         try:
             hub = Hub(load_config(config))
         except HubError as exc:
@@ -39,6 +42,33 @@ def register(app: typer.Typer) -> None:
         except HubError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+
+    @group.command("check-config")
+    def check_config(config: Path = typer.Argument(..., help="hub TOML config"),
+                     as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+        """Validate a hub config, its zones and shelters files and its key files; list every mistake.
+        Exit 0 ok, 2 mistakes found."""
+        from hub.config_check import check_config as check
+
+        cfg, problems = check(config)
+        if problems:
+            if as_json:
+                typer.echo(json.dumps({"ok": False, "file": str(config), "problems": [str(p) for p in problems],
+                                       "details": [p.to_dict() for p in problems]}, indent=2))
+            else:
+                typer.echo(f"{config}: {len(problems)} problem(s) in the hub config:", err=True)
+                for p in problems:
+                    typer.echo(f"  {p.file}:{p.line or '-'}: {p.key or '(file)'}: {p.message}", err=True)
+            raise typer.Exit(2)
+        assert cfg is not None
+        summary = {"ok": True, "file": str(config), "state_dir": str(cfg.hub.state_dir), "api": cfg.api_url,
+                   "mqtt": cfg.mqtt.url, "zones": str(cfg.hub.zones), "store": cfg.store.kind,
+                   "residents": cfg.residents is not None}
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        typer.echo(f"ok {config}: API {summary['api']}, broker {summary['mqtt']}, zones {summary['zones']}, "
+                   f"store {summary['store']}, state {summary['state_dir']}")
 
     @group.command("init")
     def init(directory: Path = typer.Argument(..., help="the new deployment's folder (created)"),
@@ -67,7 +97,8 @@ def register(app: typer.Typer) -> None:
     @group.command("pubkey")
     def pubkey(config: Path = typer.Option(..., "--config", "-c", help="hub TOML config"),
                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-        """Print the hub's key id and public key for gateway configs (creates the key on first use)."""
+        """Print the [trust.hub_keys] lines for gateway.toml: the active key and every staged key (creates the
+        first key on first use). Paste them into each gateway's config in place of its [trust.hub_keys] table."""
         from hub.config import load_config
         from hub.keys import load_or_create
 
@@ -77,14 +108,21 @@ def register(app: typer.Typer) -> None:
         except HubError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        from contract.command import b64url, public_raw
-
-        extra = {kid: b64url(public_raw(pub)) for kid, pub in keys.extra.items()}
+        pinned = keys.public_keys_b64()
         if as_json:
-            typer.echo(json.dumps({"kid": keys.kid, "public_key": keys.public_b64, "extra": extra}))
+            typer.echo(json.dumps({"kid": keys.kid, "public_key": keys.public_b64,
+                                   "extra": {k: v for k, v in pinned.items() if k != keys.kid}, "hub_keys": pinned}))
             return
-        typer.echo("# dozor hub signing key: pin it in every gateway config")
-        typer.echo(f'kid = "{keys.kid}"')
-        typer.echo(f'public_key = "{keys.public_b64}"')
-        for kid, pub in extra.items():
-            typer.echo(f'# still trusted during rotation: kid = "{kid}"  public_key = "{pub}"')
+        typer.echo(pubkey_lines(keys.kid, pinned), nl=False)
+
+    from dozor.commands import hub_keys
+
+    hub_keys.attach(group)
+
+
+def pubkey_lines(active: str, pinned: dict[str, str]) -> str:
+    """TOML that gateway.toml accepts as its [trust.hub_keys] table (tests paste it into a config and load it)."""
+    lines = ["# dozor hub signing keys: pin all of them in every gateway config (gateway.toml)", "[trust.hub_keys]"]
+    for kid, pub in pinned.items():
+        lines.append(f'"{kid}" = "{pub}"  # {"active" if kid == active else "staged: active after rotation"}')
+    return "\n".join(lines) + "\n"
