@@ -70,6 +70,7 @@ def attach(group: typer.Typer) -> None:
         """Make a new key (0600), announced but not used: pin it on the gateways (`dozor hub pubkey`)."""
         _cfg, ring = _ring(config, as_json)
         out = ring.stage()
+        _audit(_cfg, "key.stage", out["kid"], {"kid": out["kid"]})
         if as_json:
             emit_json(out)
             return
@@ -88,6 +89,8 @@ def attach(group: typer.Typer) -> None:
             out = ring.activate(kid, gateways=online_pins(cfg.hub.state_dir), force=force)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
+        _audit(cfg, "key.activate", kid, {"kid": kid, "previous": out.get("previous"), "forced": bool(force),
+                                          "not_trusting": list(out.get("not_trusting") or ())})
         if as_json:
             emit_json(out)
             return
@@ -104,7 +107,20 @@ def attach(group: typer.Typer) -> None:
             out = ring.retire(kid)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
+        _audit(_cfg, "key.retire", kid, {"kid": kid})
         if as_json:
             emit_json(out)
             return
         console.print(f"hub key {kid} is retired")
+
+
+def _audit(cfg, action: str, kid: str, details: dict) -> None:
+    """Key changes are audit records by the local user who ran the command (hub/audit)."""
+    from dozor.commands.users import local_actor
+    from hub.audit import AuditLog
+
+    log = AuditLog.in_state_dir(cfg.hub.state_dir)
+    try:
+        log.append(local_actor(), action, kid, details)
+    finally:
+        log.close()
