@@ -141,6 +141,8 @@ class CommandExecutor:
     # ------------------------------------------------------------ accepted commands
     def _start(self, claims: CommandClaims) -> None:
         targets = list(claims.targets)
+        self.log.info("command %s: %s %s for alert %s by %s", claims.jti, claims.act.value, claims.mode.value,
+                      claims.alert, claims.actor or "-")
         run = CommandRun(claims, pending1=set(targets), pending2=set(targets))
         self._send(self._ack(claims, AckStage.ACCEPTED, targets))
         if claims.act is Action.STOP:

@@ -129,7 +129,8 @@ class Hub:
                             on_connect=self._on_connect, channels=CONTROL)
         self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
         self.engine = AlertEngine(cfg, self.keys, self.zones, self.registry, self.store, self.mqtt.publish,
-                                  self.metrics, publish_nowait=self.mqtt.publish_nowait)
+                                  self.metrics, publish_nowait=self.mqtt.publish_nowait,
+                                  two_person=config.two_person)
         self.engine.is_connected = self.mqtt.connected.is_set
         self.engine.flush_writes = self.mqtt.flush_writes
         self.engine.hooks.extend(hooks)

@@ -57,10 +57,11 @@ class DispatchMixin(EngineBase):
         alert.updated_at = self.clock()
         for track in alert.tracks.values():
             track.reset()
-            if self.registry.state_of(track.gateway) == OFFLINE:
+            if track.superseded_by is None and self.registry.state_of(track.gateway) == OFFLINE:
                 track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
         alert.settled = asyncio.Event()
         alert.index()
+        self._open[alert.id] = alert  # tick watches it until its zone states settle
         alert.last_sent_at, alert.last_sent_mono = self.clock(), self.mono()
         self._save(alert)
         self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
@@ -68,7 +69,7 @@ class DispatchMixin(EngineBase):
         # states and the hooks start as tasks, and the other chunks follow in a task that yields between
         # chunks, so hooks run alongside the sends (never before or after them in series) and early acks
         # are handled while later gateways are still being signed for.
-        chunks = self._chunks(alert.tracks.values())
+        chunks = self._chunks(t for t in alert.tracks.values() if t.superseded_by is None)
         old = self._trackers.pop(alert.id, None)
         if old is not None:
             old.cancel()
@@ -102,6 +103,9 @@ class DispatchMixin(EngineBase):
         (written to the socket at once); nothing here waits per gateway."""
         groups: dict[str, list[Track]] = {}
         for track in tracks:
+            if not self._may_send(alert, (track.gateway, track.device)):  # another alert holds it (overlap.py)
+                self.metrics.commands_withheld.inc()
+                continue
             groups.setdefault(track.gateway, []).append(track)
         iat = int(self.clock())
         act = Action.STOP if alert.phase == PHASE_STOP else Action.ACTIVATE
@@ -119,7 +123,8 @@ class DispatchMixin(EngineBase):
                 jti = uuid.uuid4().hex
                 targets = tuple(t.device for t in chunk)
                 claims = CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
-                                       targets=targets, params=params, alert=alert.id, mode=alert.mode)
+                                       targets=targets, params=params, alert=alert.id, mode=alert.mode,
+                                       actor=alert.phase_actor)
                 token = sign_command(claims, self.keys.private, self.keys.kid)
                 sha = token_sha256(token)
                 self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets)
@@ -174,7 +179,7 @@ class DispatchMixin(EngineBase):
                 alert.attempt += 1
                 log.warning("alert %s: retry %d/%d for %d devices not confirmed after %.1fs", alert.id,
                             alert.attempt, self.cfg.max_retries, len(todo), self.cfg.confirm_deadline_s)
-                self.store.audit("retry", {"attempt": alert.attempt, "devices": len(todo)}, alert.id)
+                self._audit("retry", {"attempt": alert.attempt, "devices": len(todo)}, alert.id)
                 self._send(alert, todo, retry=True)
                 continue
             for t in todo:
@@ -207,7 +212,7 @@ class DispatchMixin(EngineBase):
         if len(alert.escalations) < MAX_ESCALATIONS:
             alert.escalations.append({"gateway": track.gateway, "device": track.device, "outcome": outcome,
                                       "reason": reason, "phase": alert.phase, "ts": self.clock()})
-        self.store.audit("escalation", {"gateway": track.gateway, "device": track.device, "outcome": outcome,
+        self._audit("escalation", {"gateway": track.gateway, "device": track.device, "outcome": outcome,
                                         "reason": reason}, alert.id)
         self._save(alert)
 
