@@ -85,6 +85,7 @@ class AlertOut(_Out):
     dispatch_ms: float | None = None  # the phase's request -> its last command written to the broker socket
     summary: Summary
     requested_by: dict[str, str] | None = None  # the actor who started it: name, role, via
+    phase_actor: str | None = None  # who ordered the current phase, as in its command claims
     confirmed_by: dict[str, str] | None = None  # the second person (two-person rule)
     confirm_by: float | None = None  # pending_confirmation: expires unsent at this time
     break_glass: str | None = None  # the reason, when one supervisor sent it alone

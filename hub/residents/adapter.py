@@ -2,7 +2,7 @@
 
 The engine calls ``async hook(alert: AlertOut, states: list[ZoneState])`` on every alert change. This reads
 the AlertOut fields by name (id, signal, mode, zones, status, version, message, created_at, expires_at,
-phase_started_at, updated_at), so this package does not import the engine's models.
+phase_started_at, updated_at, phase_actor), so this package does not import the engine's models.
 """
 
 from __future__ import annotations
@@ -57,4 +57,11 @@ def from_hub_alert(alert: Any, states: Sequence[ZoneState]) -> ResidentAlert:
         aid = "A" + aid[:119]
     return ResidentAlert(id=aid, zones=zones, signal=Signal(_get(alert, "signal")), mode=Mode(_get(alert, "mode")),
                          status=status, msg_type=msg_type, texts=texts, sent=sent,
-                         expires=datetime.fromtimestamp(float(exp), UTC) if exp else None, version=version)
+                         expires=datetime.fromtimestamp(float(exp), UTC) if exp else None, version=version,
+                         sender_name=sender_name(alert))
+
+
+def sender_name(alert: Any) -> str:
+    """CAP <senderName>: the hub and who ordered this message (``dozor (olena/operator+marta/supervisor)``)."""
+    actor = _get(alert, "phase_actor")
+    return f"dozor ({actor})" if actor else "dozor"

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from lxml import etree
 
 from contract.models import Ack, AckStage
 from hub.errors import AlertStateError, NotAllowed
 from hub.models import AlertRequest
+from hub.residents import cap
+from hub.residents.adapter import from_hub_alert
 from tests.hub.engine_harness import OPERATOR, OPERATOR2, SUPERVISOR, SUPERVISOR2, keys_for, make_rig
 
 
@@ -172,3 +175,14 @@ async def test_cancel_is_refused_after_all_clear_and_after_a_completed_stop(rig)
     with pytest.raises(AlertStateError, match="stop has completed"):
         await e.cancel(c.id, OPERATOR)
     assert [h[0] for h in rig.hooks if h[1] == "cancelled"] == [b_first]
+
+
+async def test_the_cap_message_names_who_ordered_it(rig):
+    e = rig.engine
+    out = await e.start(raid(), OPERATOR)
+    await e.confirm(out.id, SUPERVISOR)
+    await asyncio.sleep(0)  # the hooks run as tasks beside the commands
+    states = next(h[2] for h in rig.hooks if h[0] == out.id)
+    xml = cap.render(from_hub_alert(e.get(out.id), states), sender="dozor@test").decode()
+    assert "<senderName>dozor (olena/operator+marta/supervisor)</senderName>" in xml
+    cap.schema().assertValid(etree.fromstring(xml.encode()))
