@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port, wait_port
 from simulators.tsdb import VictoriaMetrics
 
@@ -132,6 +133,9 @@ def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) ->
         f'[hub]\nstate_dir = "state"\napi_port = {api_port}\nzones = "zones.json"\n'
         f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-hub"\n'
         f'[store]\nkind = "v2"\nurl = "{vm.url}"\ndatabase = "dozor"\nflush_interval_s = {args.flush_interval}\n')
+    users = UserStore.in_state_dir(workdir / "state")  # a hub refuses to start without users
+    users.add("bench", Role.viewer)
+    users.close()
     hub_log = open(workdir / "hub.log", "wb")  # noqa: SIM115 - owned by the child
     hub = subprocess.Popen([DOZOR, "hub", "run", "--config", str(workdir / "hub.toml"), "--log-level", "WARNING"],
                            stdout=hub_log, stderr=subprocess.STDOUT)

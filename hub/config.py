@@ -10,6 +10,11 @@
     all_clear_duration_s = 30
     zones = "zones.json"
     extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
+    metrics_token_file = "metrics-token"  # optional: a separate bearer token for Prometheus on /metrics
+    max_body_bytes = 1048576        # larger request bodies get 413 before they are read
+    login_failures_per_min = 10     # failed logins per client address before 429
+    public_requests_per_min = 120   # per client address: resident subscribe and live stream (429 beyond)
+    audit_anchor_interval_s = 60    # how often the hub signs and publishes the audit chain head
 
     [mqtt]
     url = "mqtt://127.0.0.1:1883"
@@ -76,6 +81,11 @@ class HubSettings(_Section):
     flush_interval_s: float = Field(default=0.2, gt=0, le=10)
     finished_in_memory_s: float = Field(default=600.0, ge=0, le=86400)  # then a finished alert lives only in the store
     alert_retention_days: float = Field(default=365.0, gt=0)  # finished alerts older than this are deleted
+    metrics_token_file: Path | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1024 * 1024)
+    login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
+    public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
+    audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
 
     @field_validator("extra_verify_keys")
     @classmethod
@@ -237,6 +247,8 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     resolved = hub.model_copy(update={
         "state_dir": hub.state_dir if hub.state_dir.is_absolute() else (base / hub.state_dir),
         "zones": hub.zones if hub.zones.is_absolute() else (base / hub.zones),
+        "metrics_token_file": None if hub.metrics_token_file is None else (
+            hub.metrics_token_file if hub.metrics_token_file.is_absolute() else base / hub.metrics_token_file),
     })
     if cfg.residents is not None:
         cfg = cfg.model_copy(update={"residents": _resolve_residents(cfg.residents, base)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulators.brokers import Mosquitto
+from tests.leaks import LeakScanner
 
 
 @pytest.fixture
@@ -18,3 +19,14 @@ def mosquitto():
 def shared_mosquitto():
     with Mosquitto() as broker:
         yield broker
+
+
+@pytest.fixture
+def token_leak_scanner(caplog):
+    """Fails the test if any token issued in this session (tests/tokens.py) shows up in what the test logged:
+    caplog (in-process), and the files and texts handed to ``watch_file``/``watch_text`` (process logs, CLI
+    stderr)."""
+    scanner = LeakScanner()
+    yield scanner
+    leaks = scanner.leaks([("caplog", caplog.text)])
+    assert not leaks, "tokens in log output: " + "; ".join(leaks)

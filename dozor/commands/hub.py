@@ -1,4 +1,7 @@
-"""`dozor hub run --config F` and `dozor hub pubkey --config F`."""
+"""`dozor hub init DIR`, `dozor hub run --config F` and `dozor hub pubkey --config F`.
+
+``hub init`` exit codes: 0 written; 1 DIR already holds a hub.toml; 2 bad arguments.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +39,30 @@ def register(app: typer.Typer) -> None:
         except HubError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+
+    @group.command("init")
+    def init(directory: Path = typer.Argument(..., help="the new deployment's folder (created)"),
+             broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="MQTT broker URL"),
+             listen: str = typer.Option("127.0.0.1:8080", "--listen", help="API address HOST:PORT"),
+             zones: Path | None = typer.Option(None, "--zones", help="zones JSON file [default: an empty list "
+                                                                     "in DIR/zones.json to fill in]"),
+             as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+        """Write DIR/hub.toml (state dir inside DIR), create the `admin` user, print its token once and keep it
+        in DIR/admin-token (0600)."""
+        from dozor.commands._common import fail
+        from dozor.commands.hub_init import InitError, init_hub
+
+        try:
+            result = init_hub(directory, broker=broker, listen=listen, zones=zones)
+        except InitError as exc:
+            fail(str(exc), as_json=as_json, code=exc.code)
+        if as_json:
+            typer.echo(json.dumps(result))
+            return
+        typer.echo(f"wrote {result['config']} (state in {result['state_dir']}); admin token in "
+                   f"{result['admin_token_file']} (0600), shown once below. Start it with:\n"
+                   f"  dozor hub run --config {result['config']}", err=True)
+        typer.echo(result["token"])
 
     @group.command("pubkey")
     def pubkey(config: Path = typer.Option(..., "--config", "-c", help="hub TOML config"),

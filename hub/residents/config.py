@@ -119,7 +119,7 @@ class Residents:
 
 
 def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str, Any]], *,
-                    token: str | None, on_promote: PromoteHook | None = None) -> Residents:
+                    token: str | None, on_promote: PromoteHook | None = None, identity: bool = False) -> Residents:
     zinfo = [z if isinstance(z, ZoneInfo) else parse_zones([z])[0] for z in zones]
     shelters = load_shelters(cfg.shelters_file, zinfo) if cfg.shelters_file else []
     channels: list[Channel] = []
@@ -152,5 +152,6 @@ def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str
     router = create_router(notifier=notifier, zones=zinfo, shelters=shelters, subscriptions=subs,
                            vapid_public_key=signer.public_key_b64 if signer else None, token=token,
                            sender=cfg.sender, public_url=cfg.public_url.rstrip("/"), on_promote=on_promote,
-                           push_hosts=cfg.webpush.push_hosts if cfg.webpush else DEFAULT_PUSH_HOSTS)
+                           push_hosts=cfg.webpush.push_hosts if cfg.webpush else DEFAULT_PUSH_HOSTS,
+                           identity=identity)
     return Residents(notifier, router, subs, webpush, shelters)

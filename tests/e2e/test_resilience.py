@@ -15,6 +15,7 @@ from dozor.client import HubClient
 from dozor.commands.sim_city import gateway_factory, hub_keys_from
 from simulators.brokers import free_port
 from simulators.city import City, CityPlan
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -36,6 +37,7 @@ async def hub(mosquitto, tmp_path):
     port = free_port()
     (tmp_path / "hub.toml").write_text(
         f'[hub]\nstate_dir = "hub"\napi_port = {port}\nzones = "zones.json"\n[mqtt]\nurl = "{mosquitto.url}"\n')
+    token = admin_token(tmp_path / "hub")
     proc = await asyncio.create_subprocess_exec(DOZOR, "hub", "run", "--config", str(tmp_path / "hub.toml"),
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -46,7 +48,7 @@ async def hub(mosquitto, tmp_path):
         return False
 
     await wait_for(up, "the hub API")
-    client = HubClient(url, (tmp_path / "hub" / "api-token").read_text().strip())
+    client = HubClient(url, token)
     yield plan, client, hub_keys_from(tmp_path / "hub", []), tmp_path
     client.close()
     proc.terminate()

@@ -14,6 +14,7 @@ from hub.config import parse_config
 from hub.models import AlertRequest
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import City, CityPlan
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,7 @@ async def test_alert_over_tls_is_confirmed_by_every_siren(tmp_path):
         cfg = parse_config({"hub": {"state_dir": "hub", "api_port": free_port(), "zones": "zones.json",
                                     "confirm_deadline_s": 3},
                             "mqtt": {"url": broker.url, "ca_file": ca}}, base=tmp_path)
+        admin_token(cfg.hub.state_dir)
         hub = Hub(cfg)
         task = asyncio.create_task(hub.run())
         try:

@@ -22,6 +22,7 @@ from simulators.netcut import NetCut
 from simulators.pty_link import PtyLink
 from simulators.sensors import SimNoiseNode
 from simulators.tsdb import VictoriaMetrics
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -73,11 +74,12 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
             f'[hub]\nstate_dir = "hub"\napi_port = {api_port}\nzones = "zones.json"\n'
             f'[mqtt]\nurl = "{broker.url}"\n[store]\nkind = "v2"\nurl = "{vm.url}"\nflush_interval_s = 0.2\n')
         hub_args = ("hub", "run", "--config", str(tmp_path / "hub.toml"))
+        token = admin_token(tmp_path / "hub")
         hub = await spawn(*hub_args, log=tmp_path / "hub.log")
         gw = None
         try:
-            await until(lambda: (tmp_path / "hub" / "api-token").exists(), "the hub's token")
-            client = HubClient(f"http://127.0.0.1:{api_port}", (tmp_path / "hub" / "api-token").read_text().strip())
+            await until(lambda: (tmp_path / "hub" / "hub-signing-key").exists(), "the hub's signing key")
+            client = HubClient(f"http://127.0.0.1:{api_port}", token)
             (kid, pub), = hub_keys_from(tmp_path / "hub", []).items()
             (tmp_path / "gw.toml").write_text(
                 f'[gateway]\nid = "{GW}"\nzone = "z1"\nstate_dir = "{tmp_path / "gw"}"\nheartbeat_s = 1\n'

@@ -14,7 +14,7 @@ from dozor.cli import app
 from dozor.client import HubClient, HubClientError
 from simulators.brokers import free_port
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import eventually, make_config, running_hub, write_toml
+from tests.hub.helpers import eventually, hub_token, make_config, running_hub, write_toml
 
 
 def test_pubkey_prints_kid_and_key_and_is_stable(tmp_path):
@@ -47,6 +47,7 @@ async def test_client_typed_calls_and_errors(mosquitto, tmp_path):
     async with running_hub(cfg) as hub:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", DeviceKind.SIREN)]).start()
         await eventually(lambda: hub.registry.devices_of("gw-c"), what="birth")
+        (tmp_path / "admin-token").write_text(hub_token(hub))  # where `dozor hub init` keeps it, beside hub.toml
         client = HubClient.from_config(tmp_path / "hub.toml")
         forged = HubClient(client.base_url, "not-the-token")
         try:

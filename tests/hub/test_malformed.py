@@ -12,7 +12,7 @@ from contract.models import DeviceKind, Event, Reading, TelemetryBatch
 from hub.metrics import HubMetrics
 from hub.mqtt import MODELS, Dispatcher
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import api, eventually, make_config, running_hub
+from tests.hub.helpers import api, eventually, hub_token, make_config, running_hub
 
 CHANNELS = sorted(MODELS)
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -64,7 +64,7 @@ def test_gateway_mismatch_and_handler_bugs_are_counted():
 
 async def test_garbage_on_every_channel_over_the_broker_then_alerting_still_works(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", DeviceKind.SIREN)]).start()
         await eventually(lambda: hub.registry.devices_of("gw-c"), what="birth")
         garbage = [b"", b"\xff\xfe", b"null", b"[]", b'{"v": 2}', b"x" * 300_000,

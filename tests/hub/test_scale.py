@@ -14,7 +14,7 @@ import paho.mqtt.client as paho
 from contract import topics
 from contract.command import verify_command
 from contract.models import Ack, AckStage, DeviceInfo, DeviceKind, GatewayState
-from tests.hub.helpers import api, eventually, make_config, running_hub
+from tests.hub.helpers import api, eventually, hub_token, make_config, running_hub
 
 N_GW, PER_GW = 250, 4
 
@@ -58,7 +58,7 @@ class Fleet:
 async def test_250_gateways_1000_sirens_full_coverage(mosquitto, tmp_path):
     zones = [{"id": "city", "name": "City", "gateways": [f"gw-{i:03d}" for i in range(N_GW)]}]
     cfg = make_config(tmp_path, mosquitto.port, zones=zones, confirm_deadline_s=10.0)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fleet = Fleet(mosquitto.port, hub.keys.verification_keys())
         try:
             fleet.birth(N_GW, PER_GW)
