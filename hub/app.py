@@ -26,13 +26,14 @@ from fastapi import APIRouter
 
 from contract.models import Ack, GatewayState, Heartbeat, ZoneState
 from hub.alerts import AlertEngine, AlertHook
+from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.audit.service import Anchorer
 from hub.config import HubConfig
 from hub.errors import ConfigError
 from hub.grafana import points
-from hub.identity import UserStore, WindowLimiter
+from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
@@ -41,7 +42,7 @@ from hub.ingest.writer import TargetConfig
 from hub.keys import load_or_create
 from hub.limits import Guard
 from hub.metrics import HubMetrics
-from hub.models import AlertOut
+from hub.models import AlertOut, ResidentReach
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
 from hub.nodes import NodeRegistry, firmware_source_version
 from hub.registry import OFFLINE, ONLINE, Registry
@@ -53,6 +54,11 @@ from hub.violations.service import Violations
 from hub.zones import Zones
 
 log = logging.getLogger(__name__)
+# alert events that go into the tamper-evident chain: operator actions and state changes (retries and per-device
+# escalations stay in the alert's own log, GET /api/v1/alerts/{id}/log)
+ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start", "break_glass", "break_glass_refused",
+                               "stop", "all_clear", "cancel", "withdrawn", "request_expired", "expired",
+                               "superseded"})
 class _IngestCollector:
     """Prometheus view of the ingest counters (dozor_hub_telemetry_ingest_total{name}) and its queues (gauges)."""
 
@@ -119,6 +125,7 @@ class Hub:
         self.engine.is_connected = self.mqtt.connected.is_set
         self.engine.flush_writes = self.mqtt.flush_writes
         self.engine.hooks.extend(hooks)
+        self.engine.audit_sink = self._audit_alert
         # linked resident alerts: the page, live stream and CAP feed always; channels as configured
         rcfg = config.residents or ResidentsConfig(public_url=config.api_url)
         self.residents = build_residents(
@@ -170,6 +177,22 @@ class Hub:
         self.app = create_app(self, routers)
         self.server: uvicorn.Server | None = None
         self.started = asyncio.Event()
+
+    def resident_reach(self, zones: list[str]) -> ResidentReach:
+        """Who among residents an alert on ``zones`` reaches: Web Push subscriptions there, open pages, channels."""
+        subs = self.residents.subscriptions
+        notifier = self.residents.notifier
+        return ResidentReach(web_push=None if subs is None else sum(len(subs.for_zone(z)) for z in zones),
+                             live_viewers=notifier.store.listener_count(),
+                             channels=[c.name for c in notifier.channels])
+
+    def _audit_alert(self, actor: dict, kind: str, subject: str | None, details: dict) -> None:
+        """The alert engine's operator actions and state changes, into the audit chain (the hub's own clock
+        and policy as actor ``None``)."""
+        if kind not in ALERT_CHAIN_KINDS:
+            return
+        who = None if actor == SYSTEM else Actor(actor["name"], parse_role(actor["role"]), actor["via"])
+        self.audit.append(who, f"alert.{kind}", subject or "", details)
 
     # zones of gateways (the zone tag of readings, AQI and fleet points)
     def _home_zones(self) -> dict[str, str]:
