@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MODE_HINT = "use 'exercise' or 'actual'"
 # open to anyone: the resident page and what it reads, the live stream, the CAP feed, subscribe, health
 PUBLIC_PATHS = frozenset({
-    "/", "/sw.js", "/manifest.webmanifest", "/static/{name}", "/api/v1/residents/config",
+    "/", "/favicon.ico", "/sw.js", "/manifest.webmanifest", "/static/{name}", "/api/v1/residents/config",
     "/api/v1/zones/{zone}/state", "/api/v1/zones/{zone}/events", "/api/v1/zones/{zone}/shelters",
     "/api/v1/residents/locate", "/api/v1/push/subscriptions", "/cap/feed.xml", "/cap/{ident}.xml", "/healthz",
 })

@@ -39,7 +39,7 @@ from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
-from hub.keys import load_or_create
+from hub.keys import KEY_FILE, load_or_create
 from hub.limits import Guard
 from hub.metrics import HubMetrics
 from hub.models import AlertOut, ResidentReach
@@ -52,6 +52,7 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
 # alert events that go into the tamper-evident chain: operator actions and state changes (retries and per-device
@@ -59,6 +60,18 @@ log = logging.getLogger(__name__)
 ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start", "break_glass", "break_glass_refused",
                                "stop", "all_clear", "cancel", "withdrawn", "request_expired", "expired",
                                "superseded"})
+def _check_secrets(config: HubConfig) -> None:
+    """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
+    m, state = config.mqtt, config.hub.state_dir
+    for path, what in ((m.key_file, "MQTT client key"), (m.ingest_key_file, "MQTT ingest client key"),
+                       (state / KEY_FILE, "hub signing key")):
+        if path is not None:
+            try:
+                check_private(path, what)
+            except KeyFileError as exc:
+                raise ConfigError(str(exc)) from None
+
+
 class _IngestCollector:
     """Prometheus view of the ingest counters (dozor_hub_telemetry_ingest_total{name}) and its queues (gauges)."""
 
@@ -102,6 +115,7 @@ class Hub:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = HubMetrics()
         self.keys = load_or_create(cfg.state_dir, cfg.extra_verify_keys)
+        _check_secrets(config)
         self.users = UserStore.in_state_dir(cfg.state_dir)
         self.identity = build_authenticator(config, self.users, self.metrics)
         self.audit = AuditLog.in_state_dir(cfg.state_dir)
@@ -129,9 +143,9 @@ class Hub:
         # linked resident alerts: the page, live stream and CAP feed always; channels as configured
         rcfg = config.residents or ResidentsConfig(public_url=config.api_url)
         self.residents = build_residents(
-            rcfg, [{"id": z.id, "name": z.name or z.id,
+            rcfg, [{"id": z.id, "name": {**dict.fromkeys(("uk", "en"), z.name or z.id), **z.names},
                     "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
-                   for z in self.zones], token=None, identity=True)
+                   for z in self.zones], token=None, identity=True, alert_docs=self.store.load_alerts)
         self.engine.hooks.append(self.residents.notifier.on_alert)
         routers = [*routers, self.residents.router]
         self.dispatcher.on("state", self._on_state)

@@ -65,3 +65,16 @@ def sender_name(alert: Any) -> str:
     """CAP <senderName>: the hub and who ordered this message (``dozor (olena/operator+marta/supervisor)``)."""
     actor = _get(alert, "phase_actor")
     return f"dozor ({actor})" if actor else "dozor"
+
+
+def alert_times(alert: Any) -> tuple[float | None, float | None]:
+    """(started, ended) of the engine's alert, epoch seconds: ended is None while it is active."""
+    status = str(_get(alert, "status", ""))
+    started = _get(alert, "created_at")
+    if status == "active":
+        return started, None
+    if status == "all_clear":
+        return started, _get(alert, "phase_started_at") or _get(alert, "updated_at")
+    if status == "expired":
+        return started, _get(alert, "expires_at") or _get(alert, "updated_at")
+    return started, _get(alert, "updated_at")
