@@ -33,6 +33,7 @@ from gateway.replay import StateStore
 from gateway.telemetry import Telemetry, TelemetrySettings
 from gateway.uplink import Uplink
 from gateway.zone import ZoneWatch
+from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
 
 SECRET_FILES = (("evidence-key", "evidence signing key"),)  # in state_dir, created 0600 at first start
@@ -165,7 +166,8 @@ class Gateway:
             tasks = [asyncio.create_task(self.telemetry.run(), name=f"{self.id} telemetry"),
                      asyncio.create_task(run_health(probe, self.telemetry.submit_reading,
                                                     self.config.telemetry.health_interval_s, log=self.log),
-                                         name=f"{self.id} health")]
+                                         name=f"{self.id} health"),
+                     asyncio.create_task(sdnotify.keepalive(f"{len(self.devices)} device(s)"), name="sd_notify")]
             try:
                 await self.uplink.run()
             finally:

@@ -29,6 +29,7 @@ from contract import command as cc
 from contract.broker import BrokerAddress
 from contract.models import DeviceInfo, DeviceKind, Id, Signal
 from gateway.errors import ConfigError
+from runtime import credentials
 
 
 class _M(BaseModel):
@@ -195,7 +196,7 @@ def _resolve(data: dict[str, Any], base: Path) -> None:
         for key in ("ca_file", "cert_file", "key_file"):
             if isinstance(mq.get(key), str):
                 p = Path(mq[key]).expanduser()
-                mq[key] = str(p if p.is_absolute() else base / p)
+                mq[key] = str(credentials.resolve(p if p.is_absolute() else base / p))
     gw = data.get("gateway")
     if isinstance(gw, dict) and isinstance(gw.get("state_dir"), str):
         p = Path(gw["state_dir"]).expanduser()

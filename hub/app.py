@@ -52,6 +52,7 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start", "break_glass", "break_glass_refused",
                                "stop", "all_clear", "cancel", "withdrawn", "request_expired", "expired",
                                "superseded"})
+
+
 def _check_secrets(config: HubConfig) -> None:
     """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
     m, state = config.mqtt, config.hub.state_dir
@@ -315,7 +318,8 @@ class Hub:
         tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
             ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])),
-            ("audit-anchor", self.anchorer.run()))]
+            ("audit-anchor", self.anchorer.run()),
+            ("sd_notify", sdnotify.keepalive(f"API on {self.config.api_url}")))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
         stop = asyncio.Event()

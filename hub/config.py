@@ -62,6 +62,7 @@ from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id, Signal
 from hub.errors import ConfigError
 from hub.residents.config import ResidentsConfig
+from runtime import credentials
 
 
 class _Section(BaseModel):
@@ -277,7 +278,7 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     store = store.model_copy(update={"spool": spool if spool.is_absolute() else (
         (base / spool) if store.spool is not None else (resolved.state_dir / spool))})
     m = cfg.mqtt
-    mqtt = m.model_copy(update={k: (v if v is None or v.is_absolute() else base / v) for k, v in
+    mqtt = m.model_copy(update={k: credentials.resolve(v if v is None or v.is_absolute() else base / v) for k, v in
                                 (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file),
                                  ("ingest_cert_file", m.ingest_cert_file), ("ingest_key_file", m.ingest_key_file))})
     return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})
