@@ -136,7 +136,7 @@ class Store:
     def load_alerts(self, *, open_only: bool = False) -> list[dict]:
         """Alerts oldest first; ``open_only``: only those not finished (waiting, live, a phase still tracked or
         zone states not settled), which is what a restarted hub keeps in memory."""
-        where = (" WHERE status IN ('pending_confirmation','active','all_clear') OR json_extract(doc,'$.tracking')"
+        where = (" WHERE status IN ('pending_confirmation','active') OR json_extract(doc,'$.tracking')"
                  " OR NOT json_extract(doc,'$.zones_settled')") if open_only else ""
         return [json.loads(doc) for (doc,) in self._query(f"SELECT doc FROM alerts{where} ORDER BY created")]
 
@@ -152,7 +152,8 @@ class Store:
         """Retention: delete finished alerts created before ``cutoff`` with their device rows and commands (the
         audit records stay). Alerts in ``keep`` (still in memory) are never deleted."""
         ids = [i for (i,) in self._query(
-            "SELECT id FROM alerts WHERE created < ? AND status NOT IN ('pending_confirmation','active','all_clear')",
+            "SELECT id FROM alerts WHERE created < ? AND status NOT IN ('pending_confirmation','active') AND NOT "
+            "json_extract(doc,'$.tracking')",
             (cutoff,)) if i not in keep]
         if not ids:
             return 0

@@ -71,6 +71,9 @@ class EngineBase:
     def _release(self, alert: Alert) -> None:
         raise NotImplementedError
 
+    def _reclaim(self, alert: Alert) -> None:
+        raise NotImplementedError
+
     def _spawn(self, coro: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)

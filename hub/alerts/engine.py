@@ -207,8 +207,9 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
             raise NotAllowed(f"break glass refused: {why}")
 
     async def all_clear(self, alert_id: str, actor: object = None) -> AlertOut:
-        alert = self._get(alert_id)
+        alert = self._get(alert_id, adopt=True)
         alert.status = self._next(alert, Op.ALL_CLEAR)
+        self._reclaim(alert)
         now = self.clock()
         self.metrics.alert_ops.labels("all_clear").inc()
         self._audit("all_clear", {"version": alert.version + 1}, alert.id, actor)
@@ -218,8 +219,9 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         return alert.out()
 
     async def stop(self, alert_id: str, actor: object = None) -> AlertOut:
-        alert = self._get(alert_id)
+        alert = self._get(alert_id, adopt=True)
         alert.status = self._next(alert, Op.STOP)
+        self._reclaim(alert)
         self.metrics.alert_ops.labels("stop").inc()
         self._audit("stop", {}, alert.id, actor)
         alert.phase_actor = label(actor_doc(actor))
@@ -229,11 +231,12 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
 
     async def cancel(self, alert_id: str, actor: object = None) -> AlertOut:
         """Retract an alert sent in error (CAP Cancel); for a request nobody confirmed yet: withdraw it."""
-        alert = self._get(alert_id)
+        alert = self._get(alert_id, adopt=True)
         alert.status = self._next(alert, Op.CANCEL)
         if alert.status is State.WITHDRAWN:
             self._settle_unsent(alert, "withdrawn", actor)
             return alert.out()
+        self._reclaim(alert)
         self.metrics.alert_ops.labels("cancel").inc()
         self._audit("cancel", {"version": alert.version + 1}, alert.id, actor)
         alert.phase_actor = label(actor_doc(actor))
@@ -295,12 +298,16 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
             self.metrics.alert_refusals.labels(op.value).inc()
             raise AlertStateError(f"alert {alert.id}: {exc}") from None
 
-    def _get(self, alert_id: str) -> Alert:
+    def _get(self, alert_id: str, *, adopt: bool = False) -> Alert:
+        """An alert from memory, else (finished and moved out) from the store; ``adopt`` brings it back into
+        memory for an operation that changes it (e.g. the all-clear of a long-expired alert)."""
         alert = self.alerts.get(alert_id)
         if alert is None:
-            alert = self.load(alert_id)  # finished and moved out of memory: read-only from the store
+            alert = self.load(alert_id)
             if alert is None:
                 raise AlertNotFound(f"no alert {alert_id!r}")
+            if adopt:
+                self.alerts[alert.id] = alert
         return alert
 
     # ================================================================ clock

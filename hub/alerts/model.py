@@ -140,7 +140,7 @@ class Alert:
     @property
     def finished(self) -> bool:
         """Nothing left to do: not waiting, not live, no phase tracked, zone states settled."""
-        return (self.status not in (State.PENDING_CONFIRMATION, State.ACTIVE, State.ALL_CLEAR)
+        return (self.status not in (State.PENDING_CONFIRMATION, State.ACTIVE)  # all-clear: once its window ended
                 and not self.tracking and self.zones_settled)
 
     def index(self) -> None:

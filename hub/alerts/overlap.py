@@ -76,6 +76,19 @@ class OverlapMixin(EngineBase):
             if track.superseded_by is None:
                 self.holder[key] = alert.id
 
+    def _reclaim(self, alert: Alert) -> None:
+        """Before an update (all-clear, stop, cancel) of an alert that may have let its sirens go (it had finished):
+        take back the free ones; one another alert holds now is that alert's, and this update never touches it."""
+        for key, track in alert.tracks.items():
+            if track.superseded_by is not None:
+                continue
+            held = self.holder.get(key)
+            if held is None:
+                self.holder[key] = alert.id
+            elif held != alert.id:
+                track.superseded_by, track.updated_at = held, self.clock()
+                self.store.put_device(alert.id, track.gateway, track.device, track)
+
     def _release(self, alert: Alert) -> None:
         for key in alert.tracks:
             if self.holder.get(key) == alert.id:
