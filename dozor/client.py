@@ -168,6 +168,14 @@ class HubClient:
         """The second person's confirmation: the alert is sent now."""
         return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/confirm"))
 
+    def audit(self, *, alert: str | None = None, actor: str | None = None, since_seq: int = 0) -> list[dict]:
+        """Audit chain records (GET /api/v1/audit), oldest first."""
+        params = {k: v for k, v in (("alert", alert), ("actor", actor), ("since_seq", since_seq)) if v}
+        return self._call("GET", "/api/v1/audit", params=params)
+
+    def whoami(self) -> dict:
+        return self._call("GET", "/api/v1/whoami")
+
     def alerts(self) -> list[AlertOut]:
         return self._parse(list[AlertOut], self._call("GET", "/api/v1/alerts"))
 

@@ -104,7 +104,7 @@ def verify(records: Iterable[Record], anchors: Iterable[Anchor], keys: Mapping[s
                         "reordered)")
         if rec.computed_hash() != rec.hash:
             return _bad(v, rec.seq, f"record {rec.seq} ({rec.action} {rec.subject}) does not match its hash: "
-                        "it was edited")
+                        "it was edited (or moved from another position)")
         if rec.prev_hash != prev:
             return _bad(v, rec.seq, f"record {rec.seq} ({rec.action} {rec.subject}) does not link to record "
                         f"{rec.seq - 1}: a row before it was edited, removed or reordered")
