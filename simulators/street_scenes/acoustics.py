@@ -44,9 +44,9 @@ def fft_filter(x: np.ndarray, fs: int, gain_of_f) -> np.ndarray:
     """Zero-phase filtering by a real gain curve ``gain_of_f(f)`` (with 0.25 s of padding against wrap)."""
     n = x.size
     nf = sfft.next_fast_len(n + fs // 4, real=True)
-    spec = sfft.rfft(x, nf)
-    spec *= gain_of_f(np.fft.rfftfreq(nf, 1.0 / fs))
-    return sfft.irfft(spec, nf)[:n]
+    spec = sfft.rfft(np.asarray(x, dtype=np.float32), nf)  # single precision: 1e-6 relative, 2x faster
+    spec *= gain_of_f(np.fft.rfftfreq(nf, 1.0 / fs)).astype(np.float32)
+    return sfft.irfft(spec, nf)[:n].astype(np.float64)
 
 
 def absorb(x: np.ndarray, fs: int, dist_m: float) -> np.ndarray:
@@ -93,19 +93,24 @@ def emission_time(t: np.ndarray, t_cpa: float, v: float, dist: float) -> np.ndar
 
 
 def render(src: np.ndarray, src_t0: float, fs: int, t0: float, n: int, *, t_cpa: float, v: float,
-           lane_m: float, h_src: float, h_mic: float, ground_q: float | None) -> np.ndarray:
+           lane_m: float, h_src: float, h_mic: float, ground_q: float | None,
+           absorbed: tuple[float, np.ndarray] | None = None) -> np.ndarray:
     """Pressure at the microphone (samples ``t0 + i/fs``, i < n) of a source emitting ``src`` (referred to 1 m,
-    sample k emitted at ``src_t0 + k/fs``), passing at speed ``v`` with closest approach at ``t_cpa``."""
+    sample k emitted at ``src_t0 + k/fs``), passing at speed ``v`` with closest approach at ``t_cpa``.
+    ``absorbed``: ``(r_ref, src attenuated over r_ref)`` when the caller already has it (moving sources)."""
     t = t0 + np.arange(n) / fs
     paths = [(np.hypot(lane_m, h_mic - h_src), 1.0)]
     if ground_q:
         paths.append((np.hypot(lane_m, h_mic + h_src), ground_q))
-    r_far = np.hypot(paths[0][0], abs(v) * max(abs(t[0] - t_cpa), abs(t[-1] - t_cpa)))
-    r_ref = max(200.0, float(r_far)) if v else paths[0][0]
+    if absorbed is None:
+        r_far = np.hypot(paths[0][0], abs(v) * max(abs(t[0] - t_cpa), abs(t[-1] - t_cpa)))
+        r_ref = max(200.0, float(r_far)) if v else paths[0][0]
+        absorbed = (r_ref, absorb(src, fs, r_ref))
+    r_ref, src_abs = absorbed
     # the absorption cross-fade is done in the emission domain, where the path length is known geometry
     tau_src = src_t0 + np.arange(src.size) / fs
     w = np.clip(np.hypot(paths[0][0], v * (tau_src - t_cpa)) / r_ref, 0.0, 1.0)
-    mixed = (src * (1 - w) + absorb(src, fs, r_ref) * w).astype(np.float32)
+    mixed = (src * (1 - w) + src_abs * w).astype(np.float32)
     out = np.zeros(n)
     for dist, q in paths:
         tau = emission_time(t, t_cpa, v, dist)
@@ -131,10 +136,17 @@ def a_weight(x: np.ndarray, fs: int) -> np.ndarray:
 
 def laf_db(x: np.ndarray, fs: int, full_scale_db: float) -> np.ndarray:
     """A-weighted Fast level of ``x`` (full-scale units) at every sample, dB SPL."""
+    return laf_and_sel_db(x, fs, full_scale_db)[0]
+
+
+def laf_and_sel_db(x: np.ndarray, fs: int, full_scale_db: float) -> tuple[np.ndarray, float]:
+    """A-weighted Fast level at every sample and the sound exposure level (A-weighted energy re 1 s)."""
     y = a_weight(x, fs)
+    y2 = y * y
     a = np.exp(-1.0 / (fs * TAU_F))
-    ms = signal.lfilter([1 - a], [1, -a], y * y)
-    return 10 * np.log10(np.maximum(ms, 1e-30)) + full_scale_db + 10 * np.log10(2.0)
+    ms = signal.lfilter([1 - a], [1, -a], y2)
+    k = full_scale_db + 10 * np.log10(2.0)
+    return 10 * np.log10(np.maximum(ms, 1e-30)) + k, float(10 * np.log10(max(float(np.sum(y2)) / fs, 1e-30)) + k)
 
 
 def laeq_db(x: np.ndarray, fs: int, full_scale_db: float) -> float:

@@ -63,10 +63,15 @@ class _Ctx:
             ramp = np.minimum(np.arange(src.size), src.size - 1 - np.arange(src.size)) / (fade_s * fs)
             src = src * np.sin(0.5 * np.pi * np.minimum(1.0, ramp)) ** 2
         t0, n_out = out[0], int((out[1] - out[0]) * fs)
-        geom = {"t_cpa": t_cpa, "v": v, "h_src": h_src, "h_mic": self.h_mic, "ground_q": self.q}
+        geom: dict[str, Any] = {"t_cpa": t_cpa, "v": v, "h_src": h_src, "h_mic": self.h_mic, "ground_q": self.q}
+        if v:  # one air-absorption reference for both renderings (path lengths up to r_ref)
+            half = max(abs(out[0] - t_cpa), abs(out[1] - t_cpa))
+            r_ref = max(200.0, float(np.hypot(max(lane, 7.5) + h_src + self.h_mic, abs(v) * half)))
+            geom["absorbed"] = (r_ref, ac.absorb(src, fs, r_ref))
         y_mic = ac.render(src, src_t0, fs, t0, n_out, lane_m=lane, **geom)
         y_ref = ac.render(src, src_t0, fs, t0, n_out, lane_m=7.5, **geom)
-        laf_ref, laf_mic = ac.laf_db(y_ref, fs, self.fs_db), ac.laf_db(y_mic, fs, self.fs_db)
+        laf_ref, sel_ref = ac.laf_and_sel_db(y_ref, fs, self.fs_db)
+        laf_mic = ac.laf_db(y_mic, fs, self.fs_db)
         ref_max = float(laf_ref.max()) if level_at == "7.5m" else float(laf_mic.max())
         g_db = level_db - ref_max
         g = 10 ** (g_db / 20)
@@ -79,7 +84,7 @@ class _Ctx:
             "t_peak": round(float(t0 + i_pk / fs), 3), "t_start": round(float(t0 + loud[0] / fs), 3),
             "t_end": round(float(t0 + loud[-1] / fs), 3),
             "lafmax_7p5_db": round(float(laf_ref.max()), 2), "lafmax_mic_db": round(float(laf_mic[i_pk]), 2),
-            "sel_7p5_db": round(ac.sel_db(y_ref * g, fs, self.fs_db), 2),
+            "sel_7p5_db": round(sel_ref + g_db, 2),
             "source_distance_m": round(float(lane), 2), "speed_mps": round(float(abs(v)), 2),
             "peak_fs_alone": round(float(np.max(np.abs(y_mic))), 4),
         })
@@ -117,7 +122,7 @@ def _events(c: _Ctx) -> None:
     for i in range(c.count(d0, "n_events")):
         d = c.draws_for(f"event:{i}")
         kind, level, dist, t = d("event_kind"), d("event_db"), d("event_dist_m"), c.when(d)
-        x = textures.event(kind, d.noise, c.fs)
+        x = textures.event(kind, d, c.fs)
         c.point_source({"kind": kind, "class": CLASS_OF[kind]}, x, t, t_cpa=t, v=0.0, lane=dist,
                        h_src=H_SRC["event"], level_db=level, level_at="mic", out=(t, t + x.size / c.fs + 0.3),
                        fade_s=0.0)
@@ -136,7 +141,7 @@ def _vehicle(c: _Ctx, kind: str, name: str, t_cpa: float | None = None) -> float
     real_kind = meta.pop("heavy_kind", kind)
     label = {"kind": real_kind, "class": CLASS_OF[str(real_kind)], **meta}
     c.point_source(label, x, src_t0, t_cpa=t, v=v, lane=c.lane, h_src=H_SRC["vehicle"], level_db=level,
-                   level_at="7.5m", out=out)
+                   level_at="7.5m", out=out, fade_s=0.35 * half)
     return t
 
 
@@ -171,7 +176,7 @@ def _sirens(c: _Ctx) -> None:
             x, meta = signals.siren(d, d.noise, c.fs, int((out[1] - src_t0) * c.fs) + 16)
             label = {"kind": f"siren_{meta['pattern']}", "class": "siren", "mode": mode, **meta}
             c.point_source(label, x, src_t0, t_cpa=t, v=v, lane=c.lane, h_src=H_SRC["siren"], level_db=passing_db,
-                           level_at="7.5m", out=out, trace=True)
+                           level_at="7.5m", out=out, trace=True, fade_s=0.3 * half)
         else:
             dur = min(dur, c.dur)
             start = d("t_frac") * (c.dur - dur)

@@ -101,46 +101,47 @@ def rain(d: Draws, rng: np.random.Generator, n: int, fs: int) -> np.ndarray:
     return out
 
 
-def event(kind: str, rng: np.random.Generator, fs: int) -> np.ndarray:
-    """One intermittent event (seconds long), arbitrary scale."""
+def event(kind: str, d: Draws, fs: int) -> np.ndarray:
+    """One intermittent event (seconds long), arbitrary scale; choices from ``d``, grain from ``d.noise``."""
+    rng = d.noise
     if kind == "footsteps":
-        steps = rng.integers(4, 12)
-        n = int((steps / 1.9 + 0.5) * fs)
+        steps, cadence = d("steps"), d("step_hz")
+        n = int((steps / cadence + 0.5) * fs)
         x = np.zeros(n)
         tk = np.arange(int(0.03 * fs)) / fs
         for s in range(steps):
-            i = int((s / rng.uniform(1.7, 2.1) + rng.normal(0, 0.02) + 0.1) * fs)
+            i = int((s / cadence + rng.normal(0, 0.02) + 0.1) * fs)
             burst = rng.standard_normal(tk.size) * np.exp(-tk / 0.006)
             x[i:i + tk.size] += burst[: max(0, min(tk.size, n - i))]
         return signal.sosfilt(signal.butter(2, [200, 4000], btype="bandpass", fs=fs, output="sos"), x)
     if kind == "door_slam":
         n = int(0.8 * fs)
         t = np.arange(n) / fs
-        thump = sum(np.sin(2 * np.pi * f * t) * np.exp(-t / 0.06) for f in rng.uniform(40, 120, 3))
+        thump = sum(np.sin(2 * np.pi * d("slam_hz") * t) * np.exp(-t / 0.06) for _ in range(3))
         rattle = rng.standard_normal(n) * np.exp(-t / 0.04) * 0.4
         return thump + signal.sosfilt(signal.butter(2, 1500, btype="highpass", fs=fs, output="sos"), rattle)
     if kind == "birds":
-        chirps = rng.integers(3, 13)
+        chirps = d("chirps")
         n = int((chirps * 0.25 + 0.3) * fs)
         x = np.zeros(n)
         for c in range(chirps):
-            m = int(rng.uniform(0.03, 0.2) * fs)
+            f_c, m = d("chirp_hz"), int(d("chirp_s") * fs)
             tk = np.arange(m) / fs
-            f = rng.uniform(2000, 7000) * (1 + rng.uniform(-0.4, 0.4) * tk / tk[-1])
+            f = f_c * (1 + rng.uniform(-0.4, 0.4) * tk / tk[-1])
             i = int((0.05 + c * 0.25 + rng.uniform(0, 0.05)) * fs)
             seg = np.sin(2 * np.pi * np.cumsum(f) / fs) * np.hanning(m)
             x[i:i + m] += seg[: max(0, min(m, n - i))]
         return x
     # babble
-    n = int(rng.uniform(2.0, 6.0) * fs)
+    n = int(d("babble_s") * fs)
     t = np.arange(n) / fs
     vowels = [(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410)]
     out = np.zeros(n)
-    for _ in range(rng.integers(2, 5)):
-        f0 = rng.uniform(100, 250) * (1 + 0.08 * _slow(rng, n, fs, 0.5, 3.0))
+    for _ in range(d("talkers")):
+        f0 = d("talker_f0_hz") * (1 + 0.08 * _slow(rng, n, fs, 0.5, 3.0))
         ph = np.cumsum(f0) / fs
         exc = np.diff(np.floor(ph), prepend=0.0)
-        seg = np.minimum((t / rng.uniform(0.08, 0.25)).astype(int), 10_000)
+        seg = np.minimum((t / d("vowel_s")).astype(int), 10_000)
         choice = rng.integers(0, len(vowels), seg.max() + 1)[seg]
         voiced = np.zeros(n)
         for vi, formants in enumerate(vowels):
@@ -149,5 +150,5 @@ def event(kind: str, rng: np.random.Generator, fs: int) -> np.ndarray:
                 b, a = signal.iirpeak(fmt, 6.0, fs=fs)
                 y = signal.lfilter(b, a, y) * 3
             voiced += y * (choice == vi)
-        out += voiced * np.clip(np.sin(2 * np.pi * rng.uniform(3, 6) * t + rng.uniform(0, 6)) + 0.3, 0, None)
+        out += voiced * np.clip(np.sin(2 * np.pi * d("syllable_hz") * t + rng.uniform(0, 6)) + 0.3, 0, None)
     return out
