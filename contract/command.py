@@ -56,7 +56,7 @@ class CommandClaims(Model):
     params: CommandParams = CommandParams()
     alert: str | None = Field(default=None, max_length=128)
     mode: Mode
-    actor: str | None = Field(default=None, max_length=256)  # who ordered it: "alice/operator+bob/supervisor"
+    by: str | None = Field(default=None, max_length=160)  # who ordered it: "alice (operator)"; the gateway logs it
 
     @model_validator(mode="after")
     def _check(self) -> CommandClaims:

@@ -11,7 +11,6 @@ with the gateway id.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from gateway.health import HealthProbe, run_health
 from gateway.outbox import Outbox
 from gateway.replay import StateStore
 from gateway.telemetry import Telemetry, TelemetrySettings
+from gateway.uart import UartBus, UartSettings
 from gateway.uplink import Uplink
 from gateway.zone import ZoneWatch
 from runtime import sdnotify
@@ -55,7 +55,7 @@ class Gateway:
         self.log = _Tagged(logging.getLogger("dozor.gateway"), {"gateway": self.id})
         self.ack_listeners: list[Callable[[Ack], None]] = []
         self.outbox_stats: Callable[[], OutboxStats] | None = None  # set by the telemetry outbox
-        self.buses: dict[str, ModbusBus] = {}
+        self.buses: dict[str, ModbusBus | UartBus] = {}
         self.devices: dict[str, Device] = {}
         self.store: StateStore | None = None
         self.executor: CommandExecutor | None = None
@@ -90,9 +90,12 @@ class Gateway:
                                        counters=self.counters, log=self.log,
                                        settings=TelemetrySettings(flush_s=tcfg.flush_s, rate=tcfg.drain_rate,
                                                                   burst=tcfg.drain_burst))
-            for bcfg in cfg.bus:
+            for bcfg in cfg.bus:  # every serial port is owned by one bus object; drivers register with it
                 if bcfg.kind == "modbus":
                     self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()
+                else:  # started below, once its driver listens, so no byte arrives before it does
+                    self.buses[bcfg.name] = UartBus(UartSettings(bcfg.name, bcfg.port, bcfg.baudrate, bcfg.reopen_s),
+                                                    counters=self.counters, log=self.log)
             self.evidence = load_evidence_key(cfg.gateway.state_dir)
             if cfg.gateway.zone is not None:
                 self.zone_watch = ZoneWatch(cfg.gateway.zone, counters=self.counters, log=self.log)
@@ -104,10 +107,8 @@ class Gateway:
                     self.log.warning("no driver for device %s of kind %s; it is ignored", dcfg.id, dcfg.kind)
                     continue
                 bus_name = getattr(dcfg, "bus", None)
-                bus = self.buses.get(bus_name) if bus_name else None
-                if bus is None and bus_name:
-                    bus = next(b for b in cfg.bus if b.name == bus_name)  # non-modbus: the driver owns the port
-                dev = cls(dcfg, bus=bus, counters=self.counters, log=self.log)
+                dev = cls(dcfg, bus=self.buses.get(bus_name) if bus_name else None, counters=self.counters,
+                          log=self.log)
                 if hasattr(dev, "attach"):  # sensor drivers feed the telemetry pipeline
                     dev.attach(self.telemetry)
                 if hasattr(dev, "sign_with"):  # microphones sign their noise evidence with the gateway's key
@@ -119,8 +120,12 @@ class Gateway:
                         self.log.warning("device %s: no [gateway] zone, so no siren suppression from the hub's "
                                          "zone state (the local siren detector still works)", dev.id)
                 dev.info_listeners.append(self._reannounce)
-                await dev.start()
                 self.devices[dev.id] = dev
+            for bus in self.buses.values():
+                if isinstance(bus, UartBus):
+                    await bus.start()
+            for dev in self.devices.values():
+                await dev.start()
             self.executor = CommandExecutor(
                 self.id, keys=cfg.trust.public_keys(), store=self.store, devices=self.devices, emit=self._emit,
                 counters=self.counters, max_activation_s=cfg.trust.max_activation_s, log=self.log)
@@ -177,15 +182,10 @@ class Gateway:
 
     @staticmethod
     def _load_optional_drivers(kinds: set[str]) -> None:
-        """Sensor drivers live in gateway/devices/sensors*; importing them registers their kinds. The
-        microphone (numpy, scipy) is imported only by gateways that have one."""
-        names = ["gateway.devices.sensors"] + (["gateway.devices.microphone"] if "microphone" in kinds else [])
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
+        """Import the driver of every configured kind (the device-kind table names it; importing registers
+        it), so the microphone's numpy/scipy are loaded only by gateways that have one."""
+        for kind in sorted(kinds):
+            driver_for(kind)
 
     # ------------------------------------------------------------ acks, birth, heartbeat
     def _emit(self, ack: Ack) -> None:

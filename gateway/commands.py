@@ -90,6 +90,8 @@ class CommandExecutor:
             self._reject(payload, CommandRejected(RejectReason.MALFORMED, f"internal: {type(exc).__name__}"))
             return None
         self.counters.inc("cmd_accepted")
+        self.log.info("command %s %s for alert %s (%s) by %s: %d targets", claims.jti, claims.act.value, claims.alert,
+                      claims.mode.value, claims.by or "unnamed", len(claims.targets))
         self._start(claims)
         return claims
 
@@ -141,8 +143,6 @@ class CommandExecutor:
     # ------------------------------------------------------------ accepted commands
     def _start(self, claims: CommandClaims) -> None:
         targets = list(claims.targets)
-        self.log.info("command %s: %s %s for alert %s by %s", claims.jti, claims.act.value, claims.mode.value,
-                      claims.alert, claims.actor or "-")
         run = CommandRun(claims, pending1=set(targets), pending2=set(targets))
         self._send(self._ack(claims, AckStage.ACCEPTED, targets))
         if claims.act is Action.STOP:

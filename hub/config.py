@@ -205,6 +205,41 @@ class TwoPersonSettings(_Section):
         return tuple(dict.fromkeys(signals))
 
 
+class OidcSettings(_Section):
+    """[oidc]: accept bearer JWTs from the city's identity provider (Keycloak, Active Directory FS, ...).
+
+    The role comes from ``role_claim`` (a dotted path, e.g. ``realm_access.roles``; a string or a list) mapped
+    through ``roles`` (claim value -> dozor role); with several, the most powerful one. ``jwks_file`` (a JWKS
+    document on disk) or ``jwks_url`` (fetched and cached by PyJWT's PyJWKClient) hold the signing keys."""
+
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    jwks_file: Path | None = None
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://")
+    role_claim: str = "roles"
+    roles: dict[str, str] = Field(min_length=1)
+    name_claim: str = "preferred_username"
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    leeway_s: float = Field(default=30.0, ge=0, le=300)
+    jwks_cache_s: int = Field(default=300, ge=1, le=86_400)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, roles: dict[str, str]) -> dict[str, str]:
+        valid = ("viewer", "operator", "supervisor", "noise-reviewer", "technician", "admin")
+        for claim, role in roles.items():
+            if role not in valid:
+                raise ValueError(f"roles.{claim}: {role!r} is not a role ({', '.join(valid)})")
+        return roles
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, algs: tuple[str, ...]) -> tuple[str, ...]:
+        if not algs or any(a.lower() == "none" or a.startswith("HS") for a in algs):
+            raise ValueError("use asymmetric algorithms only (RS256, ES256, EdDSA, ...): never none or HS*")
+        return algs
+
+
 class FirmwareSettings(_Section):
     current_version: str | None = Field(default=None, pattern=r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$")
 
@@ -216,6 +251,7 @@ class HubConfig(_Section):
     firmware: FirmwareSettings = FirmwareSettings()
     noise: NoiseSettings = NoiseSettings()
     two_person: TwoPersonSettings = TwoPersonSettings()
+    oidc: OidcSettings | None = None
     # [residents]: notification channels and the resident page (see hub/residents/config.py). Without it the
     # page, its live stream and the CAP feed are still served; no notification channel is configured.
     residents: ResidentsConfig | None = None
@@ -268,6 +304,12 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     })
     if cfg.residents is not None:
         cfg = cfg.model_copy(update={"residents": _resolve_residents(cfg.residents, base)})
+    if cfg.oidc is not None:
+        o = cfg.oidc
+        if (o.jwks_file is None) == (o.jwks_url is None):
+            raise ConfigError(f"{source}: [oidc] needs exactly one of jwks_file or jwks_url")
+        if o.jwks_file is not None and not o.jwks_file.is_absolute():
+            cfg = cfg.model_copy(update={"oidc": o.model_copy(update={"jwks_file": base / o.jwks_file})})
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
     store = cfg.store

@@ -84,8 +84,7 @@ class AlertOut(_Out):
     updated_at: float
     dispatch_ms: float | None = None  # the phase's request -> its last command written to the broker socket
     summary: Summary
-    requested_by: dict[str, str] | None = None  # the actor who started it: name, role, via
-    phase_actor: str | None = None  # who ordered the current phase, as in its command claims
+    by: str | None = None  # who ordered the current phase, as the signed commands' ``by`` claim says it
     confirmed_by: dict[str, str] | None = None  # the second person (two-person rule)
     confirm_by: float | None = None  # pending_confirmation: expires unsent at this time
     break_glass: str | None = None  # the reason, when one supervisor sent it alone
@@ -94,6 +93,8 @@ class AlertOut(_Out):
     affects: list[str] = []  # pending: the alerts confirming it would take sirens from
     escalations: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
+    requested_by: dict[str, str] | None = None  # the user who started it: {name, role, via}
+    acted_by: dict[str, str] | None = None  # the user behind the current phase (all-clear, stop, cancel)
 
 
 class AlertDetail(AlertOut):

@@ -22,8 +22,12 @@ def _load(path: Path, as_json: bool):
         return load_config(path)
     except ConfigError as exc:
         if as_json:
-            emit_json({"ok": False, "file": exc.file, "problems": exc.problems})
+            emit_json({"ok": False, "file": exc.file, "problems": exc.problems,
+                       "details": [d.to_dict() for d in exc.details]})
             raise typer.Exit(EXIT_CONFIG) from None
+        if exc.details:  # one line per mistake: FILE:LINE: key: sentence
+            lines = "\n".join(f"  {d.file}:{d.line or '-'}: {d.key or '(file)'}: {d.message}" for d in exc.details)
+            fail(f"{exc.file}: {len(exc.details)} problem(s) in the gateway config:\n{lines}", code=EXIT_CONFIG)
         fail(str(exc), code=EXIT_CONFIG)
 
 

@@ -40,6 +40,33 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 
+    @group.command("check-config")
+    def check_config(config: Path = typer.Argument(..., help="hub TOML config"),
+                     as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+        """Validate a hub config, its zones and shelters files and its key files; list every mistake.
+        Exit 0 ok, 2 mistakes found."""
+        from hub.config_check import check_config as check
+
+        cfg, problems = check(config)
+        if problems:
+            if as_json:
+                typer.echo(json.dumps({"ok": False, "file": str(config), "problems": [str(p) for p in problems],
+                                       "details": [p.to_dict() for p in problems]}, indent=2))
+            else:
+                typer.echo(f"{config}: {len(problems)} problem(s) in the hub config:", err=True)
+                for p in problems:
+                    typer.echo(f"  {p.file}:{p.line or '-'}: {p.key or '(file)'}: {p.message}", err=True)
+            raise typer.Exit(2)
+        assert cfg is not None
+        summary = {"ok": True, "file": str(config), "state_dir": str(cfg.hub.state_dir), "api": cfg.api_url,
+                   "mqtt": cfg.mqtt.url, "zones": str(cfg.hub.zones), "store": cfg.store.kind,
+                   "residents": cfg.residents is not None}
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        typer.echo(f"ok {config}: API {summary['api']}, broker {summary['mqtt']}, zones {summary['zones']}, "
+                   f"store {summary['store']}, state {summary['state_dir']}")
+
     @group.command("init")
     def init(directory: Path = typer.Argument(..., help="the new deployment's folder (created)"),
              broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="MQTT broker URL"),

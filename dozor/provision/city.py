@@ -8,6 +8,7 @@
     DIR/hub/hub.toml, zones.json        the hub's config (its gateway registry: zones list gateways)
     DIR/hub/client.crt, client.key      the hub's control identity (CN dozor-hub)
     DIR/hub/ingest.crt, ingest.key      the hub's ingest identity (CN dozor-hub-ingest)
+    DIR/hub/admin-token                 the first operator's (admin) API token (0600), made once
     DIR/gateways/GW/                    gateway.toml, ca.crt, client.crt, client.key: the cabinet's bundle
     DIR/compose.env                     variables and generated secrets for `docker compose --env-file` (0600)
     DIR/provision.json                  what was provisioned and revoked (`provision list`)
@@ -134,7 +135,10 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
             os.chown(p, uid, -1)
     (lay.broker / "data").chmod(0o700)
     hub_state_dir = hub_state_dir if hub_state_dir.is_absolute() else (Path.cwd() / hub_state_dir)
+    hub_state_dir.mkdir(parents=True, exist_ok=True)
+    hub_state_dir.chmod(0o700)  # keys, users, audit chain: the hub's user only
     keys = load_or_create(hub_state_dir)
+    _first_admin(lay, hub_state_dir, keys.kid)
     state.update(broker_uid=uid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
                  hub_keys={keys.kid: keys.public_b64})
     (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
@@ -166,6 +170,28 @@ def _broker_uid(user: str | None) -> int:
         return pwd.getpwnam(user).pw_uid
     except KeyError:
         raise ProvisionError(f"--broker-user {user!r}: no such user on this machine") from None
+
+
+def _first_admin(lay: Layout, state_dir: Path, kid: str) -> None:
+    """A hub without users refuses to start: create ``admin`` once, its token in DIR/hub/admin-token (0600)."""
+    from dozor.commands.users import local_actor
+    from hub.audit import AuditLog
+    from hub.identity import Role, UserStore
+
+    users = UserStore.in_state_dir(state_dir)
+    try:
+        if users.active_count() > 0:
+            return
+        user, token = users.add("admin", Role.admin)
+    finally:
+        users.close()
+    write_secret(lay.hub / "admin-token", token.encode())
+    audit = AuditLog.in_state_dir(state_dir)
+    try:
+        audit.append(local_actor(), "provision.init", str(lay.root), {"kid": kid})
+        audit.append(local_actor(), "user.add", user.name, {"role": user.role.value})
+    finally:
+        audit.close()
 
 
 def _write_compose_env(lay: Layout, state: dict) -> None:
@@ -260,6 +286,7 @@ def listing(root: Path) -> dict:
     lay = Layout(root.resolve())
     state = _load_state(lay)
     return {"dir": str(lay.root), "broker": broker_url(state), "bind": state["bind"],
+            "admin_token_file": str(lay.hub / "admin-token"),
             "hub_state_dir": state["hub_state_dir"], "hub_keys": state["hub_keys"],
             "gateways": [{"gateway": gw, "zone": g["zone"], "serial": f"{g['serial']:x}", "revoked": g["revoked"],
                           "bundle": str(lay.gateway(gw))} for gw, g in sorted(state["gateways"].items())]}

@@ -56,12 +56,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract.evidence import EVENT_KIND, NoiseEvidence, sign
 from contract.models import DeviceKind, DeviceStatus, Reading, ZoneState
 from gateway.devices.base import register_driver
-from gateway.devices.sensors._base import SensorDriver, SensorOptions
+from gateway.devices.microphone_options import Location, Options, Thresholds  # noqa: F401 - re-exported
+from gateway.devices.sensors._base import SensorDriver
 from gateway.errors import ConfigError
 from gateway.evidence_key import EvidenceKey
 from gateway.noise.detector import DetectorConfig
@@ -78,54 +78,6 @@ stream_factory: Callable[..., Any] | None = None
 MAX_EVENT_BYTES = 100 * 1024  # an Event must fit one telemetry flush (TelemetrySettings.max_batch_bytes)
 JOIN_S = 10.0
 _LOG_AT = frozenset({1, 10, 100, 1000, 10_000, 100_000})
-
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Location(_M):
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-    description: str = Field(default="", max_length=200)
-
-
-class Thresholds(_M):
-    candidate_db: float = 85.0
-    enforcement_db: float = 95.0
-    uncertainty_db: float = 2.0
-    hysteresis_db: float = 3.0
-    min_duration_s: float = 0.3
-    max_duration_s: float = 20.0
-
-
-class Options(SensorOptions):
-    stale_s: float | None = Field(default=5.0, gt=0, le=86400)
-    source: str = Field(default="sounddevice", min_length=1, max_length=200)
-    file: Path | None = None
-    loop: bool = False
-    wav_speed: float = Field(default=1.0, ge=0, le=1000)  # 1: real time; 0: as fast as the analysis runs
-    fs: int = Field(default=48_000, ge=44_100, le=192_000)
-    block: int = Field(default=4_800, ge=64, le=192_000)
-    full_scale_db: float = 120.0
-    calibration_offset_db: float = 0.0
-    calibration_date: str | None = Field(default=None, max_length=32)
-    distance_to_lane_m: float = 7.5
-    location: Location = Location()
-    thresholds: Thresholds = Thresholds()
-    audio_clip: bool = False
-    clip_seconds: float = Field(default=0.5, gt=0, le=3.0)
-    timeout_s: float = Field(default=2.0, gt=0, le=60)
-    retry_s: float = Field(default=5.0, gt=0, le=3600)
-    queue_blocks: int = Field(default=100, ge=2, le=10_000)
-
-    @model_validator(mode="after")
-    def _source(self) -> Options:
-        if self.source == "wav" and self.file is None:
-            raise ValueError('source = "wav" needs file = "<path to a WAV file>"')
-        if self.source != "wav" and (self.file is not None or self.loop):
-            raise ValueError('file and loop belong to source = "wav"')
-        return self
 
 
 @register_driver

@@ -20,8 +20,8 @@ def actor_doc(actor: Any) -> dict[str, str]:
 
 
 def label(doc: dict[str, str] | None) -> str:
-    """``alice/operator``: how an actor appears in a command claim and in log lines."""
-    return "-" if doc is None else f"{doc['name']}/{doc['role']}"
+    """``alice (operator)``: how an actor appears in a command's ``by`` claim, in CAP and in log lines."""
+    return "-" if doc is None else f"{doc['name']} ({doc['role']})"
 
 
 def same_person(a: dict[str, str] | None, b: dict[str, str] | None) -> bool:

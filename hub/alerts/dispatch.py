@@ -124,7 +124,7 @@ class DispatchMixin(EngineBase):
                 targets = tuple(t.device for t in chunk)
                 claims = CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
                                        targets=targets, params=params, alert=alert.id, mode=alert.mode,
-                                       actor=alert.phase_actor)
+                                       by=alert.by_label())
                 token = sign_command(claims, self.keys.private, self.keys.kid)
                 sha = token_sha256(token)
                 self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets)

@@ -123,7 +123,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
             self._check_break_glass(req, who)
         alert = Alert(id=new_alert_id(now), signal=req.signal, mode=req.mode, zones=list(req.zones),
                       duration_s=req.duration_s, created_at=now, expires_at=now + req.duration_s,
-                      message=req.message, updated_at=now, requested_by=who,
+                      message=req.message, updated_at=now, requested_by=who, acted_by=who,
                       status=initial_state(second and not req.break_glass))
         for gw, devices in targets.items():
             for dev, kind in devices.items():
@@ -152,7 +152,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
                          req.signal.value, ",".join(req.zones), label(who), req.reason)
             self._audit("break_glass", {**detail, "reason": req.reason}, alert.id, who)
         self._audit("start", detail, alert.id, who)
-        alert.phase_actor = label(who) + ("!break-glass" if req.break_glass else "")
+        alert.acted_by = who
         self._activate(alert, take, t0)
         return alert.out()
 
@@ -179,7 +179,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         alert.confirmed_by = who
         alert.expires_at = now + alert.duration_s  # the duration runs from the moment it is sent
         alert.affects = []
-        alert.phase_actor = f"{label(alert.requested_by)}+{label(who)}"
+        alert.acted_by = who
         self._audit("confirm", {"requested_by": alert.requested_by, "devices": len(alert.tracks)}, alert.id, who)
         self._activate(alert, take, t0)
         return alert.out()
@@ -190,7 +190,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         self.metrics.alerts.labels(alert.mode.value, alert.signal.value).inc()
         log.warning("alert %s: %s %s in zones %s -> %d devices on %d gateways (%s)", alert.id, alert.mode.value,
                     alert.signal.value, ",".join(alert.zones), len(alert.tracks),
-                    len({t.gateway for t in alert.tracks.values()}), alert.phase_actor)
+                    len({t.gateway for t in alert.tracks.values()}), alert.by_label())
         self._begin_phase(alert, PHASE_ACTIVATE, alert.signal, t0=t0, ends_at=alert.expires_at, new_version=False)
 
     def _check_break_glass(self, req: AlertRequest, who: dict) -> None:
@@ -213,7 +213,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         now = self.clock()
         self.metrics.alert_ops.labels("all_clear").inc()
         self._audit("all_clear", {"version": alert.version + 1}, alert.id, actor)
-        alert.phase_actor = label(actor_doc(actor))
+        alert.acted_by = actor_doc(actor)
         self._begin_phase(alert, PHASE_ALL_CLEAR, Signal.ALL_CLEAR, t0=self.mono(),
                           ends_at=now + self.cfg.all_clear_duration_s, new_version=True)
         return alert.out()
@@ -224,7 +224,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         self._reclaim(alert)
         self.metrics.alert_ops.labels("stop").inc()
         self._audit("stop", {}, alert.id, actor)
-        alert.phase_actor = label(actor_doc(actor))
+        alert.acted_by = actor_doc(actor)
         self._begin_phase(alert, PHASE_STOP, alert.phase_signal, t0=self.mono(), ends_at=self.clock(),
                           new_version=False)
         return alert.out()
@@ -239,7 +239,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         self._reclaim(alert)
         self.metrics.alert_ops.labels("cancel").inc()
         self._audit("cancel", {"version": alert.version + 1}, alert.id, actor)
-        alert.phase_actor = label(actor_doc(actor))
+        alert.acted_by = actor_doc(actor)
         self._begin_phase(alert, PHASE_STOP, alert.phase_signal, t0=self.mono(), ends_at=self.clock(),
                           new_version=True)
         return alert.out()

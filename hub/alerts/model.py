@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from contract.errors import RejectReason
 from contract.models import Mode, Signal
+from hub.alerts.actors import label
 from hub.alerts.lifecycle import Phase, State
 from hub.models import AlertDetail, AlertOut, DeviceTrackOut, Message, Summary
 
@@ -117,8 +118,8 @@ class Alert:
     escalations: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     tracks: dict[tuple[str, str], Track] = field(default_factory=dict)
-    phase_actor: str | None = None  # the command claim "actor" of the current phase ("alice/operator+bob/...")
-    requested_by: dict | None = None  # the actor (name, role, via) who started it
+    requested_by: dict | None = None  # the Actor who started it (name, role, via)
+    acted_by: dict | None = None  # the Actor of the current phase (start, all-clear, stop, cancel)
     confirmed_by: dict | None = None  # the second person (two-person rule)
     confirm_by: float | None = None  # a pending request expires unsent at this time
     break_glass: str | None = None  # the reason, when one supervisor sent it alone
@@ -131,6 +132,16 @@ class Alert:
     outstanding: int = 0
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     by_gateway: dict[str, list[Track]] = field(default_factory=dict)
+
+    def by_label(self) -> str | None:
+        """Who ordered the current phase, as the signed command's ``by`` claim and CAP <senderName> say it:
+        "olena (operator), confirmed by marta (supervisor)" for a confirmed activation, "marta (supervisor),
+        break glass", else the phase's actor ("taras (operator)" for his stop)."""
+        if self.phase is Phase.ACTIVATE and self.confirmed_by is not None:
+            return f"{label(self.requested_by)}, confirmed by {label(self.confirmed_by)}"[:160]
+        if self.phase is Phase.ACTIVATE and self.break_glass is not None:
+            return f"{label(self.requested_by)}, break glass"[:160]
+        return label(self.acted_by) if self.acted_by is not None else None
 
     @property
     def sent(self) -> bool:
@@ -187,10 +198,11 @@ class Alert:
                 "phase_signal": self.phase_signal.value, "phase_started_at": self.phase_started_at,
                 "phase_ends_at": self.phase_ends_at, "attempt": self.attempt, "last_sent_at": self.last_sent_at,
                 "tracking": self.tracking, "zones_settled": self.zones_settled, "updated_at": self.updated_at,
-                "dispatch_ms": self.dispatch_ms, "requested_by": self.requested_by, "phase_actor": self.phase_actor,
+                "dispatch_ms": self.dispatch_ms, "by": self.by_label(),
                 "confirmed_by": self.confirmed_by, "confirm_by": self.confirm_by, "break_glass": self.break_glass,
                 "supersedes": self.supersedes, "superseded_by": self.superseded_by, "affects": self.affects,
                 "escalations": self.escalations, "history": self.history,
+                "requested_by": self.requested_by, "acted_by": self.acted_by,
                 "targets": [[t.gateway, t.device, t.kind] for t in self.tracks.values()]}
 
     def row(self) -> tuple[str, float, dict]:
@@ -207,10 +219,11 @@ class Alert:
                     tracking=doc["tracking"], zones_settled=doc.get("zones_settled", False),
                     dispatch_ms=doc.get("dispatch_ms"),
                     updated_at=doc["updated_at"], escalations=list(doc.get("escalations", ())),
-                    history=list(doc.get("history", ())), requested_by=doc.get("requested_by"), phase_actor=doc.get("phase_actor"),
-                    confirmed_by=doc.get("confirmed_by"), confirm_by=doc.get("confirm_by"),
-                    break_glass=doc.get("break_glass"), supersedes=list(doc.get("supersedes", ())),
-                    superseded_by=list(doc.get("superseded_by", ())), affects=list(doc.get("affects", ())))
+                    history=list(doc.get("history", ())), requested_by=doc.get("requested_by"),
+                    acted_by=doc.get("acted_by"), confirmed_by=doc.get("confirmed_by"),
+                    confirm_by=doc.get("confirm_by"), break_glass=doc.get("break_glass"),
+                    supersedes=list(doc.get("supersedes", ())), superseded_by=list(doc.get("superseded_by", ())),
+                    affects=list(doc.get("affects", ())))
         for gw, dev, kind in doc.get("targets", ()):  # device rows not flushed yet when the hub died
             alert.tracks[(gw, dev)] = Track(gw, dev, kind, updated_at=doc["updated_at"])
         for d in devices:

@@ -57,3 +57,14 @@ class Actor:
 
     def as_dict(self) -> dict[str, str]:
         return {"name": self.name, "role": self.role.value, "via": self.via}
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.role.value})"
+
+
+def actor_label(doc: dict | None) -> str | None:
+    """``"alice (operator)"`` from an actor document (``Actor.as_dict()``), None without one."""
+    if not doc:
+        return None
+    return f"{doc.get('name', '?')} ({doc.get('role', '?')})"[:160]

@@ -23,7 +23,12 @@ def read_metrics_token(config: HubConfig) -> str | None:
     return token
 
 
-def build_authenticator(config: HubConfig, users: UserStore, metrics: HubMetrics, *, oidc=None) -> Authenticator:
+def build_authenticator(config: HubConfig, users: UserStore, metrics: HubMetrics) -> Authenticator:
+    oidc = None
+    if config.oidc is not None:
+        from hub.identity.oidc import OidcVerifier
+
+        oidc = OidcVerifier(config.oidc)
     if users.active_count() == 0 and oidc is None:
         where = f" --config {config.source}" if config.source else ""
         raise ConfigError(f"no users in {users.path}: a hub without users refuses to start. Create the first "

@@ -25,7 +25,7 @@ def test_hub_sees_both_gateways_and_an_exercise_reaches_both_over_tls(tmp_path):
             dozor("provision", "gateway", gw, "--zone", zone, str(root), "--state-dir", str(tmp_path / gw))
         with GeneratedBroker(root, port), Procs(tmp_path) as procs:
             procs.start("hub", "hub", "run", "--config", str(root / "hub" / "hub.toml"))
-            token_file = hub_state / "api-token"
+            token_file = root / "hub" / "admin-token"
             until(lambda: token_file.exists() and HubClient(f"http://127.0.0.1:{api}",
                                                             token_file.read_text().strip()).health(),
                   "the hub's API", procs=procs)

@@ -11,7 +11,7 @@ import pytest
 
 from runtime import sdnotify
 from simulators.brokers import free_port
-from tests.deploy.helpers import Procs
+from tests.deploy.helpers import Procs, dozor
 
 
 def receiver(path: str) -> socket.socket:
@@ -57,11 +57,9 @@ def test_outside_systemd_nothing_is_sent(monkeypatch):
 def test_the_hub_process_notifies_ready_and_keeps_the_watchdog_fed(tmp_path, mosquitto):
     path = str(tmp_path / "notify.sock")
     s = receiver(path)
-    (tmp_path / "zones.json").write_text("[]")
-    (tmp_path / "hub.toml").write_text(f'[hub]\nstate_dir = "state"\napi_port = {free_port()}\n'
-                                       f'zones = "zones.json"\n[mqtt]\nurl = "{mosquitto.url}"\n')
+    dozor("hub", "init", str(tmp_path / "hub"), "--broker", mosquitto.url, "--listen", f"127.0.0.1:{free_port()}")
     with Procs(tmp_path) as procs:
-        procs.start("hub", "hub", "run", "--config", str(tmp_path / "hub.toml"),
+        procs.start("hub", "hub", "run", "--config", str(tmp_path / "hub" / "hub.toml"),
                     env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
         got = collect(s, 3)
     assert got[0].startswith("READY=1")

@@ -17,7 +17,7 @@ def test_check_config_ok_and_json():
     res = runner.invoke(app, ["gateway", "check-config", str(ROOT / "examples" / "gateway.toml"), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["ok"] and doc["gateway"] == "gw-podil-01" and len(doc["devices"]) == 6
+    assert doc["ok"] and doc["gateway"] == "gw-podil-01" and len(doc["devices"]) == 7
     assert {"id": "mic-1", "kind": "microphone"} in doc["devices"]
 
 

@@ -54,9 +54,9 @@ async def test_an_operators_actual_waits_and_sends_nothing_until_a_supervisor_co
     assert confirmed.status == "active" and confirmed.confirmed_by == SUPERVISOR
     assert confirmed.expires_at == pytest.approx(rig.now[0] + 300)  # the duration runs from the confirmation
     cmds = rig.commands(out.id)
-    assert len(cmds) == 2 and {c.actor for c in cmds} == {"olena/operator+marta/supervisor"}
+    assert len(cmds) == 2 and {c.by for c in cmds} == {"olena (operator), confirmed by marta (supervisor)"}
     await e.stop(out.id, OPERATOR2)
-    assert rig.commands(out.id)[-1].actor == "taras/operator" and not e.pending()
+    assert rig.commands(out.id)[-1].by == "taras (operator)" and not e.pending()
     kinds = [(r["kind"], r["actor"]["name"]) for r in audit(rig, out.id)]
     assert kinds == [("request", "olena"), ("confirm", "marta"), ("stop", "taras")]
 
@@ -107,7 +107,7 @@ async def test_break_glass_sends_alone_for_a_supervisor_with_a_reason_and_is_aud
     e = rig.engine
     out = await e.start(raid(break_glass=True, reason="missile launch confirmed by air force"), SUPERVISOR)
     assert out.status == "active" and out.break_glass.startswith("missile")
-    assert {c.actor for c in rig.commands(out.id)} == {"marta/supervisor!break-glass"}
+    assert {c.by for c in rig.commands(out.id)} == {"marta (supervisor), break glass"}
     assert e.metrics.registry.get_sample_value("dozor_hub_alert_break_glass_total",
                                                {"mode": "actual", "signal": "air-raid"}) == 1
     kinds = [r["kind"] for r in audit(rig, out.id)]
@@ -184,5 +184,5 @@ async def test_the_cap_message_names_who_ordered_it(rig):
     await asyncio.sleep(0)  # the hooks run as tasks beside the commands
     states = next(h[2] for h in rig.hooks if h[0] == out.id)
     xml = cap.render(from_hub_alert(e.get(out.id), states), sender="dozor@test").decode()
-    assert "<senderName>dozor (olena/operator+marta/supervisor)</senderName>" in xml
+    assert "<senderName>dozor — olena (operator), confirmed by marta (supervisor)</senderName>" in xml
     cap.schema().assertValid(etree.fromstring(xml.encode()))

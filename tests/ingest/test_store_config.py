@@ -45,7 +45,7 @@ def test_token_from_environment_when_the_hub_starts(tmp_path, monkeypatch):
     assert cfg.store.resolved_token() == "s3cret"
 
 
-@pytest.mark.parametrize("name", ["hub.toml", "hub-demo.toml"])
+@pytest.mark.parametrize("name", ["hub.toml"])
 def test_example_configs_load(name):
     cfg = load_config(EXAMPLES / name)
     assert cfg.store.kind == ("v2" if name == "hub.toml" else "none")

@@ -218,9 +218,13 @@ class UartSensor(SensorDriver, Generic[F]):
         if bus is None:
             raise ConfigError(f"device {self.id}", [f"device {self.id!r} ({cfg.kind}): needs `bus`, a [[bus]] "
                                                     'of kind "uart" naming its serial port'])
-        if hasattr(bus, "write") and hasattr(bus, "on_state_change"):
+        if hasattr(bus, "write") and hasattr(bus, "on_state_change"):  # the gateway's bus object owns the port
             self.uart: UartBus = bus
             self._owns_uart = False
+            rate = getattr(getattr(bus, "cfg", None), "baudrate", self.baudrate)
+            if rate != self.baudrate:
+                self.log.warning("sensor %s: bus %s runs at %d baud; a %s talks at %d", self.id, bus.name, rate,
+                                 cfg.kind, self.baudrate)
         else:
             if getattr(bus, "kind", "uart") != "uart":
                 raise ConfigError(f"device {self.id}", [f"device {self.id!r} ({cfg.kind}): bus {bus.name!r} "
