@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contract import topics
+from contract.command import PUBLISHED_TEST_KIDS
 from contract.models import Ack, DeviceState, DeviceStatus, GatewayState, Heartbeat, OutboxStats
 from gateway.bus import ModbusBus
 from gateway.commands import CommandExecutor
@@ -27,6 +28,8 @@ from gateway.errors import GatewayError
 from gateway.evidence_key import EvidenceKey
 from gateway.evidence_key import load_or_create as load_evidence_key
 from gateway.health import HealthProbe, run_health
+from gateway.identity import GatewayIdentity
+from gateway.identity import load_or_create as load_identity
 from gateway.outbox import Outbox
 from gateway.replay import StateStore
 from gateway.telemetry import Telemetry, TelemetrySettings
@@ -63,6 +66,7 @@ class Gateway:
         self.outbox: Outbox | None = None
         self.telemetry: Telemetry | None = None
         self.evidence: EvidenceKey | None = None  # signs noise evidence; its public key is in the birth
+        self.identity: GatewayIdentity | None = None  # signs every message to the hub (contract.signed)
         self.zone_watch: ZoneWatch | None = None  # the hub's public state of this gateway's zone
         self.started = time.monotonic()
 
@@ -97,6 +101,10 @@ class Gateway:
                     self.buses[bcfg.name] = UartBus(UartSettings(bcfg.name, bcfg.port, bcfg.baudrate, bcfg.reopen_s),
                                                     counters=self.counters, log=self.log)
             self.evidence = load_evidence_key(cfg.gateway.state_dir)
+            self.identity = load_identity(cfg.gateway.state_dir)
+            for kid in set(cfg.trust.hub_keys) & PUBLISHED_TEST_KIDS:
+                self.log.error("hub key %s is a PUBLISHED TEST KEY (its seed is in the dozor repository): anyone can "
+                               "sign commands for this gateway; pin your hub's keys (dozor hub pubkey)", kid)
             if cfg.gateway.zone is not None:
                 self.zone_watch = ZoneWatch(cfg.gateway.zone, counters=self.counters, log=self.log)
             self._load_optional_drivers({d.kind for d in cfg.device})
@@ -131,7 +139,7 @@ class Gateway:
                 counters=self.counters, max_activation_s=cfg.trust.max_activation_s, log=self.log)
             self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
                                  heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
-                                 counters=self.counters, log=self.log, outbox=self.outbox)
+                                 counters=self.counters, log=self.log, outbox=self.outbox, identity=self.identity)
             if self.zone_watch is not None:
                 self.uplink.subscriptions[topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk
@@ -209,7 +217,8 @@ class Gateway:
                             heartbeat_s=self.config.gateway.heartbeat_s,
                             devices=tuple(d.info() for d in self.devices.values()),
                             keys=tuple(sorted(self.config.trust.hub_keys)), zone=self.config.gateway.zone,
-                            evidence_key=self.evidence.public_b64 if self.evidence is not None else None)
+                            evidence_key=self.evidence.public_b64 if self.evidence is not None else None,
+                            identity_key=self.identity.public_b64 if self.identity is not None else None)
 
     async def device_statuses(self) -> tuple[DeviceStatus, ...]:
         async def one(dev: Device) -> DeviceStatus:

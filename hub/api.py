@@ -325,4 +325,6 @@ def gateway_out(hub: Hub, gateway: str) -> GatewayOut:
     return GatewayOut(id=rec.id, state=rec.state, reason=rec.reason, session=rec.session, sw=rec.sw, zone=rec.zone,
                       heartbeat_s=rec.heartbeat_s, last_heartbeat_age_s=age, since=rec.since, keys=list(rec.keys),
                       devices=devices_out(hub, gateway),
-                      outbox=rec.outbox.model_dump() if rec.outbox else None)
+                      outbox=rec.outbox.model_dump() if rec.outbox else None,
+                      trusts_active_key=hub.keys.kid in rec.keys,
+                      unverified=hub.gwtrust.verifier.unverified_of(gateway))

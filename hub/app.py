@@ -24,22 +24,24 @@ from collections.abc import Iterable
 import uvicorn
 from fastapi import APIRouter
 
-from contract.models import Ack, GatewayState, Heartbeat, ZoneState
+from contract import topics
+from contract.models import Ack, GatewayState, Heartbeat, HubState, ZoneState
 from hub.alerts import AlertEngine, AlertHook
 from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
-from hub.audit.service import Anchorer
+from hub.audit.service import Anchorer, record_signing_key
 from hub.config import HubConfig
-from hub.errors import ConfigError
+from hub.errors import ConfigError, HubError
 from hub.grafana import points
+from hub.gwtrust import GatewayTrust
 from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
-from hub.keys import KEY_FILE, load_or_create
+from hub.keys import KEY_FILE, KeyRing
 from hub.limits import Guard
 from hub.metrics import HubMetrics
 from hub.models import AlertOut, ResidentReach
@@ -117,12 +119,14 @@ class Hub:
         cfg = config.hub
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = HubMetrics()
-        self.keys = load_or_create(cfg.state_dir, cfg.extra_verify_keys)
+        self.keyring = KeyRing(cfg.state_dir)
+        self.keys = self.keyring.load(cfg.extra_verify_keys)
         _check_secrets(config)
         self.users = UserStore.in_state_dir(cfg.state_dir)
         self.identity = build_authenticator(config, self.users, self.metrics)
         self.audit = AuditLog.in_state_dir(cfg.state_dir)
         self.audit.on_append.append(lambda rec: self.metrics.audit_records.labels(rec.action).inc())
+        record_signing_key(self.audit, self.keys)
         self.zones = Zones.load(cfg.zones)
         self.store = Store(cfg.state_dir / "hub.sqlite")
         self.registry = Registry(self.store, self.metrics)
@@ -135,6 +139,9 @@ class Hub:
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
                             on_connect=self._on_connect, channels=CONTROL)
         self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
+        self.gwtrust = GatewayTrust(cfg.state_dir, count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
+                                    reset_session=self.registry.reset_session, publish=self.mqtt.publish)
+        self.dispatcher.verifier = self.gwtrust.verifier  # only enrolled gateways' signed, fresh messages pass
         self.anchorer = Anchorer(self.audit, self.keys, self.mqtt.publish, self.metrics, cfg.audit_anchor_interval_s)
         self.engine = AlertEngine(cfg, self.keys, self.zones, self.registry, self.store, self.mqtt.publish,
                                   self.metrics, publish_nowait=self.mqtt.publish_nowait,
@@ -292,6 +299,26 @@ class Hub:
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
         await self.engine.republish_zone_states()
+        await self.anchorer.on_connect()  # the signed audit head goes out again at once
+
+    async def _keys_watch(self, interval_s: float = 0.5) -> None:
+        """``dozor hub keys stage|activate|retire`` change hub-keys.json: sign with the new active key from the
+        next command on, and announce the new set of keys."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.keyring.changed():
+                continue
+            try:
+                keys = self.keyring.load(self.config.hub.extra_verify_keys)
+            except HubError as exc:
+                log.error("hub keys changed but cannot be loaded (still signing with %s): %s", self.keys.kid, exc)
+                continue
+            if keys.kid != self.keys.kid:
+                log.warning("hub signing key is now %s (was %s)", keys.kid, self.keys.kid)
+            self.keys = self.engine.keys = self.anchorer.keys = keys
+            self.mqtt.keys = keys.all_kids
+            await self.mqtt.publish(topics.HUB_STATE, HubState(state="online", ts=time.time(),
+                                                               keys=keys.all_kids).to_bytes(), 1, True)
 
     async def _flusher(self) -> None:
         while True:
@@ -318,7 +345,7 @@ class Hub:
         tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
             ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])),
-            ("audit-anchor", self.anchorer.run()),
+            ("audit-anchor", self.anchorer.run()), ("gwtrust", self.gwtrust.run()), ("keys", self._keys_watch()),
             ("sd_notify", sdnotify.keepalive(f"API on {self.config.api_url}")))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
@@ -363,6 +390,7 @@ class Hub:
                 await asyncio.wait_for(self.residents.aclose(), 5)
             self.engine._flush()
             self.store.close()
+            self.gwtrust.close()
             with contextlib.suppress(Exception):
                 self.audit.close()
                 self.users.close()

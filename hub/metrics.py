@@ -44,6 +44,9 @@ class HubMetrics:
         self.api_auth_failures = Counter(p + "api_auth_failures", "API calls refused (401)", registry=r)
         self.api_bad_requests = Counter(p + "api_bad_requests", "API calls with invalid input", ["code"],
                                         registry=r)
+        self.unverified = Counter(p + "gateway_messages_unverified", "Gateway messages ignored: unsigned, not "
+                                  "enrolled, bad signature, replayed or implausible session", ["channel", "reason"],
+                                  registry=r)
         self.store_errors = Counter(p + "store_errors", "SQLite write failures", registry=r)
         # identities, audit, API hardening (hub/identity, hub/audit, hub/limits.py)
         self.api_auth_refusals = Counter(p + "api_auth_refusals", "API calls refused by authentication or role",

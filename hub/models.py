@@ -145,6 +145,8 @@ class GatewayOut(_Out):
     keys: list[str] = []
     devices: list[DeviceOut] = []
     outbox: dict[str, Any] | None = None
+    trusts_active_key: bool = False  # the hub's active signing key is among ``keys`` (the kids its birth pins)
+    unverified: int = 0  # messages naming this gateway that the hub ignored (unsigned, bad signature, replayed)
 
 
 class ZoneOut(_Out):

@@ -55,7 +55,7 @@ class Demo:
 
     async def start(self) -> None:
         from dozor.client import HubClient
-        from dozor.commands.sim_city import gateway_factory
+        from dozor.commands.sim_city import enrolling_factory
         from hub.app import Hub
         from hub.config import parse_config
         from simulators.brokers import EmbeddedBroker, free_port
@@ -84,8 +84,8 @@ class Demo:
         self.client = HubClient(f"http://127.0.0.1:{port}", self.token)
         self.api_url = f"http://127.0.0.1:{port}"
         self.say(f"hub: API on {self.api_url}, signing key {self.hub.keys.kid}")
-        self.city = await City(plan, self.broker_url, {self.hub.keys.kid: self.hub.keys.public_b64},
-                               self.state_dir / "city", gateway_factory, spinup_s=self.spinup_s,
+        self.city = await City(plan, self.broker_url, self.hub.keys.public_keys_b64(), self.state_dir / "city",
+                               enrolling_factory(cfg.hub.state_dir), spinup_s=self.spinup_s,
                                heartbeat_s=2.0).start()
         self.say(f"city: {plan.gateways} gateways, {plan.sirens_total} sirens, "
                  f"{plan.gateways * plan.speakers_per_gateway} loudspeakers in {plan.zone_count} zones "

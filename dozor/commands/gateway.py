@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import JsonOpt, console, emit_json, fail
+from dozor.commands._common import JsonOpt, console, emit_json, err_console, fail
 
 EXIT_CONFIG = 2
 
@@ -63,10 +63,17 @@ def register(app: typer.Typer) -> None:
     @gw.command("check-config")
     def check_config(config: Path = typer.Argument(..., help="gateway TOML config"), as_json: bool = JsonOpt) -> None:
         """Validate a config (keys, buses, devices, pinned assets) and print a summary."""
+        from contract.command import PUBLISHED_TEST_KIDS
+
         cfg = _load(config, as_json)
+        warnings = [f"hub key {kid} is a PUBLISHED TEST KEY: its private seed is in the dozor repository, so anyone "
+                    "can sign commands this gateway obeys. Pin your hub's keys (dozor hub pubkey) instead."
+                    for kid in sorted(cfg.trust.hub_keys) if kid in PUBLISHED_TEST_KIDS]
         summary = {"ok": True, "gateway": cfg.gateway.id, "zone": cfg.gateway.zone, "mqtt": cfg.mqtt.url,
                    "hub_keys": sorted(cfg.trust.hub_keys), "buses": [b.name for b in cfg.bus],
-                   "devices": [{"id": d.id, "kind": d.kind} for d in cfg.device]}
+                   "devices": [{"id": d.id, "kind": d.kind} for d in cfg.device], "warnings": warnings}
+        for w in warnings:
+            err_console.print(f"[bold red]WARNING:[/] {w}")
         if as_json:
             emit_json(summary)
             return
@@ -75,6 +82,25 @@ def register(app: typer.Typer) -> None:
                       f"{len(cfg.trust.hub_keys)} hub key(s), broker {cfg.mqtt.url}")
         for d in cfg.device:
             console.print(f"  {d.kind:<10} {d.id}")
+
+    @gw.command("identity")
+    def identity(config: Path = typer.Argument(..., help="gateway TOML config"), as_json: bool = JsonOpt) -> None:
+        """Print the gateway's identity key (created in state_dir if missing) and the command that enrolls it."""
+        from gateway.errors import ConfigError
+        from gateway.identity import key_path, load_or_create
+
+        cfg = _load(config, as_json)
+        try:
+            ident = load_or_create(cfg.gateway.state_dir)
+        except ConfigError as exc:
+            fail(str(exc), code=EXIT_CONFIG, as_json=as_json)
+        out = {"gateway": cfg.gateway.id, "kid": ident.kid, "public_key": ident.public_b64,
+               "key_file": str(key_path(cfg.gateway.state_dir))}
+        if as_json:
+            emit_json(out)
+            return
+        console.print(f"gateway {cfg.gateway.id}: identity key id {ident.kid}\n"
+                      f"enroll it on the hub:  dozor gateways enroll {cfg.gateway.id} --pubkey {ident.public_b64}")
 
     @gw.command("evidence-key")
     def evidence_key(config: Path = typer.Argument(..., help="gateway TOML config"),

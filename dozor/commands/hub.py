@@ -94,7 +94,8 @@ def register(app: typer.Typer) -> None:
     @group.command("pubkey")
     def pubkey(config: Path = typer.Option(..., "--config", "-c", help="hub TOML config"),
                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-        """Print the hub's key id and public key for gateway configs (creates the key on first use)."""
+        """Print the [trust.hub_keys] lines for gateway.toml: the active key and every staged key (creates the
+        first key on first use). Paste them into each gateway's config in place of its [trust.hub_keys] table."""
         from hub.config import load_config
         from hub.keys import load_or_create
 
@@ -104,14 +105,21 @@ def register(app: typer.Typer) -> None:
         except HubError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        from contract.command import b64url, public_raw
-
-        extra = {kid: b64url(public_raw(pub)) for kid, pub in keys.extra.items()}
+        pinned = keys.public_keys_b64()
         if as_json:
-            typer.echo(json.dumps({"kid": keys.kid, "public_key": keys.public_b64, "extra": extra}))
+            typer.echo(json.dumps({"kid": keys.kid, "public_key": keys.public_b64,
+                                   "extra": {k: v for k, v in pinned.items() if k != keys.kid}, "hub_keys": pinned}))
             return
-        typer.echo("# dozor hub signing key: pin it in every gateway config")
-        typer.echo(f'kid = "{keys.kid}"')
-        typer.echo(f'public_key = "{keys.public_b64}"')
-        for kid, pub in extra.items():
-            typer.echo(f'# still trusted during rotation: kid = "{kid}"  public_key = "{pub}"')
+        typer.echo(pubkey_lines(keys.kid, pinned), nl=False)
+
+    from dozor.commands import hub_keys
+
+    hub_keys.attach(group)
+
+
+def pubkey_lines(active: str, pinned: dict[str, str]) -> str:
+    """TOML that gateway.toml accepts as its [trust.hub_keys] table (tests paste it into a config and load it)."""
+    lines = ["# dozor hub signing keys: pin all of them in every gateway config (gateway.toml)", "[trust.hub_keys]"]
+    for kid, pub in pinned.items():
+        lines.append(f'"{kid}" = "{pub}"  # {"active" if kid == active else "staged: active after rotation"}')
+    return "\n".join(lines) + "\n"

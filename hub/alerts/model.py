@@ -90,6 +90,7 @@ class CmdRef:
     gateway: str
     phase_seq: int
     targets: tuple[str, ...]
+    act: str = ""  # "stop": a late done ack of an earlier stop still moves the device forward
 
 
 @dataclass

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from contract.codecs import siren_modbus as sm
-from dozor.commands.sim_city import gateway_factory, hub_keys_from
+from dozor.commands.sim_city import enrolling_factory, hub_keys_from
 from hub.identity import Role
 from simulators.brokers import free_port
 from simulators.city import City, CityPlan
@@ -53,7 +53,7 @@ async def system(mosquitto, tmp_path):
             hub.kill()
             pytest.fail("hub did not come up: " + (await hub.stderr.read()).decode()[-2000:])
     keys = hub_keys_from(tmp_path / "hub", [])
-    city = await City(plan, mosquitto.url, keys, tmp_path / "city", gateway_factory, spinup_s=0.2,
+    city = await City(plan, mosquitto.url, keys, tmp_path / "city", enrolling_factory(tmp_path / "hub"), spinup_s=0.2,
                       heartbeat_s=1.0).start()
     env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": token,
            "SUPERVISOR_TOKEN": add_user(tmp_path / "hub", "marta", Role.supervisor)}

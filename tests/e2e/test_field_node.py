@@ -21,6 +21,7 @@ from hub.models import NodeRegistration
 from simulators.board import VirtualBoard
 from simulators.brokers import free_port
 from tests.gateway.helpers import make_config as gateway_config
+from tests.gwident import enroll_gateway
 from tests.hub.helpers import eventually, hub_token, make_config, running_hub
 
 pytestmark = pytest.mark.integration
@@ -53,6 +54,7 @@ async def test_flashed_node_reaches_gateway_and_hub(mosquitto, tmp_path, noise_b
         url = f"http://127.0.0.1:{hub_cfg.hub.api_port}"
         env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": hub_token(hub)}
         with VirtualBoard(tmp_path / "flash", uart_link=link) as board:
+            enroll_gateway(gw_cfg.gateway.state_dir, "gw-test")  # its identity key, as `dozor gateways enroll`
             gw = Gateway(gw_cfg)
             gw_task = asyncio.create_task(gw.run())
             try:

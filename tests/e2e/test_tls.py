@@ -8,7 +8,7 @@ import json
 import pytest
 
 from contract.codecs import siren_modbus as sm
-from dozor.commands.sim_city import gateway_factory
+from dozor.commands.sim_city import enrolling_factory
 from hub.app import Hub
 from hub.config import parse_config
 from hub.models import AlertRequest
@@ -34,7 +34,7 @@ async def test_alert_over_tls_is_confirmed_by_every_siren(tmp_path):
         try:
             await asyncio.wait_for(hub.mqtt.connected.wait(), 15)
             async with City(plan, broker.url, {hub.keys.kid: hub.keys.public_b64}, tmp_path / "city",
-                            gateway_factory, spinup_s=0, heartbeat_s=1, mqtt_options={"ca_file": ca}) as city:
+                            enrolling_factory(cfg.hub.state_dir), spinup_s=0, heartbeat_s=1, mqtt_options={"ca_file": ca}) as city:
                 for _ in range(300):
                     if all(hub.registry.is_online(g) for g in plan.gateway_ids()):
                         break

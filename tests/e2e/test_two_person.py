@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from contract.codecs import siren_modbus as sm
-from dozor.commands.sim_city import gateway_factory, hub_keys_from
+from dozor.commands.sim_city import enrolling_factory, hub_keys_from
 from hub.identity import Role
 from hub.residents.loopback import serve_app
 from simulators.brokers import free_port
@@ -86,7 +86,7 @@ async def running(mosquitto, tmp: Path, *, window_s: float = 120):
             else:
                 hub.kill()
                 pytest.fail("hub did not come up: " + (await hub.stderr.read()).decode()[-2000:])
-        city = await City(plan, mosquitto.url, hub_keys_from(tmp / "hub", []), tmp / "city", gateway_factory,
+        city = await City(plan, mosquitto.url, hub_keys_from(tmp / "hub", []), tmp / "city", enrolling_factory(tmp / "hub"),
                           spinup_s=0.2, heartbeat_s=1.0).start()
         system = System(plan, city, url, tokens, rx, tokens["viewer"])
         try:

@@ -37,6 +37,14 @@ async def spawn(*args: str, log: Path) -> asyncio.subprocess.Process:
         fh.close()
 
 
+async def run_dozor(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(DOZOR, *args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return out.decode()
+
+
 async def until(predicate, what: str, attempts: int = 600, every: float = 0.1):
     for _ in range(attempts):
         with contextlib.suppress(httpx.TransportError, OSError, HubClientError):  # not up yet
@@ -88,6 +96,10 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
                 "[telemetry]\nflush_s = 0.3\ndrain_rate = 40\ndrain_burst = 40\n"  # a backlog drains slowly
                 f'[[bus]]\nname = "uart-1"\nport = "{link.a}"\nkind = "uart"\nbaudrate = 115200\n'
                 '[[device]]\nid = "noise-1"\nkind = "noise_node"\nbus = "uart-1"\nstale_s = 86400\n')
+            # the gateway's identity key, enrolled on the hub as docs/operations.md shows
+            ident = json.loads(await run_dozor("gateway", "identity", str(tmp_path / "gw.toml"), "--json"))
+            await run_dozor("gateways", "enroll", GW, "--pubkey", ident["public_key"], "--config",
+                            str(tmp_path / "hub.toml"))
             gw_args = ("gateway", "run", "--config", str(tmp_path / "gw.toml"))
             gw = await spawn(*gw_args, log=tmp_path / "gw.log")
             await until(lambda: any(g.id == GW and g.state == "online" for g in client.gateways()), "gateway online")

@@ -13,6 +13,7 @@ import httpx
 from hub.app import Hub
 from hub.config import HubConfig, parse_config
 from simulators.brokers import free_port, wait_port
+from tests.gwident import HUB_STATES
 from tests.tokens import admin_token
 
 ZONES = [
@@ -66,6 +67,7 @@ async def running_hub(cfg: HubConfig):
     """A hub in this process; its state dir gets a `test-admin` user first (``hub_token(hub)``)."""
     admin_token(cfg.hub.state_dir)
     hub = Hub(cfg)
+    HUB_STATES.append(cfg.hub.state_dir)  # fake gateways started while it runs enroll into it
     task = asyncio.create_task(hub.run())
     try:
         await asyncio.wait_for(hub.mqtt.connected.wait(), 10)
@@ -76,6 +78,7 @@ async def running_hub(cfg: HubConfig):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        HUB_STATES.remove(cfg.hub.state_dir)
 
 
 def hub_token(hub: Hub) -> str:

@@ -36,8 +36,9 @@ async def test_last_will_offline_rebirth_online_and_stale_will_ignored(mosquitto
         await eventually(lambda: hub.registry.state_of("gw-a") == "online", what="re-birth")
         # a late last-will of the old connection must not mark the re-born gateway offline
         stale = GatewayState(gateway="gw-a", state="offline", session=1, ts=time.time())
-        publish_retained(mosquitto.port, topics.gw("gw-a", "state"), stale.to_bytes())
-        await eventually(lambda: hub.metrics.stale_states._value.get() >= 1, what="stale state counted")
+        publish_retained(mosquitto.port, topics.gw("gw-a", "state"), gw.sealer.will(stale))
+        await eventually(lambda: hub.gwtrust.verifier.unverified_of("gw-a") >= 1, what="stale state counted")
+        assert 'reason="stale_session"} 1.0' in hub.metrics.render().decode()
         assert hub.registry.state_of("gw-a") == "online"
         assert hub.registry.gateways["gw-a"].session == 2
 

@@ -17,6 +17,7 @@ from contract import topics
 from contract.command import public_key_from_b64
 from contract.models import AckStage, DeviceKind, HubState
 from simulators.brokers import wait_port
+from tests.gwident import enroll
 from tests.hub.fakegw import FakeGateway
 from tests.hub.helpers import eventually, make_config, write_toml
 from tests.tokens import admin_token
@@ -62,6 +63,8 @@ async def test_hub_killed_mid_alert_resumes_and_finishes(mosquitto, tmp_path):
             health = (await http.get("/healthz")).json()
             # the gateways pin the hub's key from its (public) announcement, as `dozor hub pubkey` prints it
             keys = {health["kid"]: public_key_from_b64(health["public_key"])}
+            for gw in ("gw-a", "gw-b", "gw-c"):  # their identity keys, enrolled as `dozor gateways enroll` does
+                enroll(gw, [state_dir])
             fakes = [FakeGateway(mosquitto.port, "gw-a", keys, [("siren-1", DeviceKind.SIREN)]).start(),
                      FakeGateway(mosquitto.port, "gw-b", keys, [("siren-1", DeviceKind.SIREN)], behaviour="silent").start(),
                      FakeGateway(mosquitto.port, "gw-c", keys, [("siren-1", DeviceKind.SIREN)], behaviour="silent").start()]

@@ -20,6 +20,7 @@ from contract.models import (
     OutboxStats,
 )
 from hub.app import Hub
+from tests.gwident import Sealer, enroll
 from tests.hub.helpers import api, eventually, hub_token
 from tests.hub.helpers import running_hub as hub_running
 from tests.ingest.helpers import NOISE, Publisher, influx_count, noise_batch, store_config, vm_samples
@@ -142,9 +143,11 @@ async def test_fleet_and_alert_points_through_the_spool(mosquitto, influx1, tmp_
             stale = GatewayState(gateway="gw-n2", state="offline", session=2, ts=ts + 2)  # an old last-will
             ack = Ack(gateway="gw-n2", cmd="jti-x", alert="A-x", stage=AckStage.REJECTED, reason="expired",
                       ts=ts + 3, mode=Mode.EXERCISE)
+            enroll("gw-n2")  # signed by its enrolled identity key (hub.gwtrust), as a gateway does
+            seal, old = Sealer("gw-n2", session=3), Sealer("gw-n2", session=2)
             await asyncio.to_thread(pub.publish_all, [
-                (topics.gw("gw-n2", "state"), birth.to_bytes()), (topics.gw("gw-n2", "heartbeat"), hb.to_bytes()),
-                (topics.gw("gw-n2", "state"), stale.to_bytes()), (topics.gw("gw-n2", "ack"), ack.to_bytes())])
+                (topics.gw("gw-n2", "state"), seal(birth)), (topics.gw("gw-n2", "heartbeat"), seal(hb)),
+                (topics.gw("gw-n2", "state"), old.will(stale)), (topics.gw("gw-n2", "ack"), seal(ack, session=True))])
             await eventually(lambda: hub.registry.gateways.get("gw-n2") is not None
                              and hub.registry.gateways["gw-n2"].outbox is not None, what="heartbeat")
             await spooled_out(hub, 5)  # birth, heartbeat, 2 device states, ack
