@@ -24,6 +24,7 @@ from hub.models import (
     AirOut,
     AlertDetail,
     AlertOut,
+    AlertPreview,
     DeviceOut,
     GatewayOut,
     LatestOut,
@@ -142,11 +143,30 @@ class HubClient:
         return self._call("GET", "/healthz")
 
     def create_alert(self, zones: list[str], signal: str, mode: str, *, duration_s: int = 180,
-                     message: dict[str, str] | None = None) -> AlertOut:
+                     message: dict[str, str] | None = None, break_glass: bool = False,
+                     reason: str | None = None) -> AlertOut:
+        """A new alert. Its ``status`` is ``pending_confirmation`` when the hub's two-person rule covers it:
+        then nothing is sent until a second person (a supervisor) calls ``confirm``."""
         body: dict[str, Any] = {"zones": zones, "signal": signal, "mode": mode, "duration_s": duration_s}
         if message:
             body["message"] = message
+        if break_glass:
+            body["break_glass"] = True
+        if reason:
+            body["reason"] = reason
         return self._parse(AlertOut, self._call("POST", "/api/v1/alerts", json=body))
+
+    def pending(self) -> list[AlertOut]:
+        """Alert requests waiting for a second person, oldest first."""
+        return self._parse(list[AlertOut], self._call("GET", "/api/v1/alerts/pending"))
+
+    def preview(self, alert_id: str) -> AlertPreview:
+        """What confirming ``alert_id`` would do: zones, signal, messages, sirens, residents, alerts it affects."""
+        return self._parse(AlertPreview, self._call("GET", f"/api/v1/alerts/{quote(alert_id, safe='')}/preview"))
+
+    def confirm(self, alert_id: str) -> AlertOut:
+        """The second person's confirmation: the alert is sent now."""
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/confirm"))
 
     def audit(self, *, alert: str | None = None, actor: str | None = None, since_seq: int = 0) -> list[dict]:
         """Audit chain records (GET /api/v1/audit), oldest first."""

@@ -24,7 +24,9 @@ TokenOpt = typer.Option(None, "--token", envvar=["DOZOR_TOKEN", "DOZOR_HUB_TOKEN
 JsonOpt = typer.Option(False, "--json", help="print one JSON document instead of tables")
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2  # contradictory or invalid arguments (as Typer/Click usage errors)
 EXIT_PARTIAL = 3
+EXIT_WAITING = 4  # `alert start`: waiting for a second operator (`dozor alert confirm ID`)
 
 
 def resolve_token(token: str | None) -> str | None:
