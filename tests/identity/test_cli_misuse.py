@@ -39,3 +39,13 @@ async def test_audit_verify_with_an_unusable_broker_is_a_readable_error(hub_dir,
     rc, out, err = await cli("audit", "verify", "--config", str(hub_dir / "hub.toml"), "--broker", url, "--json")
     readable(rc, out, err, code)
     assert json.loads(out)["error"]
+
+
+@pytest.mark.parametrize("action", ["confirm", "stop", "all-clear", "cancel", "status"])
+async def test_an_empty_alert_id_is_a_usage_error(action):
+    """README daily flow: `ID=$(dozor alert start ...)` then `dozor alert confirm "$ID"` etc. When the start failed,
+    "$ID" is empty: exit 2 with a sentence, not a request for /api/v1/alerts//confirm and a puzzling 404."""
+    rc, out, err = await cli("alert", action, "", env={"DOZOR_HUB_URL": f"http://127.0.0.1:{free_port()}",
+                                                        "DOZOR_TOKEN": "dzr_x_y"})
+    readable(rc, out, err, 2)
+    assert "empty alert id" in err and "not reachable" not in err
