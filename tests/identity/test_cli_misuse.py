@@ -8,7 +8,7 @@ import json
 import pytest
 
 from simulators.brokers import free_port
-from tests.identity.helpers import cli
+from tests.identity.helpers import cli, hub_process
 
 
 @pytest.fixture
@@ -49,3 +49,28 @@ async def test_an_empty_alert_id_is_a_usage_error(action):
                                                         "DOZOR_TOKEN": "dzr_x_y"})
     readable(rc, out, err, 2)
     assert "empty alert id" in err and "not reachable" not in err
+
+
+async def test_token_mistakes_name_the_mistake(mosquitto, tmp_path, token_leak_scanner):
+    """README deployer step 4: `export DOZOR_HUB_URL=... DOZOR_TOKEN_FILE=/etc/dozor/city/hub/admin-token`. A token
+    file that is missing or empty is exit 2 naming it (not a silent fall back and "token rejected"); no token at all
+    says so and how to give one."""
+    port = free_port()
+    rc, _, err = await cli("hub", "init", str(tmp_path / "h"), "--broker", mosquitto.url, "--listen",
+                           f"127.0.0.1:{port}")
+    assert rc == 0, err
+    (tmp_path / "empty").write_text("\n")
+    async with hub_process(tmp_path / "h" / "hub.toml", port, tmp_path / "hub.log", scanner=token_leak_scanner):
+        base = {"DOZOR_HUB_URL": f"http://127.0.0.1:{port}", "DOZOR_TOKEN": "", "DOZOR_HUB_TOKEN": ""}
+        rc, out, err = await cli("gateways", env={**base, "DOZOR_TOKEN_FILE": str(tmp_path / "nope")}, cwd=tmp_path)
+        readable(rc, out, err, 2)
+        assert "DOZOR_TOKEN_FILE" in err and "No such file" in err
+        rc, out, err = await cli("gateways", env={**base, "DOZOR_TOKEN_FILE": str(tmp_path / "empty")}, cwd=tmp_path)
+        readable(rc, out, err, 2)
+        assert "is empty" in err
+        rc, out, err = await cli("gateways", env=base, cwd=tmp_path)
+        readable(rc, out, err, 1)
+        assert "no token given" in err and "DOZOR_TOKEN_FILE" in err
+        rc, out, err = await cli("gateways", env={**base, "DOZOR_TOKEN_FILE": str(tmp_path / "h" / "admin-token")},
+                                 cwd=tmp_path)
+        assert rc == 0, err
