@@ -182,20 +182,20 @@ class HubClient:
     def alert(self, alert_id: str, *, devices: bool = True) -> AlertDetail:
         """One alert with its summary; ``devices=False`` omits the per-device list (for live polling)."""
         params = None if devices else {"devices": "false"}
-        return self._parse(AlertDetail, self._call("GET", f"/api/v1/alerts/{alert_id}", params=params))
+        return self._parse(AlertDetail, self._call("GET", f"/api/v1/alerts/{quote(alert_id, safe='')}", params=params))
 
     def alert_log(self, alert_id: str) -> list[dict[str, Any]]:
         """The alert's audit log (start, retries, escalations, updates), oldest first."""
-        return self._parse(list[dict[str, Any]], self._call("GET", f"/api/v1/alerts/{alert_id}/log"))
+        return self._parse(list[dict[str, Any]], self._call("GET", f"/api/v1/alerts/{quote(alert_id, safe='')}/log"))
 
     def stop(self, alert_id: str) -> AlertOut:
-        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/stop"))
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/stop"))
 
     def all_clear(self, alert_id: str) -> AlertOut:
-        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/all-clear"))
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/all-clear"))
 
     def cancel(self, alert_id: str) -> AlertOut:
-        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/cancel"))
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/cancel"))
 
     def gateways(self) -> list[GatewayOut]:
         return self._parse(list[GatewayOut], self._call("GET", "/api/v1/gateways"))
