@@ -25,11 +25,16 @@ Config keys (besides ``id``, ``kind``, ``stale_s``)::
     source = "sounddevice"      # the default input device; "wav" (needs file); or an input device name/index
     file = "street.wav"         # source = "wav": relative to the config file; loop = false; wav_speed = 1.0
     fs = 48000                  # sample rate (Hz); block = 4800 samples per input block
-    full_scale_db = 120.0       # dB SPL of a digital full-scale sine; calibration_offset_db = 0.0
+    microphone = "im69d130"     # optional part preset, sets full_scale_db and meter_class (MICROPHONES below)
+    full_scale_db = 130.0       # dB SPL of a digital full-scale sine (default: the preset's, else 120);
+                                # calibration_offset_db = 0.0. Loud exhausts clip a 120 dB part: use >= 130
+    meter_class = 2             # IEC 61672-1 class the chain is designed to (uncertainty budget): 1 or 2
     calibration_date = "2026-10-01"
     distance_to_lane_m = 7.5    # levels are normalised to 7.5 m for the thresholds
     location = { lat = 50.46, lon = 30.52, description = "Kontraktova sq., kerb" }
-    thresholds = { candidate_db = 85, enforcement_db = 95, uncertainty_db = 2 }
+    thresholds = { candidate_db = 85, enforcement_db = 95, uncertainty_db = 2, lane_half_width_m = 0.8 }
+                                # the enforcement margin is max(uncertainty_db, the budget's U, k = 2):
+                                # docs/noise-uncertainty.md
     audio_clip = false          # privacy: no audio unless asked; clip_seconds = 0.5 (the event must fit
                                 # one MQTT message; a record too large is sent without its clip, counted)
     timeout_s = 2.0             # no block for this long: the input is down;  retry_s = 5.0
@@ -90,10 +95,23 @@ class Location(_M):
     description: str = Field(default="", max_length=200)
 
 
+# Supported microphones: digital full scale (dB SPL of a full-scale sine) and the IEC 61672-1 class the
+# measuring chain is designed to. >= 130 dB parts keep the loudest exhausts (crackle peaks) unclipped.
+MICROPHONES: dict[str, tuple[float, int]] = {
+    "inmp441": (120.0, 2),  # -26 dBFS at 94 dB SPL, AOP 120 dB: clips on loud exhausts
+    "ics43434": (120.0, 2),
+    "sph0645": (120.0, 2),
+    "im69d130": (130.0, 2),  # Infineon IM69D130 (PDM, AOP 130 dB SPL) through a PDM->I2S/USB bridge
+    "im73a135": (135.0, 2),  # Infineon IM73A135 (analog, AOP 135 dB SPL) + 24-bit ADC set for 135 dB FS
+    "class1_capsule_adc": (140.0, 1),  # analog class-1 measurement capsule + preamp + ADC, 140 dB FS
+}
+
+
 class Thresholds(_M):
     candidate_db: float = 85.0
     enforcement_db: float = 95.0
     uncertainty_db: float = 2.0
+    lane_half_width_m: float = Field(default=0.8, ge=0, le=5)
     hysteresis_db: float = 3.0
     min_duration_s: float = 0.3
     max_duration_s: float = 20.0
@@ -107,7 +125,9 @@ class Options(SensorOptions):
     wav_speed: float = Field(default=1.0, ge=0, le=1000)  # 1: real time; 0: as fast as the analysis runs
     fs: int = Field(default=48_000, ge=44_100, le=192_000)
     block: int = Field(default=4_800, ge=64, le=192_000)
-    full_scale_db: float = 120.0
+    microphone: str | None = None
+    full_scale_db: float | None = Field(default=None, ge=60, le=180)
+    meter_class: int | None = Field(default=None, ge=1, le=2)
     calibration_offset_db: float = 0.0
     calibration_date: str | None = Field(default=None, max_length=32)
     distance_to_lane_m: float = 7.5
@@ -118,6 +138,20 @@ class Options(SensorOptions):
     timeout_s: float = Field(default=2.0, gt=0, le=60)
     retry_s: float = Field(default=5.0, gt=0, le=3600)
     queue_blocks: int = Field(default=100, ge=2, le=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _microphone(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        mic = data.get("microphone")
+        if mic is not None and mic not in MICROPHONES:
+            raise ValueError(f"microphone {mic!r}: expected one of {', '.join(MICROPHONES)}")
+        fs_db, klass = MICROPHONES.get(mic or "", (120.0, 2))
+        data = dict(data)
+        data.setdefault("full_scale_db", fs_db)
+        data.setdefault("meter_class", klass)
+        return data
 
     @model_validator(mode="after")
     def _source(self) -> Options:
@@ -179,7 +213,8 @@ class MicrophoneDriver(SensorDriver):
                                     enforcement_db=th.enforcement_db, uncertainty_db=th.uncertainty_db,
                                     hysteresis_db=th.hysteresis_db, min_duration_s=th.min_duration_s,
                                     max_duration_s=th.max_duration_s,
-                                    hard_limit_s=max(40.0, th.max_duration_s)),
+                                    hard_limit_s=max(40.0, th.max_duration_s),
+                                    lane_half_width_m=th.lane_half_width_m, meter_class=o.meter_class or 2),
             gateway=self.gateway_id, sensor=self.id, sensor_kind="wav" if o.source == "wav" else "mic",
             calibration_date=o.calibration_date, lat=o.location.lat, lon=o.location.lon, t0=t0,
             audio_clip=o.audio_clip, clip_seconds=o.clip_seconds)
