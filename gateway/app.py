@@ -24,6 +24,7 @@ from gateway.commands import CommandExecutor
 from gateway.config import GatewayConfig
 from gateway.counters import Counters
 from gateway.devices.base import Device, driver_for
+from gateway.errors import GatewayError
 from gateway.evidence_key import EvidenceKey
 from gateway.evidence_key import load_or_create as load_evidence_key
 from gateway.health import HealthProbe, run_health
@@ -32,6 +33,9 @@ from gateway.replay import StateStore
 from gateway.telemetry import Telemetry, TelemetrySettings
 from gateway.uplink import Uplink
 from gateway.zone import ZoneWatch
+from runtime.keyfiles import KeyFileError, check_private
+
+SECRET_FILES = (("evidence-key", "evidence signing key"),)  # in state_dir, created 0600 at first start
 
 SW_VERSION = "dozor-gateway/0.1"
 STATUS_TIMEOUT_S = 2.0
@@ -61,9 +65,21 @@ class Gateway:
         self.zone_watch: ZoneWatch | None = None  # the hub's public state of this gateway's zone
         self.started = time.monotonic()
 
+    def _check_secrets(self) -> None:
+        """Refuse to start with a private key that group or others can read (it may have leaked already)."""
+        keys = [(self.config.mqtt.key_file, "MQTT client key")]
+        keys += [(self.config.gateway.state_dir / name, what) for name, what in SECRET_FILES]
+        for path, what in keys:
+            if path is not None and (what == "MQTT client key" or path.exists()):
+                try:
+                    check_private(path, what)
+                except KeyFileError as exc:
+                    raise GatewayError(str(exc)) from None
+
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Gateway:
         cfg = self.config
+        self._check_secrets()
         self.store = StateStore(cfg.gateway.state_dir / "gateway.db", durable=cfg.gateway.durable_replay)
         try:
             tcfg = cfg.telemetry
@@ -109,7 +125,7 @@ class Gateway:
                 counters=self.counters, max_activation_s=cfg.trust.max_activation_s, log=self.log)
             self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
                                  heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
-                                 counters=self.counters, log=self.log)
+                                 counters=self.counters, log=self.log, outbox=self.outbox)
             if self.zone_watch is not None:
                 self.uplink.subscriptions[topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk

@@ -1,7 +1,8 @@
 """Gateway config: a TOML file -> a validated pydantic model, with errors a technician understands.
 
     [gateway]   id, zone?, state_dir, heartbeat_s = 5
-    [mqtt]      url = "mqtt://host:port", username?, password?, keepalive_s, reconnect_min_s, reconnect_max_s
+    [mqtt]      url = "mqtt://host:port", username?, password?, keepalive_s, reconnect_min_s, reconnect_max_s,
+                connect_timeout_s, publish_timeout_s, stuck_puback_s, healthy_s
     [trust]     max_activation_s = 900;  [trust.hub_keys] <kid> = "<base64url raw Ed25519 public key>"
     [[bus]]     name, port, baudrate, kind = "modbus" | "uart", timeout_s
     [[device]]  id, kind = "siren", bus, address
@@ -46,8 +47,13 @@ class MqttSection(BrokerAddress, _M):
     username: str | None = None
     password: str | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    reconnect_min_s: float = Field(default=0.2, gt=0, le=60)
+    # The cap bounds the wait after the broker returns: 1.5 s (jittered down to 0.75 s) -> back within ~2 s.
+    reconnect_max_s: float = Field(default=1.5, gt=0, le=3600)
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    publish_timeout_s: float = Field(default=5.0, gt=0, le=300)  # one publish; a timeout forces a reconnect
+    stuck_puback_s: float = Field(default=10.0, ge=0, le=600)  # any PUBACK this late: the link is dead (0: off)
+    healthy_s: float = Field(default=10.0, gt=0, le=3600)  # up this long: the reconnect backoff starts over
 
     @model_validator(mode="after")
     def _backoff(self) -> MqttSection:

@@ -277,19 +277,30 @@ class Outbox:
 
     @_locked
     def batch(self, limit_bytes: int = 256 * 1024, limit_items: int = 500, *,
-              lanes: Sequence[Lane] = (Lane.PRIORITY, Lane.NORMAL)) -> list[Item]:
+              lanes: Sequence[Lane] = (Lane.PRIORITY, Lane.NORMAL), stream: str | None = None,
+              skip_stream: str | None = None, min_id: int = 0, max_id: int | None = None) -> list[Item]:
         """Items not yet in flight, priority lane first then oldest first, within the limits (at least one
-        item if any is waiting). The returned items are in flight until ``ack`` or ``release``."""
+        item if any is waiting). The returned items are in flight until ``ack`` or ``release``.
+        ``stream``/``skip_stream`` select by stream (the uplink drains ``ack`` items itself, the telemetry
+        drain skips them); ``min_id < id <= max_id`` selects live items or the backlog."""
         out: list[Item] = []
         used = 0
         wanted = sorted({int(Lane(x)) for x in lanes}, reverse=True)
+        where, extra = "", []
+        if stream is not None:
+            where, extra = " AND stream = ?", [stream]
+        elif skip_stream is not None:
+            where, extra = " AND stream != ?", [skip_stream]
+        if max_id is not None:
+            where += " AND id <= ?"
+            extra.append(max_id)
         try:
             for lane in wanted:
-                after = 0
+                after = min_id
                 while len(out) < limit_items:
                     rows = self._db.execute(
-                        "SELECT id, lane, stream, topic, payload, ts, size FROM items WHERE lane = ? AND id > ? "
-                        "ORDER BY id LIMIT ?", (lane, after, limit_items + 64)).fetchall()
+                        "SELECT id, lane, stream, topic, payload, ts, size FROM items WHERE lane = ? AND id > ?"
+                        f"{where} ORDER BY id LIMIT ?", (lane, after, *extra, limit_items + 64)).fetchall()
                     if not rows:
                         break
                     after = rows[-1][0]
@@ -308,11 +319,11 @@ class Outbox:
     def drain_batch(self, bucket: TokenBucket, limit_bytes: int = 256 * 1024, limit_items: int = 500) -> list[Item]:
         """What the uplink sends next: the whole priority lane (never throttled), then as many normal-lane
         items as ``bucket`` has whole tokens for (one token per item), within the limits."""
-        out = self.batch(limit_bytes, limit_items, lanes=[Lane.PRIORITY])
+        out = self.batch(limit_bytes, limit_items, lanes=[Lane.PRIORITY], skip_stream="ack")
         room_items = min(limit_items - len(out), bucket.available())
         room_bytes = limit_bytes - sum(i.size for i in out)
         if room_items > 0 and room_bytes > 0:
-            normal = self.batch(room_bytes, room_items, lanes=[Lane.NORMAL])
+            normal = self.batch(room_bytes, room_items, lanes=[Lane.NORMAL], skip_stream="ack")
             bucket.take(len(normal))
             out += normal
         return out
@@ -320,6 +331,16 @@ class Outbox:
     def _mark(self, items: list[Item]) -> list[Item]:
         self._inflight.update(i.id for i in items)
         return items
+
+    @_locked
+    def count(self, stream: str) -> int:
+        """Items of one stream still stored (in flight or not)."""
+        return int(self._db.execute("SELECT COUNT(*) FROM items WHERE stream = ?", (stream,)).fetchone()[0])
+
+    @_locked
+    def last_id(self) -> int:
+        """The highest id stored so far (0 when empty): the boundary between backlog and live items."""
+        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
 
     @_locked
     def ack(self, ids: Iterable[int]) -> int:

@@ -41,6 +41,7 @@ from contract.models import Event, Reading, TelemetryBatch
 from gateway.counters import Counters
 from gateway.errors import GatewayError
 from gateway.outbox import Lane, Outbox, OutboxError, TokenBucket
+from runtime.backoff import Backoff
 
 Publish = Callable[[str, bytes, int], Awaitable[None]]
 STATE_FILE = "telemetry.json"
@@ -221,7 +222,7 @@ class Telemetry:
         await self._stored.wait()
 
     async def _writer(self) -> None:
-        delay = self.settings.retry_min_s
+        backoff = Backoff(self.settings.retry_min_s, cap=self.settings.retry_max_s)
         while True:
             await self._queued.wait()
             self._queued.clear()
@@ -231,11 +232,11 @@ class Telemetry:
                     await asyncio.to_thread(self.outbox.put_many, items)
                 except OutboxError as exc:
                     self.counters.inc("telemetry_store_errors")
+                    delay = backoff.next_delay()
                     self.log.error("cannot store telemetry in the outbox: %s; retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
-                    delay = min(self.settings.retry_max_s, delay * 2)
                     continue
-                delay = self.settings.retry_min_s
+                backoff.reset()
                 del self._queue[:len(items)]
                 for stream, *_ in items:
                     self.counters.inc("telemetry_accepted" if stream != "event" else "telemetry_events_accepted")
@@ -287,7 +288,7 @@ class Telemetry:
             e.clear()  # consumed: what happened meanwhile is picked up by the next round
 
     async def _drain(self) -> None:
-        delay = self.settings.retry_min_s
+        backoff = Backoff(self.settings.retry_min_s, cap=self.settings.retry_max_s)
         while True:
             await self._running.wait()
             if self.pending is None:
@@ -296,7 +297,7 @@ class Telemetry:
                 except OutboxError as exc:
                     self.counters.inc("telemetry_drain_errors")
                     self.log.error("cannot read the outbox: %s", exc)
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(backoff.next_delay())
                     continue
                 if self.pending is None:
                     waiting = self.outbox.depth - self.outbox.inflight
@@ -309,12 +310,11 @@ class Telemetry:
             if await self._send(self.pending):
                 full = self.pending.readings + len(self.pending.messages) >= self.settings.max_batch_items // 2
                 self.pending = None
-                delay = self.settings.retry_min_s
+                backoff.reset()
                 if not full:
                     await asyncio.sleep(self.settings.flush_s)  # let readings gather: one batch per flush
             else:
-                await self._nap(delay, on_data=False)
-                delay = min(self.settings.retry_max_s, delay * 2)
+                await self._nap(backoff.next_delay(), on_data=False)
 
     def _next_flush(self) -> Flush | None:
         """(worker thread) Take the next items from the outbox and freeze them into a flush with a new seq."""

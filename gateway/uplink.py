@@ -1,7 +1,12 @@
-"""The gateway's own supervised MQTT uplink (aiomqtt 2.5, MQTT 3.1.1).
+"""The gateway's own supervised MQTT uplink (``runtime.mqtt`` over paho, MQTT 3.1.1).
 
-- Reconnects forever with exponential backoff and jitter. Nothing raised below (a broker going away,
-  a bug in a handler) ends the supervisor; it is logged and counted (cf. thingsboard-gateway #2086).
+- Reconnects forever with ``runtime.backoff`` (jittered, capped at ``reconnect_max_s``, reset once a session
+  has been healthy for ``healthy_s``), so after the broker returns the gateway is back within about
+  ``reconnect_max_s + connect time``, every run. Nothing raised below ends the loop; it is counted and logged.
+- Every long-lived task of a session (acks, heartbeats, births) runs under one ``runtime.supervise``
+  ``Supervisor``: a task that fails is counted (``uplink_task_failures.<task>``), logged once with its cause,
+  and its failure forces a reconnect of the session. A publish that times out (``publish_timeout_s``) fails
+  its task, and any PUBACK overdue by ``stuck_puback_s`` closes the session as dead (``runtime.mqtt``).
 - Before every connection attempt the persisted ``session`` counter goes up and the retained last-will
   is ``GatewayState(offline, session)``. On connect: subscribe to the cmd topic and to every topic in
   ``subscriptions`` (e.g. the zone's retained public state, whose handler runs in the message callback
@@ -9,30 +14,37 @@
   birth ``GatewayState(online, session, devices, keys, heartbeat_s)``, start heartbeats. When a device's
   info changes (a reflashed node reports a new firmware version) ``republish_birth`` sends the birth again
   with the same session, so the hub's registry sees the new ``DeviceInfo.fw`` at once.
-- Priority: acks have their own queue and drain task that publishes immediately; bulk traffic (the
-  telemetry outbox) goes through ``publish_bulk``, which only sends when no ack is waiting and keeps
-  at most one bulk message in flight, so commands and acks never queue behind a backlog.
+- Acks are durable: ``publish_ack`` writes the ack to the outbox's priority lane (stream ``ack``, fsynced)
+  before it returns, i.e. before the executor reports the device action done; the ack task publishes them
+  and deletes each only after its PUBACK. A gateway killed anywhere in between sends them after restart.
+- Priority: acks have their own task that publishes at once; bulk traffic (the telemetry outbox) goes
+  through ``publish_bulk``, which only sends when no ack is waiting and keeps at most one bulk message in
+  flight, so commands and acks never queue behind a backlog.
+- One way out and one way in: every outgoing payload goes through ``_publish`` and every incoming message
+  through ``_dispatch`` (the places to sign and verify payload bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-
-import aiomqtt
 
 from contract import topics
 from contract.models import Ack, GatewayState, Heartbeat
 from gateway.config import MqttSection
 from gateway.counters import Counters
 from gateway.errors import GatewayError, ReplayStoreError
+from gateway.outbox import Lane, Outbox, OutboxError
 from gateway.replay import StateStore
+from runtime.backoff import Backoff
+from runtime.mqtt import MqttLinkError, MqttParams, MqttSession, Will
+from runtime.supervise import Supervisor, TaskFailed
 
 MAX_PENDING_ACKS = 10_000
+ACK_STREAM = "ack"
 
 
 class UplinkError(GatewayError):
@@ -44,7 +56,7 @@ class Uplink:
                  birth: Callable[[int], GatewayState],
                  heartbeat: Callable[[int, int], Awaitable[Heartbeat]], heartbeat_s: float,
                  on_command: Callable[[bytes], Awaitable[object]], counters: Counters | None = None,
-                 log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+                 log: logging.Logger | logging.LoggerAdapter | None = None, outbox: Outbox | None = None) -> None:
         self.cfg = cfg
         self.gateway_id = gateway_id
         self.store = store
@@ -54,19 +66,23 @@ class Uplink:
         self.on_command = on_command
         self.counters = counters or Counters()
         self.log = log or logging.getLogger("dozor.gateway.uplink")
+        self.outbox = outbox
         self.session = 0
         self.connected = asyncio.Event()
         self.t_state = topics.gw(gateway_id, topics.GwChannel.STATE)
         self.t_cmd = topics.gw(gateway_id, topics.GwChannel.CMD)
         self.t_ack = topics.gw(gateway_id, topics.GwChannel.ACK)
         self.t_heartbeat = topics.gw(gateway_id, topics.GwChannel.HEARTBEAT)
-        self._client: aiomqtt.Client | None = None
-        self._acks: deque[bytes] = deque()
+        self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
+        self._mqtt: MqttSession | None = None
+        self._sup: Supervisor | None = None
+        self._acks: deque[bytes] = deque()  # only when the outbox cannot take an ack (no outbox, disk error)
+        self._stored_acks = outbox.count(ACK_STREAM) if outbox is not None else 0  # from before a restart too
         self._ack_wake = asyncio.Event()
         self._acks_idle = asyncio.Event()
-        self._acks_idle.set()
+        self._update_idle()
         self._bulk_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task] = set()
+        self._commands: set[asyncio.Task] = set()
         # Hooks for the telemetry drain (e.g. ``on_connected.append(telemetry.on_connected)``,
         # ``on_disconnected.append(telemetry.pause)``); a failing hook is logged and counted.
         self.on_connected: list[Callable[[], object]] = []
@@ -76,13 +92,24 @@ class Uplink:
 
     # ------------------------------------------------------------ public API
     def publish_ack(self, ack: Ack) -> None:
-        """Queue an ack for immediate publication (kept in order across reconnects)."""
+        """Store an ack durably (outbox priority lane) and wake the ack task; kept in order across reconnects
+        and restarts. Returns once the ack is on disk."""
+        payload = ack.to_bytes()
+        if self.outbox is not None:
+            try:
+                self.outbox.put(ACK_STREAM, self.t_ack, payload, lane=Lane.PRIORITY)
+                self._stored_acks += 1
+                self.counters.inc("acks_stored")
+                self._wake_acks()
+                return
+            except OutboxError as exc:  # e.g. disk full: keep it in memory rather than lose it now
+                self.counters.inc("ack_persist_errors")
+                self.log.error("cannot store an ack durably (%s); holding it in memory", exc)
         if len(self._acks) >= MAX_PENDING_ACKS:
             self._acks.popleft()
             self.counters.inc("ack_dropped_overflow")
-        self._acks.append(ack.to_bytes())
-        self._acks_idle.clear()
-        self._ack_wake.set()
+        self._acks.append(payload)
+        self._wake_acks()
 
     async def publish_bulk(self, topic: str, payload: bytes, qos: int = 1) -> None:
         """Lower-priority publish for the telemetry drain: waits for the ack lane to be empty, one at a time.
@@ -91,33 +118,69 @@ class Uplink:
         """
         async with self._bulk_lock:
             await self._acks_idle.wait()
-            client = self._client
-            if client is None or not self.connected.is_set():
+            mqtt = self._mqtt
+            if mqtt is None or not self.connected.is_set():
                 raise UplinkError("uplink not connected")
             try:
-                await client.publish(topic, payload, qos=qos)
-            except aiomqtt.MqttError as exc:
+                await self._publish(mqtt, topic, payload, qos)
+            except MqttLinkError as exc:
                 raise UplinkError(f"publish failed: {exc}") from None
             self.counters.inc("mqtt_bulk_published")
 
     def republish_birth(self) -> None:
         """Publish the (retained) birth again in the current session; while down, the next connect does it."""
-        client = self._client
-        if client is None or not self.connected.is_set():
+        mqtt, sup = self._mqtt, self._sup
+        if mqtt is None or sup is None or not self.connected.is_set():
             return
-        self._spawn(self._publish_birth(client), "birth")
-
-    async def _publish_birth(self, client: aiomqtt.Client) -> None:
-        await client.publish(self.t_state, self.birth(self.session).to_bytes(), qos=1, retain=True)
-        self.counters.inc("mqtt_births_updated")
+        sup.start(f"birth-{time.monotonic_ns()}", lambda: self._publish_birth(mqtt, update=True), restart=False)
 
     @property
     def pending_acks(self) -> int:
-        return len(self._acks)
+        return len(self._acks) + self._stored_acks
 
-    # ------------------------------------------------------------ supervisor
+    def tasks_alive(self) -> dict[str, bool]:
+        """Long-lived tasks of the current session (empty while down)."""
+        return {k: v for k, v in (self._sup.alive() if self._sup else {}).items() if not k.startswith("birth-")}
+
+    # ------------------------------------------------------------ the one way out, the one way in
+    async def _publish(self, mqtt: MqttSession, topic: str, payload: bytes, qos: int = 1,
+                       retain: bool = False) -> None:
+        """Every payload the gateway sends goes through here (exact bytes; returns after the PUBACK)."""
+        await mqtt.publish(topic, payload, qos=qos, retain=retain, timeout=self.cfg.publish_timeout_s)
+
+    def _dispatch(self, topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
+        """Every message the gateway receives comes through here. Never raises; bad input is counted."""
+        try:
+            handler = self.subscriptions.get(topic) if topic != self.t_cmd else None
+            if topic != self.t_cmd and handler is None:
+                self.counters.inc("mqtt_unexpected_topic")
+                return
+            payload = bytes(payload)
+            if handler is not None:
+                self.counters.inc("mqtt_sub_messages")
+                try:
+                    handler(payload)
+                except Exception:
+                    self.counters.inc("mqtt_handler_errors")
+                    self.log.exception("handler for %s failed", topic)
+                return
+            self.counters.inc("mqtt_cmd_messages")
+            task = asyncio.create_task(self._run_command(payload), name=f"uplink {self.gateway_id} command")
+            self._commands.add(task)  # not cancelled on a disconnect: a command keeps driving devices
+            task.add_done_callback(self._commands.discard)
+        except Exception:
+            self.counters.inc("mqtt_callback_errors")
+            self.log.exception("message dispatch failed")
+
+    # ------------------------------------------------------------ the reconnect loop
+    def _params(self, will: bytes) -> MqttParams:
+        c = self.cfg
+        return MqttParams(c.host, c.port, f"dozor-gw-{self.gateway_id}", username=c.username, password=c.password,
+                          keepalive_s=c.keepalive_s, clean_session=False, will=Will(self.t_state, will),
+                          tls=c.tls_files(), connect_timeout_s=c.connect_timeout_s,
+                          publish_timeout_s=c.publish_timeout_s, stuck_puback_s=c.stuck_puback_s)
+
     async def run(self) -> None:
-        delay = self.cfg.reconnect_min_s
         while True:
             try:
                 self.session = self.store.next_session()
@@ -125,50 +188,58 @@ class Uplink:
                 self.session += 1
                 self.counters.inc("session_persist_errors")
                 self.log.error("cannot persist the session counter: %s", exc)
-            will = aiomqtt.Will(self.t_state, GatewayState(gateway=self.gateway_id, state="offline",
-                                                           session=self.session, ts=time.time()).to_bytes(),
-                                qos=1, retain=True)
+            will = GatewayState(gateway=self.gateway_id, state="offline", session=self.session,
+                                ts=time.time()).to_bytes()
             self.counters.inc("mqtt_connect_attempts")
             try:
-                async with aiomqtt.Client(
-                    self.cfg.host, self.cfg.port, username=self.cfg.username, password=self.cfg.password,
-                    identifier=f"dozor-gw-{self.gateway_id}", will=will, keepalive=self.cfg.keepalive_s,
-                    clean_session=False, protocol=aiomqtt.ProtocolVersion.V311, timeout=10,
-                    tls_params=aiomqtt.TLSParameters(**tls) if (tls := self.cfg.tls_files()) else None,
-                    logger=logging.getLogger("dozor.gateway.mqtt"),
-                ) as client:
-                    delay = self.cfg.reconnect_min_s
-                    await self._serve(client)
-            except aiomqtt.MqttError as exc:
+                async with MqttSession(self._params(will), on_message=self._dispatch,
+                                       log=logging.getLogger("dozor.gateway.mqtt")) as mqtt:
+                    self.backoff.up()
+                    await self._serve(mqtt)
+            except (MqttLinkError, TaskFailed) as exc:
                 self.counters.inc("mqtt_disconnects")
-                self.log.warning("uplink down (session %d): %s; retrying in ≤%.1fs", self.session, exc, delay)
-            except Exception:  # never let a bug end the supervisor
+                if isinstance(exc, TaskFailed) or "PUBACK" in str(exc):
+                    self.counters.inc("mqtt_dead_link_reconnects")
+                self.log.warning("uplink down (session %d): %s", self.session, exc)
+            except Exception:  # never let a bug end the loop
                 self.counters.inc("uplink_errors")
                 self.log.exception("uplink crashed (session %d); restarting", self.session)
             finally:
                 was_up = self.connected.is_set()
                 self.connected.clear()
-                self._client = None
-                await self._cancel_tasks()
+                self._mqtt = None
                 if was_up:
                     self._hooks(self.on_disconnected)
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(self.cfg.reconnect_max_s, delay * 2)
+            await asyncio.sleep(self.backoff.down())
 
-    async def _serve(self, client: aiomqtt.Client) -> None:
-        self._client = client
-        await client.subscribe(self.t_cmd, qos=1)
-        for topic in self.subscriptions:
-            await client.subscribe(topic, qos=1)
-        await client.publish(self.t_state, self.birth(self.session).to_bytes(), qos=1, retain=True)
-        self.counters.inc("mqtt_births")
+    async def _serve(self, mqtt: MqttSession) -> None:
+        await mqtt.subscribe([(self.t_cmd, 1), *((t, 1) for t in self.subscriptions)])
+        await self._publish_birth(mqtt)
+        self._mqtt = mqtt
         self.connected.set()
         self.log.info("uplink up: %s:%d session %d", self.cfg.host, self.cfg.port, self.session)
-        self._spawn(self._drain_acks(client), "acks")
-        self._spawn(self._heartbeats(client), "heartbeat")
-        self._hooks(self.on_connected)
-        async for message in client.messages:
-            self._dispatch(message)
+        async with Supervisor(f"uplink {self.gateway_id}", log=self.log,
+                              on_failure=lambda name: self.counters.inc(f"uplink_task_failures.{name}")) as sup:
+            self._sup = sup
+            try:
+                sup.start("acks", lambda: self._drain_acks(mqtt), restart=False)
+                sup.start("heartbeat", lambda: self._heartbeats(mqtt), restart=False)
+                self._hooks(self.on_connected)
+                closed = asyncio.ensure_future(mqtt.wait_closed())
+                failed = asyncio.ensure_future(sup.wait())
+                try:
+                    done, _ = await asyncio.wait({closed, failed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for f in (closed, failed):
+                        f.cancel()
+                for f in done:
+                    f.result()  # raises MqttLinkError or TaskFailed
+            finally:
+                self._sup = None
+
+    async def _publish_birth(self, mqtt: MqttSession, *, update: bool = False) -> None:
+        await self._publish(mqtt, self.t_state, self.birth(self.session).to_bytes(), 1, retain=True)
+        self.counters.inc("mqtt_births_updated" if update else "mqtt_births")
 
     def _hooks(self, hooks: list[Callable[[], object]]) -> None:
         for hook in hooks:
@@ -178,33 +249,6 @@ class Uplink:
                 self.counters.inc("uplink_hook_errors")
                 self.log.exception("uplink hook %r failed", hook)
 
-    def _dispatch(self, message: aiomqtt.Message) -> None:
-        """Message callback: never raises; bad input is counted and handled by the executor."""
-        try:
-            topic = message.topic.value
-            handler = self.subscriptions.get(topic) if topic != self.t_cmd else None
-            if topic != self.t_cmd and handler is None:
-                self.counters.inc("mqtt_unexpected_topic")
-                return
-            payload = message.payload
-            if isinstance(payload, str):
-                payload = payload.encode()
-            elif not isinstance(payload, bytes | bytearray):
-                payload = b"" if payload is None else str(payload).encode()
-            if handler is not None:
-                self.counters.inc("mqtt_sub_messages")
-                try:
-                    handler(bytes(payload))
-                except Exception:
-                    self.counters.inc("mqtt_handler_errors")
-                    self.log.exception("handler for %s failed", topic)
-                return
-            self.counters.inc("mqtt_cmd_messages")
-            self._spawn(self._run_command(bytes(payload)), "command")
-        except Exception:
-            self.counters.inc("mqtt_callback_errors")
-            self.log.exception("message dispatch failed")
-
     async def _run_command(self, payload: bytes) -> None:
         try:
             await self.on_command(payload)
@@ -212,31 +256,57 @@ class Uplink:
             self.counters.inc("command_handler_errors")
             self.log.exception("command handler failed")
 
-    async def _drain_acks(self, client: aiomqtt.Client) -> None:
-        """Publish queued acks at once, pipelined (paho hands them to the socket in call order, so
-        the broker sees them in order); whatever was not PUBACKed stays queued, in order, for the
-        next connection (the hub treats a repeated ack as a no-op)."""
-        while True:
-            while self._acks:
-                batch = list(self._acks)
-                results = await asyncio.gather(*(client.publish(self.t_ack, p, qos=1) for p in batch),
-                                               return_exceptions=True)
-                done = 0
-                for r in results:
-                    if isinstance(r, BaseException):
-                        break
-                    done += 1
-                for _ in range(done):
-                    self._acks.popleft()
-                self.counters.inc("mqtt_acks_published", done)
-                failed = next((r for r in results if isinstance(r, BaseException)), None)
-                if failed is not None:
-                    raise failed
-            self._acks_idle.set()
-            self._ack_wake.clear()
-            await self._ack_wake.wait()
+    # ------------------------------------------------------------ acks
+    def _wake_acks(self) -> None:
+        self._update_idle()
+        self._ack_wake.set()
 
-    async def _heartbeats(self, client: aiomqtt.Client) -> None:
+    def _update_idle(self) -> None:
+        if self.pending_acks:
+            self._acks_idle.clear()
+        else:
+            self._acks_idle.set()
+
+    async def _drain_acks(self, mqtt: MqttSession) -> None:
+        """Publish stored acks at once, pipelined (paho writes them in call order, so the broker sees them in
+        order); each is deleted from the outbox only after its PUBACK. A failure releases the rest, in order,
+        for the next session and fails this task (the session reconnects); the hub treats a repeat as a no-op."""
+        while True:
+            self._ack_wake.clear()
+            items = self.outbox.batch(64 * 1024, 100, lanes=[Lane.PRIORITY], stream=ACK_STREAM) \
+                if self.outbox is not None and self._stored_acks else []
+            memory = list(self._acks)
+            if not items and not memory:
+                self._stored_acks = 0 if self.outbox is None else self.outbox.count(ACK_STREAM)
+                self._update_idle()
+                if self.pending_acks:  # stored acks we cannot take now (should not happen): look again soon
+                    await asyncio.sleep(0.1)
+                else:
+                    await self._ack_wake.wait()
+                continue
+            payloads = [i.payload for i in items] + memory
+            try:
+                results = await asyncio.gather(*(self._publish(mqtt, self.t_ack, p, 1) for p in payloads),
+                                               return_exceptions=True)
+            except asyncio.CancelledError:  # the session ended under us: these go again next session
+                if self.outbox is not None:
+                    self.outbox.release([i.id for i in items])
+                raise
+            done = next((n for n, r in enumerate(results) if isinstance(r, BaseException)), len(results))
+            stored_done = [i.id for i in items[:done]]
+            if self.outbox is not None:
+                if stored_done:
+                    self.outbox.ack(stored_done)
+                self.outbox.release([i.id for i in items[done:]])
+            self._stored_acks = max(0, self._stored_acks - len(stored_done))
+            for _ in range(max(0, done - len(items))):
+                self._acks.popleft()
+            self.counters.inc("mqtt_acks_published", done)
+            self._update_idle()
+            if done < len(results):
+                raise results[done]
+
+    async def _heartbeats(self, mqtt: MqttSession) -> None:
         """Heartbeats on a fixed cadence (a slow status read does not stretch the interval)."""
         loop = asyncio.get_running_loop()
         seq = 0
@@ -244,33 +314,12 @@ class Uplink:
         while True:
             try:
                 hb = await self.heartbeat(self.session, seq)
-                await client.publish(self.t_heartbeat, hb.to_bytes(), qos=0)
-                self.counters.inc("mqtt_heartbeats")
-                seq += 1
-            except aiomqtt.MqttError:
-                return
             except Exception:
                 self.counters.inc("heartbeat_errors")
                 self.log.exception("heartbeat failed")
+            else:
+                await self._publish(mqtt, self.t_heartbeat, hb.to_bytes(), 0)
+                self.counters.inc("mqtt_heartbeats")
+                seq += 1
             next_at = max(next_at + self.heartbeat_s, loop.time())
             await asyncio.sleep(next_at - loop.time())
-
-    def _spawn(self, coro, name: str) -> None:
-        task = asyncio.create_task(coro, name=f"uplink {self.gateway_id} {name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and not isinstance(
-                task.exception(), aiomqtt.MqttError):
-            self.counters.inc("uplink_task_errors")
-            self.log.error("uplink task %s failed: %r", task.get_name(), task.exception())
-
-    async def _cancel_tasks(self) -> None:
-        # Command tasks are not ours to cancel: a command keeps driving devices through an outage.
-        tasks = [t for t in self._tasks if not t.get_name().endswith(" command")]
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)

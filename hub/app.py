@@ -36,7 +36,7 @@ from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
-from hub.keys import load_or_create, write_private
+from hub.keys import KEY_FILE, load_or_create, write_private
 from hub.metrics import HubMetrics
 from hub.models import AlertOut
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
@@ -48,6 +48,7 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
 TOKEN_FILE = "api-token"
@@ -70,6 +71,18 @@ def load_or_create_token(state_dir: Path) -> str:
     if len(token) < 16:
         raise ConfigError(f"API token in {path} is too short (at least 16 characters); delete it to regenerate")
     return token
+
+
+def _check_secrets(config: HubConfig) -> None:
+    """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
+    m, state = config.mqtt, config.hub.state_dir
+    for path, what in ((m.key_file, "MQTT client key"), (m.ingest_key_file, "MQTT ingest client key"),
+                       (state / KEY_FILE, "hub signing key"), (state / TOKEN_FILE, "API token")):
+        if path is not None:
+            try:
+                check_private(path, what)
+            except KeyFileError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 class _IngestCollector:
@@ -116,6 +129,7 @@ class Hub:
         self.metrics = HubMetrics()
         self.keys = load_or_create(cfg.state_dir, cfg.extra_verify_keys)
         self.api_token = load_or_create_token(cfg.state_dir)
+        _check_secrets(config)
         self.zones = Zones.load(cfg.zones)
         self.store = Store(cfg.state_dir / "hub.sqlite")
         self.registry = Registry(self.store, self.metrics)
@@ -136,9 +150,9 @@ class Hub:
         # linked resident alerts: the page, live stream and CAP feed always; channels as configured
         rcfg = config.residents or ResidentsConfig(public_url=config.api_url)
         self.residents = build_residents(
-            rcfg, [{"id": z.id, "name": z.name or z.id,
+            rcfg, [{"id": z.id, "name": {**dict.fromkeys(("uk", "en"), z.name or z.id), **z.names},
                     "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
-                   for z in self.zones], token=self.api_token)
+                   for z in self.zones], token=self.api_token, alert_docs=self.store.load_alerts)
         self.engine.hooks.append(self.residents.notifier.on_alert)
         routers = [*routers, self.residents.router]
         self.dispatcher.on("state", self._on_state)

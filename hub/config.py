@@ -87,7 +87,22 @@ class MqttSettings(BrokerAddress, _Section):
     keepalive_s: int = Field(default=15, ge=2, le=600)
     persistent_session: bool = True  # acks sent while the hub restarts wait for it at the broker
     reconnect_min_s: float = Field(default=0.2, gt=0)
-    reconnect_max_s: float = Field(default=10.0, gt=0)
+    reconnect_max_s: float = Field(default=2.0, gt=0)  # the longest wait after the broker returns
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    publish_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    stuck_puback_s: float = Field(default=15.0, ge=0, le=600)  # a PUBACK this late: the session is dead (0: off)
+    healthy_s: float = Field(default=10.0, gt=0, le=3600)  # up this long: the reconnect backoff starts over
+    # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
+    # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
+    ingest_cert_file: Path | None = None
+    ingest_key_file: Path | None = None
+
+    def for_ingest(self) -> MqttSettings:
+        """These settings with the ingest identity's certificate in place of the control one (if given)."""
+        if self.ingest_cert_file is None:
+            return self
+        return self.model_copy(update={"cert_file": self.ingest_cert_file,
+                                       "key_file": self.ingest_key_file or self.key_file})
 
 
 class StoreSettings(_Section):
@@ -225,7 +240,8 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
         (base / spool) if store.spool is not None else (resolved.state_dir / spool))})
     m = cfg.mqtt
     mqtt = m.model_copy(update={k: (v if v is None or v.is_absolute() else base / v) for k, v in
-                                (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file))})
+                                (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file),
+                                 ("ingest_cert_file", m.ingest_cert_file), ("ingest_key_file", m.ingest_key_file))})
     return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})
 
 

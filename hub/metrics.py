@@ -25,6 +25,10 @@ class HubMetrics:
                                    "unreachable", ["outcome", "reason"], registry=r)
         self.alerts = Counter(p + "alerts", "Alerts started", ["mode", "signal"], registry=r)
         self.alert_ops = Counter(p + "alert_operations", "Alert updates", ["op"], registry=r)
+        self.alert_refusals = Counter(p + "alert_refusals", "Alert operations refused by the lifecycle or the "
+                                      "overlap policy (HTTP 409)", ["op"], registry=r)
+        self.break_glass = Counter(p + "alert_break_glass", "Alerts sent by one supervisor alone (break glass)",
+                                   ["mode", "signal"], registry=r)
         self.confirm = Histogram(p + "confirm_seconds", "Alert creation to sounding/playing ack (hub clock)",
                                  buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 3, 5, 10, 30), registry=r)
         self.hook_errors = Counter(p + "hook_errors", "Alert hooks that raised", ["hook"], registry=r)

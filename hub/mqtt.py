@@ -1,18 +1,18 @@
-"""The hub's MQTT connection (aiomqtt, MQTT 3.1.1): supervised with reconnect and backoff, a retained
-HubState ``online`` birth and an ``offline`` last-will, and a dispatcher that decodes every gateway
-channel and never raises: malformed payloads are counted per channel and reason, logged and dropped.
+"""The hub's MQTT connection (``runtime.mqtt`` over paho, MQTT 3.1.1): reconnects with ``runtime.backoff``,
+a retained HubState ``online`` birth and an ``offline`` last-will, and a dispatcher that decodes every gateway
+channel and never raises: malformed payloads are counted per channel and reason, logged (rate limited: one
+line per reason and interval, with a count) and dropped. A PUBACK overdue by ``stuck_puback_s`` (e.g. for a
+command) closes the session as dead and reconnects. One way in: every message goes through ``_on_message``
+(then ``Dispatcher.dispatch``); one way out: ``publish`` / ``publish_nowait``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
-import aiomqtt
 from pydantic import BaseModel
 
 from contract import topics
@@ -20,10 +20,12 @@ from contract.errors import MalformedMessage
 from contract.models import Ack, Event, GatewayState, Heartbeat, HubState, TelemetryBatch, decode
 from hub.config import MqttSettings
 from hub.metrics import HubMetrics
+from runtime.backoff import Backoff
+from runtime.mqtt import MqttLinkError, MqttParams, MqttSession, Will
+from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 client_log = logging.getLogger("hub.mqtt.client")
-client_log.setLevel(logging.ERROR)  # aiomqtt warns once per concurrent publish ("N pending publish calls")
 
 # Two connections, so alert traffic never waits behind a telemetry backlog (invariant 3): the control
 # connection (states, heartbeats, acks; commands and retained hub/zone states go out on it) and the
@@ -45,6 +47,7 @@ class Dispatcher:
         self.metrics = metrics
         self.handlers: dict[str, list[Handler]] = {ch: [] for ch in MODELS}
         self._received: dict[str, object] = {}
+        self._log = RateLimitedLog(log, 10.0)  # a flood of junk costs one line per reason per 10 s
 
     def on(self, channel: str, handler: Handler) -> None:
         """Register a handler for a gateway channel (e.g. hub/ingest/ adds telemetry and event handlers)."""
@@ -67,7 +70,7 @@ class Dispatcher:
                                        detail=f"payload says {getattr(msg, 'gateway', '')!r}")
         except MalformedMessage as exc:
             self.metrics.malformed.labels(channel, exc.reason).inc()
-            log.warning("%s", exc)
+            self._log.warning(f"{channel}:{exc.reason}", "%s", exc)
             return
         for handler in self.handlers[channel]:
             try:
@@ -75,32 +78,6 @@ class Dispatcher:
             except Exception:  # never raise inside a message callback: log, count, keep going
                 self.metrics.malformed.labels(channel, "handler_error").inc()
                 log.exception("handler for %s failed on %s", channel, topic)
-
-
-def dispatching_queue(dispatch: Callable[[str, bytes], None],
-                      after: Callable[[aiomqtt.Message], None] | None = None) -> type[asyncio.Queue]:
-    """A queue class for aiomqtt's ``queue_type`` that hands each message to ``dispatch`` at once.
-
-    aiomqtt drives paho from the event loop, so ``put_nowait`` runs in the loop thread: dispatching there
-    is safe and skips the task that ``client.messages`` creates per message (the ack hot path).
-    """
-
-    class DispatchingQueue(asyncio.Queue):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            payload = item.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = b"" if payload is None else str(payload).encode()
-            try:
-                dispatch(item.topic.value, bytes(payload))
-            except Exception:  # Dispatcher never raises; this only guards the MQTT client itself
-                log.exception("dispatch failed for %s", item.topic.value)
-            if after is not None:
-                try:
-                    after(item)
-                except Exception:
-                    log.exception("after-dispatch hook failed for %s", item.topic.value)
-
-    return DispatchingQueue
 
 
 class HubMqtt:
@@ -114,7 +91,7 @@ class HubMqtt:
         """``defer_ack``: acknowledge QoS 1 messages only when the application says so. Each message's PUBACK
         is handed to ``defer_ack(send)``; the ingest calls ``send()`` once the message's lines are committed
         to its durable spool, so a hub crash before that makes the broker redeliver (persistent session)."""
-        self.cfg = cfg
+        self.cfg = cfg if control else cfg.for_ingest()  # its own certificate where identities are bound
         self.channels = channels
         self.control = control
         self.client_id = cfg.client_id if control else f"{cfg.client_id[:57]}-ingest"
@@ -123,102 +100,96 @@ class HubMqtt:
         self.keys = keys
         self.on_connect = on_connect
         self.defer_ack = defer_ack if cfg.persistent_session else None  # without a session nothing is redelivered
-        self.client: aiomqtt.Client | None = None
+        self.session: MqttSession | None = None
         self.connected = asyncio.Event()
+        self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
+        self._log = RateLimitedLog(log, 10.0)
 
     def _state(self, state: str) -> bytes:
         return HubState(state=state, ts=time.time(), keys=self.keys).to_bytes()
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        """Publish; False (never an exception) when not connected or the broker did not take it."""
-        client = self.client
-        if client is None:
+        """Publish and wait for the PUBACK; False (never an exception) when not connected or it failed."""
+        session = self.session
+        if session is None:
             return False
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain, timeout=10)
+            await session.publish(topic, payload, qos=qos, retain=retain, timeout=self.cfg.publish_timeout_s)
             return True
-        except aiomqtt.MqttError as exc:
-            log.warning("publish to %s failed: %s", topic, exc)
+        except MqttLinkError as exc:
+            self._log.warning("publish-failed", "publish to %s failed: %s", topic, exc)
             return False
 
     def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        """Hand a message to the MQTT client without waiting for its PUBACK (the hot path for commands:
-        the gateway's ack is the confirmation that matters; paho still retries QoS 1 until PUBACK).
-
-        Uses aiomqtt's underlying paho client: one call per command instead of a task, an Event and
-        aiomqtt's per-publish bookkeeping, which grows with the number of publishes in flight."""
-        client = self.client
-        paho_client = getattr(client, "_client", None)
-        if paho_client is None:
+        """Hand a message to the socket without waiting for its PUBACK (the hot path for commands: the
+        gateway's ack is the confirmation that matters; a PUBACK that never comes still closes the session
+        after ``stuck_puback_s``)."""
+        session = self.session
+        if session is None:
             return False
-        info = paho_client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc != 0:
-            log.warning("publish to %s failed: rc %s", topic, info.rc)
+        try:
+            session.publish_nowait(topic, payload, qos=qos, retain=retain)
+            return True
+        except MqttLinkError as exc:
+            self._log.warning("publish-failed", "publish to %s failed: %s", topic, exc)
             return False
-        return True
 
     def flush_writes(self) -> None:
         """Write what the client has queued to the socket now, instead of at the loop's next writer
         callback: commands are on the wire before any other task (hooks, API) gets the CPU."""
-        paho_client = getattr(self.client, "_client", None)
-        if paho_client is not None and paho_client.want_write():
-            paho_client.loop_write()
+        if self.session is not None:
+            self.session.flush_writes()
 
     async def run(self) -> None:
-        """Connect, subscribe and dispatch forever; reconnect with jittered exponential backoff."""
-        delay = self.cfg.reconnect_min_s
+        """Connect, subscribe and dispatch forever; reconnect with the shared jittered, capped backoff."""
+        kind = "control" if self.control else "ingest"
         while True:
             try:
                 await self._session()
-            except aiomqtt.MqttError as exc:
-                self.metrics.mqtt_disconnects.labels("control" if self.control else "ingest").inc()
-                log.warning("MQTT %s:%d: %s; reconnecting in %.1fs", self.cfg.host, self.cfg.port, exc, delay)
+            except MqttLinkError as exc:
+                self.metrics.mqtt_disconnects.labels(kind).inc()
+                log.warning("MQTT %s:%d (%s): %s", self.cfg.host, self.cfg.port, kind, exc)
             finally:
-                self.client = None
+                self.session = None
                 self.connected.clear()
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self.cfg.reconnect_max_s)
-            if self._was_up:
-                delay = self.cfg.reconnect_min_s
+            await asyncio.sleep(self.backoff.down())
 
-    _was_up = False
+    def _on_message(self, topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
+        """Every message the hub receives (loop thread): dispatch, then hand its PUBACK to the ingest."""
+        self.dispatcher.dispatch(topic, payload)
+        defer, session = self.defer_ack, self.session_for_acks
+        if defer is not None and session is not None:
+            try:
+                defer((lambda s=session, m=mid, q=qos: s.ack(m, q)) if qos > 0 else None)
+            except Exception:  # noqa: BLE001 - the ingest's problem must not break the connection
+                self._log.error("defer-ack", "deferring a PUBACK failed", exc_info=True)
+
+    session_for_acks: MqttSession | None = None
 
     async def _session(self) -> None:
-        self._was_up = False
-        will = aiomqtt.Will(topics.HUB_STATE, self._state("offline"), qos=1, retain=True) if self.control else None
-        holder: list = []
-        after = None
-        if self.defer_ack is not None:
-            defer = self.defer_ack
-
-            def after(item: aiomqtt.Message, _holder=holder) -> None:
-                if _holder:  # the ack goes out on this connection's client, or not at all; None: QoS 0
-                    defer(functools.partial(_holder[0].ack, item.mid, item.qos) if item.qos > 0 else None)
-        conn = aiomqtt.Client(self.cfg.host, self.cfg.port, identifier=self.client_id,
-                              username=self.cfg.username, password=self.cfg.password,
-                              protocol=aiomqtt.ProtocolVersion.V311, will=will,
-                              clean_session=not self.cfg.persistent_session, keepalive=self.cfg.keepalive_s,
-                              timeout=10, max_inflight_messages=1000, logger=client_log,
-                              tls_params=aiomqtt.TLSParameters(**tls) if (tls := self.cfg.tls_files()) else None,
-                              queue_type=dispatching_queue(self.dispatcher.dispatch, after))
-        if after is not None:
-            conn._client.manual_ack_set(True)
-            holder.append(conn._client)
-        async with conn as client:
-            await client.subscribe([(f"{topics.ROOT}/gw/+/{ch.value}", 1) for ch in self.channels])
-            self.client = client
-            self._was_up = True
+        cfg = self.cfg
+        will = Will(topics.HUB_STATE, self._state("offline")) if self.control else None
+        params = MqttParams(cfg.host, cfg.port, self.client_id, username=cfg.username, password=cfg.password,
+                            keepalive_s=cfg.keepalive_s, clean_session=not cfg.persistent_session, will=will,
+                            tls=cfg.tls_files(), connect_timeout_s=cfg.connect_timeout_s,
+                            publish_timeout_s=cfg.publish_timeout_s, stuck_puback_s=cfg.stuck_puback_s,
+                            max_inflight=1000, manual_ack=self.defer_ack is not None)
+        session = MqttSession(params, on_message=self._on_message, log=client_log)
+        self.session_for_acks = session if self.defer_ack is not None else None
+        async with session:
+            self.backoff.up()
+            await session.subscribe([(f"{topics.ROOT}/gw/+/{ch.value}", 1) for ch in self.channels])
+            self.session = session
             self.metrics.mqtt_connects.labels("control" if self.control else "ingest").inc()
-            log.info("MQTT connected to %s:%d as %s", self.cfg.host, self.cfg.port, self.client_id)
+            log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, self.client_id)
             if self.control:
-                await client.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
+                await session.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
             self.connected.set()
             if self.on_connect is not None:
                 await self.on_connect()
-            async for _ in client.messages:  # messages are dispatched by the queue; this waits for a disconnect
-                pass
+            await session.wait_closed()
 
     async def close(self) -> None:
         """Announce a clean shutdown (the last-will only fires on an unclean one)."""
-        if self.client is not None and self.control:
+        if self.session is not None and self.control:
             await self.publish(topics.HUB_STATE, self._state("offline"), 1, True)

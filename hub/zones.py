@@ -2,7 +2,8 @@
 
 A zone listing a gateway means all of that gateway's alerting devices (sirens and speakers) as the
 registry knows them; ``devices`` lists single devices as "gateway/device". ``polygon`` is an optional
-GeoJSON Polygon ([lon, lat] rings, the first is the outer ring, the rest are holes).
+GeoJSON Polygon ([lon, lat] rings, the first is the outer ring, the rest are holes). ``names`` is an
+optional {uk, en} map of localised names for the resident page (``name`` stays the operators' label).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Zone(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: Id
     name: str = Field(default="", max_length=200)
+    names: dict[Literal["uk", "en"], Annotated[str, Field(min_length=1, max_length=200)]] = {}
     gateways: tuple[Id, ...] = ()
     devices: tuple[str, ...] = ()
     polygon: Polygon | None = None

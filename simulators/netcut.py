@@ -1,12 +1,54 @@
-"""A loopback TCP relay that can cut a link: put it between a gateway and its broker to act out an uplink
-outage (``cut()`` drops every connection and refuses new ones; ``restore()`` lets them through again)."""
+"""A loopback TCP relay that misbehaves on demand: put it between a client (gateway, hub) and its broker.
+
+Faults (each counted in ``stats``; ``heal()`` clears them all):
+
+- ``cut()`` / ``restore()``: drop every connection and refuse new ones (an uplink outage).
+- ``stall(direction)``: stop forwarding one direction while TCP stays open; the bytes wait in the
+  kernel buffers (backpressure) and flow again after ``heal()``.
+- ``blackhole(direction)``: read and silently discard one direction (a half-open connection: the sender
+  sees nothing wrong, the receiver gets nothing).
+- ``throttle(bytes_per_s)``: pace both directions.
+- ``delay_pubacks(seconds)``: MQTT-aware: PUBACK packets from the broker reach the client ``seconds`` late
+  (other packets pass), the "slow PUBACK with the connection up" case.
+- ``reset_mid_packet(direction)``: the next MQTT packet in that direction is cut in half and both sockets
+  are reset (RST), a connection torn down in the middle of a packet.
+
+Directions: ``"up"`` is client -> broker, ``"down"`` is broker -> client.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
+from collections import Counter
 
 from simulators.brokers import free_port
+
+DIRECTIONS = ("up", "down")
+PUBACK = 4
+
+
+def _packet_len(buf: bytes | bytearray) -> int | None:
+    """Length of the first complete MQTT packet in ``buf`` (fixed header + remaining length), else None."""
+    mult, value = 1, 0
+    for i in range(1, min(len(buf), 5)):
+        b = buf[i]
+        value += (b & 0x7F) * mult
+        if not b & 0x80:
+            total = i + 1 + value
+            return total if len(buf) >= total else None
+        mult *= 128
+    return None
+
+
+def _rst(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 class NetCut:
@@ -15,12 +57,24 @@ class NetCut:
         self.port = port or free_port()
         self.up = True
         self.cuts = 0
+        self.stats: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task] = set()
+        self._flowing = {d: asyncio.Event() for d in DIRECTIONS}
+        for ev in self._flowing.values():
+            ev.set()
+        self._blackholed: set[str] = set()
+        self._rate: float | None = None
+        self._puback_delay = 0.0
+        self._reset: set[str] = set()
 
     async def start(self) -> NetCut:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         return self
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
@@ -34,20 +88,62 @@ class NetCut:
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
+        self.stats["connections"] += 1
+        pair = (writer, up_w)
         try:
-            await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
+            await asyncio.gather(self._pipe("up", reader, up_w, pair), self._pipe("down", up_r, writer, pair))
         finally:
             self._conns.discard(task)
-            for w in (writer, up_w):
+            for w in pair:
                 w.close()
 
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while data := await src.read(65536):
-                dst.write(data)
+    async def _pipe(self, direction: str, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                    pair: tuple[asyncio.StreamWriter, ...]) -> None:
+        buf = bytearray()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, OSError):
+            while True:
+                await self._flowing[direction].wait()
+                data = await src.read(65536)
+                if not data:
+                    break
+                await self._flowing[direction].wait()  # stalled while we waited: hold what we read
+                if direction in self._blackholed:
+                    self.stats[f"dropped_bytes_{direction}"] += len(data)
+                    continue
+                if self._rate:
+                    await asyncio.sleep(len(data) / self._rate)
+                    self.stats[f"throttled_bytes_{direction}"] += len(data)
+                if not (direction in self._reset or (direction == "down" and self._puback_delay > 0) or buf):
+                    dst.write(data)
+                    await dst.drain()
+                    continue
+                buf += data
+                while (n := _packet_len(buf)) is not None:
+                    packet, buf = bytes(buf[:n]), buf[n:]
+                    if direction in self._reset:
+                        self._reset.discard(direction)
+                        self.stats[f"resets_{direction}"] += 1
+                        dst.write(packet[:max(1, n // 2)])
+                        with contextlib.suppress(ConnectionError):
+                            await dst.drain()
+                        for w in pair:
+                            _rst(w)
+                        return
+                    if direction == "down" and packet[0] >> 4 == PUBACK and self._puback_delay > 0:
+                        self.stats["delayed_pubacks"] += 1
+                        loop.call_later(self._puback_delay, self._late_write, dst, packet)
+                        continue
+                    dst.write(packet)
                 await dst.drain()
         dst.close()
+
+    @staticmethod
+    def _late_write(dst: asyncio.StreamWriter, packet: bytes) -> None:
+        if not dst.is_closing():
+            dst.write(packet)
+
+    # ---- faults ----------------------------------------------------------------------------------------------
 
     def cut(self) -> None:
         self.up = False
@@ -58,8 +154,41 @@ class NetCut:
     def restore(self) -> None:
         self.up = True
 
+    def stall(self, direction: str) -> None:
+        self._flowing[self._dir(direction)].clear()
+        self.stats[f"stalls_{direction}"] += 1
+
+    def blackhole(self, direction: str) -> None:
+        self._blackholed.add(self._dir(direction))
+        self.stats[f"blackholes_{direction}"] += 1
+
+    def throttle(self, bytes_per_s: float | None) -> None:
+        self._rate = bytes_per_s
+
+    def delay_pubacks(self, seconds: float) -> None:
+        self._puback_delay = seconds
+
+    def reset_mid_packet(self, direction: str) -> None:
+        self._reset.add(self._dir(direction))
+
+    def heal(self) -> None:
+        """End every fault except a ``cut`` (use ``restore`` for that); connections that survived go on."""
+        for ev in self._flowing.values():
+            ev.set()
+        self._blackholed.clear()
+        self._rate = None
+        self._puback_delay = 0.0
+        self._reset.clear()
+
+    @staticmethod
+    def _dir(direction: str) -> str:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+        return direction
+
     async def close(self) -> None:
         self.cut()
+        self.heal()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -2,7 +2,7 @@
 
 Every batch of lines is first committed to SQLite (WAL, ``synchronous=FULL``), then written oldest first;
 a row is deleted only after the store accepted it. While the store is unavailable the spool keeps
-growing and retries with exponential backoff (with jitter, capped); ``flush`` before the next retry time
+growing and retries with the shared ``runtime.backoff`` (jittered, capped); ``flush`` before the next retry time
 does nothing. A batch the store *rejects* (``StoreRejected``) is split in halves and retried, down to
 single lines; a single line that is still rejected moves to the ``dead`` table with its reason and is
 counted -- kept for an operator, never silently dropped.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from hub.errors import HubError
 from hub.ingest.writer import StoreRejected, StoreUnavailable, Writer
+from runtime.backoff import Backoff
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
@@ -38,24 +38,6 @@ CREATE TABLE IF NOT EXISTS dead (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT
 
 class SpoolError(HubError):
     """The spool's SQLite file could not be used."""
-
-
-class Backoff:
-    """Exponential backoff with jitter: initial, initial*factor, ... capped at ``cap``; reset on success."""
-
-    def __init__(self, initial: float = 0.5, factor: float = 2.0, cap: float = 60.0, jitter: float = 0.1,
-                 rng: random.Random | None = None) -> None:
-        self.initial, self.factor, self.cap, self.jitter = initial, factor, cap, jitter
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        base = min(self.cap, self.initial * self.factor ** self.attempt)
-        self.attempt += 1
-        return base * (1.0 + self.jitter * (2 * self._rng.random() - 1))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,3 +58,16 @@ def from_hub_alert(alert: Any, states: Sequence[ZoneState]) -> ResidentAlert:
     return ResidentAlert(id=aid, zones=zones, signal=Signal(_get(alert, "signal")), mode=Mode(_get(alert, "mode")),
                          status=status, msg_type=msg_type, texts=texts, sent=sent,
                          expires=datetime.fromtimestamp(float(exp), UTC) if exp else None, version=version)
+
+
+def alert_times(alert: Any) -> tuple[float | None, float | None]:
+    """(started, ended) of the engine's alert, epoch seconds: ended is None while it is active."""
+    status = str(_get(alert, "status", ""))
+    started = _get(alert, "created_at")
+    if status == "active":
+        return started, None
+    if status == "all_clear":
+        return started, _get(alert, "phase_started_at") or _get(alert, "updated_at")
+    if status == "expired":
+        return started, _get(alert, "expires_at") or _get(alert, "updated_at")
+    return started, _get(alert, "updated_at")

@@ -30,6 +30,8 @@ from hub.residents.channels import (
 )
 from hub.residents.errors import ConfigError
 from hub.residents.geo import ZoneInfo, parse_zones
+from hub.residents.guidance import GuidanceBook, GuidanceConfig
+from hub.residents.history import AlertDocs, History
 from hub.residents.notifier import ResidentNotifier
 from hub.residents.shelters import Shelter, load_shelters
 from hub.residents.web import DEFAULT_PUSH_HOSTS, PromoteHook, create_router
@@ -84,6 +86,9 @@ class ResidentsConfig(_C):
     ntfy: NtfyConfig | None = None
     telegram: TelegramConfig | None = None
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    timezone: str = "Europe/Kyiv"  # times on the page (start, end, history)
+    heartbeat_s: float = Field(default=15.0, gt=0, le=120)  # live stream heartbeat; one missed = "connection lost"
+    guidance: GuidanceConfig = Field(default_factory=GuidanceConfig)  # per-signal texts and shelter types
 
 
 def load_vapid(cfg: WebPushConfig) -> VapidSigner:
@@ -119,7 +124,9 @@ class Residents:
 
 
 def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str, Any]], *,
-                    token: str | None, on_promote: PromoteHook | None = None) -> Residents:
+                    token: str | None, on_promote: PromoteHook | None = None,
+                    alert_docs: AlertDocs | None = None) -> Residents:
+    """``alert_docs``: the hub store's persisted alert documents, for the page's history."""
     zinfo = [z if isinstance(z, ZoneInfo) else parse_zones([z])[0] for z in zones]
     shelters = load_shelters(cfg.shelters_file, zinfo) if cfg.shelters_file else []
     channels: list[Channel] = []
@@ -152,5 +159,7 @@ def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str
     router = create_router(notifier=notifier, zones=zinfo, shelters=shelters, subscriptions=subs,
                            vapid_public_key=signer.public_key_b64 if signer else None, token=token,
                            sender=cfg.sender, public_url=cfg.public_url.rstrip("/"), on_promote=on_promote,
-                           push_hosts=cfg.webpush.push_hosts if cfg.webpush else DEFAULT_PUSH_HOSTS)
+                           push_hosts=cfg.webpush.push_hosts if cfg.webpush else DEFAULT_PUSH_HOSTS,
+                           guidance=GuidanceBook(cfg.guidance), history=History(alert_docs),
+                           timezone=cfg.timezone, keepalive_s=cfg.heartbeat_s)
     return Residents(notifier, router, subs, webpush, shelters)

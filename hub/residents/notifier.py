@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from contract.models import ZoneState, ZoneStatus
-from hub.residents.adapter import from_hub_alert
+from contract.models import Mode, ZoneState, ZoneStatus
+from hub.residents.adapter import alert_times, from_hub_alert
 from hub.residents.channels.base import Channel
 from hub.residents.models import ResidentAlert
 from hub.residents.state import AlertArchive, ZoneStateStore
@@ -33,7 +33,11 @@ class ResidentNotifier:
 
     async def on_alert(self, alert: Any, states: Sequence[ZoneState]) -> None:
         """The hook to register with the hub's alert engine: ``async fn(AlertOut, list[ZoneState])``."""
-        await self.on_zone_state(from_hub_alert(alert, states), states)
+        ra = from_hub_alert(alert, states)
+        self.store.times[ra.id] = alert_times(alert)
+        await self.on_zone_state(ra, states)
+        if ra.mode is Mode.ACTUAL and ra.status is not ZoneStatus.ACTIVE:
+            self.store.retire(ra.id, ra.zones)
 
     async def on_zone_state(self, alert: ResidentAlert, states: Sequence[ZoneState]) -> None:
         """An alert started, was updated (incl. all-clear), was cancelled, or ended (status ``idle``).
@@ -42,6 +46,8 @@ class ResidentNotifier:
         its own. A return to idle updates the live views but sends no notification and no CAP message.
         """
         self.counters["messages"] += 1
+        if alert.status is ZoneStatus.ACTIVE:  # the engine hook knows better (created_at); others: first sent
+            self.store.times.setdefault(alert.id, (alert.sent.timestamp(), None))
         fresh: list[ZoneState] = []
         for st in states:
             own = st.alert == alert.id

@@ -2,7 +2,10 @@
 
 Feature properties: ``id`` (optional), ``name`` (string or {uk, en}), ``address`` (optional, string or
 {uk, en}), ``capacity`` (optional int), ``zone`` (optional; else taken from the zone polygons),
-``accessible`` (optional bool). Errors name the feature and the field.
+``accessible`` (optional bool), ``type`` (optional: bomb_shelter, metro, basement, parking, building) and
+``suitable`` (optional list of signals it is fit for, overriding what its type implies). Which shelters a
+threat allows is guidance (``hub.residents.guidance``): a chemical hazard lists no underground shelter, and
+a shelter of unknown type counts as underground. Errors name the feature and the field.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any
 
 from hub.residents.errors import ConfigError
 from hub.residents.geo import ZoneInfo, distance_m, zone_at
+from hub.residents.guidance import SHELTER_TYPES, UNDERGROUND, Guidance
+
+SIGNALS = ("air-raid", "chemical", "radiation")
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,27 @@ class Shelter:
     address: Mapping[str, str]
     capacity: int | None = None
     accessible: bool | None = None
+    type: str | None = None
+    suitable: frozenset[str] | None = None
+
+    @property
+    def underground(self) -> bool:
+        return self.type is None or self.type in UNDERGROUND
+
+    def fits(self, signal: str | None, guidance: Guidance | None) -> bool:
+        """Whether this shelter applies to the threat: its explicit ``suitable`` list, else its type."""
+        if guidance is None or not guidance.shelter_types:
+            return False
+        if self.suitable is not None and signal in SIGNALS:
+            return signal in self.suitable
+        if self.type is None:  # unknown: maybe underground, so only where underground shelters apply
+            return bool(guidance.shelter_types & UNDERGROUND)
+        return self.type in guidance.shelter_types
 
     def public(self, distance: float | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "name": dict(self.name), "address": dict(self.address),
                                "lat": self.lat, "lon": self.lon, "zone": self.zone,
-                               "capacity": self.capacity, "accessible": self.accessible}
+                               "capacity": self.capacity, "accessible": self.accessible, "type": self.type}
         if distance is not None:
             out["distance_m"] = round(distance)
         return out
@@ -87,11 +109,18 @@ def parse_shelters(doc: Any, zones: Sequence[ZoneInfo] = (), *, source: str = "s
         acc = props.get("accessible")
         if acc is not None and not isinstance(acc, bool):
             raise ConfigError(f"{where}: accessible must be true or false")
+        stype = props.get("type")
+        if stype is not None and stype not in SHELTER_TYPES:
+            raise ConfigError(f"{where}: type must be one of {', '.join(SHELTER_TYPES)}")
+        fit = props.get("suitable")
+        if fit is not None and (not isinstance(fit, list) or not all(x in SIGNALS for x in fit)):
+            raise ConfigError(f"{where}: suitable must be a list of {', '.join(SIGNALS)}")
         sid = props.get("id", f.get("id", f"shelter-{n}"))
         out.append(Shelter(id=str(sid), name=_text(props.get("name"), f"{where}.name", required=True),
                            lat=lat, lon=lon, zone=zone,
                            address=_text(props.get("address"), f"{where}.address", required=False),
-                           capacity=cap, accessible=acc))
+                           capacity=cap, accessible=acc, type=stype,
+                           suitable=frozenset(fit) if fit is not None else None))
     return out
 
 
@@ -107,8 +136,10 @@ def load_shelters(path: str | Path, zones: Sequence[ZoneInfo] = ()) -> list[Shel
 
 
 def shelters_for(shelters: Sequence[Shelter], zone: str, lat: float | None = None,
-                 lon: float | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    mine = [s for s in shelters if s.zone == zone]
+                 lon: float | None = None, limit: int = 20, *, signal: str | None = None,
+                 guidance: Guidance | None = None, filtered: bool = False) -> list[dict[str, Any]]:
+    """The zone's shelters (nearest first when located); ``filtered``: only those that fit the threat."""
+    mine = [s for s in shelters if s.zone == zone and (not filtered or s.fits(signal, guidance))]
     if lat is None or lon is None:
         return [s.public() for s in mine[:limit]]
     ranked = sorted(((distance_m(lat, lon, s.lat, s.lon), s) for s in mine), key=lambda t: t[0])

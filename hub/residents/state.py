@@ -1,20 +1,28 @@
 """One versioned alert state per zone, two views of it, and live listeners (for SSE).
 
-The *public* view never shows an exercise; the *tester* view shows everything. A state whose version is not
-higher than the one held is dropped and counted, so a late or repeated message can never roll a zone back.
+The *tester* view shows everything. The *public* view never shows an exercise's content, but while sirens
+sound for an exercise it shows the notice "Exercise — sirens are being tested, no danger" (status
+``exercise``), so a resident who hears sirens never reads "no alert"; an actual alert still active in the
+zone outranks an exercise. A state whose version is not higher than the one held is dropped and counted, so a
+late or repeated message can never roll a zone back. ``decorate`` (set by the web layer) adds the rendered
+page fragments to each snapshot once, so every listener of a view shares them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.models import Mode, ZoneState, ZoneStatus
+from contract.models import Mode, Signal, ZoneState, ZoneStatus
+from hub.residents.guidance import DEFAULTS
 from hub.residents.models import LANGS, ResidentAlert
+
+EXERCISE_STATUS = "exercise"  # the public view of an exercise while its sirens sound
 
 
 class Snapshot(dict[str, Any]):
@@ -31,6 +39,19 @@ class Snapshot(dict[str, Any]):
 
 def snapshot(state: ZoneState | None, alert: ResidentAlert | None, zone: str) -> Snapshot:
     return Snapshot(_snapshot(state, alert, zone))
+
+
+def sounds(state: ZoneState) -> bool:
+    """Sirens sound for this state: an active or all-clear phase of anything but a silent test."""
+    return state.status in (ZoneStatus.ACTIVE, ZoneStatus.ALL_CLEAR) and state.signal is not Signal.SILENT_TEST
+
+
+def exercise_notice(state: ZoneState) -> Snapshot:
+    """What a non-tester sees while sirens sound for an exercise: no content of the exercise, no danger."""
+    g = DEFAULTS["exercise"]
+    return Snapshot({"zone": state.zone, "version": state.version, "status": EXERCISE_STATUS,
+                     "mode": Mode.EXERCISE.value, "signal": None, "alert": None, "headline": dict(g.headline),
+                     "instruction": {}, "sent": None, "expires": state.expires, "ts": state.ts})
 
 
 def _snapshot(state: ZoneState | None, alert: ResidentAlert | None, zone: str) -> dict[str, Any]:
@@ -75,9 +96,14 @@ class Listener:
 
 
 class ZoneStateStore:
-    def __init__(self, zones: Iterable[str] = ()) -> None:
+    def __init__(self, zones: Iterable[str] = (), clock: Callable[[], float] = time.time) -> None:
         self._tester: dict[str, tuple[ZoneState, ResidentAlert | None]] = {}
         self._public: dict[str, tuple[ZoneState, ResidentAlert | None]] = {}
+        self._notice: dict[str, ZoneState] = {}  # zone -> the sounding exercise the public sees a notice of
+        self.times: dict[str, tuple[float | None, float | None]] = {}  # alert id -> (started, ended)
+        self.decorate: Callable[[Snapshot, bool], None] | None = None
+        self.watchers: list[Callable[[], None]] = []  # called after every applied state
+        self.clock = clock
         self._listeners: dict[str, set[Listener]] = {}
         self.known_zones: set[str] = set(zones)
         self.counters: Counter[str] = Counter()
@@ -91,21 +117,63 @@ class ZoneStateStore:
         self.known_zones.add(state.zone)
         self._tester[state.zone] = (state, alert)
         exercise = state.mode is Mode.EXERCISE or (alert is not None and alert.exercise)
+        public_changed = True
         if not exercise:
             self._public[state.zone] = (state, alert)
+            self._notice.pop(state.zone, None)
+        elif sounds(state) and not self._actual_active(state.zone):
+            self._notice[state.zone] = state
+        else:  # a silent exercise, or an actual alert outranks it: the public view stays as it is
+            public_changed = self._notice.pop(state.zone, None) is not None
         self.counters["applied"] += 1
-        views: dict[bool, Snapshot] = {}  # one snapshot per view, shared by all its listeners
-        for listener in tuple(self._listeners.get(state.zone, ())):
-            if listener.tester or not exercise:
-                snap = views.get(listener.tester)
-                if snap is None:
-                    snap = views[listener.tester] = self.view(state.zone, tester=listener.tester)
-                listener.offer(snap)
+        for watch in self.watchers:
+            watch()
+        self._offer(state.zone, public_changed)
         return True
 
+    def _actual_active(self, zone: str) -> bool:
+        held = self._public.get(zone)
+        if held is None or held[0].status is not ZoneStatus.ACTIVE:
+            return False
+        return held[0].expires is None or self.clock() < held[0].expires
+
+    def retire(self, alert_id: str, zones: Iterable[str], ended: float | None = None) -> None:
+        """An actual alert ended while an exercise held its zones: its public state must not linger."""
+        for zone in zones:
+            held = self._public.get(zone)
+            if held is None or held[0].alert != alert_id or held[0].status is not ZoneStatus.ACTIVE:
+                continue
+            st = held[0]
+            self._public[zone] = (st.model_copy(update={"status": ZoneStatus.IDLE, "alert": None, "signal": None,
+                                                        "mode": None, "headline": {}, "expires": None}), None)
+            tester = self._tester.get(zone)
+            if tester is not None and tester[0].mode is Mode.EXERCISE and sounds(tester[0]):
+                self._notice[zone] = tester[0]
+            self.counters["retired"] += 1
+            self._offer(zone, True)
+
+    def _offer(self, zone: str, public_changed: bool) -> None:
+        views: dict[bool, Snapshot] = {}  # one snapshot per view, shared by all its listeners
+        for listener in tuple(self._listeners.get(zone, ())):
+            if listener.tester or public_changed:
+                snap = views.get(listener.tester)
+                if snap is None:
+                    snap = views[listener.tester] = self.view(zone, tester=listener.tester)
+                listener.offer(snap)
+
     def view(self, zone: str, *, tester: bool = False) -> Snapshot:
-        held = (self._tester if tester else self._public).get(zone)
-        return snapshot(held[0] if held else None, held[1] if held else None, zone)
+        notice = None if tester else self._notice.get(zone)
+        if notice is not None:
+            snap = exercise_notice(notice)
+        else:
+            held = (self._tester if tester else self._public).get(zone)
+            snap = snapshot(held[0] if held else None, held[1] if held else None, zone)
+        started, ended = self.times.get(snap.get("alert") or "", (None, None))
+        snap["started"], snap["ended"] = started, ended
+        snap["tester"] = tester
+        if self.decorate is not None:
+            self.decorate(snap, tester)
+        return snap
 
     def state(self, zone: str, *, tester: bool = False) -> ZoneState | None:
         held = (self._tester if tester else self._public).get(zone)

@@ -1,7 +1,9 @@
 """The residents' HTTP surface, as one FastAPI APIRouter the hub mounts.
 
-Public: the page (/ , /sw.js, /static/*), zone state and live SSE, shelters, locate-by-position, the Web Push
-subscription API, and the CAP feed. Operator (bearer token): channel health, CAP import and promotion.
+Public: the page (/ , server-rendered for ``?zone=&lang=&tester=``, else the cookies the page sets; /sw.js,
+/favicon.ico, /static/*), zone state and live SSE (the full state on connect, each change, and a
+``heartbeat`` event every ``keepalive_s``), shelters, locate-by-position, Web Push subscriptions, the CAP feed.
+Operator (bearer token): channel health, CAP import and promotion.
 Every bad input gets a clear 4xx JSON error and a counter; nothing here raises past the router.
 """
 
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import math
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import Counter as PromCounter
 from pydantic import ValidationError
 
@@ -25,9 +29,13 @@ from hub.residents import cap
 from hub.residents.channels.webpush import Subscriber, SubscriptionStore
 from hub.residents.errors import CapError
 from hub.residents.geo import ZoneInfo, parse_zones, zone_at
+from hub.residents.guidance import GuidanceBook
+from hub.residents.history import History
 from hub.residents.models import SubscribeRequest, UnsubscribeRequest
 from hub.residents.notifier import ResidentNotifier
+from hub.residents.render import TZ, PageContext, render_live, render_page
 from hub.residents.shelters import Shelter, shelters_for
+from hub.residents.state import Snapshot
 
 STATIC = Path(__file__).with_name("static")
 BAD_INPUT = PromCounter("dozor_resident_bad_input", "Rejected resident/CAP API inputs", ["where", "reason"])
@@ -55,9 +63,22 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
                   vapid_public_key: str | None = None, token: str | None = None, sender: str = "dozor",
                   public_url: str = "", on_promote: PromoteHook | None = None,
                   keepalive_s: float = 15.0, push_hosts: Sequence[str] | None = DEFAULT_PUSH_HOSTS,
-                  allow_http_push: bool = False) -> APIRouter:
-    """``push_hosts=None`` accepts any push-service host; ``allow_http_push`` only for tests on loopback."""
+                  allow_http_push: bool = False, guidance: GuidanceBook | None = None,
+                  history: History | None = None, timezone: str = "Europe/Kyiv") -> APIRouter:
+    """``push_hosts=None`` accepts any push-service host; ``allow_http_push`` only for tests on loopback.
+    ``keepalive_s`` is the live stream's heartbeat: the page says the connection is lost after one missed beat."""
     zinfo = [z if isinstance(z, ZoneInfo) else parse_zones([z])[0] for z in zones]
+    ctx = PageContext(zinfo, shelters, guidance or GuidanceBook(), TZ(timezone))
+    hist = history or History(None)
+    hist.overlay = notifier.store.times  # the engine hook's word on start/end beats a not yet flushed store
+
+    def decorate(snap: Snapshot, tester_view: bool) -> None:  # the rendered fragment rides along in snapshots
+        now = time.time()
+        past = hist.of_zone(str(snap["zone"]), tester=tester_view)
+        snap["html"] = {lang: render_live(snap, lang, ctx, now, past) for lang in ("uk", "en")}
+
+    notifier.store.decorate = decorate
+    notifier.store.watchers.append(hist.invalidate)  # an alert changed: the history is read again
     by_id = {z.id: z for z in zinfo}
     for z in zinfo:
         notifier.store.known_zones.add(z.id)
@@ -113,10 +134,36 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
             raise _Bad(401, where, "unauthorized", "missing or wrong bearer token")
 
     # ---- the page -------------------------------------------------------------------------------------
+    def page_args(request: Request) -> tuple[str, str, bool]:
+        q, c = request.query_params, request.cookies
+        zone = q.get("zone") or c.get("dozor_zone") or ""
+        if zone not in by_id:
+            if zone:
+                counters["page:unknown_zone"] += 1
+                BAD_INPUT.labels("page", "unknown_zone").inc()
+            zone = zinfo[0].id if zinfo else zone
+        lang = q.get("lang") or c.get("dozor_lang") or (
+            "en" if request.headers.get("accept-language", "uk").lower().startswith("en") else "uk")
+        lang = lang if lang in ("uk", "en") else "uk"
+        tester_on = tester(request) if "zone" in q else c.get("dozor_tester") == "1"
+        return zone, lang, tester_on
+
     @router.get("/", include_in_schema=False)
-    async def page() -> Response:
-        return FileResponse(STATIC / "index.html", media_type=_TYPES[".html"],
-                            headers={"Cache-Control": "no-cache"})
+    async def page(request: Request) -> Response:
+        zone, lang, tester_on = page_args(request)
+        if not zone:
+            return HTMLResponse("<!doctype html><title>dozor</title><p>No zones configured.</p>", status_code=503)
+        snap = notifier.store.view(zone, tester=tester_on)
+        body = render_page(snap, zone=zone, lang=lang, tester=tester_on, ctx=ctx,
+                           history=hist.of_zone(zone, tester=tester_on), now=time.time(), heartbeat_s=keepalive_s,
+                           push=subscriptions is not None and vapid_public_key is not None)
+        counters["page_views"] += 1
+        return HTMLResponse(body, headers={"Cache-Control": "no-cache", "Vary": "Cookie, Accept-Language"})
+
+    @router.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(STATIC / "icon.svg", media_type=_TYPES[".svg"],
+                            headers={"Cache-Control": "max-age=86400"})
 
     @router.get("/sw.js", include_in_schema=False)
     async def service_worker() -> Response:
@@ -165,7 +212,8 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
                         async with asyncio.timeout(keepalive_s):
                             snap = await listener.next()
                     except TimeoutError:
-                        yield b": keepalive\n\n"
+                        beat = json.dumps({"ts": round(time.time(), 3)})
+                        yield f"event: heartbeat\ndata: {beat}\n\n".encode()
                         continue
                     yield snap.sse_frame()
             finally:

@@ -40,10 +40,10 @@ def sign(key: Ed25519PrivateKey = HUB, kid: str | None = None, **over) -> str:
 
 def config_text(state_dir: Path, *, mqtt_url: str = "mqtt://127.0.0.1:1", buses: dict[str, str] | None = None,
                 sirens: list[tuple[str, str, int]] = (), extra: str = "", heartbeat_s: float = 5,
-                max_activation_s: int = 900) -> str:
+                max_activation_s: int = 900, extra_mqtt: str = "") -> str:
     out = [f'[gateway]\nid = "{GW}"\nzone = "zone-1"\nstate_dir = "{state_dir}"\nheartbeat_s = {heartbeat_s}\n'
            "durable_replay = false\n",
-           f'[mqtt]\nurl = "{mqtt_url}"\nkeepalive_s = 10\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n',
+           f'[mqtt]\nurl = "{mqtt_url}"\nkeepalive_s = 10\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n' + extra_mqtt,
            f'[trust]\nmax_activation_s = {max_activation_s}\n[trust.hub_keys]\n"{HUB_KID}" = "{HUB_PUB}"\n']
     for name, port in (buses or {}).items():
         out.append(f'[[bus]]\nname = "{name}"\nport = "{port}"\nkind = "modbus"\ntimeout_s = 0.2\nreopen_s = 0.2\n')

@@ -1,4 +1,6 @@
-"""The resident page in a real browser: Debian Chromium driven by Playwright (never `playwright install`)."""
+"""The resident page in a real browser: Debian Chromium driven by Playwright (never `playwright install`).
+One browser per module; the residents router on a real loopback HTTP server. The full scenario from a real
+hub process, broker and city (every state, both sizes, screenshots) is tests/e2e/test_resident_page.py."""
 
 from __future__ import annotations
 
@@ -6,18 +8,22 @@ import json
 import shutil
 
 import pytest
+import pytest_asyncio
 
-from contract.models import Mode, ZoneStatus
+from contract.models import Signal
 from hub.residents.loopback import serve_app
 from tests.residents.conftest import alert, states
+from tests.residents.test_page import typed_shelters
 from tests.residents.webapp import make_app
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ALERT_RED = "rgb(153, 27, 27)"
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser():
     from playwright.async_api import async_playwright
     assert shutil.which(CHROMIUM), "Debian chromium is required: apt-get install -y chromium"
@@ -27,83 +33,92 @@ async def browser():
         await b.close()
 
 
-async def test_page_shows_the_alert_then_the_all_clear_and_never_an_exercise(browser, zones, shelters, tmp_path):
-    app, notifier, _ = make_app(zones, shelters)
+async def test_first_paint_needs_only_the_html_and_is_right_without_javascript(browser, zones):
+    """One round trip: with scripts off and every request but the document refused, the alert is there,
+    styled (computed colours), with role=alert and the shelters."""
+    app, notifier, _ = make_app(zones, typed_shelters(zones))
+    a = alert(1, signal=Signal.CHEMICAL)
+    await notifier.on_zone_state(a, states(a))
     async with serve_app(app) as base:
-        ctx = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                        locale="uk-UA")
+        ctx = await browser.new_context(java_script_enabled=False, viewport={"width": 412, "height": 915},
+                                        color_scheme="dark")
         page = await ctx.new_page()
+        refused: list[str] = []
+
+        async def only_the_document(route):
+            if route.request.resource_type == "document":
+                await route.continue_()
+            else:
+                refused.append(route.request.url)
+                await route.abort()
+        await page.route("**/*", only_the_document)
+        await page.goto(f"{base}/?zone=kyiv-podil&lang=en", wait_until="domcontentloaded")
+        assert await page.text_content("#status") == "Chemical hazard — stay indoors"
+        assert await page.get_attribute("#state", "role") == "alert"
+        bg = await page.eval_on_selector("#state", "e => getComputedStyle(e).backgroundColor")
+        fg = await page.eval_on_selector("#status", "e => getComputedStyle(e).color")
+        body = await page.eval_on_selector("body", "e => getComputedStyle(e).backgroundColor")
+        assert (bg, fg, body) == (ALERT_RED, "rgb(255, 255, 255)", "rgb(11, 15, 23)")  # dark theme applied
+        assert await page.eval_on_selector_all("#shelter-list li", "els => els.map(e => e.dataset.id)") == [
+            "s-building"]
+        assert "No alert" not in await page.inner_text("body")
+        assert all("/favicon.ico" in u or "/manifest" in u for u in refused), refused  # nothing needed
+        await ctx.close()
+
+
+async def test_page_loads_within_budget_from_its_own_origin_and_goes_live(browser, zones):
+    app, notifier, _ = make_app(zones, typed_shelters(zones), keepalive_s=1.0)
+    async with serve_app(app) as base:
+        ctx = await browser.new_context(locale="uk-UA")
+        page = await ctx.new_page()
+        sizes: dict[str, int] = {}
+        bad: list[str] = []
+
+        async def on_response(r):
+            if r.status >= 400:
+                bad.append(f"{r.status} {r.url}")
+            if "/api/" not in r.url and r.request.resource_type != "eventsource":
+                sizes[r.url] = len(await r.body())
+        page.on("response", on_response)
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
         await page.goto(f"{base}/?zone=kyiv-podil")
-        await page.wait_for_selector("#conn[data-state=live]")
-        await page.wait_for_selector("#state[data-status=idle]")
+        await page.wait_for_selector("#fresh[data-state=live]")
         assert await page.text_content("#status") == "Немає тривоги"
-        assert await page.locator("#shelter-list li").count() == 3
-
         a = alert(1)
-        await notifier.on_zone_state(a, states(a))
+        await notifier.on_zone_state(a, states(a))  # arrives over SSE, rendered by the server
         await page.wait_for_selector("#state[data-status=active]")
-        assert await page.text_content("#status") == "ТРИВОГА"
-        assert await page.text_content("#headline") == "Повітряна тривога"
-        assert not await page.is_visible("#exercise")
-        await page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
-        shutil.copy(tmp_path / "alert.png", "/tmp/dozor-residents-alert.png")
-
-        ex = alert(1, mode=Mode.EXERCISE, aid="EX-9")
-        await notifier.on_zone_state(ex, states(ex, zone_version=2))
-        clear = alert(2, status=ZoneStatus.ALL_CLEAR)
-        await notifier.on_zone_state(clear, states(clear, zone_version=3))
-        await page.wait_for_selector("#state[data-status=all_clear]")
-        assert await page.text_content("#status") == "ВІДБІЙ ТРИВОГИ"
-        await page.click("#lang-en")
-        assert await page.text_content("#status") == "ALL CLEAR"
-        assert await page.text_content("#headline") == "All clear"
-        seen = await page.evaluate("window.dozorSeen")
-        assert [s["status"] for s in seen] == ["idle", "active", "all_clear", "all_clear"]
-        assert all(s["mode"] != "exercise" for s in seen)  # the public page never showed the exercise
+        assert await page.text_content("#status") == "Повітряна тривога — негайно йдіть в укриття"
+        # the rendered state, the full state on connect, then the change
+        assert [s["status"] for s in await page.evaluate("window.dozorSeen")] == ["idle", "idle", "active"]
+        await page.wait_for_timeout(1500)  # a heartbeat comes: still live, no "connection lost"
+        assert await page.get_attribute("#fresh", "data-state") == "live" and await page.is_hidden("#lost")
+        page_bytes = sum(n for u, n in sizes.items() if not u.endswith("/sw.js"))
+        assert page_bytes < 50_000, sizes
+        assert not bad and not outside, (bad, outside)
         await ctx.close()
 
 
-async def test_tester_page_shows_an_exercise_clearly_marked(browser, zones, shelters):
-    app, notifier, _ = make_app(zones, shelters)
+async def test_use_my_location_marks_the_map_and_orders_shelters_by_distance(browser, zones):
+    app, _, _ = make_app(zones, typed_shelters(zones))
     async with serve_app(app) as base:
-        ctx = await browser.new_context(locale="en-GB")
-        page = await ctx.new_page()
-        await page.goto(f"{base}/?zone=kyiv-podil")
-        await page.wait_for_selector("#conn[data-state=live]")
-        await page.check("#tester")
-        await page.wait_for_selector("#conn[data-state=live]")
-        ex = alert(1, mode=Mode.EXERCISE, aid="EX-1")
-        await notifier.on_zone_state(ex, states(ex))
-        await page.wait_for_selector("#state[data-status=active]")
-        assert await page.is_visible("#exercise")
-        assert await page.text_content("#exercise") == "EXERCISE — NOT A REAL ALERT"
-        assert await page.text_content("#status") == "EXERCISE ALERT"  # never the plain red "ALERT"
-        assert (await page.text_content("#headline")).startswith("[EXERCISE]")
-        await page.screenshot(path="/tmp/dozor-residents-exercise.png", full_page=True)
-        await ctx.close()
-
-
-async def test_geolocation_picks_the_zone_and_lists_the_nearest_shelter_first(browser, zones, shelters):
-    app, _, _ = make_app(zones, shelters)
-    async with serve_app(app) as base:
-        ctx = await browser.new_context(geolocation={"latitude": 50.512, "longitude": 30.499},
+        ctx = await browser.new_context(geolocation={"latitude": 50.46, "longitude": 30.52},
                                         permissions=["geolocation"], locale="en-GB")
         page = await ctx.new_page()
-        await page.goto(f"{base}/")
-        await page.wait_for_selector("body[data-ready='1']")
+        await page.goto(f"{base}/?zone=kyiv-podil&lang=en")
         await page.click("#locate")
-        await page.wait_for_function("document.getElementById('zone').value === 'kyiv-obolon'")
-        await page.wait_for_function("document.querySelectorAll('#shelter-list li').length === 2")
+        await page.wait_for_selector("#me[visibility=visible]", state="attached")
+        cx = float(await page.get_attribute("#me", "cx"))
+        assert 0 < cx < 400
         ids = await page.eval_on_selector_all("#shelter-list li", "els => els.map(e => e.dataset.id)")
-        assert ids == ["obolon-tc-dream", "obolon-metro-obolon"]
-        assert "km" in await page.text_content("#shelter-list li") or " m" in await page.text_content(
-            "#shelter-list li")
+        assert ids[0] == "s-building"  # 30.52 is nearest the last of the row of shelters
+        assert "m" in await page.text_content("#shelter-list li .dist")
         await ctx.close()
 
 
-async def test_service_worker_shows_a_pushed_state_and_tells_the_page(browser, zones, shelters):
+async def test_service_worker_shows_a_pushed_state_and_tells_the_page(browser, zones):
     """CDP ServiceWorker.deliverPushMessage fires a real push event in the page's service worker."""
-    app, _, _ = make_app(zones, shelters)
+    app, notifier, _ = make_app(zones, typed_shelters(zones))
     async with serve_app(app) as base:
         ctx = await browser.new_context(locale="uk-UA")
         await ctx.grant_permissions(["notifications"], origin=base)
@@ -120,10 +135,16 @@ async def test_service_worker_shows_a_pushed_state_and_tells_the_page(browser, z
                 break
             await page.wait_for_timeout(50)
         assert active, f"no activated service worker: {versions}"
-        payload = alert(1).public_payload("kyiv-podil", 5)
+        a = alert(1)
+        fetched: list[str] = []
+        page.on("request", lambda r: fetched.append(r.url) if "/state" in r.url else None)
         await cdp.send("ServiceWorker.deliverPushMessage", {
-            "origin": base + "/", "registrationId": active[0]["registrationId"], "data": json.dumps(payload)})
-        await page.wait_for_selector("body[data-last-push='5']")
-        await page.wait_for_selector("#state[data-status=active]")
-        assert await page.text_content("#headline") == "Повітряна тривога"
+            "origin": base + "/", "registrationId": active[0]["registrationId"],
+            "data": json.dumps(a.public_payload("kyiv-podil", 1))})
+        await page.wait_for_selector("body[data-last-push='1']")
+        for _ in range(100):  # the page asks the hub for the full state the push announced
+            if fetched:
+                break
+            await page.wait_for_timeout(50)
+        assert fetched == [f"{base}/api/v1/zones/kyiv-podil/state"]
         await ctx.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from contract.models import Mode, ZoneStatus
 from hub.residents import ResidentNotifier
 from hub.residents.channels import (
@@ -86,9 +88,13 @@ async def test_an_exercise_never_reaches_a_non_tester():
         assert {r["key"] for r in rig.ntfy.received} == {"dozor-kyiv-podil-exercise"}
         assert {r["key"] for r in rig.tg.received} == {"@testers"}
         assert {r["key"] for r in rig.hook.received} == {"lab"}
-        # The public live view never saw it; the tester view did.
-        assert not public_listener.event.is_set()
-        assert rig.notifier.store.view("kyiv-podil")["status"] == "idle"
+        # The public live view saw only the notice that sirens sound for an exercise, none of its content;
+        # the tester view saw the exercise itself.
+        notice = await public_listener.next()
+        assert notice["status"] == "exercise" and notice["alert"] is None and notice["instruction"] == {}
+        assert notice["headline"]["en"] == "Exercise — sirens are being tested, no danger"
+        assert "[EXERCISE]" not in json.dumps(notice) and "EX-1" not in json.dumps(notice)
+        assert rig.notifier.store.view("kyiv-podil")["status"] == "exercise"  # the all-clear sounds too
         assert (await tester_listener.next())["mode"] == "exercise"
         assert rig.webpush.stats.skipped_exercise == 2 and rig.hook_ch.stats.skipped_exercise == 2
     await with_rig(body)

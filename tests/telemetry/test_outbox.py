@@ -213,25 +213,28 @@ def test_token_bucket_paces_and_caps_burst():
 
 
 def test_drain_after_reconnect_is_paced_but_priority_is_not(tmp_path, clock):
-    """The uplink's drain loop: priority always, the normal lane only as tokens allow."""
+    """The telemetry drain: priority always, the normal lane only as tokens allow. (Acks are in the priority lane
+    too, but the uplink drains those itself: ``drain_batch`` leaves them out, see the next assertion.)"""
     bucket_clock = Clock(0.0)
     bucket = TokenBucket(rate=16, burst=10, clock=bucket_clock)
     with Outbox(tmp_path / "ob.db", clock=clock) as ob:
         for i in range(100):
             ob.put("telemetry", TOPIC, payload(i))
         for i in range(5):
-            ob.put("ack", TOPIC, payload(500 + i), lane=Lane.PRIORITY)
+            ob.put("event", TOPIC, payload(500 + i), lane=Lane.PRIORITY)
+        ob.put("ack", TOPIC, b"uplink's", lane=Lane.PRIORITY)
         sent_per_tick = []
         for tick in range(10):  # 10 ticks of 0.125 s: 2 tokens each
             if tick == 5:
-                ob.put("ack", TOPIC, b"urgent", lane=Lane.PRIORITY)
+                ob.put("event", TOPIC, b"urgent", lane=Lane.PRIORITY)
             items = ob.drain_batch(bucket)
+            assert all(i.stream != "ack" for i in items)
             ob.ack([i.id for i in items])
             sent_per_tick.append((sum(i.lane is Lane.PRIORITY for i in items),
                                   sum(i.lane is Lane.NORMAL for i in items)))
             bucket_clock.t += 0.125
         assert sent_per_tick == [(5, 10)] + [(0, 2)] * 4 + [(1, 2)] + [(0, 2)] * 4
-        assert ob.depth == 100 - 10 - 2 * 9
+        assert ob.depth == 100 - 10 - 2 * 9 + 1  # + the ack left for the uplink
 
 
 def test_age_expiry_scans_past_many_young_items(tmp_path, clock):

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from contract.models import ZoneState
 from hub.residents.errors import ChannelError
 from hub.residents.models import ResidentAlert
+from runtime.backoff import Backoff
 
 DELIVERIES = Counter("dozor_resident_deliveries", "Resident notification outcomes", ["channel", "outcome"])
 
@@ -104,7 +105,7 @@ class Channel(ABC):
         A ``ChannelError`` with reason ``gone`` (the recipient no longer exists) is not a channel failure:
         ``on_gone`` prunes the recipient and it is counted as pruned.
         """
-        delay = self.backoff_s
+        backoff = Backoff(self.backoff_s, cap=max(self.backoff_s, self.max_backoff_s), jitter=0.2)
         for n in range(self.retries + 1):
             if n:
                 self.stats.retries += 1
@@ -134,9 +135,9 @@ class Channel(ABC):
             self.stats.last_error_ts = time.time()
             if not err.retryable or n == self.retries:
                 break
+            delay = backoff.next_delay()
             wait = min(err.retry_after if err.retry_after is not None else delay, self.max_backoff_s)
             await asyncio.sleep(wait)
-            delay = min(delay * 2, self.max_backoff_s)
         self.stats.failed += 1
         self.stats.consecutive_failures += 1
         self._count("failed")

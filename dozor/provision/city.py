@@ -1,0 +1,265 @@
+"""`dozor provision`: a city's broker, hub and gateway identities in one folder with a fixed layout.
+
+    DIR/ca.crt                          the city CA (public)
+    DIR/ca/ca.key                       the CA's private key (0600): keep this folder offline if you can
+    DIR/broker/mosquitto.conf, acl      startable as `mosquitto -c DIR/broker/mosquitto.conf`
+    DIR/broker/server.crt, server.key   the broker's certificate (SAN: --broker-host, mosquitto, localhost)
+    DIR/broker/crl.pem                  revoked certificates (rewritten by `provision revoke`)
+    DIR/hub/hub.toml, zones.json        the hub's config (its gateway registry: zones list gateways)
+    DIR/hub/client.crt, client.key      the hub's control identity (CN dozor-hub)
+    DIR/hub/ingest.crt, ingest.key      the hub's ingest identity (CN dozor-hub-ingest)
+    DIR/gateways/GW/                    gateway.toml, ca.crt, client.crt, client.key: the cabinet's bundle
+    DIR/compose.env                     variables and generated secrets for `docker compose --env-file` (0600)
+    DIR/provision.json                  what was provisioned and revoked (`provision list`)
+
+Every private key and the compose env file are written 0600. Running ``init`` again on the same folder keeps
+the existing CA and identities (it only rewrites generated configs), so it is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from contract.errors import DozorError
+from contract.topics import check_id
+from dozor.provision import templates as t
+from runtime import pki
+from runtime.keyfiles import write_secret
+
+STATE = "provision.json"
+
+
+class ProvisionError(DozorError):
+    pass
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca" / "ca.key"
+
+    @property
+    def broker(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def hub(self) -> Path:
+        return self.root / "hub"
+
+    def gateway(self, gw: str) -> Path:
+        return self.root / "gateways" / gw
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE
+
+
+def _load_state(lay: Layout) -> dict:
+    try:
+        return json.loads(lay.state.read_text())
+    except FileNotFoundError:
+        raise ProvisionError(f"{lay.root} is not a provisioned city folder (no {STATE}); "
+                             f"run `dozor provision init {lay.root} --broker-host HOST` first") from None
+
+
+def _save_state(lay: Layout, state: dict) -> None:
+    tmp = lay.state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(lay.state)
+
+
+def _ca(lay: Layout) -> pki.Issued:
+    return pki.Issued(pki.load_key(lay.ca_key), pki.load_cert(lay.ca_cert))
+
+
+def _issue_client(ca: pki.Issued, cn: str, cert: Path, key: Path) -> int:
+    leaf = pki.issue(ca, cn)
+    leaf.write(cert, key)
+    return leaf.cert.serial_number
+
+
+def _write_crl(lay: Layout, state: dict) -> None:
+    revoked = [g["serial"] for g in state["gateways"].values() if g.get("revoked")]
+    revoked += state.get("revoked_serials", [])
+    crl = lay.broker / "crl.pem"
+    crl.write_bytes(pki.make_crl(_ca(lay), revoked))
+    crl.chmod(0o644)
+
+
+def broker_url(state: dict, host: str | None = None) -> str:
+    return f"mqtts://{host or state['broker_host']}:{state['port']}"
+
+
+def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0",
+         hub_state_dir: Path = Path("/var/lib/dozor-hub"), api_host: str = "127.0.0.1", api_port: int = 8080,
+         store_url: str = "http://influxdb:8086", city: str = "dozor city", broker_user: str | None = None) -> dict:
+    """Create (or refresh) a city folder. Existing keys and certificates are kept."""
+    from hub.keys import load_or_create  # the hub's own code creates its signing key, in its state dir
+
+    root = root.resolve()
+    lay = Layout(root)
+    for d in (root, lay.ca_key.parent, lay.broker, lay.broker / "data", lay.hub, root / "gateways"):
+        d.mkdir(parents=True, exist_ok=True)
+    lay.ca_key.parent.chmod(0o700)
+    prior = json.loads(lay.state.read_text()) if lay.state.exists() else None
+    if not lay.ca_key.exists():
+        pki.make_ca(f"{city} CA").write(lay.ca_cert, lay.ca_key)
+    ca = _ca(lay)
+    state = prior or {"created": time.time(), "gateways": {}, "revoked_serials": []}
+    hosts = tuple(dict.fromkeys((broker_host, "mosquitto", "localhost", "127.0.0.1")))
+    server = lay.broker / "server.crt"
+    if not server.exists() or state.get("broker_host") != broker_host:
+        pki.issue(ca, broker_host, server_hosts=hosts).write(server, lay.broker / "server.key")
+    for cn, name in ((t.HUB_ID, "client"), (t.HUB_INGEST_ID, "ingest")):
+        if not (lay.hub / f"{name}.crt").exists():
+            state.setdefault("hub_serials", {})[cn] = _issue_client(ca, cn, lay.hub / f"{name}.crt",
+                                                                      lay.hub / f"{name}.key")
+    uid = _broker_uid(broker_user)
+    for p in (lay.broker / "server.key", lay.broker / "data"):
+        if os.stat(p).st_uid != uid:
+            os.chown(p, uid, -1)
+    (lay.broker / "data").chmod(0o700)
+    hub_state_dir = hub_state_dir if hub_state_dir.is_absolute() else (Path.cwd() / hub_state_dir)
+    keys = load_or_create(hub_state_dir)
+    state.update(broker_uid=uid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
+                 hub_keys={keys.kid: keys.public_b64})
+    (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
+    (lay.broker / "acl").write_text(t.acl())
+    (lay.hub / "hub.toml").write_text(t.hub_toml(broker_url=broker_url(state), state_dir=hub_state_dir,
+                                                 api_host=api_host, api_port=api_port, store_url=store_url))
+    if not (lay.hub / "zones.json").exists():
+        (lay.hub / "zones.json").write_text(t.zones_json([]))
+    _write_crl(lay, state)
+    _write_compose_env(lay, state)
+    _save_state(lay, state)
+    return listing(root)
+
+
+def _broker_uid(user: str | None) -> int:
+    """Who reads the broker's key: Mosquitto started as root drops to its ``mosquitto`` user before it loads the
+    key, so the key (0600) must belong to that user; compose runs the container as the same uid."""
+    if user is None:
+        if os.geteuid() != 0:
+            return os.geteuid()
+        user = "mosquitto"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return 0
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise ProvisionError(f"--broker-user {user!r}: no such user on this machine") from None
+
+
+def _write_compose_env(lay: Layout, state: dict) -> None:
+    path = lay.root / "compose.env"
+    old: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                old[k] = v
+    values = {
+        "DOZOR_CITY": str(lay.root),
+        "DOZOR_BROKER_HOST": state["broker_host"],
+        "DOZOR_MQTT_PORT": str(state["port"]),
+        "DOZOR_HUB_STATE": state["hub_state_dir"],
+        "DOZOR_BROKER_UID": str(state["broker_uid"]),
+        "INFLUX_TOKEN": old.get("INFLUX_TOKEN") or secrets.token_urlsafe(32),
+        "INFLUX_ADMIN_PASSWORD": old.get("INFLUX_ADMIN_PASSWORD") or secrets.token_urlsafe(24),
+        "GRAFANA_ADMIN_PASSWORD": old.get("GRAFANA_ADMIN_PASSWORD") or secrets.token_urlsafe(24),
+        "DOZOR_PUBLIC_HOST": old.get("DOZOR_PUBLIC_HOST") or state["broker_host"],
+    }
+    text = "# Generated by `dozor provision init` (secrets: keep this file 0600, out of git)\n"
+    write_secret(path, (text + "".join(f"{k}={v}\n" for k, v in values.items())).encode())
+
+
+def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/dozor-gateway",
+                broker_host: str | None = None) -> dict:
+    """Issue ``gw``'s client certificate, register it with the hub (its zone in zones.json) and write its bundle."""
+    check_id(gw, "gateway id")
+    check_id(zone, "zone")
+    lay = Layout(root.resolve())
+    state = _load_state(lay)
+    if gw in t.RESERVED:
+        raise ProvisionError(f"{gw!r} is the hub's own identity; choose another gateway id")
+    prior = state["gateways"].get(gw)
+    if prior and prior.get("revoked"):
+        raise ProvisionError(f"gateway {gw} was revoked; provision the replacement cabinet under a new id")
+    out = lay.gateway(gw)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(lay.ca_cert, out / "ca.crt")
+    serial = prior["serial"] if prior and (out / "client.key").exists() else \
+        _issue_client(_ca(lay), gw, out / "client.crt", out / "client.key")
+    (out / "gateway.toml").write_text(t.gateway_toml(gw=gw, zone=zone, broker_url=broker_url(state, broker_host),
+                                                     hub_keys=state["hub_keys"], state_dir=state_dir))
+    _register_with_hub(lay, gw, zone)
+    state["gateways"][gw] = {"zone": zone, "serial": serial, "revoked": False,
+                             "created": (prior or {}).get("created", time.time())}
+    _save_state(lay, state)
+    return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}"}
+
+
+def _zones(lay: Layout) -> list[dict]:
+    return json.loads((lay.hub / "zones.json").read_text())
+
+
+def _register_with_hub(lay: Layout, gw: str, zone: str) -> None:
+    """The hub's registry of gateways is its zones file: a gateway listed in a zone receives that zone's alerts."""
+    zones = _zones(lay)
+    for z in zones:
+        if z["id"] == zone:
+            if gw not in z.setdefault("gateways", []):
+                z["gateways"].append(gw)
+            break
+    else:
+        zones.append({"id": zone, "name": zone, "gateways": [gw]})
+    (lay.hub / "zones.json").write_text(t.zones_json(zones))
+
+
+def revoke(root: Path, gw: str) -> dict:
+    """Revoke ``gw`` at the broker (its certificate into the CRL; reload the broker afterwards) and at the hub
+    (removed from every zone, so no alert is addressed to it)."""
+    lay = Layout(root.resolve())
+    state = _load_state(lay)
+    entry = state["gateways"].get(gw)
+    if entry is None:
+        raise ProvisionError(f"no gateway {gw!r} was provisioned in {lay.root}")
+    entry["revoked"] = True
+    entry["revoked_at"] = time.time()
+    _write_crl(lay, state)
+    zones = _zones(lay)
+    for z in zones:
+        z["gateways"] = [g for g in z.get("gateways", []) if g != gw]
+        z["devices"] = [d for d in z.get("devices", []) if not d.startswith(f"{gw}/")]
+    (lay.hub / "zones.json").write_text(t.zones_json(zones))
+    _save_state(lay, state)
+    return {"gateway": gw, "revoked": True, "serial": f"{entry['serial']:x}", "crl": str(lay.broker / "crl.pem"),
+            "next": "reload the broker (kill -HUP <mosquitto pid>, or `docker compose kill -s HUP mosquitto`) "
+                    "and the hub (restart) so both apply it"}
+
+
+def listing(root: Path) -> dict:
+    lay = Layout(root.resolve())
+    state = _load_state(lay)
+    return {"dir": str(lay.root), "broker": broker_url(state), "bind": state["bind"],
+            "hub_state_dir": state["hub_state_dir"], "hub_keys": state["hub_keys"],
+            "gateways": [{"gateway": gw, "zone": g["zone"], "serial": f"{g['serial']:x}", "revoked": g["revoked"],
+                          "bundle": str(lay.gateway(gw))} for gw, g in sorted(state["gateways"].items())]}

@@ -1,0 +1,239 @@
+"""Dispatch: a phase's commands, signed one per gateway and put on the wire in chunks; retries at the
+confirm deadline; escalation of what fails; re-sends when a gateway or the broker comes back.
+
+Hot-path rules: commands for all gateways are signed in one pass and handed to the MQTT client at once;
+SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
+command leaves (a restarted hub knows their acks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+
+from contract import topics
+from contract.command import CommandClaims, CommandParams, sign_command, token_sha256
+from contract.models import Action, Signal
+from hub.alerts.base import EngineBase
+from hub.alerts.model import (
+    ACCEPTED,
+    FAILED,
+    PENDING,
+    PHASE_ACTIVATE,
+    PHASE_ALL_CLEAR,
+    PHASE_STOP,
+    UNREACHABLE,
+    Alert,
+    CmdRef,
+    Track,
+    reason_label,
+)
+from hub.registry import OFFLINE, ONLINE
+
+log = logging.getLogger("hub.alerts")
+
+MAX_TARGETS = 256  # per command (contract limit); bigger gateways get several commands
+MAX_ESCALATIONS = 1000
+SEND_CHUNK = 25  # gateways signed and put on the wire per step; the loop handles acks in between
+
+
+class DispatchMixin(EngineBase):
+    # ================================================================ phases and sending
+    def _begin_phase(self, alert: Alert, phase: str, signal: Signal, *, t0: float, ends_at: float,
+                     new_version: bool) -> None:
+        if alert.phase_seq > 0 or phase != PHASE_ACTIVATE:
+            alert.history.append({"phase": alert.phase, "version": alert.version, "signal": alert.phase_signal.value,
+                                  "started_at": alert.phase_started_at,
+                                  "summary": alert.summary().model_dump()})
+        if new_version:
+            alert.version += 1
+        alert.phase, alert.phase_signal = phase, signal
+        alert.phase_seq += 1
+        alert.phase_t0, alert.phase_started_at, alert.phase_ends_at = t0, self.clock(), ends_at
+        alert.attempt, alert.tracking, alert.zones_settled = 0, True, phase == PHASE_STOP
+        alert.dispatch_ms = None
+        alert.updated_at = self.clock()
+        for track in alert.tracks.values():
+            track.reset()
+            if self.registry.state_of(track.gateway) == OFFLINE:
+                track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
+        alert.settled = asyncio.Event()
+        alert.index()
+        alert.last_sent_at, alert.last_sent_mono = self.clock(), self.mono()
+        self._save(alert)
+        self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
+        # The first chunk of commands is signed, stored and written to the socket right here; then the zone
+        # states and the hooks start as tasks, and the other chunks follow in a task that yields between
+        # chunks, so hooks run alongside the sends (never before or after them in series) and early acks
+        # are handled while later gateways are still being signed for.
+        chunks = self._chunks(alert.tracks.values())
+        old = self._trackers.pop(alert.id, None)
+        if old is not None:
+            old.cancel()
+        if chunks:
+            self._send(alert, chunks[0], retry=False)
+        self._publish_zones(alert)
+        self._trackers[alert.id] = self._spawn(self._phase(alert, alert.phase_seq, chunks[1:]))
+
+    @staticmethod
+    def _chunks(tracks: Iterable[Track]) -> list[list[Track]]:
+        groups: dict[str, list[Track]] = {}
+        for track in tracks:
+            groups.setdefault(track.gateway, []).append(track)
+        gws = list(groups)
+        return [[t for gw in gws[i:i + SEND_CHUNK] for t in groups[gw]] for i in range(0, len(gws), SEND_CHUNK)]
+
+    async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]]) -> None:
+        for chunk in chunks:
+            await asyncio.sleep(0)
+            if alert.phase_seq != seq:
+                return
+            self._send(alert, chunk, retry=False)
+        alert.dispatch_ms = round((self.mono() - alert.phase_t0) * 1000, 1)
+        log.info("alert %s %s: %d commands on the wire %.1f ms after the request", alert.id, alert.phase,
+                 sum(1 for _ in alert.by_gateway), alert.dispatch_ms)
+        self._save(alert)
+        await self._track(alert, seq)
+
+    def _send(self, alert: Alert, tracks: list[Track], *, retry: bool) -> int:
+        """Sign one command per gateway for ``tracks``, commit them, and hand them all to the MQTT client
+        (written to the socket at once); nothing here waits per gateway."""
+        groups: dict[str, list[Track]] = {}
+        for track in tracks:
+            groups.setdefault(track.gateway, []).append(track)
+        iat = int(self.clock())
+        act = Action.STOP if alert.phase == PHASE_STOP else Action.ACTIVATE
+        params = CommandParams()
+        if act is Action.ACTIVATE:
+            remaining = alert.phase_ends_at - self.clock()
+            duration = max(1, min(int(-(-remaining // 1)), self.cfg.all_clear_duration_s
+                                  if alert.phase == PHASE_ALL_CLEAR else alert.duration_s))
+            params = CommandParams(signal=alert.phase_signal, duration_s=duration)
+        out: list[tuple[str, bytes]] = []
+        now = self.clock()
+        for gw, gw_tracks in groups.items():
+            for i in range(0, len(gw_tracks), MAX_TARGETS):
+                chunk = gw_tracks[i:i + MAX_TARGETS]
+                jti = uuid.uuid4().hex
+                targets = tuple(t.device for t in chunk)
+                claims = CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
+                                       targets=targets, params=params, alert=alert.id, mode=alert.mode)
+                token = sign_command(claims, self.keys.private, self.keys.kid)
+                sha = token_sha256(token)
+                self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets)
+                self._token[sha] = jti
+                self.store.put_command(jti, alert.id, gw, alert.phase_seq, act.value, list(targets), now, sha)
+                for t in chunk:
+                    t.attempts += 1
+                    self.store.put_device(alert.id, t.gateway, t.device, t)
+                out.append((topics.gw(gw, topics.GwChannel.CMD), token.encode()))
+        alert.last_sent_at, alert.last_sent_mono = now, self.mono()
+        if retry:
+            self._save(alert)  # (a phase's first send saves the alert once, after its last chunk)
+        self._flush(devices=False)  # commands are durable before they leave: a restarted hub knows their acks
+        if self.publish_nowait is not None:
+            sent = sum(self.publish_nowait(topic, token, 1, False) for topic, token in out)
+            self.flush_writes()
+            self.metrics.commands_sent.labels(act.value).inc(sent)
+            if sent < len(out):  # not connected: the tracker re-sends at the deadline
+                self.metrics.publish_errors.labels("command").inc(len(out) - sent)
+        else:
+            for topic, token in out:
+                self._spawn(self._publish_cmd(topic, token, act.value))
+        if retry:
+            self.metrics.command_retries.inc(len(out))
+        return len(out)
+
+    async def _publish_cmd(self, topic: str, token: bytes, act: str) -> None:
+        if await self.publish(topic, token, 1, False):
+            self.metrics.commands_sent.labels(act).inc()
+        else:
+            self.metrics.publish_errors.labels("command").inc()
+
+    async def _track(self, alert: Alert, seq: int) -> None:
+        """Retry what is not confirmed by the deadline; after max_retries give up and escalate."""
+        while alert.phase_seq == seq and alert.outstanding:
+            wait = alert.last_sent_mono + self.cfg.confirm_deadline_s - self.mono()
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(alert.settled.wait(), wait)
+                except TimeoutError:
+                    pass
+                continue
+            todo = [t for t in alert.tracks.values() if t.outstanding]
+            if not todo:
+                break
+            ended = alert.phase != PHASE_STOP and self.clock() >= alert.phase_ends_at
+            if not self.is_connected() and not ended:
+                # Without a broker a retry cannot leave: do not burn attempts, wait for on_reconnect()
+                alert.last_sent_mono = self.mono()
+                continue
+            if alert.attempt < self.cfg.max_retries and not ended:
+                alert.attempt += 1
+                log.warning("alert %s: retry %d/%d for %d devices not confirmed after %.1fs", alert.id,
+                            alert.attempt, self.cfg.max_retries, len(todo), self.cfg.confirm_deadline_s)
+                self.store.audit("retry", {"attempt": alert.attempt, "devices": len(todo)}, alert.id)
+                self._send(alert, todo, retry=True)
+                continue
+            for t in todo:
+                if t.state == FAILED:
+                    pass  # escalated when it failed; it stays failed with the gateway's reason
+                elif t.state == ACCEPTED:
+                    t.state, t.reason = FAILED, "timeout"
+                    self._escalate(alert, t, FAILED, "accepted but never confirmed")
+                else:
+                    t.state = UNREACHABLE
+                    t.reason = "gateway_offline" if self.registry.state_of(t.gateway) == OFFLINE else "no_ack"
+                    self._escalate(alert, t, UNREACHABLE, t.reason)
+                t.given_up, t.updated_at = True, self.clock()
+                self.store.put_device(alert.id, t.gateway, t.device, t)
+            alert.recount()
+        if alert.phase_seq == seq:
+            alert.tracking = False
+            alert.updated_at = self.clock()
+            s = alert.summary()
+            log.warning("alert %s %s: %d/%d confirmed, %d failed, %d unreachable, p99 %s ms", alert.id,
+                        alert.phase, s.confirmed, s.total, s.failed, s.unreachable, s.p99_confirm_ms)
+            self._save(alert)
+            if self._trackers.get(alert.id) is asyncio.current_task():
+                del self._trackers[alert.id]
+
+    def _escalate(self, alert: Alert, track: Track, outcome: str, reason: str) -> None:
+        log.error("alert %s: %s/%s %s (%s) [%s %s]", alert.id, track.gateway, track.device, outcome, reason,
+                  alert.mode.value, alert.phase)
+        self.metrics.escalations.labels(outcome, reason_label(track.reason or reason)).inc()
+        if len(alert.escalations) < MAX_ESCALATIONS:
+            alert.escalations.append({"gateway": track.gateway, "device": track.device, "outcome": outcome,
+                                      "reason": reason, "phase": alert.phase, "ts": self.clock()})
+        self.store.audit("escalation", {"gateway": track.gateway, "device": track.device, "outcome": outcome,
+                                        "reason": reason}, alert.id)
+        self._save(alert)
+
+    # ================================================================ gateways coming and going
+    def _on_gateway(self, gateway: str, state: str) -> None:
+        for alert_id in list(self._trackers):
+            alert = self.alerts[alert_id]
+            tracks = [t for t in alert.by_gateway.get(gateway, ()) if t.outstanding]
+            if not tracks:
+                continue
+            if state == ONLINE:
+                log.info("alert %s: gateway %s is online again, re-sending to %d devices", alert.id, gateway,
+                         len(tracks))
+                self._send(alert, tracks, retry=True)
+            elif state == OFFLINE:
+                for t in tracks:
+                    if t.state == PENDING:
+                        t.state, t.reason, t.updated_at = UNREACHABLE, "gateway_offline", self.clock()
+                        self.store.put_device(alert.id, t.gateway, t.device, t)
+
+    def on_reconnect(self) -> None:
+        """After an MQTT (re)connect: re-send what is still outstanding (it may never have left)."""
+        for alert_id in list(self._trackers):
+            alert = self.alerts[alert_id]
+            tracks = [t for t in alert.tracks.values() if t.outstanding]
+            if tracks:
+                log.warning("alert %s: MQTT (re)connected, re-sending to %d outstanding devices", alert.id,
+                            len(tracks))
+                self._send(alert, tracks, retry=True)

@@ -1,0 +1,198 @@
+"""The alert record the engine works on: per-device tracks, the command index, summaries, and the documents
+it is persisted as (hub/store.py) and answered as (hub/models.py). No I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from contract.errors import RejectReason
+from contract.models import Mode, Signal
+from hub.alerts.lifecycle import Phase, State
+from hub.models import AlertDetail, AlertOut, DeviceTrackOut, Message, Summary
+
+PENDING, ACCEPTED, SOUNDING, PLAYING, DONE = "pending", "accepted", "sounding", "playing", "done"
+REJECTED, FAILED, UNREACHABLE = "rejected", "failed", "unreachable"
+CONFIRMED_STATES = frozenset({SOUNDING, PLAYING, DONE})
+FAILED_STATES = frozenset({REJECTED, FAILED})
+
+ACTIVE, STOPPED, ALL_CLEAR = State.ACTIVE, State.STOPPED, State.ALL_CLEAR
+CANCELLED, EXPIRED = State.CANCELLED, State.EXPIRED
+PHASE_ACTIVATE, PHASE_ALL_CLEAR, PHASE_STOP = Phase.ACTIVATE, Phase.ALL_CLEAR, Phase.STOP
+
+
+def new_alert_id(now: float) -> str:
+    return f"A-{datetime.fromtimestamp(now, UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+KNOWN_REASONS = frozenset({r.value for r in RejectReason} | {
+    "unreachable", "timeout", "asset_mismatch", "selftest_failed", "no_ack", "gateway_offline",
+    "accepted but never confirmed"})
+
+
+def reason_label(reason: str) -> str:
+    """A bounded metric label for a gateway-supplied reason (free text never becomes a label value)."""
+    if reason in KNOWN_REASONS:
+        return reason
+    return "fault" if reason.startswith("fault:") else "other"
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil
+    return sorted_values[int(rank) - 1]
+
+
+@dataclass(slots=True)
+class Track:
+    gateway: str
+    device: str
+    kind: str | None
+    state: str = PENDING
+    reason: str | None = None
+    confirm_ms: float | None = None
+    accepted_ms: float | None = None
+    attempts: int = 0
+    updated_at: float | None = None
+    given_up: bool = False
+
+    @property
+    def outstanding(self) -> bool:
+        """Still worth a retry: not confirmed, not refused by the gateway (a device failure may be
+        transient, e.g. a Modbus timeout, so failed devices are retried), not given up."""
+        return not self.given_up and self.state not in CONFIRMED_STATES and self.state != REJECTED
+
+    def doc(self) -> dict:
+        return {"gateway": self.gateway, "device": self.device, "kind": self.kind, "state": self.state,
+                "reason": self.reason, "confirm_ms": self.confirm_ms, "accepted_ms": self.accepted_ms,
+                "attempts": self.attempts, "updated_at": self.updated_at, "given_up": self.given_up}
+
+    def reset(self) -> None:
+        self.state, self.reason, self.confirm_ms, self.accepted_ms = PENDING, None, None, None
+        self.attempts, self.given_up, self.updated_at = 0, False, time.time()
+
+
+@dataclass(slots=True)
+class CmdRef:
+    alert: str
+    gateway: str
+    phase_seq: int
+    targets: tuple[str, ...]
+
+
+@dataclass
+class Alert:
+    id: str
+    signal: Signal
+    mode: Mode
+    zones: list[str]
+    duration_s: int
+    created_at: float
+    expires_at: float
+    message: Message | None = None
+    status: State = ACTIVE
+    version: int = 1
+    phase: Phase = PHASE_ACTIVATE
+    phase_seq: int = 0
+    phase_signal: Signal = Signal.AIR_RAID
+    phase_started_at: float = 0.0
+    phase_ends_at: float = 0.0
+    attempt: int = 0
+    last_sent_at: float = 0.0
+    tracking: bool = True
+    zones_settled: bool = False  # the zone states reflect the end of this alert's current phase
+    dispatch_ms: float | None = None  # phase start -> last command of the phase's first send on the wire
+    updated_at: float = 0.0
+    escalations: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    tracks: dict[tuple[str, str], Track] = field(default_factory=dict)
+    # runtime only (monotonic clock, not persisted)
+    phase_t0: float = 0.0
+    last_sent_mono: float = 0.0
+    outstanding: int = 0
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    by_gateway: dict[str, list[Track]] = field(default_factory=dict)
+
+    def index(self) -> None:
+        self.by_gateway = {}
+        for track in self.tracks.values():
+            self.by_gateway.setdefault(track.gateway, []).append(track)
+        self.recount()
+
+    def recount(self) -> None:
+        self.outstanding = sum(1 for t in self.tracks.values() if t.outstanding)
+        if self.outstanding == 0:
+            self.settled.set()
+        else:
+            self.settled.clear()
+
+    def summary(self) -> Summary:
+        confirmed = failed = unreachable = pending = 0
+        times: list[float] = []
+        for t in self.tracks.values():
+            if t.state in CONFIRMED_STATES:
+                confirmed += 1
+            elif t.state in FAILED_STATES:
+                failed += 1
+            elif t.state == UNREACHABLE:
+                unreachable += 1
+            else:
+                pending += 1
+            if t.confirm_ms is not None:
+                times.append(t.confirm_ms)
+        times.sort()
+        return Summary(total=len(self.tracks), confirmed=confirmed, failed=failed, unreachable=unreachable,
+                       pending=pending, first_confirm_ms=times[0] if times else None,
+                       last_confirm_ms=times[-1] if times else None, p50_confirm_ms=percentile(times, 50),
+                       p99_confirm_ms=percentile(times, 99))
+
+    def persist_doc(self) -> dict:
+        return {"id": self.id, "signal": self.signal.value, "mode": self.mode.value, "zones": self.zones,
+                "duration_s": self.duration_s, "created_at": self.created_at, "expires_at": self.expires_at,
+                "message": self.message.model_dump(exclude_none=True) if self.message else None,
+                "status": self.status.value, "version": self.version, "phase": self.phase.value, "phase_seq": self.phase_seq,
+                "phase_signal": self.phase_signal.value, "phase_started_at": self.phase_started_at,
+                "phase_ends_at": self.phase_ends_at, "attempt": self.attempt, "last_sent_at": self.last_sent_at,
+                "tracking": self.tracking, "zones_settled": self.zones_settled, "updated_at": self.updated_at,
+                "dispatch_ms": self.dispatch_ms,
+                "escalations": self.escalations, "history": self.history,
+                "targets": [[t.gateway, t.device, t.kind] for t in self.tracks.values()]}
+
+    def row(self) -> tuple[str, float, dict]:
+        return self.status, self.created_at, self.persist_doc()
+
+    @classmethod
+    def from_docs(cls, doc: dict, devices: Iterable[dict]) -> Alert:
+        alert = cls(id=doc["id"], signal=Signal(doc["signal"]), mode=Mode(doc["mode"]), zones=list(doc["zones"]),
+                    duration_s=int(doc["duration_s"]), created_at=doc["created_at"], expires_at=doc["expires_at"],
+                    message=Message.model_validate(doc["message"]) if doc.get("message") else None,
+                    status=State(doc["status"]), version=doc["version"], phase=Phase(doc["phase"]), phase_seq=doc["phase_seq"],
+                    phase_signal=Signal(doc["phase_signal"]), phase_started_at=doc["phase_started_at"],
+                    phase_ends_at=doc["phase_ends_at"], attempt=doc["attempt"], last_sent_at=doc["last_sent_at"],
+                    tracking=doc["tracking"], zones_settled=doc.get("zones_settled", False),
+                    dispatch_ms=doc.get("dispatch_ms"),
+                    updated_at=doc["updated_at"], escalations=list(doc.get("escalations", ())),
+                    history=list(doc.get("history", ())))
+        for gw, dev, kind in doc.get("targets", ()):  # device rows not flushed yet when the hub died
+            alert.tracks[(gw, dev)] = Track(gw, dev, kind, updated_at=doc["updated_at"])
+        for d in devices:
+            track = Track(**d)
+            alert.tracks[(track.gateway, track.device)] = track
+        alert.index()
+        return alert
+
+    def out(self, *, detail: bool = False) -> AlertOut:
+        base = {k: v for k, v in self.persist_doc().items() if k in AlertOut.model_fields}
+        base["summary"] = self.summary()
+        if not detail:
+            return AlertOut.model_validate(base)
+        devices = [DeviceTrackOut.model_validate(t.doc()) for t in
+                   sorted(self.tracks.values(), key=lambda t: (t.gateway, t.device))]
+        return AlertDetail.model_validate({**base, "devices": devices})
+

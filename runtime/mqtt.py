@@ -1,0 +1,334 @@
+"""The MQTT client layer of the gateway and the hub: paho-mqtt 2.x driven by the asyncio loop, through
+paho's public API only (socket callbacks, ``loop_read``/``loop_write``/``loop_misc``, ``manual_ack_set``,
+``ack``). One connection per ``MqttSession``; reconnecting is the owner's loop (with ``runtime.backoff``).
+
+    async with MqttSession(params, on_message=handle) as s:       # CONNECT .. CONNACK, or MqttLinkError
+        await s.subscribe([("dozor/v1/gw/+/ack", 1)])
+        await s.publish(topic, payload, qos=1, timeout=2.0)       # returns after the PUBACK
+        s.publish_nowait(topic, payload)                           # hand to the socket, do not wait
+        await s.wait_closed()                                      # raises MqttLinkError when the link dies
+
+Dead links are found three ways: the socket closes; paho's keepalive (no PINGRESP within ``keepalive``);
+and ``stuck_puback_s``: a QoS 1 publish without PUBACK for that long closes the session (``PubackStalled``),
+because a broker that stops acknowledging while TCP stays open is as dead as a closed socket.
+
+``on_message(topic, payload, qos, mid, retain)`` runs in the loop thread for every message and must not
+raise (a raise is logged and counted in ``callback_errors``). With ``manual_ack=True`` the owner sends each
+QoS 1 message's PUBACK itself (``ack(mid, qos)``), e.g. after the message is durably stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+OnMessage = Callable[[str, bytes, int, int, bool], None]
+
+
+class MqttLinkError(Exception):
+    """The MQTT connection failed or is gone (the root of this layer's errors)."""
+
+
+class PublishTimeout(MqttLinkError):
+    """No PUBACK within the publish timeout."""
+
+
+class PubackStalled(MqttLinkError):
+    """A PUBACK is overdue by ``stuck_puback_s``: the session is closed as dead."""
+
+
+@dataclass(frozen=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class MqttParams:
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 30
+    clean_session: bool = True
+    will: Will | None = None
+    tls: dict[str, str | None] | None = None  # ca_certs, certfile, keyfile
+    connect_timeout_s: float = 5.0
+    publish_timeout_s: float = 10.0
+    stuck_puback_s: float = 15.0  # 0: off
+    max_inflight: int = 100
+    manual_ack: bool = False
+
+
+class MqttSession:
+    def __init__(self, params: MqttParams, *, on_message: OnMessage | None = None,
+                 log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+        self.params = params
+        self.on_message = on_message
+        self.log = log or logging.getLogger("dozor.runtime.mqtt")
+        self.counters = {"callback_errors": 0, "publish_timeouts": 0, "puback_stalls": 0}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._closed: asyncio.Future[None] | None = None
+        self._connack: asyncio.Future[None] | None = None
+        self._pending: dict[int, tuple[asyncio.Future[None] | None, float]] = {}
+        self._subs: dict[int, asyncio.Future[None]] = {}
+        self._misc: asyncio.Task | None = None
+        self._watch: asyncio.Task | None = None
+        self._sock = None
+        self._client = self._make_client()
+
+    def _make_client(self) -> paho.Client:
+        p = self.params
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=p.client_id, clean_session=p.clean_session,
+                        protocol=paho.MQTTv311)
+        c.connect_timeout = p.connect_timeout_s
+        c.max_inflight_messages_set(p.max_inflight)
+        c.max_queued_messages_set(0)
+        if p.username is not None:
+            c.username_pw_set(p.username, p.password)
+        if p.will is not None:
+            c.will_set(p.will.topic, p.will.payload, qos=p.will.qos, retain=p.will.retain)
+        if p.tls is not None:
+            c.tls_set(ca_certs=p.tls.get("ca_certs"), certfile=p.tls.get("certfile"), keyfile=p.tls.get("keyfile"),
+                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if p.manual_ack:
+            c.manual_ack_set(True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_register_write
+        c.on_socket_unregister_write = self._on_unregister_write
+        return c
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MqttSession:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._closed = self._loop.create_future()
+        self._connack = self._loop.create_future()
+        p = self.params
+        try:
+            await self._loop.run_in_executor(None, self._client.connect, p.host, p.port, p.keepalive_s)
+            await asyncio.wait_for(asyncio.shield(self._connack), p.connect_timeout_s + 1)
+        except (OSError, ValueError, TimeoutError, MqttLinkError) as exc:
+            await self._teardown()
+            if isinstance(exc, MqttLinkError):
+                raise
+            raise MqttLinkError(f"connect to {p.host}:{p.port} failed: {exc or type(exc).__name__}") from None
+        except BaseException:
+            await self._teardown()
+            raise
+        self._misc = asyncio.create_task(self._misc_loop(), name=f"mqtt {p.client_id} misc")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._closed is not None and not self._closed.done():
+            with contextlib.suppress(Exception):
+                self._client.disconnect()
+                self._client.loop_write()
+            with contextlib.suppress(TimeoutError, MqttLinkError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._closed), 1.0)
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        for task in (self._misc, self._watch):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        sock = self._sock
+        if sock is not None and self._loop is not None:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+            self._sock = None
+        with contextlib.suppress(Exception):
+            self._client.disconnect()
+        self._lost(MqttLinkError("session closed"))
+
+    @property
+    def is_connected(self) -> bool:
+        return self._closed is not None and not self._closed.done() and self._connack is not None \
+            and self._connack.done() and not self._connack.exception()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is lost; raises the MqttLinkError that ended it."""
+        assert self._closed is not None
+        await asyncio.shield(self._closed)
+
+    def _lost(self, exc: MqttLinkError) -> None:
+        for fut in (self._closed, self._connack):
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # marked retrieved; waiters still get it
+        pending, self._pending = self._pending, {}
+        subs, self._subs = self._subs, {}
+        for fut in [f for f, _ in pending.values()] + list(subs.values()):
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # a caller that timed out no longer waits: no "never retrieved" noise
+
+    async def _misc_loop(self) -> None:
+        """paho's housekeeping (keepalive pings, retries) and the PUBACK watchdog."""
+        stuck = self.params.stuck_puback_s
+        while self._client.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if stuck > 0 and self._pending:
+                oldest = min(t for _, t in self._pending.values())
+                if time.monotonic() - oldest > stuck:
+                    self.counters["puback_stalls"] += 1
+                    self.log.warning("MQTT %s: a PUBACK is %.1fs overdue; closing the session as dead",
+                                     self.params.client_id, time.monotonic() - oldest)
+                    self._lost(PubackStalled(f"no PUBACK for {stuck:g}s"))
+                    self._client.disconnect()
+                    return
+            await asyncio.sleep(min(1.0, stuck / 4) if stuck > 0 else 1.0)
+        self._lost(MqttLinkError("connection lost"))
+
+    # ---- paho callbacks (loop thread, except socket_open/register_write during connect) ----------------------
+
+    def _call(self, fn: Callable[[], object]) -> None:
+        if threading.get_ident() == self._thread:
+            fn()
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _on_socket_open(self, client: paho.Client, userdata: object, sock) -> None:
+        def attach() -> None:
+            self._sock = sock
+            assert self._loop is not None
+            self._loop.add_reader(sock, client.loop_read)
+        self._call(attach)
+
+    def _on_socket_close(self, client: paho.Client, userdata: object, sock) -> None:
+        def detach() -> None:
+            if self._loop is not None:
+                self._loop.remove_reader(sock)
+                self._loop.remove_writer(sock)
+            self._sock = None
+        self._call(detach)
+
+    def _on_register_write(self, client: paho.Client, userdata: object, sock) -> None:
+        def add() -> None:
+            if self._loop is not None and self._sock is sock:
+                self._loop.add_writer(sock, client.loop_write)
+        self._call(add)
+
+    def _on_unregister_write(self, client: paho.Client, userdata: object, sock) -> None:
+        self._call(lambda: self._loop.remove_writer(sock) if self._loop is not None else None)
+
+    def _on_connect(self, client: paho.Client, userdata: object, flags, reason_code, properties) -> None:
+        def done() -> None:
+            if self._connack is None or self._connack.done():
+                return
+            if reason_code.is_failure:
+                self._lost(MqttLinkError(f"broker refused the connection: {reason_code}"))
+            else:
+                self._connack.set_result(None)
+        self._call(done)
+
+    def _on_disconnect(self, client: paho.Client, userdata: object, flags, reason_code, properties) -> None:
+        self._call(lambda: self._lost(MqttLinkError(f"disconnected: {reason_code}")))
+
+    def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason_code, properties) -> None:
+        entry = self._pending.pop(mid, None)
+        if entry is not None and entry[0] is not None and not entry[0].done():
+            entry[0].set_result(None)
+
+    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int, reason_codes, properties) -> None:
+        fut = self._subs.pop(mid, None)
+        if fut is None or fut.done():
+            return
+        bad = [rc for rc in reason_codes if rc.is_failure]
+        if bad:
+            fut.set_exception(MqttLinkError(f"subscription refused: {bad[0]}"))
+        else:
+            fut.set_result(None)
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(msg.topic, msg.payload, msg.qos, msg.mid, bool(msg.retain))
+        except Exception:  # never raise into paho: count it, log it
+            self.counters["callback_errors"] += 1
+            self.log.exception("MQTT message callback failed on %s", msg.topic)
+
+    # ---- operations ------------------------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if not self.is_connected:
+            raise MqttLinkError("not connected")
+
+    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        """Queue a message for the socket and return its mid (the PUBACK is still watched for stalls)."""
+        self._check()
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttLinkError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        if qos > 0 and not info.is_published():
+            self._pending.setdefault(info.mid, (None, time.monotonic()))
+        return info.mid
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+                      timeout: float | None = None) -> None:  # noqa: ASYNC109 - a PUBACK deadline, per call
+        """Publish and wait for the PUBACK (QoS 1) or the socket (QoS 0); PublishTimeout after ``timeout``."""
+        self._check()
+        assert self._loop is not None
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttLinkError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        if qos == 0 or info.is_published():
+            return
+        fut = self._loop.create_future()
+        self._pending[info.mid] = (fut, time.monotonic())
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout or self.params.publish_timeout_s)
+        except TimeoutError:
+            self.counters["publish_timeouts"] += 1
+            raise PublishTimeout(f"no PUBACK for {topic} within {timeout or self.params.publish_timeout_s:g}s") \
+                from None
+
+    async def subscribe(self, subs: Sequence[tuple[str, int]],
+                        timeout: float | None = None) -> None:  # noqa: ASYNC109 - a SUBACK deadline
+        self._check()
+        assert self._loop is not None
+        rc, mid = self._client.subscribe(list(subs))
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttLinkError(f"subscribe refused: {paho.error_string(rc)}")
+        fut = self._loop.create_future()
+        self._subs[mid] = fut
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout or self.params.publish_timeout_s)
+        except TimeoutError:
+            raise MqttLinkError("no SUBACK in time") from None
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Send the PUBACK of a received QoS 1 message (``manual_ack=True``); a no-op once disconnected."""
+        if qos > 0 and self.is_connected:
+            self._client.ack(mid, qos)
+
+    def flush_writes(self) -> None:
+        """Write what is queued to the socket now rather than at the loop's next writer callback."""
+        if self.is_connected and self._client.want_write():
+            self._client.loop_write()
+
+    @property
+    def pending_pubacks(self) -> int:
+        return len(self._pending)
