@@ -13,7 +13,7 @@ Definitions (all times in stream seconds; a *label* is one labelled source of a 
   one, its time span) came within 10 dB of the event's LAFmax during the event; *horn-caused*: a horn's peak
   matches the event and no exhaust at or above the threshold does; *legal-car-caused*: only legal cars match;
 - level error: event LAFmax at 7.5 m minus the label, for *isolated* pass-bys (no other labelled source
-  within 15 dB of it closer than 5 s, no clipping in the event).
+  within 15 dB of it closer than 5 s or inside the same event, no clipping in the event).
 """
 
 from __future__ import annotations
@@ -139,5 +139,8 @@ def level_errors(labels: dict, events: list) -> list[float]:
         hit = [e for e in events if _matches(e, s)]
         if others or len(hit) != 1 or hit[0].levels.clipped_samples:
             continue
+        if any(o is not s and o.get("class") not in (None, "none") and _matches(hit[0], o) and mic(o) > mic(s) - 15
+               for o in labels["sources"]):
+            continue  # the event also covers another loud source: not an isolated pass-by
         out.append(hit[0].levels.lafmax_7p5 - float(s["lafmax_7p5_db"]))
     return out

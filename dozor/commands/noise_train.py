@@ -98,14 +98,19 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     from simulators.noise_sources import RANGES
 
     if corpus is not None and corpus.exists():
-        rows = [(r["features"], r["label"]) for r in json.loads(corpus.read_text())]
+        try:
+            rows = [(dict(r["features"]), str(r["label"])) for r in json.loads(corpus.read_text())]
+            x = np.array([[float(f[k]) for k in FEATURES] for f, _ in rows])
+            y = np.array([CLASSES.index(lab) for _, lab in rows])
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"corpus {corpus} is malformed ({type(exc).__name__}: {exc})") from None
     else:
         rows = build_corpus(scenes, seed, jobs)
         if corpus is not None:
             corpus.write_text(json.dumps([{"features": f, "label": lab} for f, lab in rows]))
     if len(rows) < 20:
         raise ValueError(f"only {len(rows)} labelled events: use more scenes")
-    x = np.array([[f[k] for k in FEATURES] for f, _ in rows])
+    x = np.array([[float(f[k]) for k in FEATURES] for f, _ in rows])
     y = np.array([CLASSES.index(lab) for _, lab in rows])
     counts = Counter(lab for _, lab in rows)
     ranges_sha = hashlib.sha256(json.dumps(RANGES, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -211,15 +211,18 @@ class NoiseAnalyzer:
     def _seconds(self, frames: np.ndarray) -> list[SecondLevels]:
         buf = np.concatenate([self._second_buf, frames]) if self._second_buf.size else frames
         n = buf.size // FRAME_HZ
-        out = []
-        for i in range(n):
-            s = buf[i * FRAME_HZ: (i + 1) * FRAME_HZ]
-            out.append(SecondLevels(t=float(s["index"][0] / FRAME_HZ), laeq=float(to_db(s["ms"].mean(), self.k_db)),
-                                    lafmax=float(s["lafmax"].max()), las=float(s["las"][-1]),
-                                    clipped=int(s["clipped"].sum()), la10=float(np.percentile(s["laf"], 90)),
-                                    la90=float(np.percentile(s["laf"], 10))))
         self._second_buf = buf[n * FRAME_HZ:].copy()
-        return out
+        if n == 0:
+            return []
+        s = buf[: n * FRAME_HZ].reshape(n, FRAME_HZ)
+        laeq = to_db(s["ms"].mean(axis=1), self.k_db)
+        la10, la90 = np.percentile(s["laf"], [90, 10], axis=1)
+        return [SecondLevels(t=float(t), laeq=float(q), lafmax=float(m), las=float(las), clipped=int(c),
+                             la10=float(a), la90=float(b))
+                for t, q, m, las, c, a, b in zip((s["index"][:, 0] / FRAME_HZ).tolist(), laeq.tolist(),
+                                                 s["lafmax"].max(axis=1).tolist(), s["las"][:, -1].tolist(),
+                                                 s["clipped"].sum(axis=1).tolist(), la10.tolist(), la90.tolist(),
+                                                 strict=True)]
 
     def _finalize(self, *, flush: bool) -> list[NoiseEvidence]:
         done_frames = self.meter.frames_done

@@ -115,20 +115,21 @@ class SirenSuppressor:
                prom_db: float) -> tuple[np.ndarray, np.ndarray]:
         """(tonal mask, peak bin) of frames: a narrow, prominent dominant peak in 250-3000 Hz."""
         c = self.config
-        b0 = int(np.argmax(band))
-        pk = b0 + np.argmax(power[:, band], axis=1)
-        rows = np.arange(power.shape[0])
-        n = power.shape[1]
-        v = power[rows, pk]
-        ref_band = power[:, ref]
+        idx = np.flatnonzero(band)
+        b0, b1 = int(idx[0]), int(idx[-1]) + 1  # the band lies >= w bins inside the spectrum
+        r0, r1 = (int(i) for i in np.flatnonzero(ref)[[0, -1]])
+        pk = b0 + np.argmax(power[:, b0:b1], axis=1)
+        flat = power.ravel()
+        base = np.arange(power.shape[0]) * power.shape[1] + pk
+        at = lambda d: flat[base + d]  # noqa: E731  (the bin d away from each frame's peak)
+        v = at(0)
+        ref_band = power[:, r0: r1 + 1]
         med = np.median(ref_band, axis=1) + 1e-30
-        near = sum(power[rows, np.clip(pk + d, 0, n - 1)] for d in (-2, -1, 0, 1, 2))
-        conc = near / (ref_band.sum(axis=1) + 1e-30)
+        conc = (at(-2) + at(-1) + v + at(1) + at(2)) / (ref_band.sum(axis=1) + 1e-30)
         g = 10 ** (c.min_drop_db / 10)
-        side = np.maximum(power[rows, np.clip(pk - w, 0, n - 1)], power[rows, np.clip(pk + w, 0, n - 1)])
-        local_max = (v >= power[rows, np.clip(pk - 1, 0, n - 1)]) & (v >= power[rows, np.clip(pk + 1, 0, n - 1)])
-        narrow = local_max & (v >= g * side) & (pk > b0) & (pk < b0 + int(band.sum()) - 1)
-        tonal = (10 * np.log10(v / med + 1e-30) >= prom_db) & (conc >= c.min_concentration) & narrow
+        narrow = ((v >= at(-1)) & (v >= at(1)) & (v >= g * np.maximum(at(-w), at(w)))
+                  & (pk > b0) & (pk < b1 - 1))
+        tonal = (v >= med * 10 ** (prom_db / 10)) & (conc >= c.min_concentration) & narrow
         return tonal, pk
 
     def feed(self, index: np.ndarray, power: np.ndarray, short: np.ndarray | None = None) -> None:
