@@ -48,6 +48,7 @@ RING_S = 60.0
 CORE_S = 2.0
 TONAL_LIMIT = 0.25  # share of tonal frames beyond which an event is not enforceable
 TWO_TONE_LIMIT = 0.02  # share of frames with a 5:6 tone pair (civil-defence siren)
+MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough)
 ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
 CLIP_GUARD_S = 0.1  # the A-weighting filter's memory of a clipped sample is negligible after this
 
@@ -306,8 +307,8 @@ class NoiseAnalyzer:
         suppressed = bool(reasons)
         blocking = [f for f in flags if f not in ("clipped", "exceedance_proven_unclipped")]
         proven = overload is None or overload.proves_exceedance
-        enforcement = (klass == "exhaust" and not suppressed and not blocking and proven
-                       and lafmax_ref - margin >= det.enforcement_db)
+        enforcement = (klass == "exhaust" and sc["exhaust"] >= MIN_EXHAUST_SCORE and not suppressed
+                       and not blocking and proven and lafmax_ref - margin >= det.enforcement_db)
         self.counters["events"] += 1
         self.counters[f"class_{klass}"] += 1
         if suppressed:
@@ -335,7 +336,8 @@ class NoiseAnalyzer:
             suppressed=suppressed, suppression=tuple(reasons),
             candidate=lafmax_ref >= det.candidate_db, enforcement=enforcement, flags=tuple(flags),
             thresholds={"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,
-                        "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m},
+                        "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m,
+                        "min_exhaust_score": MIN_EXHAUST_SCORE},
             trace=trace, spectrum=spectrum, audio=clip,
             model=ModelInfo(name="mlp" if model is not None else "rules", version=classifier.model_version(model)),
             overload=overload, uncertainty=Uncertainty(**det.budget.as_dict(margin)),
