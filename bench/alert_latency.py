@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from dozor.client import HubClient
+from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import CityPlan
 
@@ -60,13 +61,14 @@ def main() -> None:
         (root / "hub.toml").write_text(
             f'[hub]\nstate_dir = "hub"\napi_port = {port}\nzones = "zones.json"\nconfirm_deadline_s = 5\n'
             f'[mqtt]\nurl = "{broker.url}"\n')
+        store = UserStore.in_state_dir(root / "hub")
+        _, token = store.add("bench", Role.operator)
+        store.close()
         log = open(root / "hub.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen([DOZOR, "hub", "run", "--config", str(root / "hub.toml")],
                                       stdout=log, stderr=log))
         try:
-            wait_for(lambda: (root / "hub" / "api-token").exists(), 30, "the hub's token")
-            client = HubClient(f"http://127.0.0.1:{port}", (root / "hub" / "api-token").read_text().strip(),
-                               timeout=30)
+            client = HubClient(f"http://127.0.0.1:{port}", token, timeout=30)
             wait_for(lambda: _healthy(client), 30, "the hub API")
             per = math.ceil(args.gateways / args.workers)
             for w in range(args.workers):

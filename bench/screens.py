@@ -128,6 +128,11 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
             f'[residents]\npublic_url = "http://127.0.0.1:{port}"\nshelters_file = "shelters.geojson"\n'
             'heartbeat_s = 2\n')
         dozor = str(Path(sys.executable).with_name("dozor"))
+        from hub.identity import Role, UserStore
+
+        users = UserStore.in_state_dir(work / "hub")  # a hub refuses to start without users
+        _, token = users.add("screens", Role.operator)
+        users.close()
         log = (work / "hub.log").open("wb")
         hub = await asyncio.create_subprocess_exec(dozor, "hub", "run", "--config", str(work / "hub.toml"),
                                                    stdout=asyncio.subprocess.DEVNULL, stderr=log)
@@ -144,7 +149,7 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
                     raise RuntimeError("hub did not come up: " + (work / "hub.log").read_text()[-2000:])
             city = await City(plan, broker.url, hub_keys_from(work / "hub", []), work / "city", gateway_factory,
                               spinup_s=0.2, heartbeat_s=1.0).start()
-            env = {"DOZOR_HUB_URL": base, "DOZOR_TOKEN": (work / "hub" / "api-token").read_text().strip()}
+            env = {"DOZOR_HUB_URL": base, "DOZOR_TOKEN": token}
             for _ in range(200):
                 gws = await _cli(env, "gateways")
                 if sum(g["state"] == "online" for g in gws) == plan.gateways:

@@ -56,6 +56,7 @@ class CommandClaims(Model):
     params: CommandParams = CommandParams()
     alert: str | None = Field(default=None, max_length=128)
     mode: Mode
+    by: str | None = Field(default=None, max_length=160)  # who ordered it: "alice (operator)"; the gateway logs it
 
     @model_validator(mode="after")
     def _check(self) -> CommandClaims:
@@ -67,6 +68,10 @@ class CommandClaims(Model):
             raise ValueError("duplicate targets")
         return self
 
+
+# Key ids whose PRIVATE seed is published in this repository (contract/vectors, for golden tests). A gateway
+# that pins one trusts anybody: `dozor gateway check-config` warns loudly and the gateway logs an error.
+PUBLISHED_TEST_KIDS = frozenset({"Vkdap1RjR0wChd9d"})
 
 # ---------------------------------------------------------------- keys
 
@@ -138,10 +143,13 @@ def verify_command(
     now: float,
     leeway_s: float = DEFAULT_LEEWAY_S,
     max_lifetime_s: int = MAX_LIFETIME_S,
+    stop_never_expires: bool = False,
 ) -> CommandClaims:
     """Check signature (pinned keys by kid), algorithm, type, claims shape, audience and time.
 
     Raises CommandRejected with a precise reason. Does not check replay (see module doc).
+    ``stop_never_expires``: a stop is not refused for its age (stopping is always safe; it still needs a valid
+    signature, audience and claims). Gateways pass True (invariant 10); the scope of a stop is its alert.
     """
     peeked = peek(token)
     jti = peeked.get("jti") if isinstance(peeked.get("jti"), str) else None
@@ -185,7 +193,7 @@ def verify_command(
         raise reject(RejectReason.LIFETIME_TOO_LONG, f"{claims.exp - claims.iat}s > {max_lifetime_s}s")
     if claims.iat > now + leeway_s:
         raise reject(RejectReason.NOT_YET_VALID, f"iat {claims.iat - now:.0f}s ahead")
-    if claims.exp <= now:
+    if claims.exp <= now and not (stop_never_expires and claims.act is Action.STOP):
         raise reject(RejectReason.EXPIRED, f"{now - claims.exp:.0f}s ago")
     return claims
 

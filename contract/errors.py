@@ -40,6 +40,7 @@ class RejectReason(StrEnum):
     LIFETIME_TOO_LONG = "lifetime_too_long"  # exp - iat beyond the contract maximum
     REPLAYED = "replayed"  # jti seen before
     ISSUED_BEFORE_RESTART = "issued_before_restart"  # issued before an unclean gateway restart (see gateway/replay)
+    BEFORE_FLOOR = "before_floor"  # issued before this gateway's state dir existed (replay after state loss)
     UNKNOWN_TARGET = "unknown_target"  # a target device is not attached to this gateway
     UNSUPPORTED = "unsupported"  # action not supported by the target device kind
     BUSY = "busy"  # a higher-priority activation holds the device

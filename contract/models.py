@@ -94,6 +94,10 @@ class GatewayState(Model):
     # base64url raw Ed25519 public key the gateway signs noise evidence with (contract.evidence); its kid
     # is contract.command.key_id(key). Absent when the gateway signs no evidence.
     evidence_key: str | None = Field(default=None, min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$")
+    # base64url raw Ed25519 public key the gateway signs its messages with (contract.signed); informational:
+    # the hub verifies only against the key enrolled for this gateway, never against this one.
+    identity_key: str | None = Field(default=None, min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$")
+    ctr: int | None = Field(default=None, ge=0)  # contract.signed: 1 for the birth, 0 for the last-will
 
 
 class DeviceState(StrEnum):
@@ -131,6 +135,7 @@ class Heartbeat(Model):
     devices: tuple[DeviceStatus, ...] = ()
     outbox: OutboxStats | None = None
     counters: dict[str, int] = Field(default_factory=dict)
+    ctr: int | None = Field(default=None, ge=0)  # contract.signed per-session counter
 
 
 class AckStage(StrEnum):
@@ -163,6 +168,8 @@ class Ack(Model):
     ts: float
     token_sha256: Sha256Hex | None = None
     mode: Mode | None = None
+    session: int | None = Field(default=None, ge=0)  # contract.signed: the sender's session and counter
+    ctr: int | None = Field(default=None, ge=0)
 
 
 class ZoneStatus(StrEnum):
@@ -203,11 +210,17 @@ class Reading(Model):
 
 
 class TelemetryBatch(Model):
+    """One flush of readings. ``(gateway, session, seq)`` is its stable identity: a re-sent batch has the same
+    key and bytes, so the hub stores it once. ``historical`` (as Sparkplug's ``is_historical``): ``false`` for
+    live readings sent as they come, ``true`` for backlog drained after an outage or restart; absent in
+    batches from older gateways (treat as live)."""
+
     v: Literal[1] = 1
     gateway: Id
     session: int = Field(ge=0)
     seq: int = Field(ge=0)
     readings: tuple[Reading, ...]
+    historical: bool | None = None
 
 
 class Event(Model):
@@ -218,6 +231,8 @@ class Event(Model):
     kind: str = Field(min_length=1, max_length=64)
     ts: float
     data: dict[str, object] = Field(default_factory=dict)
+    session: int | None = Field(default=None, ge=0)  # contract.signed: the sender's session and counter
+    ctr: int | None = Field(default=None, ge=0)
 
 
 M = TypeVar("M", bound=BaseModel)

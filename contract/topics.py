@@ -47,6 +47,8 @@ def zone_state(zone: str) -> str:
 
 
 HUB_STATE = f"{ROOT}/hub/state"
+# the audit chain head signed by the hub (retained; docs/protocol.md "Audit anchors")
+HUB_AUDIT_HEAD = f"{ROOT}/hub/audit/head"
 
 # Subscriptions
 SUB_ALL_GATEWAYS = f"{ROOT}/gw/+/+"
@@ -68,6 +70,8 @@ def parse(topic: str) -> ParsedTopic:
     rest = parts[2:]
     if rest == ["hub", "state"]:
         return ParsedTopic("hub", None, "state")
+    if rest == ["hub", "audit", "head"]:
+        return ParsedTopic("hub", None, "audit-head")
     if len(rest) == 3 and rest[0] == "zone" and rest[2] == "state" and ID_RE.match(rest[1]):
         return ParsedTopic("zone", rest[1], "state")
     if len(rest) == 3 and rest[0] == "gw" and ID_RE.match(rest[1]):

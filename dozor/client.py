@@ -57,14 +57,20 @@ class HubClient:
 
     @classmethod
     def from_config(cls, path: str | Path, **kw: Any) -> HubClient:
-        """URL and token of a local hub from its config (the token lives in state_dir/api-token)."""
+        """URL of a local hub from its config; the token from DOZOR_TOKEN, else the admin-token that
+        `dozor hub init` wrote beside the config, else state_dir/api-token (`dozor demo`)."""
         cfg = load_config(path)
-        token_file = cfg.hub.state_dir / "api-token"
-        try:
-            token = token_file.read_text().strip()
-        except OSError:
-            raise HubClientError(f"no API token at {token_file}: start the hub once (`dozor hub run --config "
-                                 f"{path}`) or set DOZOR_HUB_TOKEN") from None
+        token = os.environ.get("DOZOR_TOKEN") or os.environ.get("DOZOR_HUB_TOKEN")
+        files = [Path(path).resolve().parent / "admin-token", cfg.hub.state_dir / "api-token"]
+        for token_file in files if not token else []:
+            try:
+                token = token_file.read_text().strip()
+                break
+            except OSError:
+                continue
+        if not token:
+            raise HubClientError(f"no API token: set DOZOR_TOKEN (a user token from `dozor users add ... --config "
+                                 f"{path}`)") from None
         host = "127.0.0.1" if cfg.hub.api_host in ("0.0.0.0", "::") else cfg.hub.api_host
         return cls(f"http://{host}:{cfg.hub.api_port}", token, **kw)
 
@@ -103,8 +109,9 @@ class HubClient:
         except httpx.HTTPError as exc:
             raise HubClientError(f"talking to the hub at {self.base_url} failed: {exc}") from None
         if r.status_code == 401:
-            raise HubClientError(f"token rejected by the hub at {self.base_url} (use the token from the hub's "
-                                 "state_dir/api-token, e.g. via DOZOR_HUB_TOKEN)", status=401, code="unauthorized")
+            raise HubClientError(f"token rejected by the hub at {self.base_url} (pass your user token with --token "
+                                 "or DOZOR_TOKEN; `dozor users rotate-token NAME` issues a new one)", status=401,
+                                 code="unauthorized")
         if r.status_code < 400 and not want_json:
             return r.text
         try:
@@ -140,6 +147,14 @@ class HubClient:
         if message:
             body["message"] = message
         return self._parse(AlertOut, self._call("POST", "/api/v1/alerts", json=body))
+
+    def audit(self, *, alert: str | None = None, actor: str | None = None, since_seq: int = 0) -> list[dict]:
+        """Audit chain records (GET /api/v1/audit), oldest first."""
+        params = {k: v for k, v in (("alert", alert), ("actor", actor), ("since_seq", since_seq)) if v}
+        return self._call("GET", "/api/v1/audit", params=params)
+
+    def whoami(self) -> dict:
+        return self._call("GET", "/api/v1/whoami")
 
     def alerts(self) -> list[AlertOut]:
         return self._parse(list[AlertOut], self._call("GET", "/api/v1/alerts"))

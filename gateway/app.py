@@ -11,13 +11,13 @@ with the gateway id.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from contract import topics
+from contract.command import PUBLISHED_TEST_KIDS
 from contract.models import Ack, DeviceState, DeviceStatus, GatewayState, Heartbeat, OutboxStats
 from gateway.bus import ModbusBus
 from gateway.commands import CommandExecutor
@@ -28,11 +28,15 @@ from gateway.errors import GatewayError
 from gateway.evidence_key import EvidenceKey
 from gateway.evidence_key import load_or_create as load_evidence_key
 from gateway.health import HealthProbe, run_health
+from gateway.identity import GatewayIdentity
+from gateway.identity import load_or_create as load_identity
 from gateway.outbox import Outbox
 from gateway.replay import StateStore
 from gateway.telemetry import Telemetry, TelemetrySettings
+from gateway.uart import UartBus, UartSettings
 from gateway.uplink import Uplink
 from gateway.zone import ZoneWatch
+from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
 
 SECRET_FILES = (("evidence-key", "evidence signing key"),)  # in state_dir, created 0600 at first start
@@ -54,7 +58,7 @@ class Gateway:
         self.log = _Tagged(logging.getLogger("dozor.gateway"), {"gateway": self.id})
         self.ack_listeners: list[Callable[[Ack], None]] = []
         self.outbox_stats: Callable[[], OutboxStats] | None = None  # set by the telemetry outbox
-        self.buses: dict[str, ModbusBus] = {}
+        self.buses: dict[str, ModbusBus | UartBus] = {}
         self.devices: dict[str, Device] = {}
         self.store: StateStore | None = None
         self.executor: CommandExecutor | None = None
@@ -62,6 +66,7 @@ class Gateway:
         self.outbox: Outbox | None = None
         self.telemetry: Telemetry | None = None
         self.evidence: EvidenceKey | None = None  # signs noise evidence; its public key is in the birth
+        self.identity: GatewayIdentity | None = None  # signs every message to the hub (contract.signed)
         self.zone_watch: ZoneWatch | None = None  # the hub's public state of this gateway's zone
         self.started = time.monotonic()
 
@@ -89,10 +94,17 @@ class Gateway:
                                        counters=self.counters, log=self.log,
                                        settings=TelemetrySettings(flush_s=tcfg.flush_s, rate=tcfg.drain_rate,
                                                                   burst=tcfg.drain_burst))
-            for bcfg in cfg.bus:
+            for bcfg in cfg.bus:  # every serial port is owned by one bus object; drivers register with it
                 if bcfg.kind == "modbus":
                     self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()
+                else:  # started below, once its driver listens, so no byte arrives before it does
+                    self.buses[bcfg.name] = UartBus(UartSettings(bcfg.name, bcfg.port, bcfg.baudrate, bcfg.reopen_s),
+                                                    counters=self.counters, log=self.log)
             self.evidence = load_evidence_key(cfg.gateway.state_dir)
+            self.identity = load_identity(cfg.gateway.state_dir)
+            for kid in set(cfg.trust.hub_keys) & PUBLISHED_TEST_KIDS:
+                self.log.error("hub key %s is a PUBLISHED TEST KEY (its seed is in the dozor repository): anyone can "
+                               "sign commands for this gateway; pin your hub's keys (dozor hub pubkey)", kid)
             if cfg.gateway.zone is not None:
                 self.zone_watch = ZoneWatch(cfg.gateway.zone, counters=self.counters, log=self.log)
             self._load_optional_drivers({d.kind for d in cfg.device})
@@ -103,10 +115,8 @@ class Gateway:
                     self.log.warning("no driver for device %s of kind %s; it is ignored", dcfg.id, dcfg.kind)
                     continue
                 bus_name = getattr(dcfg, "bus", None)
-                bus = self.buses.get(bus_name) if bus_name else None
-                if bus is None and bus_name:
-                    bus = next(b for b in cfg.bus if b.name == bus_name)  # non-modbus: the driver owns the port
-                dev = cls(dcfg, bus=bus, counters=self.counters, log=self.log)
+                dev = cls(dcfg, bus=self.buses.get(bus_name) if bus_name else None, counters=self.counters,
+                          log=self.log)
                 if hasattr(dev, "attach"):  # sensor drivers feed the telemetry pipeline
                     dev.attach(self.telemetry)
                 if hasattr(dev, "sign_with"):  # microphones sign their noise evidence with the gateway's key
@@ -118,14 +128,18 @@ class Gateway:
                         self.log.warning("device %s: no [gateway] zone, so no siren suppression from the hub's "
                                          "zone state (the local siren detector still works)", dev.id)
                 dev.info_listeners.append(self._reannounce)
-                await dev.start()
                 self.devices[dev.id] = dev
+            for bus in self.buses.values():
+                if isinstance(bus, UartBus):
+                    await bus.start()
+            for dev in self.devices.values():
+                await dev.start()
             self.executor = CommandExecutor(
                 self.id, keys=cfg.trust.public_keys(), store=self.store, devices=self.devices, emit=self._emit,
                 counters=self.counters, max_activation_s=cfg.trust.max_activation_s, log=self.log)
             self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
                                  heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
-                                 counters=self.counters, log=self.log, outbox=self.outbox)
+                                 counters=self.counters, log=self.log, outbox=self.outbox, identity=self.identity)
             if self.zone_watch is not None:
                 self.uplink.subscriptions[topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk
@@ -165,7 +179,8 @@ class Gateway:
             tasks = [asyncio.create_task(self.telemetry.run(), name=f"{self.id} telemetry"),
                      asyncio.create_task(run_health(probe, self.telemetry.submit_reading,
                                                     self.config.telemetry.health_interval_s, log=self.log),
-                                         name=f"{self.id} health")]
+                                         name=f"{self.id} health"),
+                     asyncio.create_task(sdnotify.keepalive(f"{len(self.devices)} device(s)"), name="sd_notify")]
             try:
                 await self.uplink.run()
             finally:
@@ -175,15 +190,10 @@ class Gateway:
 
     @staticmethod
     def _load_optional_drivers(kinds: set[str]) -> None:
-        """Sensor drivers live in gateway/devices/sensors*; importing them registers their kinds. The
-        microphone (numpy, scipy) is imported only by gateways that have one."""
-        names = ["gateway.devices.sensors"] + (["gateway.devices.microphone"] if "microphone" in kinds else [])
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
+        """Import the driver of every configured kind (the device-kind table names it; importing registers
+        it), so the microphone's numpy/scipy are loaded only by gateways that have one."""
+        for kind in sorted(kinds):
+            driver_for(kind)
 
     # ------------------------------------------------------------ acks, birth, heartbeat
     def _emit(self, ack: Ack) -> None:
@@ -207,7 +217,8 @@ class Gateway:
                             heartbeat_s=self.config.gateway.heartbeat_s,
                             devices=tuple(d.info() for d in self.devices.values()),
                             keys=tuple(sorted(self.config.trust.hub_keys)), zone=self.config.gateway.zone,
-                            evidence_key=self.evidence.public_b64 if self.evidence is not None else None)
+                            evidence_key=self.evidence.public_b64 if self.evidence is not None else None,
+                            identity_key=self.identity.public_b64 if self.identity is not None else None)
 
     async def device_statuses(self) -> tuple[DeviceStatus, ...]:
         async def one(dev: Device) -> DeviceStatus:

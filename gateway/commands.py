@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from contract.command import AssetRef, CommandClaims, token_sha256, verify_command
+from contract.command import MAX_LIFETIME_S, AssetRef, CommandClaims, token_sha256, verify_command
 from contract.errors import CommandRejected, RejectReason
 from contract.models import Ack, AckStage, Action, Mode, Signal
 from gateway.counters import Counters
@@ -90,16 +90,24 @@ class CommandExecutor:
             self._reject(payload, CommandRejected(RejectReason.MALFORMED, f"internal: {type(exc).__name__}"))
             return None
         self.counters.inc("cmd_accepted")
+        self.log.info("command %s %s for alert %s (%s) by %s: %d targets", claims.jti, claims.act.value, claims.alert,
+                      claims.mode.value, claims.by or "unnamed", len(claims.targets))
         self._start(claims)
         return claims
 
     def _verify(self, payload: bytes | str) -> CommandClaims:
-        claims = verify_command(payload, keys=self.keys, audience=self.gateway_id, now=self.clock())
-        if self.store.issued_before_restart(claims.iat):
+        now = self.clock()
+        claims = verify_command(payload, keys=self.keys, audience=self.gateway_id, now=now, stop_never_expires=True)
+        stop = claims.act is Action.STOP  # a stop is never refused for its age (invariant 10): it is scoped instead
+        if not stop and self.store.issued_before_restart(claims.iat):
             raise CommandRejected(RejectReason.ISSUED_BEFORE_RESTART, "the gateway restarted uncleanly since; "
                                   "the hub re-sends a fresh command", jti=claims.jti, alert=claims.alert)
+        if not stop and self.store.issued_before_floor(claims.iat):
+            raise CommandRejected(RejectReason.BEFORE_FLOOR, "issued before this gateway's state dir existed",
+                                  jti=claims.jti, alert=claims.alert)
         try:
-            fresh = self.store.first_sighting(claims.jti, claims.exp, now=self.clock())
+            keep = max(claims.exp, int(now) + MAX_LIFETIME_S) if stop else claims.exp  # stops outlive exp
+            fresh = self.store.first_sighting(claims.jti, keep, now=now)
         except ReplayStoreError as exc:
             # Without a working replay store we cannot prove freshness: refuse rather than risk a replay.
             self.counters.inc("replay_store_error")
@@ -159,6 +167,11 @@ class CommandExecutor:
             return
         for t in targets:
             current = self.runs.get(t)
+            if signal is Signal.ALL_CLEAR and self._other_alert(current, claims.alert):
+                # An all-clear silences only what sounds for its own alert; another alert keeps its siren.
+                self.counters.inc("all_clear_other_alert")
+                self._stage(run, t, AckStage.DONE, None, "another alert holds the device")
+                continue
             if current is not None and not current.finished and current.alert == claims.alert \
                     and claims.alert is not None and current.signal is signal:
                 # A retry for an activation already under way: re-ack, do not restart the device.
@@ -255,12 +268,25 @@ class CommandExecutor:
             return
         self._stage(run, dev.id, AckStage.DONE)
 
+    @staticmethod
+    def _other_alert(dr: DeviceRun | None, alert: str | None) -> bool:
+        return dr is not None and not dr.finished and alert is not None and dr.alert is not None \
+            and dr.alert != alert
+
     async def _stop_targets(self, run: CommandRun) -> None:
+        """Stop the targets' activations for this stop's alert. A device driven for another alert is left alone
+        (a replayed stop of an old alert changes nothing); a device with no activation here (e.g. sounding since
+        before a gateway crash) is stopped, since stopping is always safe."""
         cancelled: list[str] = []
+        skipped: list[str] = []
         waits = []
         for t in run.claims.targets:
             run.pending1.discard(t)
             dr = self.runs.get(t)
+            if self._other_alert(dr, run.claims.alert):
+                self.counters.inc("stop_other_alert")
+                skipped.append(t)
+                continue
             if dr is not None and dr.task is not None and not dr.finished:
                 dr.task.cancel()  # its cleanup stops the device and acks done to its own command
                 cancelled.append(t)
@@ -268,7 +294,9 @@ class CommandExecutor:
         if waits:
             await asyncio.gather(*waits, return_exceptions=True)
         # Stop the other targets too, even if nothing runs here (e.g. after a gateway restart).
-        others = [t for t in run.claims.targets if t not in cancelled]
+        for t in skipped:
+            self._stage(run, t, AckStage.DONE, None, "not sounding for this alert")
+        others = [t for t in run.claims.targets if t not in cancelled and t not in skipped]
         results = await asyncio.gather(*(self._stop_one(self.devices[t]) for t in others), return_exceptions=True)
         for t in cancelled:
             self._stage(run, t, AckStage.DONE)

@@ -28,7 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contract import command as cc
 from contract.broker import BrokerAddress
 from contract.models import DeviceInfo, DeviceKind, Id, Signal
+from gateway.devices.kinds import KINDS as KIND_TABLE
 from gateway.errors import ConfigError
+from runtime import credentials
+from runtime.configcheck import Problem, line_index, locate, toml_syntax_problem, vocabulary
 
 
 class _M(BaseModel):
@@ -96,17 +99,22 @@ class Asset(_M):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class SirenDevice(_M):
-    id: Id
-    kind: Literal["siren"]
-    bus: Id
+class SirenOptions(_M):
+    """A siren's own keys (besides id, kind, bus): the device-kind table validates entries with this."""
+
     address: int = Field(ge=1, le=247)
     spinup_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
-class SpeakerDevice(_M):
+class SirenDevice(SirenOptions):
     id: Id
-    kind: Literal["speaker"]
+    kind: Literal["siren"]
+    bus: Id
+
+
+class SpeakerOptions(_M):
+    """A loudspeaker's own keys (besides id, kind)."""
+
     player: list[str] = Field(default_factory=lambda: ["aplay", "-q", "{file}"], min_length=1)
     assets: dict[Signal, Asset] = Field(default_factory=dict)
 
@@ -118,8 +126,14 @@ class SpeakerDevice(_M):
         return v
 
 
+class SpeakerDevice(SpeakerOptions):
+    id: Id
+    kind: Literal["speaker"]
+
+
 class SensorDevice(BaseModel):
-    """Sensor devices belong to their own drivers; options beyond these are passed through to them."""
+    """Sensor devices belong to their own drivers; their options (checked against the kind's ``Options`` in the
+    device-kind table when the config is parsed) are passed through to them."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     id: Id
@@ -127,7 +141,7 @@ class SensorDevice(BaseModel):
     bus: Id | None = None
 
 
-KINDS = ("siren", "speaker", "sds011", "pms5003", "bme280", "noise_node", "microphone")
+KINDS = tuple(KIND_TABLE)
 DeviceConfig = Annotated[SirenDevice | SpeakerDevice | SensorDevice, Field(discriminator="kind")]
 
 
@@ -177,25 +191,13 @@ class GatewayConfig(_M):
                                 address=getattr(d, "address", None)) for d in self.device)
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in KINDS and out.endswith("]"):
-            continue  # pydantic's discriminated-union tag, not a key the technician wrote
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
 def _resolve(data: dict[str, Any], base: Path) -> None:
     mq = data.get("mqtt")
     if isinstance(mq, dict):
         for key in ("ca_file", "cert_file", "key_file"):
             if isinstance(mq.get(key), str):
                 p = Path(mq[key]).expanduser()
-                mq[key] = str(p if p.is_absolute() else base / p)
+                mq[key] = str(credentials.resolve(p if p.is_absolute() else base / p))
     gw = data.get("gateway")
     if isinstance(gw, dict) and isinstance(gw.get("state_dir"), str):
         p = Path(gw["state_dir"]).expanduser()
@@ -212,7 +214,7 @@ def _resolve(data: dict[str, Any], base: Path) -> None:
                     a["file"] = str(p if p.is_absolute() else base / p)
 
 
-def _check_assets(cfg: GatewayConfig) -> list[str]:
+def _check_assets(cfg: GatewayConfig) -> list[tuple[str, str]]:
     problems = []
     for i, d in enumerate(cfg.device):
         if not isinstance(d, SpeakerDevice):
@@ -222,39 +224,38 @@ def _check_assets(cfg: GatewayConfig) -> list[str]:
             try:
                 digest = hashlib.sha256(asset.file.read_bytes()).hexdigest()
             except OSError as exc:
-                problems.append(f"{where}.file: cannot read {asset.file}: {exc.strerror or exc}")
+                problems.append((f"{where}.file", f"cannot read {asset.file}: {exc.strerror or exc}"))
                 continue
             if digest != asset.sha256:
-                problems.append(f"{where}.sha256: {asset.file} has sha256 {digest}, the config pins "
-                                f"{asset.sha256}; replace the file or update the pin")
+                problems.append((f"{where}.sha256", f"{asset.file} has sha256 {digest}, the config pins "
+                                 f"{asset.sha256}; replace the file or update the pin"))
     return problems
 
 
 def parse_config(text: str, *, file: str = "<config>", base: Path | None = None,
                  check_files: bool = True) -> GatewayConfig:
+    """Parse and validate; on any mistake raise ConfigError listing *every* mistake found (with key paths and
+    line numbers), not just the first."""
+    from gateway.config_check import dedupe, device_problems, model_problems
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(file, [f"not valid TOML: {exc}"]) from None
+        p = toml_syntax_problem(file, exc)
+        raise ConfigError(file, [str(p)], [p]) from None
     _resolve(data, base or Path.cwd())
+    index = line_index(text)
+    problems = device_problems(data, file=file, index=index)
+    cfg = None
     try:
         cfg = GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see examples/gateway.toml)"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            elif err["type"] == "union_tag_invalid":
-                msg = f"kind must be one of: {', '.join(KINDS)}"
-            problems.append(f"{_where(err['loc'])}: {msg}")
-        raise ConfigError(file, problems) from None
-    if check_files:
-        problems = _check_assets(cfg)
-        if problems:
-            raise ConfigError(file, problems)
+        problems += model_problems(exc, file=file, index=index, words=vocabulary(GatewayConfig))
+    if cfg is not None and check_files and not problems:
+        problems += [Problem(file, key, msg, locate(index, key)) for key, msg in _check_assets(cfg)]
+    if problems or cfg is None:
+        problems = dedupe(problems) or [Problem(file, "", "the config is not valid")]
+        raise ConfigError(file, [str(p) for p in problems], problems)
     return cfg
 
 

@@ -12,9 +12,10 @@ class GatewayError(DozorError):
 class ConfigError(GatewayError):
     """The config file is unusable. The message names the file, the key path and what is allowed."""
 
-    def __init__(self, file: str, problems: list[str]) -> None:
+    def __init__(self, file: str, problems: list[str], details: list | None = None) -> None:
         self.file = file
         self.problems = problems
+        self.details = details or []  # runtime.configcheck.Problem: file, key, line, message
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{file}: {len(problems)} problem(s) in the gateway config:\n{lines}")
 

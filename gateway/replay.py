@@ -8,6 +8,10 @@ when it opens and cleared (fsynced) when it closes cleanly. If it finds the flag
 ended uncleanly and seen ids may be missing: ``not_before`` is then this start's wall-clock time, and any
 command issued before it is refused (``issued_before_restart``). Commands live at most 900 s and the hub retries
 with freshly issued commands, so the operator loses nothing and an attacker gains no replay window.
+
+Floor: a new state dir records its creation time (``floor``); commands issued before it are refused
+(``before_floor``), so a gateway whose state dir was emptied or replaced accepts none of the commands captured
+before (its replay store never saw them). Stops are exempt from both time checks: stopping is always safe.
 ``durable=True`` additionally fsyncs every insert (synchronous=FULL), for deployments that want both.
 Calls are synchronous and short; the gateway calls them from its loop.
 """
@@ -40,6 +44,13 @@ class StateStore:
             self._db.executescript(SCHEMA)
             row = self._db.execute("SELECT value FROM kv WHERE key = 'open'").fetchone()
             self.unclean = bool(row and row[0])
+            floor = self._db.execute("SELECT value FROM kv WHERE key = 'floor'").fetchone()
+            if floor is None:
+                # A new state dir (no 'open' flag yet) starts its floor now: every command captured before it
+                # was created is refused, since its replay store cannot know them. An upgraded store: no floor.
+                floor = (0 if row is not None else int(time.time()),)
+                self._set_flag("floor", floor[0])
+            self.floor = int(floor[0])
             self.not_before: float | None = time.time() if self.unclean else None
             self._set_flag("open", 1)
         except (sqlite3.Error, OSError) as exc:
@@ -63,6 +74,10 @@ class StateStore:
     def issued_before_restart(self, iat: float) -> bool:
         """True if the previous run ended uncleanly and this command was issued before this start."""
         return self.not_before is not None and iat < self.not_before
+
+    def issued_before_floor(self, iat: float) -> bool:
+        """True if the command was issued before this state dir was created (docs/protocol.md, state loss)."""
+        return iat < self.floor
 
     def __enter__(self) -> StateStore:
         return self

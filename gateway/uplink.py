@@ -33,10 +33,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from contract import topics
-from contract.models import Ack, GatewayState, Heartbeat
+from contract.errors import MalformedMessage
+from contract.models import Ack, Event, GatewayState, Heartbeat, decode
 from gateway.config import MqttSection
 from gateway.counters import Counters
 from gateway.errors import GatewayError, ReplayStoreError
+from gateway.identity import GatewayIdentity
 from gateway.outbox import Lane, Outbox, OutboxError
 from gateway.replay import StateStore
 from runtime.backoff import Backoff
@@ -56,8 +58,11 @@ class Uplink:
                  birth: Callable[[int], GatewayState],
                  heartbeat: Callable[[int, int], Awaitable[Heartbeat]], heartbeat_s: float,
                  on_command: Callable[[bytes], Awaitable[object]], counters: Counters | None = None,
-                 log: logging.Logger | logging.LoggerAdapter | None = None, outbox: Outbox | None = None) -> None:
+                 log: logging.Logger | logging.LoggerAdapter | None = None, outbox: Outbox | None = None,
+                 identity: GatewayIdentity | None = None) -> None:
         self.cfg = cfg
+        self.identity = identity  # seals every birth, will, heartbeat, ack and event (contract.signed)
+        self.t_event = topics.gw(gateway_id, topics.GwChannel.EVENT)
         self.gateway_id = gateway_id
         self.store = store
         self.birth = birth
@@ -121,6 +126,8 @@ class Uplink:
             mqtt = self._mqtt
             if mqtt is None or not self.connected.is_set():
                 raise UplinkError("uplink not connected")
+            if topic == self.t_event:
+                payload = self._seal_stored(Event, payload)
             try:
                 await self._publish(mqtt, topic, payload, qos)
             except MqttLinkError as exc:
@@ -133,6 +140,20 @@ class Uplink:
         if mqtt is None or sup is None or not self.connected.is_set():
             return
         sup.start(f"birth-{time.monotonic_ns()}", lambda: self._publish_birth(mqtt, update=True), restart=False)
+
+    def _bytes(self, msg: GatewayState | Heartbeat | Ack | Event) -> bytes:
+        return self.identity.seal(msg) if self.identity is not None else msg.to_bytes()
+
+    def _seal_stored(self, model: type[Ack] | type[Event], payload: bytes) -> bytes:
+        """Acks and events wait in the outbox as plain JSON; they are sealed when they leave, with the session
+        and counter of the connection that sends them (contract.signed)."""
+        if self.identity is None:
+            return payload
+        try:
+            return self.identity.seal(decode(model, payload))
+        except MalformedMessage:  # a damaged stored record goes out unsigned: the hub counts and drops it
+            self.counters.inc("seal_errors")
+            return payload
 
     @property
     def pending_acks(self) -> int:
@@ -188,8 +209,10 @@ class Uplink:
                 self.session += 1
                 self.counters.inc("session_persist_errors")
                 self.log.error("cannot persist the session counter: %s", exc)
-            will = GatewayState(gateway=self.gateway_id, state="offline", session=self.session,
-                                ts=time.time()).to_bytes()
+            death = GatewayState(gateway=self.gateway_id, state="offline", session=self.session, ts=time.time())
+            if self.identity is not None:
+                self.identity.new_session(self.session)
+            will = self.identity.will(death) if self.identity is not None else death.to_bytes()
             self.counters.inc("mqtt_connect_attempts")
             try:
                 async with MqttSession(self._params(will), on_message=self._dispatch,
@@ -238,7 +261,7 @@ class Uplink:
                 self._sup = None
 
     async def _publish_birth(self, mqtt: MqttSession, *, update: bool = False) -> None:
-        await self._publish(mqtt, self.t_state, self.birth(self.session).to_bytes(), 1, retain=True)
+        await self._publish(mqtt, self.t_state, self._bytes(self.birth(self.session)), 1, retain=True)
         self.counters.inc("mqtt_births_updated" if update else "mqtt_births")
 
     def _hooks(self, hooks: list[Callable[[], object]]) -> None:
@@ -284,7 +307,7 @@ class Uplink:
                 else:
                     await self._ack_wake.wait()
                 continue
-            payloads = [i.payload for i in items] + memory
+            payloads = [self._seal_stored(Ack, i.payload) for i in items] + [self._seal_stored(Ack, p) for p in memory]
             try:
                 results = await asyncio.gather(*(self._publish(mqtt, self.t_ack, p, 1) for p in payloads),
                                                return_exceptions=True)
@@ -318,7 +341,7 @@ class Uplink:
                 self.counters.inc("heartbeat_errors")
                 self.log.exception("heartbeat failed")
             else:
-                await self._publish(mqtt, self.t_heartbeat, hb.to_bytes(), 0)
+                await self._publish(mqtt, self.t_heartbeat, self._bytes(hb), 0)
                 self.counters.inc("mqtt_heartbeats")
                 seq += 1
             next_at = max(next_at + self.heartbeat_s, loop.time())

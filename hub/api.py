@@ -1,15 +1,19 @@
-"""The hub's HTTP API (FastAPI), under /api/v1, bearer-token auth; /metrics and /healthz are open.
+"""The hub's HTTP API (FastAPI), under /api/v1. Every route declares its role through
+``hub.identity.require``; only ``PUBLIC_PATHS`` (the resident page and its data, the live stream, the CAP
+feed, subscribe, /healthz) are open, and ``check_routes`` refuses to build an app where any other route
+declares nothing. /metrics takes a viewer's token or the separate metrics token.
 
-Errors are JSON ``{"error": code, "detail": message}``: 401 for a missing or wrong token, 400/404/409 for
-alert errors, 422 for request validation with readable messages. Extra routers (the residents page)
-are mounted through ``create_app(..., routers=[...])``.
+Errors are JSON ``{"error": code, "detail": message}``: 401 for a missing or wrong token, 403 for a role
+that is not enough, 429 past a rate limit, 413 for a body over the cap, 400/404/409 for alert errors,
+422 for request validation with readable messages. Extra routers (the residents page) are mounted through
+``create_app(..., routers=[...])``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
+import math
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -17,10 +21,10 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.aqi import AqiError, overall
 from hub.errors import RequestError
+from hub.identity import Actor, RateLimited, Role, check_routes, require
 from hub.ingest.latest import PM_METRICS, DeviceLatest
 from hub.models import (
     AirOut,
@@ -47,6 +51,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MODE_HINT = "use 'exercise' or 'actual'"
+# open to anyone: the resident page and what it reads, the live stream, the CAP feed, subscribe, health
+PUBLIC_PATHS = frozenset({
+    "/", "/favicon.ico", "/sw.js", "/manifest.webmanifest", "/static/{name}", "/api/v1/residents/config",
+    "/api/v1/zones/{zone}/state", "/api/v1/zones/{zone}/events", "/api/v1/zones/{zone}/shelters",
+    "/api/v1/residents/locate", "/api/v1/push/subscriptions", "/cap/feed.xml", "/cap/{ident}.xml", "/healthz",
+})
+VIEWER = [Depends(require(Role.viewer))]
+OPERATOR = Depends(require(Role.operator))
 
 
 def _readable(exc: RequestValidationError) -> str:
@@ -66,14 +78,11 @@ def _readable(exc: RequestValidationError) -> str:
 
 
 def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
-    app = FastAPI(title="dozor hub", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
-    bearer = HTTPBearer(auto_error=False)
+    # bodies over [hub] max_body_bytes: 413 before they are read (FastAPI's limit, Starlette's middleware)
+    app = FastAPI(title="dozor hub", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+                  max_body_size=hub.config.hub.max_body_bytes)
+    app.state.identity = hub.identity
     metrics = hub.metrics
-
-    def auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if creds is None or not hmac.compare_digest(creds.credentials.encode(), hub.api_token.encode()):
-            metrics.api_auth_failures.inc()
-            raise _Unauthorized("missing bearer token" if creds is None else "token rejected")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -82,8 +91,15 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
-        metrics.api_bad_requests.labels(exc.code).inc()
-        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status)
+        headers = {}
+        if exc.status == 401:
+            metrics.api_auth_failures.inc()
+            headers["WWW-Authenticate"] = "Bearer"
+        elif isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        else:
+            metrics.api_bad_requests.labels(exc.code).inc()
+        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:  # a bug: say so clearly, log it, count it
@@ -91,12 +107,6 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
         metrics.api_bad_requests.labels("internal").inc()
         return JSONResponse({"error": "internal", "detail": f"hub error: {type(exc).__name__} (see the hub log)"},
                             status_code=500)
-
-    @app.exception_handler(_Unauthorized)
-    async def _unauthorized(_: Request, exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse({"error": "unauthorized", "detail": f"{exc}: send 'Authorization: Bearer <token>' "
-                             "(the token is in the hub's state_dir/api-token)"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -106,26 +116,45 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
                 "telemetry_cursor": hub.latest.cursor,
                 "kid": hub.keys.kid, "public_key": hub.keys.public_b64}
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(require(Role.viewer, metrics=True))])
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(auth)])
+    @app.get("/api/v1/openapi.json", dependencies=VIEWER, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get("/whoami", dependencies=VIEWER)
+    async def whoami(request: Request) -> dict:
+        """The caller: user name, the role they act in, and how they authenticated."""
+        return request.state.actor.as_dict()
+
+    @api.get("/audit", dependencies=VIEWER)
+    async def audit(alert: str | None = Query(None, max_length=128), actor: str | None = Query(None, max_length=64),
+                    since_seq: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=100_000)) -> list[dict]:
+        """Audit chain records (oldest first), optionally about one alert or by one user."""
+        return [r.as_dict() for r in hub.audit.records(since_seq=since_seq, subject=alert, actor=actor,
+                                                       limit=limit)]
 
     @api.post("/alerts", status_code=201, response_model=AlertOut)
-    async def create_alert(req: AlertRequest) -> AlertOut:
-        return await hub.engine.start(req)
+    async def create_alert(req: AlertRequest, actor: Actor = OPERATOR) -> AlertOut:
+        out = await hub.engine.start(req, actor)
+        hub.audit.append(actor, "alert.start", out.id, {"request": req.model_dump(mode="json", exclude_none=True),
+                                                        "status": out.status})
+        return out
 
-    @api.get("/alerts", response_model=list[AlertOut])
+    @api.get("/alerts", response_model=list[AlertOut], dependencies=VIEWER)
     async def list_alerts() -> list[AlertOut]:
         return hub.engine.list()
 
-    @api.get("/alerts/{alert_id}", response_model=AlertDetail)
+    @api.get("/alerts/{alert_id}", response_model=AlertDetail, dependencies=VIEWER)
     async def get_alert(alert_id: str, devices: bool = True) -> AlertDetail:
         """``?devices=false`` skips the per-device list (cheap enough to poll for live coverage)."""
         return hub.engine.get(alert_id, devices=devices)
 
-    @api.get("/alerts/{alert_id}/log")
+    @api.get("/alerts/{alert_id}/log", dependencies=VIEWER)
     async def alert_log(alert_id: str) -> list[dict]:
         """The alert's audit log: start, retries, escalations, all-clear, stop, cancel, expiry."""
         hub.engine.get(alert_id, devices=False)  # 404 for an unknown alert
@@ -133,40 +162,46 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
         return hub.store.load_audit(alert_id)
 
     @api.post("/alerts/{alert_id}/stop", response_model=AlertOut)
-    async def stop_alert(alert_id: str) -> AlertOut:
-        return await hub.engine.stop(alert_id)
+    async def stop_alert(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
+        out = await hub.engine.stop(alert_id, actor)
+        hub.audit.append(actor, "alert.stop", alert_id, {"status": out.status})
+        return out
 
     @api.post("/alerts/{alert_id}/all-clear", response_model=AlertOut)
-    async def all_clear(alert_id: str) -> AlertOut:
-        return await hub.engine.all_clear(alert_id)
+    async def all_clear(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
+        out = await hub.engine.all_clear(alert_id, actor)
+        hub.audit.append(actor, "alert.all_clear", alert_id, {"status": out.status})
+        return out
 
     @api.post("/alerts/{alert_id}/cancel", response_model=AlertOut)
-    async def cancel_alert(alert_id: str) -> AlertOut:
-        return await hub.engine.cancel(alert_id)
+    async def cancel_alert(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
+        out = await hub.engine.cancel(alert_id, actor)
+        hub.audit.append(actor, "alert.cancel", alert_id, {"status": out.status})
+        return out
 
-    @api.get("/gateways", response_model=list[GatewayOut])
+    @api.get("/gateways", response_model=list[GatewayOut], dependencies=VIEWER)
     async def gateways() -> list[GatewayOut]:
         return [gateway_out(hub, gw) for gw in sorted(hub.registry.gateways)]
 
-    @api.get("/devices", response_model=list[DeviceOut])
+    @api.get("/devices", response_model=list[DeviceOut], dependencies=VIEWER)
     async def devices(zone: str | None = None) -> list[DeviceOut]:
         if zone is not None:
             hub.zones.get(zone)  # UnknownZone -> 400
         out = [d for gw in sorted(hub.registry.gateways) for d in devices_out(hub, gw)]
         return [d for d in out if zone is None or zone in d.zones]
 
-    @api.post("/nodes", response_model=NodeOut)
+    @api.post("/nodes", response_model=NodeOut, dependencies=[Depends(require(Role.technician))])
     async def register_node(req: NodeRegistration) -> NodeOut:
         """Register or update a field node (from `dozor firmware flash --hub` after a good flash)."""
         return hub.nodes.register(req)
 
-    @api.get("/nodes", response_model=list[NodeOut])
+    @api.get("/nodes", response_model=list[NodeOut], dependencies=VIEWER)
     async def nodes(outdated: bool | None = None) -> list[NodeOut]:
         """Field nodes: registered and reported by gateways; ``?outdated=true`` only those below the current
         firmware version."""
         return hub.nodes.list(outdated=outdated)
 
-    @api.get("/zones", response_model=list[ZoneOut])
+    @api.get("/zones", response_model=list[ZoneOut], dependencies=VIEWER)
     async def zones() -> list[ZoneOut]:
         result = []
         for zone in hub.zones:
@@ -180,7 +215,7 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
                                   alerting_devices=count))
         return result
 
-    @api.get("/telemetry/latest", response_model=list[LatestOut])
+    @api.get("/telemetry/latest", response_model=list[LatestOut], dependencies=VIEWER)
     async def telemetry_latest(gateway: str | None = None, zone: str | None = None) -> list[LatestOut]:
         """The newest value of every metric per device (what was written to the store)."""
         if zone is not None:
@@ -191,7 +226,7 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
                                                 flags=list(r.flags)) for k, r in sorted(d.metrics.items())})
                 for d in hub.latest.latest(gateway=gateway, zone=zone)]
 
-    @api.get("/telemetry/tail", response_model=TailOut)
+    @api.get("/telemetry/tail", response_model=TailOut, dependencies=VIEWER)
     async def telemetry_tail(gateway: str | None = None, after: int | None = Query(None, ge=0),
                              last: int = Query(0, ge=0, le=10_000), wait_s: float = Query(0.0, ge=0, le=30),
                              limit: int = Query(1000, ge=1, le=10_000)) -> TailOut:
@@ -213,7 +248,7 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
                            kind=str(getattr(i.reading.kind, "value", i.reading.kind)), ts=i.reading.ts,
                            metrics=dict(i.reading.metrics), flags=list(i.reading.flags)) for i in items])
 
-    @api.get("/air", response_model=AirOut)
+    @api.get("/air", response_model=AirOut, dependencies=VIEWER)
     async def air(zone: str | None = None) -> AirOut:
         """Latest PM readings with the indicative index of each configured table, per device and zone."""
         if zone is not None:
@@ -233,11 +268,8 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
     app.include_router(api)
     for router in routers:
         app.include_router(router)
+    check_routes(app, PUBLIC_PATHS)
     return app
-
-
-class _Unauthorized(Exception):
-    pass
 
 
 def air_row(d: DeviceLatest, tables: list[str]) -> AirRowOut:
@@ -280,4 +312,6 @@ def gateway_out(hub: Hub, gateway: str) -> GatewayOut:
     return GatewayOut(id=rec.id, state=rec.state, reason=rec.reason, session=rec.session, sw=rec.sw, zone=rec.zone,
                       heartbeat_s=rec.heartbeat_s, last_heartbeat_age_s=age, since=rec.since, keys=list(rec.keys),
                       devices=devices_out(hub, gateway),
-                      outbox=rec.outbox.model_dump() if rec.outbox else None)
+                      outbox=rec.outbox.model_dump() if rec.outbox else None,
+                      trusts_active_key=hub.keys.kid in rec.keys,
+                      unverified=hub.gwtrust.verifier.unverified_of(gateway))

@@ -16,27 +16,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 import socket
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter
 
-from contract.models import Ack, GatewayState, Heartbeat, ZoneState
+from contract import topics
+from contract.models import Ack, GatewayState, Heartbeat, HubState, ZoneState
 from hub.alerts import AlertEngine, AlertHook
 from hub.api import create_app
+from hub.audit import AuditLog
+from hub.audit.service import Anchorer, record_signing_key
 from hub.config import HubConfig
-from hub.errors import ConfigError
+from hub.errors import ConfigError, HubError
 from hub.grafana import points
+from hub.gwtrust import GatewayTrust
+from hub.identity import UserStore, WindowLimiter
+from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
-from hub.keys import KEY_FILE, load_or_create, write_private
+from hub.keys import KEY_FILE, KeyRing
+from hub.limits import Guard
 from hub.metrics import HubMetrics
 from hub.models import AlertOut
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
@@ -48,36 +53,15 @@ from hub.residents.config import ResidentsConfig, build_residents
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
+from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
-TOKEN_FILE = "api-token"
-
-
-def load_or_create_token(state_dir: Path) -> str:
-    path = state_dir / TOKEN_FILE
-    if not path.exists():
-        token = secrets.token_urlsafe(32)
-        try:
-            write_private(path, token)
-            # Printed once, at creation; afterwards read it from the file.
-            log.warning("created the hub API token (saved in %s): %s", path, token)
-        except FileExistsError:
-            pass
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the API token {path}: {exc.strerror or exc}") from None
-    if len(token) < 16:
-        raise ConfigError(f"API token in {path} is too short (at least 16 characters); delete it to regenerate")
-    return token
-
-
 def _check_secrets(config: HubConfig) -> None:
     """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
     m, state = config.mqtt, config.hub.state_dir
     for path, what in ((m.key_file, "MQTT client key"), (m.ingest_key_file, "MQTT ingest client key"),
-                       (state / KEY_FILE, "hub signing key"), (state / TOKEN_FILE, "API token")):
+                       (state / KEY_FILE, "hub signing key")):
         if path is not None:
             try:
                 check_private(path, what)
@@ -127,9 +111,14 @@ class Hub:
         cfg = config.hub
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = HubMetrics()
-        self.keys = load_or_create(cfg.state_dir, cfg.extra_verify_keys)
-        self.api_token = load_or_create_token(cfg.state_dir)
+        self.keyring = KeyRing(cfg.state_dir)
+        self.keys = self.keyring.load(cfg.extra_verify_keys)
         _check_secrets(config)
+        self.users = UserStore.in_state_dir(cfg.state_dir)
+        self.identity = build_authenticator(config, self.users, self.metrics)
+        self.audit = AuditLog.in_state_dir(cfg.state_dir)
+        self.audit.on_append.append(lambda rec: self.metrics.audit_records.labels(rec.action).inc())
+        record_signing_key(self.audit, self.keys)
         self.zones = Zones.load(cfg.zones)
         self.store = Store(cfg.state_dir / "hub.sqlite")
         self.registry = Registry(self.store, self.metrics)
@@ -142,6 +131,10 @@ class Hub:
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
                             on_connect=self._on_connect, channels=CONTROL)
         self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
+        self.gwtrust = GatewayTrust(cfg.state_dir, count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
+                                    reset_session=self.registry.reset_session, publish=self.mqtt.publish)
+        self.dispatcher.verifier = self.gwtrust.verifier  # only enrolled gateways' signed, fresh messages pass
+        self.anchorer = Anchorer(self.audit, self.keys, self.mqtt.publish, self.metrics, cfg.audit_anchor_interval_s)
         self.engine = AlertEngine(cfg, self.keys, self.zones, self.registry, self.store, self.mqtt.publish,
                                   self.metrics, publish_nowait=self.mqtt.publish_nowait)
         self.engine.is_connected = self.mqtt.connected.is_set
@@ -152,7 +145,7 @@ class Hub:
         self.residents = build_residents(
             rcfg, [{"id": z.id, "name": {**dict.fromkeys(("uk", "en"), z.name or z.id), **z.names},
                     "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
-                   for z in self.zones], token=self.api_token, alert_docs=self.store.load_alerts)
+                   for z in self.zones], token=None, identity=True, alert_docs=self.store.load_alerts)
         self.engine.hooks.append(self.residents.notifier.on_alert)
         routers = [*routers, self.residents.router]
         self.dispatcher.on("state", self._on_state)
@@ -280,6 +273,26 @@ class Hub:
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
         await self.engine.republish_zone_states()
+        await self.anchorer.on_connect()  # the signed audit head goes out again at once
+
+    async def _keys_watch(self, interval_s: float = 0.5) -> None:
+        """``dozor hub keys stage|activate|retire`` change hub-keys.json: sign with the new active key from the
+        next command on, and announce the new set of keys."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.keyring.changed():
+                continue
+            try:
+                keys = self.keyring.load(self.config.hub.extra_verify_keys)
+            except HubError as exc:
+                log.error("hub keys changed but cannot be loaded (still signing with %s): %s", self.keys.kid, exc)
+                continue
+            if keys.kid != self.keys.kid:
+                log.warning("hub signing key is now %s (was %s)", keys.kid, self.keys.kid)
+            self.keys = self.engine.keys = self.anchorer.keys = keys
+            self.mqtt.keys = keys.all_kids
+            await self.mqtt.publish(topics.HUB_STATE, HubState(state="online", ts=time.time(),
+                                                               keys=keys.all_kids).to_bytes(), 1, True)
 
     async def _flusher(self) -> None:
         while True:
@@ -296,13 +309,18 @@ class Hub:
             raise ConfigError(f"cannot serve the API on {self.config.api_url}: {exc.strerror or exc} "
                               "(is another hub running? change [hub] api_port)") from None
         self.engine.resume()
-        self.server = _ApiServer(uvicorn.Config(self.app, host=cfg.api_host, port=cfg.api_port,
+        guarded = Guard(self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
+                        on_too_large=self.metrics.api_body_too_large.inc,
+                        on_limited=lambda what: self.metrics.api_rate_limited.labels(what).inc())
+        self.server = _ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
                                                     log_level="warning", lifespan="off", access_log=False))
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
                  self.config.mqtt.url, self.keys.kid)
         tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
-            ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])))]
+            ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])),
+            ("audit-anchor", self.anchorer.run()), ("gwtrust", self.gwtrust.run()), ("keys", self._keys_watch()),
+            ("sd_notify", sdnotify.keepalive(f"API on {self.config.api_url}")))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
         stop = asyncio.Event()
@@ -322,6 +340,8 @@ class Hub:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self.server.should_exit = True
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # the last head, signed and published
+                await asyncio.wait_for(self.anchorer.tick(), 2)
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self.mqtt.close(), 2)  # HubState offline while still connected
             if self.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
@@ -344,6 +364,10 @@ class Hub:
                 await asyncio.wait_for(self.residents.aclose(), 5)
             self.engine._flush()
             self.store.close()
+            self.gwtrust.close()
+            with contextlib.suppress(Exception):
+                self.audit.close()
+                self.users.close()
             with contextlib.suppress(Exception):
                 self.violations.close()
             log.info("hub stopped")

@@ -10,6 +10,11 @@
     all_clear_duration_s = 30
     zones = "zones.json"
     extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
+    metrics_token_file = "metrics-token"  # optional: a separate bearer token for Prometheus on /metrics
+    max_body_bytes = 1048576        # larger request bodies get 413 before they are read
+    login_failures_per_min = 10     # failed logins per client address before 429
+    public_requests_per_min = 120   # per client address: resident subscribe and live stream (429 beyond)
+    audit_anchor_interval_s = 60    # how often the hub signs and publishes the audit chain head
 
     [mqtt]
     url = "mqtt://127.0.0.1:1883"
@@ -51,6 +56,7 @@ from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id
 from hub.errors import ConfigError
 from hub.residents.config import ResidentsConfig
+from runtime import credentials
 
 
 class _Section(BaseModel):
@@ -68,6 +74,11 @@ class HubSettings(_Section):
     zones: Path = Path("zones.json")
     extra_verify_keys: tuple[str, ...] = ()
     flush_interval_s: float = Field(default=0.2, gt=0, le=10)
+    metrics_token_file: Path | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1024 * 1024)
+    login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
+    public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
+    audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
 
     @field_validator("extra_verify_keys")
     @classmethod
@@ -169,6 +180,41 @@ class NoiseSettings(_Section):
         return out
 
 
+class OidcSettings(_Section):
+    """[oidc]: accept bearer JWTs from the city's identity provider (Keycloak, Active Directory FS, ...).
+
+    The role comes from ``role_claim`` (a dotted path, e.g. ``realm_access.roles``; a string or a list) mapped
+    through ``roles`` (claim value -> dozor role); with several, the most powerful one. ``jwks_file`` (a JWKS
+    document on disk) or ``jwks_url`` (fetched and cached by PyJWT's PyJWKClient) hold the signing keys."""
+
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    jwks_file: Path | None = None
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://")
+    role_claim: str = "roles"
+    roles: dict[str, str] = Field(min_length=1)
+    name_claim: str = "preferred_username"
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    leeway_s: float = Field(default=30.0, ge=0, le=300)
+    jwks_cache_s: int = Field(default=300, ge=1, le=86_400)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, roles: dict[str, str]) -> dict[str, str]:
+        valid = ("viewer", "operator", "supervisor", "noise-reviewer", "technician", "admin")
+        for claim, role in roles.items():
+            if role not in valid:
+                raise ValueError(f"roles.{claim}: {role!r} is not a role ({', '.join(valid)})")
+        return roles
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, algs: tuple[str, ...]) -> tuple[str, ...]:
+        if not algs or any(a.lower() == "none" or a.startswith("HS") for a in algs):
+            raise ValueError("use asymmetric algorithms only (RS256, ES256, EdDSA, ...): never none or HS*")
+        return algs
+
+
 class FirmwareSettings(_Section):
     current_version: str | None = Field(default=None, pattern=r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$")
 
@@ -179,6 +225,7 @@ class HubConfig(_Section):
     store: StoreSettings = StoreSettings()
     firmware: FirmwareSettings = FirmwareSettings()
     noise: NoiseSettings = NoiseSettings()
+    oidc: OidcSettings | None = None
     # [residents]: notification channels and the resident page (see hub/residents/config.py). Without it the
     # page, its live stream and the CAP feed are still served; no notification channel is configured.
     residents: ResidentsConfig | None = None
@@ -226,9 +273,17 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     resolved = hub.model_copy(update={
         "state_dir": hub.state_dir if hub.state_dir.is_absolute() else (base / hub.state_dir),
         "zones": hub.zones if hub.zones.is_absolute() else (base / hub.zones),
+        "metrics_token_file": None if hub.metrics_token_file is None else (
+            hub.metrics_token_file if hub.metrics_token_file.is_absolute() else base / hub.metrics_token_file),
     })
     if cfg.residents is not None:
         cfg = cfg.model_copy(update={"residents": _resolve_residents(cfg.residents, base)})
+    if cfg.oidc is not None:
+        o = cfg.oidc
+        if (o.jwks_file is None) == (o.jwks_url is None):
+            raise ConfigError(f"{source}: [oidc] needs exactly one of jwks_file or jwks_url")
+        if o.jwks_file is not None and not o.jwks_file.is_absolute():
+            cfg = cfg.model_copy(update={"oidc": o.model_copy(update={"jwks_file": base / o.jwks_file})})
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
     store = cfg.store
@@ -239,7 +294,7 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     store = store.model_copy(update={"spool": spool if spool.is_absolute() else (
         (base / spool) if store.spool is not None else (resolved.state_dir / spool))})
     m = cfg.mqtt
-    mqtt = m.model_copy(update={k: (v if v is None or v.is_absolute() else base / v) for k, v in
+    mqtt = m.model_copy(update={k: credentials.resolve(v if v is None or v.is_absolute() else base / v) for k, v in
                                 (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file),
                                  ("ingest_cert_file", m.ingest_cert_file), ("ingest_key_file", m.ingest_key_file))})
     return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})

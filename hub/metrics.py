@@ -42,7 +42,23 @@ class HubMetrics:
         self.api_auth_failures = Counter(p + "api_auth_failures", "API calls refused (401)", registry=r)
         self.api_bad_requests = Counter(p + "api_bad_requests", "API calls with invalid input", ["code"],
                                         registry=r)
+        self.unverified = Counter(p + "gateway_messages_unverified", "Gateway messages ignored: unsigned, not "
+                                  "enrolled, bad signature, replayed or implausible session", ["channel", "reason"],
+                                  registry=r)
         self.store_errors = Counter(p + "store_errors", "SQLite write failures", registry=r)
+        # identities, audit, API hardening (hub/identity, hub/audit, hub/limits.py)
+        self.api_auth_refusals = Counter(p + "api_auth_refusals", "API calls refused by authentication or role",
+                                         ["reason"], registry=r)
+        self.api_rate_limited = Counter(p + "api_rate_limited", "API calls answered 429", ["what"], registry=r)
+        self.api_body_too_large = Counter(p + "api_body_too_large", "Request bodies refused (413) before being read",
+                                          registry=r)
+        self.audit_records = Counter(p + "audit_records", "Audit chain records appended", ["action"], registry=r)
+        self.audit_head_seq = Gauge(p + "audit_head_seq", "Sequence number of the newest signed audit chain head",
+                                    registry=r)
+        self.audit_head_ts = Gauge(p + "audit_head_timestamp_seconds", "When the newest audit head was signed",
+                                   registry=r)
+        self.audit_head = Gauge(p + "audit_head", "The newest signed audit chain head (value: seq)",
+                                ["hash", "kid"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -82,6 +82,8 @@ class AlertOut(_Out):
     summary: Summary
     escalations: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
+    requested_by: dict[str, str] | None = None  # the user who started it: {name, role, via}
+    acted_by: dict[str, str] | None = None  # the user behind the current phase (all-clear, stop, cancel)
 
 
 class AlertDetail(AlertOut):
@@ -113,6 +115,8 @@ class GatewayOut(_Out):
     keys: list[str] = []
     devices: list[DeviceOut] = []
     outbox: dict[str, Any] | None = None
+    trusts_active_key: bool = False  # the hub's active signing key is among ``keys`` (the kids its birth pins)
+    unverified: int = 0  # messages naming this gateway that the hub ignored (unsigned, bad signature, replayed)
 
 
 class ZoneOut(_Out):

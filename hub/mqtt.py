@@ -38,6 +38,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "state": GatewayState, "heartbeat": Heartbeat, "telemetry": TelemetryBatch, "event": Event, "ack": Ack,
 }
 Handler = Callable[[BaseModel], None]
+SIGNED = frozenset({"state", "heartbeat", "ack", "event"})  # sealed by the gateway (contract.signed, hub.gwtrust)
 
 
 class Dispatcher:
@@ -46,6 +47,7 @@ class Dispatcher:
     def __init__(self, metrics: HubMetrics) -> None:
         self.metrics = metrics
         self.handlers: dict[str, list[Handler]] = {ch: [] for ch in MODELS}
+        self.verifier = None  # hub.gwtrust.Verifier: only verified, fresh gateway messages reach the handlers
         self._received: dict[str, object] = {}
         self._log = RateLimitedLog(log, 10.0)  # a flood of junk costs one line per reason per 10 s
 
@@ -64,10 +66,16 @@ class Dispatcher:
             if counter is None:  # labels() takes a lock and builds a key: once per channel, not per message
                 counter = self._received[channel] = self.metrics.mqtt_messages.labels(channel)
             counter.inc()
+            verifier = self.verifier if channel in SIGNED else None
+            if verifier is not None and (payload := verifier.open(parsed.ident, channel, payload)) is None:
+                return  # unsigned or unverifiable: counted and logged by the verifier
             msg = decode(MODELS[channel], payload, topic=topic)
             if getattr(msg, "gateway", parsed.ident) != parsed.ident:
                 raise MalformedMessage("gateway_mismatch", topic=topic,
                                        detail=f"payload says {getattr(msg, 'gateway', '')!r}")
+            if verifier is not None and not verifier.admit(parsed.ident, channel, getattr(msg, "session", None),
+                                                           getattr(msg, "ctr", None)):
+                return  # replayed, stale session or implausible jump: counted by the verifier
         except MalformedMessage as exc:
             self.metrics.malformed.labels(channel, exc.reason).inc()
             self._log.warning(f"{channel}:{exc.reason}", "%s", exc)

@@ -133,6 +133,15 @@ class Registry:
         if rec.state != ONLINE:
             self._set(rec, ONLINE, "heartbeat")
 
+    def reset_session(self, gateway: str) -> None:
+        """A new enrollment epoch (re-provisioned, or ``dozor gateways reset``): the next verified state or
+        heartbeat sets the session, whatever its number (hub.gwtrust)."""
+        rec = self.gateways.get(gateway)
+        if rec is not None:
+            rec.session, rec.heartbeat_seq = -1, -1
+            self.store.put_gateway(rec.id, rec.persist_doc())
+            self.store.audit("gateway", {"gateway": rec.id, "state": rec.state, "reason": "epoch reset"})
+
     def check_timeouts(self) -> list[str]:
         """Mark offline every online gateway silent for more than 2 x heartbeat_s. Returns their ids."""
         now = self.mono()

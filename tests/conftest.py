@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from simulators.brokers import Mosquitto
+from tests import tokens
+from tests.leaks import LeakScanner
 
 
 @pytest.fixture
@@ -18,3 +20,29 @@ def mosquitto():
 def shared_mosquitto():
     with Mosquitto() as broker:
         yield broker
+
+
+@pytest.fixture
+def token_leak_scanner(caplog):
+    """Fails the test if any token issued in this session (tests/tokens.py) shows up in what the test logged:
+    caplog (in-process), and the files and texts handed to ``watch_file``/``watch_text`` (process logs, CLI
+    stderr)."""
+    scanner = LeakScanner()
+    yield scanner
+    leaks = scanner.leaks([("caplog", caplog.text)])
+    assert not leaks, "tokens in log output: " + "; ".join(leaks)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Across the whole suite: a test whose captured log or stderr contains a token issued in this session
+    (tests/tokens.py) fails, whatever it asserted itself. Process logs are scanned by ``token_leak_scanner``."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not tokens.ISSUED:
+        return
+    captured = report.caplog + report.capstderr
+    leaked = [t[:8] for t in tokens.ISSUED if t in captured]
+    if leaked and report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"token(s) {', '.join(leaked)}... appeared in this test's log output"

@@ -55,7 +55,7 @@ class Demo:
 
     async def start(self) -> None:
         from dozor.client import HubClient
-        from dozor.commands.sim_city import gateway_factory
+        from dozor.commands.sim_city import enrolling_factory
         from hub.app import Hub
         from hub.config import parse_config
         from simulators.brokers import EmbeddedBroker, free_port
@@ -77,14 +77,15 @@ class Demo:
                     "confirm_deadline_s": 3, "max_retries": 2},
             "mqtt": {"url": self.broker_url, "client_id": "dozor-demo-hub"},
         }, base=self.state_dir, source="demo")
+        self.token = demo_users(self.state_dir / "hub")
         self.hub = Hub(cfg)
         self.hub_task = asyncio.create_task(self.hub.run(), name="hub")
         await asyncio.wait_for(self.hub.started.wait(), 15)
-        self.client = HubClient(f"http://127.0.0.1:{port}", self.hub.api_token)
+        self.client = HubClient(f"http://127.0.0.1:{port}", self.token)
         self.api_url = f"http://127.0.0.1:{port}"
         self.say(f"hub: API on {self.api_url}, signing key {self.hub.keys.kid}")
-        self.city = await City(plan, self.broker_url, {self.hub.keys.kid: self.hub.keys.public_b64},
-                               self.state_dir / "city", gateway_factory, spinup_s=self.spinup_s,
+        self.city = await City(plan, self.broker_url, self.hub.keys.public_keys_b64(), self.state_dir / "city",
+                               enrolling_factory(cfg.hub.state_dir), spinup_s=self.spinup_s,
                                heartbeat_s=2.0).start()
         self.say(f"city: {plan.gateways} gateways, {plan.sirens_total} sirens, "
                  f"{plan.gateways * plan.speakers_per_gateway} loudspeakers in {plan.zone_count} zones "
@@ -166,6 +167,29 @@ class Demo:
             await self.embedded.stop()
 
 
+def demo_users(state_dir: Path) -> str:
+    """The demo's own users (a hub refuses to start without any): `demo-admin` once per state dir, whose token
+    the demo uses and keeps in state_dir/api-token (0600) for `dozor` commands run next to it."""
+    from hub.identity import Role, UserStore
+    from hub.keys import write_private
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token_file = state_dir / "api-token"
+    store = UserStore.in_state_dir(state_dir)
+    try:
+        if token_file.exists() and any(u.name == "demo-admin" and not u.disabled for u in store.list()):
+            return token_file.read_text().strip()
+        if any(u.name == "demo-admin" for u in store.list()):
+            _, token = store.rotate("demo-admin")
+        else:
+            _, token = store.add("demo-admin", Role.admin)
+    finally:
+        store.close()
+    token_file.unlink(missing_ok=True)
+    write_private(token_file, token)
+    return token
+
+
 def demo(
     broker: str | None = typer.Option(None, "--broker", help="use this MQTT broker instead of the embedded one"),
     gateways: int = typer.Option(10, "--gateways", min=1, max=500),
@@ -195,7 +219,7 @@ def demo(
             result.update(gateways=gateways, broker=d.broker_url, setup_s=round(time.monotonic() - t0, 2))
             if keep_running:
                 console.print(f"\nsystem is up. In another shell:\n  export DOZOR_HUB_URL={d.api_url} "
-                              f"DOZOR_TOKEN={d.hub.api_token}\n  dozor gateways; dozor alert list\n"
+                              f"DOZOR_TOKEN={d.token}\n  dozor gateways; dozor alert list\n"
                               "Ctrl-C to stop.", soft_wrap=True)
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()

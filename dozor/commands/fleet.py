@@ -9,8 +9,20 @@ from dozor.commands._common import HubOpt, JsonOpt, TokenOpt, client, console, e
 
 
 def register(root: typer.Typer) -> None:
-    root.command("gateways")(gateways)
+    group = typer.Typer(help="Gateways: the fleet as the hub sees it (no sub-command), enrollment, recovery.")
+    group.callback(invoke_without_command=True)(_gateways_default)
+    root.add_typer(group, name="gateways")
+    from dozor.commands import gateways_trust
+
+    gateways_trust.attach(group)
     root.command("devices")(devices)
+
+
+def _gateways_default(ctx: typer.Context, hub: str | None = HubOpt, token: str | None = TokenOpt,
+                      as_json: bool = JsonOpt) -> None:
+    """Gateways: online state, session, heartbeat age, devices, outbox, whether each trusts the active hub key."""
+    if ctx.invoked_subcommand is None:
+        gateways(hub, token, as_json)
 
 
 def _age(v) -> str:
@@ -30,14 +42,17 @@ def gateways(hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bo
         return
     online = sum(1 for r in rows if r.get("state") == "online")
     t = Table(title=f"gateways ({online}/{len(rows)} online)")
-    for col in ("gateway", "online", "session", "heartbeat", "devices", "outbox", "oldest unsent"):
+    for col in ("gateway", "online", "session", "heartbeat", "devices", "outbox", "oldest unsent", "active key",
+                "unverified"):
         t.add_column(col)
     for r in rows:
         ob = r.get("outbox") or {}
         state = r.get("state", "?")
         t.add_row(r["id"], f"[green]{state}[/]" if state == "online" else f"[red]{state}[/] {r.get('reason', '')}",
                   str(r.get("session", "")), _age(r.get("last_heartbeat_age_s")), str(len(r.get("devices", []))),
-                  str(ob.get("depth", "")), _age(ob.get("oldest_age_s")))
+                  str(ob.get("depth", "")), _age(ob.get("oldest_age_s")),
+                  "[green]trusted[/]" if r.get("trusts_active_key") else "[red]NOT TRUSTED[/]",
+                  str(r.get("unverified", 0)))
     console.print(t)
 
 

@@ -23,6 +23,29 @@ def gateway_factory(config: dict[str, Any]):
     return Gateway(GatewayConfig.model_validate(config))
 
 
+def enrolling_factory(hub_state_dir: Path):
+    """A gateway factory that first enrolls each gateway's identity key in the hub's trust store (as
+    `dozor gateways enroll` does), so a hub that checks signatures accepts the simulated city."""
+    from gateway.identity import load_or_create
+    from hub.gwtrust import enroll
+
+    def factory(config: dict[str, Any]):
+        ident = load_or_create(Path(config["gateway"]["state_dir"]))
+        enroll(hub_state_dir, config["gateway"]["id"], ident.public_b64, actor="sim city", reason="simulated city")
+        return gateway_factory(config)
+
+    return factory
+
+
+def hub_from_config(hub_config: Path) -> tuple[Path, dict[str, str]]:
+    """(hub state dir, every key the hub announces: active and staged) from the hub's TOML config."""
+    from hub.config import load_config
+    from hub.keys import load_or_create
+
+    cfg = load_config(hub_config)
+    return cfg.hub.state_dir, load_or_create(cfg.hub.state_dir, cfg.hub.extra_verify_keys).public_keys_b64()
+
+
 def hub_keys_from(hub_state: Path | None, hub_key: list[str]) -> dict[str, str]:
     keys: dict[str, str] = {}
     for item in hub_key:
@@ -30,15 +53,26 @@ def hub_keys_from(hub_state: Path | None, hub_key: list[str]) -> dict[str, str]:
         if not sep:
             raise ValueError(f"--hub-key takes KID=PUBLICKEY, got {item!r}")
         keys[kid] = pub
-    if hub_state is not None:
-        from contract import command as cc
-        from hub.keys import KEY_FILE
+    if hub_state is not None:  # the hub's announced keys (active and staged), as `dozor hub pubkey` prints them
+        from hub.keys import KeyRing
 
-        key = cc.private_key_from_seed_b64((hub_state / KEY_FILE).read_text())
-        keys[cc.key_id(key.public_key())] = cc.b64url(cc.public_raw(key.public_key()))
+        keys.update(KeyRing(hub_state).load().public_keys_b64())
     if not keys:
         raise ValueError("give the hub's public key: --hub-key KID=PUBLICKEY (see `dozor hub pubkey`) "
                          "or --hub-state DIR")
+    return keys
+
+
+def bundle_hub_keys(bundles: Path, gateway_ids: list[str]) -> dict[str, str]:
+    """The hub keys pinned in the provisioned bundles (all the same; every planned gateway must have one)."""
+    import tomllib
+
+    keys: dict[str, str] = {}
+    for gid in gateway_ids:
+        path = bundles / gid / "gateway.toml"
+        if not path.is_file():
+            raise ValueError(f"{path} is missing: provision it first (dozor provision gateway {gid} --zone Z DIR)")
+        keys.update(tomllib.loads(path.read_text())["trust"]["hub_keys"])
     return keys
 
 
@@ -55,10 +89,15 @@ def register(app: typer.Typer) -> None:
         broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker"),
         hub_key: list[str] = typer.Option([], "--hub-key", help="KID=PUBLICKEY of a trusted hub key"),
         hub_state: Path | None = typer.Option(None, "--hub-state", help="read the hub key from its state dir"),
+        hub_config: Path | None = typer.Option(None, "--hub-config", help="the hub's TOML config: trust its active "
+                                               "and staged keys and enroll every gateway's identity key there"),
         spinup_s: float = typer.Option(1.5, "--spinup-s", min=0.0, help="siren spin-up delay"),
         heartbeat_s: float = typer.Option(5.0, "--heartbeat-s", min=0.1),
         state_dir: Path = typer.Option(Path(".dozor/city"), "--state-dir"),
         write_zones: Path | None = typer.Option(None, "--write-zones", help="write the hub's zones file and exit"),
+        bundles: Path | None = typer.Option(None, "--bundles", help="a provisioned city's gateways/ folder: each "
+                                            "gateway connects with its own certificate and pins its bundle's "
+                                            "hub keys (dozor provision gateway gw-0001 ...)"),
     ) -> None:
         """Run N gateways, each with its own MQTT connection and M sirens on a virtual RS-485 bus."""
         from simulators.city import City, CityPlan
@@ -68,9 +107,19 @@ def register(app: typer.Typer) -> None:
             write_zones.write_text(json.dumps(plan.zones_config(), indent=2) + "\n")
             typer.echo(f"wrote {write_zones} ({plan.zone_count} zones)")
             return
+        from hub.errors import HubError
+
+        factory = gateway_factory
         try:
-            keys = hub_keys_from(hub_state, hub_key)
-        except (OSError, ValueError) as exc:
+            if hub_config is not None:
+                enroll_dir, keys = hub_from_config(hub_config)
+                keys.update(hub_keys_from(None, hub_key) if hub_key else {})
+                factory = enrolling_factory(enroll_dir)
+            elif bundles is not None and not hub_state and not hub_key:
+                keys = bundle_hub_keys(bundles, plan.gateway_ids())
+            else:
+                keys = hub_keys_from(hub_state, hub_key)
+        except (OSError, ValueError, HubError) as exc:
             fail(str(exc), code=2)
         import resource
 
@@ -85,8 +134,8 @@ def register(app: typer.Typer) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            async with City(plan, broker, keys, root, gateway_factory, spinup_s=spinup_s,
-                            heartbeat_s=heartbeat_s):
+            async with City(plan, broker, keys, root, factory, spinup_s=spinup_s,
+                            heartbeat_s=heartbeat_s, bundles=bundles):
                 typer.echo(f"city up: {gateways} gateways, {plan.sirens_total} sirens, broker {broker}", err=True)
                 await stop.wait()
 

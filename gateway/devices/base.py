@@ -20,13 +20,14 @@ The command executor enforces the maximum duration with its own timer around ``w
 from __future__ import annotations
 
 import asyncio
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from contract.command import AssetRef
 from contract.models import CAPABILITIES, AckStage, DeviceInfo, DeviceKind, DeviceStatus, Signal
-from gateway.errors import DeviceFailure
+from gateway.errors import ConfigError, DeviceFailure
 
 
 class Device(ABC):
@@ -93,7 +94,19 @@ def register_driver(cls: type[Device]) -> type[Device]:
 
 
 def driver_for(kind: DeviceKind | str) -> type[Device] | None:
-    # Import the built-in drivers lazily so that registering never depends on import order.
-    from gateway.devices import siren, speaker  # noqa: F401
+    """The driver class of ``kind``, imported through the device-kind table (``gateway.devices.kinds``), so
+    registering never depends on import order. None for a kind the table does not know."""
+    from gateway.devices.kinds import KINDS
 
-    return REGISTRY.get(DeviceKind(kind))
+    spec = KINDS.get(str(kind.value if isinstance(kind, DeviceKind) else kind))
+    if spec is None:
+        return None
+    module = spec.driver.split(":")[0]
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            raise
+        raise ConfigError(f"device kind {spec.kind.value}", [
+            f"its driver needs the Python package {exc.name!r}: pip install 'dozor[{spec.extra}]'"]) from None
+    return REGISTRY.get(spec.kind)

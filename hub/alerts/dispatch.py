@@ -19,6 +19,7 @@ from contract.models import Action, Signal
 from hub.alerts.base import EngineBase
 from hub.alerts.model import (
     ACCEPTED,
+    DONE,
     FAILED,
     PENDING,
     PHASE_ACTIVATE,
@@ -30,12 +31,14 @@ from hub.alerts.model import (
     Track,
     reason_label,
 )
+from hub.identity.roles import actor_label
 from hub.registry import OFFLINE, ONLINE
 
 log = logging.getLogger("hub.alerts")
 
 MAX_TARGETS = 256  # per command (contract limit); bigger gateways get several commands
 MAX_ESCALATIONS = 1000
+STOP_RESEND_MAX_S = 30.0  # a stop is re-sent until confirmed; after max_retries the interval doubles up to this
 SEND_CHUNK = 25  # gateways signed and put on the wire per step; the loop handles acks in between
 
 
@@ -49,13 +52,19 @@ class DispatchMixin(EngineBase):
                                   "summary": alert.summary().model_dump()})
         if new_version:
             alert.version += 1
+        prev_phase = alert.phase
         alert.phase, alert.phase_signal = phase, signal
         alert.phase_seq += 1
         alert.phase_t0, alert.phase_started_at, alert.phase_ends_at = t0, self.clock(), ends_at
         alert.attempt, alert.tracking, alert.zones_settled = 0, True, phase == PHASE_STOP
         alert.dispatch_ms = None
         alert.updated_at = self.clock()
-        for track in alert.tracks.values():
+        # A stop after a stop (the operator pressed it again) keeps what is already confirmed silent.
+        silent = {key for key, t in alert.tracks.items() if t.state == DONE} if phase == PHASE_STOP and \
+            prev_phase == PHASE_STOP else set()
+        for key, track in alert.tracks.items():
+            if key in silent:
+                continue
             track.reset()
             if self.registry.state_of(track.gateway) == OFFLINE:
                 track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
@@ -68,7 +77,7 @@ class DispatchMixin(EngineBase):
         # states and the hooks start as tasks, and the other chunks follow in a task that yields between
         # chunks, so hooks run alongside the sends (never before or after them in series) and early acks
         # are handled while later gateways are still being signed for.
-        chunks = self._chunks(alert.tracks.values())
+        chunks = self._chunks(t for t in alert.tracks.values() if t.state != DONE or phase != PHASE_STOP)
         old = self._trackers.pop(alert.id, None)
         if old is not None:
             old.cancel()
@@ -119,10 +128,11 @@ class DispatchMixin(EngineBase):
                 jti = uuid.uuid4().hex
                 targets = tuple(t.device for t in chunk)
                 claims = CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
-                                       targets=targets, params=params, alert=alert.id, mode=alert.mode)
+                                       targets=targets, params=params, alert=alert.id, mode=alert.mode,
+                                       by=actor_label(alert.acted_by))
                 token = sign_command(claims, self.keys.private, self.keys.kid)
                 sha = token_sha256(token)
-                self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets)
+                self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets, act.value)
                 self._token[sha] = jti
                 self.store.put_command(jti, alert.id, gw, alert.phase_seq, act.value, list(targets), now, sha)
                 for t in chunk:
@@ -155,7 +165,11 @@ class DispatchMixin(EngineBase):
     async def _track(self, alert: Alert, seq: int) -> None:
         """Retry what is not confirmed by the deadline; after max_retries give up and escalate."""
         while alert.phase_seq == seq and alert.outstanding:
-            wait = alert.last_sent_mono + self.cfg.confirm_deadline_s - self.mono()
+            deadline = self.cfg.confirm_deadline_s
+            stop = alert.phase == PHASE_STOP
+            if stop and alert.attempt >= self.cfg.max_retries:  # a stop is never given up: re-send, backing off
+                deadline = min(STOP_RESEND_MAX_S, deadline * 2 ** (alert.attempt - self.cfg.max_retries + 1))
+            wait = alert.last_sent_mono + deadline - self.mono()
             if wait > 0:
                 try:
                     await asyncio.wait_for(alert.settled.wait(), wait)
@@ -169,6 +183,11 @@ class DispatchMixin(EngineBase):
             if not self.is_connected() and not ended:
                 # Without a broker a retry cannot leave: do not burn attempts, wait for on_reconnect()
                 alert.last_sent_mono = self.mono()
+                continue
+            if stop and alert.attempt >= self.cfg.max_retries:
+                self._stop_not_confirmed(alert, todo)
+                alert.attempt += 1
+                self._send(alert, todo, retry=True)
                 continue
             if alert.attempt < self.cfg.max_retries and not ended:
                 alert.attempt += 1
@@ -199,6 +218,17 @@ class DispatchMixin(EngineBase):
             self._save(alert)
             if self._trackers.get(alert.id) is asyncio.current_task():
                 del self._trackers[alert.id]
+
+    def _stop_not_confirmed(self, alert: Alert, todo: list[Track]) -> None:
+        """Stop targets still not confirmed silent after max_retries: escalate each once, keep re-sending
+        (with a fresh command each time) until an authenticated ack says the device is silent."""
+        for t in todo:
+            if t.state in (PENDING, UNREACHABLE) and t.reason not in ("no_ack", "gateway_offline"):
+                t.state = UNREACHABLE
+                t.reason = "gateway_offline" if self.registry.state_of(t.gateway) == OFFLINE else "no_ack"
+                t.updated_at = self.clock()
+                self._escalate(alert, t, UNREACHABLE, f"stop not confirmed ({t.reason}); re-sending until it is")
+                self.store.put_device(alert.id, t.gateway, t.device, t)
 
     def _escalate(self, alert: Alert, track: Track, outcome: str, reason: str) -> None:
         log.error("alert %s: %s/%s %s (%s) [%s %s]", alert.id, track.gateway, track.device, outcome, reason,

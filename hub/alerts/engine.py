@@ -43,6 +43,7 @@ from hub.alerts.tracking import TrackingMixin
 from hub.alerts.zonestate import ZoneStateMixin
 from hub.config import HubSettings
 from hub.errors import AlertNotFound, AlertStateError, NoTargets
+from hub.identity.roles import Actor
 from hub.keys import HubKeys
 from hub.metrics import HubMetrics
 from hub.models import AlertDetail, AlertOut, AlertRequest
@@ -79,7 +80,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         registry.listeners.append(self._on_gateway)
 
     # ================================================================ operator actions
-    async def start(self, req: AlertRequest) -> AlertOut:
+    async def start(self, req: AlertRequest, actor: Actor | None = None) -> AlertOut:
         t0 = self.mono()
         now = self.clock()
         for zone in req.zones:
@@ -92,7 +93,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
                             "(gateways announce their devices in their birth message)")
         alert = Alert(id=new_alert_id(now), signal=req.signal, mode=req.mode, zones=list(req.zones),
                       duration_s=req.duration_s, created_at=now, expires_at=now + req.duration_s,
-                      message=req.message, updated_at=now)
+                      message=req.message, updated_at=now, requested_by=_who(actor), acted_by=_who(actor))
         for gw, devices in targets.items():
             for dev, kind in devices.items():
                 alert.tracks[(gw, dev)] = Track(gw, dev, kind.value if kind else None, updated_at=now)
@@ -105,9 +106,10 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         self._begin_phase(alert, PHASE_ACTIVATE, req.signal, t0=t0, ends_at=alert.expires_at, new_version=False)
         return alert.out()
 
-    async def all_clear(self, alert_id: str) -> AlertOut:
+    async def all_clear(self, alert_id: str, actor: Actor | None = None) -> AlertOut:
         alert = self._get(alert_id)
         alert.status = self._next(alert, Op.ALL_CLEAR)
+        alert.acted_by = _who(actor) or alert.acted_by
         now = self.clock()
         self.metrics.alert_ops.labels("all_clear").inc()
         self.store.audit("all_clear", {"version": alert.version + 1}, alert.id)
@@ -115,18 +117,20 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
                           ends_at=now + self.cfg.all_clear_duration_s, new_version=True)
         return alert.out()
 
-    async def stop(self, alert_id: str) -> AlertOut:
+    async def stop(self, alert_id: str, actor: Actor | None = None) -> AlertOut:
         alert = self._get(alert_id)
         alert.status = self._next(alert, Op.STOP)
+        alert.acted_by = _who(actor) or alert.acted_by
         self.metrics.alert_ops.labels("stop").inc()
         self.store.audit("stop", {}, alert.id)
         self._begin_phase(alert, PHASE_STOP, alert.phase_signal, t0=self.mono(), ends_at=self.clock(),
                           new_version=False)
         return alert.out()
 
-    async def cancel(self, alert_id: str) -> AlertOut:
+    async def cancel(self, alert_id: str, actor: Actor | None = None) -> AlertOut:
         alert = self._get(alert_id)
         alert.status = self._next(alert, Op.CANCEL)
+        alert.acted_by = _who(actor) or alert.acted_by
         self.metrics.alert_ops.labels("cancel").inc()
         self.store.audit("cancel", {"version": alert.version + 1}, alert.id)
         self._begin_phase(alert, PHASE_STOP, alert.phase_signal, t0=self.mono(), ends_at=self.clock(),
@@ -191,3 +195,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _who(actor: Actor | None) -> dict | None:
+    return actor.as_dict() if actor is not None else None

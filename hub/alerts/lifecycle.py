@@ -67,6 +67,11 @@ TRANSITIONS: dict[tuple[State, Op], Rule] = {
     (State.ACTIVE, Op.CANCEL): Rule(State.CANCELLED),
     (State.ACTIVE, Op.EXPIRE): Rule(State.EXPIRED),
     (State.ALL_CLEAR, Op.STOP): Rule(State.STOPPED),
+    # A stop is always accepted while a target of the current stop is not yet confirmed silent (invariant 10)
+    (State.STOPPED, Op.STOP): Rule(State.STOPPED, "phase_open", "it is already stopped and every siren confirmed "
+                                   "silent"),
+    (State.CANCELLED, Op.STOP): Rule(State.CANCELLED, "phase_open", "it was cancelled and every siren confirmed "
+                                     "silent"),
     (State.STOPPED, Op.ALL_CLEAR): Rule(State.ALL_CLEAR),
     (State.STOPPED, Op.CANCEL): Rule(State.CANCELLED, "phase_open",
                                      "its stop has completed, so it ended properly; a cancel would tell residents "
@@ -88,7 +93,6 @@ _WHY: dict[tuple[State, Op], str] = {
     (State.ALL_CLEAR, Op.CANCEL): "the all-clear was given, so it ended properly; a cancel would tell residents "
                                   "it was sent in error",
     (State.ALL_CLEAR, Op.ALL_CLEAR): "the all-clear was already given",
-    (State.STOPPED, Op.STOP): "it is already stopped",
     (State.CANCELLED, Op.CANCEL): "it is already cancelled",
     (State.EXPIRED, Op.CONFIRM): "its confirmation window ran out, nothing was sent; start a new request",
     (State.EXPIRED, Op.STOP): "it already ended (expired); the sirens stop on their own at the end of the duration",

@@ -84,6 +84,7 @@ class CmdRef:
     gateway: str
     phase_seq: int
     targets: tuple[str, ...]
+    act: str = ""  # "stop": a late done ack of an earlier stop still moves the device forward
 
 
 @dataclass
@@ -111,6 +112,8 @@ class Alert:
     updated_at: float = 0.0
     escalations: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
+    requested_by: dict | None = None  # the Actor who started it (name, role, via)
+    acted_by: dict | None = None  # the Actor of the current phase (start, all-clear, stop, cancel)
     tracks: dict[tuple[str, str], Track] = field(default_factory=dict)
     # runtime only (monotonic clock, not persisted)
     phase_t0: float = 0.0
@@ -162,6 +165,7 @@ class Alert:
                 "tracking": self.tracking, "zones_settled": self.zones_settled, "updated_at": self.updated_at,
                 "dispatch_ms": self.dispatch_ms,
                 "escalations": self.escalations, "history": self.history,
+                "requested_by": self.requested_by, "acted_by": self.acted_by,
                 "targets": [[t.gateway, t.device, t.kind] for t in self.tracks.values()]}
 
     def row(self) -> tuple[str, float, dict]:
@@ -178,7 +182,8 @@ class Alert:
                     tracking=doc["tracking"], zones_settled=doc.get("zones_settled", False),
                     dispatch_ms=doc.get("dispatch_ms"),
                     updated_at=doc["updated_at"], escalations=list(doc.get("escalations", ())),
-                    history=list(doc.get("history", ())))
+                    history=list(doc.get("history", ())), requested_by=doc.get("requested_by"),
+                    acted_by=doc.get("acted_by"))
         for gw, dev, kind in doc.get("targets", ()):  # device rows not flushed yet when the hub died
             alert.tracks[(gw, dev)] = Track(gw, dev, kind, updated_at=doc["updated_at"])
         for d in devices:

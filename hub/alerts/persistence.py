@@ -43,7 +43,8 @@ class PersistenceMixin(EngineBase):
             alert.phase_t0 = mono - (now - alert.phase_started_at)
             alert.last_sent_mono = mono - (now - alert.last_sent_at)
             for cmd in self.store.load_commands(alert.id, alert.phase_seq):
-                self._jti[cmd["jti"]] = CmdRef(alert.id, cmd["gateway"], alert.phase_seq, tuple(cmd["targets"]))
+                self._jti[cmd["jti"]] = CmdRef(alert.id, cmd["gateway"], alert.phase_seq, tuple(cmd["targets"]),
+                                               cmd.get("act", ""))
                 self._token[cmd["token_sha256"]] = cmd["jti"]
                 sent = {(cmd["gateway"], dev) for dev in cmd["targets"]}
                 for key in sent & set(alert.tracks):

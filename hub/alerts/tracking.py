@@ -31,8 +31,17 @@ class TrackingMixin(EngineBase):
         if ref.gateway != ack.gateway:
             self.metrics.acks_ignored.labels("wrong_gateway").inc()
             return
+        if ack.stage is AckStage.REJECTED and self._jti.get(self._token.get(ack.token_sha256 or "", "")) is not ref:
+            # The gateway names the command from a token it could not verify: believe the refusal only if the
+            # refused token is the very one the hub signed under that id (a forged token reusing a real jti
+            # must not stop the tracking of sirens that are sounding).
+            self.metrics.acks_ignored.labels("rejection_of_other_token").inc()
+            return
         alert = self.alerts.get(ref.alert)
-        if alert is None or ref.phase_seq != alert.phase_seq:
+        if alert is not None and ref.phase_seq != alert.phase_seq and ref.act == "stop" \
+                and alert.phase == PHASE_STOP and ack.stage is AckStage.DONE:
+            pass  # a late done of an earlier stop: the device is silent, which moves the current stop forward
+        elif alert is None or ref.phase_seq != alert.phase_seq:
             self.metrics.acks_ignored.labels("stale_phase").inc()
             return
         self.metrics.acks.labels(ack.stage.value).inc()
@@ -61,14 +70,16 @@ class TrackingMixin(EngineBase):
             track.state, track.reason = stage.value, None
             self._confirm(track, now_ms)
         elif stage is AckStage.DONE:
-            if state in FAILED_STATES:
+            if state in FAILED_STATES and alert.phase != PHASE_STOP:  # a failed stop that now succeeded: silent
                 return
             track.state, track.reason = DONE, None
             self._confirm(track, now_ms)
         else:  # rejected / failed
             if stage is AckStage.REJECTED and state in CONFIRMED_STATES:
                 return  # a duplicate refused after the device already confirmed: nothing changed
-            track.state, track.reason = stage.value, (reason or "unspecified")[:64]
+            # A refused or failed stop is re-sent (fresh command) like a failed device, never given up.
+            outcome = FAILED if alert.phase == PHASE_STOP else stage.value
+            track.state, track.reason = outcome, (reason or "unspecified")[:64]
             self._escalate(alert, track, stage.value, track.reason)
         track.updated_at = self.clock()
         self.store.put_device(alert.id, track.gateway, track.device, track)

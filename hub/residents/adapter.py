@@ -57,7 +57,14 @@ def from_hub_alert(alert: Any, states: Sequence[ZoneState]) -> ResidentAlert:
         aid = "A" + aid[:119]
     return ResidentAlert(id=aid, zones=zones, signal=Signal(_get(alert, "signal")), mode=Mode(_get(alert, "mode")),
                          status=status, msg_type=msg_type, texts=texts, sent=sent,
-                         expires=datetime.fromtimestamp(float(exp), UTC) if exp else None, version=version)
+                         expires=datetime.fromtimestamp(float(exp), UTC) if exp else None, version=version,
+                         sender_name=_sender_name(_get(alert, "acted_by") or _get(alert, "requested_by")))
+
+
+def _sender_name(actor: Any) -> str | None:
+    """CAP <senderName>: the authority and the named person in their role who ordered this message."""
+    name, role = _get(actor, "name"), _get(actor, "role")
+    return f"dozor — {name} ({role})"[:200] if isinstance(name, str) and isinstance(role, str) else None
 
 
 def alert_times(alert: Any) -> tuple[float | None, float | None]:

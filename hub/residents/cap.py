@@ -113,7 +113,7 @@ def render(alert: ResidentAlert, *, sender: str, earlier: Sequence[ResidentAlert
         _sub(info, "effective", cap_time(alert.sent))
         if alert.expires is not None:
             _sub(info, "expires", cap_time(alert.expires))
-        _sub(info, "senderName", "dozor")
+        _sub(info, "senderName", alert.sender_name or "dozor")
         _sub(info, "headline", alert.headline(lang))
         if t.description:
             _sub(info, "description", t.description)

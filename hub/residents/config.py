@@ -125,8 +125,9 @@ class Residents:
 
 def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str, Any]], *,
                     token: str | None, on_promote: PromoteHook | None = None,
-                    alert_docs: AlertDocs | None = None) -> Residents:
-    """``alert_docs``: the hub store's persisted alert documents, for the page's history."""
+                    alert_docs: AlertDocs | None = None, identity: bool = False) -> Residents:
+    """``alert_docs``: the hub store's persisted alert documents, for the page's history. ``identity``: operator
+    routes declare their roles through hub.identity (in the hub) instead of comparing ``token``."""
     zinfo = [z if isinstance(z, ZoneInfo) else parse_zones([z])[0] for z in zones]
     shelters = load_shelters(cfg.shelters_file, zinfo) if cfg.shelters_file else []
     channels: list[Channel] = []
@@ -161,5 +162,5 @@ def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str
                            sender=cfg.sender, public_url=cfg.public_url.rstrip("/"), on_promote=on_promote,
                            push_hosts=cfg.webpush.push_hosts if cfg.webpush else DEFAULT_PUSH_HOSTS,
                            guidance=GuidanceBook(cfg.guidance), history=History(alert_docs),
-                           timezone=cfg.timezone, keepalive_s=cfg.heartbeat_s)
+                           timezone=cfg.timezone, keepalive_s=cfg.heartbeat_s, identity=identity)
     return Residents(notifier, router, subs, webpush, shelters)

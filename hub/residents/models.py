@@ -87,6 +87,7 @@ class ResidentAlert(BaseModel):
     expires: datetime | None = None
     references: tuple[str, ...] = ()  # CAP "sender,identifier,sent" triples of earlier messages
     version: int = Field(default=1, ge=0)
+    sender_name: str | None = Field(default=None, max_length=200)  # CAP senderName: who ordered this message
 
     @field_validator("sent", "expires")
     @classmethod

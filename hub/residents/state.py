@@ -104,6 +104,8 @@ class ZoneStateStore:
         self.decorate: Callable[[Snapshot, bool], None] | None = None
         self.watchers: list[Callable[[], None]] = []  # called after every applied state
         self.clock = clock
+        self.view_ttl_s = 30.0
+        self._views: dict[tuple[str, bool], tuple[float, Snapshot]] = {}
         self._listeners: dict[str, set[Listener]] = {}
         self.known_zones: set[str] = set(zones)
         self.counters: Counter[str] = Counter()
@@ -153,6 +155,8 @@ class ZoneStateStore:
             self._offer(zone, True)
 
     def _offer(self, zone: str, public_changed: bool) -> None:
+        self._views.pop((zone, True), None)
+        self._views.pop((zone, False), None)
         views: dict[bool, Snapshot] = {}  # one snapshot per view, shared by all its listeners
         for listener in tuple(self._listeners.get(zone, ())):
             if listener.tester or public_changed:
@@ -162,6 +166,17 @@ class ZoneStateStore:
                 listener.offer(snap)
 
     def view(self, zone: str, *, tester: bool = False) -> Snapshot:
+        """The zone view; decorated snapshots are cached (per zone and view) until the zone changes or for
+        ``view_ttl_s``, so a crowd connecting at once costs one rendering, not one each."""
+        key = (zone, tester)
+        hit = self._views.get(key)
+        if hit is not None and self.clock() - hit[0] < self.view_ttl_s:
+            return hit[1]
+        snap = self._build(zone, tester)
+        self._views[key] = (self.clock(), snap)
+        return snap
+
+    def _build(self, zone: str, tester: bool) -> Snapshot:
         notice = None if tester else self._notice.get(zone)
         if notice is not None:
             snap = exercise_notice(notice)

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import Counter as PromCounter
 from pydantic import ValidationError
 
+from hub.identity import Role, require
 from hub.residents import cap
 from hub.residents.channels.webpush import Subscriber, SubscriptionStore
 from hub.residents.errors import CapError
@@ -64,9 +65,13 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
                   public_url: str = "", on_promote: PromoteHook | None = None,
                   keepalive_s: float = 15.0, push_hosts: Sequence[str] | None = DEFAULT_PUSH_HOSTS,
                   allow_http_push: bool = False, guidance: GuidanceBook | None = None,
-                  history: History | None = None, timezone: str = "Europe/Kyiv") -> APIRouter:
+                  history: History | None = None, timezone: str = "Europe/Kyiv", identity: bool = False) -> APIRouter:
     """``push_hosts=None`` accepts any push-service host; ``allow_http_push`` only for tests on loopback.
-    ``keepalive_s`` is the live stream's heartbeat: the page says the connection is lost after one missed beat."""
+    ``keepalive_s`` is the live stream's heartbeat: the page says the connection is lost after one missed beat.
+    ``identity=True`` (in the hub): the operator routes declare their roles through ``hub.identity.require``
+    (users and roles) instead of comparing one shared ``token``."""
+    op_deps = [Depends(require(Role.operator))] if identity else []
+    view_deps = [Depends(require(Role.viewer))] if identity else []
     zinfo = [z if isinstance(z, ZoneInfo) else parse_zones([z])[0] for z in zones]
     ctx = PageContext(zinfo, shelters, guidance or GuidanceBook(), TZ(timezone))
     hist = history or History(None)
@@ -127,6 +132,8 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
             raise _Bad(422, "subscribe", "endpoint_not_allowed", f"{host[:64]!r} is not a known push service")
 
     def operator(request: Request, where: str) -> None:
+        if identity:
+            return  # checked by the route's require() dependency
         if token is None:
             raise _Bad(403, where, "disabled", "operator token not configured on this hub")
         got = request.headers.get("authorization", "")
@@ -304,7 +311,7 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
             return bad(_Bad(500, "cap_render", exc.reason, exc.detail))
         return Response(doc, media_type="application/cap+xml; charset=utf-8")
 
-    @router.post("/api/v1/cap/import")
+    @router.post("/api/v1/cap/import", dependencies=op_deps)
     async def cap_import(request: Request) -> Response:
         try:
             operator(request, "cap_import")
@@ -321,7 +328,7 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
         counters["cap_imported"] += 1
         return JSONResponse(adv.model_dump(mode="json"), status_code=201)
 
-    @router.get("/api/v1/cap/advisories")
+    @router.get("/api/v1/cap/advisories", dependencies=view_deps)
     async def cap_advisories(request: Request) -> Response:
         try:
             operator(request, "advisories")
@@ -329,7 +336,7 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
             return bad(exc)
         return JSONResponse([a.model_dump(mode="json") for a in reversed(advisories.values())])
 
-    @router.post("/api/v1/cap/advisories/{adv_id}/promote")
+    @router.post("/api/v1/cap/advisories/{adv_id}/promote", dependencies=op_deps)
     async def cap_promote(adv_id: str, request: Request) -> Response:
         try:
             operator(request, "promote")
@@ -345,7 +352,7 @@ def create_router(*, notifier: ResidentNotifier, zones: Sequence[ZoneInfo | Mapp
                              "started": result is not None})
 
     # ---- operator: channel health ----------------------------------------------------------------------
-    @router.get("/api/v1/residents/channels")
+    @router.get("/api/v1/residents/channels", dependencies=view_deps)
     async def channels(request: Request) -> Response:
         try:
             operator(request, "channels")

@@ -1,8 +1,10 @@
-"""/api/v1/noise/...: the violations register over HTTP (mounted under the bearer-authenticated /api/v1).
+"""/api/v1/noise/...: the violations register over HTTP (mounted under /api/v1). Reading needs ``viewer``;
+a review needs ``noise-reviewer`` and records the authenticated user (never a self-declared name) in the
+register's trail and the hub's audit chain (``noise.review``).
 
     GET  /noise/events?since=24h&until=&zone=&min_level=&state=&gateway=&limit=
     GET  /noise/events/{id}                     (with the evidence record, the audit trail and the blockers)
-    POST /noise/events/{id}/review              {action: confirm|dismiss, note, reviewer}
+    POST /noise/events/{id}/review              {action: confirm|dismiss, note}
     GET  /noise/report?month=YYYY-MM            (counts by zone/class/state, top sensors)
     GET  /noise/export.csv, /noise/export.geojson   (the same filters as /noise/events)
 
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
+from hub.identity import Actor, Role, require
 from hub.violations.export import parse_time, report, to_csv, to_geojson
 from hub.violations.models import NoiseEventDetail, NoiseEventOut, NoiseReport, ReviewRequest, State
 from hub.violations.register import Filters
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def router(hub: Hub) -> APIRouter:
-    r = APIRouter()
+    r = APIRouter(dependencies=[Depends(require(Role.viewer))])
 
     def filters(since: str | None = Query(None, max_length=64), until: str | None = Query(None, max_length=64),
                 zone: str | None = Query(None, max_length=64), min_level: float | None = Query(None, ge=0, le=200),
@@ -47,8 +50,14 @@ def router(hub: Hub) -> APIRouter:
         return hub.violations.get(event_id)
 
     @r.post("/events/{event_id}/review", response_model=NoiseEventDetail)
-    async def review(event_id: str, req: ReviewRequest) -> dict:
-        return hub.violations.review(event_id, req.action, req.note.strip(), req.reviewer.strip())
+    async def review(event_id: str, req: ReviewRequest,
+                     actor: Actor = Depends(require(Role.noise_reviewer))) -> dict:
+        out = hub.violations.review(event_id, req.action, req.note.strip(), actor.name)
+        details = {"action": req.action, "note": req.note.strip(), "state": out.get("state")}
+        if req.reviewer and req.reviewer.strip() != actor.name:
+            details["declared_reviewer"] = req.reviewer.strip()
+        hub.audit.append(actor, "noise.review", event_id, details)
+        return out
 
     @r.get("/report", response_model=NoiseReport)
     async def monthly(month: str = Query(..., max_length=16)) -> dict:

@@ -64,7 +64,8 @@ class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     action: Literal["confirm", "dismiss"]
     note: str = Field(min_length=1, max_length=2000, pattern=r"\S")
-    reviewer: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    # the hub records the authenticated user as the reviewer; a declared name is only kept in the audit record
+    reviewer: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
 class SensorCount(_Out):

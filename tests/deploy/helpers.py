@@ -115,3 +115,94 @@ def connect(port: int, *, ca: Path | None, cert: Path | None = None, key: Path |
     c.loop_start()
     conn.connected.wait(wait_s) or conn.disconnected.wait(wait_s)
     return conn
+
+
+class Procs:
+    """Child processes started by a test, each logging to its own file; all stopped (SIGTERM) at the end."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+        with open(self.logdir / f"{name}.log", "ab") as fh:
+            p = subprocess.Popen([DOZOR, *args], stdout=fh, stderr=fh, stdin=subprocess.DEVNULL,
+                                 env={**os.environ, **(env or {})})
+        self.procs[name] = p
+        return p
+
+    def log(self, name: str) -> str:
+        return (self.logdir / f"{name}.log").read_text(errors="replace")
+
+    def close(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def __enter__(self) -> Procs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def until(predicate, what: str, attempts: int = 300, every: float = 0.1, procs: Procs | None = None):
+    import time
+
+    last_exc = None
+    for _ in range(attempts):
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # not up yet (connection refused, file missing)
+            last_exc = exc
+        time.sleep(every)
+    logs = "" if procs is None else "\n".join(f"--- {n}\n{procs.log(n)[-1500:]}" for n in procs.procs)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last_exc!r})\n{logs}")
+
+
+SIREN_DEVICES = """
+[[bus]]
+name = "rs485-1"
+port = "{tty}"
+kind = "modbus"
+baudrate = 19200
+timeout_s = 0.3
+
+[[device]]
+id = "siren-1"
+kind = "siren"
+bus = "rs485-1"
+address = 1
+
+[[device]]
+id = "siren-2"
+kind = "siren"
+bus = "rs485-1"
+address = 2
+"""
+
+
+def start_cabinet(procs: Procs, bundle: Path, tty: Path) -> None:
+    """A street cabinet from its provisioned bundle: two simulated sirens on a virtual RS-485 cable (pty) and
+    `dozor gateway run` on the bundle's gateway.toml with the bus and sirens added, as a technician would."""
+    import shutil
+    import tomllib
+
+    gw = bundle.name
+    state = Path(tomllib.loads((bundle / "gateway.toml").read_text())["gateway"]["state_dir"])
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copy2(bundle / "identity-key", state / "identity-key")  # what install-gateway.sh does
+    procs.start(f"sirens-{gw}", "sim", "siren", "--link", str(tty), "--count", "2", "--spinup", "0")
+    until(tty.exists, f"the virtual cable {tty}", procs=procs)
+    conf = bundle / "gateway.toml"
+    if "[[bus]]" not in conf.read_text():
+        conf.write_text(conf.read_text() + SIREN_DEVICES.format(tty=tty))
+    procs.start(f"gateway-{gw}", "gateway", "run", "--config", str(conf))

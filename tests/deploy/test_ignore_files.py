@@ -23,6 +23,8 @@ SECRET_PATHS = [
     "city/hub/client.key",
     "city/gateways/gw-a/client.key",
     "city/compose.env",
+    "city/hub/admin-token",
+    "hub/metrics-token",
     ".env",
 ]
 
@@ -73,6 +75,6 @@ def test_docker_build_context_excludes_state_and_secrets():
 def test_no_secret_is_tracked():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     leaks = [p for p in tracked.splitlines()
-             if p.endswith((".key", "api-token", "hub-signing-key", "evidence-key", "compose.env"))
+             if p.endswith((".key", "-token", "hub-signing-key", "evidence-key", "compose.env"))
              or p.startswith(".dozor/")]
     assert leaks == []

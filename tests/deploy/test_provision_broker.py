@@ -44,7 +44,8 @@ def test_layout_and_private_key_modes(city, tmp_path):
                 "gateways/gw-a/client.key"):
         assert (root / rel).is_file(), rel
     secrets = [p for p in root.rglob("*") if p.is_file() and (p.suffix == ".key" or p.name == "compose.env")]
-    secrets += [p for p in (tmp_path / "hub-state").iterdir()]
+    secrets += [tmp_path / "hub-state" / "hub-signing-key", root / "hub" / "admin-token"]
+    assert stat.S_IMODE((tmp_path / "hub-state").stat().st_mode) == 0o700
     assert len(secrets) >= 7
     for p in secrets:
         assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, f"{p} is readable by group/others"

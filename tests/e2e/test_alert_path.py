@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from contract.codecs import siren_modbus as sm
-from dozor.commands.sim_city import gateway_factory, hub_keys_from
+from dozor.commands.sim_city import enrolling_factory, hub_keys_from
 from simulators.brokers import free_port
 from simulators.city import City, CityPlan
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 DOZOR = [str(Path(sys.executable).with_name("dozor"))]
@@ -37,6 +38,7 @@ async def system(mosquitto, tmp_path):
     (tmp_path / "hub.toml").write_text(
         f'[hub]\nstate_dir = "hub"\napi_port = {port}\nzones = "zones.json"\nconfirm_deadline_s = 5\n'
         f'[mqtt]\nurl = "{mosquitto.url}"\n')
+    token = admin_token(tmp_path / "hub")
     hub = await asyncio.create_subprocess_exec(*DOZOR, "hub", "run", "--config", str(tmp_path / "hub.toml"),
                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -50,9 +52,9 @@ async def system(mosquitto, tmp_path):
             hub.kill()
             pytest.fail("hub did not come up: " + (await hub.stderr.read()).decode()[-2000:])
     keys = hub_keys_from(tmp_path / "hub", [])
-    city = await City(plan, mosquitto.url, keys, tmp_path / "city", gateway_factory, spinup_s=0.2,
+    city = await City(plan, mosquitto.url, keys, tmp_path / "city", enrolling_factory(tmp_path / "hub"), spinup_s=0.2,
                       heartbeat_s=1.0).start()
-    env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": (tmp_path / "hub" / "api-token").read_text().strip()}
+    env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": token}
     # wait until the hub has seen every gateway's birth
     for _ in range(200):
         code, out, _ = await run_cli("gateways", "--json", env=env)

@@ -21,7 +21,8 @@ from hub.models import NodeRegistration
 from simulators.board import VirtualBoard
 from simulators.brokers import free_port
 from tests.gateway.helpers import make_config as gateway_config
-from tests.hub.helpers import eventually, make_config, running_hub
+from tests.gwident import enroll_gateway
+from tests.hub.helpers import eventually, hub_token, make_config, running_hub
 
 pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -51,8 +52,9 @@ async def test_flashed_node_reaches_gateway_and_hub(mosquitto, tmp_path, noise_b
     gw_cfg = gateway_config(tmp_path, mqtt_url=mosquitto.url, extra=extra, heartbeat_s=0.5)
     async with running_hub(hub_cfg) as hub:
         url = f"http://127.0.0.1:{hub_cfg.hub.api_port}"
-        env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": hub.api_token}
+        env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": hub_token(hub)}
         with VirtualBoard(tmp_path / "flash", uart_link=link) as board:
+            enroll_gateway(gw_cfg.gateway.state_dir, "gw-test")  # its identity key, as `dozor gateways enroll`
             gw = Gateway(gw_cfg)
             gw_task = asyncio.create_task(gw.run())
             try:
@@ -99,7 +101,7 @@ async def test_flashed_node_reaches_gateway_and_hub(mosquitto, tmp_path, noise_b
 
                 # a node provisioned with an older firmware is listed as out of date
                 def register_old() -> None:
-                    with HubClient(url, hub.api_token) as c:
+                    with HubClient(url, hub_token(hub)) as c:
                         c.register_node(NodeRegistration(id="N-OLD", kind="air", zone="Z1", fw="0.9.0"))
                 await asyncio.to_thread(register_old)
                 code, out, err = await cli("firmware", "nodes", "--outdated", "--json", env=env)
@@ -114,7 +116,7 @@ async def test_flashed_node_reaches_gateway_and_hub(mosquitto, tmp_path, noise_b
                 readings, resets = drv.readings, drv.stats["seq_reset"]
                 code, out, err = await cli("firmware", "flash", "--port", board.port, "--node", "noise", "--id",
                                            NODE, "--zone", "Z1", "--build", str(noise_build), "--hub",
-                                           f"http://127.0.0.1:{free_port()}", "--token", hub.api_token)
+                                           f"http://127.0.0.1:{free_port()}", "--token", hub_token(hub))
                 assert code == 6, out + err
                 assert "OK: N-E2E (noise node, firmware 1.0.0)" in out
                 assert "node flashed and checked, but the hub did not record it: hub not reachable" in " ".join(

@@ -12,9 +12,11 @@ import httpx
 import pytest
 
 from dozor.client import HubClient
-from dozor.commands.sim_city import gateway_factory, hub_keys_from
+from dozor.commands.sim_city import enrolling_factory, hub_keys_from
 from simulators.brokers import free_port
 from simulators.city import City, CityPlan
+from tests.gwident import enroll_gateway
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -36,6 +38,7 @@ async def hub(mosquitto, tmp_path):
     port = free_port()
     (tmp_path / "hub.toml").write_text(
         f'[hub]\nstate_dir = "hub"\napi_port = {port}\nzones = "zones.json"\n[mqtt]\nurl = "{mosquitto.url}"\n')
+    token = admin_token(tmp_path / "hub")
     proc = await asyncio.create_subprocess_exec(DOZOR, "hub", "run", "--config", str(tmp_path / "hub.toml"),
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -46,7 +49,7 @@ async def hub(mosquitto, tmp_path):
         return False
 
     await wait_for(up, "the hub API")
-    client = HubClient(url, (tmp_path / "hub" / "api-token").read_text().strip())
+    client = HubClient(url, token)
     yield plan, client, hub_keys_from(tmp_path / "hub", []), tmp_path
     client.close()
     proc.terminate()
@@ -60,7 +63,7 @@ def gateway_state(client: HubClient, gid: str):
 async def test_broker_restart_hub_sees_offline_then_online_with_a_new_session(mosquitto, hub):
     plan, client, keys, tmp = hub
     gid = plan.gateway_id(0)
-    async with City(plan, mosquitto.url, keys, tmp / "city", gateway_factory, spinup_s=0, heartbeat_s=0.5):
+    async with City(plan, mosquitto.url, keys, tmp / "city", enrolling_factory(tmp / "hub"), spinup_s=0, heartbeat_s=0.5):
         first = await wait_for(lambda: (g := gateway_state(client, gid)) and g.state == "online" and g,
                                "the gateway online")
         mosquitto.stop()  # the link is gone for everyone; the hub's heartbeat timeout (2 x 0.5 s) notices
@@ -82,6 +85,7 @@ async def test_a_killed_gateway_is_offline_at_once_through_its_last_will(mosquit
     gid = plan.gateway_id(0)
     cfg = tmp / "gw.toml"
     cfg.write_text(_gateway_toml(tmp, gid, mosquitto.url, keys))
+    enroll_gateway(tmp / "city" / gid, gid, [tmp / "hub"])
     proc = await asyncio.create_subprocess_exec(DOZOR, "gateway", "run", "--config", str(cfg),
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:

@@ -8,12 +8,13 @@ import json
 import pytest
 
 from contract.codecs import siren_modbus as sm
-from dozor.commands.sim_city import gateway_factory
+from dozor.commands.sim_city import enrolling_factory
 from hub.app import Hub
 from hub.config import parse_config
 from hub.models import AlertRequest
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import City, CityPlan
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +28,13 @@ async def test_alert_over_tls_is_confirmed_by_every_siren(tmp_path):
         cfg = parse_config({"hub": {"state_dir": "hub", "api_port": free_port(), "zones": "zones.json",
                                     "confirm_deadline_s": 3},
                             "mqtt": {"url": broker.url, "ca_file": ca}}, base=tmp_path)
+        admin_token(cfg.hub.state_dir)
         hub = Hub(cfg)
         task = asyncio.create_task(hub.run())
         try:
             await asyncio.wait_for(hub.mqtt.connected.wait(), 15)
             async with City(plan, broker.url, {hub.keys.kid: hub.keys.public_b64}, tmp_path / "city",
-                            gateway_factory, spinup_s=0, heartbeat_s=1, mqtt_options={"ca_file": ca}) as city:
+                            enrolling_factory(cfg.hub.state_dir), spinup_s=0, heartbeat_s=1, mqtt_options={"ca_file": ca}) as city:
                 for _ in range(300):
                     if all(hub.registry.is_online(g) for g in plan.gateway_ids()):
                         break

@@ -27,7 +27,7 @@ GW = "gw-test"
 
 def claims(**over) -> cc.CommandClaims:
     now = int(time.time())
-    base = dict(aud=GW, jti=f"jti-{uuid.uuid4().hex}", iat=now - 1, exp=now + 60, act=Action.ACTIVATE,
+    base = dict(aud=GW, jti=f"jti-{uuid.uuid4().hex}", iat=now, exp=now + 60, act=Action.ACTIVATE,
                 targets=("siren-1",), params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=30),
                 alert="A-1", mode=Mode.EXERCISE)
     base.update(over)

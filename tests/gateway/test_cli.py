@@ -17,8 +17,29 @@ def test_check_config_ok_and_json():
     res = runner.invoke(app, ["gateway", "check-config", str(ROOT / "examples" / "gateway.toml"), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["ok"] and doc["gateway"] == "gw-podil-01" and len(doc["devices"]) == 6
+    assert doc["ok"] and doc["gateway"] == "gw-podil-01" and len(doc["devices"]) == 7
     assert {"id": "mic-1", "kind": "microphone"} in doc["devices"]
+
+
+def test_no_example_pins_a_published_key_and_check_config_warns_loudly_about_one(tmp_path):
+    from contract.command import PUBLISHED_TEST_KIDS, key_id, private_key_from_seed_b64
+
+    vectors = json.loads((ROOT / "contract" / "vectors" / "commands.json").read_text())
+    published = key_id(private_key_from_seed_b64(vectors["hub_seed_TEST_ONLY"]).public_key())
+    assert published in PUBLISHED_TEST_KIDS
+    for example in sorted((ROOT / "examples").glob("gateway*.toml")):
+        res = runner.invoke(app, ["gateway", "check-config", str(example), "--json"])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        assert not set(doc["hub_keys"]) & PUBLISHED_TEST_KIDS and doc["warnings"] == [], example
+    risky = tmp_path / "risky.toml"
+    risky.write_text((ROOT / "examples" / "gateway.toml").read_text().replace(
+        '"sskk-Yj00o2HjagU" = "PW9OvOic2BzsaNI9GHc7e5PJhdfibbL1SxRaLNxTlv8"',
+        f'"{published}" = "{vectors["hub_public_key"]}"').replace('"gateway-assets/', f'"{ROOT}/examples/gateway-assets/'))
+    res = runner.invoke(app, ["gateway", "check-config", str(risky)])
+    assert res.exit_code == 0 and "WARNING" in res.stderr and "PUBLISHED TEST KEY" in res.stderr
+    doc = json.loads(runner.invoke(app, ["gateway", "check-config", str(risky), "--json"]).stdout)
+    assert len(doc["warnings"]) == 1 and published in doc["warnings"][0]
 
 
 def test_check_config_reports_problems_with_exit_2(tmp_path):

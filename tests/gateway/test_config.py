@@ -51,7 +51,7 @@ CASES = [
     ("unknown kind", lambda t: t.replace('kind = "siren"', 'kind = "horn"'),
      "kind must be one of: siren, speaker"),
     ("address out of range", lambda t: t.replace("address = 1", "address = 300"),
-     "device[0].address: Input should be less than or equal to 247"),
+     "line 30: device[0].address: must be at most 247 (got 300)"),
     ("unknown bus", lambda t: t.replace('bus = "rs485-1"', 'bus = "rs485-9"'),
      "bus 'rs485-9' is not defined; defined buses: rs485-1"),
     ("bad kid", lambda t: t.replace(f'"{HUB_KID}" =', '"not-the-kid" ='), "does not match its key"),

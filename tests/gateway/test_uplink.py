@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -19,11 +20,13 @@ from hypothesis import strategies as st
 from contract import command as cc
 from contract import topics
 from contract.models import Ack, AckStage, GatewayState, Heartbeat, Signal, decode
+from contract.signed import open_sealed, split
 from gateway.app import Gateway
 from gateway.uplink import UplinkError
 from tests.gateway.helpers import GW, HUB_KID, SirenRig, config_text, make_config, sign
 
 ROOT = Path(__file__).resolve().parents[2]
+
 
 
 class Hub:
@@ -32,6 +35,7 @@ class Hub:
     def __init__(self, port: int) -> None:
         self.port = port
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.identity: dict = {}  # kid -> key, from the births seen (a birth announces its own key)
         self.event = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task | None = None
@@ -59,15 +63,29 @@ class Hub:
     async def send(self, payload: bytes | str) -> None:
         await self.client.publish(topics.gw(GW, "cmd"), payload, qos=1)
 
+    def unseal(self, wire: bytes) -> bytes | None:
+        """Every message a gateway publishes is sealed (contract.signed): check it against the gateway's key,
+        announced in its birth. None: a retained message left on the shared broker by another test's gateway."""
+        payload, kid, _sig = split(wire)
+        announced = json.loads(payload).get("identity_key")
+        if announced:
+            key = cc.public_key_from_b64(announced)
+            self.identity[cc.key_id(key)] = key
+        if kid not in self.identity:
+            return None
+        return open_sealed(wire, self.identity)
+
     def states(self) -> list[GatewayState]:
-        return [decode(GatewayState, p) for t, p, _ in self.messages if t.endswith("/state") and p]
+        return [decode(GatewayState, u) for t, p, _ in self.messages if t.endswith("/state") and p
+                and (u := self.unseal(p)) is not None]
 
     def acks(self, jti: str | None = None) -> list[Ack]:
-        out = [decode(Ack, p) for t, p, _ in self.messages if t.endswith("/ack")]
+        out = [decode(Ack, self.unseal(p)) for t, p, _ in self.messages if t.endswith("/ack")]
         return [a for a in out if jti is None or a.cmd == jti]
 
     def heartbeats(self) -> list[Heartbeat]:
-        return [decode(Heartbeat, p) for t, p, _ in self.messages if t.endswith("/heartbeat")]
+        return [decode(Heartbeat, self.unseal(p)) for t, p, _ in self.messages if t.endswith("/heartbeat")]
+
 
     async def wait(self, pred, within: float = 15.0) -> None:
         loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from contract.models import (
     Heartbeat,
     Signal,
 )
+from tests.gwident import Sealer, enroll
 
 
 class FakeGateway:
@@ -48,6 +49,7 @@ class FakeGateway:
         self.lock = threading.Lock()
         self.client: paho.Client | None = None
         self.seq = 0
+        self.sealer = Sealer(gateway, session=session)  # signs like gateway/identity.py (contract.signed)
 
     # ------------------------------------------------------------ connection
     def state(self, state: str) -> GatewayState:
@@ -59,16 +61,19 @@ class FakeGateway:
     def start(self, *, session: int | None = None) -> FakeGateway:
         if session is not None:
             self.session = session
+        enroll(self.id)  # into every hub running in this test process
+        with self.sealer.lock:
+            self.sealer.session, self.sealer.ctr = self.session, 0
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"fake-{self.id}-{self.session}",
                         protocol=paho.MQTTv311)
-        c.will_set(topics.gw(self.id, "state"), self.state("offline").to_bytes(), qos=1, retain=True)
+        c.will_set(topics.gw(self.id, "state"), self.sealer.will(self.state("offline")), qos=1, retain=True)
         c.on_message = self._on_message
         connected = threading.Event()
 
         def on_connect(client, userdata, flags, reason, props) -> None:
             # also after paho's automatic reconnect (e.g. a broker restart): subscribe and re-announce
             client.subscribe(topics.gw(self.id, "cmd"), qos=1)
-            client.publish(topics.gw(self.id, "state"), self.state("online").to_bytes(), qos=1, retain=True)
+            client.publish(topics.gw(self.id, "state"), self.sealer(self.state("online")), qos=1, retain=True)
             connected.set()
 
         c.on_connect = on_connect
@@ -101,7 +106,7 @@ class FakeGateway:
                        ts=time.time(), uptime_s=1.0,
                        devices=tuple(DeviceStatus(id=d, state=(states or {}).get(d, DeviceState.IDLE),
                                                   faults=(faults or {}).get(d, ())) for d in self.devices))
-        self.client.publish(topics.gw(self.id, "heartbeat"), hb.to_bytes(), qos=0)
+        self.client.publish(topics.gw(self.id, "heartbeat"), self.sealer(hb), qos=0)
 
     def publish_raw(self, channel: str, payload: bytes) -> None:
         assert self.client is not None
@@ -115,7 +120,7 @@ class FakeGateway:
         with self.lock:
             self.acks.append(ack)
         if self.client is not None:
-            self.client.publish(topics.gw(self.id, "ack"), ack.to_bytes(), qos=1)
+            self.client.publish(topics.gw(self.id, "ack"), self.sealer(ack, session=True), qos=1)
 
     def _on_message(self, client, userdata, msg) -> None:
         token = msg.payload

@@ -13,6 +13,8 @@ import httpx
 from hub.app import Hub
 from hub.config import HubConfig, parse_config
 from simulators.brokers import free_port, wait_port
+from tests.gwident import HUB_STATES
+from tests.tokens import admin_token
 
 ZONES = [
     {"id": "north", "name": "North", "gateways": ["gw-a", "gw-b"]},
@@ -29,7 +31,9 @@ def make_config(tmp: Path, broker_port: int, *, zones: list | None = None, api_p
                 "max_retries": 2, "zones": "zones.json", "flush_interval_s": 0.05, **hub},
         "mqtt": {"url": f"mqtt://127.0.0.1:{broker_port}", "client_id": client_id},
     }
-    return parse_config(data, base=tmp)
+    cfg = parse_config(data, base=tmp)
+    admin_token(cfg.hub.state_dir)  # a hub refuses to start without users: every test hub has `test-admin`
+    return cfg
 
 
 def write_toml(tmp: Path, cfg: HubConfig) -> Path:
@@ -56,7 +60,10 @@ async def eventually(pred: Callable[[], object], limit_s: float = 15.0, what: st
 
 @contextlib.asynccontextmanager
 async def running_hub(cfg: HubConfig):
+    """A hub in this process; its state dir gets a `test-admin` user first (``hub_token(hub)``)."""
+    admin_token(cfg.hub.state_dir)
     hub = Hub(cfg)
+    HUB_STATES.append(cfg.hub.state_dir)  # fake gateways started while it runs enroll into it
     task = asyncio.create_task(hub.run())
     try:
         await asyncio.wait_for(hub.mqtt.connected.wait(), 10)
@@ -67,6 +74,12 @@ async def running_hub(cfg: HubConfig):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        HUB_STATES.remove(cfg.hub.state_dir)
+
+
+def hub_token(hub: Hub) -> str:
+    """The admin token of a hub started by ``running_hub`` (or any hub whose state dir the test owns)."""
+    return admin_token(hub.config.hub.state_dir)
 
 
 def api(cfg: HubConfig, token: str | None) -> httpx.AsyncClient:

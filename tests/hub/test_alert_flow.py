@@ -7,7 +7,7 @@ import asyncio
 from contract.command import Action, Signal
 from contract.models import AckStage, DeviceKind
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import api, eventually, make_config, running_hub
+from tests.hub.helpers import api, eventually, hub_token, make_config, running_hub
 
 SIREN, SPEAKER = DeviceKind.SIREN, DeviceKind.SPEAKER
 
@@ -23,7 +23,7 @@ def registered(hub, *gws):
 
 async def test_alert_reaches_every_gateway_once_and_acks_aggregate(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fakes = gateways(mosquitto.port, hub, [
             ("gw-a", [("siren-1", SIREN), ("siren-2", SIREN), ("spk-1", SPEAKER), ("pm-1", DeviceKind.SDS011)], "ok"),
             ("gw-b", [("siren-1", SIREN)], "ok"),
@@ -83,7 +83,7 @@ async def test_alert_reaches_every_gateway_once_and_acks_aggregate(mosquitto, tm
 
 async def test_silent_gateway_gets_retries_with_new_jti_then_unreachable(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port, confirm_deadline_s=0.3, max_retries=2)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fakes = gateways(mosquitto.port, hub, [
             ("gw-a", [("siren-1", SIREN), ("spk-1", SPEAKER)], "ok"),
             ("gw-b", [("siren-1", SIREN)], "silent"),
@@ -131,7 +131,7 @@ async def test_silent_gateway_gets_retries_with_new_jti_then_unreachable(mosquit
 async def test_failed_device_is_retried_and_a_permanent_failure_keeps_its_reason(mosquitto, tmp_path):
     zones = [{"id": "z", "gateways": ["gw-a", "gw-b"]}]
     cfg = make_config(tmp_path, mosquitto.port, zones=zones, confirm_deadline_s=0.3, max_retries=2)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fakes = gateways(mosquitto.port, hub, [
             ("gw-a", [("siren-1", SIREN)], "fail_once:unreachable"),  # a Modbus timeout, then fine
             ("gw-b", [("siren-1", SIREN)], "fail:fault:rotor"),
@@ -153,7 +153,7 @@ async def test_failed_device_is_retried_and_a_permanent_failure_keeps_its_reason
 
 async def test_slow_hook_never_delays_commands(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         events: list[str] = []
         release = asyncio.Event()
 

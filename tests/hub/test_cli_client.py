@@ -12,9 +12,11 @@ from contract.command import key_id, public_key_from_b64
 from contract.models import DeviceKind
 from dozor.cli import app
 from dozor.client import HubClient, HubClientError
+from gateway.config import load_config as load_gateway_config
 from simulators.brokers import free_port
+from tests.gateway.helpers import HUB_KID, HUB_PUB, config_text
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import eventually, make_config, running_hub, write_toml
+from tests.hub.helpers import eventually, hub_token, make_config, running_hub, write_toml
 
 
 def test_pubkey_prints_kid_and_key_and_is_stable(tmp_path):
@@ -26,7 +28,19 @@ def test_pubkey_prints_kid_and_key_and_is_stable(tmp_path):
     doc = json.loads(first.output)
     assert key_id(public_key_from_b64(doc["public_key"])) == doc["kid"]
     text = runner.invoke(app, ["hub", "pubkey", "--config", str(path)])
-    assert f'kid = "{doc["kid"]}"' in text.output and f'public_key = "{doc["public_key"]}"' in text.output
+    assert f'"{doc["kid"]}" = "{doc["public_key"]}"' in text.output
+    # exactly the lines gateway.toml accepts: pasted in place of a gateway's [trust.hub_keys] table, it loads
+    gw_toml = config_text(tmp_path / "gw-state").replace(f'[trust.hub_keys]\n"{HUB_KID}" = "{HUB_PUB}"\n',
+                                                          text.stdout)
+    assert HUB_KID not in gw_toml
+    (tmp_path / "gateway.toml").write_text(gw_toml)
+    assert load_gateway_config(tmp_path / "gateway.toml").trust.hub_keys == {doc["kid"]: doc["public_key"]}
+    staged = runner.invoke(app, ["hub", "keys", "stage", "--config", str(path), "--json"])
+    new = json.loads(staged.stdout)["kid"]
+    text = runner.invoke(app, ["hub", "pubkey", "--config", str(path)])  # during a rotation: both keys
+    (tmp_path / "gateway.toml").write_text(config_text(tmp_path / "gw-state").replace(
+        f'[trust.hub_keys]\n"{HUB_KID}" = "{HUB_PUB}"\n', text.stdout))
+    assert set(load_gateway_config(tmp_path / "gateway.toml").trust.hub_keys) == {doc["kid"], new}
     bad = runner.invoke(app, ["hub", "pubkey", "--config", str(tmp_path / "nope.toml")])
     assert bad.exit_code == 2 and "cannot read hub config" in bad.output
     (tmp_path / "zones.json").write_text('[{"id": "x"}]')
@@ -47,6 +61,7 @@ async def test_client_typed_calls_and_errors(mosquitto, tmp_path):
     async with running_hub(cfg) as hub:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", DeviceKind.SIREN)]).start()
         await eventually(lambda: hub.registry.devices_of("gw-c"), what="birth")
+        (tmp_path / "admin-token").write_text(hub_token(hub))  # where `dozor hub init` keeps it, beside hub.toml
         client = HubClient.from_config(tmp_path / "hub.toml")
         forged = HubClient(client.base_url, "not-the-token")
         try:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from contract.command import verify_command
+from contract.command import token_sha256, verify_command
 from contract.models import Ack, AckStage, DeviceInfo, DeviceKind, GatewayState
 from hub.alerts import percentile
 from hub.app import Hub
@@ -33,8 +33,14 @@ def claims_of(hub, gateway):
             for t, p in hub.sent if t.endswith(f"/{gateway}/cmd")]
 
 
-def ack(gw, jti, stage, devices=(), reason=None, alert=None):
-    return Ack(gateway=gw, cmd=jti, alert=alert, stage=stage, devices=devices, reason=reason, ts=time.time())
+def ack(gw, jti, stage, devices=(), reason=None, alert=None, token_sha=None):
+    return Ack(gateway=gw, cmd=jti, alert=alert, stage=stage, devices=devices, reason=reason, ts=time.time(),
+               token_sha256=token_sha)
+
+
+def token_of(hub, jti):
+    return next(token_sha256(p) for t, p in hub.sent if verify_command(
+        p, keys=hub.keys.verification_keys(), audience=t.split("/")[3], now=time.time()).jti == jti)
 
 
 async def test_ack_stages_never_regress_and_stale_acks_are_counted(hub):
@@ -46,7 +52,13 @@ async def test_ack_stages_never_regress_and_stale_acks_are_counted(hub):
     e.on_ack(ack("gw-a", cmd_a.jti, AckStage.SOUNDING, ("siren-1",)))  # before accepted: still applies
     e.on_ack(ack("gw-a", cmd_a.jti, AckStage.ACCEPTED, ("siren-1", "spk-1")))  # late accepted: no regression
     assert alert.tracks[("gw-a", "siren-1")].state == "sounding"
-    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.REJECTED, reason="busy"))  # after confirmation: ignored
+    # a refusal naming a real command id, for a token the hub never signed (a forgery reusing the id): ignored
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.REJECTED, reason="bad_signature", token_sha="0" * 64))
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.REJECTED, reason="bad_signature"))
+    assert alert.tracks[("gw-a", "spk-1")].state == "accepted"
+    assert 'dozor_hub_acks_ignored_total{reason="rejection_of_other_token"} 2.0' in hub.metrics.render().decode()
+    e.on_ack(ack("gw-a", cmd_a.jti, AckStage.REJECTED, reason="busy",
+                 token_sha=token_of(hub, cmd_a.jti)))  # after confirmation: ignored
     assert alert.tracks[("gw-a", "siren-1")].state == "sounding"
     assert alert.tracks[("gw-a", "spk-1")].state == "rejected"  # a refusal covers all unconfirmed targets
     e.on_ack(ack("gw-b", cmd_b.jti, AckStage.FAILED, ("spk-1",), "fault:amplifier"))

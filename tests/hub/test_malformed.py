@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from contract import topics
 from contract.models import DeviceKind, Event, Reading, TelemetryBatch
 from hub.metrics import HubMetrics
-from hub.mqtt import MODELS, Dispatcher
+from hub.mqtt import MODELS, SIGNED, Dispatcher
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import api, eventually, make_config, running_hub
+from tests.hub.helpers import api, eventually, hub_token, make_config, running_hub
 
 CHANNELS = sorted(MODELS)
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -64,7 +64,7 @@ def test_gateway_mismatch_and_handler_bugs_are_counted():
 
 async def test_garbage_on_every_channel_over_the_broker_then_alerting_still_works(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", DeviceKind.SIREN)]).start()
         await eventually(lambda: hub.registry.devices_of("gw-c"), what="birth")
         garbage = [b"", b"\xff\xfe", b"null", b"[]", b'{"v": 2}', b"x" * 300_000,
@@ -72,13 +72,19 @@ async def test_garbage_on_every_channel_over_the_broker_then_alerting_still_work
         for channel in CHANNELS:
             for payload in garbage:
                 gw.publish_raw(channel, payload)
-        expected = len(CHANNELS) * len(garbage)
-        await eventually(lambda: total(hub.metrics, "dozor_hub_malformed_messages_total") == expected,
-                         what="every malformed payload counted")
+        # telemetry is decoded as it comes; the signed channels refuse anything not sealed by gw-c's key first
+        unsigned = [c for c in CHANNELS if c in SIGNED]
+        await eventually(lambda: total(hub.metrics, "dozor_hub_malformed_messages_total") == len(garbage)
+                         and total(hub.metrics, "dozor_hub_gateway_messages_unverified_total")
+                         == len(unsigned) * len(garbage), what="every malformed payload counted")
         metrics = (await http.get("/metrics")).text
-        for channel in CHANNELS:
-            assert f'dozor_hub_malformed_messages_total{{channel="{channel}",reason="bad_json"}}' in metrics
-            assert f'dozor_hub_malformed_messages_total{{channel="{channel}",reason="too_large"}} 1.0' in metrics
+        assert 'dozor_hub_malformed_messages_total{channel="telemetry",reason="bad_json"}' in metrics
+        assert 'dozor_hub_malformed_messages_total{channel="telemetry",reason="too_large"} 1.0' in metrics
+        for channel in unsigned:
+            assert f'dozor_hub_gateway_messages_unverified_total{{channel="{channel}",reason="unsigned"}} 5.0' in metrics
+            assert f'dozor_hub_gateway_messages_unverified_total{{channel="{channel}",reason="bad_format"}} 1.0' \
+                in metrics
+            assert f'dozor_hub_gateway_messages_unverified_total{{channel="{channel}",reason="empty"}} 1.0' in metrics
         assert hub.registry.state_of("gw-c") == "online"  # the last good state is kept
         # valid telemetry and events (on the hub's separate ingest connection) reach the ingest handlers
         seen = []
@@ -86,7 +92,7 @@ async def test_garbage_on_every_channel_over_the_broker_then_alerting_still_work
         batch = TelemetryBatch(gateway="gw-c", session=1, seq=1, readings=(
             Reading(device="pm-1", kind=DeviceKind.SDS011, ts=1.0, metrics={"pm2_5": 3.5}),))
         gw.publish_raw("telemetry", batch.to_bytes())
-        gw.publish_raw("event", Event(gateway="gw-c", id="e-1", kind="noise", ts=1.0).to_bytes())
+        gw.publish_raw("event", gw.sealer(Event(gateway="gw-c", id="e-1", kind="noise", ts=1.0), session=True))
         await eventually(lambda: seen == [batch], what="telemetry handed to ingest")
         await eventually(lambda: total(hub.metrics, "dozor_hub_ingest_messages_total") == 2, what="ingest count")
         r = await http.post("/api/v1/alerts", json={"zones": ["south"], "signal": "test", "mode": "exercise"})

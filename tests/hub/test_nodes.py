@@ -14,7 +14,7 @@ from hub.app import Hub
 from hub.config import parse_config
 from hub.models import NodeRegistration
 from hub.nodes import NodeRegistry, firmware_source_version
-from tests.hub.helpers import make_config
+from tests.hub.helpers import hub_token, make_config
 
 KEY_SHA = "ab" * 32
 
@@ -92,7 +92,7 @@ def hub(tmp_path):
 
 async def test_nodes_api_auth_validation_and_filter(hub):
     transport = httpx.ASGITransport(app=hub.app)
-    auth = {"Authorization": f"Bearer {hub.api_token}"}
+    auth = {"Authorization": f"Bearer {hub_token(hub)}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
         r = await http.post("/api/v1/nodes", json=reg("N-1", "0.9").model_dump())
         assert r.status_code == 401

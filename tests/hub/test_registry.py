@@ -10,7 +10,7 @@ from contract import topics
 from contract.models import DeviceKind, DeviceState, GatewayState
 from hub.app import Hub
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import api, eventually, make_config, running_hub
+from tests.hub.helpers import api, eventually, hub_token, make_config, running_hub
 
 
 def publish_retained(port: int, topic: str, payload: bytes) -> None:
@@ -24,7 +24,7 @@ def publish_retained(port: int, topic: str, payload: bytes) -> None:
 
 async def test_last_will_offline_rebirth_online_and_stale_will_ignored(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-a", hub.keys.verification_keys(),
                          [("siren-1", DeviceKind.SIREN), ("spk-1", DeviceKind.SPEAKER)], session=1).start()
         await eventually(lambda: hub.registry.state_of("gw-a") == "online", what="birth")
@@ -36,8 +36,9 @@ async def test_last_will_offline_rebirth_online_and_stale_will_ignored(mosquitto
         await eventually(lambda: hub.registry.state_of("gw-a") == "online", what="re-birth")
         # a late last-will of the old connection must not mark the re-born gateway offline
         stale = GatewayState(gateway="gw-a", state="offline", session=1, ts=time.time())
-        publish_retained(mosquitto.port, topics.gw("gw-a", "state"), stale.to_bytes())
-        await eventually(lambda: hub.metrics.stale_states._value.get() >= 1, what="stale state counted")
+        publish_retained(mosquitto.port, topics.gw("gw-a", "state"), gw.sealer.will(stale))
+        await eventually(lambda: hub.gwtrust.verifier.unverified_of("gw-a") >= 1, what="stale state counted")
+        assert 'reason="stale_session"} 1.0' in hub.metrics.render().decode()
         assert hub.registry.state_of("gw-a") == "online"
         assert hub.registry.gateways["gw-a"].session == 2
 

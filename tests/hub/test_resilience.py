@@ -9,7 +9,7 @@ import paho.mqtt.client as paho
 from contract import topics
 from contract.models import DeviceKind, ZoneState
 from tests.hub.fakegw import FakeGateway
-from tests.hub.helpers import api, eventually, make_config, running_hub
+from tests.hub.helpers import api, eventually, hub_token, make_config, running_hub
 
 SIREN = DeviceKind.SIREN
 
@@ -42,7 +42,7 @@ class ZoneWatch:
 
 async def test_gateway_offline_at_alert_time_gets_the_command_when_it_returns(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port, confirm_deadline_s=1.0, max_retries=5)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", SIREN)]).start()
         await eventually(lambda: hub.registry.state_of("gw-c") == "online", what="birth")
         gw.crash()
@@ -59,7 +59,7 @@ async def test_gateway_offline_at_alert_time_gets_the_command_when_it_returns(mo
 
 async def test_broker_restart_reconnects_and_restores_retained_states(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", SIREN)]).start()
         await eventually(lambda: hub.registry.state_of("gw-c") == "online", what="birth")
         r = await http.post("/api/v1/alerts", json={"zones": ["south"], "signal": "air-raid", "mode": "actual",
@@ -88,7 +88,7 @@ async def test_broker_restart_reconnects_and_restores_retained_states(mosquitto,
 
 async def test_alert_started_while_the_broker_is_down_goes_out_on_reconnect(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port, confirm_deadline_s=0.3, max_retries=1)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", SIREN)]).start()
         await eventually(lambda: hub.registry.state_of("gw-c") == "online", what="birth")
         mosquitto.stop()
@@ -108,7 +108,7 @@ async def test_alert_started_while_the_broker_is_down_goes_out_on_reconnect(mosq
 
 async def test_expiry_and_overlapping_alerts_drive_zone_states(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port, all_clear_duration_s=1)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fakes = [FakeGateway(mosquitto.port, g, hub.keys.verification_keys(), [("siren-1", SIREN)]).start()
                  for g in ("gw-a", "gw-c")]
         await eventually(lambda: hub.registry.devices_of("gw-a") and hub.registry.devices_of("gw-c"), what="births")

@@ -17,8 +17,10 @@ from contract import topics
 from contract.command import public_key_from_b64
 from contract.models import AckStage, DeviceKind, HubState
 from simulators.brokers import wait_port
+from tests.gwident import enroll
 from tests.hub.fakegw import FakeGateway
 from tests.hub.helpers import eventually, make_config, write_toml
+from tests.tokens import admin_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,20 +49,22 @@ async def test_hub_killed_mid_alert_resumes_and_finishes(mosquitto, tmp_path):
     cfg = make_config(tmp_path, mosquitto.port, confirm_deadline_s=1.0, max_retries=3, client_id="hub-restart")
     toml = write_toml(tmp_path, cfg)
     log = tmp_path / "hub.log"
+    token = admin_token(cfg.hub.state_dir)
     proc = start_hub(toml, log)
     watch = HubStateWatch(mosquitto.port)
     fakes: list[FakeGateway] = []
     try:
         wait_port(cfg.hub.api_port, timeout=20)
         state_dir = cfg.hub.state_dir
-        token = (state_dir / "api-token").read_text().strip()
         seed_mode = (state_dir / "hub-signing-key").stat().st_mode & 0o777
-        assert seed_mode == 0o600 and (state_dir / "api-token").stat().st_mode & 0o777 == 0o600
+        assert seed_mode == 0o600 and (state_dir / "users.sqlite").stat().st_mode & 0o777 == 0o600
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cfg.hub.api_port}", timeout=10,
                                      headers={"Authorization": f"Bearer {token}"}) as http:
             health = (await http.get("/healthz")).json()
             # the gateways pin the hub's key from its (public) announcement, as `dozor hub pubkey` prints it
             keys = {health["kid"]: public_key_from_b64(health["public_key"])}
+            for gw in ("gw-a", "gw-b", "gw-c"):  # their identity keys, enrolled as `dozor gateways enroll` does
+                enroll(gw, [state_dir])
             fakes = [FakeGateway(mosquitto.port, "gw-a", keys, [("siren-1", DeviceKind.SIREN)]).start(),
                      FakeGateway(mosquitto.port, "gw-b", keys, [("siren-1", DeviceKind.SIREN)], behaviour="silent").start(),
                      FakeGateway(mosquitto.port, "gw-c", keys, [("siren-1", DeviceKind.SIREN)], behaviour="silent").start()]

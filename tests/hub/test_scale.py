@@ -14,7 +14,8 @@ import paho.mqtt.client as paho
 from contract import topics
 from contract.command import verify_command
 from contract.models import Ack, AckStage, DeviceInfo, DeviceKind, GatewayState
-from tests.hub.helpers import api, eventually, make_config, running_hub
+from tests.gwident import Sealer, enroll
+from tests.hub.helpers import api, eventually, hub_token, make_config, running_hub
 
 N_GW, PER_GW = 250, 4
 
@@ -24,6 +25,7 @@ class Fleet:
 
     def __init__(self, port: int, keys) -> None:
         self.keys = keys
+        self.sealers: dict[str, Sealer] = {}  # each gateway signs with its own enrolled identity key
         self.commands: dict[str, list] = {}
         self.lock = threading.Lock()
         self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fleet", protocol=paho.MQTTv311)
@@ -36,9 +38,11 @@ class Fleet:
     def birth(self, n: int, per: int) -> None:
         for i in range(n):
             gw = f"gw-{i:03d}"
+            enroll(gw)
+            self.sealers[gw] = Sealer(gw)
             state = GatewayState(gateway=gw, state="online", session=1, ts=time.time(), devices=tuple(
                 DeviceInfo(id=f"siren-{j}", kind=DeviceKind.SIREN) for j in range(per)))
-            self.c.publish(topics.gw(gw, "state"), state.to_bytes(), qos=1, retain=True)
+            self.c.publish(topics.gw(gw, "state"), self.sealers[gw](state), qos=1, retain=True)
 
     def _on_command(self, client, userdata, msg) -> None:
         gw = msg.topic.split("/")[3]
@@ -48,7 +52,7 @@ class Fleet:
         for stage in (AckStage.ACCEPTED, AckStage.SOUNDING):
             ack = Ack(gateway=gw, cmd=claims.jti, alert=claims.alert, stage=stage, devices=claims.targets,
                       ts=time.time())
-            client.publish(topics.gw(gw, "ack"), ack.to_bytes(), qos=1)
+            client.publish(topics.gw(gw, "ack"), self.sealers[gw](ack, session=True), qos=1)
 
     def close(self) -> None:
         self.c.disconnect()
@@ -58,7 +62,7 @@ class Fleet:
 async def test_250_gateways_1000_sirens_full_coverage(mosquitto, tmp_path):
     zones = [{"id": "city", "name": "City", "gateways": [f"gw-{i:03d}" for i in range(N_GW)]}]
     cfg = make_config(tmp_path, mosquitto.port, zones=zones, confirm_deadline_s=10.0)
-    async with running_hub(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fleet = Fleet(mosquitto.port, hub.keys.verification_keys())
         try:
             fleet.birth(N_GW, PER_GW)

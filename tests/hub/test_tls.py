@@ -15,6 +15,7 @@ from hub.app import Hub
 from hub.config import parse_config
 from simulators.brokers import Mosquitto, free_port, make_test_pki
 from tests.hub.helpers import ZONES, running_hub
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,7 @@ def tls_broker():
 
 def config(tmp_path, url: str, ca):
     (tmp_path / "zones.json").write_text(json.dumps(ZONES))
+    admin_token(tmp_path / "state")
     return parse_config({"hub": {"state_dir": "state", "api_port": free_port(), "zones": "zones.json"},
                          "mqtt": {"url": url, "client_id": "dozor-hub-tls", "ca_file": str(ca)}}, base=tmp_path)
 

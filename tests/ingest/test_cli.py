@@ -13,7 +13,7 @@ import pytest
 
 from contract.models import Reading, TelemetryBatch
 from hub.aqi import compute
-from tests.hub.helpers import api, eventually
+from tests.hub.helpers import api, eventually, hub_token
 from tests.ingest.helpers import Publisher, noise_batch, store_config
 from tests.ingest.test_hub_ingest import hub_running
 
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 
 
-async def dozor(hub, *args: str) -> tuple[int, str, str]:
+async def dozor(hub, *args: str, token: str | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        DOZOR, *args, "--hub", f"http://127.0.0.1:{hub.config.hub.api_port}", "--token", hub.api_token,
+        DOZOR, *args, "--hub", f"http://127.0.0.1:{hub.config.hub.api_port}", "--token", token or hub_token(hub),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()
@@ -80,7 +80,7 @@ async def test_air_and_tail_cli_show_what_was_published(mosquitto, tmp_path):
             assert got == want
             assert all(r["zone"] == "north" for r in lines)
 
-            async with api(cfg, hub.api_token) as http:
+            async with api(cfg, hub_token(hub)) as http:
                 latest = (await http.get("/api/v1/telemetry/latest", params={"gateway": "gw-n1"})).json()
                 page = (await http.get("/api/v1/telemetry/tail", params={"last": 3})).json()
             assert [d["device"] for d in latest] == ["noise-1", "pm-1"]

@@ -15,6 +15,7 @@ import pytest
 
 from simulators.brokers import free_port, wait_port
 from tests.ingest.helpers import ZONES, Publisher, influx_count, noise_batch
+from tests.tokens import admin_token
 
 pytestmark = pytest.mark.integration
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -54,6 +55,7 @@ async def test_kill_9_mid_stream_loses_nothing(mosquitto, influx1, tmp_path):
                     'flush_interval_s = 30\ncommit_delay_s = 10\n')  # no commit by the clock before the kill
     log = tmp_path / "hub.log"
     pub = Publisher(mosquitto.port)
+    admin_token(tmp_path / "state")  # a hub refuses to start without users
     hub = await start_hub(toml, api_port, log)
     try:
         await until(api_port, lambda h: h.get("mqtt_ingest"), "ingest connection")

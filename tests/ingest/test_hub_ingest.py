@@ -20,7 +20,8 @@ from contract.models import (
     OutboxStats,
 )
 from hub.app import Hub
-from tests.hub.helpers import api, eventually
+from tests.gwident import Sealer, enroll
+from tests.hub.helpers import api, eventually, hub_token
 from tests.hub.helpers import running_hub as hub_running
 from tests.ingest.helpers import NOISE, Publisher, influx_count, noise_batch, store_config, vm_samples
 
@@ -142,13 +143,15 @@ async def test_fleet_and_alert_points_through_the_spool(mosquitto, influx1, tmp_
             stale = GatewayState(gateway="gw-n2", state="offline", session=2, ts=ts + 2)  # an old last-will
             ack = Ack(gateway="gw-n2", cmd="jti-x", alert="A-x", stage=AckStage.REJECTED, reason="expired",
                       ts=ts + 3, mode=Mode.EXERCISE)
+            enroll("gw-n2")  # signed by its enrolled identity key (hub.gwtrust), as a gateway does
+            seal, old = Sealer("gw-n2", session=3), Sealer("gw-n2", session=2)
             await asyncio.to_thread(pub.publish_all, [
-                (topics.gw("gw-n2", "state"), birth.to_bytes()), (topics.gw("gw-n2", "heartbeat"), hb.to_bytes()),
-                (topics.gw("gw-n2", "state"), stale.to_bytes()), (topics.gw("gw-n2", "ack"), ack.to_bytes())])
+                (topics.gw("gw-n2", "state"), seal(birth)), (topics.gw("gw-n2", "heartbeat"), seal(hb)),
+                (topics.gw("gw-n2", "state"), old.will(stale)), (topics.gw("gw-n2", "ack"), seal(ack, session=True))])
             await eventually(lambda: hub.registry.gateways.get("gw-n2") is not None
                              and hub.registry.gateways["gw-n2"].outbox is not None, what="heartbeat")
             await spooled_out(hub, 5)  # birth, heartbeat, 2 device states, ack
-            async with api(cfg, hub.api_token) as http:
+            async with api(cfg, hub_token(hub)) as http:
                 gw = next(g for g in (await http.get("/api/v1/gateways")).json() if g["id"] == "gw-n2")
             assert gw["outbox"]["depth"] == 12 and gw["outbox"]["oldest_age_s"] == 7.5 and gw["zone"] is None
     finally:
@@ -175,7 +178,7 @@ async def test_alert_timeline_and_heartbeat_timeout_points(mosquitto, influx1, t
     from tests.hub.fakegw import FakeGateway
 
     cfg = store_config(tmp_path, mosquitto.port, influx1)
-    async with hub_running(cfg) as hub, api(cfg, hub.api_token) as http:
+    async with hub_running(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-s1", hub.keys.verification_keys(), [("siren-7", DeviceKind.SIREN)],
                          heartbeat_s=0.2).start()
         try:

@@ -185,7 +185,7 @@ def test_model_parser_fuzz_raises_only_model_error(blob):
 
 
 def test_microphone_presets():
-    from gateway.devices.microphone import Options
+    from gateway.devices.microphone_options import Options
 
     assert Options(microphone="im69d130").full_scale_db == 130.0
     assert Options(microphone="im73a135").full_scale_db == 135.0

@@ -9,6 +9,7 @@ from contract import command as cc
 from gateway.devices import microphone
 from hub.violations.register import Filters
 from simulators.noise_scene import SceneMicrophone
+from tests.gwident import enroll_gateway
 from tests.hub.helpers import eventually, make_config, running_hub
 from tests.noise_gateway.helpers import ONE_EXHAUST_SEED, ZONE, config, running, scene
 
@@ -22,7 +23,9 @@ async def test_hub_verifies_the_gateways_evidence_with_the_key_from_its_birth(tm
     (tmp_path / "hub").mkdir()
     hub_cfg = make_config(tmp_path / "hub", mosquitto.port,
                           zones=[{"id": ZONE, "name": "Zone 1", "gateways": ["gw-test"]}])
-    async with running_hub(hub_cfg) as hub, running(config(tmp_path, mosquitto.url)) as gw:
+    gw_cfg = config(tmp_path, mosquitto.url)
+    enroll_gateway(gw_cfg.gateway.state_dir, "gw-test", [hub_cfg.hub.state_dir])  # `dozor gateways enroll`
+    async with running_hub(hub_cfg) as hub, running(gw_cfg) as gw:
         rows = await eventually(lambda: hub.violations.list(Filters(gateway="gw-test")), limit_s=30.0,
                                 what="the pass-by in the hub's register")
     assert len(rows) == 1

@@ -148,3 +148,25 @@ async def test_service_worker_shows_a_pushed_state_and_tells_the_page(browser, z
             await page.wait_for_timeout(50)
         assert fetched == [f"{base}/api/v1/zones/kyiv-podil/state"]
         await ctx.close()
+
+
+async def test_a_stream_down_for_minutes_says_so_in_words_and_keeps_the_last_state(browser, zones):
+    """Playwright's fake clock moves the page's time; the hub really goes away (its server stops)."""
+    app, notifier, _ = make_app(zones, typed_shelters(zones), keepalive_s=1.0)
+    ctx = await browser.new_context(locale="en-GB")
+    page = await ctx.new_page()
+    await page.clock.install()
+    async with serve_app(app) as base:
+        await page.goto(f"{base}/?zone=kyiv-podil&lang=en")
+        await page.wait_for_selector("#fresh[data-state=live]")
+        a = alert(1)
+        await notifier.on_zone_state(a, states(a))
+        await page.wait_for_selector("#state[data-status=active]")
+    # the hub is gone: no heartbeat, no state; time passes
+    await page.clock.fast_forward("03:10")
+    await page.wait_for_selector("#lost[data-kind=lost]")
+    assert await page.text_content("#lost") == (
+        "Connection lost 3 min ago — information may be out of date. Retrying…")
+    assert await page.eval_on_selector("#lost", "e => getComputedStyle(e).backgroundColor") == "rgb(253, 224, 71)"
+    assert await page.text_content("#status") == "Air raid — go to a shelter now"  # the last known state stays
+    await ctx.close()

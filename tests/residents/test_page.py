@@ -285,3 +285,48 @@ def test_shelter_parser_rejects_bad_properties_with_a_clear_error_never_a_crash(
         assert "features[0]" in str(exc)
     else:
         assert out[0].type in (None, *TYPES)
+
+
+async def test_live_stream_sends_the_full_rendered_state_on_connect_then_heartbeats(zones):
+    from hub.residents.loopback import serve_app
+    from tests.residents.webapp import sse_events
+
+    app, notifier, _ = make_app(zones, typed_shelters(zones), keepalive_s=0.2)
+    a = alert(1, signal=Signal.RADIATION)
+    await notifier.on_zone_state(a, states(a))
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as c:
+        events = []
+        async for ev in sse_events(c, "/api/v1/zones/kyiv-podil/events"):
+            events.append(ev)
+            if len(events) == 3:
+                break
+    first = events[0]
+    assert first["event"] == "state" and first["data"]["status"] == "active"
+    assert "Radiation hazard — go indoors now" in first["data"]["html"]["en"]
+    assert "Радіаційна небезпека" in first["data"]["html"]["uk"]
+    assert [e["event"] for e in events[1:]] == ["heartbeat", "heartbeat"]
+    assert all(isinstance(e["data"]["ts"], float) for e in events[1:])
+
+
+async def test_operator_and_config_text_is_escaped_in_the_page_and_the_stream(zones):
+    app, notifier, _ = make_app(zones, typed_shelters(zones))
+    st = ZoneState(zone="kyiv-podil", version=1, status=ZoneStatus.ACTIVE, alert="A-x", signal=Signal.AIR_RAID,
+                   mode=Mode.ACTUAL, ts=1.0, headline={"uk": "<script>alert(1)</script>", "en": "<img src=x>"})
+    notifier.store.apply(st)
+    html = await get_page(app, lang="en")
+    assert "<img src=x>" not in html and "&lt;img src=x&gt;" in html
+    assert "<script>alert(1)</script>" not in notifier.store.view("kyiv-podil")["html"]["uk"]
+
+
+async def test_an_alert_waiting_for_confirmation_never_reaches_the_page(zones):
+    app, notifier, _ = make_app(zones, typed_shelters(zones))
+    pending = {"id": "A-p", "signal": "air-raid", "mode": "actual", "zones": ["kyiv-podil"],
+               "status": "pending_confirmation", "version": 1, "created_at": 1.0, "expires_at": 9e9}
+    wrong = ZoneState(zone="kyiv-podil", version=1, status=ZoneStatus.ACTIVE, alert="A-p", signal=Signal.AIR_RAID,
+                      mode=Mode.ACTUAL, ts=1.0)
+    await notifier.on_alert(pending, [wrong])
+    assert notifier.counters["unsent_ignored"] == 1
+    assert ">Немає тривоги</h2>" in await get_page(app, lang="uk")
+    confirmed = {**pending, "status": "active", "version": 2}
+    await notifier.on_alert(confirmed, [wrong.model_copy(update={"version": 2})])
+    assert 'data-status="active"' in await get_page(app, lang="uk")

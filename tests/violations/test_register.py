@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.noise.detector import DetectorConfig
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from simulators.noise_scene import generate
-from tests.hub.helpers import api, eventually
+from tests.hub.helpers import api, eventually, hub_token
 from tests.ingest.helpers import Publisher, influx_count, store_config
 from tests.ingest.test_cli import dozor
 from tests.ingest.test_hub_ingest import hub_running
+from tests.tokens import add_user
 from tests.violations.helpers import NOV, OCT, event_msg, pub_b64, record
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ async def test_register_review_report_exports_and_points(mosquitto, influx1, tmp
             assert dict(hub.violations.counters) == {
                 "stored_verified": 5, "stored_unverified": 1, "duplicate": 2, "rejected_bad_signature": 1,
                 "rejected_gateway_mismatch": 1, "rejected_invalid": 1}
-            async with api(cfg, hub.api_token) as http:
+            async with api(cfg, hub_token(hub)) as http:
                 metrics = (await http.get("/metrics")).text
                 assert 'dozor_hub_noise_events_total{outcome="rejected_bad_signature"} 1.0' in metrics
                 rows = (await http.get("/api/v1/noise/events", params={"since": SINCE})).json()
@@ -102,9 +103,14 @@ async def test_register_review_report_exports_and_points(mosquitto, influx1, tmp
                 assert r.status_code == 409 and r.json()["error"] == "review_refused"
                 assert "siren-suppressed" in r.json()["detail"]
 
-            # review through the CLI (real processes against the hub)
+            # review through the CLI (real processes against the hub): the reviewer is the token's user, in the
+            # noise-reviewer role; a name on the command line is not an identity
+            alice = add_user(hub.config.hub.state_dir, "alice", "noise-reviewer")
+            viewer = add_user(hub.config.hub.state_dir, "vera", "viewer")
+            rc, _, err = await dozor(hub, "noise", "review", loud.id, "--confirm", "--note", "x", token=viewer)
+            assert rc == 1 and "(403)" in err and "needs noise-reviewer" in err, err
             rc, out, err = await dozor(hub, "noise", "review", loud.id, "--confirm", "--note", "plate AA 1234 KI",
-                                       "--reviewer", "alice", "--json")
+                                       "--reviewer", "mallory", "--json", token=alice)
             assert rc == 0, err
             done = json.loads(out)
             assert done["state"] == "confirmed"
@@ -113,6 +119,9 @@ async def test_register_review_report_exports_and_points(mosquitto, influx1, tmp
                 ("alice", "confirm", "candidate", "confirmed", "plate AA 1234 KI")]
             rc, out, err = await dozor(hub, "noise", "show", loud.id)
             assert rc == 0 and "alice: confirm -> confirmed (was candidate)" in out and "plate AA 1234 KI" in out, err
+            (review,) = [r for r in hub.audit.records(subject=loud.id) if r.action == "noise.review"]
+            assert review.actor == {"name": "alice", "role": "noise-reviewer", "via": "token"}
+            assert review.details["declared_reviewer"] == "mallory" and review.details["state"] == "confirmed"
             rc, out, err = await dozor(hub, "noise", "show", stranger.id)
             assert rc == 0 and "cannot be confirmed" in out and "unknown key" in out, err
             rc, _, err = await dozor(hub, "noise", "review", loud.id, "--confirm", "--note", "again")

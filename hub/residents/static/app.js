@@ -28,6 +28,8 @@
     } else {
       box.hidden = true; box.dataset.kind = ""; f.dataset.state = "live";
     }
+    // an open stream that went quiet (a stalled proxy, a frozen hub): drop it and connect again
+    if (navigator.onLine && es && es.readyState === EventSource.OPEN && age > 3 * HB) { live = false; connect(); }
     $("conn").textContent = "· " + (f.dataset.state === "live" ? T.live : mins < 1 ? T.just_now : T.ago.replace("{n}", mins));
     const dur = document.querySelector("#duration[data-live]");
     if (dur) {

@@ -1,0 +1,83 @@
+"""`dozor hub check-config FILE`: every mistake in a hub config at once, with key paths and line numbers.
+
+Checks, in one pass: TOML syntax; every section and key against the config models (unknown keys rejected in
+every section, wrong types, out-of-range values); the cross-field rules of ``parse_config``; the zones file;
+the shelters file (each shelter names a zone the zones file has); the MQTT key files (present, not readable by
+group or others). Nothing is created or contacted: it runs on any machine with the config.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from hub.config import HubConfig, parse_config
+from hub.errors import HubError
+from runtime.configcheck import Problem, explain, line_index, locate, toml_syntax_problem, vocabulary
+from runtime.keyfiles import KeyFileError, check_private
+
+
+def check_config(path: Path) -> tuple[HubConfig | None, list[Problem]]:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [Problem(file, "", f"cannot read the file: {exc.strerror or exc}")]
+    except UnicodeDecodeError:
+        return None, [Problem(file, "", "the file is not UTF-8 text")]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, [toml_syntax_problem(file, exc)]
+    index = line_index(text)
+    if "source" in data:
+        return None, [Problem(file, "source", "unknown key", locate(index, "source"))]
+    try:
+        HubConfig.model_validate(data)
+    except ValidationError as exc:
+        return None, explain(exc, file=file, index=index, words=vocabulary(HubConfig))
+    try:
+        cfg = parse_config(data, base=path.resolve().parent, source=file)
+    except HubError as exc:
+        return None, [Problem(file, "", str(exc).removeprefix(f"{file}: "))]
+    cfg = cfg.model_copy(update={"source": path})
+    return cfg, _files(cfg, file, index)
+
+
+def _files(cfg: HubConfig, file: str, index: dict[str, int]) -> list[Problem]:
+    from hub.residents.geo import parse_zones
+    from hub.residents.shelters import load_shelters
+    from hub.zones import Zones
+
+    out: list[Problem] = []
+
+    def add(key: str, msg: str) -> None:
+        out.append(Problem(file, key, msg, locate(index, key)))
+
+    zones = None
+    try:
+        zones = Zones.load(cfg.hub.zones)
+    except HubError as exc:
+        add("hub.zones", str(exc))
+    if cfg.residents is not None and cfg.residents.shelters_file is not None and zones is not None:
+        zinfo = parse_zones([{"id": z.id, "name": z.name or z.id,
+                              "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
+                             for z in zones])
+        try:
+            load_shelters(cfg.residents.shelters_file, zinfo)
+        except HubError as exc:
+            add("residents.shelters_file", str(exc))
+    m = cfg.mqtt
+    for key, p in (("mqtt.ca_file", m.ca_file), ("mqtt.cert_file", m.cert_file),
+                   ("mqtt.ingest_cert_file", m.ingest_cert_file)):
+        if p is not None and not p.is_file():
+            add(key, f"{p} does not exist")
+    for key, p in (("mqtt.key_file", m.key_file), ("mqtt.ingest_key_file", m.ingest_key_file)):
+        if p is not None:
+            try:
+                check_private(p, "key file")
+            except KeyFileError as exc:
+                add(key, str(exc).replace("refusing to start", "the hub will refuse to start"))
+    return out
