@@ -6,7 +6,6 @@ The keys are documented in ``gateway/devices/microphone.py``; the device-kind ta
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
