@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from dozor.commands._common import JsonOpt, console, emit_json, fail
+from dozor.commands.gateways_trust import audit
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="hub TOML config")
 
@@ -68,8 +69,9 @@ def attach(group: typer.Typer) -> None:
     @keys.command("stage")
     def stage(config: Path = ConfigOpt, as_json: bool = JsonOpt) -> None:
         """Make a new key (0600), announced but not used: pin it on the gateways (`dozor hub pubkey`)."""
-        _cfg, ring = _ring(config, as_json)
+        cfg, ring = _ring(config, as_json)
         out = ring.stage()
+        audit(cfg.hub.state_dir, "hub.keys.stage", out["kid"], {})
         if as_json:
             emit_json(out)
             return
@@ -88,6 +90,9 @@ def attach(group: typer.Typer) -> None:
             out = ring.activate(kid, gateways=online_pins(cfg.hub.state_dir), force=force)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
+        if out["changed"]:
+            audit(cfg.hub.state_dir, "hub.keys.activate", kid, {"previous": out.get("previous"), "forced": force,
+                                                               "not_trusting": out["not_trusting"]})
         if as_json:
             emit_json(out)
             return
@@ -99,11 +104,12 @@ def attach(group: typer.Typer) -> None:
         """Stop announcing KID (gateways may then unpin it). The active key cannot be retired."""
         from hub.errors import HubError
 
-        _cfg, ring = _ring(config, as_json)
+        cfg, ring = _ring(config, as_json)
         try:
             out = ring.retire(kid)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
+        audit(cfg.hub.state_dir, "hub.keys.retire", kid, {})
         if as_json:
             emit_json(out)
             return

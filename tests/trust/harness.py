@@ -20,6 +20,7 @@ import paho.mqtt.client as paho
 from contract import topics
 from simulators.brokers import free_port, wait_port
 from tests.gateway.helpers import SirenRig
+from tests.tokens import admin_token
 
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 ZONE = "z1"
@@ -72,9 +73,9 @@ class HubProc:
         self.http: httpx.AsyncClient | None = None
 
     async def start(self) -> HubProc:
+        token = admin_token(self.state)  # the first user, as `dozor users add NAME --role admin` makes it
         self.proc = spawn(["hub", "run", "--config", str(self.config)], self.dir / "hub.log")
         await asyncio.to_thread(wait_port, self.port, timeout=30)
-        token = (self.state / "api-token").read_text().strip()
         self.env = {"DOZOR_HUB_URL": f"http://127.0.0.1:{self.port}", "DOZOR_TOKEN": token}
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=10,
                                  headers={"Authorization": f"Bearer {token}"})
