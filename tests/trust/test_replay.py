@@ -21,7 +21,7 @@ from contract.models import Ack, Action, Mode, decode
 from contract.signed import split
 from hub.keys import KeyRing
 from tests.gateway.helpers import SirenRig
-from tests.trust.harness import GatewayProc, HubProc, Tap, dozor, wait
+from tests.trust.harness import GatewayProc, HubProc, Tap, assert_docs_ran, dozor, wait
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +143,11 @@ async def test_an_emptied_state_dir_accepts_no_captured_command_and_rejoins_as_a
             reset = [r for r in log if r["action"] == "gateway.reset"]
             assert reset and reset[-1]["details"]["reason"] == "state dir replaced on the cabinet"
             assert [r["subject"] for r in log if r["action"] == "gateway.enroll"] == ["gw-1", "gw-1"]
+            history = (await dozor("gateways", "history", "gw-1", "--config", str(hub.config))).stdout
+            assert " enroll " in history and " reenroll " in history and "state dir replaced on the cabinet" in history
+            table = (await dozor("gateways", env={**hub.env, "COLUMNS": "200"})).stdout
+            assert "gw-1" in table and "unverified" in table
+            assert_docs_ran("Gateway identity, enrollment and recovery")
         finally:
             tap.close()
             await gw.stop()
