@@ -29,7 +29,7 @@ from contract.models import Ack, GatewayState, Heartbeat, HubState, ZoneState
 from hub.alerts import AlertEngine, AlertHook
 from hub.api import create_app
 from hub.audit import AuditLog
-from hub.audit.service import Anchorer
+from hub.audit.service import Anchorer, record_signing_key
 from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
@@ -118,6 +118,7 @@ class Hub:
         self.identity = build_authenticator(config, self.users, self.metrics)
         self.audit = AuditLog.in_state_dir(cfg.state_dir)
         self.audit.on_append.append(lambda rec: self.metrics.audit_records.labels(rec.action).inc())
+        record_signing_key(self.audit, self.keys)
         self.zones = Zones.load(cfg.zones)
         self.store = Store(cfg.state_dir / "hub.sqlite")
         self.registry = Registry(self.store, self.metrics)
@@ -272,6 +273,7 @@ class Hub:
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
         await self.engine.republish_zone_states()
+        await self.anchorer.on_connect()  # the signed audit head goes out again at once
 
     async def _keys_watch(self, interval_s: float = 0.5) -> None:
         """``dozor hub keys stage|activate|retire`` change hub-keys.json: sign with the new active key from the

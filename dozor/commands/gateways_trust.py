@@ -17,14 +17,12 @@ HubConfigOpt = typer.Option(Path("/etc/dozor/hub.toml"), "--config", "-c", envva
 
 def audit(state_dir: Path, action: str, subject: str, details: dict) -> None:
     """Record an operator's local action (the CLI on the hub machine) in the hub's tamper-evident audit chain."""
-    import getpass
-
-    from hub.audit.chain import AuditLog
-    from hub.identity.roles import Actor, Role
+    from dozor.commands.users import local_actor
+    from hub.audit import AuditLog
 
     log = AuditLog.in_state_dir(state_dir)
     try:
-        log.append(Actor(name=getpass.getuser(), role=Role.admin, via="local"), action, subject, details)
+        log.append(local_actor(), action, subject, details)
     finally:
         log.close()
 

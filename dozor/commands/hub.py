@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         from hub.config import load_config
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from runtime.ratelog import per_request_logs_to_debug
+
+        per_request_logs_to_debug(log_level)  # no INFO line per TSDB write
         try:
             hub = Hub(load_config(config))
         except HubError as exc:

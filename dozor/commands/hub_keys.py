@@ -13,7 +13,6 @@ from pathlib import Path
 import typer
 
 from dozor.commands._common import JsonOpt, console, emit_json, fail
-from dozor.commands.gateways_trust import audit
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="hub TOML config")
 
@@ -71,7 +70,7 @@ def attach(group: typer.Typer) -> None:
         """Make a new key (0600), announced but not used: pin it on the gateways (`dozor hub pubkey`)."""
         cfg, ring = _ring(config, as_json)
         out = ring.stage()
-        audit(cfg.hub.state_dir, "hub.keys.stage", out["kid"], {})
+        _audit(cfg, "key.stage", out["kid"], {"kid": out["kid"]})
         if as_json:
             emit_json(out)
             return
@@ -90,9 +89,8 @@ def attach(group: typer.Typer) -> None:
             out = ring.activate(kid, gateways=online_pins(cfg.hub.state_dir), force=force)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
-        if out["changed"]:
-            audit(cfg.hub.state_dir, "hub.keys.activate", kid, {"previous": out.get("previous"), "forced": force,
-                                                               "not_trusting": out["not_trusting"]})
+        _audit(cfg, "key.activate", kid, {"kid": kid, "previous": out.get("previous"), "forced": bool(force),
+                                          "not_trusting": list(out.get("not_trusting") or ())})
         if as_json:
             emit_json(out)
             return
@@ -109,8 +107,20 @@ def attach(group: typer.Typer) -> None:
             out = ring.retire(kid)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
-        audit(cfg.hub.state_dir, "hub.keys.retire", kid, {})
+        _audit(cfg, "key.retire", kid, {"kid": kid})
         if as_json:
             emit_json(out)
             return
         console.print(f"hub key {kid} is retired")
+
+
+def _audit(cfg, action: str, kid: str, details: dict) -> None:
+    """Key changes are audit records by the local user who ran the command (hub/audit)."""
+    from dozor.commands.users import local_actor
+    from hub.audit import AuditLog
+
+    log = AuditLog.in_state_dir(cfg.hub.state_dir)
+    try:
+        log.append(local_actor(), action, kid, details)
+    finally:
+        log.close()

@@ -63,6 +63,19 @@ def hub_keys_from(hub_state: Path | None, hub_key: list[str]) -> dict[str, str]:
     return keys
 
 
+def bundle_hub_keys(bundles: Path, gateway_ids: list[str]) -> dict[str, str]:
+    """The hub keys pinned in the provisioned bundles (all the same; every planned gateway must have one)."""
+    import tomllib
+
+    keys: dict[str, str] = {}
+    for gid in gateway_ids:
+        path = bundles / gid / "gateway.toml"
+        if not path.is_file():
+            raise ValueError(f"{path} is missing: provision it first (dozor provision gateway {gid} --zone Z DIR)")
+        keys.update(tomllib.loads(path.read_text())["trust"]["hub_keys"])
+    return keys
+
+
 def register(app: typer.Typer) -> None:
     sim = sim_app(app)
 
@@ -82,6 +95,9 @@ def register(app: typer.Typer) -> None:
         heartbeat_s: float = typer.Option(5.0, "--heartbeat-s", min=0.1),
         state_dir: Path = typer.Option(Path(".dozor/city"), "--state-dir"),
         write_zones: Path | None = typer.Option(None, "--write-zones", help="write the hub's zones file and exit"),
+        bundles: Path | None = typer.Option(None, "--bundles", help="a provisioned city's gateways/ folder: each "
+                                            "gateway connects with its own certificate and pins its bundle's "
+                                            "hub keys (dozor provision gateway gw-0001 ...)"),
     ) -> None:
         """Run N gateways, each with its own MQTT connection and M sirens on a virtual RS-485 bus."""
         from simulators.city import City, CityPlan
@@ -99,6 +115,8 @@ def register(app: typer.Typer) -> None:
                 enroll_dir, keys = hub_from_config(hub_config)
                 keys.update(hub_keys_from(None, hub_key) if hub_key else {})
                 factory = enrolling_factory(enroll_dir)
+            elif bundles is not None and not hub_state and not hub_key:
+                keys = bundle_hub_keys(bundles, plan.gateway_ids())
             else:
                 keys = hub_keys_from(hub_state, hub_key)
         except (OSError, ValueError, HubError) as exc:
@@ -117,7 +135,7 @@ def register(app: typer.Typer) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             async with City(plan, broker, keys, root, factory, spinup_s=spinup_s,
-                            heartbeat_s=heartbeat_s):
+                            heartbeat_s=heartbeat_s, bundles=bundles):
                 typer.echo(f"city up: {gateways} gateways, {plan.sirens_total} sirens, broker {broker}", err=True)
                 await stop.wait()
 

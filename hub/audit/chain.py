@@ -140,6 +140,11 @@ class AuditLog:
             sql += f" LIMIT {int(limit)}"
         return [self._record(r) for r in self._rows(sql, tuple(args))]
 
+    def last(self, action: str) -> Record | None:
+        """The newest record of ``action``, or None."""
+        rows = self._rows("SELECT * FROM audit_chain WHERE action = ? ORDER BY seq DESC LIMIT 1", (action,))
+        return self._record(rows[0]) if rows else None
+
     def head(self) -> tuple[int, str]:
         row = self._rows("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
         return (row[0][0], row[0][1]) if row else (0, GENESIS)

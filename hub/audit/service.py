@@ -18,6 +18,16 @@ from hub.metrics import HubMetrics
 log = logging.getLogger(__name__)
 
 
+def record_signing_key(audit: AuditLog, keys: HubKeys) -> None:
+    """A ``key.activate`` record when the hub signs with a key the chain has not seen active (first start, a
+    new or restored key file): key changes are audited like operator actions."""
+    last = audit.last("key.activate")
+    if last is None or last.details.get("kid") != keys.kid:
+        audit.append(None, "key.activate", keys.kid, {"kid": keys.kid, "public_key": keys.public_b64,
+                                                      "previous": last.details.get("kid") if last else None,
+                                                      "verify_also": list(keys.extra)})
+
+
 class Anchorer:
     def __init__(self, audit: AuditLog, keys: HubKeys, publish: Callable[..., Awaitable[bool]],
                  metrics: HubMetrics, interval_s: float) -> None:
@@ -49,14 +59,23 @@ class Anchorer:
                 self.published_seq = self.last.seq
         return self.last
 
+    async def safe_tick(self) -> None:
+        """``tick`` that never raises: a failure is counted, logged once per streak, and retried next time."""
+        try:
+            await self.tick()
+            self.failures = 0
+        except Exception:  # noqa: BLE001 - supervised: counted, logged once per streak, retried next tick
+            self.failures += 1
+            self.metrics.store_errors.inc()
+            if self.failures == 1:
+                log.exception("cannot anchor the audit chain (retrying every %.0f s)", self.interval_s)
+
+    async def on_connect(self) -> None:
+        """The MQTT connection is (back): publish the signed head again at once."""
+        self.published_seq = -1
+        await self.safe_tick()
+
     async def run(self) -> None:
         while True:
-            try:
-                await self.tick()
-                self.failures = 0
-            except Exception:  # noqa: BLE001 - supervised: counted, logged once per streak, retried next tick
-                self.failures += 1
-                self.metrics.store_errors.inc()
-                if self.failures == 1:
-                    log.exception("cannot anchor the audit chain (retrying every %.0f s)", self.interval_s)
+            await self.safe_tick()
             await asyncio.sleep(self.interval_s)

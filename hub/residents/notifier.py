@@ -20,6 +20,7 @@ from hub.residents.models import ResidentAlert
 from hub.residents.state import AlertArchive, ZoneStateStore
 
 log = logging.getLogger(__name__)
+UNSENT = frozenset({"pending_confirmation", "withdrawn"})  # hub alert lifecycle states before anything is sent
 
 
 class ResidentNotifier:
@@ -32,7 +33,13 @@ class ResidentNotifier:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_alert(self, alert: Any, states: Sequence[ZoneState]) -> None:
-        """The hook to register with the hub's alert engine: ``async fn(AlertOut, list[ZoneState])``."""
+        """The hook to register with the hub's alert engine: ``async fn(AlertOut, list[ZoneState])``.
+        An alert still waiting for a second person (or withdrawn before it) was never sent: residents see
+        nothing of it, not on the page, not in any channel."""
+        status = alert.get("status") if isinstance(alert, dict) else getattr(alert, "status", None)
+        if str(getattr(status, "value", status)) in UNSENT:
+            self.counters["unsent_ignored"] += 1
+            return
         ra = from_hub_alert(alert, states)
         self.store.times[ra.id] = alert_times(alert)
         await self.on_zone_state(ra, states)

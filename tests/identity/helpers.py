@@ -13,12 +13,13 @@ import httpx
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 
 
-async def cli(*args: str, env: dict | None = None, scanner=None, stdin: bytes | None = None) -> tuple[int, str, str]:
+async def cli(*args: str, env: dict | None = None, scanner=None, stdin: bytes | None = None,
+              cwd: Path | None = None) -> tuple[int, str, str]:
     """Run `dozor ARGS`; its stderr goes to the leak scanner (stdout may carry a token shown once, by design)."""
     proc = await asyncio.create_subprocess_exec(
         DOZOR, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "200", **(env or {})})
+        env={**os.environ, "COLUMNS": "200", **(env or {})}, cwd=cwd)
     out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
     if scanner is not None:
         scanner.watch_text(f"stderr of dozor {' '.join(args[:2])}", err.decode())

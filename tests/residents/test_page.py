@@ -316,3 +316,17 @@ async def test_operator_and_config_text_is_escaped_in_the_page_and_the_stream(zo
     html = await get_page(app, lang="en")
     assert "<img src=x>" not in html and "&lt;img src=x&gt;" in html
     assert "<script>alert(1)</script>" not in notifier.store.view("kyiv-podil")["html"]["uk"]
+
+
+async def test_an_alert_waiting_for_confirmation_never_reaches_the_page(zones):
+    app, notifier, _ = make_app(zones, typed_shelters(zones))
+    pending = {"id": "A-p", "signal": "air-raid", "mode": "actual", "zones": ["kyiv-podil"],
+               "status": "pending_confirmation", "version": 1, "created_at": 1.0, "expires_at": 9e9}
+    wrong = ZoneState(zone="kyiv-podil", version=1, status=ZoneStatus.ACTIVE, alert="A-p", signal=Signal.AIR_RAID,
+                      mode=Mode.ACTUAL, ts=1.0)
+    await notifier.on_alert(pending, [wrong])
+    assert notifier.counters["unsent_ignored"] == 1
+    assert ">Немає тривоги</h2>" in await get_page(app, lang="uk")
+    confirmed = {**pending, "status": "active", "version": 2}
+    await notifier.on_alert(confirmed, [wrong.model_copy(update={"version": 2})])
+    assert 'data-status="active"' in await get_page(app, lang="uk")
