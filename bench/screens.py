@@ -113,7 +113,7 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
     """Run the whole scenario; returns {state: {view: observations}} plus request logs."""
     from playwright.async_api import async_playwright
 
-    from dozor.commands.sim_city import gateway_factory, hub_keys_from
+    from dozor.commands.sim_city import enrolling_factory, hub_keys_from
     from simulators.brokers import Mosquitto, free_port
     from simulators.city import City, CityPlan
 
@@ -147,7 +147,8 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
                     await asyncio.sleep(0.05)
                 else:
                     raise RuntimeError("hub did not come up: " + (work / "hub.log").read_text()[-2000:])
-            city = await City(plan, broker.url, hub_keys_from(work / "hub", []), work / "city", gateway_factory,
+            city = await City(plan, broker.url, hub_keys_from(work / "hub", []), work / "city",
+                              enrolling_factory(work / "hub"),
                               spinup_s=0.2, heartbeat_s=1.0).start()
             env = {"DOZOR_HUB_URL": base, "DOZOR_TOKEN": token}
             for _ in range(200):

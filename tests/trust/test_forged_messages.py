@@ -65,8 +65,8 @@ def generate(n: int) -> list[dict]:
 class Attacker:
     def __init__(self, tap: Tap, alert: str, gw2_key: Ed25519PrivateKey, gw1_kid: str) -> None:
         self.tap, self.alert, self.gw2_key, self.gw1_kid = tap, alert, gw2_key, gw1_kid
-        self.captured = [(t, p) for t, p, _ in tap.messages if t.startswith(topics.gw("gw-1", "state")[:-5])
-                         and not t.endswith("/cmd") and p]
+        signed = {topics.gw("gw-1", ch) for ch in ("state", "heartbeat", "ack")}  # what a gateway signs
+        self.captured = [(t, p) for t, p, _ in tap.messages if t in signed and p]
         self.tokens = tap.of("gw-1", "cmd")
         assert self.captured and self.tokens
 
