@@ -20,7 +20,7 @@ async def test_sim_city_with_hub_config_joins_a_signature_checking_hub(mosquitto
     city = await asyncio.create_subprocess_exec(
         DOZOR, "sim", "city", "--gateways", "2", "--sirens-per-gateway", "2", "--broker", mosquitto.url,
         "--hub-config", str(hub.config), "--spinup-s", "0", "--heartbeat-s", "1", "--state-dir", str(tmp_path / "city"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        stdout=asyncio.subprocess.DEVNULL, stderr=(tmp_path / "city.log").open("wb"))
     try:
         async def online() -> bool:
             gws = await hub.gateways()
