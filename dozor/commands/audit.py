@@ -141,12 +141,15 @@ def register(app: typer.Typer) -> None:
         except BadFilter as exc:
             fail(str(exc), code=2)
         _, log, keys = _state(config, False)
+        try:
+            fh = out.open("w") if out else sys.stdout
+        except OSError as exc:
+            fail(f"--out {out}: cannot write ({exc.strerror or exc})", code=2)
         records = log.records(since_ts=since_ts)
         anchors = load_anchors(log)
         if records and not any(a.seq == log.head()[0] and a.kid == keys.kid for a in anchors):
             anchors.append(anchor_head(log, keys.private))  # cover the tail with a signature
         lines = export_lines(records, anchors, kid=keys.kid, public_key=keys.public_b64)
-        fh = out.open("w") if out else sys.stdout
         try:
             for line in lines:
                 fh.write(line + "\n")
