@@ -86,6 +86,9 @@ def register(app: typer.Typer) -> None:
             result = init_hub(directory, broker=broker, listen=listen, zones=zones)
         except InitError as exc:
             fail(str(exc), as_json=as_json, code=exc.code)
+        except OSError as exc:  # e.g. `dozor hub init /etc/dozor` without root
+            fail(f"cannot write the hub's folder: {exc.filename or directory}: {exc.strerror or exc}",
+                 as_json=as_json, code=1)
         if as_json:
             typer.echo(json.dumps(result))
             return
