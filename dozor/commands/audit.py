@@ -18,7 +18,16 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import HubOpt, JsonOpt, TokenOpt, client, console, emit_json, fail
+from dozor.commands._common import (
+    HubOpt,
+    JsonOpt,
+    TokenOpt,
+    client,
+    console,
+    emit_json,
+    fail,
+    state_dir_error,
+)
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="the hub's TOML config (its state dir holds the chain)")
 
@@ -37,6 +46,8 @@ def _state(config: Path, as_json: bool):
                                                                                cfg.hub.extra_verify_keys)
     except HubError as exc:
         fail(str(exc), as_json=as_json, code=2)
+    except OSError as exc:
+        fail(state_dir_error(exc), as_json=as_json, code=2)
 
 
 def retained_head(broker: str, timeout_s: float = 5.0) -> dict | None:

@@ -95,3 +95,18 @@ async def test_audit_export_to_an_unwritable_place(hub_dir, tmp_path):
                              str(tmp_path / "no" / "such" / "audit.jsonl"))
     readable(rc, out, err, 2)
     assert "--out" in err
+
+
+@pytest.mark.parametrize("args", [["users", "add", "olena", "--role", "operator"], ["users", "list"],
+                                  ["hub", "pubkey"], ["hub", "run"]])
+async def test_a_state_dir_it_cannot_open_is_a_bad_config(tmp_path, args):
+    """README: `dozor users add olena --role operator --config /etc/dozor/hub.toml` "on the hub machine"; run as a
+    user who cannot open the hub's state dir (or with a state_dir that is not a folder) it is exit 2 ("bad config",
+    docs/operations.md) naming the path, not a traceback."""
+    (tmp_path / "not-a-dir").write_text("")
+    (tmp_path / "zones.json").write_text('[{"id": "a", "gateways": ["g"]}]')
+    config = tmp_path / "hub.toml"
+    config.write_text('[hub]\nstate_dir = "not-a-dir/state"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n')
+    rc, out, err = await cli(*args, "--config", str(config))
+    readable(rc, out, err, 2)
+    assert "not-a-dir" in err
