@@ -216,7 +216,7 @@ async def test_alert_command_is_acked_while_the_analysis_is_busy(tmp_path, mosqu
                 await wait_until(busy.is_set, "the analysis is busy")
                 now = int(time.time())
                 exp = now + 15
-                token = sign(targets=("siren-1",), iat=now - 1, exp=exp)
+                token = sign(targets=("siren-1",), iat=now, exp=exp)
                 jti = cc.peek(token)["jti"]
                 await hub.send_command(token)
                 await wait_until(lambda: any(a.stage is AckStage.SOUNDING for a, _ in hub.acks(jti)),
