@@ -121,3 +121,16 @@ async def test_check_config_names_a_broker_host_that_cannot_be_one(tmp_path):
     rc, out, err = await cli("hub", "check-config", str(config))
     assert rc == 2 and "Traceback" not in out + err, out + err
     assert "hub.toml:4: mqtt.url" in out + err and "not a host name" in out + err
+
+
+async def test_check_config_names_a_signing_key_others_can_read(hub_dir):
+    """README: "the services refuse to start if [a private key] is readable by anyone else" and `dozor hub
+    check-config FILE` lists every mistake at once: so it names the hub's signing key at 0644 instead of "ok"."""
+    key = hub_dir / "state" / "hub-signing-key"
+    key.chmod(0o644)
+    rc, out, err = await cli("hub", "check-config", str(hub_dir / "hub.toml"))
+    assert rc == 2 and "Traceback" not in out + err, out + err
+    assert "hub.state_dir" in err and "chmod 600" in err and str(key) in err
+    key.chmod(0o600)
+    rc, out, err = await cli("hub", "check-config", str(hub_dir / "hub.toml"))
+    assert rc == 0 and out.startswith("ok "), out + err
