@@ -68,6 +68,14 @@ def fail(message: str, *, as_json: bool = False, code: int = EXIT_ERROR) -> NoRe
     raise typer.Exit(code)
 
 
+def state_dir_error(exc: OSError) -> str:
+    """One sentence for a hub state dir (or key file) that cannot be opened: usually the wrong user."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    hint = (" (the hub's state dir belongs to the hub's user: run as that user, e.g. `sudo -u dozor-hub dozor ...`, "
+            "or as root)" if isinstance(exc, PermissionError) else "")
+    return f"cannot open the hub's state: {where}{exc.strerror or exc}{hint}"
+
+
 def emit_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
     sys.stdout.write("\n")
