@@ -10,6 +10,8 @@
     all_clear_duration_s = 30
     zones = "zones.json"
     extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
+    finished_in_memory_s = 600      # a finished alert then lives only in the store (still readable)
+    alert_retention_days = 365      # finished alerts older than this are deleted (the audit chain keeps its records)
     metrics_token_file = "metrics-token"  # optional: a separate bearer token for Prometheus on /metrics
     max_body_bytes = 1048576        # larger request bodies get 413 before they are read
     login_failures_per_min = 10     # failed logins per client address before 429

@@ -32,6 +32,17 @@ CONFIRMED = {"sounding", "playing", "done"}
 FAILED = {"failed", "rejected"}
 
 
+def _alert_id(value: str | None) -> str | None:
+    """An alert id as typed: an empty one (`ID=$(dozor alert start ...)` after a failed start) is a usage error."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("empty alert id (did the `dozor alert start` that set it fail?); "
+                                 "`dozor alert list` shows the ids")
+    return value
+
+
+AlertId = typer.Argument(..., metavar="ALERT_ID", callback=_alert_id, help="the alert's id")
+
+
 def _d(model) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
@@ -224,7 +235,7 @@ def _print_started(alert: dict[str, Any], as_json: bool) -> None:
 
 
 @app.command()
-def confirm(alert_id: str, yes: bool = typer.Option(False, "--yes", "-y", help="confirm without asking (scripts)"),
+def confirm(alert_id: str = AlertId, yes: bool = typer.Option(False, "--yes", "-y", help="confirm without asking (scripts)"),
             wait: float | None = typer.Option(None, "--wait", help="seconds to follow progress [default: 20]"),
             no_wait: bool = typer.Option(False, "--no-wait", help="return right after confirming"),
             hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
@@ -324,7 +335,7 @@ def _action(name: str, alert_id: str, hub, token, as_json: bool, wait: float) ->
 
 
 @app.command()
-def stop(alert_id: str, wait: float | None = typer.Option(None, "--wait", help="seconds to follow [default: 10]"),
+def stop(alert_id: str = AlertId, wait: float | None = typer.Option(None, "--wait", help="seconds to follow [default: 10]"),
          no_wait: bool = typer.Option(False, "--no-wait", help="return right after the hub accepted it"),
          hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
     """Stop the sirens of an alert now (signed stop commands)."""
@@ -332,7 +343,7 @@ def stop(alert_id: str, wait: float | None = typer.Option(None, "--wait", help="
 
 
 @app.command("all-clear")
-def all_clear(alert_id: str, wait: float | None = typer.Option(None, "--wait", help="seconds to follow "
+def all_clear(alert_id: str = AlertId, wait: float | None = typer.Option(None, "--wait", help="seconds to follow "
                                                                "[default: 20]"),
               no_wait: bool = typer.Option(False, "--no-wait", help="return right after the hub accepted it"),
               hub: str | None = HubOpt, token: str | None = TokenOpt, as_json: bool = JsonOpt) -> None:
@@ -341,7 +352,7 @@ def all_clear(alert_id: str, wait: float | None = typer.Option(None, "--wait", h
 
 
 @app.command()
-def cancel(alert_id: str, hub: str | None = HubOpt, token: str | None = TokenOpt,
+def cancel(alert_id: str = AlertId, hub: str | None = HubOpt, token: str | None = TokenOpt,
            as_json: bool = JsonOpt) -> None:
     """Retract an alert that was wrong (CAP Cancel): stop and mark cancelled. A request nobody has confirmed
     yet is withdrawn (nothing was sent). Refused after an all-clear or a completed stop: those ended properly."""
@@ -349,7 +360,7 @@ def cancel(alert_id: str, hub: str | None = HubOpt, token: str | None = TokenOpt
 
 
 @app.command()
-def status(alert_id: str | None = typer.Argument(None), hub: str | None = HubOpt, token: str | None = TokenOpt,
+def status(alert_id: str | None = typer.Argument(None, metavar="[ALERT_ID]", callback=_alert_id), hub: str | None = HubOpt, token: str | None = TokenOpt,
            as_json: bool = JsonOpt) -> None:
     """Per-device state of one alert (default: the newest)."""
     from dozor.client import HubClientError as HubError
