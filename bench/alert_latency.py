@@ -1,6 +1,11 @@
-"""Alert latency at city scale: time from the operator's API call to each siren's "sounding" ack.
+"""Alert latency at city scale: time from the call that sends the alert to each siren's "sounding" ack.
 
     python -m bench.alert_latency --gateways 250 --sirens-per-gateway 4 --json
+    python -m bench.alert_latency --gateways 250 --one-person --json     # an exercise, sent by its start call
+
+By default the alert is an Actual air raid under the two-person rule: an operator requests it (nothing is sent)
+and a supervisor confirms it; latency runs from the *confirm* call, which is when sirens may start. With
+``--one-person`` it is an exercise sent by the start call itself, as before the two-person rule.
 
 Real Mosquitto, a `dozor hub run` process, and the city split over `--workers` `dozor sim city` processes
 (each gateway has its own MQTT connection and its own Modbus RTU bus on a pty). Siren spin-up is 0, so the
@@ -49,6 +54,7 @@ def main() -> None:
     ap.add_argument("--sirens-per-gateway", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2, help="city processes")
     ap.add_argument("--zones", type=int, default=10)
+    ap.add_argument("--one-person", action="store_true", help="an exercise sent by its start call (no confirm)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -63,6 +69,7 @@ def main() -> None:
             f'[mqtt]\nurl = "{broker.url}"\n')
         store = UserStore.in_state_dir(root / "hub")
         _, token = store.add("bench", Role.operator)
+        _, sup_token = store.add("bench-supervisor", Role.supervisor)
         store.close()
         log = open(root / "hub.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen([DOZOR, "hub", "run", "--config", str(root / "hub.toml")],
@@ -87,7 +94,13 @@ def main() -> None:
             boot_s = time.monotonic() - t_boot
             time.sleep(2)  # let births, subscriptions and first heartbeats settle
             zones = [z["id"] for z in plan.zones_config()]
-            alert = client.create_alert(zones, "air-raid", "exercise", duration_s=60)
+            if args.one_person:
+                alert = client.create_alert(zones, "air-raid", "exercise", duration_s=60)
+            else:  # the operator's request sends nothing; the supervisor's confirm is when sirens may start
+                request = client.create_alert(zones, "air-raid", "actual", duration_s=60)
+                assert request.status == "pending_confirmation", request.status
+                supervisor = HubClient(f"http://127.0.0.1:{port}", sup_token, timeout=30)
+                alert = supervisor.confirm(request.id)
             wait_for(lambda: _done(client, alert.id), 60, "every siren to answer")
             detail = client.alert(alert.id)  # the per-device list once, after the measurement
             ms = [d.confirm_ms for d in detail.devices if d.state == "sounding" and d.confirm_ms is not None]
@@ -96,6 +109,7 @@ def main() -> None:
                 "p50_ms": round(pct(ms, 0.5), 1) if ms else None,
                 "p99_ms": round(pct(ms, 0.99), 1) if ms else None,
                 "max_ms": round(max(ms), 1) if ms else None,
+                "measured_from": "start" if args.one_person else "confirm",
                 "gateways": args.gateways, "workers": args.workers, "fleet_boot_s": round(boot_s, 1),
                 "hub_dispatch_ms": detail.dispatch_ms,  # API call -> last command written to the broker
                 "not_confirmed": [f"{d.gateway}/{d.device}: {d.state} {d.reason or ''}".strip()

@@ -6,7 +6,9 @@ Real Mosquitto; the sensors are simulators on pty links speaking their real byte
 sending LEVELS frames every second, PMS5003 in active mode every second); the gateway runs as its own process
 with health readings every 10 s, and a subscriber counts the telemetry that arrives. CPU is utime+stime of the
 gateway process over the measured window (after a 10 s warm-up) divided by wall time; RSS is VmRSS at the end.
-Prints {"rss_mb", "cpu_pct", "readings_received", "devices", "seconds"}.
+Latency is read -> broker -> subscriber: the subscriber's receive time minus the reading's timestamp (stamped by
+the gateway driver when it read the frame; same machine clock), over the measured window.
+Prints {"rss_mb", "cpu_pct", "readings_received", "devices", "seconds", "latency_ms_p50", "latency_ms_p95"}.
 """
 
 from __future__ import annotations
@@ -61,9 +63,15 @@ def gateway_toml(state: Path, broker: str, ports: list[tuple[str, str]]) -> str:
 async def run(devices: int, seconds: float) -> dict:
     root = Path(tempfile.mkdtemp(prefix="dozor-bench-footprint-"))
     received = {"readings": 0}
+    latencies: list[float] = []
+    measuring = {"on": False}
 
     def on_message(_c, _u, msg) -> None:
-        received["readings"] += len(TelemetryBatch.model_validate_json(msg.payload).readings)
+        now = time.time()
+        batch = TelemetryBatch.model_validate_json(msg.payload)
+        received["readings"] += len(batch.readings)
+        if measuring["on"]:
+            latencies.extend(now - r.ts for r in batch.readings if r.kind != "health")
 
     with Mosquitto() as broker:
         links = [await PtyLink().start() for _ in range(devices)]
@@ -85,7 +93,9 @@ async def run(devices: int, seconds: float) -> dict:
         try:
             await asyncio.sleep(10)  # warm-up: imports, ports, first readings
             c0, t0, r0 = proc_cpu_s(gw.pid), time.monotonic(), received["readings"]
+            measuring["on"] = True
             await asyncio.sleep(seconds)
+            measuring["on"] = False
             c1, t1, r1 = proc_cpu_s(gw.pid), time.monotonic(), received["readings"]
             rss = proc_rss_mb(gw.pid)
         finally:
@@ -96,8 +106,11 @@ async def run(devices: int, seconds: float) -> dict:
                 await s.__aexit__(None, None, None)
             for link in links:
                 await link.close()
+    lat = sorted(latencies) or [float("nan")]
     return {"rss_mb": round(rss, 1), "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 2),
-            "readings_received": r1 - r0, "devices": devices, "seconds": seconds}
+            "readings_received": r1 - r0, "devices": devices, "seconds": seconds,
+            "latency_ms_p50": round(1000 * lat[len(lat) // 2], 1),
+            "latency_ms_p95": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1)}
 
 
 def main() -> None:

@@ -113,7 +113,8 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
     """Run the whole scenario; returns {state: {view: observations}} plus request logs."""
     from playwright.async_api import async_playwright
 
-    from dozor.commands.sim_city import gateway_factory, hub_keys_from
+    from dozor.commands.sim_city import enrolling_factory, hub_keys_from
+    from hub.identity import Role, UserStore
     from simulators.brokers import Mosquitto, free_port
     from simulators.city import City, CityPlan
 
@@ -125,6 +126,7 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
         (work / "hub.toml").write_text(
             f'[hub]\nstate_dir = "hub"\napi_port = {port}\nzones = "zones.json"\nconfirm_deadline_s = 5\n'
             f'all_clear_duration_s = 600\n[mqtt]\nurl = "{broker.url}"\n'
+            '[two_person]\nactual = []\n'  # a page bench with one operator: no second person to confirm
             f'[residents]\npublic_url = "http://127.0.0.1:{port}"\nshelters_file = "shelters.geojson"\n'
             'heartbeat_s = 2\n')
         dozor = str(Path(sys.executable).with_name("dozor"))
@@ -147,7 +149,7 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
                     await asyncio.sleep(0.05)
                 else:
                     raise RuntimeError("hub did not come up: " + (work / "hub.log").read_text()[-2000:])
-            city = await City(plan, broker.url, hub_keys_from(work / "hub", []), work / "city", gateway_factory,
+            city = await City(plan, broker.url, hub_keys_from(work / "hub", []), work / "city", enrolling_factory(work / "hub"),
                               spinup_s=0.2, heartbeat_s=1.0).start()
             env = {"DOZOR_HUB_URL": base, "DOZOR_TOKEN": token}
             for _ in range(200):
@@ -187,7 +189,7 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
                         await pages[v].wait_for_selector(selector, timeout=15_000)
 
                 await shoot("idle")
-                raid = await _cli(env, "alert", "start", "--zone", zone, "--signal", "air-raid", "--duration", "600",
+                raid = await _cli(env, "alert", "start", "--zone", zone, "--signal", "air-raid", "--actual", "--duration", "600",
                                   "--message-uk", "Ракетна загроза. Негайно в укриття.",
                                   "--message-en", "Missile threat. Go to a shelter now.", "--wait", "10")
                 await until("#state[data-status=active][data-signal=air-raid]")
@@ -207,7 +209,7 @@ async def capture(out: Path, work: Path) -> dict[str, Any]:
                 await _cli(env, "alert", "all-clear", raid["id"], "--wait", "10")
                 await until("#state[data-status=all_clear]")
                 await shoot("all-clear")
-                chem = await _cli(env, "alert", "start", "--zone", zone, "--signal", "chemical", "--duration", "600",
+                chem = await _cli(env, "alert", "start", "--zone", zone, "--signal", "chemical", "--actual", "--duration", "600",
                                   "--message-uk", "Викид хлору на хімзаводі.", "--message-en",
                                   "Chlorine release at the chemical plant.", "--wait", "10")
                 await until("#state[data-status=active][data-signal=chemical]")

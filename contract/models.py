@@ -210,11 +210,17 @@ class Reading(Model):
 
 
 class TelemetryBatch(Model):
+    """One flush of readings. ``(gateway, session, seq)`` is its stable identity: a re-sent batch has the same
+    key and bytes, so the hub stores it once. ``historical`` (as Sparkplug's ``is_historical``): ``false`` for
+    live readings sent as they come, ``true`` for backlog drained after an outage or restart; absent in
+    batches from older gateways (treat as live)."""
+
     v: Literal[1] = 1
     gateway: Id
     session: int = Field(ge=0)
     seq: int = Field(ge=0)
     readings: tuple[Reading, ...]
+    historical: bool | None = None
 
 
 class Event(Model):

@@ -6,7 +6,8 @@
 # It creates the service user dozor-gw (groups dialout, audio), the virtualenv /opt/dozor/venv with
 # dozor[gateway] (+ [microphone] when the config has a microphone), /etc/dozor/gateway/ (gateway.toml, ca.crt,
 # client.crt 0644; client.key 0600 root, handed to the service by systemd's LoadCredential=), the state dir
-# /var/lib/dozor-gateway (0700, dozor-gw) and the hardened unit dozor-gateway.service, then enables it.
+# /var/lib/dozor-gateway (0700, dozor-gw) with the gateway's identity key (0600; its public half is enrolled
+# at the hub by `dozor provision gateway`) and the hardened unit dozor-gateway.service, then enables it.
 # An existing /etc/dozor/gateway/gateway.toml is kept (a technician may have added devices); FORCE=1 replaces it.
 #
 # Environment: DOZOR_ROOT=/ (install into another root, e.g. an SD-card image or a test), DOZOR_SRC (the dozor
@@ -24,7 +25,7 @@ STATE=$ROOT/var/lib/dozor-gateway
 UNIT=$ROOT/etc/systemd/system/dozor-gateway.service
 say() { echo "install-gateway: $*"; }
 
-for f in gateway.toml ca.crt client.crt client.key; do
+for f in gateway.toml ca.crt client.crt client.key identity-key; do
   [ -f "$BUNDLE/$f" ] || { echo "install-gateway: $BUNDLE/$f is missing: is this a provisioned bundle?" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "install-gateway: run as root (sudo)" >&2; exit 2; }
@@ -71,8 +72,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installed dozor[$extras] into $VENV"
 fi
 
-# 4. the state dir (also created by systemd's StateDirectory=; made here so check-config can see it)
+# 4. the state dir (also created by systemd's StateDirectory=) with the identity key enrolled at the hub
 install -d -m 0700 -o "$uid" -g "$gid" "$STATE"
+cmp -s "$BUNDLE/identity-key" "$STATE/identity-key" \
+  || install -m 0600 -o "$uid" -g "$gid" "$BUNDLE/identity-key" "$STATE/identity-key"
 
 # 5. the unit
 cmp -s "$SRC/deploy/systemd/dozor-gateway.service" "$UNIT" 2>/dev/null || {

@@ -24,6 +24,7 @@ from hub.models import (
     AirOut,
     AlertDetail,
     AlertOut,
+    AlertPreview,
     DeviceOut,
     GatewayOut,
     LatestOut,
@@ -52,6 +53,7 @@ class HubClient:
                  transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._has_token = bool(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
@@ -108,6 +110,10 @@ class HubClient:
             raise HubClientError(f"hub at {self.base_url} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise HubClientError(f"talking to the hub at {self.base_url} failed: {exc}") from None
+        if r.status_code == 401 and not self._has_token:
+            raise HubClientError(f"no token given, and the hub at {self.base_url} needs one: pass your user token "
+                                 "with --token, DOZOR_TOKEN or DOZOR_TOKEN_FILE (`dozor users add NAME --role ROLE` "
+                                 "issues one)", status=401, code="unauthorized")
         if r.status_code == 401:
             raise HubClientError(f"token rejected by the hub at {self.base_url} (pass your user token with --token "
                                  "or DOZOR_TOKEN; `dozor users rotate-token NAME` issues a new one)", status=401,
@@ -142,11 +148,30 @@ class HubClient:
         return self._call("GET", "/healthz")
 
     def create_alert(self, zones: list[str], signal: str, mode: str, *, duration_s: int = 180,
-                     message: dict[str, str] | None = None) -> AlertOut:
+                     message: dict[str, str] | None = None, break_glass: bool = False,
+                     reason: str | None = None) -> AlertOut:
+        """A new alert. Its ``status`` is ``pending_confirmation`` when the hub's two-person rule covers it:
+        then nothing is sent until a second person (a supervisor) calls ``confirm``."""
         body: dict[str, Any] = {"zones": zones, "signal": signal, "mode": mode, "duration_s": duration_s}
         if message:
             body["message"] = message
+        if break_glass:
+            body["break_glass"] = True
+        if reason:
+            body["reason"] = reason
         return self._parse(AlertOut, self._call("POST", "/api/v1/alerts", json=body))
+
+    def pending(self) -> list[AlertOut]:
+        """Alert requests waiting for a second person, oldest first."""
+        return self._parse(list[AlertOut], self._call("GET", "/api/v1/alerts/pending"))
+
+    def preview(self, alert_id: str) -> AlertPreview:
+        """What confirming ``alert_id`` would do: zones, signal, messages, sirens, residents, alerts it affects."""
+        return self._parse(AlertPreview, self._call("GET", f"/api/v1/alerts/{quote(alert_id, safe='')}/preview"))
+
+    def confirm(self, alert_id: str) -> AlertOut:
+        """The second person's confirmation: the alert is sent now."""
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/confirm"))
 
     def audit(self, *, alert: str | None = None, actor: str | None = None, since_seq: int = 0) -> list[dict]:
         """Audit chain records (GET /api/v1/audit), oldest first."""
@@ -162,20 +187,20 @@ class HubClient:
     def alert(self, alert_id: str, *, devices: bool = True) -> AlertDetail:
         """One alert with its summary; ``devices=False`` omits the per-device list (for live polling)."""
         params = None if devices else {"devices": "false"}
-        return self._parse(AlertDetail, self._call("GET", f"/api/v1/alerts/{alert_id}", params=params))
+        return self._parse(AlertDetail, self._call("GET", f"/api/v1/alerts/{quote(alert_id, safe='')}", params=params))
 
     def alert_log(self, alert_id: str) -> list[dict[str, Any]]:
         """The alert's audit log (start, retries, escalations, updates), oldest first."""
-        return self._parse(list[dict[str, Any]], self._call("GET", f"/api/v1/alerts/{alert_id}/log"))
+        return self._parse(list[dict[str, Any]], self._call("GET", f"/api/v1/alerts/{quote(alert_id, safe='')}/log"))
 
     def stop(self, alert_id: str) -> AlertOut:
-        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/stop"))
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/stop"))
 
     def all_clear(self, alert_id: str) -> AlertOut:
-        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/all-clear"))
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/all-clear"))
 
     def cancel(self, alert_id: str) -> AlertOut:
-        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{alert_id}/cancel"))
+        return self._parse(AlertOut, self._call("POST", f"/api/v1/alerts/{quote(alert_id, safe='')}/cancel"))
 
     def gateways(self) -> list[GatewayOut]:
         return self._parse(list[GatewayOut], self._call("GET", "/api/v1/gateways"))

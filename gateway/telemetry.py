@@ -9,8 +9,17 @@ Intake (called by drivers, never blocks the event loop)::
 A reading counts as *accepted* once ``put_many`` returned (durable, ``telemetry_accepted``). A small writer
 task moves the queue into the outbox in a worker thread, so the fsync never stalls command handling.
 
-Drain (a separate task the uplink can ``pause()``): take what ``Outbox.drain_batch`` gives (rate limited by
-a ``TokenBucket``, refilled fresh on every ``on_connected()``), turn it into one *flush*: each event
+Group commit: the writer task moves everything queued into the outbox in one transaction as soon as the
+previous commit is done (never on a fixed tick), and drivers wait for ``stored()`` before they poll again,
+so a reading a driver reported is on disk before the next poll.
+
+Fresh data first: on every ``on_connected()`` the outbox's last id becomes the boundary between *historical*
+items (stored while the link was down or before a restart) and *live* ones. Live items go out at once, as soon
+as they are stored, in batches marked ``historical: false``; the backlog follows at the drain rate (a
+``TokenBucket``) in batches marked ``historical: true``, only in the gaps between live batches.
+
+Drain (a separate task the uplink can ``pause()``): take the next items (priority events, then live
+readings, else paced backlog), turn them into one *flush*: each event
 published on its own (``Event`` on ``.../event``, de-duplicable by ``Event.id``) and all readings as ONE
 ``TelemetryBatch`` with ``(session, seq)``; publish through the injected ``publish(topic, payload, qos)``,
 which returns only after the broker's PUBACK; then ack the outbox items. If a publish fails the same flush
@@ -118,6 +127,7 @@ class Telemetry:
         self._reconnected = asyncio.Event()  # on_connected(): retry at once
         self._validator_synced: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
+        self.live_from = outbox.last_id()  # ids above this are live; at or below, backlog (historical)
 
     def _new_bucket(self) -> TokenBucket:
         return TokenBucket(self.settings.rate, self.settings.burst)
@@ -221,6 +231,10 @@ class Telemetry:
         """Wait until everything submitted so far is in the outbox."""
         await self._stored.wait()
 
+    @property
+    def all_stored(self) -> bool:
+        return self._stored.is_set()
+
     async def _writer(self) -> None:
         backoff = Backoff(self.settings.retry_min_s, cap=self.settings.retry_max_s)
         while True:
@@ -252,8 +266,14 @@ class Telemetry:
         self._running.set()
 
     def on_connected(self) -> None:
-        """The uplink (re)connected: resume, retry at once, and pace the backlog from a fresh bucket."""
+        """The uplink (re)connected: resume, retry at once, and pace the backlog from a fresh bucket; what is
+        stored from now on is live and overtakes the backlog."""
         self.bucket = self._new_bucket()
+        try:
+            self.live_from = self.outbox.last_id()
+        except OutboxError as exc:
+            self.counters.inc("telemetry_drain_errors")
+            self.log.error("cannot read the outbox: %s", exc)
         self._running.set()
         self._reconnected.set()
 
@@ -302,24 +322,34 @@ class Telemetry:
                 if self.pending is None:
                     waiting = self.outbox.depth - self.outbox.inflight
                     if waiting > 0:  # out of tokens: wait for the bucket, not for more data
-                        await self._nap(max(0.01, self.bucket.wait_s(1)), on_data=False)
+                        await self._nap(max(0.01, self.bucket.wait_s(1)), on_data=True)  # live overtakes
                     else:
                         await self._nap(self.settings.flush_s, on_data=True)
                     continue
             await self._running.wait()  # paused while the flush was being formed: hold it
             if await self._send(self.pending):
-                full = self.pending.readings + len(self.pending.messages) >= self.settings.max_batch_items // 2
-                self.pending = None
+                self.pending = None  # what was stored meanwhile goes next, at once (group commit, no tick)
                 backoff.reset()
-                if not full:
-                    await asyncio.sleep(self.settings.flush_s)  # let readings gather: one batch per flush
             else:
                 await self._nap(backoff.next_delay(), on_data=False)
 
     def _next_flush(self) -> Flush | None:
         """(worker thread) Take the next items from the outbox and freeze them into a flush with a new seq."""
         s = self.settings
-        items = self.outbox.drain_batch(self.bucket, s.max_batch_bytes, s.max_batch_items)
+        items = self.outbox.batch(s.max_batch_bytes, s.max_batch_items, lanes=[Lane.PRIORITY], skip_stream="ack")
+        room = s.max_batch_items - len(items)
+        room_bytes = s.max_batch_bytes - sum(i.size for i in items)
+        historical = False
+        if room > 0 and room_bytes > 0:
+            live = self.outbox.batch(room_bytes, room, lanes=[Lane.NORMAL], skip_stream="ack", min_id=self.live_from)
+            if live:
+                items += live
+            elif (tokens := min(room, self.bucket.available())) > 0:
+                old = self.outbox.batch(room_bytes, tokens, lanes=[Lane.NORMAL], skip_stream="ack",
+                                        max_id=self.live_from)
+                self.bucket.take(len(old))
+                items += old
+                historical = bool(old)
         if not items:
             return None
         readings: list[Reading] = []
@@ -336,7 +366,8 @@ class Telemetry:
         batch = None
         if readings:
             batch = TelemetryBatch(gateway=self.gateway_id, session=self.session, seq=self.seq,
-                                   readings=tuple(readings)).to_bytes()
+                                   readings=tuple(readings), historical=historical).to_bytes()
+            self.counters.inc("telemetry_historical_batches" if historical else "telemetry_live_batches")
         flush = Flush(self.session, self.seq, [i.id for i in items], batch, len(readings), messages)
         if batch is not None:
             self.seq += 1

@@ -32,6 +32,7 @@ from hub.models import (
     AirZoneOut,
     AlertDetail,
     AlertOut,
+    AlertPreview,
     AlertRequest,
     DeviceOut,
     GatewayOut,
@@ -59,6 +60,7 @@ PUBLIC_PATHS = frozenset({
 })
 VIEWER = [Depends(require(Role.viewer))]
 OPERATOR = Depends(require(Role.operator))
+SUPERVISOR = Depends(require(Role.supervisor))
 
 
 def _readable(exc: RequestValidationError) -> str:
@@ -140,44 +142,55 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
 
     @api.post("/alerts", status_code=201, response_model=AlertOut)
     async def create_alert(req: AlertRequest, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.start(req, actor)
-        hub.audit.append(actor, "alert.start", out.id, {"request": req.model_dump(mode="json", exclude_none=True),
-                                                        "status": out.status})
-        return out
+        """A new alert; ``status`` is ``pending_confirmation`` when the two-person rule covers it (nothing sent
+        until a supervisor confirms). Audited in the chain by the engine, with the actor."""
+        return await hub.engine.start(req, actor)
 
     @api.get("/alerts", response_model=list[AlertOut], dependencies=VIEWER)
-    async def list_alerts() -> list[AlertOut]:
-        return hub.engine.list()
+    async def list_alerts(limit: int = Query(200, ge=1, le=10_000)) -> list[AlertOut]:
+        """Newest first: the alerts in memory, then finished ones from the store."""
+        return hub.engine.list(limit)
+
+    @api.get("/alerts/pending", response_model=list[AlertOut], dependencies=VIEWER)
+    async def pending_alerts() -> list[AlertOut]:
+        """Requests waiting for a second person, oldest first."""
+        return hub.engine.pending()
 
     @api.get("/alerts/{alert_id}", response_model=AlertDetail, dependencies=VIEWER)
     async def get_alert(alert_id: str, devices: bool = True) -> AlertDetail:
         """``?devices=false`` skips the per-device list (cheap enough to poll for live coverage)."""
         return hub.engine.get(alert_id, devices=devices)
 
+    @api.get("/alerts/{alert_id}/preview", response_model=AlertPreview, dependencies=VIEWER)
+    async def preview_alert(alert_id: str) -> AlertPreview:
+        """What confirming it would do: zones, signal, messages, sirens, residents, alerts it would affect."""
+        p = hub.engine.preview(alert_id)
+        return AlertPreview(**p, residents=hub.resident_reach(p["alert"].zones))
+
     @api.get("/alerts/{alert_id}/log", dependencies=VIEWER)
     async def alert_log(alert_id: str) -> list[dict]:
-        """The alert's audit log: start, retries, escalations, all-clear, stop, cancel, expiry."""
+        """The alert's own log: request, confirm, start, retries, escalations, all-clear, stop, cancel, expiry,
+        each with its actor (the tamper-evident chain is GET /api/v1/audit?alert=ID)."""
         hub.engine.get(alert_id, devices=False)  # 404 for an unknown alert
         hub.engine._flush()
         return hub.store.load_audit(alert_id)
 
+    @api.post("/alerts/{alert_id}/confirm", response_model=AlertOut)
+    async def confirm_alert(alert_id: str, actor: Actor = SUPERVISOR) -> AlertOut:
+        """The second person (a supervisor who did not request it), within the window: the alert is sent now."""
+        return await hub.engine.confirm(alert_id, actor)
+
     @api.post("/alerts/{alert_id}/stop", response_model=AlertOut)
     async def stop_alert(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.stop(alert_id, actor)
-        hub.audit.append(actor, "alert.stop", alert_id, {"status": out.status})
-        return out
+        return await hub.engine.stop(alert_id, actor)
 
     @api.post("/alerts/{alert_id}/all-clear", response_model=AlertOut)
     async def all_clear(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.all_clear(alert_id, actor)
-        hub.audit.append(actor, "alert.all_clear", alert_id, {"status": out.status})
-        return out
+        return await hub.engine.all_clear(alert_id, actor)
 
     @api.post("/alerts/{alert_id}/cancel", response_model=AlertOut)
     async def cancel_alert(alert_id: str, actor: Actor = OPERATOR) -> AlertOut:
-        out = await hub.engine.cancel(alert_id, actor)
-        hub.audit.append(actor, "alert.cancel", alert_id, {"status": out.status})
-        return out
+        return await hub.engine.cancel(alert_id, actor)
 
     @api.get("/gateways", response_model=list[GatewayOut], dependencies=VIEWER)
     async def gateways() -> list[GatewayOut]:

@@ -27,6 +27,7 @@ from fastapi import APIRouter
 from contract import topics
 from contract.models import Ack, GatewayState, Heartbeat, HubState, ZoneState
 from hub.alerts import AlertEngine, AlertHook
+from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.audit.service import Anchorer, record_signing_key
@@ -34,7 +35,7 @@ from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
 from hub.gwtrust import GatewayTrust
-from hub.identity import UserStore, WindowLimiter
+from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
@@ -43,7 +44,7 @@ from hub.ingest.writer import TargetConfig
 from hub.keys import KEY_FILE, KeyRing
 from hub.limits import Guard
 from hub.metrics import HubMetrics
-from hub.models import AlertOut
+from hub.models import AlertOut, ResidentReach
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
 from hub.nodes import NodeRegistry, firmware_source_version
 from hub.registry import OFFLINE, ONLINE, Registry
@@ -57,6 +58,13 @@ from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
 
 log = logging.getLogger(__name__)
+# alert events that go into the tamper-evident chain: operator actions and state changes (retries and per-device
+# escalations stay in the alert's own log, GET /api/v1/alerts/{id}/log)
+ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start", "break_glass", "break_glass_refused",
+                               "stop", "all_clear", "cancel", "withdrawn", "request_expired", "expired",
+                               "superseded"})
+
+
 def _check_secrets(config: HubConfig) -> None:
     """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
     m, state = config.mqtt, config.hub.state_dir
@@ -136,10 +144,12 @@ class Hub:
         self.dispatcher.verifier = self.gwtrust.verifier  # only enrolled gateways' signed, fresh messages pass
         self.anchorer = Anchorer(self.audit, self.keys, self.mqtt.publish, self.metrics, cfg.audit_anchor_interval_s)
         self.engine = AlertEngine(cfg, self.keys, self.zones, self.registry, self.store, self.mqtt.publish,
-                                  self.metrics, publish_nowait=self.mqtt.publish_nowait)
+                                  self.metrics, publish_nowait=self.mqtt.publish_nowait,
+                                  two_person=config.two_person)
         self.engine.is_connected = self.mqtt.connected.is_set
         self.engine.flush_writes = self.mqtt.flush_writes
         self.engine.hooks.extend(hooks)
+        self.engine.audit_sink = self._audit_alert
         # linked resident alerts: the page, live stream and CAP feed always; channels as configured
         rcfg = config.residents or ResidentsConfig(public_url=config.api_url)
         self.residents = build_residents(
@@ -191,6 +201,22 @@ class Hub:
         self.app = create_app(self, routers)
         self.server: uvicorn.Server | None = None
         self.started = asyncio.Event()
+
+    def resident_reach(self, zones: list[str]) -> ResidentReach:
+        """Who among residents an alert on ``zones`` reaches: Web Push subscriptions there, open pages, channels."""
+        subs = self.residents.subscriptions
+        notifier = self.residents.notifier
+        return ResidentReach(web_push=None if subs is None else sum(len(subs.for_zone(z)) for z in zones),
+                             live_viewers=notifier.store.listener_count(),
+                             channels=[c.name for c in notifier.channels])
+
+    def _audit_alert(self, actor: dict, kind: str, subject: str | None, details: dict) -> None:
+        """The alert engine's operator actions and state changes, into the audit chain (the hub's own clock
+        and policy as actor ``None``)."""
+        if kind not in ALERT_CHAIN_KINDS:
+            return
+        who = None if actor == SYSTEM else Actor(actor["name"], parse_role(actor["role"]), actor["via"])
+        self.audit.append(who, f"alert.{kind}", subject or "", details)
 
     # zones of gateways (the zone tag of readings, AQI and fleet points)
     def _home_zones(self) -> dict[str, str]:

@@ -10,6 +10,8 @@
     all_clear_duration_s = 30
     zones = "zones.json"
     extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
+    finished_in_memory_s = 600      # a finished alert then lives only in the store (still readable)
+    alert_retention_days = 365      # finished alerts older than this are deleted (the audit chain keeps its records)
     metrics_token_file = "metrics-token"  # optional: a separate bearer token for Prometheus on /metrics
     max_body_bytes = 1048576        # larger request bodies get 413 before they are read
     login_failures_per_min = 10     # failed logins per client address before 429
@@ -36,6 +38,12 @@
                                     # a pinned gateway's announced keys (GatewayState.evidence_key) are ignored
     trust_announced_keys = true     # otherwise: the evidence key announced in the gateway's birth
 
+    [two_person]                    # the two-person rule (hub/alerts/policy.py; docs/operations.md)
+    actual = ["air-raid", "chemical", "radiation"]   # Actual alerts of these signals need a second person
+    exercise = []                   # Exercise alerts of these signals need one (default: none)
+    confirm_window_s = 120          # a request not confirmed by a supervisor within this expires unsent
+    break_glass = true              # one supervisor may send alone with --break-glass --reason (audited)
+
     [firmware]
     current_version = "1.0.0"       # field nodes below this are listed as out of date (GET /api/v1/nodes?outdated=true);
                                     # default: VERSION in firmware/src/version.py when the hub starts
@@ -53,7 +61,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from contract.broker import BrokerAddress
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
-from contract.models import Id
+from contract.models import Id, Signal
 from hub.errors import ConfigError
 from hub.residents.config import ResidentsConfig
 from runtime import credentials
@@ -74,6 +82,8 @@ class HubSettings(_Section):
     zones: Path = Path("zones.json")
     extra_verify_keys: tuple[str, ...] = ()
     flush_interval_s: float = Field(default=0.2, gt=0, le=10)
+    finished_in_memory_s: float = Field(default=600.0, ge=0, le=86400)  # then a finished alert lives only in the store
+    alert_retention_days: float = Field(default=365.0, gt=0)  # finished alerts older than this are deleted
     metrics_token_file: Path | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1024 * 1024)
     login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
@@ -180,6 +190,23 @@ class NoiseSettings(_Section):
         return out
 
 
+class TwoPersonSettings(_Section):
+    """[two_person]: which alerts wait for a second person (a supervisor who is not the requester)."""
+
+    # default: an Actual of every signal except the tests needs a second person; an Exercise needs one
+    actual: tuple[Signal, ...] = (Signal.AIR_RAID, Signal.CHEMICAL, Signal.RADIATION)
+    exercise: tuple[Signal, ...] = ()
+    confirm_window_s: float = Field(default=120.0, gt=0, le=3600)
+    break_glass: bool = True
+
+    @field_validator("actual", "exercise")
+    @classmethod
+    def _no_all_clear(cls, signals: tuple[Signal, ...]) -> tuple[Signal, ...]:
+        if Signal.ALL_CLEAR in signals:
+            raise ValueError("all-clear is an update of an existing alert, not a signal an alert starts with")
+        return tuple(dict.fromkeys(signals))
+
+
 class OidcSettings(_Section):
     """[oidc]: accept bearer JWTs from the city's identity provider (Keycloak, Active Directory FS, ...).
 
@@ -225,6 +252,7 @@ class HubConfig(_Section):
     store: StoreSettings = StoreSettings()
     firmware: FirmwareSettings = FirmwareSettings()
     noise: NoiseSettings = NoiseSettings()
+    two_person: TwoPersonSettings = TwoPersonSettings()
     oidc: OidcSettings | None = None
     # [residents]: notification channels and the resident page (see hub/residents/config.py). Without it the
     # page, its live stream and the CAP feed are still served; no notification channel is configured.

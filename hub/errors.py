@@ -50,3 +50,17 @@ class AlertNotFound(AlertError):
 class AlertStateError(AlertError):
     code = "bad_state"
     status = 409
+
+
+class AlertConflict(AlertError):
+    """The overlap policy refused it: a higher or equal alert holds sirens it would need (hub/alerts/policy.py)."""
+
+    code = "overlap"
+    status = 409
+
+
+class NotAllowed(AlertError):
+    """This person may not do this to this alert (self-confirmation, break glass without the role or reason)."""
+
+    code = "forbidden"
+    status = 403

@@ -27,6 +27,8 @@ class HubMetrics:
         self.alert_ops = Counter(p + "alert_operations", "Alert updates", ["op"], registry=r)
         self.alert_refusals = Counter(p + "alert_refusals", "Alert operations refused by the lifecycle or the "
                                       "overlap policy (HTTP 409)", ["op"], registry=r)
+        self.commands_withheld = Counter(p + "commands_withheld", "Device targets not sent because another alert "
+                                         "holds the device (overlap policy)", registry=r)
         self.break_glass = Counter(p + "alert_break_glass", "Alerts sent by one supervisor alone (break glass)",
                                    ["mode", "signal"], registry=r)
         self.confirm = Histogram(p + "confirm_seconds", "Alert creation to sounding/playing ack (hub clock)",

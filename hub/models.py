@@ -31,6 +31,8 @@ class AlertRequest(_In):
     mode: Mode
     duration_s: int = Field(default=180, ge=1, le=MAX_DURATION_S)
     message: Message | None = None
+    break_glass: bool = False  # one supervisor sends alone, past the two-person rule (needs ``reason``)
+    reason: str | None = Field(default=None, min_length=3, max_length=500)
 
     @field_validator("zones")
     @classmethod
@@ -48,10 +50,12 @@ class DeviceTrackOut(_Out):
     accepted_ms: float | None = None
     attempts: int = 0
     updated_at: float | None = None
+    superseded_by: str | None = None
 
 
 class Summary(_Out):
-    total: int = 0
+    total: int = 0  # devices this alert drives (taken-over devices not counted)
+    superseded: int = 0  # devices another alert took over (hub/alerts/policy.py)
     confirmed: int = 0
     failed: int = 0
     unreachable: int = 0
@@ -80,6 +84,13 @@ class AlertOut(_Out):
     updated_at: float
     dispatch_ms: float | None = None  # the phase's request -> its last command written to the broker socket
     summary: Summary
+    by: str | None = None  # who ordered the current phase, as the signed commands' ``by`` claim says it
+    confirmed_by: dict[str, str] | None = None  # the second person (two-person rule)
+    confirm_by: float | None = None  # pending_confirmation: expires unsent at this time
+    break_glass: str | None = None  # the reason, when one supervisor sent it alone
+    supersedes: list[str] = []  # alerts whose sirens this one took over
+    superseded_by: list[str] = []  # alerts that took sirens over from this one
+    affects: list[str] = []  # pending: the alerts confirming it would take sirens from
     escalations: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     requested_by: dict[str, str] | None = None  # the user who started it: {name, role, via}
@@ -88,6 +99,25 @@ class AlertOut(_Out):
 
 class AlertDetail(AlertOut):
     devices: list[DeviceTrackOut] = []
+
+
+class ResidentReach(_Out):
+    web_push: int | None = None  # Web Push subscriptions in the zones (None: channel not configured)
+    live_viewers: int = 0  # resident pages open right now (all zones)
+    channels: list[str] = []  # every resident channel that will carry it
+
+
+class AlertPreview(_Out):
+    """What a confirmer sees before confirming: the alert, what it reaches and what it would take over."""
+
+    alert: AlertOut
+    sirens: int
+    speakers: int
+    devices: int
+    gateways: int
+    residents: ResidentReach
+    affects: list[str] = []  # alerts it would take sirens over from (described)
+    conflicts: list[str] = []  # alerts that would make confirming it refused (described)
 
 
 class DeviceOut(_Out):

@@ -133,8 +133,38 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read hub state {self.path}: {exc}") from None
 
-    def load_alerts(self) -> list[dict]:
-        return [json.loads(doc) for (doc,) in self._query("SELECT doc FROM alerts ORDER BY created")]
+    def load_alerts(self, *, open_only: bool = False) -> list[dict]:
+        """Alerts oldest first; ``open_only``: only those not finished (waiting, live, a phase still tracked or
+        zone states not settled), which is what a restarted hub keeps in memory."""
+        where = (" WHERE status IN ('pending_confirmation','active') OR json_extract(doc,'$.tracking')"
+                 " OR NOT json_extract(doc,'$.zones_settled')") if open_only else ""
+        return [json.loads(doc) for (doc,) in self._query(f"SELECT doc FROM alerts{where} ORDER BY created")]
+
+    def load_alert(self, alert_id: str) -> dict | None:
+        rows = self._query("SELECT doc FROM alerts WHERE id=?", (alert_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def load_recent_alerts(self, limit: int) -> list[dict]:
+        rows = self._query("SELECT doc FROM alerts ORDER BY created DESC LIMIT ?", (limit,))
+        return [json.loads(doc) for (doc,) in rows]
+
+    def delete_alerts_before(self, cutoff: float, *, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+        """Retention: delete finished alerts created before ``cutoff`` with their device rows and commands (the
+        audit records stay). Alerts in ``keep`` (still in memory) are never deleted."""
+        ids = [i for (i,) in self._query(
+            "SELECT id FROM alerts WHERE created < ? AND status NOT IN ('pending_confirmation','active') AND NOT "
+            "json_extract(doc,'$.tracking')",
+            (cutoff,)) if i not in keep]
+        if not ids:
+            return 0
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                for table, col in (("alert_devices", "alert"), ("commands", "alert"), ("alerts", "id")):
+                    self.db.executemany(f"DELETE FROM {table} WHERE {col}=?", [(i,) for i in ids])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot delete old alerts from {self.path}: {exc}") from None
+        return len(ids)
 
     def load_devices(self, alert_id: str) -> list[dict]:
         rows = self._query("SELECT doc FROM alert_devices WHERE alert=? ORDER BY gateway, device", (alert_id,))

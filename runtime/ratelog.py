@@ -45,3 +45,15 @@ class RateLimitedLog:
 
     def error(self, key: str, msg: str, *args: object, exc_info: bool = False) -> bool:
         return self.log(logging.ERROR, key, msg, *args, exc_info=exc_info)
+
+
+PER_REQUEST_LOGGERS = ("httpx", "httpcore", "paho", "asyncio.mqtt")
+
+
+def per_request_logs_to_debug(level: int | str) -> None:
+    """Library loggers that write one INFO line per request (httpx: "HTTP Request: POST ... 204", i.e. one per
+    time-series write) only speak at DEBUG: unless the service itself runs at DEBUG, they log warnings only."""
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(numeric, int) or numeric > logging.DEBUG:
+        for name in PER_REQUEST_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)

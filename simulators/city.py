@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import shutil
 import struct
 import sys
 import wave
@@ -124,6 +125,9 @@ class City:
     heartbeat_s: float = 5.0
     max_activation_s: int = 900
     mqtt_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"ca_file": ...} for an mqtts:// broker
+    # Per-gateway files in a provisioned city (`dozor provision gateway`): bundles/<gateway id>/ holds its
+    # ca.crt, client.crt and client.key; the broker binds the client id to the certificate's name.
+    bundles: Path | None = None
     gateways: list[SimGateway] = field(default_factory=list)
 
     def _config(self, i: int, port: str, asset: tuple[Path, str] | None) -> dict[str, Any]:
@@ -144,11 +148,23 @@ class City:
         return {
             "gateway": {"id": gid, "zone": self.plan.zone_of(i), "state_dir": str(self.state_dir / gid),
                         "heartbeat_s": self.heartbeat_s},
-            "mqtt": {"url": self.broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5.0, **self.mqtt_options},
+            "mqtt": {"url": self.broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5.0, **self.mqtt_options,
+                     **self._bundle(gid)},
             "trust": {"hub_keys": dict(self.hub_keys), "max_activation_s": self.max_activation_s},
             "bus": [{"name": "rs485-1", "port": port, "baudrate": 19200, "kind": "modbus"}],
             "device": devices,
         }
+
+    def _bundle(self, gid: str) -> dict[str, str]:
+        if self.bundles is None:
+            return {}
+        b = self.bundles / gid
+        ident, state = b / "identity-key", self.state_dir / gid
+        installed = state / "identity-key"
+        if ident.exists() and (not installed.exists() or installed.read_bytes() != ident.read_bytes()):
+            state.mkdir(parents=True, exist_ok=True, mode=0o700)  # the enrolled identity, as installed
+            shutil.copy2(ident, installed)
+        return {"ca_file": str(b / "ca.crt"), "cert_file": str(b / "client.crt"), "key_file": str(b / "client.key")}
 
     async def start(self) -> City:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@
     dozor audit verify-export FILE --public-key KEY           offline: the export and the hub's public key only
     dozor audit log [--alert ID] [--actor NAME]               readable in a terminal (the hub API, or --config)
 
-Exit codes: 0 intact; 1 the chain or export is broken (the first bad record is named) or the hub refused;
-2 bad config or arguments.
+Exit codes: 0 intact; 1 the chain or export is broken (the first bad record is named), the hub refused, or the
+`--broker` could not be reached or holds no signed head; 2 bad config or arguments (a malformed `--broker` URL).
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import HubOpt, JsonOpt, TokenOpt, client, console, emit_json, fail
+from dozor.commands._common import (
+    HubOpt,
+    JsonOpt,
+    TokenOpt,
+    client,
+    console,
+    emit_json,
+    fail,
+    state_dir_error,
+)
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="the hub's TOML config (its state dir holds the chain)")
 
@@ -37,6 +46,8 @@ def _state(config: Path, as_json: bool):
                                                                                cfg.hub.extra_verify_keys)
     except HubError as exc:
         fail(str(exc), as_json=as_json, code=2)
+    except OSError as exc:
+        fail(state_dir_error(exc), as_json=as_json, code=2)
 
 
 def retained_head(broker: str, timeout_s: float = 5.0) -> dict | None:
@@ -61,9 +72,7 @@ def retained_head(broker: str, timeout_s: float = 5.0) -> dict | None:
 
     c.on_message = on_message
     c.on_connect = lambda cl, _u, _f, _rc, _p=None: cl.subscribe(topics.HUB_AUDIT_HEAD, qos=1)
-    parts = addr.url.split("://", 1)[1].rstrip("/")
-    host, _, port = parts.rpartition(":")
-    c.connect(host.strip("[]"), int(port))
+    c.connect(addr.host, addr.port)
     c.loop_start()
     try:
         done.wait(timeout_s)
@@ -112,7 +121,15 @@ def register(app: typer.Typer) -> None:
         _, log, keys = _state(config, as_json)
         anchors = load_anchors(log)
         if broker:
-            head = retained_head(broker)
+            from pydantic import ValidationError
+
+            try:
+                head = retained_head(broker)
+            except ValidationError as exc:
+                fail(f"--broker: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", as_json=as_json, code=2)
+            except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError is an OSError)
+                fail(f"cannot read the audit head from the broker {broker}: {exc.strerror or exc} (is it up, and "
+                     f"does it accept this client?)", as_json=as_json, code=1)
             if head is None:
                 fail(f"no signed audit head retained on {broker}", as_json=as_json, code=1)
             try:
@@ -135,12 +152,15 @@ def register(app: typer.Typer) -> None:
         except BadFilter as exc:
             fail(str(exc), code=2)
         _, log, keys = _state(config, False)
+        try:
+            fh = out.open("w") if out else sys.stdout
+        except OSError as exc:
+            fail(f"--out {out}: cannot write ({exc.strerror or exc})", code=2)
         records = log.records(since_ts=since_ts)
         anchors = load_anchors(log)
         if records and not any(a.seq == log.head()[0] and a.kid == keys.kid for a in anchors):
             anchors.append(anchor_head(log, keys.private))  # cover the tail with a signature
         lines = export_lines(records, anchors, kid=keys.kid, public_key=keys.public_b64)
-        fh = out.open("w") if out else sys.stdout
         try:
             for line in lines:
                 fh.write(line + "\n")

@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         """Run the gateway until SIGINT/SIGTERM (activations are stopped on the way out)."""
         cfg = _load(config, False)
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        from runtime.ratelog import per_request_logs_to_debug
+
+        per_request_logs_to_debug(log_level)  # no INFO line per TSDB write
         asyncio.run(_run(cfg))
 
     @gw.command("check-config")

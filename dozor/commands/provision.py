@@ -44,13 +44,15 @@ def register(app: typer.Typer) -> None:
              broker_user: str = typer.Option(None, "--broker-user",
                                              help="user (or uid) the broker runs as; owns its key "
                                                   "[default: mosquitto when run as root]"),
+             hub_uid: int = typer.Option(None, "--hub-uid", help="uid that runs the hub and owns its keys and "
+                                         "state [default: 10001, the image's dozor user, when run as root]"),
              as_json: bool = JsonOpt) -> None:
         """Create the city CA, the broker's certificate and config, the hub's identities and config."""
         from dozor.provision import city
 
         out = _run(lambda: city.init(root, broker_host=broker_host, port=port, bind=bind,
                                      hub_state_dir=hub_state_dir, api_host=api_host, api_port=api_port,
-                                     store_url=store_url, broker_user=broker_user), as_json)
+                                     store_url=store_url, broker_user=broker_user, hub_uid=hub_uid), as_json)
         if as_json:
             emit_json(out)
             return

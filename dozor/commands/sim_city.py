@@ -63,6 +63,19 @@ def hub_keys_from(hub_state: Path | None, hub_key: list[str]) -> dict[str, str]:
     return keys
 
 
+def bundle_hub_keys(bundles: Path, gateway_ids: list[str]) -> dict[str, str]:
+    """The hub keys pinned in the provisioned bundles (all the same; every planned gateway must have one)."""
+    import tomllib
+
+    keys: dict[str, str] = {}
+    for gid in gateway_ids:
+        path = bundles / gid / "gateway.toml"
+        if not path.is_file():
+            raise ValueError(f"{path} is missing: provision it first (dozor provision gateway {gid} --zone Z DIR)")
+        keys.update(tomllib.loads(path.read_text())["trust"]["hub_keys"])
+    return keys
+
+
 def register(app: typer.Typer) -> None:
     sim = sim_app(app)
 
@@ -75,13 +88,17 @@ def register(app: typer.Typer) -> None:
         first: int = typer.Option(1, "--first", min=1, help="number of the first gateway (gw-0001)"),
         broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker"),
         hub_key: list[str] = typer.Option([], "--hub-key", help="KID=PUBLICKEY of a trusted hub key"),
-        hub_state: Path | None = typer.Option(None, "--hub-state", help="read the hub key from its state dir"),
+        hub_state: Path | None = typer.Option(None, "--hub-state", help="the hub's state dir: trust its keys and "
+                                              "enroll the gateways there"),
         hub_config: Path | None = typer.Option(None, "--hub-config", help="the hub's TOML config: trust its active "
                                                "and staged keys and enroll every gateway's identity key there"),
         spinup_s: float = typer.Option(1.5, "--spinup-s", min=0.0, help="siren spin-up delay"),
         heartbeat_s: float = typer.Option(5.0, "--heartbeat-s", min=0.1),
         state_dir: Path = typer.Option(Path(".dozor/city"), "--state-dir"),
         write_zones: Path | None = typer.Option(None, "--write-zones", help="write the hub's zones file and exit"),
+        bundles: Path | None = typer.Option(None, "--bundles", help="a provisioned city's gateways/ folder: each "
+                                            "gateway connects with its own certificate and pins its bundle's "
+                                            "hub keys (dozor provision gateway gw-0001 ...)"),
     ) -> None:
         """Run N gateways, each with its own MQTT connection and M sirens on a virtual RS-485 bus."""
         from simulators.city import City, CityPlan
@@ -99,8 +116,12 @@ def register(app: typer.Typer) -> None:
                 enroll_dir, keys = hub_from_config(hub_config)
                 keys.update(hub_keys_from(None, hub_key) if hub_key else {})
                 factory = enrolling_factory(enroll_dir)
+            elif bundles is not None and not hub_state and not hub_key:
+                keys = bundle_hub_keys(bundles, plan.gateway_ids())
             else:
                 keys = hub_keys_from(hub_state, hub_key)
+                if hub_state is not None:  # the hub's own state dir: enroll there too, as --hub-config does
+                    factory = enrolling_factory(hub_state)
         except (OSError, ValueError, HubError) as exc:
             fail(str(exc), code=2)
         import resource
@@ -117,7 +138,7 @@ def register(app: typer.Typer) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             async with City(plan, broker, keys, root, factory, spinup_s=spinup_s,
-                            heartbeat_s=heartbeat_s):
+                            heartbeat_s=heartbeat_s, bundles=bundles):
                 typer.echo(f"city up: {gateways} gateways, {plan.sirens_total} sirens, broker {broker}", err=True)
                 await stop.wait()
 

@@ -9,7 +9,8 @@
     DIR/hub/client.crt, client.key      the hub's control identity (CN dozor-hub)
     DIR/hub/ingest.crt, ingest.key      the hub's ingest identity (CN dozor-hub-ingest)
     DIR/hub/admin-token                 the first operator's (admin) API token (0600), made once
-    DIR/gateways/GW/                    gateway.toml, ca.crt, client.crt, client.key: the cabinet's bundle
+    DIR/gateways/GW/                    gateway.toml, ca.crt, client.crt, client.key, identity-key (its Ed25519
+                                        identity, enrolled with the hub): the cabinet's bundle
     DIR/compose.env                     variables and generated secrets for `docker compose --env-file` (0600)
     DIR/provision.json                  what was provisioned and revoked (`provision list`)
 
@@ -35,6 +36,8 @@ from runtime import pki
 from runtime.keyfiles import write_secret
 
 STATE = "provision.json"
+IMAGE_UID = 10001         # the `dozor` user of the Dockerfile: owns the hub's keys and state when root provisions
+BROKER_IMAGE_UID = 1883   # the `mosquitto` user of the eclipse-mosquitto image
 
 
 class ProvisionError(DozorError):
@@ -107,7 +110,8 @@ def broker_url(state: dict, host: str | None = None) -> str:
 
 def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0",
          hub_state_dir: Path = Path("/var/lib/dozor-hub"), api_host: str = "127.0.0.1", api_port: int = 8080,
-         store_url: str = "http://influxdb:8086", city: str = "dozor city", broker_user: str | None = None) -> dict:
+         store_url: str = "http://influxdb:8086", city: str = "dozor city", broker_user: str | None = None,
+         hub_uid: int | None = None) -> dict:
     """Create (or refresh) a city folder. Existing keys and certificates are kept."""
     from hub.keys import load_or_create  # the hub's own code creates its signing key, in its state dir
 
@@ -139,7 +143,12 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     hub_state_dir.chmod(0o700)  # keys, users, audit chain: the hub's user only
     keys = load_or_create(hub_state_dir)
     _first_admin(lay, hub_state_dir, keys.kid)
-    state.update(broker_uid=uid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
+    huid = hub_uid if hub_uid is not None else (IMAGE_UID if os.geteuid() == 0 else os.geteuid())
+    for p in (lay.hub / "client.key", lay.hub / "ingest.key"):
+        if p.stat().st_uid != huid:
+            os.chown(p, huid, -1)
+    _own(hub_state_dir, huid)
+    state.update(broker_uid=uid, hub_uid=huid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
                  hub_keys={keys.kid: keys.public_b64})
     (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
     (lay.broker / "acl").write_text(t.acl())
@@ -163,7 +172,7 @@ def _broker_uid(user: str | None) -> int:
         try:
             pwd.getpwnam(user)
         except KeyError:
-            return 0
+            return BROKER_IMAGE_UID
     if user.isdigit():
         return int(user)
     try:
@@ -208,6 +217,7 @@ def _write_compose_env(lay: Layout, state: dict) -> None:
         "DOZOR_MQTT_PORT": str(state["port"]),
         "DOZOR_HUB_STATE": state["hub_state_dir"],
         "DOZOR_BROKER_UID": str(state["broker_uid"]),
+        "DOZOR_HUB_UID": str(state["hub_uid"]),
         "INFLUX_TOKEN": old.get("INFLUX_TOKEN") or secrets.token_urlsafe(32),
         "INFLUX_ADMIN_PASSWORD": old.get("INFLUX_ADMIN_PASSWORD") or secrets.token_urlsafe(24),
         "GRAFANA_ADMIN_PASSWORD": old.get("GRAFANA_ADMIN_PASSWORD") or secrets.token_urlsafe(24),
@@ -236,11 +246,40 @@ def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/do
         _issue_client(_ca(lay), gw, out / "client.crt", out / "client.key")
     (out / "gateway.toml").write_text(t.gateway_toml(gw=gw, zone=zone, broker_url=broker_url(state, broker_host),
                                                      hub_keys=state["hub_keys"], state_dir=state_dir))
+    kid = _enroll_identity(lay, state, gw, out)
     _register_with_hub(lay, gw, zone)
-    state["gateways"][gw] = {"zone": zone, "serial": serial, "revoked": False,
+    state["gateways"][gw] = {"zone": zone, "serial": serial, "revoked": False, "identity_kid": kid,
                              "created": (prior or {}).get("created", time.time())}
     _save_state(lay, state)
-    return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}"}
+    return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}", "identity_kid": kid}
+
+
+def _enroll_identity(lay: Layout, state: dict, gw: str, out: Path) -> str:
+    """The gateway's Ed25519 identity key (signs its births, heartbeats, acks, events) is made here, into the
+    bundle (``identity-key``, 0600; the installer moves it into the cabinet's state dir), and its public half is
+    enrolled with the hub: the hub never trusts a key on first use."""
+    from gateway.identity import load_or_create
+    from hub.gwtrust import enroll
+
+    ident = load_or_create(out)
+    hub_state = Path(state["hub_state_dir"])
+    enroll(hub_state, gw, ident.public_b64, actor=f"local:{_who()}", reason="dozor provision gateway")
+    _own(hub_state, state["hub_uid"])
+    return ident.kid
+
+
+def _who() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _own(folder: Path, uid: int) -> None:
+    """The hub's state (SQLite with WAL) must stay writable by the user that runs the hub."""
+    for p in (folder, *folder.rglob("*")):
+        if p.stat().st_uid != uid:
+            os.chown(p, uid, -1)
 
 
 def _zones(lay: Layout) -> list[dict]:
@@ -289,4 +328,5 @@ def listing(root: Path) -> dict:
             "admin_token_file": str(lay.hub / "admin-token"),
             "hub_state_dir": state["hub_state_dir"], "hub_keys": state["hub_keys"],
             "gateways": [{"gateway": gw, "zone": g["zone"], "serial": f"{g['serial']:x}", "revoked": g["revoked"],
+                          "identity_kid": g.get("identity_kid"),
                           "bundle": str(lay.gateway(gw))} for gw, g in sorted(state["gateways"].items())]}

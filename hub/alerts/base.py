@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from contract.models import ZoneState
+from hub.alerts.actors import actor_doc
 from hub.alerts.model import Alert, CmdRef
 from hub.config import HubSettings
 from hub.keys import HubKeys
@@ -45,6 +46,33 @@ class EngineBase:
     _token: dict[str, str]
     _trackers: dict[str, asyncio.Task]
     _tasks: set[asyncio.Task]
+    holder: dict[tuple[str, str], str]
+    _open: dict[str, Alert]  # pending, or zone states not settled yet: all that tick() looks at
+    audit_sink: Callable[[dict, str, str | None, dict], None] | None  # hub.audit.append(actor, action, subject, ...)
+
+    def _audit(self, kind: str, detail: dict, alert_id: str | None, actor: object = None) -> None:
+        """One audit record of an alert action or state change, always with its actor (the hub's own for the
+        clock and for retries)."""
+        doc = actor_doc(actor)
+        self.store.audit(kind, {**detail, "actor": doc}, alert_id)
+        if self.audit_sink is not None:
+            try:
+                self.audit_sink(doc, kind, alert_id, detail)
+            except Exception:  # noqa: BLE001 - the local record above is kept; the chain failure is loud
+                self.metrics.store_errors.inc()
+                log.exception("audit chain append failed for %s %s", kind, alert_id)
+
+    def _may_send(self, alert: Alert, key: tuple[str, str]) -> bool:
+        raise NotImplementedError
+
+    def _hold(self, alert: Alert) -> None:
+        raise NotImplementedError
+
+    def _release(self, alert: Alert) -> None:
+        raise NotImplementedError
+
+    def _reclaim(self, alert: Alert) -> None:
+        raise NotImplementedError
 
     def _spawn(self, coro: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(coro)

@@ -31,7 +31,6 @@ from hub.alerts.model import (
     Track,
     reason_label,
 )
-from hub.identity.roles import actor_label
 from hub.registry import OFFLINE, ONLINE
 
 log = logging.getLogger("hub.alerts")
@@ -66,10 +65,11 @@ class DispatchMixin(EngineBase):
             if key in silent:
                 continue
             track.reset()
-            if self.registry.state_of(track.gateway) == OFFLINE:
+            if track.superseded_by is None and self.registry.state_of(track.gateway) == OFFLINE:
                 track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
         alert.settled = asyncio.Event()
         alert.index()
+        self._open[alert.id] = alert  # tick watches it until its zone states settle
         alert.last_sent_at, alert.last_sent_mono = self.clock(), self.mono()
         self._save(alert)
         self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
@@ -77,7 +77,8 @@ class DispatchMixin(EngineBase):
         # states and the hooks start as tasks, and the other chunks follow in a task that yields between
         # chunks, so hooks run alongside the sends (never before or after them in series) and early acks
         # are handled while later gateways are still being signed for.
-        chunks = self._chunks(t for t in alert.tracks.values() if t.state != DONE or phase != PHASE_STOP)
+        chunks = self._chunks(t for t in alert.tracks.values()
+                              if t.superseded_by is None and (t.state != DONE or phase != PHASE_STOP))
         old = self._trackers.pop(alert.id, None)
         if old is not None:
             old.cancel()
@@ -111,6 +112,9 @@ class DispatchMixin(EngineBase):
         (written to the socket at once); nothing here waits per gateway."""
         groups: dict[str, list[Track]] = {}
         for track in tracks:
+            if not self._may_send(alert, (track.gateway, track.device)):  # another alert holds it (overlap.py)
+                self.metrics.commands_withheld.inc()
+                continue
             groups.setdefault(track.gateway, []).append(track)
         iat = int(self.clock())
         act = Action.STOP if alert.phase == PHASE_STOP else Action.ACTIVATE
@@ -129,7 +133,7 @@ class DispatchMixin(EngineBase):
                 targets = tuple(t.device for t in chunk)
                 claims = CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
                                        targets=targets, params=params, alert=alert.id, mode=alert.mode,
-                                       by=actor_label(alert.acted_by))
+                                       by=alert.by_label())
                 token = sign_command(claims, self.keys.private, self.keys.kid)
                 sha = token_sha256(token)
                 self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets, act.value)
@@ -193,7 +197,7 @@ class DispatchMixin(EngineBase):
                 alert.attempt += 1
                 log.warning("alert %s: retry %d/%d for %d devices not confirmed after %.1fs", alert.id,
                             alert.attempt, self.cfg.max_retries, len(todo), self.cfg.confirm_deadline_s)
-                self.store.audit("retry", {"attempt": alert.attempt, "devices": len(todo)}, alert.id)
+                self._audit("retry", {"attempt": alert.attempt, "devices": len(todo)}, alert.id)
                 self._send(alert, todo, retry=True)
                 continue
             for t in todo:
@@ -237,7 +241,7 @@ class DispatchMixin(EngineBase):
         if len(alert.escalations) < MAX_ESCALATIONS:
             alert.escalations.append({"gateway": track.gateway, "device": track.device, "outcome": outcome,
                                       "reason": reason, "phase": alert.phase, "ts": self.clock()})
-        self.store.audit("escalation", {"gateway": track.gateway, "device": track.device, "outcome": outcome,
+        self._audit("escalation", {"gateway": track.gateway, "device": track.device, "outcome": outcome,
                                         "reason": reason}, alert.id)
         self._save(alert)
 

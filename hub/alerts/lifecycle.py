@@ -105,7 +105,7 @@ _WHY_STATE: dict[State, str] = {
 
 LIVE = frozenset({State.ACTIVE, State.ALL_CLEAR})  # states in which the alert's sirens may be sounding
 WAITING = frozenset({State.PENDING_CONFIRMATION})
-TERMINAL = frozenset({State.CANCELLED, State.WITHDRAWN})
+TERMINAL = frozenset({State.CANCELLED, State.WITHDRAWN})  # (a cancelled alert still takes a repeated stop)
 
 
 class IllegalTransition(Exception):  # noqa: N818 - a refusal, not a crash

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from contract.errors import RejectReason
 from contract.models import Mode, Signal
+from hub.alerts.actors import label
 from hub.alerts.lifecycle import Phase, State
 from hub.models import AlertDetail, AlertOut, DeviceTrackOut, Message, Summary
 
@@ -61,19 +62,24 @@ class Track:
     attempts: int = 0
     updated_at: float | None = None
     given_up: bool = False
+    superseded_by: str | None = None  # another alert took this device over (hub/alerts/policy.py): never sent again
 
     @property
     def outstanding(self) -> bool:
         """Still worth a retry: not confirmed, not refused by the gateway (a device failure may be
-        transient, e.g. a Modbus timeout, so failed devices are retried), not given up."""
-        return not self.given_up and self.state not in CONFIRMED_STATES and self.state != REJECTED
+        transient, e.g. a Modbus timeout, so failed devices are retried), not given up, not taken over."""
+        return (not self.given_up and self.superseded_by is None and self.state not in CONFIRMED_STATES
+                and self.state != REJECTED)
 
     def doc(self) -> dict:
         return {"gateway": self.gateway, "device": self.device, "kind": self.kind, "state": self.state,
                 "reason": self.reason, "confirm_ms": self.confirm_ms, "accepted_ms": self.accepted_ms,
-                "attempts": self.attempts, "updated_at": self.updated_at, "given_up": self.given_up}
+                "attempts": self.attempts, "updated_at": self.updated_at, "given_up": self.given_up,
+                "superseded_by": self.superseded_by}
 
     def reset(self) -> None:
+        if self.superseded_by is not None:
+            return  # taken over by another alert: stays out of every later phase
         self.state, self.reason, self.confirm_ms, self.accepted_ms = PENDING, None, None, None
         self.attempts, self.given_up, self.updated_at = 0, False, time.time()
 
@@ -112,15 +118,42 @@ class Alert:
     updated_at: float = 0.0
     escalations: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
+    tracks: dict[tuple[str, str], Track] = field(default_factory=dict)
     requested_by: dict | None = None  # the Actor who started it (name, role, via)
     acted_by: dict | None = None  # the Actor of the current phase (start, all-clear, stop, cancel)
-    tracks: dict[tuple[str, str], Track] = field(default_factory=dict)
+    confirmed_by: dict | None = None  # the second person (two-person rule)
+    confirm_by: float | None = None  # a pending request expires unsent at this time
+    break_glass: str | None = None  # the reason, when one supervisor sent it alone
+    supersedes: list[str] = field(default_factory=list)  # alerts whose sirens this one took over
+    superseded_by: list[str] = field(default_factory=list)  # alerts that took sirens over from this one
+    affects: list[str] = field(default_factory=list)  # a pending request: what confirming it would take over
     # runtime only (monotonic clock, not persisted)
     phase_t0: float = 0.0
     last_sent_mono: float = 0.0
     outstanding: int = 0
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     by_gateway: dict[str, list[Track]] = field(default_factory=dict)
+
+    def by_label(self) -> str | None:
+        """Who ordered the current phase, as the signed command's ``by`` claim and CAP <senderName> say it:
+        "olena (operator), confirmed by marta (supervisor)" for a confirmed activation, "marta (supervisor),
+        break glass", else the phase's actor ("taras (operator)" for his stop)."""
+        if self.phase is Phase.ACTIVATE and self.confirmed_by is not None:
+            return f"{label(self.requested_by)}, confirmed by {label(self.confirmed_by)}"[:160]
+        if self.phase is Phase.ACTIVATE and self.break_glass is not None:
+            return f"{label(self.requested_by)}, break glass"[:160]
+        return label(self.acted_by) if self.acted_by is not None else None
+
+    @property
+    def sent(self) -> bool:
+        """Commands of this alert ever left the hub (False for a request nobody confirmed)."""
+        return self.phase_seq > 0
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to do: not waiting, not live, no phase tracked, zone states settled."""
+        return (self.status not in (State.PENDING_CONFIRMATION, State.ACTIVE)  # all-clear: once its window ended
+                and not self.tracking and self.zones_settled)
 
     def index(self) -> None:
         self.by_gateway = {}
@@ -138,8 +171,11 @@ class Alert:
     def summary(self) -> Summary:
         confirmed = failed = unreachable = pending = 0
         times: list[float] = []
+        superseded = 0
         for t in self.tracks.values():
-            if t.state in CONFIRMED_STATES:
+            if t.superseded_by is not None:
+                superseded += 1
+            elif t.state in CONFIRMED_STATES:
                 confirmed += 1
             elif t.state in FAILED_STATES:
                 failed += 1
@@ -150,7 +186,7 @@ class Alert:
             if t.confirm_ms is not None:
                 times.append(t.confirm_ms)
         times.sort()
-        return Summary(total=len(self.tracks), confirmed=confirmed, failed=failed, unreachable=unreachable,
+        return Summary(total=len(self.tracks) - superseded, superseded=superseded, confirmed=confirmed, failed=failed, unreachable=unreachable,
                        pending=pending, first_confirm_ms=times[0] if times else None,
                        last_confirm_ms=times[-1] if times else None, p50_confirm_ms=percentile(times, 50),
                        p99_confirm_ms=percentile(times, 99))
@@ -163,13 +199,15 @@ class Alert:
                 "phase_signal": self.phase_signal.value, "phase_started_at": self.phase_started_at,
                 "phase_ends_at": self.phase_ends_at, "attempt": self.attempt, "last_sent_at": self.last_sent_at,
                 "tracking": self.tracking, "zones_settled": self.zones_settled, "updated_at": self.updated_at,
-                "dispatch_ms": self.dispatch_ms,
+                "dispatch_ms": self.dispatch_ms, "by": self.by_label(),
+                "confirmed_by": self.confirmed_by, "confirm_by": self.confirm_by, "break_glass": self.break_glass,
+                "supersedes": self.supersedes, "superseded_by": self.superseded_by, "affects": self.affects,
                 "escalations": self.escalations, "history": self.history,
                 "requested_by": self.requested_by, "acted_by": self.acted_by,
                 "targets": [[t.gateway, t.device, t.kind] for t in self.tracks.values()]}
 
     def row(self) -> tuple[str, float, dict]:
-        return self.status, self.created_at, self.persist_doc()
+        return self.status.value, self.created_at, self.persist_doc()
 
     @classmethod
     def from_docs(cls, doc: dict, devices: Iterable[dict]) -> Alert:
@@ -183,7 +221,10 @@ class Alert:
                     dispatch_ms=doc.get("dispatch_ms"),
                     updated_at=doc["updated_at"], escalations=list(doc.get("escalations", ())),
                     history=list(doc.get("history", ())), requested_by=doc.get("requested_by"),
-                    acted_by=doc.get("acted_by"))
+                    acted_by=doc.get("acted_by"), confirmed_by=doc.get("confirmed_by"),
+                    confirm_by=doc.get("confirm_by"), break_glass=doc.get("break_glass"),
+                    supersedes=list(doc.get("supersedes", ())), superseded_by=list(doc.get("superseded_by", ())),
+                    affects=list(doc.get("affects", ())))
         for gw, dev, kind in doc.get("targets", ()):  # device rows not flushed yet when the hub died
             alert.tracks[(gw, dev)] = Track(gw, dev, kind, updated_at=doc["updated_at"])
         for d in devices:

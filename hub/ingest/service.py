@@ -54,7 +54,9 @@ class IngestService:
         self.ingest = Ingest(aqi_tables=config.aqi_tables, zone_of=zone_of, on_reading=on_reading)
         self.spool = Spool(config.spool_path, make_writer(config.target),
                            backoff=Backoff(config.backoff_initial_s, cap=config.backoff_cap_s))
-        self._buffer: list[str] = []  # from MQTT messages (their acks are in _acks when deferred)
+        # from MQTT messages, grouped by their stable key (the spool de-duplicates by it, durably); their acks
+        # are in _acks when deferred
+        self._buffer: list[tuple[str | None, list[str]]] = []
         self._local: list[str] = []   # from add_lines: nobody else holds these
         self._acks: list[Callable[[], object] | None] = []  # None: a message without an ack (QoS 0)
         self.ack_batch = ack_batch
@@ -68,13 +70,17 @@ class IngestService:
         if not isinstance(msg, TelemetryBatch):
             self.ingest.counters["not_a_batch"] += 1
             return
-        self._buffer += self.ingest.batch_lines(msg)
+        if lines := self.ingest.batch_lines(msg):
+            self._buffer.append((f"t:{msg.gateway}:{msg.session}:{msg.seq}", lines))
+            if msg.historical:
+                self.ingest.counters["historical_batches"] += 1
 
     def on_event(self, msg: object) -> None:
         if not isinstance(msg, Event):
             self.ingest.counters["not_an_event"] += 1
             return
-        self._buffer += self.ingest.event_lines(msg)
+        if lines := self.ingest.event_lines(msg):
+            self._buffer.append((f"e:{msg.gateway}:{msg.id}", lines))
 
     def defer_ack(self, send: Callable[[], object] | None) -> None:
         """The MQTT connection hands over a message's PUBACK; it is sent after the next commit."""
@@ -91,7 +97,7 @@ class IngestService:
 
     @property
     def buffered_lines(self) -> int:
-        return len(self._buffer) + len(self._local)
+        return sum(len(lines) for _, lines in self._buffer) + len(self._local)
 
     async def commit(self) -> None:
         """Buffered lines into the spool (one SQLite transaction), then the deferred acks."""
@@ -103,7 +109,7 @@ class IngestService:
         self._buffer, self._local, self._acks = [], [], []
         if lines or local:
             try:
-                await asyncio.to_thread(self.spool.put, local + lines)
+                await asyncio.to_thread(self.spool.put_groups, [(None, local), *lines])
             except Exception:  # not committed (disk error): keep everything, ack nothing
                 self._buffer[:0], self._local[:0], self._acks[:0] = lines, local, acks
                 raise

@@ -7,6 +7,14 @@ does nothing. A batch the store *rejects* (``StoreRejected``) is split in halves
 single lines; a single line that is still rejected moves to the ``dead`` table with its reason and is
 counted -- kept for an operator, never silently dropped.
 
+Exactly once: each batch of lines may carry a stable key (the hub uses ``t:<gateway>:<session>:<seq>`` for a
+telemetry batch and ``e:<gateway>:<event id>`` for an event). ``put_groups`` records the key in the ``seen``
+table in the same transaction as the lines, and skips a group whose key is already there, so a batch the
+broker redelivers after a hub kill -9 (spooled, PUBACK not yet sent) is stored once, across restarts. Keys
+are kept ``SEEN_MAX_AGE_S`` and at most ``SEEN_MAX_KEYS``; the ``dead`` table keeps ``DEAD_MAX_LINES``.
+The spool itself is bounded by ``max_pending_lines``: beyond it the oldest rows are dropped and counted
+(``dropped_lines``), logged as an error, never silently.
+
 All methods are synchronous and serialised by a mutex; an asyncio hub calls them through
 ``asyncio.to_thread`` so the fsyncs and HTTP writes never block its event loop.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -28,12 +37,22 @@ from hub.errors import HubError
 from hub.ingest.writer import StoreRejected, StoreUnavailable, Writer
 from runtime.backoff import Backoff
 
+log = logging.getLogger(__name__)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
                                   n INTEGER NOT NULL, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS dead (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL,
                                  reason TEXT NOT NULL, ts REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_ts ON seen (ts);
 """
+SEEN_MAX_AGE_S = 14 * 86400.0  # longer than a gateway keeps telemetry (7 days): a redelivery is always caught
+SEEN_MAX_KEYS = 2_000_000  # ~100 MB at most; 500 gateways x 1 batch/s fill it in ~67 min only if age allows
+DEAD_MAX_LINES = 100_000
+PRUNE_EVERY_S = 60.0
+
+Group = tuple[str | None, Sequence[str]]
 
 
 class SpoolError(HubError):
@@ -57,12 +76,18 @@ def _locked(method):
 
 class Spool:
     def __init__(self, path: str | os.PathLike[str], writer: Writer, *, backoff: Backoff | None = None,
-                 clock: Callable[[], float] = time.monotonic, max_lines_per_write: int = 5000) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_lines_per_write: int = 5000,
+                 max_pending_lines: int = 50_000_000, seen_max_age_s: float = SEEN_MAX_AGE_S,
+                 seen_max_keys: int = SEEN_MAX_KEYS) -> None:
         self.path = Path(path)
         self.writer = writer
         self.backoff = backoff or Backoff()
         self._clock = clock
         self.max_lines_per_write = max_lines_per_write
+        self.max_pending_lines = max_pending_lines
+        self.seen_max_age_s = seen_max_age_s
+        self.seen_max_keys = seen_max_keys
+        self._last_prune = float("-inf")
         self.next_try = float("-inf")
         self.counters: Counter[str] = Counter()
         self.last_error: str | None = None
@@ -72,6 +97,7 @@ class Spool:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._pending = int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from exc
 
@@ -94,21 +120,63 @@ class Spool:
 
     # ---- in ---------------------------------------------------------------------------------------------------
 
-    @_locked
     def put(self, lines: Sequence[str]) -> None:
         """Commit lines durably (split into rows of at most ``max_lines_per_write``)."""
-        lines = [part for ln in lines for part in ln.split("\n") if part]  # one row line = one stored line
+        self.put_groups([(None, lines)])
+
+    @_locked
+    def put_groups(self, groups: Sequence[Group]) -> int:
+        """Commit groups of lines in one transaction; a group whose key was seen before is skipped (durably
+        de-duplicated). Returns how many groups were skipped."""
         now = time.time()
+        skipped = 0
+        lines: list[str] = []
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                for key, group in groups:
+                    if key is not None and self._db.execute("INSERT OR IGNORE INTO seen (key, ts) VALUES (?, ?)",
+                                                            (key, now)).rowcount == 0:
+                        skipped += 1
+                        continue
+                    lines += [part for ln in group for part in ln.split("\n") if part]  # one row line = one line
                 for i in range(0, len(lines), self.max_lines_per_write):
                     chunk = lines[i:i + self.max_lines_per_write]
                     self._db.execute("INSERT INTO spool (body, n, ts) VALUES (?, ?, ?)",
                                      ("\n".join(chunk), len(chunk), now))
+                self._pending += len(lines)
+                if self._pending > self.max_pending_lines:
+                    self._drop_oldest()
+                if self._clock() - self._last_prune >= PRUNE_EVERY_S:
+                    self._prune(now)
         except sqlite3.Error as exc:
+            self._pending = int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
             raise SpoolError(f"spool {self.path}: {exc}") from exc
         self.counters["spooled_lines"] += len(lines)
+        self.counters["duplicate_groups"] += skipped
+        return skipped
+
+    def _drop_oldest(self) -> None:
+        dropped = 0
+        while self._pending > self.max_pending_lines:
+            row = self._db.execute("SELECT id, n FROM spool ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                break
+            self._db.execute("DELETE FROM spool WHERE id = ?", (row[0],))
+            self._pending -= row[1]
+            dropped += row[1]
+        self.counters["dropped_lines"] += dropped
+        log.error("spool %s over its bound of %d lines: the oldest %d lines were dropped", self.path,
+                  self.max_pending_lines, dropped)
+
+    def _prune(self, now: float) -> None:
+        """Bound the de-dup keys (age and count) and the dead-letter table (count)."""
+        self._last_prune = self._clock()
+        self._db.execute("DELETE FROM seen WHERE ts < ?", (now - self.seen_max_age_s,))
+        extra = int(self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]) - self.seen_max_keys
+        if extra > 0:
+            self._db.execute("DELETE FROM seen WHERE key IN (SELECT key FROM seen ORDER BY ts LIMIT ?)", (extra,))
+        self._db.execute("DELETE FROM dead WHERE id <= (SELECT MAX(id) FROM dead) - ?", (DEAD_MAX_LINES,))
 
     @_locked
     def write(self, lines: Sequence[str]) -> FlushResult:
@@ -142,6 +210,7 @@ class Spool:
                 self._split_or_bury(row_id, lines, exc)
                 continue
             self._exec("DELETE FROM spool WHERE id = ?", (row_id,))
+            self._pending -= n
             self.backoff.reset()
             self.next_try = float("-inf")
             self.last_error = None
@@ -170,12 +239,17 @@ class Spool:
             raise SpoolError(f"spool {self.path}: {e}") from e
         if len(lines) == 1:
             self.counters["dead_lines"] += 1
+            self._pending -= 1
 
     # ---- reporting ---------------------------------------------------------------------------------------------
 
     @property
     def pending_lines(self) -> int:
-        return int(self._exec("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
+        return self._pending
+
+    @property
+    def seen_keys(self) -> int:
+        return int(self._exec("SELECT COUNT(*) FROM seen").fetchone()[0])
 
     @property
     def pending_batches(self) -> int:

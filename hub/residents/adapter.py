@@ -2,7 +2,7 @@
 
 The engine calls ``async hook(alert: AlertOut, states: list[ZoneState])`` on every alert change. This reads
 the AlertOut fields by name (id, signal, mode, zones, status, version, message, created_at, expires_at,
-phase_started_at, updated_at), so this package does not import the engine's models.
+phase_started_at, updated_at, by, acted_by, requested_by), so this package does not import the engine's models.
 """
 
 from __future__ import annotations
@@ -58,11 +58,16 @@ def from_hub_alert(alert: Any, states: Sequence[ZoneState]) -> ResidentAlert:
     return ResidentAlert(id=aid, zones=zones, signal=Signal(_get(alert, "signal")), mode=Mode(_get(alert, "mode")),
                          status=status, msg_type=msg_type, texts=texts, sent=sent,
                          expires=datetime.fromtimestamp(float(exp), UTC) if exp else None, version=version,
-                         sender_name=_sender_name(_get(alert, "acted_by") or _get(alert, "requested_by")))
+                         sender_name=_sender_name(alert))
 
 
-def _sender_name(actor: Any) -> str | None:
-    """CAP <senderName>: the authority and the named person in their role who ordered this message."""
+def _sender_name(alert: Any) -> str | None:
+    """CAP <senderName>: the authority and the named people in their roles who ordered this message (``by``: the
+    same words as the signed command's claim, e.g. "olena (operator), confirmed by marta (supervisor)")."""
+    by = _get(alert, "by")
+    if isinstance(by, str) and by:
+        return f"dozor — {by}"[:200]
+    actor = _get(alert, "acted_by") or _get(alert, "requested_by")
     name, role = _get(actor, "name"), _get(actor, "role")
     return f"dozor — {name} ({role})"[:200] if isinstance(name, str) and isinstance(role, str) else None
 

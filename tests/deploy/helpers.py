@@ -193,7 +193,13 @@ address = 2
 def start_cabinet(procs: Procs, bundle: Path, tty: Path) -> None:
     """A street cabinet from its provisioned bundle: two simulated sirens on a virtual RS-485 cable (pty) and
     `dozor gateway run` on the bundle's gateway.toml with the bus and sirens added, as a technician would."""
+    import shutil
+    import tomllib
+
     gw = bundle.name
+    state = Path(tomllib.loads((bundle / "gateway.toml").read_text())["gateway"]["state_dir"])
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copy2(bundle / "identity-key", state / "identity-key")  # what install-gateway.sh does
     procs.start(f"sirens-{gw}", "sim", "siren", "--link", str(tty), "--count", "2", "--spinup", "0")
     until(tty.exists, f"the virtual cable {tty}", procs=procs)
     conf = bundle / "gateway.toml"

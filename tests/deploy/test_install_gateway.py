@@ -60,7 +60,7 @@ def test_install_gateway_into_a_throwaway_root_twice(tmp_path):
         assert top == {"etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/dozor", "etc/dozor/gateway",
                        "etc/dozor/gateway/gateway.toml", "etc/dozor/gateway/ca.crt", "etc/dozor/gateway/client.crt",
                        "etc/dozor/gateway/client.key", "opt", "opt/dozor", "opt/dozor/venv", "var", "var/lib",
-                       "var/lib/dozor-gateway", "etc/systemd", "etc/systemd/system",
+                       "var/lib/dozor-gateway", "var/lib/dozor-gateway/identity-key", "etc/systemd", "etc/systemd/system",
                        "etc/systemd/system/dozor-gateway.service"} | {k for k in top if k.endswith("-")}
         passwd = (root / "etc/passwd").read_text()
         user = [ln for ln in passwd.splitlines() if ln.startswith("dozor-gw:")]
@@ -71,6 +71,8 @@ def test_install_gateway_into_a_throwaway_root_twice(tmp_path):
             assert any(ln.startswith(f"{g}:") and "dozor-gw" in ln.split(":")[3].split(",") for ln in groups)
         assert after["etc/dozor/gateway/client.key"][:3] == (0o600, 0, 0)
         assert after["var/lib/dozor-gateway"][:2] == (0o700, uid)
+        assert after["var/lib/dozor-gateway/identity-key"][:2] == (0o600, uid)
+        assert (root / "var/lib/dozor-gateway/identity-key").read_bytes() == (bundle / "identity-key").read_bytes()
         assert (root / "etc/systemd/system/dozor-gateway.service").read_bytes() == \
             (ROOT / "deploy/systemd/dozor-gateway.service").read_bytes()
         venv_py = root / "opt/dozor/venv/bin/python"

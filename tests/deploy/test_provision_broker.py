@@ -4,6 +4,7 @@ revocation. Real Mosquitto on the generated file, real paho clients holding each
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from runtime import pki
 from simulators.brokers import free_port
-from tests.deploy.helpers import GeneratedBroker, city_dir, connect, dozor, dozor_json
+from tests.deploy.helpers import ROOT, GeneratedBroker, city_dir, connect, dozor, dozor_json
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +158,19 @@ def test_init_again_keeps_identities(city, tmp_path):
     dozor("provision", "init", str(root), "--broker-host", "127.0.0.1", "--port", "1", "--bind", "127.0.0.1",
           "--hub-state-dir", str(tmp_path / "hub-state"), "--store-url", "")
     assert {p: p.read_bytes() for p in root.rglob("*.key")} == before
+
+
+def test_the_documented_layout_is_what_provision_writes(city):
+    root, _ = city
+    text = (ROOT / "docs" / "operations.md").read_text()
+    table = text[text.index("| path | what | mode |"):text.index("`init` also creates")]
+    paths = re.findall(r"`DIR/([^`]+)`", table)
+    assert len(paths) >= 10
+    for rel in paths:
+        rel = rel.replace("gateways/GW/", "gateways/gw-a/")
+        if rel.endswith(".*"):
+            assert list(root.glob(rel)), rel
+        else:
+            assert (root / rel.rstrip("/")).exists(), rel
+    for name in re.findall(r"`(gateway\.toml|ca\.crt|client\.crt|client\.key|identity-key)`", table):
+        assert (root / "gateways" / "gw-a" / name).exists(), name

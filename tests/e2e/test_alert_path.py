@@ -15,9 +15,10 @@ import pytest
 
 from contract.codecs import siren_modbus as sm
 from dozor.commands.sim_city import enrolling_factory, hub_keys_from
+from hub.identity import Role
 from simulators.brokers import free_port
 from simulators.city import City, CityPlan
-from tests.tokens import admin_token
+from tests.tokens import add_user, admin_token
 
 pytestmark = pytest.mark.integration
 DOZOR = [str(Path(sys.executable).with_name("dozor"))]
@@ -54,7 +55,8 @@ async def system(mosquitto, tmp_path):
     keys = hub_keys_from(tmp_path / "hub", [])
     city = await City(plan, mosquitto.url, keys, tmp_path / "city", enrolling_factory(tmp_path / "hub"), spinup_s=0.2,
                       heartbeat_s=1.0).start()
-    env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": token}
+    env = {"DOZOR_HUB_URL": url, "DOZOR_TOKEN": token,
+           "SUPERVISOR_TOKEN": add_user(tmp_path / "hub", "marta", Role.supervisor)}
     # wait until the hub has seen every gateway's birth
     for _ in range(200):
         code, out, _ = await run_cli("gateways", "--json", env=env)
@@ -72,10 +74,13 @@ async def system(mosquitto, tmp_path):
 async def test_operator_drill_sounds_every_siren_then_all_clear_then_stop(system):
     plan, city, env = system
     zones = [z["id"] for z in plan.zones_config()]
-    args = ["alert", "start", "--signal", "air-raid", "--duration", "60", "--json", "--wait", "30"]
+    args = ["alert", "start", "--signal", "air-raid", "--actual", "--duration", "60", "--no-wait"]
     for z in zones:
         args += ["--zone", z]
     code, out, err = await run_cli(*args, env=env)
+    assert code == 4, err  # an Actual air raid waits for a second person; its id is on stdout
+    code, out, err = await run_cli("alert", "confirm", out.strip(), "--yes", "--json", "--wait", "30",
+                                   env={**env, "DOZOR_TOKEN": env["SUPERVISOR_TOKEN"]})
     alert = json.loads(out)
     assert code == 0, err
     assert alert["mode"] == "actual" and alert["summary"]["total"] == plan.sirens_total
@@ -114,9 +119,45 @@ async def test_exercise_is_explicit_and_cli_errors_are_readable(system):
                                    "--duration", "5", env=env)
     assert code == 0, err
     assert json.loads(out)["mode"] == "exercise"
-    code, _, err = await run_cli("alert", "start", "--zone", "atlantis", "--signal", "air-raid", env=env)
+    code, _, err = await run_cli("alert", "start", "--zone", "atlantis", "--signal", "air-raid", "--exercise",
+                                 env=env)
     assert code == 1 and "unknown zone" in err and "atlantis" in err
     code, _, err = await run_cli("alert", "list", env={**env, "DOZOR_TOKEN": "wrong"})
     assert code == 1 and "token" in err
     code, _, err = await run_cli("gateways", env={**env, "DOZOR_HUB_URL": f"http://127.0.0.1:{free_port()}"})
     assert code == 1 and "not reachable" in err
+
+
+async def test_cli_refuses_contradictions_prints_ids_and_names_phases(system):
+    plan, city, env = system
+    zone = plan.zones_config()[0]["id"]
+    base = ["alert", "start", "--zone", zone, "--signal", "test"]
+    for extra, words in ((["--duration", "5"], "--exercise or --actual"),
+                         (["--exercise", "--actual"], "--exercise or --actual"),
+                         (["--exercise", "--wait", "5", "--no-wait"], "contradict"),
+                         (["--exercise", "--wait", "-1"], "0 or more seconds")):
+        code, _, err = await run_cli(*base, *extra, env=env)
+        assert code == 2 and words in err, (extra, err)
+    code, _, err = await run_cli("alert", "start", "--zone", zone, "--signal", "all-clear", "--exercise", env=env)
+    assert code == 2 and "update of the alert it ends" in err
+    async with httpx.AsyncClient() as http:  # and the hub itself refuses it with a sentence
+        r = await http.post(f"{env['DOZOR_HUB_URL']}/api/v1/alerts", json={
+            "zones": [zone], "signal": "all-clear", "mode": "exercise"},
+            headers={"Authorization": f"Bearer {env['DOZOR_TOKEN']}"})
+    assert r.status_code == 409 and "update of the alert it ends" in r.json()["detail"]
+    assert sum(1 for s in city.sirens() for e in s.log if e.cmd is sm.Cmd.ACTIVATE) == 0
+
+    code, out, err = await run_cli(*base, "--exercise", "--duration", "120", "--no-wait", env=env)
+    assert code == 0, err
+    alert_id = out.strip()
+    assert alert_id.startswith("A-") and out == alert_id + "\n"  # only the id on stdout, for scripts
+    code, out, err = await run_cli("alert", "all-clear", alert_id, "--wait", "30", env=env)
+    assert code == 0, err
+    sirens = plan.sirens_per_gateway * sum(1 for i in range(plan.gateways) if plan.zone_of(i) == zone)
+    assert f"all-clear: {sirens}/{sirens} confirmed" in out  # progress names the phase
+    code, _, err = await run_cli("alert", "cancel", alert_id, env=env)
+    assert code == 1 and "409" in err and "ended properly" in err
+    code, _, err = await run_cli("alert", "stop", alert_id, "--wait", "-3", env=env)
+    assert code == 2
+    code, out, _ = await run_cli("alert", "list", env={**env, "COLUMNS": "40"})
+    assert code == 0 and alert_id in out  # never cut, however narrow the terminal

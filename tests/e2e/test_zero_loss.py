@@ -2,7 +2,8 @@
 store, through five faults with real processes. The gateway (`dozor gateway run`) reads a simulated noise node
 on a pty, reaches the broker through a relay that can cut the uplink, and the hub (`dozor hub run`) writes to a
 real VictoriaMetrics. Faults: uplink cut for 60 s, gateway kill -9 in the middle of draining the backlog, broker
-restart, hub kill -9 and restart, store down for 30 s."""
+restart, hub kill -9 mid-stream and restart, store down for 30 s. Counted as RAW stored samples: produced ==
+stored with zero duplicates after every fault."""
 
 from __future__ import annotations
 
@@ -55,10 +56,24 @@ async def until(predicate, what: str, attempts: int = 600, every: float = 0.1):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def stored(vm: VictoriaMetrics) -> int:
-    """Distinct readings stored: one LAeq sample per reading, de-duplicated by timestamp."""
+def samples(vm: VictoriaMetrics) -> list[int]:
+    """RAW stored samples, one LAeq sample per reading (VictoriaMetrics keeps a duplicate sample: no dedup flag)."""
     vm.flush()
-    return len({ts for series in vm.export('noise_node_laeq{device="noise-1"}') for ts in series["timestamps"]})
+    return [ts for series in vm.export('noise_node_laeq{device="noise-1"}') for ts in series["timestamps"]]
+
+
+def stored(vm: VictoriaMetrics) -> int:
+    return len(samples(vm))
+
+
+def settled(vm: VictoriaMetrics, produced: int) -> int:
+    """RAW count once nothing is in flight any more (a late duplicate would show up as more than produced).
+    Distinct timestamps are no identity here: readings the gateway reads back-to-back after a restart can share
+    a millisecond."""
+    import time
+
+    time.sleep(1.5)
+    return stored(vm)
 
 
 async def test_no_reading_is_lost_through_five_faults(tmp_path):
@@ -105,7 +120,8 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
             await until(lambda: any(g.id == GW and g.state == "online" for g in client.gateways()), "gateway online")
 
             await produce(sim, 60)  # normal operation
-            await until(lambda: stored(vm) == produced, "the first readings stored")
+            await until(lambda: stored(vm) >= produced, "the first readings stored")
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             # 1. uplink cut for 60 s: readings wait in the gateway's outbox
             cut.cut()
@@ -118,30 +134,39 @@ async def test_no_reading_is_lost_through_five_faults(tmp_path):
             gw.kill()
             await gw.wait()
             gw = await spawn(*gw_args, log=tmp_path / "gw.log")
-            await until(lambda: stored(vm) == produced, "the backlog drained after the restart", attempts=900)
+            await until(lambda: stored(vm) >= produced, "the backlog drained after the restart", attempts=900)
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             # 3. broker restart in the middle of a stream
             task = asyncio.create_task(produce(sim, 100))
             await asyncio.sleep(2)
             broker.restart(down_s=1)
             await task
-            await until(lambda: stored(vm) == produced, "readings across the broker restart")
+            await until(lambda: stored(vm) >= produced, "readings across the broker restart")
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
-            # 4. hub kill -9 and restart: the broker keeps its persistent session meanwhile
+            # 4. hub kill -9 mid-stream and restart: the broker keeps its persistent session meanwhile and
+            # redelivers what was spooled but not yet PUBACKed; the spool's durable keys store it once
+            task = asyncio.create_task(produce(sim, 100))
+            await asyncio.sleep(2)
             hub.kill()
             await hub.wait()
-            await produce(sim, 100)
+            await task
             hub = await spawn(*hub_args, log=tmp_path / "hub.log")
-            await until(lambda: stored(vm) == produced, "readings across the hub restart")
+            await until(lambda: stored(vm) >= produced, "readings across the hub restart")
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             # 5. the store down for 30 s: the hub spools durably and retries
             vm.stop()
             await produce(sim, 150, every=0.2)
             vm.start()
-            await until(lambda: stored(vm) == produced, "readings spooled while the store was down", attempts=900)
+            await until(lambda: stored(vm) >= produced, "readings spooled while the store was down", attempts=900)
+            assert settled(vm, produced) == produced  # raw: nothing lost, nothing twice
 
             assert produced == 710
-            assert stored(vm) == produced
+            assert settled(vm, produced) == produced
+            hub_log = (tmp_path / "hub.log").read_text()
+            assert "HTTP Request" not in hub_log  # httpx's per-request lines are DEBUG: none per TSDB write
         finally:
             for proc in (gw, hub):
                 if proc is not None and proc.returncode is None:

@@ -145,8 +145,8 @@ async def test_silent_test_pass_and_fail(gw, rig):
 
 async def test_replay_store_survives_a_gateway_restart(tmp_path, rig):
     cfg = make_config(tmp_path, buses={rig.name: str(rig.port)}, sirens=rig.devices())
-    token = sign(targets=("siren-1",), params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=1))
     async with Gateway(cfg) as g1:
+        token = sign(targets=("siren-1",), params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=1))
         acks = AckLog()
         g1.ack_listeners.append(acks)
         c = await g1.executor.handle(token)
@@ -297,3 +297,14 @@ async def test_after_an_unclean_stop_commands_issued_before_the_restart_are_refu
     assert rig.activations() == 1
     async with Gateway(cfg) as g:  # the last stop was clean: nothing is refused for being old
         assert not g.store.unclean and g.store.not_before is None
+
+
+async def test_the_gateway_logs_who_ordered_a_command(gw, rig, caplog):
+    caplog.set_level("INFO", logger="dozor.gateway")
+    token = sign(targets=tuple(rig.device_ids), params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=1),
+                 alert="A-1", by="olena (operator), confirmed by marta (supervisor)")
+    claims = await gw.executor.handle(token)
+    assert claims.by == "olena (operator), confirmed by marta (supervisor)"
+    lines = [r.getMessage() for r in caplog.records if claims.jti in r.getMessage()]
+    assert lines and "by olena (operator), confirmed by marta (supervisor)" in lines[0]
+    await gw.acks.wait(lambda a: a.devices_at(claims.jti, AckStage.DONE) == set(rig.device_ids))

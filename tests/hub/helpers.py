@@ -24,13 +24,17 @@ ZONES = [
 
 
 def make_config(tmp: Path, broker_port: int, *, zones: list | None = None, api_port: int | None = None,
-                client_id: str = "dozor-hub-test", **hub: object) -> HubConfig:
+                client_id: str = "dozor-hub-test", two_person: dict | None = None, **hub: object) -> HubConfig:
+    """``two_person``: the [two_person] section (e.g. ``{"actual": []}`` for a test about something else that
+    sends Actual alerts from one caller)."""
     (tmp / "zones.json").write_text(json.dumps(zones if zones is not None else ZONES))
     data = {
         "hub": {"state_dir": "state", "api_port": api_port or free_port(), "confirm_deadline_s": 0.6,
                 "max_retries": 2, "zones": "zones.json", "flush_interval_s": 0.05, **hub},
         "mqtt": {"url": f"mqtt://127.0.0.1:{broker_port}", "client_id": client_id},
     }
+    if two_person is not None:
+        data["two_person"] = two_person
     cfg = parse_config(data, base=tmp)
     admin_token(cfg.hub.state_dir)  # a hub refuses to start without users: every test hub has `test-admin`
     return cfg

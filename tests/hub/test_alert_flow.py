@@ -82,7 +82,8 @@ async def test_alert_reaches_every_gateway_once_and_acks_aggregate(mosquitto, tm
 
 
 async def test_silent_gateway_gets_retries_with_new_jti_then_unreachable(mosquitto, tmp_path):
-    cfg = make_config(tmp_path, mosquitto.port, confirm_deadline_s=0.3, max_retries=2)
+    cfg = make_config(tmp_path, mosquitto.port, confirm_deadline_s=0.3, max_retries=2,
+                      two_person={"actual": []})
     async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fakes = gateways(mosquitto.port, hub, [
             ("gw-a", [("siren-1", SIREN), ("spk-1", SPEAKER)], "ok"),
@@ -130,7 +131,8 @@ async def test_silent_gateway_gets_retries_with_new_jti_then_unreachable(mosquit
 
 async def test_failed_device_is_retried_and_a_permanent_failure_keeps_its_reason(mosquitto, tmp_path):
     zones = [{"id": "z", "gateways": ["gw-a", "gw-b"]}]
-    cfg = make_config(tmp_path, mosquitto.port, zones=zones, confirm_deadline_s=0.3, max_retries=2)
+    cfg = make_config(tmp_path, mosquitto.port, zones=zones, confirm_deadline_s=0.3, max_retries=2,
+                      two_person={"actual": []})
     async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         fakes = gateways(mosquitto.port, hub, [
             ("gw-a", [("siren-1", SIREN)], "fail_once:unreachable"),  # a Modbus timeout, then fine

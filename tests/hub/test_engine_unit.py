@@ -85,14 +85,17 @@ async def test_commands_for_big_gateways_are_split_at_the_contract_limit(hub, tm
     assert sizes == [44, 256]
 
 
-async def test_prune_forgets_commands_of_long_finished_alerts(hub):
+async def test_prune_moves_long_finished_alerts_out_of_memory_and_forgets_their_commands(hub):
     out = await hub.engine.start(AlertRequest(zones=["north"], signal="test", mode="exercise"))
     await hub.engine.cancel(out.id)
     alert = hub.engine.alerts[out.id]
     alert.tracking = False
     assert hub.engine.prune() == 0  # just finished: late acks may still come
-    alert.updated_at -= 3 * 3600
-    assert hub.engine.prune() == 4 and not hub.engine._jti and not hub.engine._token
+    alert.updated_at -= hub.config.hub.finished_in_memory_s + 1
+    assert hub.engine.prune() == 1 and not hub.engine._jti and not hub.engine._token
+    assert out.id not in hub.engine.alerts and not hub.engine.holder  # memory holds only what is open
+    assert hub.engine.get(out.id).status == "cancelled"  # still readable, from the store
+    assert [a.id for a in hub.engine.list()] == [out.id]
 
 
 async def test_silent_test_targets_only_devices_that_can_do_it(hub):

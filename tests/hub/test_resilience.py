@@ -58,7 +58,7 @@ async def test_gateway_offline_at_alert_time_gets_the_command_when_it_returns(mo
 
 
 async def test_broker_restart_reconnects_and_restores_retained_states(mosquitto, tmp_path):
-    cfg = make_config(tmp_path, mosquitto.port)
+    cfg = make_config(tmp_path, mosquitto.port, two_person={"actual": []})
     async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
         gw = FakeGateway(mosquitto.port, "gw-c", hub.keys.verification_keys(), [("siren-1", SIREN)]).start()
         await eventually(lambda: hub.registry.state_of("gw-c") == "online", what="birth")
@@ -112,15 +112,16 @@ async def test_expiry_and_overlapping_alerts_drive_zone_states(mosquitto, tmp_pa
         fakes = [FakeGateway(mosquitto.port, g, hub.keys.verification_keys(), [("siren-1", SIREN)]).start()
                  for g in ("gw-a", "gw-c")]
         await eventually(lambda: hub.registry.devices_of("gw-a") and hub.registry.devices_of("gw-c"), what="births")
-        long = (await http.post("/api/v1/alerts", json={"zones": ["south", "all"], "signal": "chemical", "mode": "exercise",
+        long = (await http.post("/api/v1/alerts", json={"zones": ["south", "all"], "signal": "test", "mode": "exercise",
                                                         "duration_s": 600})).json()
         short = (await http.post("/api/v1/alerts", json={"zones": ["south"], "signal": "air-raid",
                                                          "mode": "exercise", "duration_s": 1})).json()
-        assert hub.engine.zone_states["south"].alert == short["id"]
+        assert hub.engine.zone_states["south"].alert == short["id"]  # air-raid outranks test: it takes over
+        assert short["supersedes"] == [long["id"]]
         await eventually(lambda: hub.engine.alerts[short["id"]].status == "expired", what="expiry")
         # south is still covered by the longer alert: it stays active, now pointing at that one
         south = hub.engine.zone_states["south"]
-        assert south.status.value == "active" and south.alert == long["id"] and south.signal.value == "chemical"
+        assert south.status.value == "active" and south.alert == long["id"] and south.signal.value == "test"
         await http.post(f"/api/v1/alerts/{long['id']}/all-clear")
         assert hub.engine.zone_states["all"].status.value == "all_clear"
         await eventually(lambda: hub.engine.zone_states["all"].status.value == "idle", what="all-clear window end")

@@ -207,3 +207,33 @@ def test_the_docs_list_every_declared_range() -> None:
             assert f"p = {spec.p:g}" in row[0], key
         else:
             assert all(str(o) in row[0] for o in spec.options), key
+
+
+def test_the_documented_command_writes_wav_and_labels(tmp_path: Path) -> None:
+    import shlex
+    import subprocess
+    import sys
+
+    from scipy.io import wavfile
+
+    text = DOCS.read_text()
+    cmd = re.findall(r"```sh\n(python -m simulators\.street_scenes [^\n]*)\n```", text)
+    assert len(cmd) == 1
+    argv = shlex.split(cmd[0])
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    seed = int(argv[argv.index("--seed") + 1])
+    dur = float(argv[argv.index("--duration") + 1])
+    assert summary["family_seed"] == seed and [s["seed"] for s in summary["scenes"]] == scene_seeds(2, seed)
+    first = summary["scenes"][0]
+    fs, audio = wavfile.read(tmp_path / first["wav"])
+    again = generate(first["seed"], duration_s=dur, full_scale_db=120.0)
+    assert fs == FS and audio.dtype == np.float32 and audio.tobytes() == again.audio.tobytes()
+    assert json.loads((tmp_path / first["labels"]).read_text()) == json.loads(json.dumps(again.labels))
+    bad = subprocess.run([sys.executable, "-m", "simulators.street_scenes", "--seed", "1", "--out", str(tmp_path),
+                          "--count", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert bad.returncode == 2 and "--count" in bad.stderr

@@ -41,6 +41,7 @@ from gateway.uart import UartBus, UartSettings
 
 MAX_UNSENT = 1000
 RESTART_DELAY_S = 1.0
+SETTLE_MAX_S = 5.0  # a stuck disk must not stop the sensor: poll anyway after this, counted
 QUIET_REASONS = frozenset({"frames", "replies", "command_acks", "node_status", "node_reboots", "node_fw_changes"})
 F = TypeVar("F")
 
@@ -122,6 +123,17 @@ class SensorDriver(Device):
         except Exception:
             self.bump("sink_errors")
             self.log.exception("sensor %s: the telemetry sink refused a %s", self.id, what)
+
+    async def settle(self) -> None:
+        """Wait until the readings reported so far are on disk (the outbox's group commit) before polling
+        again; bounded by ``SETTLE_MAX_S`` (counted ``poll_before_stored``)."""
+        stored = getattr(self.sink, "stored", None)
+        if stored is None or getattr(self.sink, "all_stored", True):
+            return
+        try:
+            await asyncio.wait_for(stored(), SETTLE_MAX_S)
+        except TimeoutError:
+            self.bump("poll_before_stored")
 
     def emit(self, metrics: dict[str, float], flags: tuple[str, ...] = ()) -> None:
         """One reading: unit-free metrics (units are fixed per metric, see contract RANGES) stamped now."""

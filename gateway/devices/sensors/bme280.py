@@ -140,3 +140,4 @@ class Bme280Driver(SensorDriver):
                 self.cal = None
             self.sync_counters()
             await asyncio.sleep(self.options.interval_s)
+            await self.settle()

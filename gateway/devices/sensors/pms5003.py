@@ -87,6 +87,7 @@ class Pms5003Driver(UartSensor[pms.Data | pms.CommandAck]):
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.options.interval_s)
+            await self.settle()
             if loop.time() < self.warm_until or not self.uart.connected:
                 continue
             if self.options.mode == "active":

@@ -98,4 +98,5 @@ class Sds011Driver(UartSensor[sds.Measurement | sds.Reply]):
                 self.last_cycle_ok = False
             self.sync_counters()
             await asyncio.sleep(tick)
+            await self.settle()
 
