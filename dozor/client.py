@@ -53,6 +53,7 @@ class HubClient:
                  transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._has_token = bool(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
@@ -109,6 +110,10 @@ class HubClient:
             raise HubClientError(f"hub at {self.base_url} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise HubClientError(f"talking to the hub at {self.base_url} failed: {exc}") from None
+        if r.status_code == 401 and not self._has_token:
+            raise HubClientError(f"no token given, and the hub at {self.base_url} needs one: pass your user token "
+                                 "with --token, DOZOR_TOKEN or DOZOR_TOKEN_FILE (`dozor users add NAME --role ROLE` "
+                                 "issues one)", status=401, code="unauthorized")
         if r.status_code == 401:
             raise HubClientError(f"token rejected by the hub at {self.base_url} (pass your user token with --token "
                                  "or DOZOR_TOKEN; `dozor users rotate-token NAME` issues a new one)", status=401,

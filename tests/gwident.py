@@ -63,3 +63,24 @@ def enroll_gateway(state_dir: Path, gateway: str, hub_states: list[Path] | None 
     for hub_state in (HUB_STATES if hub_states is None else hub_states):
         hub_enroll(hub_state, gateway, ident.public_b64, actor="test")
     return ident.public_b64
+
+
+class Unsealer:
+    """Reads what a real gateway publishes: every sealed message must verify against the identity key the gateway
+    announced in its birth (a birth verifies against the key it carries)."""
+
+    def __init__(self) -> None:
+        self.keys: dict = {}
+
+    def __call__(self, wire: bytes) -> bytes:
+        import json
+
+        from contract.command import public_key_from_b64
+        from contract.signed import open_sealed, split
+
+        payload, _kid, _sig = split(wire)
+        announced = json.loads(payload).get("identity_key") if payload.startswith(b"{") else None
+        if announced:
+            key = public_key_from_b64(announced)
+            self.keys[key_id(key)] = key
+        return open_sealed(wire, self.keys)

@@ -32,7 +32,18 @@ EXIT_WAITING = 4  # `alert start`: waiting for a second operator (`dozor alert c
 def resolve_token(token: str | None) -> str | None:
     if token:
         return token
-    candidates = [Path(p) for p in [os.environ.get("DOZOR_TOKEN_FILE")] if p] + list(TOKEN_FILES)
+    named = os.environ.get("DOZOR_TOKEN_FILE")
+    if named:  # asked for by name: a file that cannot be read is an error, not a silent fall back to no token
+        try:
+            text = Path(named).read_text().strip()
+        except OSError as exc:
+            hint = (" (token files are 0600: run as the file's owner, or keep your own token in a file of yours)"
+                    if isinstance(exc, PermissionError) else "")
+            fail(f"cannot read DOZOR_TOKEN_FILE={named}: {exc.strerror or exc}{hint}", code=EXIT_USAGE)
+        if not text:
+            fail(f"DOZOR_TOKEN_FILE={named} is empty", code=EXIT_USAGE)
+        return text
+    candidates = list(TOKEN_FILES)
     for path in candidates:
         try:
             text = path.read_text().strip()
@@ -55,6 +66,14 @@ def fail(message: str, *, as_json: bool = False, code: int = EXIT_ERROR) -> NoRe
     else:
         err_console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def state_dir_error(exc: OSError) -> str:
+    """One sentence for a hub state dir (or key file) that cannot be opened: usually the wrong user."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    hint = (" (the hub's state dir belongs to the hub's user: run as that user, e.g. `sudo -u dozor-hub dozor ...`, "
+            "or as root)" if isinstance(exc, PermissionError) else "")
+    return f"cannot open the hub's state: {where}{exc.strerror or exc}{hint}"
 
 
 def emit_json(obj: Any) -> None:

@@ -18,7 +18,16 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import HubOpt, JsonOpt, TokenOpt, client, console, emit_json, fail
+from dozor.commands._common import (
+    HubOpt,
+    JsonOpt,
+    TokenOpt,
+    client,
+    console,
+    emit_json,
+    fail,
+    state_dir_error,
+)
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="the hub's TOML config (its state dir holds the chain)")
 
@@ -37,6 +46,8 @@ def _state(config: Path, as_json: bool):
                                                                                cfg.hub.extra_verify_keys)
     except HubError as exc:
         fail(str(exc), as_json=as_json, code=2)
+    except OSError as exc:
+        fail(state_dir_error(exc), as_json=as_json, code=2)
 
 
 def retained_head(broker: str, timeout_s: float = 5.0) -> dict | None:
@@ -141,12 +152,15 @@ def register(app: typer.Typer) -> None:
         except BadFilter as exc:
             fail(str(exc), code=2)
         _, log, keys = _state(config, False)
+        try:
+            fh = out.open("w") if out else sys.stdout
+        except OSError as exc:
+            fail(f"--out {out}: cannot write ({exc.strerror or exc})", code=2)
         records = log.records(since_ts=since_ts)
         anchors = load_anchors(log)
         if records and not any(a.seq == log.head()[0] and a.kid == keys.kid for a in anchors):
             anchors.append(anchor_head(log, keys.private))  # cover the tail with a signature
         lines = export_lines(records, anchors, kid=keys.kid, public_key=keys.public_b64)
-        fh = out.open("w") if out else sys.stdout
         try:
             for line in lines:
                 fh.write(line + "\n")

@@ -15,6 +15,18 @@ HubConfigOpt = typer.Option(Path("/etc/dozor/hub.toml"), "--config", "-c", envva
                             help="the hub's TOML config (its state_dir holds the gateway trust store)")
 
 
+def audit(state_dir: Path, action: str, subject: str, details: dict) -> None:
+    """Record an operator's local action (the CLI on the hub machine) in the hub's tamper-evident audit chain."""
+    from dozor.commands.users import local_actor
+    from hub.audit import AuditLog
+
+    log = AuditLog.in_state_dir(state_dir)
+    try:
+        log.append(local_actor(), action, subject, details)
+    finally:
+        log.close()
+
+
 def _state_dir(config: Path, as_json: bool) -> Path:
     from hub.config import load_config
     from hub.errors import HubError
@@ -43,6 +55,8 @@ def attach(group: typer.Typer) -> None:
             fail(str(exc), as_json=as_json, code=2)
         except HubError as exc:
             fail(str(exc), as_json=as_json, code=2 if "pubkey" in str(exc) else 1)
+        if changed:
+            audit(state_dir, "gateway.enroll", gateway, {"kid": enr.kid, "epoch": enr.epoch})
         out = {**enr.doc(), "changed": changed}
         if as_json:
             emit_json(out)
@@ -69,6 +83,7 @@ def attach(group: typer.Typer) -> None:
             fail(str(exc), as_json=as_json)
         finally:
             store.close()
+        audit(state_dir, "gateway.reset", gateway, {"reason": reason, "epoch": enr.epoch})
         if as_json:
             emit_json({**enr.doc(), "reset": True, "reason": reason})
             return

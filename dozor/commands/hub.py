@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from dozor.commands import _loop
+from dozor.commands._common import state_dir_error
 from hub.errors import HubError
 
 
@@ -35,6 +36,9 @@ def register(app: typer.Typer) -> None:
             hub = Hub(load_config(config))
         except HubError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:  # the state dir or a key file, at start: usually the wrong user
+            typer.echo(f"error: {state_dir_error(exc)}", err=True)
             raise typer.Exit(2) from None
         try:
             with contextlib.suppress(KeyboardInterrupt):
@@ -86,6 +90,9 @@ def register(app: typer.Typer) -> None:
             result = init_hub(directory, broker=broker, listen=listen, zones=zones)
         except InitError as exc:
             fail(str(exc), as_json=as_json, code=exc.code)
+        except OSError as exc:  # e.g. `dozor hub init /etc/dozor` without root
+            fail(f"cannot write the hub's folder: {exc.filename or directory}: {exc.strerror or exc}",
+                 as_json=as_json, code=1)
         if as_json:
             typer.echo(json.dumps(result))
             return
@@ -107,6 +114,9 @@ def register(app: typer.Typer) -> None:
             keys = load_or_create(cfg.hub.state_dir, cfg.hub.extra_verify_keys)
         except HubError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            typer.echo(f"error: {state_dir_error(exc)}", err=True)
             raise typer.Exit(2) from None
         pinned = keys.public_keys_b64()
         if as_json:

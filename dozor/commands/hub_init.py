@@ -34,8 +34,9 @@ def init_hub(directory: Path, *, broker: str, listen: str, zones: Path | None) -
     host, port = _listen(listen)
     try:
         BrokerAddress(url=broker)
-    except ValueError as exc:
-        raise InitError(f"--broker {broker!r}: {exc}", code=2) from None
+    except ValueError as exc:  # pydantic's ValidationError: its first message, without the library's framing
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ") if hasattr(exc, "errors") else str(exc)
+        raise InitError(f"--broker {broker!r}: {msg}", code=2) from None
     directory = directory.resolve()
     config = directory / "hub.toml"
     if config.exists():

@@ -68,9 +68,9 @@ def attach(group: typer.Typer) -> None:
     @keys.command("stage")
     def stage(config: Path = ConfigOpt, as_json: bool = JsonOpt) -> None:
         """Make a new key (0600), announced but not used: pin it on the gateways (`dozor hub pubkey`)."""
-        _cfg, ring = _ring(config, as_json)
+        cfg, ring = _ring(config, as_json)
         out = ring.stage()
-        _audit(_cfg, "key.stage", out["kid"], {"kid": out["kid"]})
+        _audit(cfg, "key.stage", out["kid"], {"kid": out["kid"]})
         if as_json:
             emit_json(out)
             return
@@ -102,12 +102,12 @@ def attach(group: typer.Typer) -> None:
         """Stop announcing KID (gateways may then unpin it). The active key cannot be retired."""
         from hub.errors import HubError
 
-        _cfg, ring = _ring(config, as_json)
+        cfg, ring = _ring(config, as_json)
         try:
             out = ring.retire(kid)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
-        _audit(_cfg, "key.retire", kid, {"kid": kid})
+        _audit(cfg, "key.retire", kid, {"kid": kid})
         if as_json:
             emit_json(out)
             return

@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
         first: int = typer.Option(1, "--first", min=1, help="number of the first gateway (gw-0001)"),
         broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker"),
         hub_key: list[str] = typer.Option([], "--hub-key", help="KID=PUBLICKEY of a trusted hub key"),
-        hub_state: Path | None = typer.Option(None, "--hub-state", help="read the hub key from its state dir"),
+        hub_state: Path | None = typer.Option(None, "--hub-state", help="the hub's state dir: trust its keys and "
+                                              "enroll the gateways there"),
         hub_config: Path | None = typer.Option(None, "--hub-config", help="the hub's TOML config: trust its active "
                                                "and staged keys and enroll every gateway's identity key there"),
         spinup_s: float = typer.Option(1.5, "--spinup-s", min=0.0, help="siren spin-up delay"),
@@ -119,6 +120,8 @@ def register(app: typer.Typer) -> None:
                 keys = bundle_hub_keys(bundles, plan.gateway_ids())
             else:
                 keys = hub_keys_from(hub_state, hub_key)
+                if hub_state is not None:  # the hub's own state dir: enroll there too, as --hub-config does
+                    factory = enrolling_factory(hub_state)
         except (OSError, ValueError, HubError) as exc:
             fail(str(exc), code=2)
         import resource

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import JsonOpt, console, emit_json, err_console, fail
+from dozor.commands._common import JsonOpt, console, emit_json, err_console, fail, state_dir_error
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="the hub's TOML config (its state dir holds the users)")
 
@@ -42,6 +42,8 @@ def _open(config: Path, as_json: bool):
         return UserStore.in_state_dir(cfg.hub.state_dir), AuditLog.in_state_dir(cfg.hub.state_dir)
     except HubError as exc:
         fail(str(exc), as_json=as_json, code=2)
+    except OSError as exc:  # sqlite3 errors are not OSErrors: the state dir's creation is where a wrong user fails
+        fail(state_dir_error(exc), as_json=as_json, code=2)
 
 
 def _guard(as_json: bool, fn):

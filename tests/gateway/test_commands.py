@@ -145,8 +145,8 @@ async def test_silent_test_pass_and_fail(gw, rig):
 
 async def test_replay_store_survives_a_gateway_restart(tmp_path, rig):
     cfg = make_config(tmp_path, buses={rig.name: str(rig.port)}, sirens=rig.devices())
-    token = sign(targets=("siren-1",), params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=1))
     async with Gateway(cfg) as g1:
+        token = sign(targets=("siren-1",), params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=1))
         acks = AckLog()
         g1.ack_listeners.append(acks)
         c = await g1.executor.handle(token)

@@ -26,8 +26,12 @@ DOZOR = str(Path(sys.executable).with_name("dozor"))
 ZONE = "z1"
 
 
+RUN: list[tuple[str, ...]] = []  # every `dozor` command the trust tests ran, to check the docs against
+
+
 async def dozor(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the `dozor` CLI without blocking the event loop (the simulated sirens live on it)."""
+    RUN.append(tuple(args))
     proc = await asyncio.create_subprocess_exec(DOZOR, *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})})
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -74,7 +78,7 @@ class HubProc:
         self.http: httpx.AsyncClient | None = None
 
     async def start(self) -> HubProc:
-        token = admin_token(self.state)  # a hub refuses to start without users (same user across restarts)
+        token = admin_token(self.state)  # the first user, as `dozor users add NAME --role admin` makes it
         self.proc = spawn(["hub", "run", "--config", str(self.config)], self.dir / "hub.log")
         await asyncio.to_thread(wait_port, self.port, timeout=30)
         self.env = {"DOZOR_HUB_URL": f"http://127.0.0.1:{self.port}", "DOZOR_TOKEN": token}
@@ -211,3 +215,25 @@ class Tap:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
+
+
+def doc_commands(section: str) -> list[list[str]]:
+    """The `dozor ...` lines of the first fenced block under ``### {section}`` in docs/operations.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    body = text.split(f"### {section}\n", 1)[1]
+    block = body.split("```", 2)[1]
+    return [line.split("#", 1)[0].split()[1:] for line in block.splitlines() if line.startswith("dozor ")]
+
+
+def assert_docs_ran(section: str) -> None:
+    """Every command docs/operations.md shows in ``section`` was run by a test as printed: the same sub-command
+    and the same options (upper-case words in the docs are placeholders: a key id, a gateway id, a path)."""
+    for cmd in doc_commands(section):
+        words: list[str] = []
+        for w in cmd:  # the sub-command: the words before the first option or placeholder
+            if w.startswith("-") or w.isupper() or w.endswith(".toml"):
+                break
+            words.append(w)
+        options = {w for w in cmd if w.startswith("-")}
+        assert any(tuple(r[:len(words)]) == tuple(words) and options <= set(r) for r in RUN), \
+            f"docs/operations.md ({section}) shows `dozor {' '.join(cmd)}` but no test ran it"

@@ -1,0 +1,204 @@
+"""Sans-IO and store-level checks: the sealed envelope, the replay guard (property-based), key files, the hub key
+ring (activate refusal and --force), enrollment and reset, the gateway's replay floor, stop scoping in the
+executor, and `dozor sim city --hub-config`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from contract import command as cc
+from contract.models import AckStage, Action, Signal
+from contract.signed import MAX_SESSION_STEP, WINDOW, ReplayGuard, Unverified, open_sealed, seal, split
+from dozor.cli import app
+from gateway.errors import ConfigError as GatewayConfigError
+from gateway.identity import load_or_create as load_identity
+from gateway.replay import StateStore
+from hub.errors import ConfigError
+from hub.gwtrust import TrustStore, Verifier
+from hub.keys import KeyRefused, KeyRing
+from runtime import keyfiles
+from tests.gateway.helpers import AckLog, SirenRig, make_config, sign
+
+KEY = Ed25519PrivateKey.generate()
+KID = cc.key_id(KEY.public_key())
+runner = CliRunner()
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=300).filter(lambda b: b"\n" not in b), flip=st.integers(0, 10_000))
+def test_seal_verifies_only_the_exact_bytes(payload, flip):
+    wire = seal(payload, KEY, KID)
+    assert open_sealed(wire, {KID: KEY.public_key()}) == payload
+    body, kid, sig = split(wire)
+    assert body == payload and kid == KID and len(sig) == 64
+    if payload:
+        i = flip % len(payload)
+        tampered = payload[:i] + bytes([payload[i] ^ 1]) + payload[i + 1:]
+        with pytest.raises(Unverified) as exc:
+            open_sealed(tampered + wire[len(payload):], {KID: KEY.public_key()})
+        assert exc.value.reason == "bad_signature"
+    with pytest.raises(Unverified) as exc:
+        open_sealed(payload, {KID: KEY.public_key()})
+    assert exc.value.reason in ("unsigned", "empty")
+    with pytest.raises(Unverified) as exc:
+        open_sealed(wire, {"other": KEY.public_key()})
+    assert exc.value.reason == "unknown_key"
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40)), min_size=1, max_size=80))
+def test_replay_guard_admits_each_session_counter_once_and_never_goes_back(steps):
+    guard, admitted = ReplayGuard(), set()
+    for session, ctr in steps:
+        before = (guard.session, guard.high)
+        try:
+            guard.admit(session, ctr)
+        except Unverified as exc:
+            assert exc.reason in ("replayed", "stale_session")
+            assert (session, ctr) in admitted or session < guard.session or (ctr == 0 and guard.will_seen)
+            assert (guard.session, guard.high) == before
+            continue
+        assert (session, ctr) not in admitted and session >= before[0]
+        admitted.add((session, ctr))
+    restored = ReplayGuard.from_floor(guard.floor())  # after a hub restart nothing up to the floor passes
+    for session, ctr in admitted:
+        if session == guard.session and 0 < ctr <= guard.high:
+            with pytest.raises(Unverified):
+                restored.admit(session, ctr)
+
+
+def test_replay_guard_bounds_session_steps_and_old_counters():
+    guard = ReplayGuard()
+    guard.admit(5, 1)
+    with pytest.raises(Unverified, match="session_jump"):
+        guard.admit(5 + MAX_SESSION_STEP + 1, 1)
+    guard.admit(5 + MAX_SESSION_STEP, 1)  # a plausible step
+    guard.admit(guard.session, WINDOW + 10)
+    with pytest.raises(Unverified, match="replayed"):
+        guard.admit(guard.session, 5)  # below the window: too old to judge, refused
+    guard.admit(guard.session, 0)  # the session's last-will: once
+    with pytest.raises(Unverified, match="replayed"):
+        guard.admit(guard.session, 0)
+
+
+def test_key_files_are_0600_and_refused_when_others_can_read_them(tmp_path):
+    ident = load_identity(tmp_path / "gw")
+    path = tmp_path / "gw" / "identity-key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_identity(tmp_path / "gw").kid == ident.kid  # reused
+    assert ident.public_b64 not in path.read_text() and len(path.read_text().strip()) == 43
+    os.chmod(path, 0o644)
+    with pytest.raises(GatewayConfigError, match="readable by group or others"):
+        load_identity(tmp_path / "gw")
+    with pytest.raises(keyfiles.KeyFileError):
+        keyfiles.load(path)
+
+
+def test_key_ring_refuses_activation_unless_every_online_gateway_pins_the_key(tmp_path):
+    ring = KeyRing(tmp_path)
+    first = ring.load()
+    staged = ring.stage()["kid"]
+    keys = ring.load()
+    assert keys.kid == first.kid and staged in keys.all_kids and staged in keys.public_keys_b64()
+    with pytest.raises(KeyRefused) as exc:
+        ring.activate(staged, gateways={"gw-1": (first.kid, staged), "gw-2": (first.kid,)})
+    assert exc.value.gateways == ["gw-2"]
+    out = ring.activate(staged, gateways={"gw-2": (first.kid,)}, force=True)
+    assert out["changed"] and out["not_trusting"] == ["gw-2"] and ring.load().kid == staged
+    with pytest.raises(ConfigError, match="active"):
+        ring.retire(staged)
+    ring.retire(first.kid)
+    assert first.kid not in ring.load().all_kids
+    with pytest.raises(ConfigError, match="retired"):
+        ring.activate(first.kid, gateways={})
+    assert (tmp_path / "hub-keys" / f"{staged}.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_enrollment_is_never_on_first_use_and_a_new_key_or_reset_is_a_new_epoch(tmp_path):
+    store, cli = TrustStore(tmp_path), TrustStore(tmp_path)  # the hub's connection and the CLI's
+    counted: list[tuple[str, str]] = []
+    epochs: list[str] = []
+    verifier = Verifier(store, count=lambda ch, r: counted.append((ch, r)), on_epoch=lambda g, e: epochs.append(g))
+    assert verifier.open("gw-1", "state", seal(b"{}", KEY, KID)) is None and counted[-1] == ("state", "not_enrolled")
+    enr, changed = cli.enroll("gw-1", cc.b64url(cc.public_raw(KEY.public_key())))
+    assert changed and enr.epoch == 1 and not cli.enroll("gw-1", enr.public_key)[1]
+    assert verifier.open("gw-1", "state", seal(b"{}", KEY, KID)) == b"{}"
+    assert verifier.admit("gw-1", "state", 7, 1) and not verifier.admit("gw-1", "state", 7, 1)
+    assert not verifier.admit("gw-1", "heartbeat", 3, 9) and counted[-1] == ("heartbeat", "stale_session")
+    other = Ed25519PrivateKey.generate()
+    enr2, _ = cli.enroll("gw-1", cc.b64url(cc.public_raw(other.public_key())))
+    assert enr2.epoch == 2 and enr2.clear_retained
+    verifier.refresh()
+    assert epochs == ["gw-1"]
+    assert verifier.admit("gw-1", "state", 1, 1)  # the new epoch starts afresh: a low session is fine
+    with pytest.raises(ConfigError, match="reason"):
+        store.reset("gw-1", reason=" ")
+    assert store.reset("gw-1", reason="restored from an old backup").epoch == 3
+    assert [h["action"] for h in store.history("gw-1")] == ["enroll", "reenroll", "reset"]
+    with pytest.raises(ConfigError, match="not enrolled"):
+        store.reset("gw-9", reason="x")
+    store.close()
+    cli.close()
+
+
+def test_a_new_state_dir_sets_a_floor_and_an_old_one_keeps_it(tmp_path):
+    with StateStore(tmp_path / "a.db") as s:
+        floor = s.floor
+        assert s.issued_before_floor(floor - 1) and not s.issued_before_floor(floor)
+    with StateStore(tmp_path / "a.db") as s:
+        assert s.floor == floor
+
+
+async def test_stop_and_all_clear_silence_only_their_own_alert_and_a_stop_never_expires(tmp_path):
+    from gateway.app import Gateway
+
+    async with SirenRig(tmp_path, 2) as rig:
+        cfg = make_config(tmp_path, buses={rig.name: str(rig.port)}, sirens=rig.devices())
+        async with Gateway(cfg) as g:
+            acks = AckLog()
+            g.ack_listeners.append(acks)
+            g.store.floor = 0
+            new = await g.executor.handle(sign(targets=tuple(rig.device_ids), alert="A-new",
+                                               params=cc.CommandParams(signal=Signal.AIR_RAID, duration_s=60)))
+            await acks.wait(lambda a: a.devices_at(new.jti, AckStage.SOUNDING) == set(rig.device_ids))
+            now = int(__import__("time").time())
+            old_stop = await g.executor.handle(sign(targets=tuple(rig.device_ids), alert="A-old", act=Action.STOP,
+                                                    params=cc.CommandParams(), iat=now - 3000, exp=now - 2970))
+            assert old_stop is not None  # expired long ago, still executed: a stop is never refused for its age
+            await acks.wait(lambda a: a.devices_at(old_stop.jti, AckStage.DONE) == set(rig.device_ids))
+            old_clear = await g.executor.handle(sign(targets=tuple(rig.device_ids), alert="A-old",
+                                                     params=cc.CommandParams(signal=Signal.ALL_CLEAR, duration_s=5)))
+            await acks.wait(lambda a: a.devices_at(old_clear.jti, AckStage.DONE) == set(rig.device_ids))
+            assert all(s.sounding for s in rig.sirens) and rig.activations() == 2
+            stop = await g.executor.handle(sign(targets=tuple(rig.device_ids), alert="A-new", act=Action.STOP,
+                                                params=cc.CommandParams()))
+            await acks.wait(lambda a: a.devices_at(stop.jti, AckStage.DONE) == set(rig.device_ids))
+            assert not any(s.sounding for s in rig.sirens)
+
+
+def test_sim_city_hub_config_refuses_a_bad_config(tmp_path):
+    res = runner.invoke(app, ["sim", "city", "--gateways", "1", "--hub-config", str(tmp_path / "nope.toml")])
+    assert res.exit_code == 2 and "nope.toml" in res.output
+
+
+def test_sim_city_factory_enrolls_and_trusts_the_hubs_keys(tmp_path):
+    from dozor.commands.sim_city import enrolling_factory, hub_from_config
+
+    (tmp_path / "zones.json").write_text(json.dumps([{"id": "z", "gateways": ["gw-0001"]}]))
+    (tmp_path / "hub.toml").write_text('[hub]\nstate_dir = "hub"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://x:1"\n')
+    state, keys = hub_from_config(tmp_path / "hub.toml")
+    assert state == tmp_path / "hub" and len(keys) == 1
+    KeyRing(state).stage()
+    assert len(hub_from_config(tmp_path / "hub.toml")[1]) == 2  # active and staged
+    factory = enrolling_factory(state)
+    factory({"gateway": {"id": "gw-0001", "state_dir": str(tmp_path / "gw"), "zone": "z"},
+             "trust": {"hub_keys": keys}})
+    enrolled = TrustStore(state).get("gw-0001")
+    assert enrolled is not None and enrolled.kid == load_identity(tmp_path / "gw").kid
