@@ -153,6 +153,27 @@ class TrustStore:
         log.warning("gateway %s reset by %s: %s", gateway, actor, reason)
         return self.get(gateway)  # type: ignore[return-value]
 
+    def revoke(self, gateway: str, *, reason: str, actor: str = "cli") -> bool:
+        """Forget the gateway's enrolled key: from the next refresh the hub refuses everything it signs.
+
+        Returns False if it was not enrolled. The log keeps the revoked kid; a replacement cabinet is a new
+        enrollment (``enroll``) with a new key."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            old = self.get(gateway)
+            if old is None:
+                self.db.execute("ROLLBACK")
+                return False
+            self.db.execute("DELETE FROM enrollment WHERE gateway = ?", (gateway,))
+            self.db.execute("DELETE FROM floors WHERE gateway = ?", (gateway,))
+            self._log(gateway, "revoke", actor, {"kid": old.kid, "epoch": old.epoch, "reason": reason})
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"cannot revoke {gateway}: {exc}") from None
+        log.warning("gateway %s revoked by %s: %s", gateway, actor, reason)
+        return True
+
     def retained_cleared(self, gateway: str, epoch: int) -> None:
         self.db.execute("UPDATE enrollment SET clear_retained = 0 WHERE gateway = ? AND epoch = ?", (gateway, epoch))
 
@@ -172,6 +193,15 @@ def enroll(state_dir: Path, gateway: str, public_key: str, *, actor: str = "cli"
     store = TrustStore(state_dir)
     try:
         return store.enroll(gateway, public_key, actor=actor, reason=reason)
+    finally:
+        store.close()
+
+
+def revoke(state_dir: Path, gateway: str, *, reason: str, actor: str = "cli") -> bool:
+    """Library entry point for ``dozor provision revoke``: the hub stops trusting the gateway's identity key."""
+    store = TrustStore(state_dir)
+    try:
+        return store.revoke(gateway, reason=reason, actor=actor)
     finally:
         store.close()
 

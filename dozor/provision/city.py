@@ -304,7 +304,8 @@ def _register_with_hub(lay: Layout, gw: str, zone: str) -> None:
 
 def revoke(root: Path, gw: str) -> dict:
     """Revoke ``gw`` at the broker (its certificate into the CRL; reload the broker afterwards) and at the hub
-    (removed from every zone, so no alert is addressed to it)."""
+    (removed from every zone, so no alert is addressed to it, and its identity key un-enrolled, so the hub
+    ignores anything it signs from then on)."""
     lay = Layout(root.resolve())
     state = _load_state(lay)
     entry = state["gateways"].get(gw)
@@ -318,8 +319,12 @@ def revoke(root: Path, gw: str) -> dict:
         z["gateways"] = [g for g in z.get("gateways", []) if g != gw]
         z["devices"] = [d for d in z.get("devices", []) if not d.startswith(f"{gw}/")]
     (lay.hub / "zones.json").write_text(t.zones_json(zones))
+    from hub.gwtrust import revoke as untrust
+
+    hub_revoked = untrust(Path(state["hub_state_dir"]), gw, reason="dozor provision revoke", actor="provision")
     _save_state(lay, state)
-    return {"gateway": gw, "revoked": True, "serial": f"{entry['serial']:x}", "crl": str(lay.broker / "crl.pem"),
+    return {"gateway": gw, "revoked": True, "hub_enrollment_removed": hub_revoked,
+            "serial": f"{entry['serial']:x}", "crl": str(lay.broker / "crl.pem"),
             "next": "reload the broker (kill -HUP <mosquitto pid>, or `docker compose kill -s HUP mosquitto`) "
                     "and the hub (restart) so both apply it"}
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from hub.gwtrust import TrustStore
 from runtime import pki
 from simulators.brokers import free_port
 from tests.deploy.helpers import ROOT, GeneratedBroker, city_dir, connect, dozor, dozor_json
@@ -129,11 +130,16 @@ def test_a_gateway_cannot_take_over_another_client_id(city):
     hub.close()
 
 
-def test_a_revoked_gateway_is_refused_after_the_broker_reloads(city):
+def test_a_revoked_gateway_is_refused_after_the_broker_reloads(city, tmp_path):
     root, broker = city
+    trust = TrustStore(tmp_path / "hub-state")
+    assert set(trust.all()) == {"gw-a", "gw-b"}
     assert connect(broker.port, **ident(root, "gw-b")).connected.is_set()
     out = dozor_json("provision", "revoke", "gw-b", str(root))
-    assert out["revoked"] is True
+    assert out["revoked"] is True and out["hub_enrollment_removed"] is True
+    assert set(trust.all()) == {"gw-a"}  # the hub no longer trusts anything gw-b signs
+    assert trust.history("gw-b")[-1]["action"] == "revoke"
+    trust.close()
     broker.reload()
     for _ in range(50):  # SIGHUP is asynchronous: wait until the CRL is in force
         c = connect(broker.port, **ident(root, "gw-b"))
