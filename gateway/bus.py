@@ -19,6 +19,7 @@ import serial
 from gateway.config import BusConfig
 from gateway.counters import Counters
 from gateway.errors import BusError
+from runtime.supervise import reap
 
 if TYPE_CHECKING:  # pymodbus is imported only by gateways that have a Modbus bus (footprint on a Pi)
     from pymodbus.client import AsyncModbusSerialClient
@@ -93,9 +94,7 @@ class ModbusBus:
     async def close(self) -> None:
         self._closed = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await reap(self._supervisor)
         if self._client is not None:
             self._client.close()
             self._client = None

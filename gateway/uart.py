@@ -23,6 +23,7 @@ import serial
 
 from gateway.counters import Counters
 from gateway.errors import BusError
+from runtime.supervise import reap
 
 READ_CHUNK = 4096
 MAX_PENDING_WRITE = 64 * 1024
@@ -82,9 +83,7 @@ class UartBus:
     async def close(self) -> None:
         self._closed = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await reap(self._supervisor)
             self._supervisor = None
         self._drop_port()
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from runtime.supervise import reap
+
 OnMessage = Callable[[str, bytes, int, int, bool], None]
 
 
@@ -144,16 +146,18 @@ class MqttSession:
             with contextlib.suppress(Exception):
                 self._client.disconnect()
                 self._client.loop_write()
-            with contextlib.suppress(TimeoutError, MqttLinkError, asyncio.CancelledError):
+            try:
                 await asyncio.wait_for(asyncio.shield(self._closed), 1.0)
+            except (TimeoutError, MqttLinkError):
+                self.log.debug("MQTT %s: no clean close within 1 s", self.params.client_id)
+            except asyncio.CancelledError:  # ours (the wait is shielded): tear down, then stop
+                await self._teardown()
+                raise
         await self._teardown()
 
     async def _teardown(self) -> None:
         for task in (self._misc, self._watch):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await reap(task)
         sock = self._sock
         if sock is not None and self._loop is not None:
             self._loop.remove_reader(sock)

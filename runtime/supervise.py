@@ -109,3 +109,19 @@ class Supervisor:
             self._failed.cancel()
         elif self._failed is not None and not self._failed.cancelled():
             self._failed.exception()  # retrieved: no "exception was never retrieved" warning
+
+
+
+async def reap(task: asyncio.Task | None, *, cancel: bool = True) -> BaseException | None:
+    """Cancel ``task`` (if asked) and wait for it to end; return how it ended (None, or its exception).
+
+    The child's own cancellation is expected and not raised, but a cancellation of the task running ``reap``
+    always propagates. (A plain ``suppress(CancelledError)`` around ``await child`` also eats the caller's
+    cancel, and a service then ignores SIGTERM: the hub once kept reconnecting after a shutdown that met a
+    dying broker.) ``asyncio.wait`` never raises the child's outcome, so a CancelledError here is ours."""
+    if task is None or task is asyncio.current_task():
+        return None
+    if cancel:
+        task.cancel()
+    await asyncio.wait({task})
+    return None if task.cancelled() else task.exception()

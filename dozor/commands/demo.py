@@ -8,7 +8,6 @@ Everything runs in this one process with no servers to install: amqtt is the bro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ from typing import Any
 import typer
 
 from dozor.commands._common import console, emit_json
+from runtime.supervise import reap
 
 CONFIRMED = {"sounding", "playing", "done"}
 
@@ -158,9 +158,7 @@ class Demo:
         if self.city is not None:
             await self.city.stop()
         if self.hub_task is not None:
-            self.hub_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.hub_task
+            await reap(self.hub_task)
         if self.client is not None:
             self.client.close()
         if self.embedded is not None:

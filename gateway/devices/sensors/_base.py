@@ -20,7 +20,6 @@ Sensors cannot activate: ``activate`` and ``silent_test`` raise ``DeviceFailure(
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from abc import abstractmethod
@@ -38,6 +37,7 @@ from gateway.counters import Counters
 from gateway.devices.base import Device
 from gateway.errors import BusError, ConfigError, DeviceFailure
 from gateway.uart import UartBus, UartSettings
+from runtime.supervise import reap
 
 MAX_UNSENT = 1000
 RESTART_DELAY_S = 1.0
@@ -169,9 +169,7 @@ class SensorDriver(Device):
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await reap(self._task)
             self._task = None
 
     async def _supervised(self) -> None:
