@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from dozor.commands._common import JsonOpt, console, emit_json, fail
+from dozor.commands._common import JsonOpt, console, emit_json, err_console, fail
 
 DirArg = typer.Argument(Path("."), envvar="DOZOR_CITY", show_default=False,
                         help="the city's provisioning folder (see docs/operations.md for its layout) "
@@ -36,9 +36,11 @@ def register(app: typer.Typer) -> None:
              bind: str = typer.Option("0.0.0.0", "--bind", help="the address the broker listens on"),
              hub_state_dir: Path = typer.Option(Path("/var/lib/dozor-hub"), "--hub-state-dir",
                                                 help="the hub's state dir (its signing key is created there now)"),
-             api_host: str = typer.Option("127.0.0.1", "--api-host", help="where the hub's API listens "
-                                          "(0.0.0.0 inside compose, behind the TLS proxy)"),
-             api_port: int = typer.Option(8080, "--api-port", min=1, max=65535),
+             api_host: str = typer.Option(None, "--api-host", help="where the hub's API listens "
+                                          "(0.0.0.0 inside compose, behind the TLS proxy) "
+                                          "[default: as in an earlier run, else 127.0.0.1]"),
+             api_port: int = typer.Option(None, "--api-port", min=1, max=65535,
+                                          help="[default: as in an earlier run, else 8080]"),
              store_url: str = typer.Option("http://influxdb:8086", "--store-url",
                                            help='the InfluxDB 2 URL for the hub ("" for none)'),
              broker_user: str = typer.Option(None, "--broker-user",
@@ -60,6 +62,8 @@ def register(app: typer.Typer) -> None:
                       f"hub key {', '.join(out['hub_keys'])}")
         console.print(f"  broker: mosquitto -c {out['dir']}/broker/mosquitto.conf")
         console.print(f"  hub:    dozor hub run --config {out['dir']}/hub/hub.toml")
+        if out.get("note"):
+            err_console.print(f"note: {out['note']}")
 
     @prov.command("gateway")
     def gateway(gw: str = typer.Argument(..., help="gateway id (1-64 of A-Z a-z 0-9 _ . -)"),

@@ -109,10 +109,11 @@ def broker_url(state: dict, host: str | None = None) -> str:
 
 
 def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0",
-         hub_state_dir: Path = Path("/var/lib/dozor-hub"), api_host: str = "127.0.0.1", api_port: int = 8080,
+         hub_state_dir: Path = Path("/var/lib/dozor-hub"), api_host: str | None = None, api_port: int | None = None,
          store_url: str = "http://influxdb:8086", city: str = "dozor city", broker_user: str | None = None,
          hub_uid: int | None = None) -> dict:
-    """Create (or refresh) a city folder. Existing keys and certificates are kept."""
+    """Create (or refresh) a city folder. Existing keys and certificates are kept, and so are the API address
+    and port of an earlier run unless given again (a refresh must not silently move the hub's API)."""
     from hub.keys import load_or_create  # the hub's own code creates its signing key, in its state dir
 
     root = root.resolve()
@@ -142,14 +143,17 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     hub_state_dir.mkdir(parents=True, exist_ok=True)
     hub_state_dir.chmod(0o700)  # keys, users, audit chain: the hub's user only
     keys = load_or_create(hub_state_dir)
-    _first_admin(lay, hub_state_dir, keys.kid)
+    admin_written = _first_admin(lay, hub_state_dir, keys.kid)
+    api_host = api_host or state.get("api_host") or "127.0.0.1"
+    api_port = api_port or state.get("api_port") or 8080
     huid = hub_uid if hub_uid is not None else (IMAGE_UID if os.geteuid() == 0 else os.geteuid())
     for p in (lay.hub / "client.key", lay.hub / "ingest.key"):
         if p.stat().st_uid != huid:
             os.chown(p, huid, -1)
     _own(hub_state_dir, huid)
-    state.update(broker_uid=uid, hub_uid=huid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
-                 hub_keys=keys.public_keys_b64())
+    state.update(broker_uid=uid, hub_uid=huid, broker_host=broker_host, port=port, bind=bind,
+                 hub_state_dir=str(hub_state_dir), hub_keys=keys.public_keys_b64(), api_host=api_host,
+                 api_port=api_port)
     (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
     (lay.broker / "acl").write_text(t.acl())
     (lay.hub / "hub.toml").write_text(t.hub_toml(broker_url=broker_url(state), state_dir=hub_state_dir,
@@ -159,7 +163,13 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     _write_crl(lay, state)
     _write_compose_env(lay, state)
     _save_state(lay, state)
-    return listing(root)
+    out = listing(root)
+    out["admin_token_written"] = admin_written
+    if not admin_written and not (lay.hub / "admin-token").exists():
+        out["note"] = (f"the hub state dir {hub_state_dir} already has users, so no new admin token was made; "
+                       f"use an existing admin's token, or `dozor users rotate-token admin --config "
+                       f"{lay.hub / 'hub.toml'}` to issue a new one")
+    return out
 
 
 def _broker_uid(user: str | None) -> int:
@@ -181,8 +191,9 @@ def _broker_uid(user: str | None) -> int:
         raise ProvisionError(f"--broker-user {user!r}: no such user on this machine") from None
 
 
-def _first_admin(lay: Layout, state_dir: Path, kid: str) -> None:
-    """A hub without users refuses to start: create ``admin`` once, its token in DIR/hub/admin-token (0600)."""
+def _first_admin(lay: Layout, state_dir: Path, kid: str) -> bool:
+    """A hub without users refuses to start: create ``admin`` once, its token in DIR/hub/admin-token (0600).
+    True if it did; False if the state dir already had users (nothing is overwritten)."""
     from dozor.commands.users import local_actor
     from hub.audit import AuditLog
     from hub.identity import Role, UserStore
@@ -190,7 +201,7 @@ def _first_admin(lay: Layout, state_dir: Path, kid: str) -> None:
     users = UserStore.in_state_dir(state_dir)
     try:
         if users.active_count() > 0:
-            return
+            return False
         user, token = users.add("admin", Role.admin)
     finally:
         users.close()
@@ -201,6 +212,7 @@ def _first_admin(lay: Layout, state_dir: Path, kid: str) -> None:
         audit.append(local_actor(), "user.add", user.name, {"role": user.role.value})
     finally:
         audit.close()
+    return True
 
 
 def _write_compose_env(lay: Layout, state: dict) -> None:

@@ -166,6 +166,25 @@ def test_init_again_keeps_identities(city, tmp_path):
     assert {p: p.read_bytes() for p in root.rglob("*.key")} == before
 
 
+def test_init_again_keeps_the_api_address_and_says_why_no_new_admin_token(city, tmp_path):
+    root, _ = city
+    args = ("provision", "init", str(root), "--broker-host", "127.0.0.1", "--bind", "127.0.0.1",
+            "--hub-state-dir", str(tmp_path / "hub-state"), "--store-url", "")
+    dozor(*args, "--api-host", "0.0.0.0", "--api-port", "9443")
+    dozor(*args)  # a refresh without the API flags keeps them
+    hub_toml = (root / "hub" / "hub.toml").read_text()
+    assert 'api_host = "0.0.0.0"' in hub_toml and "api_port = 9443" in hub_toml
+    # a second city folder on a hub state dir that already has users: no token, and a sentence saying so
+    other = tmp_path / "other-city"
+    out = dozor_json("provision", "init", str(other), "--broker-host", "127.0.0.1", "--bind", "127.0.0.1",
+                     "--hub-state-dir", str(tmp_path / "hub-state"), "--store-url", "")
+    assert out["admin_token_written"] is False and not (other / "hub" / "admin-token").exists()
+    assert "already has users" in out["note"] and "rotate-token admin" in out["note"]
+    shown = dozor("provision", "init", str(other), "--broker-host", "127.0.0.1", "--bind", "127.0.0.1",
+                  "--hub-state-dir", str(tmp_path / "hub-state"), "--store-url", "")
+    assert "already has users" in shown.stderr
+
+
 def test_the_documented_layout_is_what_provision_writes(city):
     root, _ = city
     text = (ROOT / "docs" / "operations.md").read_text()
