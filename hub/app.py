@@ -20,6 +20,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter
@@ -31,7 +32,7 @@ from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.audit.service import Anchorer, record_signing_key
-from hub.config import HubConfig
+from hub.config import HubConfig, inline_secrets
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
 from hub.gwtrust import GatewayTrust
@@ -55,7 +56,7 @@ from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
 from runtime import sdnotify
-from runtime.keyfiles import KeyFileError, check_private
+from runtime.keyfiles import KeyFileError, check_private, loose_mode
 
 log = logging.getLogger(__name__)
 # alert events that go into the tamper-evident chain: operator actions and state changes (retries and per-device
@@ -75,6 +76,13 @@ def _check_secrets(config: HubConfig) -> None:
                 check_private(path, what)
             except KeyFileError as exc:
                 raise ConfigError(str(exc)) from None
+
+
+def _warn_inline_secrets(config: HubConfig) -> None:
+    source, held = config.source, inline_secrets(config)
+    if held and source is not None and Path(source).is_file() and loose_mode(Path(source)) is not None:
+        log.warning("%s holds secrets inline (%s) but is readable by group or others: chmod 600 it, or move "
+                    "them out (dozor hub check-config lists this too)", source, ", ".join(held))
 
 
 class _IngestCollector:
@@ -340,6 +348,7 @@ class Hub:
                         on_limited=lambda what: self.metrics.api_rate_limited.labels(what).inc())
         self.server = _ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
                                                     log_level="warning", lifespan="off", access_log=False))
+        _warn_inline_secrets(self.config)
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
                  self.config.mqtt.url, self.keys.kid)
         tasks = [asyncio.create_task(c, name=n) for n, c in (

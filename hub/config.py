@@ -328,6 +328,20 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})
 
 
+def inline_secrets(cfg: HubConfig) -> list[str]:
+    """Key paths of secrets written inline in the config file (they make the file itself a secret)."""
+    found = [k for k, v in (("store.token", cfg.store.token), ("store.password", cfg.store.password),
+                            ("mqtt.password", cfg.mqtt.password)) if v]
+    r = cfg.residents
+    if r is not None:
+        if r.ntfy is not None and r.ntfy.token:
+            found.append("residents.ntfy.token")
+        if r.telegram is not None:
+            found.append("residents.telegram.bot_token")
+        found += [f"residents.webhooks[{i}].secret" for i, _ in enumerate(r.webhooks)]
+    return found
+
+
 def load_config(path: str | Path) -> HubConfig:
     path = Path(path)
     try:

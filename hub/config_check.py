@@ -14,11 +14,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hub.config import HubConfig, parse_config
+from hub.config import HubConfig, inline_secrets, parse_config
 from hub.errors import HubError
 from hub.keys import KEY_FILE, RING_DIR
 from runtime.configcheck import Problem, explain, line_index, locate, toml_syntax_problem, vocabulary
-from runtime.keyfiles import KeyFileError, check_private
+from runtime.keyfiles import KeyFileError, check_private, loose_mode
 
 
 def check_config(path: Path) -> tuple[HubConfig | None, list[Problem]]:
@@ -82,6 +82,16 @@ def _files(cfg: HubConfig, file: str, index: dict[str, int]) -> list[Problem]:
                 check_private(p, "key file")
             except KeyFileError as exc:
                 add(key, str(exc).replace("refusing to start", "the hub will refuse to start"))
+    if cfg.hub.metrics_token_file is not None and cfg.hub.metrics_token_file.is_file():
+        try:
+            check_private(cfg.hub.metrics_token_file, "metrics token file")
+        except KeyFileError as exc:
+            add("hub.metrics_token_file", str(exc).replace("refusing to start", "the hub will refuse to start"))
+    secrets_inline = inline_secrets(cfg)
+    if secrets_inline and cfg.source is not None and loose_mode(Path(cfg.source)) is not None:
+        add(secrets_inline[0], f"this file holds secrets inline ({', '.join(secrets_inline)}) but is readable by "
+                               f"group or others: chmod 600 {cfg.source} (owned by the hub's user), or move "
+                               "them out of the file (e.g. [store] token_env)")
     state = cfg.hub.state_dir  # the signing keys, when this machine has them (nothing is created here)
     ring = state / RING_DIR
     for p in [state / KEY_FILE, *(sorted(ring.glob("*.key")) if ring.is_dir() else [])]:

@@ -8,6 +8,7 @@ from hub.errors import ConfigError
 from hub.identity.auth import Authenticator, WindowLimiter
 from hub.identity.users import UserStore
 from hub.metrics import HubMetrics
+from runtime.keyfiles import KeyFileError, check_private
 
 
 def read_metrics_token(config: HubConfig) -> str | None:
@@ -15,7 +16,10 @@ def read_metrics_token(config: HubConfig) -> str | None:
     if path is None:
         return None
     try:
+        check_private(path, "[hub] metrics_token_file")
         token = path.read_text().strip()
+    except KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"[hub] metrics_token_file {path}: {exc.strerror or exc}") from None
     if len(token) < 16:
