@@ -11,7 +11,7 @@ import time
 import httpx
 
 from contract.command import verify_command
-from dozor.commands.sim_city import gateway_factory, hub_keys_from
+from dozor.commands.sim_city import enrolling_factory, hub_keys_from
 from simulators.city import City, CityPlan
 from tests.hub.helpers import eventually, make_config, running_hub
 from tests.tokens import add_user
@@ -35,7 +35,7 @@ async def test_the_actor_is_in_the_audit_the_commands_and_cap(mosquitto, tmp_pat
 
         hub.engine.publish_nowait = spy
         city = await City(plan, mosquitto.url, hub_keys_from(cfg.hub.state_dir, []), tmp_path / "city",
-                          gateway_factory, spinup_s=0.05, heartbeat_s=1.0).start()
+                          enrolling_factory(cfg.hub.state_dir), spinup_s=0.05, heartbeat_s=1.0).start()
         try:
             await eventually(lambda: hub.registry.devices_of(plan.zones_config()[0]["gateways"][0]), what="birth")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cfg.hub.api_port}", timeout=10) as http:
