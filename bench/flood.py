@@ -26,6 +26,7 @@ from pathlib import Path
 from bench.alert_latency import _done, _healthy, pct, wait_for
 from bench.gateway_footprint import proc_cpu_s
 from dozor.client import HubClient
+from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import CityPlan
 
@@ -83,19 +84,24 @@ def main() -> None:
     with Mosquitto() as broker:
         (root / "hub.toml").write_text(f'[hub]\nstate_dir = "hub"\napi_port = {port}\nzones = "zones.json"\n'
                                        f'[mqtt]\nurl = "{broker.url}"\n')
-        log = open(root / "hub.log", "wb")  # noqa: SIM115
-        procs.append(hub := subprocess.Popen([DOZOR, "hub", "run", "--config", str(root / "hub.toml")],
-                                             stdout=log, stderr=log))
+        store = UserStore.in_state_dir(root / "hub")
+        _, token = store.add("bench", Role.operator)
+        store.close()
         try:
-            wait_for(lambda: (root / "hub" / "api-token").exists(), 30, "the hub's token")
-            client = HubClient(f"http://127.0.0.1:{port}", (root / "hub" / "api-token").read_text().strip(),
-                               timeout=30)
-            wait_for(lambda: _healthy(client), 30, "the hub API")
+            # the hub's key first, then the city (it enrolls each gateway's identity in the hub's state), then the hub
+            subprocess.run([DOZOR, "hub", "pubkey", "--config", str(root / "hub.toml")], capture_output=True, check=True)
             wl = open(root / "city.log", "wb")  # noqa: SIM115
             procs.append(subprocess.Popen(
                 [DOZOR, "sim", "city", "--gateways", str(args.gateways), "--sirens-per-gateway", "4",
-                 "--broker", broker.url, "--hub-state", str(root / "hub"), "--spinup-s", "0",
+                 "--broker", broker.url, "--hub-config", str(root / "hub.toml"), "--spinup-s", "0",
                  "--state-dir", str(root / "city")], stdout=wl, stderr=wl))
+            wait_for(lambda: len(list((root / "city").glob("*/identity-key"))) == args.gateways, 120, "the city")
+            time.sleep(1)
+            log = open(root / "hub.log", "wb")  # noqa: SIM115
+            procs.append(hub := subprocess.Popen([DOZOR, "hub", "run", "--config", str(root / "hub.toml")],
+                                                 stdout=log, stderr=log))
+            client = HubClient(f"http://127.0.0.1:{port}", token, timeout=30)
+            wait_for(lambda: _healthy(client), 30, "the hub API")
             wait_for(lambda: sum(g.state == "online" for g in client.gateways()) == args.gateways, 180,
                      "every gateway online")
             time.sleep(2)

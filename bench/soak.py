@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bench.gateway_footprint import proc_rss_mb
 from dozor.client import HubClient
+from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port, wait_port
 from simulators.city import CityPlan
 from simulators.pty_link import PtyLink
@@ -35,13 +36,36 @@ from simulators.sensors import SimNoiseNode
 from simulators.tsdb import VictoriaMetrics
 
 DOZOR = str(Path(sys.executable).with_name("dozor"))
-KEY = '"Vkdap1RjR0wChd9d" = "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"'
 
 
 def launch(argv: list[str], log: Path) -> subprocess.Popen:
     """Start a child with its output in ``log`` (before the measurement; the bench's loop only samples)."""
     with open(log, "wb") as fh:
         return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def enroll_gateway(gw_toml: Path, hub_state: Path) -> None:
+    """As an operator would: the gateway's identity key (created now) enrolled in the hub's trust store."""
+    from hub.gwtrust import enroll
+
+    out = subprocess.run([DOZOR, "gateway", "identity", str(gw_toml), "--json"], capture_output=True, check=True)
+    enroll(hub_state, "soak-gw", json.loads(out.stdout)["public_key"], actor="bench", reason="soak")
+
+
+def wait_enrolled(root: Path, n: int, limit_s: float = 300) -> None:
+    """The city processes enroll each gateway's identity before starting it: wait for all of them."""
+    deadline = time.monotonic() + limit_s
+    while len(list(root.glob("city-*/*/identity-key"))) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the city did not start")
+        time.sleep(0.5)
+
+
+def hub_key_line(hub_state: Path) -> str:
+    from dozor.commands.sim_city import hub_keys_from
+
+    (kid, pub), = hub_keys_from(hub_state, []).items()
+    return f'"{kid}" = "{pub}"\n'
 
 
 def fds(pid: int) -> int:
@@ -88,32 +112,39 @@ async def run(args) -> dict:
         (root / "hub.toml").write_text(
             f'[hub]\nstate_dir = "hub"\napi_port = {api}\nzones = "zones.json"\nconfirm_deadline_s = 10\n'
             f'[mqtt]\nurl = "{broker.url}"\n[store]\nkind = "v2"\nurl = "{vm.url}"\n')
-        hub = launch([DOZOR, "hub", "run", "--config", str(root / "hub.toml"), "--log-level", "WARNING"],
-                     root / "hub.log")
-        procs.append(hub)
+        store = UserStore.in_state_dir(root / "hub")
+        _, token = store.add("bench", Role.operator)
+        store.close()
+        await asyncio.to_thread(subprocess.run, [DOZOR, "hub", "pubkey", "--config", str(root / "hub.toml")],
+                                capture_output=True, check=True)  # the hub's key, for the gateways' configs
         links = [await PtyLink().start() for _ in range(2)]
         nodes = [SimNoiseNode(link.b, period_s=1.0) for link in links]
         for n in nodes:
             await n.__aenter__()
         pub = None
         try:
-            wait_port(api, 60)
-            client = HubClient(f"http://127.0.0.1:{api}", (root / "hub" / "api-token").read_text().strip(), timeout=60)
             per = -(-args.gateways // args.workers)
             for w in range(args.workers):
                 n = min(per, args.gateways - w * per)
                 procs.append(launch(
                     [DOZOR, "sim", "city", "--gateways", str(n), "--first", str(1 + w * per),
                      "--sirens-per-gateway", str(args.sirens_per_gateway), "--broker", broker.url,
-                     "--hub-state", str(root / "hub"), "--spinup-s", "0", "--heartbeat-s", "10",
+                     "--hub-config", str(root / "hub.toml"), "--spinup-s", "0", "--heartbeat-s", "10",
                      "--state-dir", str(root / f"city-{w}")], root / f"city-{w}.log"))
             gw_toml = root / "gateway.toml"
             gw_toml.write_text(
                 f'[gateway]\nid = "soak-gw"\nstate_dir = "{root / "gw"}"\nheartbeat_s = 5\n[mqtt]\nurl = "{broker.url}"\n'
-                f"[trust.hub_keys]\n{KEY}\n" + "".join(
+                "[trust.hub_keys]\n" + hub_key_line(root / "hub") + "".join(
                     f'[[bus]]\nname = "uart-{i}"\nport = "{link.a}"\nkind = "uart"\nbaudrate = 115200\n'
                     f'[[device]]\nid = "noise-{i}"\nkind = "noise_node"\nbus = "uart-{i}"\n'
                     for i, link in enumerate(links)))
+            enroll_gateway(gw_toml, root / "hub")
+            await asyncio.to_thread(wait_enrolled, root, args.gateways)
+            hub = launch([DOZOR, "hub", "run", "--config", str(root / "hub.toml"), "--log-level", "WARNING"],
+                         root / "hub.log")
+            procs.append(hub)
+            await asyncio.to_thread(wait_port, api, 60)
+            client = HubClient(f"http://127.0.0.1:{api}", token, timeout=60)
             gw = launch([DOZOR, "gateway", "run", "--config", str(gw_toml), "--log-level", "WARNING"],
                         root / "gateway.log")
             procs.append(gw)

@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 SCHEMES = ("mqtt", "tcp", "mqtts")
+_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # DNS names, IPv4, compose service names
 
 
 class BrokerAddress(BaseModel):
@@ -34,6 +37,12 @@ class BrokerAddress(BaseModel):
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             raise ValueError(f"the port in {url!r} must be a number 1..65535") from None
+        if not _HOST.fullmatch(parts.hostname):
+            try:
+                ipaddress.IPv6Address(parts.hostname)
+            except ValueError:
+                raise ValueError(f"the host in {url!r} is not a host name or IP address (letters, digits, '.', "
+                                 f"'-', '_'; an IPv6 address in brackets)") from None
         return url
 
     @property

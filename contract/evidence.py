@@ -93,6 +93,37 @@ class AudioClip(_M):
     data: str
 
 
+class ModelInfo(_M):
+    name: str = Field(max_length=64)  # "mlp" (learned) or "rules" (hand-set logits)
+    version: str = Field(min_length=1, max_length=64)  # e.g. "mlp-0123456789ab": hash of the weights
+
+
+class Overload(_M):
+    """Clipping of the event's input samples. The clipped part is never reconstructed: ``unclipped_lafmax``
+    is a lower bound of the true LAFmax from the samples before any clipping (and >= 100 ms after one), and
+    ``proves_exceedance`` says whether that bound alone, minus the margin, reaches the enforcement threshold."""
+    clipped_samples: int = Field(ge=0)
+    clipped_frames: int = Field(ge=0)  # 100 ms frames with at least one clipped sample
+    full_scale_db: float
+    unclipped_lafmax: float | None  # dB at the microphone (None: nothing unclipped)
+    unclipped_lafmax_7p5: float | None
+    proves_exceedance: bool
+
+
+class Uncertainty(_M):
+    budget: str = Field(max_length=32)
+    components: dict[str, float]  # standard uncertainties, dB
+    u_c: float = Field(ge=0)
+    k: float = Field(gt=0)
+    expanded_db: float = Field(ge=0)
+    margin_db: float = Field(ge=0)  # subtracted from LAFmax(7.5 m) before comparing with the threshold
+
+
+# fields added after v1 records were first signed: left out of the JSON when absent, so older records
+# (which do not have them) keep their canonical bytes and still verify
+OPTIONAL_FIELDS = ("model", "overload", "uncertainty")
+
+
 class Signature(_M):
     alg: Literal["Ed25519"] = "Ed25519"
     kid: str = Field(min_length=1, max_length=64)
@@ -123,18 +154,28 @@ class NoiseEvidence(_M):
     trace: Trace
     spectrum: Spectrum | None
     audio: AudioClip | None = None
+    model: ModelInfo | None = None
+    overload: Overload | None = None
+    uncertainty: Uncertainty | None = None
     signature: Signature | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def to_data(self) -> dict[str, object]:
         """The dict that goes into contract.models.Event.data."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=False)
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=False)
+        for k in OPTIONAL_FIELDS:
+            if data.get(k) is None:
+                data.pop(k, None)
+        return data
 
 
 def canonical_bytes(record: NoiseEvidence | Mapping[str, object]) -> bytes:
     data = dict(record.to_data() if isinstance(record, NoiseEvidence) else record)
     data.pop("signature", None)
+    for k in OPTIONAL_FIELDS:
+        if k in data and data[k] is None:
+            data.pop(k)
     try:
         body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -38,6 +38,7 @@ from gateway.uplink import Uplink
 from gateway.zone import ZoneWatch
 from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private
+from runtime.supervise import Supervisor
 
 SECRET_FILES = (("evidence-key", "evidence signing key"),)  # in state_dir, created 0600 at first start
 
@@ -176,17 +177,15 @@ class Gateway:
             assert self.telemetry is not None and self.outbox is not None
             probe = HealthProbe(self.id, self.config.gateway.state_dir, outbox_stats=self.outbox.stats,
                                 uplink_up=self.uplink.connected.is_set, counters=self.counters)
-            tasks = [asyncio.create_task(self.telemetry.run(), name=f"{self.id} telemetry"),
-                     asyncio.create_task(run_health(probe, self.telemetry.submit_reading,
-                                                    self.config.telemetry.health_interval_s, log=self.log),
-                                         name=f"{self.id} health"),
-                     asyncio.create_task(sdnotify.keepalive(f"{len(self.devices)} device(s)"), name="sd_notify")]
-            try:
+            telemetry, interval = self.telemetry, self.config.telemetry.health_interval_s
+            # the gateway's other long-lived tasks: a failure is counted (gateway_task_failures.<task>),
+            # logged once with its cause and the task restarted (the uplink supervises its own session tasks)
+            async with Supervisor(f"gateway {self.id}", log=self.log,
+                                  on_failure=lambda n: self.counters.inc(f"gateway_task_failures.{n}")) as sup:
+                sup.start("telemetry", telemetry.run)
+                sup.start("health", lambda: run_health(probe, telemetry.submit_reading, interval, log=self.log))
+                sup.start("sd_notify", lambda: sdnotify.keepalive(f"{len(self.devices)} device(s)"))
                 await self.uplink.run()
-            finally:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
 
     @staticmethod
     def _load_optional_drivers(kinds: set[str]) -> None:

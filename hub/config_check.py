@@ -3,7 +3,8 @@
 Checks, in one pass: TOML syntax; every section and key against the config models (unknown keys rejected in
 every section, wrong types, out-of-range values); the cross-field rules of ``parse_config``; the zones file;
 the shelters file (each shelter names a zone the zones file has); the MQTT key files (present, not readable by
-group or others). Nothing is created or contacted: it runs on any machine with the config.
+group or others); the hub's signing keys in its state dir, when present (not readable by group or others).
+Nothing is created or contacted: it runs on any machine with the config.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from hub.config import HubConfig, parse_config
 from hub.errors import HubError
+from hub.keys import KEY_FILE, RING_DIR
 from runtime.configcheck import Problem, explain, line_index, locate, toml_syntax_problem, vocabulary
 from runtime.keyfiles import KeyFileError, check_private
 
@@ -80,4 +82,13 @@ def _files(cfg: HubConfig, file: str, index: dict[str, int]) -> list[Problem]:
                 check_private(p, "key file")
             except KeyFileError as exc:
                 add(key, str(exc).replace("refusing to start", "the hub will refuse to start"))
+    state = cfg.hub.state_dir  # the signing keys, when this machine has them (nothing is created here)
+    ring = state / RING_DIR
+    for p in [state / KEY_FILE, *(sorted(ring.glob("*.key")) if ring.is_dir() else [])]:
+        if p.is_file():
+            try:
+                check_private(p, "hub signing key")
+            except KeyFileError as exc:
+                add("hub.state_dir", str(exc).replace("refusing to start", "the hub will refuse to start" if
+                                                      p.name == KEY_FILE else "a private key must be 0600"))
     return out

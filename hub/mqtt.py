@@ -157,6 +157,10 @@ class HubMqtt:
             except MqttLinkError as exc:
                 self.metrics.mqtt_disconnects.labels(kind).inc()
                 log.warning("MQTT %s:%d (%s): %s", self.cfg.host, self.cfg.port, kind, exc)
+            except Exception as exc:  # noqa: BLE001 - a bug (e.g. in on_connect) must not end the connection for good
+                self.metrics.mqtt_disconnects.labels(kind).inc()
+                self._log.error(f"crash:{type(exc).__name__}", "MQTT %s session failed: %r; reconnecting", kind, exc,
+                                exc_info=True)
             finally:
                 self.session = None
                 self.connected.clear()

@@ -93,7 +93,18 @@ class NodeRecord:
         return self.reported_fw
 
 
+MAX_NODES = 100_000  # records; a gateway reporting ever new ids cannot grow the registry without bound
+UNREGISTERED_MAX_AGE_S = 30 * 86400.0  # a node only gateways reported (never provisioned), unseen this long: pruned
+PRUNE_EVERY_S = 3600.0
+
+
 class NodeRegistry:
+    """Bounded: at most ``max_nodes`` records (reports of new ids beyond that are counted ``refused`` and
+    dropped); nodes never provisioned and not seen for ``UNREGISTERED_MAX_AGE_S`` are pruned (provisioned nodes
+    are inventory and stay until deleted)."""
+
+    max_nodes = MAX_NODES
+
     def __init__(self, db: sqlite3.Connection, current_version: str | None, *,
                  on_error: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time) -> None:
         self.db = db
@@ -102,6 +113,9 @@ class NodeRegistry:
         self.clock = clock
         self.nodes: dict[str, NodeRecord] = {}
         self._persisted_seen: dict[str, float] = {}
+        self.refused = 0
+        self.pruned = 0
+        self._last_prune = float("-inf")
         self.db.execute(SCHEMA)
         for node_id, doc in self.db.execute("SELECT id, doc FROM nodes").fetchall():
             try:
@@ -141,6 +155,14 @@ class NodeRegistry:
                 errors: int | None = None, state: str | None = None) -> None:
         rec = self.nodes.get(node_id)
         if rec is None:
+            if self.clock() - self._last_prune >= PRUNE_EVERY_S:
+                self.prune()
+            if len(self.nodes) >= self.max_nodes:
+                self.refused += 1
+                if self.refused in (1, 10, 100, 1000) or self.refused % 10000 == 0:
+                    log.error("node registry full (%d records): report of new node %s dropped (%d so far)",
+                              self.max_nodes, node_id, self.refused)
+                return
             rec = self.nodes[node_id] = NodeRecord(id=node_id)
         before = (rec.gateway, rec.reported_fw, rec.boot_count, rec.error_bits, rec.state)
         rec.gateway = gateway
@@ -154,6 +176,24 @@ class NodeRegistry:
         changed = before != (rec.gateway, rec.reported_fw, rec.boot_count, rec.error_bits, rec.state)
         if changed or now - self._persisted_seen.get(node_id, 0.0) >= LAST_SEEN_PERSIST_S:
             self._persist(rec)
+
+    def prune(self, *, now: float | None = None) -> int:
+        """Forget nodes that were never provisioned and not seen for ``UNREGISTERED_MAX_AGE_S``."""
+        now = self.clock() if now is None else now
+        self._last_prune = now
+        old = [n for n, r in self.nodes.items()
+               if r.provisioned_at is None and (r.last_seen or 0.0) < now - UNREGISTERED_MAX_AGE_S]
+        for node_id in old:
+            self.nodes.pop(node_id, None)
+            self._persisted_seen.pop(node_id, None)
+        if old:
+            try:
+                self.db.executemany("DELETE FROM nodes WHERE id = ?", [(n,) for n in old])
+            except sqlite3.Error as exc:
+                self.on_error()
+                log.error("cannot prune nodes from the hub state: %s", exc)
+            self.pruned += len(old)
+        return len(old)
 
     def _persist(self, rec: NodeRecord) -> None:
         try:

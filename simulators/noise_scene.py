@@ -1,15 +1,21 @@
-"""Street noise scenes with ground-truth labels, for the noise pipeline's tests and benchmarks.
+"""Street noise scenes with ground-truth labels: the TRAINING family of the noise pipeline.
+
+The random ranges every source draws from are declared in ``simulators.noise_sources.RANGES`` (the corpus
+``dozor noise train`` learns from); an independent evaluation family lives in ``simulators.street_scenes``.
 
 A scene is the pressure at one roadside microphone, ``distance_m`` from the lane, as float samples in
 digital full-scale units (a full-scale sine = ``full_scale_db`` dB SPL, 120 dB by default). It mixes:
 
-- traffic background (pink rumble) and optional rain (hiss and drops) or wind (low-frequency gusts);
+- traffic background (tilted pink noise, strong 30-500 Hz rumble, broad low resonances, sometimes an idling
+  diesel's low harmonic series), far cars, and optional rain (hiss and drops) or wind (low-frequency gusts);
 - legal cars and loud-exhaust cars and motorcycles passing by: engine-order harmonics of a firing
   frequency that follows an rpm sweep (with gear changes), exhaust roar, tyre noise, the 1/r level
   envelope of the pass-by and its Doppler shift (from the retarded propagation time);
-- horns (two steady tones, not in a 5:6 ratio, with harmonics, short);
+- horns (one or two steady tones, ratio 1.1-1.4, with harmonics, one to three honks);
 - civil-defence sirens (slow wail or 5:6 two-tone, rotor harmonics, rotation AM, long);
-- emergency-vehicle sirens (yelp, wail or hi-lo) passing by with Doppler.
+- emergency-vehicle sirens (yelp, wail, hi-lo, two-tone) passing by with Doppler.
+
+The samples are clipped at digital full scale like a real microphone's (120, 130 or 135 dB SPL).
 
 Every loud source is scaled so that, alone and in free field, its A-weighted Fast maximum at 7.5 m is the
 labelled ``lafmax_7p5_db`` (the simulator measures that with its own frequency-domain A-weighting, which is
@@ -33,12 +39,14 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from simulators import noise_sources as src
+
 C_SOUND = 343.0
 P_REF_DB = 120.0  # default SPL of a digital full-scale sine
 CLASS_OF = {
     "exhaust_car": "exhaust", "exhaust_moto": "exhaust", "legal_car": "other", "horn": "horn",
     "cd_siren_wail": "siren", "cd_siren_two_tone": "siren", "ev_siren_yelp": "siren",
-    "ev_siren_wail": "siren", "ev_siren_hilo": "siren", "wind_gust": "other",
+    "ev_siren_wail": "siren", "ev_siren_hilo": "siren", "ev_siren_two_tone": "siren", "wind_gust": "other",
 }
 
 
@@ -93,136 +101,6 @@ def laeq_db(x: np.ndarray, fs: int, full_scale_db: float = P_REF_DB) -> float:
     return 10 * math.log10(max(float(np.mean(y * y)), 1e-30)) + full_scale_db + 10 * math.log10(2)
 
 
-# ---------------------------------------------------------------- building blocks
-
-def _pink(rng: np.random.Generator, n: int) -> np.ndarray:
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(spec.size, dtype=float)
-    f[0] = 1.0
-    return np.fft.irfft(spec / np.sqrt(f), n)
-
-
-def _band_noise(rng: np.random.Generator, n: int, lo: float, hi: float, fs: int) -> np.ndarray:
-    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=fs, output="sos")
-    return signal.sosfilt(sos, rng.standard_normal(n))
-
-
-def _phase(freq: np.ndarray, fs: int) -> np.ndarray:
-    return 2 * np.pi * np.cumsum(freq) / fs
-
-
-def _passby(t: np.ndarray, t_peak: float, speed: float, dist: float) -> tuple[np.ndarray, np.ndarray]:
-    """Return (gain 1/r normalised to 1 at closest approach, Doppler factor d(tau)/dt)."""
-    x = speed * (t - t_peak)
-    r = np.sqrt(dist**2 + x**2)
-    r_dot = speed * x / r
-    return dist / r, 1.0 / (1.0 + r_dot / C_SOUND)
-
-
-def _smooth_env(n: int, fs: int, attack: float, release: float) -> np.ndarray:
-    env = np.ones(n)
-    na, nr = max(1, int(attack * fs)), max(1, int(release * fs))
-    env[:na] = np.linspace(0, 1, na) if na < n else env[:na]
-    env[-nr:] = np.minimum(env[-nr:], np.linspace(1, 0, nr))
-    return env
-
-
-# ---------------------------------------------------------------- sources (each returns a signal piece)
-
-def _engine(rng: np.random.Generator, t: np.ndarray, fs: int, *, loud: bool, moto: bool,
-            t_peak: float, speed: float, dist: float) -> tuple[np.ndarray, dict[str, object]]:
-    cyl = int(rng.choice([1, 2])) if moto else int(rng.choice([4, 4, 6, 8]))
-    rpm0 = rng.uniform(3500, 6000) if moto else rng.uniform(1800, 3200)
-    rpm1 = rpm0 * rng.uniform(1.2, 1.8) if loud else rpm0 * rng.uniform(0.9, 1.2)
-    ts = t - t[0]
-    dur = ts[-1] if ts[-1] > 0 else 1.0
-    rpm = rpm0 + (rpm1 - rpm0) * ts / dur
-    if loud and rng.random() < 0.5:  # a gear change: rpm drops by a third mid-way, then climbs again
-        shift = dur * rng.uniform(0.35, 0.65)
-        after = ts > shift
-        rpm = np.where(after, (rpm0 + (rpm1 - rpm0) * shift / dur) * 0.7 + (rpm1 - rpm0) * (ts - shift) / dur,
-                       rpm)
-    f0_src = rpm / 60.0 * cyl / 2.0
-    gain, dopp = _passby(t, t_peak, speed, dist)
-    f0 = f0_src * dopp
-    ph = _phase(f0, fs)
-    out = np.zeros_like(t)
-    n_h = int(min(24, 5000 / max(float(f0.max()), 1.0)))
-    tilt = 0.55 if loud else 1.1
-    for k in range(1, n_h + 1):
-        amp = k**-tilt * rng.uniform(0.5, 1.0)
-        out += amp * np.sin(k * ph + rng.uniform(0, 2 * np.pi))
-    # roar: broadband noise amplitude-modulated at the firing frequency
-    roar = _band_noise(rng, t.size, 150, 4000, fs) * (1 + 0.6 * np.sin(ph))
-    out = out / np.sqrt(np.mean(out**2) + 1e-12)
-    roar = roar / np.sqrt(np.mean(roar**2) + 1e-12)
-    mix = out + (0.6 if loud else 0.8) * roar
-    if not loud:  # tyres dominate a legal car
-        tyre = _band_noise(rng, t.size, 500, 2500, fs)
-        mix = 0.4 * mix + tyre / np.sqrt(np.mean(tyre**2) + 1e-12)
-    if loud and rng.random() < 0.5:  # exhaust pops (backfire crackle)
-        pops = np.zeros_like(t)
-        for p in rng.integers(0, t.size, size=int(rng.integers(3, 12))):
-            pops[p: p + 200] += rng.uniform(1, 2.5) * np.exp(-np.arange(min(200, t.size - p)) / 30.0)
-        mix = mix + signal.sosfilt(signal.butter(2, [200, 3000], "bandpass", fs=fs, output="sos"), pops) * 4
-    meta = {"cylinders": cyl, "rpm": [round(float(rpm.min())), round(float(rpm.max()))],
-            "f0_hz": [round(float(f0_src.min()), 1), round(float(f0_src.max()), 1)]}
-    return mix * gain, meta
-
-
-def _square_tone(ph: np.ndarray, n_odd: int = 4) -> np.ndarray:
-    return sum(np.sin((2 * k + 1) * ph) / (2 * k + 1) for k in range(n_odd))
-
-
-def _horn(rng: np.random.Generator, t: np.ndarray, fs: int) -> tuple[np.ndarray, dict[str, object]]:
-    f1 = rng.uniform(350, 470)
-    ratio = rng.uniform(1.24, 1.34)  # a major third or fourth: never the 5:6 of civil-defence sirens
-    ph1, ph2 = 2 * np.pi * f1 * t, 2 * np.pi * f1 * ratio * t
-    x = _square_tone(ph1, 6) + 0.8 * _square_tone(ph2 + 1.0, 6)
-    return x * _smooth_env(t.size, fs, 0.02, 0.05), {"f_hz": [round(f1, 1), round(f1 * ratio, 1)]}
-
-
-def _cd_siren(rng: np.random.Generator, t: np.ndarray, fs: int, two_tone: bool) -> tuple[np.ndarray, dict]:
-    ts = t - t[0]
-    f_lo, f_hi = rng.uniform(260, 360), rng.uniform(430, 560)
-    if two_tone and rng.random() < 0.5:  # steady two-tone
-        f = np.full_like(ts, rng.uniform(380, 480))
-        pattern = "steady"
-    else:
-        period = rng.uniform(8, 14)
-        f = f_lo + (f_hi - f_lo) * 0.5 * (1 - np.cos(2 * np.pi * ts / period))
-        pattern = "wail"
-    # run-up from zero like a rotor siren
-    f = f * np.minimum(1.0, 0.3 + ts / 3.0)
-    ph = _phase(f, fs)
-    x = _square_tone(ph, 4)
-    if two_tone:
-        x = x + _square_tone(ph * 6 / 5 + 0.5, 4)
-    rot = 1 + 0.5 * np.sin(2 * np.pi * ts / rng.uniform(8, 15) + rng.uniform(0, 6))  # rotating head AM
-    x = x * rot * _smooth_env(t.size, fs, 1.0, 2.0)
-    return x, {"pattern": pattern, "f_hz": [round(float(f.min()), 1), round(float(f.max()), 1)]}
-
-
-def _ev_siren(rng: np.random.Generator, t: np.ndarray, fs: int, kind: str, *, t_peak: float, speed: float,
-              dist: float) -> tuple[np.ndarray, dict]:
-    ts = t - t[0]
-    lo, hi = rng.uniform(550, 750), rng.uniform(1300, 1600)
-    if kind == "ev_siren_yelp":
-        period = rng.uniform(0.22, 0.4)
-        frac = (ts / period) % 1.0
-        f = lo + (hi - lo) * np.where(frac < 0.5, 2 * frac, 2 - 2 * frac)
-    elif kind == "ev_siren_wail":
-        period = rng.uniform(3.0, 5.0)
-        f = lo + (hi - lo) * 0.5 * (1 - np.cos(2 * np.pi * ts / period))
-    else:  # hi-lo
-        period = rng.uniform(0.9, 1.3)
-        f = np.where((ts / period) % 1.0 < 0.5, lo, lo * 4 / 3)
-    gain, dopp = _passby(t, t_peak, speed, dist)
-    x = _square_tone(_phase(f * dopp, fs), 3)
-    engine = _band_noise(rng, t.size, 80, 1500, fs) * 0.3
-    return (x + engine) * gain, {"f_hz": [round(lo, 1), round(hi, 1)]}
-
-
 # ---------------------------------------------------------------- scene
 
 def _place(rng: np.random.Generator, taken: list[float], lo: float, hi: float, gap: float) -> float | None:
@@ -234,17 +112,22 @@ def _place(rng: np.random.Generator, taken: list[float], lo: float, hi: float, g
     return None
 
 
-def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scale_db: float = P_REF_DB,
+def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scale_db: float | None = P_REF_DB,
              distance_m: float | None = None, mix: dict[str, float] | None = None,
-             ev_kind: str | None = None, cd_two_tone: bool | None = None) -> Scene:
-    """One random scene. ``mix`` overrides the mean counts (exhaust, legal: an int is an exact count) and the
-    probabilities (horn, cd_siren, ev_siren, wind, rain) of each source kind."""
+             ev_kind: str | None = None, cd_two_tone: bool | None = None, clip: bool = True) -> Scene:
+    """One random scene of the training family (ranges in ``simulators.noise_sources.RANGES``).
+
+    ``mix`` overrides the mean counts (exhaust, legal: an int is an exact count) and the probabilities (horn,
+    cd_siren, ev_siren, wind, rain) of each source kind. ``full_scale_db=None`` draws the microphone's full
+    scale (120, 130 or 135 dB); ``clip`` clips the samples at digital full scale like a real microphone (the
+    count is labelled ``clipped_samples``)."""
     rng = np.random.default_rng(seed)
     n = int(round(duration_s * fs))
     t = np.arange(n) / fs
-    dist = float(distance_m if distance_m is not None else rng.uniform(5.0, 12.0))
-    p = {"exhaust": 1.5, "legal": 1.5, "horn": 0.3, "cd_siren": 0.25, "ev_siren": 0.2, "wind": 0.2,
-         "rain": 0.2, **(mix or {})}
+    dist = float(distance_m if distance_m is not None else src.u(rng, "distance_m"))
+    fsdb = float(full_scale_db if full_scale_db is not None else src.pick(rng, "full_scale_db"))
+    p = {"exhaust": 1.5, "legal": 1.5, "horn": 0.35, "cd_siren": 0.25, "ev_siren": 0.25, "wind": 0.2,
+         "rain": 0.2, "far": float(src.RANGES["far_cars_mean"]), **(mix or {})}  # type: ignore[arg-type]
     audio = np.zeros(n)
     sources: list[dict[str, object]] = []
     taken: list[float] = []
@@ -252,99 +135,97 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
 
     def add(x: np.ndarray, i0: int, target_mic_db: float) -> float:
         """Scale x to its target LAFmax at the microphone and mix it in; returns the gain used."""
-        measured = lafmax_db(x, fs, full_scale_db)
+        measured = lafmax_db(x, fs, fsdb)
         g = 10 ** ((target_mic_db - measured) / 20)
         audio[i0: i0 + x.size] += g * x
         return g
 
-    # background traffic rumble and far cars
-    bg = _pink(rng, n)
-    bg = signal.sosfilt(signal.butter(2, 3000, "lowpass", fs=fs, output="sos"), bg)
-    bg_db = rng.uniform(50, 64)
-    bg *= 10 ** ((bg_db - laeq_db(bg, fs, full_scale_db)) / 20)
-    audio += bg
-    sources.append({"kind": "background", "class": "none", "laeq_db": round(bg_db, 2)})
+    bg, bg_meta = src.background(rng, n, fs)
+    bg_db = src.u(rng, "background_laeq_db")
+    audio += bg * 10 ** ((bg_db - laeq_db(bg, fs, fsdb)) / 20)
+    sources.append({"kind": "background", "class": "none", "laeq_db": round(bg_db, 2), **bg_meta})
     if rng.random() < p["rain"]:
-        rain = _band_noise(rng, n, 2000, 12000, fs)
-        drops = (rng.random(n) < 200 / fs) * rng.standard_normal(n) * 8
-        rain = rain + signal.sosfilt(signal.butter(2, 3000, "highpass", fs=fs, output="sos"), drops)
-        r_db = rng.uniform(50, 66)
-        audio += rain * 10 ** ((r_db - laeq_db(rain, fs, full_scale_db)) / 20)
+        r = src.rain(rng, n, fs)
+        r_db = src.u(rng, "rain_laeq_db")
+        audio += r * 10 ** ((r_db - laeq_db(r, fs, fsdb)) / 20)
         sources.append({"kind": "rain", "class": "none", "laeq_db": round(r_db, 2)})
 
     def window(tp: float, half: float) -> tuple[int, np.ndarray]:
         i0, i1 = max(0, int((tp - half) * fs)), min(n, int((tp + half) * fs))
         return i0, t[i0:i1]
 
-    def vehicle(kind: str, tp: float, l75: float, loud: bool, moto: bool) -> None:
-        speed = float(rng.uniform(8, 20))
-        i0, tt = window(tp, 6.0)
-        x, meta = _engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=dist)
-        add(x, i0, l75 - corr)
+    def vehicle(kind: str, tp: float, l75: float, loud: bool, moto: bool, lane_m: float = dist) -> None:
+        speed = src.u(rng, "speed_mps")
+        i0, tt = window(tp, float(np.clip(90 / speed, 4.0, 8.0)))
+        x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m)
+        mic = l75 - 20 * math.log10(lane_m / 7.5)
+        add(x, i0, mic)
         sources.append({"kind": kind, "class": CLASS_OF[kind], "t_peak": round(tp, 3),
                         "t_start": round(tt[0], 3), "t_end": round(tt[-1], 3), "lafmax_7p5_db": round(l75, 2),
-                        "lafmax_mic_db": round(l75 - corr, 2), "speed_mps": round(speed, 2), **meta})
+                        "lafmax_mic_db": round(mic, 2), "speed_mps": round(speed, 2), **meta})
 
     def count(v: float) -> int:  # an int is an exact count, a float the mean of a Poisson draw
         return v if isinstance(v, int) else int(rng.poisson(v))
 
     for _ in range(count(p["exhaust"])):
-        tp = _place(rng, taken, 5.0, duration_s - 5.0, 7.0)
+        tp = _place(rng, taken, 5.0, duration_s - 5.0, float(rng.uniform(3.0, 8.0)))
         if tp is not None:
             moto = bool(rng.random() < 0.5)
-            vehicle("exhaust_moto" if moto else "exhaust_car", tp, float(rng.uniform(88, 108)), True, moto)
+            vehicle("exhaust_moto" if moto else "exhaust_car", tp, src.u(rng, "exhaust_db"), True, moto)
     for _ in range(count(p["legal"])):
-        tp = _place(rng, taken, 4.0, duration_s - 4.0, 4.0)
+        tp = _place(rng, taken, 4.0, duration_s - 4.0, float(rng.uniform(2.5, 5.0)))
         if tp is not None:
-            vehicle("legal_car", tp, float(rng.uniform(66, 78)), False, False)
+            vehicle("legal_car", tp, src.u(rng, "legal_db"), False, False)
+    for _ in range(count(p["far"])):  # far lanes and side streets: below the candidate threshold
+        tp = float(rng.uniform(min(3.0, duration_s / 2), max(duration_s - 3.0, duration_s / 2)))
+        lane = dist + float(rng.uniform(8, 30))
+        vehicle("legal_car", tp, src.u(rng, "far_car_db") + 20 * math.log10(lane / 7.5), False, False, lane)
+        sources[-1]["far"] = True
     if rng.random() < p["horn"]:
-        tp = _place(rng, taken, 3.0, duration_s - 3.0, 7.0)
+        tp = _place(rng, taken, 3.0, duration_s - 3.0, float(rng.uniform(2.0, 7.0)))
         if tp is not None:
-            d = float(rng.uniform(0.3, 1.5))
-            i0, tt = window(tp, d / 2)
-            x, meta = _horn(rng, tt, fs)
-            l75 = float(rng.uniform(90, 104))
+            i0, tt = window(tp, 2.0)
+            x, meta = src.horn(rng, tt, fs)
+            l75 = src.u(rng, "horn_db")
             add(x, i0, l75 - corr)
-            sources.append({"kind": "horn", "class": "horn", "t_peak": round(tp, 3), "t_start": round(tt[0], 3),
-                            "t_end": round(tt[-1], 3), "lafmax_7p5_db": round(l75, 2), **meta})
+            on = np.flatnonzero(np.abs(x) > 0)
+            a, b = (tt[on[0]], tt[on[-1]]) if on.size else (tp, tp)
+            sources.append({"kind": "horn", "class": "horn", "t_peak": round((a + b) / 2, 3),
+                            "t_start": round(a, 3), "t_end": round(b, 3), "lafmax_7p5_db": round(l75, 2), **meta})
     if rng.random() < p["ev_siren"]:
-        tp = _place(rng, taken, 6.0, duration_s - 6.0, 9.0)
+        tp = _place(rng, taken, 6.0, duration_s - 6.0, float(rng.uniform(0.0, 9.0)))
         if tp is not None:
-            kind = str(rng.choice(["ev_siren_yelp", "ev_siren_wail", "ev_siren_hilo"]))
-            kind = ev_kind or kind
+            kind = ev_kind or str(src.pick(rng, "ev_siren_kinds"))
             i0, tt = window(tp, 8.0)
-            speed = float(rng.uniform(10, 20))
-            x, meta = _ev_siren(rng, tt, fs, kind, t_peak=tp, speed=speed, dist=dist)
-            l75 = float(rng.uniform(95, 108))
+            speed = float(rng.uniform(8, 22))
+            x, meta = src.ev_siren(rng, tt, fs, kind, t_peak=tp, speed=speed, dist=dist)
+            l75 = src.u(rng, "ev_siren_db")
             g = add(x, i0, l75 - corr)
             sources.append({"kind": kind, "class": "siren", "t_peak": round(tp, 3), "t_start": round(tt[0], 3),
                             "t_end": round(tt[-1], 3), "lafmax_7p5_db": round(l75, 2),
-                            "laf_trace_t0": round(tt[0], 3), "laf_trace": laf_trace_db(g * x, fs, full_scale_db),
+                            "laf_trace_t0": round(tt[0], 3), "laf_trace": laf_trace_db(g * x, fs, fsdb),
                             **meta})
     if rng.random() < p["wind"]:
         for _ in range(int(rng.integers(1, 3))):
             tp = _place(rng, taken, 3.0, duration_s - 3.0, 6.0)
             if tp is None:
                 continue
-            d = float(rng.uniform(1.0, 3.0))
-            i0, tt = window(tp, d)
-            w = _band_noise(rng, tt.size, 5, 120, fs) * np.hanning(tt.size) ** 2
-            l_mic = float(rng.uniform(80, 95)) - max(corr, 0.0)
-            add(w, i0, l_mic)
+            i0, tt = window(tp, float(rng.uniform(1.0, 3.0)))
+            l_mic = src.u(rng, "wind_mic_db")
+            add(src.wind(rng, tt.size, fs), i0, l_mic)
             sources.append({"kind": "wind_gust", "class": "other", "t_peak": round(tp, 3),
                             "t_start": round(tt[0], 3), "t_end": round(tt[-1], 3), "lafmax_mic_db": round(l_mic, 2),
                             "lafmax_7p5_db": round(l_mic + corr, 2)})
     zone_active: list[list[float]] = []
     if rng.random() < p["cd_siren"]:
-        two = bool(rng.random() < 0.5)
-        two = two if cd_two_tone is None else cd_two_tone
+        two = bool(rng.random() < 0.5) if cd_two_tone is None else cd_two_tone
         kind = "cd_siren_two_tone" if two else "cd_siren_wail"
         length = float(rng.uniform(18, min(40.0, duration_s)))
         start = float(rng.uniform(0, max(0.0, duration_s - length)))
         i0 = int(start * fs)
         tt = t[i0: min(n, i0 + int(length * fs))]
-        x, meta = _cd_siren(rng, tt, fs, two)
-        l_mic = float(rng.uniform(84, 100))
+        x, meta = src.cd_siren(rng, tt, fs, two)
+        l_mic = src.u(rng, "cd_siren_mic_db")
         g = add(x, i0, l_mic)
         hub_knows = bool(rng.random() < 0.5)
         if hub_knows:
@@ -352,15 +233,23 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         sources.append({"kind": kind, "class": "siren", "t_start": round(start, 3), "t_end": round(start + length, 3),
                         "t_peak": round(start + length / 2, 3), "lafmax_mic_db": round(l_mic, 2),
                         "hub_zone_active": hub_knows, "laf_trace_t0": round(float(tt[0]), 3),
-                        "laf_trace": laf_trace_db(g * x, fs, full_scale_db), **meta})
-    labels: dict[str, object] = {
-        "v": 1, "seed": seed, "fs": fs, "duration_s": duration_s, "distance_m": round(dist, 3),
-        "full_scale_db": full_scale_db, "zone_siren_active": zone_active, "sources": sources,
-    }
+                        "laf_trace": laf_trace_db(g * x, fs, fsdb), **meta})
     peak = float(np.max(np.abs(audio))) if n else 0.0
-    labels["peak_fs"] = round(peak, 4)
+    clipped = int(np.count_nonzero(np.abs(audio) >= 1.0)) if clip else 0
+    if clip:
+        np.clip(audio, -1.0, 1.0, out=audio)
+    labels: dict[str, object] = {
+        "v": 1, "family": "train", "seed": seed, "fs": fs, "duration_s": duration_s, "distance_m": round(dist, 3),
+        "full_scale_db": fsdb, "zone_siren_active": zone_active, "sources": sources,
+        "peak_fs": round(peak, 4), "clipped_samples": clipped,
+    }
     return Scene(audio=audio.astype(np.float32), fs=fs, labels=labels, sources=sources)
 
+
+def scenes(count: int, seed: int, **kw: object):
+    """``count`` scenes of the training family: scene i has seed ``seed * 100_003 + i``."""
+    for i in range(count):
+        yield generate(seed * 100_003 + i, **kw)  # type: ignore[arg-type]
 
 # ---------------------------------------------------------------- output
 

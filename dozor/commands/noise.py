@@ -1,6 +1,7 @@
 """`dozor noise ...`: offline analysis of recordings, and the hub's violations register.
 
     dozor noise analyze rec.wav                       levels and pass-by events of a recording
+    dozor noise train --scenes 400 --seed 1           rebuild the classifier model (see noise_train.py)
     dozor noise events --since 24h [--zone Z] [--min-level 90] [--state candidate]
     dozor noise show ID                               one event: evidence, signature, audit trail
     dozor noise review ID --confirm|--dismiss --note "..." [--reviewer NAME]
@@ -52,7 +53,10 @@ def analyze_file(path: Path, *, distance_m: float, full_scale_db: float, calibra
                "lafmax_7p5": e.levels.lafmax_7p5, "laeq": e.levels.laeq, "sel": e.levels.sel,
                "lcpeak": e.levels.lcpeak, "class": e.klass, "scores": e.scores, "suppressed": e.suppressed,
                "suppression": list(e.suppression), "candidate": e.candidate, "enforcement": e.enforcement,
-               "flags": list(e.flags)}
+               "flags": list(e.flags), "enforceable": e.enforcement,
+               "model": e.model.version if e.model else None,
+               "overload": e.overload.model_dump() if e.overload else None,
+               "margin_db": e.uncertainty.margin_db if e.uncertainty else None}
         if evidence:
             row["evidence"] = e.to_data()
         out_events.append(row)
@@ -76,6 +80,9 @@ def _zone(spec: str) -> tuple[float, float]:
 
 
 def register(app: typer.Typer) -> None:
+    from dozor.commands import noise_train
+
+    noise_train.register(noise_app)
     app.add_typer(noise_app, name="noise")
 
 

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         labels: Path = typer.Option(None, "--labels", help="JSON file for the ground-truth labels"),
         duration: float = typer.Option(40.0, "--duration", min=5.0, max=600.0, help="seconds"),
         distance_m: float = typer.Option(None, "--distance-m", min=2.0, max=50.0,
-                                         help="microphone to lane (default: random 5..12 m)"),
+                                         help="microphone to lane (default: random 3..15 m)"),
         bits: int = typer.Option(16, "--bits", help="16 (PCM) or 32 (float)"),
     ) -> None:
         """Traffic, legal and loud-exhaust vehicles, horns, sirens, rain or wind, with labels."""

@@ -149,7 +149,7 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
             os.chown(p, huid, -1)
     _own(hub_state_dir, huid)
     state.update(broker_uid=uid, hub_uid=huid, broker_host=broker_host, port=port, bind=bind, hub_state_dir=str(hub_state_dir),
-                 hub_keys={keys.kid: keys.public_b64})
+                 hub_keys=keys.public_keys_b64())
     (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
     (lay.broker / "acl").write_text(t.acl())
     (lay.hub / "hub.toml").write_text(t.hub_toml(broker_url=broker_url(state), state_dir=hub_state_dir,
@@ -244,6 +244,9 @@ def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/do
     shutil.copyfile(lay.ca_cert, out / "ca.crt")
     serial = prior["serial"] if prior and (out / "client.key").exists() else \
         _issue_client(_ca(lay), gw, out / "client.crt", out / "client.key")
+    from hub.keys import load_or_create  # every key the hub announces now (active and staged: a rotation)
+
+    state["hub_keys"] = load_or_create(Path(state["hub_state_dir"])).public_keys_b64()
     (out / "gateway.toml").write_text(t.gateway_toml(gw=gw, zone=zone, broker_url=broker_url(state, broker_host),
                                                      hub_keys=state["hub_keys"], state_dir=state_dir))
     kid = _enroll_identity(lay, state, gw, out)

@@ -25,11 +25,16 @@ Config keys (besides ``id``, ``kind``, ``stale_s``)::
     source = "sounddevice"      # the default input device; "wav" (needs file); or an input device name/index
     file = "street.wav"         # source = "wav": relative to the config file; loop = false; wav_speed = 1.0
     fs = 48000                  # sample rate (Hz); block = 4800 samples per input block
-    full_scale_db = 120.0       # dB SPL of a digital full-scale sine; calibration_offset_db = 0.0
+    microphone = "im69d130"     # optional part preset, sets full_scale_db and meter_class (MICROPHONES in microphone_options.py)
+    full_scale_db = 130.0       # dB SPL of a digital full-scale sine (default: the preset's, else 120);
+                                # calibration_offset_db = 0.0. Loud exhausts clip a 120 dB part: use >= 130
+    meter_class = 2             # IEC 61672-1 class the chain is designed to (uncertainty budget): 1 or 2
     calibration_date = "2026-10-01"
     distance_to_lane_m = 7.5    # levels are normalised to 7.5 m for the thresholds
     location = { lat = 50.46, lon = 30.52, description = "Kontraktova sq., kerb" }
-    thresholds = { candidate_db = 85, enforcement_db = 95, uncertainty_db = 2 }
+    thresholds = { candidate_db = 85, enforcement_db = 95, uncertainty_db = 2, lane_half_width_m = 0.8 }
+                                # the enforcement margin is max(uncertainty_db, the budget's U, k = 2):
+                                # docs/noise-uncertainty.md
     audio_clip = false          # privacy: no audio unless asked; clip_seconds = 0.5 (the event must fit
                                 # one MQTT message; a record too large is sent without its clip, counted)
     timeout_s = 2.0             # no block for this long: the input is down;  retry_s = 5.0
@@ -131,7 +136,8 @@ class MicrophoneDriver(SensorDriver):
                                     enforcement_db=th.enforcement_db, uncertainty_db=th.uncertainty_db,
                                     hysteresis_db=th.hysteresis_db, min_duration_s=th.min_duration_s,
                                     max_duration_s=th.max_duration_s,
-                                    hard_limit_s=max(40.0, th.max_duration_s)),
+                                    hard_limit_s=max(40.0, th.max_duration_s),
+                                    lane_half_width_m=th.lane_half_width_m, meter_class=o.meter_class or 2),
             gateway=self.gateway_id, sensor=self.id, sensor_kind="wav" if o.source == "wav" else "mic",
             calibration_date=o.calibration_date, lat=o.location.lat, lon=o.location.lon, t0=t0,
             audio_clip=o.audio_clip, clip_seconds=o.clip_seconds)

@@ -13,8 +13,13 @@ Features (computed only for events, from the raw samples of the event):
 - ``lf_frac``: share of the energy below 150 Hz (wind);
 - ``duration_s``.
 
-The scores are a softmax over hand-set linear logits of these features (a small, explainable model whose
-numbers go into the evidence record).
+and the further descriptors in ``Features`` (short-window tonality, pitch steadiness, simultaneous tone
+pairs, strongest-frame harmonic salience, spectral flatness, centroid and band shares).
+
+The scores come from the learned model (``gateway.noise.model``: a tiny MLP trained by ``dozor noise train``
+on the training scene family; its version goes into every evidence record), so exhaust-versus-other is a
+decision over all features together, not one harmonic-strength threshold. Without a model file the
+hand-set logits of ``rule_scores`` (version ``rules-v1``) are used.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import scipy.fft as sfft
 CLASSES = ("exhaust", "siren", "horn", "other")
 NFFT = 4096
 HOP = 2048
-MAX_SECONDS = 12.0  # long events are classified on the 12 s around their loudest part
+MAX_SECONDS = 8.0  # long events are classified on the 8 s around their loudest part
 NFFT_FAST = 1024
+HOP_FAST = 768
 NFFT_ENGINE = 8192
 
 
@@ -42,17 +48,41 @@ class Features:
     f0_move: float
     lf_frac: float
     duration_s: float
+    tonal_fast: float = 0.0  # share of short (21 ms) frames with a narrow dominant peak
+    pitch_steady: float = 0.0  # share of those whose pitch stays within 2 % of the previous one's
+    pair: float = 0.0  # share of tonal frames with a simultaneous second narrow peak at 1.08-1.45x (horn)
+    engine_p90: float = 0.0  # harmonic salience of the strongest frames
+    f0_med: float = 0.0  # log2 of the median engine fundamental
+    flatness: float = 0.0  # median spectral flatness 100-6000 Hz (broadband roar -> high)
+    centroid: float = 0.0  # log2 of the median spectral centroid, 50-8000 Hz
+    mid_frac: float = 0.0  # energy shares 150-500, 500-2000, 2000-8000 Hz
+    low_mid_frac: float = 0.0
+    high_frac: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
 
 
-def _stft(x: np.ndarray, nfft: int, hop: int) -> np.ndarray:
+_WINDOWS: dict[int, np.ndarray] = {}
+
+
+def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15.0) -> np.ndarray:
+    """Hann power spectra (float32) of the frames whose energy is within ``loud_db`` of the loudest frame's
+    (only those are transformed: the cost of an event's features scales with its loud part). ``c``: the
+    cumulative sum of x**2 with a leading 0 (frame energies without transforming)."""
     if x.size < nfft:
         x = np.pad(x, (0, nfft - x.size))
-    frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[::hop]
-    spec = sfft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)
-    return (spec.real**2 + spec.imag**2).astype(np.float64)
+        c = np.concatenate([c, np.full(nfft + 1 - c.size, c[-1])])
+    starts = np.arange(0, x.size - nfft + 1, hop)
+    e = c[starts + nfft] - c[starts]
+    starts = starts[e >= e.max() * 10 ** (-loud_db / 10)]
+    w = _WINDOWS.get(nfft)
+    if w is None:
+        w = _WINDOWS.setdefault(nfft, np.hanning(nfft).astype(np.float32))
+    frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[starts]
+    frames *= w
+    spec = sfft.rfft(frames, axis=1)
+    return spec.real**2 + spec.imag**2
 
 
 def _peak_freq(p: np.ndarray, k: np.ndarray, df: float) -> np.ndarray:
@@ -85,14 +115,20 @@ def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
         c = x.size // 2 if peak is None else peak
         a = min(max(0, c - cap // 2), x.size - cap)
         x = x[a: a + cap]
-    p = _stft(x, NFFT, HOP)
+    c2 = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
+    pl = _stft(x, NFFT, HOP, c2)  # frames within 15 dB of the loudest
+    p = pl
     df = fs / NFFT
     f = np.arange(p.shape[1]) * df
-    e = p.sum(axis=1)
-    loud = e >= e.max() * 10 ** (-1.5)  # frames within 15 dB of the loudest
-    pl = p[loud]
     tot = pl[:, (f >= 20) & (f <= 8000)].sum(axis=1) + 1e-30
     lf_frac = float(np.median(pl[:, (f >= 20) & (f < 150)].sum(axis=1) / tot))
+    shares = [float(np.median(pl[:, (f >= a) & (f < b)].sum(axis=1) / tot)) for a, b in
+              ((150, 500), (500, 2000), (2000, 8000))]
+    fb = (f >= 100) & (f <= 6000)
+    lp_ = np.log(pl[:, fb] + 1e-30)
+    flat = float(np.median(np.exp(lp_.mean(axis=1)) / (pl[:, fb].mean(axis=1) + 1e-30)))
+    fc = (f >= 50) & (f <= 8000)
+    cen = float(np.median((pl[:, fc] * f[fc]).sum(axis=1) / (pl[:, fc].sum(axis=1) + 1e-30)))
 
     # --- tonal peak 250..3000 Hz
     band = (f >= 250) & (f <= 3000)
@@ -130,12 +166,10 @@ def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
 
     # --- pitch track with a short window (yelp sweeps smear a long one)
     sweep_oct = sweep_rate = 0.0
-    pf = _stft(x, NFFT_FAST, NFFT_FAST // 2)
+    pfl = _stft(x, NFFT_FAST, HOP_FAST, c2)
     dff = fs / NFFT_FAST
-    ff = np.arange(pf.shape[1]) * dff
+    ff = np.arange(pfl.shape[1]) * dff
     bandf = (ff >= 250) & (ff <= 3000)
-    ef = pf.sum(axis=1)
-    pfl = pf[ef >= ef.max() * 10 ** (-1.5)]
     rf = np.arange(pfl.shape[0])
     kf = int(np.argmax(bandf)) + np.argmax(pfl[:, bandf], axis=1)
     reff_band = pfl[:, (ff >= 150) & (ff <= 5000)]
@@ -144,15 +178,18 @@ def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
     concf = nearf / (reff_band.sum(axis=1) + 1e-30)
     tf = (promf >= 15) & (concf >= 0.3) & _narrow(pfl, kf, 4)
     tonal_fast = float(tf.mean())
+    steady = pair = 0.0
+    if tf.sum() >= 2:
+        lp_all = np.log2(_peak_freq(pfl, kf, dff)[tf])
+        steady = float(np.mean(np.abs(np.diff(lp_all)) < np.log2(1.02)))
+        pair = _pair_share(pfl[tf], kf[tf], dff, promf[tf])
     if tf.sum() >= 4 and tonal_fast >= 0.3:
         lp = np.log2(_peak_freq(pfl, kf, dff)[tf])
         sweep_oct = float(np.percentile(lp, 95) - np.percentile(lp, 5))
-        sweep_rate = float(np.median(np.abs(np.diff(lp)))) * fs / (NFFT_FAST // 2)
+        sweep_rate = float(np.median(np.abs(np.diff(lp)))) * fs / HOP_FAST
 
     # --- engine orders: comb salience of a low fundamental (harmonic peaks above the half-way valleys)
-    pe = _stft(x, NFFT_ENGINE, NFFT_ENGINE // 2)
-    ee = pe.sum(axis=1)
-    pe = pe[ee >= ee.max() * 10 ** (-1.5)]
+    pe = _stft(x, NFFT_ENGINE, NFFT_ENGINE // 2, c2)
     dfe = fs / NFFT_ENGINE
     cand = np.arange(25.0, 320.0, dfe / 2)
     logp = np.log10(pe + 1e-30)
@@ -171,11 +208,58 @@ def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
     engine = float(np.median(best))
     strong = best >= np.percentile(best, 50)
     f0_move = float(np.ptp(np.log2(f0[strong]))) if strong.sum() >= 2 else 0.0
-    return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration)
+    return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
+                    float(np.percentile(best, 90)), float(np.log2(np.median(f0[strong]) if strong.any() else 25.0)),
+                    flat, float(np.log2(max(cen, 1.0))), *shares)
 
 
-def scores(ft: Features) -> dict[str, float]:
-    """Class probabilities from features (softmax over hand-set logits)."""
+def _pair_share(p: np.ndarray, k: np.ndarray, df: float, prom: np.ndarray) -> float:
+    """Share of tonal frames with a second narrow peak, within 15 dB of the main one, at 1.08-1.45 times
+    (or 1/1.45-1/1.08 of) its frequency: two simultaneous horn tones (or a 5:6 siren pair)."""
+    if p.shape[0] == 0:
+        return 0.0
+    n = p.shape[1]
+    rows = np.arange(p.shape[0])
+    main = p[rows, k]
+    bins = np.arange(n)
+    rel = bins[None, :] / np.maximum(k, 1)[:, None]
+    window = ((rel >= 1.08) & (rel <= 1.45)) | ((rel >= 1 / 1.45) & (rel <= 1 / 1.08))
+    pad = np.pad(p, ((0, 0), (4, 4)), mode="edge")
+    local_max = (p >= pad[:, 3:-5]) & (p >= pad[:, 5:-3])
+    narrow = p >= 10 * np.maximum(pad[:, :-8], pad[:, 8:])
+    strong = p >= main[:, None] * 10 ** (-1.5)
+    hit = (window & local_max & narrow & strong).any(axis=1)
+    return float(hit.mean())
+
+
+RULES_VERSION = "rules-v1"
+_model_cache: list[object] = []
+
+
+def current_model():
+    """The learned model from ``gateway/noise/models/classifier.json`` (loaded once), or None if absent."""
+    if not _model_cache:
+        from gateway.noise.model import DEFAULT_PATH, load
+
+        _model_cache.append(load(DEFAULT_PATH) if DEFAULT_PATH.exists() else None)
+    return _model_cache[0]
+
+
+def model_version(model=None) -> str:
+    m = model if model is not None else current_model()
+    return m.version if m is not None else RULES_VERSION
+
+
+def scores(ft: Features, model=None) -> dict[str, float]:
+    """Class probabilities: the learned model's (``model`` or the committed one), else the hand-set rules."""
+    m = model if model is not None else current_model()
+    if m is not None:
+        return m.scores(asdict(ft))
+    return rule_scores(ft)
+
+
+def rule_scores(ft: Features) -> dict[str, float]:
+    """Class probabilities from features (softmax over hand-set logits): the pre-model classifier."""
     sweep = float(np.clip((ft.sweep_oct - 0.15) / 0.35, -1.0, 1.0))
     long = 1.0 if ft.duration_s > 12 else 0.0
     windy = 20 * max(ft.lf_frac - 0.8, 0.0)
@@ -191,7 +275,7 @@ def scores(ft: Features) -> dict[str, float]:
     return {k: round(ex[k] / s, 4) for k in CLASSES}
 
 
-def classify(x: np.ndarray, fs: int, peak: int | None = None) -> tuple[str, dict[str, float], Features]:
+def classify(x: np.ndarray, fs: int, peak: int | None = None, model=None) -> tuple[str, dict[str, float], Features]:
     ft = features(x, fs, peak)
-    sc = scores(ft)
+    sc = scores(ft, model)
     return max(sc, key=lambda k: sc[k]), sc, ft

@@ -30,7 +30,9 @@ class DetectorConfig:
     reference_m: float = 7.5
     candidate_db: float = 85.0  # at the reference distance
     enforcement_db: float = 95.0  # at the reference distance, after subtracting uncertainty_db
-    uncertainty_db: float = 2.0  # stated expanded measurement uncertainty (meter + distance)
+    uncertainty_db: float = 2.0  # stated expanded uncertainty; the margin is max(this, the budget's U)
+    lane_half_width_m: float = 0.8  # the vehicle is anywhere within +- this of the lane centre (budget)
+    meter_class: int = 2  # IEC 61672-1 tolerance class the microphone + meter is designed to (budget)
     hysteresis_db: float = 3.0
     min_duration_s: float = 0.3
     max_duration_s: float = 20.0
@@ -48,10 +50,23 @@ class DetectorConfig:
             (0 < self.min_duration_s < self.max_duration_s, "need 0 < min_duration_s < max_duration_s"),
             (self.max_duration_s <= self.hard_limit_s <= 60, "need max_duration_s <= hard_limit_s <= 60 s"),
             (3 <= self.split_db <= 40, f"split_db {self.split_db}: expected 3..40 dB"),
+            (0 <= self.lane_half_width_m < self.distance_m, "need 0 <= lane_half_width_m < distance_m"),
+            (self.meter_class in (1, 2), f"meter_class {self.meter_class}: expected 1 or 2"),
         ]
         for ok, msg in checks:
             if not ok or any(isinstance(v, float) and not math.isfinite(v) for v in self.__dict__.values()):
                 raise ConfigError(msg if not ok else "detector settings must be finite numbers")
+
+    @property
+    def margin_db(self) -> float:
+        """The enforcement margin: the larger of the stated uncertainty and the budget's expanded one."""
+        return max(self.uncertainty_db, self.budget.expanded)
+
+    @property
+    def budget(self):
+        from gateway.noise.uncertainty import budget
+
+        return budget(self.distance_m, lane_half_width_m=self.lane_half_width_m, meter_class=self.meter_class)
 
     @property
     def distance_correction_db(self) -> float:

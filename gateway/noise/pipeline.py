@@ -25,26 +25,32 @@ from contract.evidence import (
     ClockSync,
     Levels,
     Location,
+    ModelInfo,
     NoiseEvidence,
+    Overload,
     Sensor,
     Spectrum,
     Trace,
+    Uncertainty,
     sign,
 )
 from contract.models import ZoneState
 from gateway.noise import classifier
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
-from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, TAU_FAST, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram, third_octave_levels
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
-from gateway.noise.weighting import c_weighting_sos
+from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
 
 TRACE_MARGIN_S = 5.0
 RING_S = 60.0
 CORE_S = 2.0
 TONAL_LIMIT = 0.25  # share of tonal frames beyond which an event is not enforceable
 TWO_TONE_LIMIT = 0.02  # share of frames with a 5:6 tone pair (civil-defence siren)
+MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough)
+ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
+CLIP_GUARD_S = 0.1  # the A-weighting filter's memory of a clipped sample is negligible after this
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ class NoiseAnalyzer:
         self.fs = c.meter.fs
         self.meter = LevelMeter(c.meter)
         self.k_db = self.meter.k_db
-        self.spec = Spectrogram(self.fs)
+        self.spec = Spectrogram(self.fs, short_nfft=1024)
         self.detector = PassByDetector(c.detector)
         self.suppressor = SirenSuppressor(self.spec.freqs, SPEC_HZ, c.suppression, t0=c.t0)
         self.key = key
@@ -148,6 +154,7 @@ class NoiseAnalyzer:
         self._pending: list[RawEvent] = []
         self._second_buf = np.zeros(0, dtype=FRAME_DTYPE)
         self._csos = c_weighting_sos(self.fs).astype(np.float32)
+        self._asos = a_weighting_sos(self.fs)
         self._chunk = max(1, int(c.chunk_s * self.fs))
         self._queued: list[np.ndarray] = []
         self._queued_n = 0
@@ -205,15 +212,18 @@ class NoiseAnalyzer:
     def _seconds(self, frames: np.ndarray) -> list[SecondLevels]:
         buf = np.concatenate([self._second_buf, frames]) if self._second_buf.size else frames
         n = buf.size // FRAME_HZ
-        out = []
-        for i in range(n):
-            s = buf[i * FRAME_HZ: (i + 1) * FRAME_HZ]
-            out.append(SecondLevels(t=float(s["index"][0] / FRAME_HZ), laeq=float(to_db(s["ms"].mean(), self.k_db)),
-                                    lafmax=float(s["lafmax"].max()), las=float(s["las"][-1]),
-                                    clipped=int(s["clipped"].sum()), la10=float(np.percentile(s["laf"], 90)),
-                                    la90=float(np.percentile(s["laf"], 10))))
         self._second_buf = buf[n * FRAME_HZ:].copy()
-        return out
+        if n == 0:
+            return []
+        s = buf[: n * FRAME_HZ].reshape(n, FRAME_HZ)
+        laeq = to_db(s["ms"].mean(axis=1), self.k_db)
+        la10, la90 = np.percentile(s["laf"], [90, 10], axis=1)
+        return [SecondLevels(t=float(t), laeq=float(q), lafmax=float(m), las=float(las), clipped=int(c),
+                             la10=float(a), la90=float(b))
+                for t, q, m, las, c, a, b in zip((s["index"][:, 0] / FRAME_HZ).tolist(), laeq.tolist(),
+                                                 s["lafmax"].max(axis=1).tolist(), s["las"][:, -1].tolist(),
+                                                 s["clipped"].sum(axis=1).tolist(), la10.tolist(), la90.tolist(),
+                                                 strict=True)]
 
     def _finalize(self, *, flush: bool) -> list[NoiseEvidence]:
         done_frames = self.meter.frames_done
@@ -237,7 +247,8 @@ class NoiseAnalyzer:
         sel = laeq + 10 * math.log10(duration)
         audio = self._ring.get(ev.start * fsamp, ev.end * fsamp)
         peak_at = max(0, min(audio.size - 1, int((peak_s - start_s) * fs)))
-        klass, sc, ft = classifier.classify(audio, fs, peak_at) if audio.size >= fs // 10 else (
+        model = classifier.current_model()
+        klass, sc, ft = classifier.classify(audio, fs, peak_at, model) if audio.size >= fs // 10 else (
             "other", {k: 0.0 for k in classifier.CLASSES}, None)
         if audio.size < (ev.end - ev.start) * fsamp:
             self.counters["audio_partial"] += 1
@@ -263,16 +274,23 @@ class NoiseAnalyzer:
         det = c.detector
         corr = det.distance_correction_db
         lafmax_ref = ev.lafmax + corr
+        margin = det.margin_db
         clipped = int(frames["clipped"].sum()) if frames.size else 0
+        # an engine order is a narrow tone too: a confident exhaust owns the local tonal runs that lie within
+        # its own span (a siren lasts far longer than one pass-by); the hub's zone state is never ignored
+        own = None
+        if klass == "exhaust" and sc["exhaust"] >= ENGINE_TONE_P:
+            lead = self.suppressor.config.lead_s + 1.0
+            own = (start_s - lead, end_s + self.suppressor.config.hold_s + 1.0)
         # suppression looks at the event's core (its peak +- 2 s): a siren dying away as a loud exhaust
         # approaches must not hide the exhaust, but a siren sounding around the peak always suppresses
-        reasons = self.suppressor.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S))
+        reasons = self.suppressor.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S), own=own)
         if klass == "siren":
             reasons.append("classified_siren")
             self.suppressor.siren_event(start_s, end_s)
         flags = []
-        if not reasons and (self.suppressor.reasons(start_s - CORE_S, end_s + CORE_S)
-                            or self.suppressor.tonal_nearby(start_s - CORE_S, end_s + CORE_S)):
+        if not reasons and (self.suppressor.reasons(start_s - CORE_S, end_s + CORE_S, own=own)
+                            or self.suppressor.tonal_nearby(start_s - CORE_S, end_s + CORE_S, own=own)):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
         if ft is not None and (ft.two_tone_56 >= TWO_TONE_LIMIT or ft.tonal >= TONAL_LIMIT):
             flags.append("tonal_content")  # siren-like tones inside the event: not enforceable
@@ -280,11 +298,17 @@ class NoiseAnalyzer:
             flags.append("too_long")
         if ev.cut:
             flags.append("cut")
+        overload = None
         if clipped:
             flags.append("clipped")
+            overload = self._overload(ev, frames, corr, margin)
+            if overload.proves_exceedance:
+                flags.append("exceedance_proven_unclipped")  # the unclipped part alone exceeds limit + margin
         suppressed = bool(reasons)
-        enforcement = (klass == "exhaust" and not suppressed and not flags
-                       and lafmax_ref - det.uncertainty_db >= det.enforcement_db)
+        blocking = [f for f in flags if f not in ("clipped", "exceedance_proven_unclipped")]
+        proven = overload is None or overload.proves_exceedance
+        enforcement = (klass == "exhaust" and sc["exhaust"] >= MIN_EXHAUST_SCORE and not suppressed
+                       and not blocking and proven and lafmax_ref - margin >= det.enforcement_db)
         self.counters["events"] += 1
         self.counters[f"class_{klass}"] += 1
         if suppressed:
@@ -312,10 +336,40 @@ class NoiseAnalyzer:
             suppressed=suppressed, suppression=tuple(reasons),
             candidate=lafmax_ref >= det.candidate_db, enforcement=enforcement, flags=tuple(flags),
             thresholds={"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,
-                        "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m},
+                        "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m,
+                        "min_exhaust_score": MIN_EXHAUST_SCORE},
             trace=trace, spectrum=spectrum, audio=clip,
+            model=ModelInfo(name="mlp" if model is not None else "rules", version=classifier.model_version(model)),
+            overload=overload, uncertainty=Uncertainty(**det.budget.as_dict(margin)),
         )
         return sign(record, self.key) if self.key is not None else record
+
+
+    def _overload(self, ev: RawEvent, frames: np.ndarray, corr: float, margin: float) -> Overload:
+        """A lower bound of the true LAFmax from the samples the clipping did not touch: A-weighted samples
+        from a clipped one to ``CLIP_GUARD_S`` after it are set to zero (energy only ever removed, nothing
+        reconstructed), then the Fast detector runs over what is left."""
+        fs, fsamp = self.fs, self.config.meter.frame_samples
+        pre = int(0.5 * fs)
+        a0 = ev.start * fsamp - pre
+        seg = self._ring.get(a0, ev.end * fsamp)
+        head = min(pre, max(0, seg.size - 1)) if a0 >= 0 else max(0, min(pre + a0, seg.size - 1))
+        lvl = self.config.meter.clip_level
+        y = signal.sosfilt(self._asos, seg) if seg.size else seg
+        hit = np.abs(seg) >= lvl
+        if hit.any():
+            guard = int(CLIP_GUARD_S * fs)
+            last = np.maximum.accumulate(np.where(hit, np.arange(seg.size), -guard - 1))
+            y = np.where(np.arange(seg.size) - last <= guard, 0.0, y)
+        a = math.exp(-1.0 / (fs * TAU_FAST))
+        env = signal.lfilter([1 - a], [1, -a], (y * y)[head:]) if seg.size > head else np.zeros(0)
+        best = float(env.max()) if env.size else 0.0
+        un = round(float(to_db(best, self.k_db)), 2) if best > 0 else None
+        un75 = round(un + corr, 2) if un is not None else None
+        det = self.config.detector
+        return Overload(clipped_samples=int(frames["clipped"].sum()), clipped_frames=int((frames["clipped"] > 0).sum()),
+                        full_scale_db=self.config.meter.full_scale_db, unclipped_lafmax=un, unclipped_lafmax_7p5=un75,
+                        proves_exceedance=un75 is not None and un75 - margin >= det.enforcement_db)
 
 
 def _wav_b64(x: np.ndarray, fs: int) -> str:

@@ -3,6 +3,8 @@
 ``Spectrogram.feed`` takes raw (unweighted) samples and returns the frames completed: frame ``j`` is the
 Hann-windowed power spectrum of the last ``NFFT`` samples before sample ``(j+1)*hop``, scaled so that the
 bins sum to the mean square (full-scale units squared). Hop = fs/8, so the cost is 8 FFTs per second.
+With ``short_nfft`` set, each frame also carries the power spectrum of the last ``short_nfft`` samples
+(finer in time, coarser in frequency: a fast siren sweep stays a narrow peak there).
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ NFFT = 4096
 
 
 class Spectrogram:
-    def __init__(self, fs: int) -> None:
+    def __init__(self, fs: int, short_nfft: int | None = None) -> None:
         self.fs = fs
+        self.short_nfft = short_nfft
+        if short_nfft:
+            ws = np.hanning(short_nfft).astype(np.float32)
+            self._ws = ws
+            self._scale_s = np.float32(2.0 / (short_nfft * float(np.sum(ws.astype(np.float64) ** 2))))
+            self.short_freqs = np.fft.rfftfreq(short_nfft, 1 / fs)
         self.hop = fs // SPEC_HZ
         self.nfft = min(NFFT, self.hop)
         w = np.hanning(self.nfft).astype(np.float32)
@@ -30,20 +38,24 @@ class Spectrogram:
         self._rest = np.zeros(0, dtype=np.float32)
         self.frames_done = 0
 
-    def feed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Returns (frame indices, power[n, nfft/2+1] float32)."""
+    def feed(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Returns (frame indices, power[n, nfft/2+1] float32), plus the short spectra if configured."""
         x = np.asarray(x, dtype=np.float32)
         buf = np.concatenate([self._rest, x]) if self._rest.size else x
         n = buf.size // self.hop
         if n == 0:
             self._rest = buf.copy()
-            return np.zeros(0, dtype=np.int64), np.zeros((0, self.freqs.size), dtype=np.float32)
+            empty = (np.zeros(0, dtype=np.int64), np.zeros((0, self.freqs.size), dtype=np.float32))
+            return (*empty, np.zeros((0, self.short_freqs.size), dtype=np.float32)) if self.short_nfft else empty
         seg = buf[: n * self.hop].reshape(n, self.hop)[:, self.hop - self.nfft:]
         spec = sfft.rfft(seg * self._w, axis=1)
         power = (spec.real**2 + spec.imag**2) * self._scale.astype(np.float32)
         self._rest = buf[n * self.hop:].copy()
         idx = np.arange(self.frames_done, self.frames_done + n)
         self.frames_done += n
+        if self.short_nfft:
+            ss = sfft.rfft(seg[:, self.nfft - self.short_nfft:] * self._ws, axis=1)
+            return idx, power.astype(np.float32), (ss.real**2 + ss.imag**2) * self._scale_s
         return idx, power.astype(np.float32)
 
 

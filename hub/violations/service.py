@@ -69,6 +69,16 @@ def confirm_blockers(row: dict[str, Any]) -> list[str]:
     return out
 
 
+def enforceable(record: NoiseEvidence) -> bool:
+    """The gateway's enforcement verdict, honoured only where the evidence backs it: a record with clipped
+    samples is an enforcement case only if its overload block says the unclipped part alone proves the
+    exceedance (older records without that block never do)."""
+    if not record.enforcement:
+        return False
+    clipped = "clipped" in record.flags or record.levels.clipped_samples > 0
+    return not clipped or (record.overload is not None and record.overload.proves_exceedance)
+
+
 class Violations:
     def __init__(self, settings: NoiseSettings, path: Path, *, zone_of: Callable[[str], str | None],
                  emit: Emit | None = None, registry=None) -> None:
@@ -204,7 +214,7 @@ class Violations:
                "end": record.end, "peak": record.peak, "lafmax": lv.lafmax, "lafmax_75": lv.lafmax_7p5,
                "sel": lv.sel, "class": record.klass, "scores": dict(record.scores),
                "suppressed": record.suppressed, "suppression": list(record.suppression),
-               "flags": list(record.flags), "candidate": record.candidate, "enforceable": record.enforcement,
+               "flags": list(record.flags), "candidate": record.candidate, "enforceable": enforceable(record),
                "signature": status, "kid": kid, "key_source": source if status == "verified" else None,
                "signature_detail": detail, "state": "candidate", "record": _json(record.to_data())}
         if not self.register.insert(row):

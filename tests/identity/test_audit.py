@@ -17,6 +17,7 @@ from contract.command import public_key_from_b64
 from contract.models import DeviceKind
 from hub.audit import canonical
 from simulators.brokers import free_port
+from tests.gwident import enroll
 from tests.hub.fakegw import FakeGateway
 from tests.identity.helpers import cli, hub_process
 from tests.tokens import record
@@ -51,6 +52,7 @@ async def history(mosquitto, tmp_path, token_leak_scanner):
     alice = record(out.strip())
     rc, out, _ = await cli("hub", "pubkey", "--config", str(config), "--json")
     keys = json.loads(out)
+    enroll("gw-1", [deploy / "state"])  # the hub acts only on enrolled gateways
     gw = FakeGateway(mosquitto.port, "gw-1", {keys["kid"]: public_key_from_b64(keys["public_key"])},
                      [("siren-1", DeviceKind.SIREN)])
     base = f"http://127.0.0.1:{port}"

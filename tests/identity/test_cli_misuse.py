@@ -110,3 +110,27 @@ async def test_a_state_dir_it_cannot_open_is_a_bad_config(tmp_path, args):
     rc, out, err = await cli(*args, "--config", str(config))
     readable(rc, out, err, 2)
     assert "not-a-dir" in err
+
+
+async def test_check_config_names_a_broker_host_that_cannot_be_one(tmp_path):
+    """`dozor provision init DIR --broker-host "mqtt example"` (a typo) writes that host into hub.toml and every
+    gateway.toml; `dozor hub check-config` ("every mistake at once, with its line") must name it, not say ok."""
+    (tmp_path / "zones.json").write_text('[{"id": "a", "gateways": ["g"]}]')
+    config = tmp_path / "hub.toml"
+    config.write_text('[hub]\nzones = "zones.json"\n[mqtt]\nurl = "mqtts://mqtt example!:8883"\n')
+    rc, out, err = await cli("hub", "check-config", str(config))
+    assert rc == 2 and "Traceback" not in out + err, out + err
+    assert "hub.toml:4: mqtt.url" in out + err and "not a host name" in out + err
+
+
+async def test_check_config_names_a_signing_key_others_can_read(hub_dir):
+    """README: "the services refuse to start if [a private key] is readable by anyone else" and `dozor hub
+    check-config FILE` lists every mistake at once: so it names the hub's signing key at 0644 instead of "ok"."""
+    key = hub_dir / "state" / "hub-signing-key"
+    key.chmod(0o644)
+    rc, out, err = await cli("hub", "check-config", str(hub_dir / "hub.toml"))
+    assert rc == 2 and "Traceback" not in out + err, out + err
+    assert "hub.state_dir" in err and "chmod 600" in err and str(key) in err
+    key.chmod(0o600)
+    rc, out, err = await cli("hub", "check-config", str(hub_dir / "hub.toml"))
+    assert rc == 0 and out.startswith("ok "), out + err

@@ -55,7 +55,7 @@ async def test_batches_reach_victoriametrics_exactly_once_with_zone_tags(mosquit
                          if k[0] == "telemetry"}
             assert malformed == {"bad_json": 1, "gateway_mismatch": 1, "invalid": 1}
             assert hub.ingest.spool.counters["dead_lines"] == 0
-            async with api(cfg, None) as http:
+            async with api(cfg, hub_token(hub)) as http:  # /metrics needs a role (or the metrics token)
                 text = (await http.get("/metrics")).text
             assert 'dozor_hub_telemetry_ingest_total{name="ingest.duplicate_batches"} 7.0' in text
             assert 'dozor_hub_telemetry_ingest_total{name="spool.written_lines"} 1000.0' in text

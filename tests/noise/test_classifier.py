@@ -33,9 +33,9 @@ def test_loud_exhaust_is_detected_as_exhaust(seed):
     e = hit[0]
     assert e.klass == "exhaust" and not e.suppressed
     assert e.levels.lafmax_7p5 == pytest.approx(src["lafmax_7p5_db"], abs=1.0)
-    assert e.features["engine"] > 15
-    if "clipped" not in e.flags:
-        assert e.enforcement == (e.levels.lafmax_7p5 - 2.0 >= 95.0)
+    margin = e.uncertainty.margin_db
+    if not e.flags:
+        assert e.enforcement == (e.levels.lafmax_7p5 - margin >= 95.0 and e.scores["exhaust"] >= 0.8)
 
 
 @pytest.mark.parametrize("seed", [21, 22])
@@ -54,7 +54,7 @@ def test_emergency_vehicle_sirens_are_sirens_and_suppressed(kind):
     hit = covering(events, src)
     assert hit and all(e.klass == "siren" and e.suppressed and not e.enforcement for e in hit)
     if kind == "ev_siren_yelp":
-        assert max(e.features["sweep_rate"] for e in hit) > 3  # fast periodic sweep
+        assert max(e.features["sweep_rate"] for e in hit) > 1.5  # fast periodic sweep (octaves per second)
 
 
 @pytest.mark.parametrize("two_tone", [True, False])
@@ -76,7 +76,7 @@ def test_wind_gusts_are_not_exhaust():
 def test_mixed_scenes_precision_recall():
     total: dict[str, int] = {}
     for i in range(8):
-        scene, events = run(9_000 + i, duration=40.0)
+        scene, events = run(9_000 + i, duration=40.0, mix={"exhaust": 2})
         for k, v in score_scene(scene.labels, events, candidate_db=85, enforcement_db=95, uncertainty_db=2,
                                 margin_db=2).items():
             total[k] = total.get(k, 0) + v

@@ -11,13 +11,13 @@ from hub.violations.register import Filters
 from simulators.noise_scene import SceneMicrophone
 from tests.gwident import enroll_gateway
 from tests.hub.helpers import eventually, make_config, running_hub
-from tests.noise_gateway.helpers import ZONE, config, running, scene
+from tests.noise_gateway.helpers import ONE_EXHAUST_SEED, ZONE, config, running, scene
 
 pytestmark = pytest.mark.integration
 
 
 async def test_hub_verifies_the_gateways_evidence_with_the_key_from_its_birth(tmp_path, mosquitto, monkeypatch):
-    sc = scene(16, 24.0, exhaust=1)
+    sc = scene(ONE_EXHAUST_SEED, 24.0, exhaust=1)
     mic = SceneMicrophone(sc, speed=10.0)
     monkeypatch.setattr(microphone, "stream_factory", mic.stream_factory)
     (tmp_path / "hub").mkdir()

@@ -19,7 +19,7 @@ from gateway.errors import ConfigError
 from gateway.evidence_key import load_or_create
 from simulators.noise_scene import SceneMicrophone, write_scene
 from tests.gateway.helpers import config_text
-from tests.noise_gateway.helpers import scene, wait_until
+from tests.noise_gateway.helpers import ONE_EXHAUST_SEED, scene, wait_until
 from tests.sensors.helpers import Sink, device
 
 
@@ -31,7 +31,7 @@ def mic(sink: Sink, tmp_path, **options) -> MicrophoneDriver:
 
 @pytest.mark.parametrize(("clip_s", "kept"), [(0.5, True), (3.0, False)])
 async def test_wav_source_and_an_audio_clip_that_must_fit_one_message(tmp_path, clip_s, kept):
-    sc = scene(16, 24.0, exhaust=1)
+    sc = scene(ONE_EXHAUST_SEED, 24.0, exhaust=1)
     write_scene(sc, tmp_path / "street.wav", None)
     sink = Sink()
     dev = mic(sink, tmp_path, source="wav", file=str(tmp_path / "street.wav"), wav_speed=0, audio_clip=True,

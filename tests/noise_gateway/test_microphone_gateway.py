@@ -26,7 +26,17 @@ from gateway.noise.detector import DetectorConfig
 from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer, analyze_array
 from simulators.noise_scene import SceneMicrophone
 from tests.gateway.helpers import GW, SirenRig, sign
-from tests.noise_gateway.helpers import Hub, config, mic_toml, running, scene, wait_until, zone_state
+from tests.noise_gateway.helpers import (
+    ONE_EXHAUST_SEED,
+    SIREN_SEED,
+    Hub,
+    config,
+    mic_toml,
+    running,
+    scene,
+    wait_until,
+    zone_state,
+)
 
 SPEED = 10.0  # the simulated microphone plays ten times faster than real time
 METRICS = {"laeq", "lafmax", "la10", "la90", "clipped"}
@@ -49,7 +59,7 @@ async def play(gw, mic: SceneMicrophone, n_seconds: int, hub: Hub, device: str =
 
 async def test_passby_evidence_verifies_with_the_key_in_the_birth_and_levels_arrive(tmp_path, mosquitto,
                                                                                    monkeypatch):
-    sc = scene(16, 24.0, exhaust=1)  # one loud exhaust car, 99 dB(A) at 7.5 m, passing at 9.6 s
+    sc = scene(ONE_EXHAUST_SEED, 24.0, exhaust=1)  # one loud exhaust, 103 dB(A) at 7.5 m, at 13.4 s
     truth = next(s for s in sc.sources if s["kind"].startswith("exhaust"))
     mic = SceneMicrophone(sc, speed=SPEED)
     monkeypatch.setattr(microphone, "stream_factory", mic.stream_factory)
@@ -101,7 +111,7 @@ async def test_passby_evidence_verifies_with_the_key_in_the_birth_and_levels_arr
 async def test_hub_zone_state_active_air_raid_suppresses_every_event_during_the_siren(tmp_path, mosquitto,
                                                                                       monkeypatch):
     # a civil-defence two-tone siren from 0.1 s to 20.9 s and two loud motorcycles passing during it
-    sc = scene(9, 24.0, exhaust=2, cd_siren=1.0)
+    sc = scene(SIREN_SEED, 24.0, exhaust=2, cd_siren=1.0)
     siren = next(s for s in sc.sources if s["kind"].startswith("cd_siren"))
     _, without_zone = offline(sc, zone=False)
     _, expected = offline(sc, zone=True)

@@ -71,7 +71,8 @@ class HubProc:
                     "max_retries": 2, **{k: json.dumps(v) for k, v in hub.items()}}
         self.config = tmp / "hub.toml"
         self.config.write_text("[hub]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
-                               + f'[mqtt]\nurl = "{broker_url}"\nclient_id = "hub-{self.port}"\n')
+                               + f'[mqtt]\nurl = "{broker_url}"\nclient_id = "hub-{self.port}"\n'
+                               + "[two_person]\nactual = []\n")  # stop tests: one operator sends Actual alerts
         self.state = tmp / "hub"
         self.proc: subprocess.Popen | None = None
         self.http: httpx.AsyncClient | None = None
@@ -117,7 +118,7 @@ class HubProc:
 
     async def start_alert(self, signal_: str = "air-raid", mode: str = "actual", duration_s: int = 600) -> str:
         res = await dozor("alert", "start", "--zone", ZONE, "--signal", signal_, "--duration", str(duration_s), "--json",
-                    "--no-wait", *(["--exercise"] if mode == "exercise" else []), env=self.env)
+                    "--no-wait", "--exercise" if mode == "exercise" else "--actual", env=self.env)
         return json.loads(res.stdout)["id"]
 
     async def stop_alert(self, alert_id: str) -> subprocess.CompletedProcess:

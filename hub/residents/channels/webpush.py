@@ -58,30 +58,48 @@ class Subscriber:
     lang: str = "uk"
 
 
-class SubscriptionStore:
-    """Browser subscriptions and their zones, indexed by zone. Persisted in SQLite (WAL) when given a path."""
+MAX_SUBSCRIPTIONS = 2_000_000  # ~1 KB each: a bounded table even under a subscription flood
+SUBSCRIPTION_MAX_AGE_S = 400 * 86400.0  # browsers re-subscribe (and refresh ``created``) long before this
 
-    def __init__(self, path: str | Path | None = None) -> None:
+
+class SubscriptionStore:
+    """Browser subscriptions and their zones, indexed by zone. Persisted in SQLite (WAL) when given a path.
+
+    Bounded: at most ``max_subscriptions`` (beyond it the least recently (re)subscribed are evicted, counted in
+    ``evicted``), and a subscription not renewed for ``max_age_s`` is dropped when the store opens. Endpoints a
+    push service reports gone are pruned by the channel."""
+
+    def __init__(self, path: str | Path | None = None, *, max_subscriptions: int = MAX_SUBSCRIPTIONS,
+                 max_age_s: float = SUBSCRIPTION_MAX_AGE_S) -> None:
         self._subs: dict[str, Subscriber] = {}
+        self._created: dict[str, float] = {}  # insertion-ordered by (re)subscription time
         self._by_zone: dict[str, set[str]] = {}
         self._db: sqlite3.Connection | None = None
+        self.max_subscriptions = max_subscriptions
+        self.evicted = 0
         if path is not None:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS push_subs (endpoint TEXT PRIMARY KEY, p256dh TEXT, "
                              "auth TEXT, zones TEXT, tester INTEGER, lang TEXT, created REAL)")
-            for row in self._db.execute("SELECT endpoint, p256dh, auth, zones, tester, lang FROM push_subs"):
+            self.evicted += self._db.execute("DELETE FROM push_subs WHERE created < ?",
+                                             (time.time() - max_age_s,)).rowcount
+            for row in self._db.execute("SELECT endpoint, p256dh, auth, zones, tester, lang, created FROM push_subs "
+                                        "ORDER BY created"):
                 self._index(Subscriber(row[0], row[1], row[2], frozenset(json.loads(row[3])), bool(row[4]),
-                                       row[5]))
+                                       row[5]), row[6] or 0.0)
+            self._evict()
 
-    def _index(self, sub: Subscriber) -> None:
+    def _index(self, sub: Subscriber, created: float | None = None) -> None:
         self._unindex(sub.endpoint)
         self._subs[sub.endpoint] = sub
+        self._created[sub.endpoint] = time.time() if created is None else created
         for zone in sub.zones:
             self._by_zone.setdefault(zone, set()).add(sub.endpoint)
 
     def _unindex(self, endpoint: str) -> Subscriber | None:
         old = self._subs.pop(endpoint, None)
+        self._created.pop(endpoint, None)
         if old is not None:
             for zone in old.zones:
                 group = self._by_zone.get(zone)
@@ -102,6 +120,19 @@ class SubscriptionStore:
                 "INSERT OR REPLACE INTO push_subs VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(s.endpoint, s.p256dh, s.auth, json.dumps(sorted(s.zones)), int(s.tester), s.lang, now)
                  for s in subs])
+        self._evict()
+
+    def _evict(self) -> None:
+        """Keep at most ``max_subscriptions``: the least recently (re)subscribed go first."""
+        extra = len(self._subs) - self.max_subscriptions
+        if extra <= 0:
+            return
+        victims = [e for e, _ in zip(self._created, range(extra), strict=False)]
+        for endpoint in victims:
+            self._unindex(endpoint)
+        if self._db is not None:
+            self._db.executemany("DELETE FROM push_subs WHERE endpoint = ?", [(e,) for e in victims])
+        self.evicted += len(victims)
 
     def remove(self, endpoint: str) -> bool:
         old = self._unindex(endpoint)

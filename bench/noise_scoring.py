@@ -1,0 +1,146 @@
+"""Scoring of noise-pipeline events against scene labels (used by bench.noise_accuracy and the tests).
+
+Definitions (all times in stream seconds; a *label* is one labelled source of a scene):
+
+- an event *matches* a label when the label's peak time lies in [event start - 1 s, event end + 1 s];
+- a *detection* is an event classed ``exhaust``, not suppressed, at or above the candidate threshold;
+- a *true loud exhaust* is a labelled exhaust whose LAFmax at 7.5 m is at least ``candidate + margin`` and whose
+  peak +- 2 s overlaps no siren; exhausts within ``margin`` of the threshold, or passing while a siren sounds,
+  are *ambiguous* (neither misses nor false detections);
+- enforcement *truth*: a true loud exhaust at least ``over_db`` (3 dB) above the enforcement threshold;
+  an enforcement case is *correct* when it matches a labelled exhaust at or above the threshold;
+- a *siren-caused* case: a labelled siren's own level at the microphone (its 10 Hz LAF trace, or, without
+  one, its time span) came within 10 dB of the event's LAFmax during the event; *horn-caused*: a horn's peak
+  matches the event and no exhaust at or above the threshold does; *legal-car-caused*: only legal cars match;
+- level error: event LAFmax at 7.5 m minus the label, for *isolated* pass-bys (no other labelled source
+  within 15 dB of it closer than 5 s or inside the same event, no clipping in the event).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+CAUSE_DB = 10.0
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
+    """95 % Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return None
+    p = k / n
+    den = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / den
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
+
+
+def ratio(k: int, n: int) -> dict[str, object]:
+    return {"value": round(k / n, 4) if n else None, "k": k, "n": n, "ci95": wilson(k, n)}
+
+
+def siren_level_during(src: dict, a: float, b: float) -> float:
+    """The labelled siren's own maximum LAF at the microphone during [a, b] (-inf if silent then). Without a
+    trace the siren counts as loud (+inf) whenever its span overlaps [a, b]."""
+    trace = src.get("laf_trace")
+    if not trace:
+        return math.inf if src.get("t_start", math.inf) < b and a < src.get("t_end", -math.inf) else -math.inf
+    t0 = src.get("laf_trace_t0", src["t_start"])
+    i0, i1 = max(0, int((a - t0) * 10)), max(0, int(math.ceil((b - t0) * 10)))
+    part = trace[i0:i1]
+    return max(part) if part else -math.inf
+
+
+def _matches(e, s: dict) -> bool:
+    return "t_peak" in s and e.start - 1.0 <= s["t_peak"] <= e.end + 1.0
+
+
+def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_db: float, uncertainty_db: float,
+                margin_db: float, over_db: float = 3.0) -> dict:
+    """Counters for one scene (``uncertainty_db`` is kept for older callers; enforcement truth uses over_db)."""
+    sources = labels["sources"]
+    sirens = [s for s in sources if s.get("class") == "siren"]
+    exh = [s for s in sources if s.get("class") == "exhaust"]
+
+    def during_siren(a: float, b: float) -> bool:
+        return any(s.get("t_start", 0) < b and a < s.get("t_end", 0) for s in sirens)
+
+    truth, ambiguous = [], []
+    for s in exh:
+        lv = s["lafmax_7p5_db"]
+        if abs(lv - candidate_db) < margin_db or during_siren(s["t_peak"] - 2, s["t_peak"] + 2):
+            ambiguous.append(s)
+        elif lv >= candidate_db + margin_db:
+            truth.append(s)
+    enf_truth = [s for s in truth if s["lafmax_7p5_db"] >= enforcement_db + over_db]
+    over_limit = [s for s in exh if s["lafmax_7p5_db"] >= enforcement_db]
+
+    out: Counter[str] = Counter()
+    dets = [e for e in events if e.klass == "exhaust" and not e.suppressed and e.candidate]
+    for e in dets:
+        if any(_matches(e, s) for s in truth):
+            out["tp"] += 1
+        elif any(_matches(e, s) for s in ambiguous):
+            out["ignored"] += 1
+        else:
+            out["fp"] += 1
+    for s in truth:
+        if not any(_matches(e, s) for e in dets):
+            out["fn"] += 1
+    enf = [e for e in events if e.enforcement]
+    for e in enf:
+        if during_siren(e.start, e.end):
+            out["siren_overlap_enforcement"] += 1
+        if any(siren_level_during(s, e.start, e.end) >= e.levels.lafmax - CAUSE_DB for s in sirens):
+            out["siren_enforcement"] += 1
+        exhaust_ok = any(_matches(e, s) for s in over_limit)
+        if exhaust_ok:
+            out["enf_correct"] += 1
+        else:
+            out["enf_wrong"] += 1
+            kinds = {s.get("class") for s in sources if _matches(e, s)}
+            if "horn" in kinds:
+                out["horn_enforcement"] += 1
+            if kinds & {"exhaust"}:
+                out["enf_below_limit_exhaust"] += 1
+            elif any(s.get("kind") == "legal_car" for s in sources if _matches(e, s)):
+                out["legal_enforcement"] += 1
+    for s in enf_truth:
+        out["enf_truth"] += 1
+        if any(_matches(e, s) for e in enf):
+            out["enf_found"] += 1
+        elif any(_matches(e, s) and "clipped" in e.flags for e in events):
+            out["enf_missed_clipped"] += 1
+    for s in sources:  # confusion: labelled loud source class -> class of the event covering its peak
+        if "t_peak" not in s or s.get("kind") == "legal_car" or s.get("class") in (None, "none"):
+            continue
+        cover = [e for e in events if _matches(e, s)]
+        out[f"conf:{s['class']}->{cover[0].klass if cover else 'none'}"] += 1
+    return dict(out)
+
+
+def level_errors(labels: dict, events: list) -> list[float]:
+    """LAFmax(7.5 m) errors of isolated, unclipped exhaust pass-bys matched by exactly one event."""
+    dist = float(labels["distance_m"])
+    out = []
+
+    def mic(s: dict) -> float:
+        if "lafmax_mic_db" in s:
+            return float(s["lafmax_mic_db"])
+        return float(s.get("lafmax_7p5_db", -math.inf)) - 20 * math.log10(dist / 7.5)
+
+    for s in labels["sources"]:
+        if s.get("class") != "exhaust":
+            continue
+        others = [o for o in labels["sources"] if o is not s and o.get("class") not in (None, "none")
+                  and (abs(o.get("t_peak", 1e9) - s["t_peak"]) < 5 or o.get("class") == "siren"
+                       and o.get("t_start", 1e9) - 5 < s["t_peak"] < o.get("t_end", -1e9) + 5)
+                  and mic(o) > mic(s) - 15]
+        hit = [e for e in events if _matches(e, s)]
+        if others or len(hit) != 1 or hit[0].levels.clipped_samples:
+            continue
+        if any(o is not s and o.get("class") not in (None, "none") and _matches(hit[0], o) and mic(o) > mic(s) - 15
+               for o in labels["sources"]):
+            continue  # the event also covers another loud source: not an isolated pass-by
+        out.append(hit[0].levels.lafmax_7p5 - float(s["lafmax_7p5_db"]))
+    return out

@@ -1,0 +1,149 @@
+"""`dozor noise train`: rebuild the noise classifier's model from the training scene family, reproducibly.
+
+    dozor noise train --scenes 400 --seed 1 --out gateway/noise/models/classifier.json [--jobs 2] [--json]
+
+Corpus: scene i is ``simulators.noise_scene.generate(seed * 100_003 + i, duration_s=30, full_scale_db=None)``
+with a denser mix (random ranges in ``simulators.noise_sources.RANGES``). Each scene runs through the gateway's
+own pipeline (detector, features); every event is labelled with the class of the labelled source that made
+it (the loudest source whose own level at the microphone came within 6 dB of the event's LAFmax; events
+where two classes come within 3 dB of each other are left out as ambiguous; events no source explains are
+``other``). The model is fitted with a fixed seed, so the same command gives the same file and version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import typer
+
+from dozor.commands._common import JsonOpt, console, emit_json, fail
+
+TRAIN_MIX = {"exhaust": 2.0, "legal": 2.5, "horn": 0.6, "cd_siren": 0.3, "ev_siren": 0.45, "wind": 0.3,
+             "rain": 0.25}
+OWN_DB = 6.0  # a source within this of the event's LAFmax made (part of) it
+AMBIGUOUS_DB = 3.0
+
+
+def source_level(src: dict, a: float, b: float, distance_m: float) -> float:
+    """A labelled source's own LAF maximum at the microphone during [a, b] (-inf if it was silent then)."""
+    if "laf_trace" in src:
+        t0 = src.get("laf_trace_t0", src["t_start"])
+        tr = src["laf_trace"][max(0, int((a - t0) * 10)): max(0, int(math.ceil((b - t0) * 10)))]
+        return max(tr) if tr else -math.inf
+    if "t_peak" not in src or not a - 0.5 <= src["t_peak"] <= b + 0.5:
+        return -math.inf
+    if "lafmax_mic_db" in src:
+        return float(src["lafmax_mic_db"])
+    return float(src["lafmax_7p5_db"]) - 20 * math.log10(distance_m / 7.5)
+
+
+def label_event(labels: dict, start: float, end: float, lafmax: float) -> str | None:
+    """The class of the source that made an event, ``other`` if none did, None if ambiguous."""
+    dist = float(labels["distance_m"])
+    lv: dict[str, float] = {}
+    for s in labels["sources"]:
+        if s.get("class") in (None, "none"):
+            continue
+        level = source_level(s, start, end, dist)
+        if level >= lafmax - OWN_DB:
+            lv[s["class"]] = max(lv.get(s["class"], -math.inf), level)
+    if not lv:
+        return "other"
+    ranked = sorted(lv.items(), key=lambda kv: -kv[1])
+    if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < AMBIGUOUS_DB:
+        return None
+    return ranked[0][0]
+
+
+def _scene_rows(seed: int) -> list[tuple[dict[str, float], str]]:
+    from gateway.noise.detector import DetectorConfig
+    from gateway.noise.dsp import MeterConfig
+    from gateway.noise.pipeline import AnalyzerConfig, analyze_array
+    from simulators.noise_scene import generate
+
+    scene = generate(seed, duration_s=30.0, full_scale_db=None, mix=TRAIN_MIX)
+    cfg = AnalyzerConfig(meter=MeterConfig(full_scale_db=float(scene.labels["full_scale_db"])),
+                         detector=DetectorConfig(distance_m=float(scene.labels["distance_m"])))
+    _, events = analyze_array(scene.audio, cfg, zone_intervals=scene.labels["zone_siren_active"])
+    out = []
+    for e in events:
+        if not e.features:
+            continue
+        lab = label_event(scene.labels, e.start, e.end, e.levels.lafmax)
+        if lab is not None:
+            out.append((e.features, lab))
+    return out
+
+
+def build_corpus(scenes: int, seed: int, jobs: int = 1) -> list[tuple[dict[str, float], str]]:
+    seeds = [seed * 100_003 + i for i in range(scenes)]
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as ex:
+            parts = list(ex.map(_scene_rows, seeds, chunksize=4))
+    else:
+        parts = [_scene_rows(s) for s in seeds]
+    return [row for p in parts for row in p]
+
+
+def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | None = None) -> dict:
+    import numpy as np
+
+    from gateway.noise.model import CLASSES, FEATURES, fit
+    from simulators.noise_sources import RANGES
+
+    if corpus is not None and corpus.exists():
+        try:
+            rows = [(dict(r["features"]), str(r["label"])) for r in json.loads(corpus.read_text())]
+            x = np.array([[float(f[k]) for k in FEATURES] for f, _ in rows])
+            y = np.array([CLASSES.index(lab) for _, lab in rows])
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"corpus {corpus} is malformed ({type(exc).__name__}: {exc})") from None
+    else:
+        rows = build_corpus(scenes, seed, jobs)
+        if corpus is not None:
+            corpus.write_text(json.dumps([{"features": f, "label": lab} for f, lab in rows]))
+    if len(rows) < 20:
+        raise ValueError(f"only {len(rows)} labelled events: use more scenes")
+    x = np.array([[float(f[k]) for k in FEATURES] for f, _ in rows])
+    y = np.array([CLASSES.index(lab) for _, lab in rows])
+    counts = Counter(lab for _, lab in rows)
+    ranges_sha = hashlib.sha256(json.dumps(RANGES, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    meta = {"trained_by": f"dozor noise train --scenes {scenes} --seed {seed}", "events": dict(counts),
+            "ranges_sha256_12": ranges_sha, "family": "simulators.noise_scene"}
+    model = fit(x, y, seed=seed, meta=meta)
+    acc = float(np.mean(model.proba(x).argmax(axis=1) == y))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(model.to_json() + "\n")
+    return {"out": str(out), "version": model.version, "events": dict(counts), "train_accuracy": round(acc, 4),
+            "bytes": out.stat().st_size, "ranges_sha256_12": ranges_sha}
+
+
+def register(noise_app: typer.Typer) -> None:
+    @noise_app.command("train")
+    def train_cmd(
+        scenes: int = typer.Option(400, "--scenes", min=5, max=100_000, help="training scenes (30 s each)"),
+        seed: int = typer.Option(1, "--seed", help="corpus and fitting seed (same seed, same model)"),
+        out: Path = typer.Option(Path("gateway/noise/models/classifier.json"), "--out", help="model file to write"),
+        jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="worker processes for the corpus"),
+        corpus: Path = typer.Option(None, "--corpus", help="cache of the labelled features (JSON): read if it "
+                                    "exists, else written"),
+        as_json: bool = JsonOpt,
+    ) -> None:
+        """Generate the training corpus, run the pipeline on it and fit the classifier model."""
+        from gateway.noise.errors import NoiseError
+
+        try:
+            result = train(scenes, seed, out, jobs=jobs, corpus=corpus)
+        except (NoiseError, ValueError, OSError) as exc:
+            fail(f"training failed: {exc}", as_json=as_json, code=2)
+        if as_json:
+            emit_json(result)
+        else:
+            console.print(f"wrote {result['out']} ({result['bytes']} bytes), version {result['version']}, "
+                          f"events {result['events']}, training accuracy {result['train_accuracy']}")

@@ -1,0 +1,116 @@
+"""`dozor noise train` and `bench.noise_accuracy` as docs/benchmarks.md shows them (small sizes), and the scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from bench import noise_accuracy
+from bench.noise_scoring import score_scene, wilson
+from dozor.cli import app
+from dozor.commands.noise_train import label_event
+from gateway.noise.model import CLASSES, FEATURES, fit, parse
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_documented_commands_exist():
+    bench_doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert "python -m bench.noise_accuracy --family both --scenes 40 --json" in bench_doc
+    assert "dozor noise train --scenes 200 --seed 1 --jobs 2" in bench_doc
+
+
+def test_train_is_reproducible(tmp_path):
+    corpus, m1, m2 = tmp_path / "corpus.json", tmp_path / "m1.json", tmp_path / "m2.json"
+    r1 = runner.invoke(app, ["noise", "train", "--scenes", "12", "--seed", "2", "--out", str(m1),
+                             "--corpus", str(corpus), "--json"])
+    assert r1.exit_code == 0, r1.output
+    out = json.loads(r1.stdout)
+    rows = json.loads(corpus.read_text())
+    assert rows and {r["label"] for r in rows} <= set(CLASSES) and set(rows[0]["features"]) >= set(FEATURES)
+    r2 = runner.invoke(app, ["noise", "train", "--scenes", "12", "--seed", "2", "--out", str(m2),
+                             "--corpus", str(corpus), "--json"])
+    assert r2.exit_code == 0, r2.output
+    assert json.loads(r2.stdout)["version"] == out["version"] == parse(m1.read_text()).version
+    assert m1.read_bytes() == m2.read_bytes()
+    for garbage in ("{not json", json.dumps([{"features": {}, "label": "exhaust"}]), json.dumps({"a": 1})):
+        (tmp_path / "garbage.json").write_text(garbage)
+        bad = runner.invoke(app, ["noise", "train", "--out", str(tmp_path / "x.json"),
+                                  "--corpus", str(tmp_path / "garbage.json"), "--json"])
+        assert bad.exit_code == 2 and "training failed" in json.loads(bad.stdout)["error"]
+        assert not (tmp_path / "x.json").exists()
+
+
+def test_fit_separates_separable_classes():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 50)
+    x = rng.normal(0, 1, (200, len(FEATURES))) + y[:, None] * 3.0
+    m = fit(x, y, seed=1, epochs=400)
+    assert np.mean(m.proba(x).argmax(axis=1) == y) > 0.95
+    assert parse(m.to_json()).version == m.version
+
+
+def test_label_of_an_event_is_the_source_that_made_it():
+    labels = {"distance_m": 7.5, "sources": [
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 10.0, "lafmax_7p5_db": 100.0, "lafmax_mic_db": 100.0},
+        {"kind": "horn", "class": "horn", "t_peak": 10.5, "lafmax_7p5_db": 88.0, "lafmax_mic_db": 88.0},
+        {"kind": "legal_car", "class": "other", "t_peak": 30.0, "lafmax_7p5_db": 75.0, "lafmax_mic_db": 75.0}]}
+    assert label_event(labels, 8.0, 12.0, 100.2) == "exhaust"
+    assert label_event(labels, 29.0, 31.0, 86.0) == "other"  # nothing labelled explains 86 dB
+    labels["sources"][1]["lafmax_mic_db"] = 99.0
+    assert label_event(labels, 8.0, 12.0, 100.2) is None  # exhaust and horn within 3 dB: ambiguous
+
+
+@given(st.integers(0, 500), st.integers(0, 500))
+def test_wilson_interval_contains_the_estimate(k, extra):
+    n = k + extra
+    ci = wilson(k, n)
+    if n == 0:
+        assert ci is None
+        return
+    assert 0.0 <= ci[0] <= k / n + 1e-9 and k / n - 1e-9 <= ci[1] <= 1.0
+
+
+class _E:
+    def __init__(self, start, end, klass="exhaust", enforcement=False, lafmax=100.0, flags=()):
+        from types import SimpleNamespace
+
+        self.start, self.end, self.klass, self.enforcement, self.flags = start, end, klass, enforcement, flags
+        self.suppressed, self.candidate = False, True
+        self.levels = SimpleNamespace(lafmax=lafmax, lafmax_7p5=lafmax, clipped_samples=0)
+
+
+def test_scoring_counts_horn_and_legal_car_enforcement_cases():
+    labels = {"distance_m": 7.5, "sources": [
+        {"kind": "horn", "class": "horn", "t_peak": 5.0, "lafmax_7p5_db": 100.0},
+        {"kind": "legal_car", "class": "other", "t_peak": 20.0, "lafmax_7p5_db": 80.0},
+        {"kind": "exhaust_moto", "class": "exhaust", "t_peak": 40.0, "lafmax_7p5_db": 101.0}]}
+    events = [_E(4, 6, enforcement=True), _E(19, 21, enforcement=True), _E(39, 41, enforcement=True)]
+    sc = score_scene(labels, events, candidate_db=85, enforcement_db=95, uncertainty_db=2, margin_db=2)
+    assert sc["horn_enforcement"] == 1 and sc["legal_enforcement"] == 1 and sc["enf_correct"] == 1
+    assert sc["enf_found"] == sc["enf_truth"] == 1 and sc["fp"] == 2 and sc["tp"] == 1
+
+
+def test_benchmark_runs_on_the_training_family(capsys):
+    assert noise_accuracy.main(["--family", "train", "--scenes", "1", "--seed", "5", "--duration", "20",
+                                "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    fam = out["families"]["train"]
+    assert out["seed"] == 5 and fam["scenes"] == 1 and out["model"].startswith(("mlp-", "rules-"))
+    for key in ("exhaust", "enforcement", "confusion", "level_error_7p5_db", "tonal_false_alarms"):
+        assert key in fam
+    assert {"precision", "recall", "f1"} <= set(fam["exhaust"])
+    assert {"siren_caused", "horn_caused", "legal_car_caused", "recall_3db_over"} <= set(fam["enforcement"])
+
+
+@pytest.mark.parametrize("family", ["independent"])
+def test_independent_family_is_scored_only_through_its_interface(family):
+    res = noise_accuracy.run_family(family, 0, 1, None, 2.0)
+    assert res["family"] == family and ("error" in res or res["scenes"] == 0)
