@@ -97,6 +97,11 @@ _WHY: dict[tuple[State, Op], str] = {
     (State.EXPIRED, Op.CONFIRM): "its confirmation window ran out, nothing was sent; start a new request",
     (State.EXPIRED, Op.STOP): "it already ended (expired); the sirens stop on their own at the end of the duration",
 }
+# Where what was sent changes the sentence: an expired request that was never confirmed sounded nothing.
+_WHY_UNSENT: dict[tuple[State, Op], str] = {
+    (State.EXPIRED, Op.STOP): "it expired before a second operator confirmed it; nothing was sent, so nothing "
+                              "is sounding",
+}
 _WHY_CONFIRM = "it is not waiting for confirmation"
 _WHY_STATE: dict[State, str] = {
     State.CANCELLED: "it was cancelled",
@@ -121,7 +126,7 @@ def next_state(state: State | str, op: Op | str, facts: Facts = Facts()) -> Stat
     state, op = State(state), Op(op)
     rule = TRANSITIONS.get((state, op))
     if rule is None:
-        why = _WHY.get((state, op)) or _WHY_STATE.get(state) or (
+        why = (None if facts.sent else _WHY_UNSENT.get((state, op))) or _WHY.get((state, op)) or _WHY_STATE.get(state) or (
             _WHY_CONFIRM if op is Op.CONFIRM else f"it is {state.value.replace('_', ' ')}")
         raise IllegalTransition(state, op, why)
     if rule.guard is not None and not getattr(facts, rule.guard):

@@ -61,3 +61,10 @@ def test_random_walks_never_leave_a_terminal_state_and_never_confirm_twice(state
             confirmed = True
         state = next_state(state, op, facts)
         assert state is not S.PENDING_CONFIRMATION  # nothing ever goes back to waiting
+
+
+def test_a_stop_on_an_expired_request_says_nothing_was_sent():
+    with pytest.raises(IllegalTransition, match="nothing was sent, so nothing is sounding"):
+        next_state(State.EXPIRED, Op.STOP, Facts(sent=False))
+    with pytest.raises(IllegalTransition, match="stop on their own"):
+        next_state(State.EXPIRED, Op.STOP, Facts(sent=True))
