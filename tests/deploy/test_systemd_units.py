@@ -3,6 +3,7 @@ what `dozor provision` and deploy/install-gateway.sh write (state dirs, config p
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dozor.provision import city as provision_city
 from runtime import credentials
 from tests.deploy.helpers import ROOT, city_dir, dozor
 
@@ -67,8 +69,9 @@ def test_gateway_devices_are_only_serial_and_audio():
 def test_units_match_what_provision_and_the_installer_write(tmp_path):
     city = city_dir()
     try:
+        # a scratch hub state dir: a test never writes into the host's /var/lib (the default is checked below)
         dozor("provision", "init", str(city), "--broker-host", "mqtt.example.city",
-              "--hub-state-dir", "/var/lib/dozor-hub", "--store-url", "")
+              "--hub-state-dir", str(tmp_path / "hub-state"), "--store-url", "")
         dozor("provision", "gateway", "gw-1", "--zone", "z", str(city))
         gw = tomllib.loads((city / "gateways/gw-1/gateway.toml").read_text())
         hub = tomllib.loads((city / "hub/hub.toml").read_text())
@@ -76,7 +79,10 @@ def test_units_match_what_provision_and_the_installer_write(tmp_path):
         shutil.rmtree(city.parent, ignore_errors=True)
     g, h = unit("dozor-gateway.service"), unit("dozor-hub.service")
     assert gw["gateway"]["state_dir"] == f"/var/lib/{g['Service.StateDirectory'][0]}"
-    assert hub["hub"]["state_dir"] == f"/var/lib/{h['Service.StateDirectory'][0]}"
+    assert hub["hub"]["state_dir"] == str(tmp_path / "hub-state")
+    default = inspect.signature(provision_city.init).parameters["hub_state_dir"].default
+    assert str(default) == f"/var/lib/{h['Service.StateDirectory'][0]}"
+    assert "/var/lib/dozor-hub" in dozor("provision", "init", "--help").stdout
     assert [c.split(":")[0] for c in g["Service.LoadCredential"]] == [gw["mqtt"]["key_file"]]
     assert sorted(c.split(":")[0] for c in h["Service.LoadCredential"]) == sorted(
         [hub["mqtt"]["key_file"], hub["mqtt"]["ingest_key_file"]])
