@@ -1,5 +1,6 @@
 """Evidence records for the violations tests: built directly from contract.evidence, signed with test keys,
-and wrapped as the gateway publishes them (Event kind "noise.passby")."""
+and wrapped as the gateway publishes them (Event kind "noise.passby"), sealed with the gateway's identity key
+(tests.gwident) because the hub acts only on messages from enrolled gateways."""
 
 from __future__ import annotations
 
@@ -21,6 +22,20 @@ from contract.evidence import (
     sign,
 )
 from contract.models import Event
+from tests.gwident import Sealer, enroll
+
+SEALERS: dict[str, Sealer] = {}  # one per gateway: its per-session counter keeps rising across messages
+
+
+def sealed(gateway: str, msg) -> bytes:
+    """``msg`` sealed the way gateway ``gateway`` seals what leaves its outbox (session and a fresh counter)."""
+    return SEALERS.setdefault(gateway, Sealer(gateway))(msg, session=True)
+
+
+def enroll_gateways(state_dir, *gateways: str) -> None:
+    """Enroll the test identity keys of ``gateways`` with the hub whose state dir this is."""
+    for gw in gateways:
+        enroll(gw, [state_dir])
 
 NOV = datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp()  # all but one event start in November 2026
 OCT = datetime(2026, 10, 31, 23, 59, 50, tzinfo=UTC).timestamp()
@@ -58,4 +73,4 @@ def event_msg(rec: NoiseEvidence | dict, *, gateway: str | None = None, event_id
     gw = gateway or str(data["gateway"])
     ev = Event(gateway=gw, id=event_id or str(data["id"]), device=str(data["sensor"]["id"]), kind=EVENT_KIND,
                ts=float(data.get("end", NOV)), data=data)
-    return topics.gw(gw, "event"), ev.to_bytes()
+    return topics.gw(gw, "event"), sealed(gw, ev)

@@ -17,7 +17,7 @@ from hub.violations.service import ReviewRefused
 from tests.hub.helpers import eventually
 from tests.ingest.helpers import Publisher, store_config
 from tests.ingest.test_hub_ingest import hub_running
-from tests.violations.helpers import NOV, event_msg, pub_b64, record
+from tests.violations.helpers import NOV, enroll_gateways, event_msg, pub_b64, record, sealed
 
 KEY, KEY_N2 = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 
@@ -36,10 +36,11 @@ async def test_announced_key_verifies_and_survives_restart(mosquitto, tmp_path):
     pub = Publisher(mosquitto.port)
     try:
         async with hub_running(cfg) as hub:
+            enroll_gateways(cfg.hub.state_dir, "gw-n1", "gw-n2")
             await asyncio.to_thread(pub.publish_all, [event_msg(before), event_msg(forged), event_msg(other)])
             await eventually(lambda: hub.violations.counters["stored_unverified"] == 3, what="unverified")
             birth = GatewayState(gateway="gw-n1", state="online", session=1, ts=NOV, evidence_key=pub_b64(KEY))
-            await asyncio.to_thread(pub.publish_all, [(topics.gw("gw-n1", "state"), birth.to_bytes())])
+            await asyncio.to_thread(pub.publish_all, [(topics.gw("gw-n1", "state"), sealed("gw-n1", birth))])
             await eventually(lambda: hub.violations.counters["reverified"] == 1, what="re-verified after the birth")
             assert hub.violations.counters["reverify_bad_signature"] == 1
             row = hub.violations.get(before.id)
