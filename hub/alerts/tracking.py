@@ -3,6 +3,7 @@ O(devices in the ack), never raises (a bad or stale ack is counted and dropped).
 
 from __future__ import annotations
 
+from contract.errors import RejectReason
 from contract.models import Ack, AckStage
 from hub.alerts.base import EngineBase
 from hub.alerts.model import (
@@ -17,6 +18,9 @@ from hub.alerts.model import (
     Alert,
     Track,
 )
+
+# Refusals about *when* a command was issued, not what it asks: a freshly issued command gets through.
+RETRYABLE_REJECTIONS = frozenset({RejectReason.ISSUED_BEFORE_RESTART.value})
 
 
 class TrackingMixin(EngineBase):
@@ -77,8 +81,11 @@ class TrackingMixin(EngineBase):
         else:  # rejected / failed
             if stage is AckStage.REJECTED and state in CONFIRMED_STATES:
                 return  # a duplicate refused after the device already confirmed: nothing changed
-            # A refused or failed stop is re-sent (fresh command) like a failed device, never given up.
-            outcome = FAILED if alert.phase == PHASE_STOP else stage.value
+            # A refused or failed stop is re-sent (fresh command) like a failed device, never given up. So is a
+            # command refused only for when it was issued (the gateway restarted uncleanly after its iat second):
+            # a fresh command, issued after the restart, is accepted.
+            retry = alert.phase == PHASE_STOP or (stage is AckStage.REJECTED and reason in RETRYABLE_REJECTIONS)
+            outcome = FAILED if retry else stage.value
             track.state, track.reason = outcome, (reason or "unspecified")[:64]
             self._escalate(alert, track, stage.value, track.reason)
         track.updated_at = self.clock()

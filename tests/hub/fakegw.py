@@ -139,6 +139,10 @@ class FakeGateway:
         behaviour = self.behaviour
         if behaviour == "silent":
             return
+        if behaviour.startswith("reject_once:"):  # like a gateway that just restarted uncleanly
+            self.behaviour = "ok"
+            self._ack(claims.jti, claims.alert, AckStage.REJECTED, (), behaviour.split(":", 1)[1], token)
+            return
         if behaviour.startswith("reject:"):
             self._ack(claims.jti, claims.alert, AckStage.REJECTED, (), behaviour.split(":", 1)[1], token)
             return

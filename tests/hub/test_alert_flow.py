@@ -182,3 +182,26 @@ async def test_slow_hook_never_delays_commands(mosquitto, tmp_path):
         release.set()
         await eventually(lambda: "hook-end" in events, what="hook end")
         fakes["gw-c"].stop()
+
+
+async def test_a_refusal_for_when_a_command_was_issued_is_retried_with_a_fresh_one(mosquitto, tmp_path):
+    """A gateway that restarted uncleanly refuses commands issued before its restart (iat has whole seconds, so a
+    command issued in the same second is among them). That says nothing about the alert: the hub re-sends a
+    freshly issued command instead of giving the device up (found by the stop-after-crash rounds)."""
+    cfg = make_config(tmp_path, mosquitto.port, confirm_deadline_s=0.3, max_retries=3, two_person={"actual": []})
+    async with running_hub(cfg) as hub, api(cfg, hub_token(hub)) as http:
+        fakes = gateways(mosquitto.port, hub, [("gw-a", [("siren-1", SIREN)], "reject_once:issued_before_restart"),
+                                               ("gw-c", [("siren-1", SIREN)], "reject:busy")])
+        await eventually(registered(hub, "gw-a", "gw-c"), what="births")
+        r = await http.post("/api/v1/alerts", json={"zones": ["all"], "signal": "air-raid", "mode": "actual",
+                                                    "duration_s": 60})
+        alert = hub.engine.alerts[r.json()["id"]]
+        await eventually(lambda: not alert.tracking, what="tracking to finish")
+        d = {(t.gateway, t.device): t for t in alert.tracks.values()}
+        assert d[("gw-a", "siren-1")].state == "sounding"
+        sent = fakes["gw-a"].commands_for(alert.id)
+        assert len(sent) == 2 and sent[0].jti != sent[1].jti  # refused once, then a fresh command
+        assert d[("gw-c", "siren-1")].state == "rejected"  # a refusal about the command itself stays final
+        assert len(fakes["gw-c"].commands_for(alert.id)) == 1
+        for f in fakes.values():
+            f.stop()
