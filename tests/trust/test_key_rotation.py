@@ -78,8 +78,13 @@ async def test_rotation_stage_activate_retire_with_three_gateways_and_no_alert_l
         await alert_reaches_every_siren(old)
 
         await repin(gws[2])  # gw-3 last: now every online gateway pins the new key
-        listed = json.loads((await dozor("hub", "keys", "list", "--config", cfg, "--json")).stdout)
-        assert next(k for k in listed if k["kid"] == new)["online_not_pinning"] == []
+        # `keys list --config` reads the hub's saved registry, written on the hub's flush tick: it converges
+        # (until then `activate` refuses, the safe side)
+        async def nobody_left(kid=new) -> bool:
+            listed = json.loads((await dozor("hub", "keys", "list", "--config", cfg, "--json")).stdout)
+            return next(k for k in listed if k["kid"] == kid)["online_not_pinning"] == []
+
+        await wait(nobody_left, "the hub's saved view: every online gateway pins the new key")
         await dozor("hub", "keys", "activate", new, "--config", cfg)
         await wait(lambda: _kid_is(hub, new), "the running hub signs with the new key")
         assert all(g["trusts_active_key"] for g in (await pins()).values())
