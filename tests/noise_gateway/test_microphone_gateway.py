@@ -65,6 +65,7 @@ async def test_passby_evidence_verifies_with_the_key_in_the_birth_and_levels_arr
     monkeypatch.setattr(microphone, "stream_factory", mic.stream_factory)
     async with Hub(mosquitto.port) as hub, running(config(tmp_path, mosquitto.url)) as gw:
         await play(gw, mic, 24, hub)
+        await wait_until(lambda: len(hub.events(EVENT_KIND)) >= 1, "the pass-by event at the hub")
         births = hub.births()
         events = hub.events(EVENT_KIND)
         status = {s.id: s for s in await gw.device_statuses()}["mic-1"]
@@ -123,6 +124,8 @@ async def test_hub_zone_state_active_air_raid_suppresses_every_event_during_the_
         await hub.publish_zone(zone_state(7, ts=time.time() - 5), retain=True)  # as the hub does: retained
         async with running(config(tmp_path, mosquitto.url)) as gw:
             await play(gw, mic, 24, hub)
+            # the outbox is empty once the broker PUBACKed; the subscriber gets the events just after
+            await wait_until(lambda: len(hub.events(EVENT_KIND)) >= len(expected), "every event at the hub")
             events = hub.events(EVENT_KIND)
             dev = gw.devices["mic-1"]
             assert dev.zone is not None and dev.zone.version == 7
