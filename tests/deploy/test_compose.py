@@ -21,7 +21,7 @@ import yaml
 
 from simulators.brokers import free_port
 from simulators.tsdb import VictoriaMetrics
-from tests.deploy.helpers import DOZOR, ROOT, GeneratedBroker, Procs, city_dir, dozor, until
+from tests.deploy.helpers import DOZOR, ROOT, GeneratedBroker, Procs, city_dir, dozor, needs, until
 
 pytestmark = pytest.mark.integration
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -63,8 +63,7 @@ def test_every_service_is_healthchecked_and_waits_on_health():
 
 
 def test_compose_runs_natively_on_the_generated_files(tmp_path):
-    if not shutil.which("caddy"):
-        pytest.skip("caddy is not installed (./run deps installs it)")
+    needs(bool(shutil.which("caddy")), "caddy is not installed (./run deps installs it)")
     root, port, api = city_dir(), free_port(), free_port()
     https, http = free_port(), free_port()
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.helpers import ROOT, city_dir, dozor
+from tests.deploy.helpers import ROOT, city_dir, dozor, needs
 
 pytestmark = pytest.mark.integration
 HOST_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
@@ -33,8 +33,7 @@ def host_state() -> dict[str, str]:
 
 
 def test_install_gateway_into_a_throwaway_root_twice(tmp_path):
-    if os.geteuid() != 0 or not shutil.which("useradd"):
-        pytest.skip("needs root and useradd (shadow-utils)")
+    needs(os.geteuid() == 0 and bool(shutil.which("useradd")), "needs root and useradd (shadow-utils)")
     city = city_dir()
     try:
         dozor("provision", "init", str(city), "--broker-host", "mqtt.example.city", "--hub-state-dir",
