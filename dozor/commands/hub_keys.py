@@ -8,11 +8,30 @@ Exit codes: 0 done; 1 refused (an online gateway would reject the key; unknown o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 
 from dozor.commands._common import JsonOpt, console, emit_json, fail
+
+KID_RE = re.compile(r"^-[A-Za-z0-9_-]{15}$")
+
+
+class _KidCommand(TyperCommand):
+    """A key id is base64url, so one in 64 begins with "-" and would parse as options (``-c`` inside it would
+    even be read as ``--config``). An argument shaped like a key id that is not an option is moved behind
+    ``--``, so ``dozor hub keys activate -5wpRiYTUx2k7Ujx --config hub.toml`` works as printed."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if "--" not in args:
+            names = {n for p in self.params for n in (*p.opts, *p.secondary_opts)}
+            kids = [a for a in args if KID_RE.match(a) and a not in names]
+            if kids:
+                args = [a for a in args if a not in kids] + ["--", *kids]
+        return super().parse_args(ctx, args)
+
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="hub TOML config")
 
@@ -77,7 +96,7 @@ def attach(group: typer.Typer) -> None:
         console.print(f"staged hub key {out['kid']}: pin it on every gateway (dozor hub pubkey), then "
                       f"dozor hub keys activate {out['kid']}")
 
-    @keys.command("activate")
+    @keys.command("activate", cls=_KidCommand)
     def activate(kid: str = typer.Argument(..., help="key id"), config: Path = ConfigOpt,
                  force: bool = typer.Option(False, "--force", help="activate even if online gateways do not pin it"),
                  as_json: bool = JsonOpt) -> None:
@@ -97,7 +116,7 @@ def attach(group: typer.Typer) -> None:
         console.print(f"hub key {kid} is active" + (f" (was {out['previous']})" if out.get("previous") else "")
                       + (f"; FORCED: {', '.join(out['not_trusting'])} do not pin it" if out["not_trusting"] else ""))
 
-    @keys.command("retire")
+    @keys.command("retire", cls=_KidCommand)
     def retire(kid: str = typer.Argument(..., help="key id"), config: Path = ConfigOpt, as_json: bool = JsonOpt) -> None:
         """Stop announcing KID (gateways may then unpin it). The active key cannot be retired."""
         from hub.errors import HubError

@@ -202,3 +202,28 @@ def test_sim_city_factory_enrolls_and_trusts_the_hubs_keys(tmp_path):
              "trust": {"hub_keys": keys}})
     enrolled = TrustStore(state).get("gw-0001")
     assert enrolled is not None and enrolled.kid == load_identity(tmp_path / "gw").kid
+
+
+def test_a_key_id_that_begins_with_a_dash_is_taken_as_the_kid_not_as_options(tmp_path, monkeypatch):
+    """One key id in 64 begins with "-"; with a "c" in it, click once read it as `-c <config>` (a CI run hit it)."""
+    import hub.keys
+
+    key = next(k for k in iter(Ed25519PrivateKey.generate, None)
+               if (kid := cc.key_id(k.public_key())).startswith("-") and "c" in kid[1:])
+    monkeypatch.setattr(hub.keys.Ed25519PrivateKey, "generate", staticmethod(lambda: key))
+    (tmp_path / "zones.json").write_text(json.dumps([{"id": "z", "gateways": ["gw-1"]}]))
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text('[hub]\nstate_dir = "hub"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://x:1"\n')
+    ring = KeyRing(tmp_path / "hub")
+    monkeypatch.undo()
+    first = ring.load().kid
+    monkeypatch.setattr(hub.keys.Ed25519PrivateKey, "generate", staticmethod(lambda: key))
+    staged = ring.stage()["kid"]
+    assert staged == cc.key_id(key.public_key()) and staged != first
+    for argv in (["hub", "keys", "activate", staged, "-c", str(cfg), "--json"],
+                 ["hub", "keys", "retire", first, "--config", str(cfg)]):
+        res = runner.invoke(app, argv)
+        assert res.exit_code == 0, res.output
+    assert ring.load().kid == staged and first not in ring.load().all_kids
+    res = runner.invoke(app, ["hub", "keys", "retire", "-c", str(cfg), "--", staged])
+    assert res.exit_code == 1 and "active" in res.output
