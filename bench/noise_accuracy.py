@@ -1,13 +1,16 @@
 """Accuracy of the noise pipeline on simulated street scenes with ground truth, per scene family.
 
-    python -m bench.noise_accuracy --family both --scenes 40 --json [--seed S]
+    python -m bench.noise_accuracy --family both --scenes 40 --json [--seed S] [--runs R] [--full-scale-db DB]
 
 Families: ``train`` = ``simulators.noise_scene`` (what the classifier is trained on; random ranges declared in
 ``simulators.noise_sources``), ``independent`` = ``simulators.street_scenes`` (written from a separate spec by
 someone who did not read the classifier; used here only through ``generate(seed, duration_s, fs)``).
-Scene i of a family uses seed ``S * 100_003 + i``; ``S`` is drawn from os.urandom unless ``--seed`` is
-given, and is printed so a run can be repeated. Each scene is analysed with the microphone's full scale and
-distance from its labels, and the hub's siren zone intervals if the labels have them.
+Microphone: the training family draws its full scale per scene (120-135 dB); the independent family is
+generated with the recommended 130 dB full-scale microphone (``--full-scale-db`` changes it; 120 models a
+-26 dBFS MEMS part that clips on loud exhausts). The training family uses ``noise_scene.STREET_MIX`` (every
+source kind of its declared ranges). Scene i of a family uses seed ``S * 100_003 + i``; ``S`` is drawn from os.urandom unless ``--seed`` is
+given, and is printed so a run can be repeated. Each scene is analysed with the microphone's full scale,
+distance and (where labelled) height from its labels, and the hub's siren zone intervals if the labels have them.
 
 Reported per family, with 95 % Wilson intervals: exhaust precision, recall and F1; enforcement precision and
 recall (exhausts >= 3 dB over the limit); siren-, horn- and legal-car-caused enforcement cases; the confusion
@@ -38,12 +41,16 @@ from gateway.noise.dsp import MeterConfig  # noqa: E402
 from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer  # noqa: E402
 
 FAMILIES = {"train": "simulators.noise_scene", "independent": "simulators.street_scenes"}
+# the microphone the docs recommend for enforcement (IM69D130 class, docs/noise-uncertainty.md): the independent
+# family is generated with it unless --full-scale-db says otherwise (its generator's own default is 120 dB)
+RECOMMENDED_FULL_SCALE_DB = 130.0
 
 
 def analyze(scene) -> tuple[list, dict]:
     lab = scene.labels
     cfg = AnalyzerConfig(meter=MeterConfig(fs=scene.fs, full_scale_db=float(lab.get("full_scale_db", 120.0))),
-                         detector=DetectorConfig(distance_m=float(lab["distance_m"])))
+                         detector=DetectorConfig(distance_m=float(lab["distance_m"]),
+                                                 mic_height_m=lab.get("mic_height_m")))
     an = NoiseAnalyzer(cfg)
     for a, b in lab.get("zone_siren_active") or []:
         an.suppressor.add_zone_interval(a, b)
@@ -56,7 +63,7 @@ def analyze(scene) -> tuple[list, dict]:
 
 
 def run_family(name: str, scenes: int, seed: int, duration: float | None, margin_db: float,
-               verbose: bool = False) -> dict:
+               verbose: bool = False, full_scale_db: float | None = None) -> dict:
     try:
         mod = importlib.import_module(FAMILIES[name])
     except ImportError as exc:
@@ -70,7 +77,10 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
         s_seed = seed * 100_003 + i
         kw = {"duration_s": duration} if duration else {}
         if name == "train":
-            kw["full_scale_db"] = None
+            kw["full_scale_db"] = full_scale_db  # None: drawn per scene (120, 130, 130 or 135 dB)
+            kw["mix"] = mod.STREET_MIX
+        elif full_scale_db is not None:
+            kw["full_scale_db"] = full_scale_db
         scene = mod.generate(s_seed, **kw)
         t1 = time.perf_counter()
         events, tonal = analyze(scene)
@@ -91,6 +101,7 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
     err = np.array(errors)
     return {
         "family": name, "module": FAMILIES[name], "scenes": scenes, "seed": seed, "audio_s": round(audio_s, 1),
+        "full_scale_db": full_scale_db if full_scale_db is not None else "drawn per scene",
         "exhaust": {"precision": prec, "recall": rec,
                     "f1": round(2 * p * r / (p + r), 4) if p and r else None,
                     "tp": tp, "fp": fp, "fn": fn, "ignored_ambiguous": total["ignored"]},
@@ -112,6 +123,36 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
     }
 
 
+def pool(results: list[dict]) -> dict:
+    """Sum per-seed results of one family: every ratio (``k``/``n``) gets its pooled value and Wilson interval,
+    every other count is added up; level errors keep the pooled n and the worst max_abs."""
+    def merge(vals: list):
+        first = vals[0]
+        if isinstance(first, dict) and {"k", "n", "ci95"} <= first.keys():
+            k, n = sum(v["k"] for v in vals), sum(v["n"] for v in vals)
+            return {**{kk: vv for kk, vv in first.items() if kk not in ("value", "k", "n", "ci95")}, **ratio(k, n)}
+        if isinstance(first, dict):
+            keys = {kk for v in vals for kk in v}
+            return {kk: merge([v.get(kk, 0) for v in vals]) for kk in sorted(keys)}
+        if isinstance(first, bool) or not isinstance(first, (int, float)):
+            return first
+        if isinstance(first, int) and all(isinstance(v, int) for v in vals):
+            return sum(vals)
+        return None
+    out = merge(results)
+    lev = [r["level_error_7p5_db"] for r in results if r["level_error_7p5_db"]["n"]]
+    out["level_error_7p5_db"]["max_abs"] = max((v["max_abs"] for v in lev), default=None)
+    out["level_error_7p5_db"]["mean"] = (round(sum(v["mean"] * v["n"] for v in lev) / sum(v["n"] for v in lev), 3)
+                                         if lev else None)
+    tp, fp, fn = out["exhaust"]["tp"], out["exhaust"]["fp"], out["exhaust"]["fn"]
+    p, r = ratio(tp, tp + fp)["value"], ratio(tp, tp + fn)["value"]
+    out["exhaust"]["f1"] = round(2 * p * r / (p + r), 4) if p and r else None
+    out["seed"] = [r_["seed"] for r_ in results]
+    out["family"], out["module"] = results[0]["family"], results[0]["module"]
+    out["full_scale_db"] = results[0]["full_scale_db"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--family", choices=["train", "independent", "both"], default="both")
@@ -119,20 +160,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="default: drawn from os.urandom (printed)")
     ap.add_argument("--duration", type=float, default=None, help="scene seconds (default: the family's own)")
     ap.add_argument("--margin-db", type=float, default=2.0)
+    ap.add_argument("--full-scale-db", type=float, default=None,
+                    help="microphone full scale (SPL of a digital full-scale sine); default: the recommended "
+                    f"{RECOMMENDED_FULL_SCALE_DB:g} dB for the independent family, drawn per scene for the training family")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="independent seeds (the first is --seed if given, the rest from os.urandom); with more than "
+                    "one, 'families' holds the pooled result and 'per_seed' each seed's")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
-    seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "little") % 1_000_000
+    seeds = [a.seed] if a.seed is not None else []
+    while len(seeds) < max(1, a.runs):
+        seeds.append(int.from_bytes(os.urandom(4), "little") % 1_000_000)
     fams = ["train", "independent"] if a.family == "both" else [a.family]
     t0 = time.perf_counter()
-    result = {"seed": seed, "model": classifier.model_version(),
-              "families": {f: run_family(f, a.scenes, seed, a.duration, a.margin_db, a.verbose) for f in fams},
-              "wall_s": 0.0}
+
+    def one(seed: int) -> dict:
+        return {f: run_family(f, a.scenes, seed, a.duration, a.margin_db, a.verbose,
+                              a.full_scale_db if a.full_scale_db is not None or f == "train"
+                              else RECOMMENDED_FULL_SCALE_DB) for f in fams}
+
+    per_seed = [one(s_) for s_ in seeds]
+    result: dict = {"seed": seeds[0] if len(seeds) == 1 else seeds, "model": classifier.model_version()}
+    if len(seeds) == 1:
+        result["families"] = per_seed[0]
+    else:
+        result["families"] = {f: pool([r[f] for r in per_seed]) for f in fams}
+        result["per_seed"] = per_seed
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     if a.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"seed {seed}, model {result['model']}")
+        print(f"seed {result['seed']}, model {result['model']}")
         for f, r in result["families"].items():
             print(f"[{f}]")
             for k, v in r.items():

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from simulators import noise_extras as ext
 from simulators import noise_sources as src
 
 C_SOUND = 343.0
@@ -47,7 +48,13 @@ CLASS_OF = {
     "exhaust_car": "exhaust", "exhaust_moto": "exhaust", "legal_car": "other", "horn": "horn",
     "cd_siren_wail": "siren", "cd_siren_two_tone": "siren", "ev_siren_yelp": "siren",
     "ev_siren_wail": "siren", "ev_siren_hilo": "siren", "ev_siren_two_tone": "siren", "wind_gust": "other",
+    "heavy": "other", "moto_legal": "other", "far_siren": "siren", "voice": "other", "birds": "other",
 }
+# The mix that spans the declared ranges (issue 13): what ``dozor noise train`` and ``bench.noise_accuracy``'s
+# training family use. ``generate``'s defaults leave the ``simulators.noise_extras`` sources off.
+STREET_MIX = {"exhaust": 1.8, "legal": 2.0, "horn": 0.4, "cd_siren": 0.2, "ev_siren": 0.3, "wind": 0.3,
+              "rain": 0.25, "heavy": 0.9, "moto_legal": 0.6, "pair": 0.45, "pulse": 0.5, "horn_passby": 0.6,
+              "far_siren": 0.15, "voices": 0.5, "birds": 0.4}
 
 
 @dataclass
@@ -127,7 +134,10 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     dist = float(distance_m if distance_m is not None else src.u(rng, "distance_m"))
     fsdb = float(full_scale_db if full_scale_db is not None else src.pick(rng, "full_scale_db"))
     p = {"exhaust": 1.5, "legal": 1.5, "horn": 0.35, "cd_siren": 0.25, "ev_siren": 0.25, "wind": 0.2,
-         "rain": 0.2, "far": float(src.RANGES["far_cars_mean"]), **(mix or {})}  # type: ignore[arg-type]
+         "rain": 0.2, "far": float(src.RANGES["far_cars_mean"]), "heavy": 0, "moto_legal": 0, "pair": 0.0,
+         "pulse": 0.0, "horn_passby": 0.0, "far_siren": 0.0, "voices": 0, "birds": 0,
+         **(mix or {})}  # type: ignore[arg-type]
+    rx = np.random.default_rng([seed & 0xFFFFFFFF, 13])  # the extra sources' own draws (noise_extras)
     audio = np.zeros(n)
     sources: list[dict[str, object]] = []
     taken: list[float] = []
@@ -157,7 +167,13 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     def vehicle(kind: str, tp: float, l75: float, loud: bool, moto: bool, lane_m: float = dist) -> None:
         speed = src.u(rng, "speed_mps")
         i0, tt = window(tp, float(np.clip(90 / speed, 4.0, 8.0)))
-        x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m)
+        if kind in ("heavy", "moto_legal"):
+            make = ext.heavy if kind == "heavy" else ext.moto_legal
+            x, meta = make(rx, tt, fs, t_peak=tp, speed=speed, dist=lane_m)
+        elif loud and p["pulse"] and rx.random() < p["pulse"]:
+            x, meta = ext.pulse_exhaust(rx, tt, fs, moto=moto, t_peak=tp, speed=speed, dist=lane_m)
+        else:
+            x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m)
         mic = l75 - 20 * math.log10(lane_m / 7.5)
         add(x, i0, mic)
         sources.append({"kind": kind, "class": CLASS_OF[kind], "t_peak": round(tp, 3),
@@ -167,11 +183,30 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     def count(v: float) -> int:  # an int is an exact count, a float the mean of a Poisson draw
         return v if isinstance(v, int) else int(rng.poisson(v))
 
+    def _pair(tp: float) -> None:
+        if not 1.0 < tp < duration_s - 1.0:
+            return
+        kind = str(ext.pick(rx, "pair_kinds"))
+        if kind == "exhaust":
+            moto = bool(rx.random() < 0.5)
+            vehicle("exhaust_moto" if moto else "exhaust_car", tp, src.u(rx, "exhaust_db"), True, moto)
+        elif kind == "legal_car":
+            vehicle("legal_car", tp, src.u(rx, "legal_db"), False, False)
+        else:
+            vehicle(kind, tp, ext.u(rx, f"{kind}_db"), False, False)
+
     for _ in range(count(p["exhaust"])):
         tp = _place(rng, taken, 5.0, duration_s - 5.0, float(rng.uniform(3.0, 8.0)))
         if tp is not None:
             moto = bool(rng.random() < 0.5)
             vehicle("exhaust_moto" if moto else "exhaust_car", tp, src.u(rng, "exhaust_db"), True, moto)
+            if p["pair"] and rx.random() < p["pair"]:  # a second vehicle close behind (overlapping sources)
+                _pair(tp + ext.u(rx, "pair_gap_s"))
+    for kind in ("heavy", "moto_legal"):
+        for _ in range(int(rx.poisson(p[kind])) if p[kind] else 0):
+            tp = _place(rx, taken, 4.0, duration_s - 4.0, float(rx.uniform(2.5, 5.0)))
+            if tp is not None:
+                vehicle(kind, tp, ext.u(rx, f"{kind}_db"), False, False)
     for _ in range(count(p["legal"])):
         tp = _place(rng, taken, 4.0, duration_s - 4.0, float(rng.uniform(2.5, 5.0)))
         if tp is not None:
@@ -216,6 +251,7 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
             sources.append({"kind": "wind_gust", "class": "other", "t_peak": round(tp, 3),
                             "t_start": round(tt[0], 3), "t_end": round(tt[-1], 3), "lafmax_mic_db": round(l_mic, 2),
                             "lafmax_7p5_db": round(l_mic + corr, 2)})
+    _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, duration_s)
     zone_active: list[list[float]] = []
     if rng.random() < p["cd_siren"]:
         two = bool(rng.random() < 0.5) if cd_two_tone is None else cd_two_tone
@@ -244,6 +280,45 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         "peak_fs": round(peak, 4), "clipped_samples": clipped,
     }
     return Scene(audio=audio.astype(np.float32), fs=fs, labels=labels, sources=sources)
+
+
+def _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, duration_s) -> None:
+    """Horns from passing vehicles (car and air horns, Doppler), far sirens, voices and birds."""
+    corr = 20 * math.log10(dist / 7.5)
+    if p["horn_passby"] and rx.random() < p["horn_passby"]:
+        tp = _place(rx, taken, 3.0, duration_s - 3.0, 0.0)
+        if tp is not None:
+            i0, tt = window(tp, 2.5)
+            air = bool(rx.random() < 0.3)
+            x, meta = ext.horn_tones(rx, tt, fs, air=air, t_peak=tp, dist=dist)
+            l75 = src.u(rx, "horn_db")
+            add(x, i0, l75 - corr)
+            on = np.flatnonzero(np.abs(x) > 0)
+            a, b = (tt[on[0]], tt[on[-1]]) if on.size else (tp, tp)
+            sources.append({"kind": "horn", "class": "horn", "t_peak": round((a + b) / 2, 3),
+                            "t_start": round(a, 3), "t_end": round(b, 3), "lafmax_7p5_db": round(l75, 2), **meta})
+    if p["far_siren"] and rx.random() < p["far_siren"]:
+        length = min(ext.u(rx, "far_siren_s"), duration_s)
+        start = float(rx.uniform(0, max(0.0, duration_s - length)))
+        i0 = int(start * fs)
+        tt = t[i0: i0 + int(length * fs)]
+        x, meta = ext.far_siren(rx, tt, fs)
+        l_mic = ext.u(rx, "far_siren_mic_db")
+        g = add(x, i0, l_mic)
+        sources.append({"kind": "far_siren", "class": "siren", "t_start": round(start, 3),
+                        "t_end": round(start + length, 3), "t_peak": round(start + length / 2, 3),
+                        "lafmax_mic_db": round(l_mic, 2), "laf_trace_t0": round(float(tt[0]), 3),
+                        "laf_trace": laf_trace_db(g * x, fs, fsdb), **meta})
+    for kind, make, key in (("voice", ext.voice, "voice_mic_db"), ("birds", ext.birds, "bird_mic_db")):
+        for _ in range(int(rx.poisson(p["voices" if kind == "voice" else "birds"]))):
+            tp = float(rx.uniform(2.0, duration_s - 2.0))
+            i0, tt = window(tp, float(rx.uniform(0.7, 2.5)))
+            x, meta = make(rx, tt.size, fs)
+            l_mic = ext.u(rx, key)
+            add(x, i0, l_mic)
+            sources.append({"kind": kind, "class": "other", "t_peak": round(tp, 3), "t_start": round(tt[0], 3),
+                            "t_end": round(tt[-1], 3), "lafmax_mic_db": round(l_mic, 2),
+                            "lafmax_7p5_db": round(l_mic + corr, 2), **meta})
 
 
 def scenes(count: int, seed: int, **kw: object):

@@ -22,7 +22,8 @@ noise_app = typer.Typer(no_args_is_help=True, help="Noise levels, pass-by events
 
 def analyze_file(path: Path, *, distance_m: float, full_scale_db: float, calibration_offset_db: float,
                  candidate_db: float, enforcement_db: float, uncertainty_db: float,
-                 zone_active: list[tuple[float, float]], evidence: bool, key_seed: str | None) -> dict:
+                 zone_active: list[tuple[float, float]], evidence: bool, key_seed: str | None,
+                 mic_height_m: float | None = None) -> dict:
     """Library-level body of `dozor noise analyze` (also used by tests)."""
     from contract.command import private_key_from_seed_b64
     from gateway.noise.detector import DetectorConfig
@@ -35,7 +36,7 @@ def analyze_file(path: Path, *, distance_m: float, full_scale_db: float, calibra
     cfg = AnalyzerConfig(
         meter=MeterConfig(fs=fmt.fs, full_scale_db=full_scale_db, calibration_offset_db=calibration_offset_db),
         detector=DetectorConfig(distance_m=distance_m, candidate_db=candidate_db, enforcement_db=enforcement_db,
-                                uncertainty_db=uncertainty_db),
+                                uncertainty_db=uncertainty_db, mic_height_m=mic_height_m),
         sensor="wav", sensor_kind="wav",
     )
     an = NoiseAnalyzer(cfg, key=key)
@@ -62,7 +63,7 @@ def analyze_file(path: Path, *, distance_m: float, full_scale_db: float, calibra
         out_events.append(row)
     return {
         "file": str(path), "fs": fmt.fs, "channels": fmt.channels, "bits": fmt.bits,
-        "duration_s": round(an.meter.samples_in / fmt.fs, 3), "distance_m": distance_m,
+        "duration_s": round(an.meter.samples_in / fmt.fs, 3), "distance_m": distance_m, "mic_height_m": mic_height_m,
         "seconds": [s.as_dict() for s in seconds], "events": out_events,
         "counters": {**{f"detector_{k}": v for k, v in an.detector.counters.items()}, **dict(an.counters),
                      "clipped_samples": an.meter.clipped_total},
@@ -91,6 +92,8 @@ def analyze(
     file: Path = typer.Argument(..., help="WAV file (PCM 8/16/24/32-bit or float; channel 1 is used)"),
     distance_m: float = typer.Option(7.5, "--distance-m", min=0.5, max=100, help="microphone to lane centre, m"),
     full_scale_db: float = typer.Option(120.0, "--full-scale-db", help="dB SPL of a digital full-scale sine"),
+    mic_height_m: float = typer.Option(None, "--mic-height-m", min=0, max=30, help="microphone above the road, m: "
+                                       "levels at 7.5 m then use slant distances from the tailpipe"),
     calibration_offset_db: float = typer.Option(0.0, "--calibration-offset-db", min=-20, max=20),
     candidate_db: float = typer.Option(85.0, "--candidate-db", help="candidate threshold at 7.5 m"),
     enforcement_db: float = typer.Option(95.0, "--enforcement-db", help="enforcement threshold at 7.5 m"),
@@ -115,7 +118,7 @@ def analyze(
         result = analyze_file(file, distance_m=distance_m, full_scale_db=full_scale_db,
                               calibration_offset_db=calibration_offset_db, candidate_db=candidate_db,
                               enforcement_db=enforcement_db, uncertainty_db=uncertainty_db, zone_active=zones,
-                              evidence=evidence, key_seed=seed)
+                              evidence=evidence, key_seed=seed, mic_height_m=mic_height_m)
     except (NoiseError, ValueError) as exc:
         fail(str(exc), as_json=as_json, code=2)
     if as_json:

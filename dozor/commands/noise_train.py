@@ -1,13 +1,16 @@
 """`dozor noise train`: rebuild the noise classifier's model from the training scene family, reproducibly.
 
-    dozor noise train --scenes 400 --seed 1 --out gateway/noise/models/classifier.json [--jobs 2] [--json]
+    dozor noise train --scenes 440 --seed 13 --out gateway/noise/models/classifier.json [--jobs 2] [--json]
 
-Corpus: scene i is ``simulators.noise_scene.generate(seed * 100_003 + i, duration_s=30, full_scale_db=None)``
-with a denser mix (random ranges in ``simulators.noise_sources.RANGES``). Each scene runs through the gateway's
-own pipeline (detector, features); every event is labelled with the class of the labelled source that made
-it (the loudest source whose own level at the microphone came within 6 dB of the event's LAFmax; events
-where two classes come within 3 dB of each other are left out as ambiguous; events no source explains are
-``other``). The model is fitted with a fixed seed, so the same command gives the same file and version.
+Corpus: scene i is ``simulators.noise_scene.generate(seed * 100_003 + i, duration_s=20, full_scale_db=None,
+mix=TRAIN_MIX)``: every source kind of the training family (``simulators.noise_sources.RANGES`` and
+``simulators.noise_extras.EXTRA_RANGES``), denser than a street. Each scene runs through the gateway's own
+pipeline (detector, features); every event is labelled with the class of the labelled source that made it
+(the loudest source whose own level at the microphone came within 6 dB of the event's LAFmax; events where two
+classes come within 3 dB of each other are left out as ambiguous; events no source explains are ``other``).
+The model is fitted with a fixed seed, so the same command gives the same file and version. Cost: about 4 s
+of one core per scene (440 scenes: ~15 min with ``--jobs 2`` on an idle 2-core machine; the committed model
+was built on the shared machine under load 6-16 in ~25 min of wall time).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import typer
 
 from dozor.commands._common import JsonOpt, console, emit_json, fail
 
-TRAIN_MIX = {"exhaust": 2.0, "legal": 2.5, "horn": 0.6, "cd_siren": 0.3, "ev_siren": 0.45, "wind": 0.3,
-             "rain": 0.25}
+# denser than a street (more labelled events per second of audio), every source kind of the training family on
+TRAIN_MIX = {"exhaust": 1.2, "legal": 1.0, "far": 0.5, "horn": 0.3, "cd_siren": 0.15, "ev_siren": 0.3, "wind": 0.25,
+             "rain": 0.25, "heavy": 0.6, "moto_legal": 0.5, "pair": 0.5, "pulse": 0.5, "horn_passby": 0.5,
+             "far_siren": 0.15, "voices": 0.4, "birds": 0.3}
+SCENE_S = 20.0
 OWN_DB = 6.0  # a source within this of the event's LAFmax made (part of) it
 AMBIGUOUS_DB = 3.0
 
@@ -65,7 +71,7 @@ def _scene_rows(seed: int) -> list[tuple[dict[str, float], str]]:
     from gateway.noise.pipeline import AnalyzerConfig, analyze_array
     from simulators.noise_scene import generate
 
-    scene = generate(seed, duration_s=30.0, full_scale_db=None, mix=TRAIN_MIX)
+    scene = generate(seed, duration_s=SCENE_S, full_scale_db=None, mix=TRAIN_MIX)
     cfg = AnalyzerConfig(meter=MeterConfig(full_scale_db=float(scene.labels["full_scale_db"])),
                          detector=DetectorConfig(distance_m=float(scene.labels["distance_m"])))
     _, events = analyze_array(scene.audio, cfg, zone_intervals=scene.labels["zone_siren_active"])
@@ -95,6 +101,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     import numpy as np
 
     from gateway.noise.model import CLASSES, FEATURES, fit
+    from simulators.noise_extras import EXTRA_RANGES
     from simulators.noise_sources import RANGES
 
     if corpus is not None and corpus.exists():
@@ -113,10 +120,11 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     x = np.array([[float(f[k]) for k in FEATURES] for f, _ in rows])
     y = np.array([CLASSES.index(lab) for _, lab in rows])
     counts = Counter(lab for _, lab in rows)
-    ranges_sha = hashlib.sha256(json.dumps(RANGES, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    ranges_sha = hashlib.sha256(json.dumps([RANGES, EXTRA_RANGES], sort_keys=True, default=str).encode()).hexdigest()[:12]
     meta = {"trained_by": f"dozor noise train --scenes {scenes} --seed {seed}", "events": dict(counts),
-            "ranges_sha256_12": ranges_sha, "family": "simulators.noise_scene"}
-    model = fit(x, y, seed=seed, meta=meta)
+            "ranges_sha256_12": ranges_sha, "family": "simulators.noise_scene", "scene_s": SCENE_S,
+            "mix": TRAIN_MIX}
+    model = fit(x, y, seed=seed, hidden=16, epochs=3000, l2=3e-3, meta=meta)
     acc = float(np.mean(model.proba(x).argmax(axis=1) == y))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(model.to_json() + "\n")
@@ -127,8 +135,8 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
 def register(noise_app: typer.Typer) -> None:
     @noise_app.command("train")
     def train_cmd(
-        scenes: int = typer.Option(400, "--scenes", min=5, max=100_000, help="training scenes (30 s each)"),
-        seed: int = typer.Option(1, "--seed", help="corpus and fitting seed (same seed, same model)"),
+        scenes: int = typer.Option(440, "--scenes", min=5, max=100_000, help="training scenes (20 s each)"),
+        seed: int = typer.Option(13, "--seed", help="corpus and fitting seed (same seed, same model)"),
         out: Path = typer.Option(Path("gateway/noise/models/classifier.json"), "--out", help="model file to write"),
         jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="worker processes for the corpus"),
         corpus: Path = typer.Option(None, "--corpus", help="cache of the labelled features (JSON): read if it "

@@ -3,7 +3,12 @@
 Features (computed only for events, from the raw samples of the event):
 
 - ``tonal``: fraction of loud frames whose dominant peak (250-3000 Hz) stands >= 20 dB above the median
-  spectrum and holds most of the energy (a siren or a horn; engines spread energy over many orders);
+  spectrum, is narrow, holds most of the energy and is *not* one order of a low harmonic series (a siren or a
+  horn; an engine order or a voice harmonic is such an order, ``gateway.noise.harmonics``);
+- ``series``: share of those narrow-peak frames whose peak *is* an order of a low harmonic series;
+- ``onset``: the steepest 50 ms rise of the 10 ms level near the event's maximum, dB (horns switch on);
+- ``level_7p5``: the event's LAFmax at 7.5 m (from the level meter; the model may weigh it: a legal car, bus or
+  motorcycle with a silencer rarely passes 90 dB, a straight pipe often does);
 - ``sweep_oct``: range of the dominant pitch over the tonal frames (wail and yelp sweeps, hi-lo);
 - ``sweep_rate``: median frame-to-frame pitch change, octaves per second (yelp is fast, wail slow);
 - ``two_tone_56``: fraction of tonal frames with a second peak at 6/5 or 5/6 of the dominant one (the
@@ -28,6 +33,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.fft as sfft
+
+from gateway.noise.harmonics import series_member
 
 CLASSES = ("exhaust", "siren", "horn", "other")
 NFFT = 4096
@@ -58,6 +65,9 @@ class Features:
     mid_frac: float = 0.0  # energy shares 150-500, 500-2000, 2000-8000 Hz
     low_mid_frac: float = 0.0
     high_frac: float = 0.0
+    series: float = 0.0  # share of the narrow-peak frames whose peak is an order of a low harmonic series
+    onset: float = 0.0  # steepest rise of the 10 ms level within 50 ms, dB (a horn switches on; a pass-by swells)
+    level_7p5: float = 0.0  # the event's LAFmax at 7.5 m, dB (legal vehicles rarely pass 90 dB; straight pipes do)
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
@@ -96,18 +106,21 @@ def _peak_freq(p: np.ndarray, k: np.ndarray, df: float) -> np.ndarray:
 
 
 def _narrow(p: np.ndarray, k: np.ndarray, w: int, drop_db: float = 10.0) -> np.ndarray:
-    """True where bin k is a local maximum standing ``drop_db`` above the bins ``w`` away on both sides."""
+    """True where bin k is a local maximum with a valley ``drop_db`` below it within ``w`` bins on both sides (a
+    narrow peak; a second tone close by, as in a two-tone horn, does not make it broad)."""
     n = p.shape[1]
     r = np.arange(p.shape[0])
     v = p[r, k]
-    lo, hi = p[r, np.clip(k - w, 0, n - 1)], p[r, np.clip(k + w, 0, n - 1)]
     nb = np.maximum(p[r, np.clip(k - 1, 0, n - 1)], p[r, np.clip(k + 1, 0, n - 1)])
+    lo = np.min(np.stack([p[r, np.clip(k - d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
+    hi = np.min(np.stack([p[r, np.clip(k + d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
     g = 10 ** (drop_db / 10)
     return (v >= nb) & (v >= g * lo) & (v >= g * hi) & (k > w) & (k < n - 1 - w)
 
 
-def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
-    """Features of one event's raw samples (full-scale units); ``peak``: sample index of the maximum."""
+def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: float = 0.0) -> Features:
+    """Features of one event's raw samples (full-scale units); ``peak``: sample index of the maximum;
+    ``level_7p5``: the event's LAFmax at 7.5 m (dB), from the level meter."""
     x = np.asarray(x, dtype=np.float32)
     duration = x.size / fs
     cap = int(MAX_SECONDS * fs)
@@ -142,6 +155,14 @@ def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
         near[rows, np.clip(kpk + d, 0, pl.shape[1] - 1)] = pl[rows, np.clip(kpk + d, 0, pl.shape[1] - 1)]
     conc = near.sum(axis=1) / pl[:, (f >= 150) & (f <= 5000)].sum(axis=1).clip(1e-30)
     tonal_mask = (prom >= 20) & (conc >= 0.3) & _narrow(pl, kpk, 6)
+    n_tonal = int(tonal_mask.sum())
+    if n_tonal:  # an order of a low harmonic series (engine, voice) is not a siren's or a horn's tone
+        ser = np.zeros_like(tonal_mask)
+        ser[tonal_mask] = series_member(pl[tonal_mask], kpk[tonal_mask], df)
+        tonal_mask &= ~ser
+        series = float(ser.sum() / n_tonal)
+    else:
+        series = 0.0
     tonal = float(tonal_mask.mean())
     fpk = _peak_freq(pl, kpk, df)
 
@@ -177,6 +198,8 @@ def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
     nearf = sum(pfl[rf, np.clip(kf + d, 0, pfl.shape[1] - 1)] for d in (-1, 0, 1))
     concf = nearf / (reff_band.sum(axis=1) + 1e-30)
     tf = (promf >= 15) & (concf >= 0.3) & _narrow(pfl, kf, 4)
+    if tf.any():
+        tf[tf] &= ~series_member(pfl[tf], kf[tf], dff)
     tonal_fast = float(tf.mean())
     steady = pair = 0.0
     if tf.sum() >= 2:
@@ -210,7 +233,19 @@ def features(x: np.ndarray, fs: int, peak: int | None = None) -> Features:
     f0_move = float(np.ptp(np.log2(f0[strong]))) if strong.sum() >= 2 else 0.0
     return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
                     float(np.percentile(best, 90)), float(np.log2(np.median(f0[strong]) if strong.any() else 25.0)),
-                    flat, float(np.log2(max(cen, 1.0))), *shares)
+                    flat, float(np.log2(max(cen, 1.0))), *shares, series, _onset(x, fs), float(level_7p5))
+
+
+def _onset(x: np.ndarray, fs: int) -> float:
+    """Steepest rise, dB, of the 10 ms RMS level over 50 ms, among windows within 20 dB of the loudest."""
+    m = fs // 100
+    n = x.size // m
+    if n < 6:
+        return 0.0
+    lv = 10 * np.log10(np.mean(np.square(x[: n * m].reshape(n, m), dtype=np.float64), axis=1) + 1e-20)
+    rise = lv[5:] - lv[:-5]
+    loud = lv[5:] >= lv.max() - 20
+    return float(rise[loud].max()) if loud.any() else 0.0
 
 
 def _pair_share(p: np.ndarray, k: np.ndarray, df: float, prom: np.ndarray) -> float:
@@ -275,7 +310,8 @@ def rule_scores(ft: Features) -> dict[str, float]:
     return {k: round(ex[k] / s, 4) for k in CLASSES}
 
 
-def classify(x: np.ndarray, fs: int, peak: int | None = None, model=None) -> tuple[str, dict[str, float], Features]:
-    ft = features(x, fs, peak)
+def classify(x: np.ndarray, fs: int, peak: int | None = None, model=None, *,
+             level_7p5: float = 0.0) -> tuple[str, dict[str, float], Features]:
+    ft = features(x, fs, peak, level_7p5=level_7p5)
     sc = scores(ft, model)
     return max(sc, key=lambda k: sc[k]), sc, ft

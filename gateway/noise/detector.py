@@ -1,7 +1,8 @@
 """Pass-by event detector on the 10 Hz LAF frames: threshold with hysteresis, minimum and maximum duration.
 
 Levels are normalised to the reference distance (7.5 m) from the configured distance between the
-microphone and the lane, as for a point source in free field: ``L_ref = L + 20 log10(d / d_ref)``.
+microphone and the lane, as for a point source in free field: ``L_ref = L + 20 log10(d / d_ref)`` (with the
+microphone's height configured, ``d`` and ``d_ref`` are slant distances from the tailpipe).
 
 An event opens on the first frame whose normalised LAFmax reaches ``candidate_db`` and closes on the first
 frame below ``candidate_db - hysteresis_db``. A pass-by peaks once: when the level falls ``split_db`` below
@@ -38,6 +39,8 @@ class DetectorConfig:
     max_duration_s: float = 20.0
     hard_limit_s: float = 40.0
     split_db: float = 8.0  # a dip this deep between two rises splits an event (one peak per pass-by)
+    mic_height_m: float | None = None  # microphone above the road; None: horizontal distances only
+    source_height_m: float = 0.5  # a tailpipe's height above the road
 
     def __post_init__(self) -> None:
         checks = [
@@ -52,6 +55,8 @@ class DetectorConfig:
             (3 <= self.split_db <= 40, f"split_db {self.split_db}: expected 3..40 dB"),
             (0 <= self.lane_half_width_m < self.distance_m, "need 0 <= lane_half_width_m < distance_m"),
             (self.meter_class in (1, 2), f"meter_class {self.meter_class}: expected 1 or 2"),
+            (self.mic_height_m is None or 0.0 <= self.mic_height_m <= 30.0, "mic_height_m: expected 0..30 m"),
+            (0.0 <= self.source_height_m <= 5.0, "source_height_m: expected 0..5 m"),
         ]
         for ok, msg in checks:
             if not ok or any(isinstance(v, float) and not math.isfinite(v) for v in self.__dict__.values()):
@@ -70,7 +75,14 @@ class DetectorConfig:
 
     @property
     def distance_correction_db(self) -> float:
-        return 20 * math.log10(self.distance_m / self.reference_m)
+        """``20 lg(r / r_ref)``: horizontal distances, or, with ``mic_height_m`` set, the slant distances from a
+        source ``source_height_m`` above the road to the microphone at its height, at ``distance_m`` and at
+        ``reference_m`` (the measurand is then the level 7.5 m from the lane at the microphone's own height; a
+        pole-mounted microphone 4 m up, 3 m from the lane, is 4.7 m from the exhaust, not 3 m)."""
+        if self.mic_height_m is None:
+            return 20 * math.log10(self.distance_m / self.reference_m)
+        dh = self.mic_height_m - self.source_height_m
+        return 10 * math.log10((self.distance_m**2 + dh * dh) / (self.reference_m**2 + dh * dh))
 
 
 @dataclass(frozen=True)

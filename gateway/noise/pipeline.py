@@ -39,6 +39,7 @@ from gateway.noise import classifier
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, TAU_FAST, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
+from gateway.noise.rules import feature_flags
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram, third_octave_levels
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
 from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
@@ -46,11 +47,9 @@ from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
 TRACE_MARGIN_S = 5.0
 RING_S = 60.0
 CORE_S = 2.0
-TONAL_LIMIT = 0.25  # share of tonal frames beyond which an event is not enforceable
-TWO_TONE_LIMIT = 0.02  # share of frames with a 5:6 tone pair (civil-defence siren)
 MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough)
 ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
-CLIP_GUARD_S = 0.1  # the A-weighting filter's memory of a clipped sample is negligible after this
+CLIP_GUARD_S = 0.02  # A-weighting impulse response: energy after 10 ms is -71 dB, after 20 ms -87 dB of its total
 
 
 @dataclass(frozen=True)
@@ -248,8 +247,12 @@ class NoiseAnalyzer:
         audio = self._ring.get(ev.start * fsamp, ev.end * fsamp)
         peak_at = max(0, min(audio.size - 1, int((peak_s - start_s) * fs)))
         model = classifier.current_model()
-        klass, sc, ft = classifier.classify(audio, fs, peak_at, model) if audio.size >= fs // 10 else (
-            "other", {k: 0.0 for k in classifier.CLASSES}, None)
+        det = c.detector
+        corr = det.distance_correction_db
+        lafmax_ref = ev.lafmax + corr
+        ft = classifier.features(audio, fs, peak_at, level_7p5=lafmax_ref) if audio.size >= fs // 10 else None
+        sc = classifier.scores(ft, model) if ft is not None else {k: 0.0 for k in classifier.CLASSES}
+        klass = max(sc, key=lambda k: sc[k]) if ft is not None else "other"
         if audio.size < (ev.end - ev.start) * fsamp:
             self.counters["audio_partial"] += 1
         # LCpeak: C-weighted peak over the event, with 0.5 s of run-in for the filter
@@ -271,9 +274,6 @@ class NoiseAnalyzer:
                                           ev.end + int(TRACE_MARGIN_S * FRAME_HZ))
         trace = Trace(t0=round(c.t0 + (float(trace_frames["index"][0]) / FRAME_HZ if trace_frames.size else start_s), 3),
                       laf=tuple(round(float(v), 2) for v in trace_frames["lafmax"]))
-        det = c.detector
-        corr = det.distance_correction_db
-        lafmax_ref = ev.lafmax + corr
         margin = det.margin_db
         clipped = int(frames["clipped"].sum()) if frames.size else 0
         # an engine order is a narrow tone too: a confident exhaust owns the local tonal runs that lie within
@@ -292,8 +292,7 @@ class NoiseAnalyzer:
         if not reasons and (self.suppressor.reasons(start_s - CORE_S, end_s + CORE_S, own=own)
                             or self.suppressor.tonal_nearby(start_s - CORE_S, end_s + CORE_S, own=own)):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
-        if ft is not None and (ft.two_tone_56 >= TWO_TONE_LIMIT or ft.tonal >= TONAL_LIMIT):
-            flags.append("tonal_content")  # siren-like tones inside the event: not enforceable
+        flags += feature_flags(ft)  # siren-like tones, a horn's abrupt tones: never enforceable
         if ev.too_long:
             flags.append("too_long")
         if ev.cut:
@@ -337,7 +336,9 @@ class NoiseAnalyzer:
             candidate=lafmax_ref >= det.candidate_db, enforcement=enforcement, flags=tuple(flags),
             thresholds={"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,
                         "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m,
-                        "min_exhaust_score": MIN_EXHAUST_SCORE},
+                        "min_exhaust_score": MIN_EXHAUST_SCORE,
+                        **({"mic_height_m": det.mic_height_m, "source_height_m": det.source_height_m}
+                           if det.mic_height_m is not None else {})},
             trace=trace, spectrum=spectrum, audio=clip,
             model=ModelInfo(name="mlp" if model is not None else "rules", version=classifier.model_version(model)),
             overload=overload, uncertainty=Uncertainty(**det.budget.as_dict(margin)),

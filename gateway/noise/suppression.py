@@ -7,7 +7,10 @@
    250-3000 Hz is *narrow*: a local maximum standing >= ``min_drop_db`` above the bins ``narrow_bins`` away on
    both sides (11.7 Hz bins; or, for a fast sweep, in the 47 Hz bins of the short spectrum), and >=
    ``min_prominence_db`` above the median of 150-5000 Hz. Broadband road noise, a spectrum tilted towards
-   the low frequencies, or a broad resonance never qualify however loud they are. Tonal frames form a *run*
+   the low frequencies, or a broad resonance never qualify however loud they are. Nor does a peak that is one
+   order of a low harmonic series (``gateway.noise.harmonics.series_member``: narrow peaks at +- a 30-500 Hz
+   spacing on both sides): engine orders, which follow the rpm, and voices are such series; a siren's or a
+   horn's tone has no such neighbours. Tonal frames form a *run*
    only with continuity of frequency (the peak moves <= ``max_jump_oct`` between tonal frames) and gaps of at
    most ``gap_s`` (limited bridging); a run counts once it holds ``min_frames`` tonal frames. When at least
    60 % of the last ``window_s`` seconds were frames of runs, a siren is sounding until fewer than 20 % are;
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.models import Signal, ZoneState, ZoneStatus
+from gateway.noise.harmonics import series_member
 
 SILENT = {Signal.SILENT_TEST}
 
@@ -130,6 +134,9 @@ class SirenSuppressor:
         narrow = ((v >= at(-1)) & (v >= at(1)) & (v >= g * np.maximum(at(-w), at(w)))
                   & (pk > b0) & (pk < b1 - 1))
         tonal = (v >= med * 10 ** (prom_db / 10)) & (conc >= c.min_concentration) & narrow
+        if tonal.any():  # engine orders and voices are harmonic series of a low fundamental: not a siren
+            df = float(self._df if power.shape[1] == self._band.size else self._sdf)
+            tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df)
         return tonal, pk
 
     def feed(self, index: np.ndarray, power: np.ndarray, short: np.ndarray | None = None) -> None:

@@ -56,6 +56,24 @@ def test_analyze_json(scene_files):
     assert len(out["events"]) >= len(loud) > 0
 
 
+def test_analyze_with_the_microphone_height(scene_files):
+    wav, labels = scene_files
+    d = str(labels["distance_m"])
+    flat = json.loads(runner.invoke(app, ["noise", "analyze", str(wav), "--distance-m", d, "--json"]).stdout)
+    r = runner.invoke(app, ["noise", "analyze", str(wav), "--distance-m", d, "--mic-height-m", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    raised = json.loads(r.stdout)
+    assert raised["mic_height_m"] == 4.0 and flat["mic_height_m"] is None
+    shift = (DetectorConfig(distance_m=labels["distance_m"], mic_height_m=4.0).distance_correction_db
+             - DetectorConfig(distance_m=labels["distance_m"]).distance_correction_db)
+    by_peak = {e["peak"]: e for e in flat["events"]}
+    common = [e for e in raised["events"] if e["peak"] in by_peak]
+    assert common
+    for e in common:
+        assert e["lafmax_7p5"] == pytest.approx(by_peak[e["peak"]]["lafmax_7p5"] + shift, abs=0.02)
+        assert e["lafmax"] == by_peak[e["peak"]]["lafmax"]
+
+
 def test_analyze_errors(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x04\0\0\0WAVE")

@@ -24,18 +24,19 @@ runner = CliRunner()
 def test_documented_commands_exist():
     bench_doc = (ROOT / "docs" / "benchmarks.md").read_text()
     assert "python -m bench.noise_accuracy --family both --scenes 40 --json" in bench_doc
-    assert "dozor noise train --scenes 200 --seed 1 --jobs 2" in bench_doc
+    assert "dozor noise train --scenes 440 --seed 13 --jobs 2" in bench_doc
+    assert "python -m bench.noise_accuracy --family independent --scenes 8 --runs 2 --json" in bench_doc
 
 
 def test_train_is_reproducible(tmp_path):
     corpus, m1, m2 = tmp_path / "corpus.json", tmp_path / "m1.json", tmp_path / "m2.json"
-    r1 = runner.invoke(app, ["noise", "train", "--scenes", "12", "--seed", "2", "--out", str(m1),
+    r1 = runner.invoke(app, ["noise", "train", "--scenes", "20", "--seed", "2", "--out", str(m1),
                              "--corpus", str(corpus), "--json"])
     assert r1.exit_code == 0, r1.output
     out = json.loads(r1.stdout)
     rows = json.loads(corpus.read_text())
     assert rows and {r["label"] for r in rows} <= set(CLASSES) and set(rows[0]["features"]) >= set(FEATURES)
-    r2 = runner.invoke(app, ["noise", "train", "--scenes", "12", "--seed", "2", "--out", str(m2),
+    r2 = runner.invoke(app, ["noise", "train", "--scenes", "20", "--seed", "2", "--out", str(m2),
                              "--corpus", str(corpus), "--json"])
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.stdout)["version"] == out["version"] == parse(m1.read_text()).version

@@ -1,0 +1,58 @@
+"""Is a spectral peak one order of a low harmonic series (an engine, a voice) rather than a siren's tone?
+
+An engine's exhaust is a harmonic series of a low fundamental (the firing or cycle frequency: 20-550 Hz from
+a motorcycle single's cycle to a V12's firing at high rpm; a bus idles at 20-50 Hz), and so is a voice (85-280
+Hz). Any one of its orders is a narrow, persistent peak, so a tonal detector that only checks narrowness takes
+it for a siren. A siren's or a horn's dominant tone is different: its fundamental has no partials at +- a
+lower spacing next to it (its own harmonics lie at integer multiples above it; a two-tone pair has at most one
+neighbour).
+
+``series_member(p, k, df)``: for each row of power spectra ``p`` (frames x bins, bin width ``df`` Hz) and its
+peak bin ``k``, True when for some order h >= 2 the fundamental ``f0 = f_peak / h`` lies in
+[``f0_min``, ``f0_max``] Hz (30-500 Hz; and at least 3 bins, so neighbours are resolved) and *both* neighbouring orders
+``f_peak - f0`` and ``f_peak + f0`` carry a local maximum within 20 dB of the peak that stands ``drop_db``
+above the valleys half-way between the orders. A two-tone horn (ratio 1.1-1.4) or siren has one neighbour
+at most; odd-harmonic waveforms have none at +- f0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+F0_MIN = 30.0
+F0_MAX = 500.0
+
+
+def series_member(p: np.ndarray, k: np.ndarray, df: float, *, f0_min: float = F0_MIN, f0_max: float = F0_MAX,
+                  drop_db: float = 6.0, within_db: float = 20.0, h_max: int = 16) -> np.ndarray:
+    n_rows, n_bins = p.shape
+    out = np.zeros(n_rows, dtype=bool)
+    if n_rows == 0:
+        return out
+    rows = np.arange(n_rows)
+    k = np.asarray(k, dtype=np.int64)
+    fp = k * df
+    peak = p[rows, np.clip(k, 0, n_bins - 1)]
+    g = 10 ** (drop_db / 10)
+    floor = peak * 10 ** (-within_db / 10)
+    lo_f0 = max(f0_min, 3 * df)
+
+    def local(f: np.ndarray) -> np.ndarray:
+        kk = np.clip(np.round(f / df).astype(np.int64), 1, n_bins - 2)
+        return np.maximum(np.maximum(p[rows, kk - 1], p[rows, kk]), p[rows, kk + 1])
+
+    def at(f: np.ndarray) -> np.ndarray:
+        return p[rows, np.clip(np.round(f / df).astype(np.int64), 0, n_bins - 1)]
+
+    for h in range(2, h_max + 1):
+        f0 = fp / h
+        ok = (f0 >= lo_f0) & (f0 <= f0_max)
+        if not ok.any():
+            continue
+        both = ok.copy()
+        for s in (-1.0, 1.0):
+            v = local(fp + s * f0)
+            valley = np.minimum(at(fp + s * 0.5 * f0), at(fp + s * 1.5 * f0))
+            both &= (v >= floor) & (v >= g * valley)
+        out |= both
+    return out

@@ -1,0 +1,41 @@
+"""Feature rules that keep an event from ever becoming an enforcement case, whatever the classifier says.
+
+- ``tonal_content``: siren-like tones inside the event: narrow peaks that are not engine orders (not orders of
+  a low harmonic series, ``gateway.noise.harmonics``) in at least ``TONAL_LIMIT`` of its loud frames, or a
+  5:6 tone pair (civil-defence two-tone) in ``TWO_TONE_LIMIT`` of them;
+- ``horn_tones``: a horn's signature: the level jumps by at least ``HORN_ONSET_DB`` within 50 ms (a horn
+  switches on; a pass-by swells over seconds) and the sound is tones: narrow peaks that are not engine orders
+  in at least ``HORN_TONAL`` of the long or the short frames, or a spectral flatness (100-6000 Hz) of at most
+  ``HORN_FLATNESS`` (a few lines hold the energy; an exhaust's turbulence never leaves its spectrum that
+  bare). Steady horn tones have no rpm sweep; a two-tone horn's alternating pitch looks like a sweep, but its
+  onset gives it away.
+
+The thresholds were chosen on the training family's corpus (``dozor noise train``), never on the independent
+family (the counts on the committed corpus are in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from gateway.noise.classifier import Features
+
+TONAL_LIMIT = 0.25
+TWO_TONE_LIMIT = 0.02
+HORN_ONSET_DB = 12.0
+HORN_TONAL = 0.1
+HORN_FLATNESS = 0.02
+
+
+def horn_tones(ft: Features) -> bool:
+    return ft.onset >= HORN_ONSET_DB and (max(ft.tonal, ft.tonal_fast) >= HORN_TONAL or ft.flatness <= HORN_FLATNESS)
+
+
+def feature_flags(ft: Features | None) -> list[str]:
+    """The blocking flags an event's features raise (none without features)."""
+    if ft is None:
+        return []
+    out = []
+    if ft.two_tone_56 >= TWO_TONE_LIMIT or ft.tonal >= TONAL_LIMIT:
+        out.append("tonal_content")
+    if horn_tones(ft):
+        out.append("horn_tones")
+    return out
