@@ -310,6 +310,11 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
                 self.alerts[alert.id] = alert
         return alert
 
+    def sizes(self) -> dict[str, int]:
+        """What the engine holds in memory (the hub's ``dozor_hub_state_items``)."""
+        return {"alerts": len(self.alerts), "alerts_open": len(self._open), "alert_command_ids": len(self._jti),
+                "alert_devices_held": len(self.holder), "alert_tasks": len(self._tasks)}
+
     # ================================================================ clock
     def tick(self) -> None:
         """Expire requests and alerts, end all-clear windows, release finished alerts' sirens. Looks only at
@@ -342,11 +347,11 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
             if alert.finished:
                 self._release(alert)
 
-    async def run(self, interval_s: float = 0.25) -> None:
+    async def run(self, interval_s: float = 0.25, prune_every_s: float = 10.0) -> None:
         last_prune = self.mono()
         while True:
             self.tick()
-            if self.mono() - last_prune > 60:
+            if self.mono() - last_prune >= prune_every_s:
                 last_prune = self.mono()
                 self.prune()
             await asyncio.sleep(interval_s)
