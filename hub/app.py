@@ -356,7 +356,7 @@ class Hub:
                                                     log_level="warning", lifespan="off", access_log=False))
         _warn_inline_secrets(self.config)
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
-                 self.config.mqtt.url, self.keys.kid)
+                 self.config.mqtt.shown, self.keys.kid)
         sup = Supervisor("hub", on_failure=lambda name: self.metrics.task_failures.labels(name).inc(), log=log)
         await sup.__aenter__()
         for name, factory in self.long_lived_tasks():

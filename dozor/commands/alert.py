@@ -248,7 +248,12 @@ def confirm(alert_id: str = AlertId, yes: bool = typer.Option(False, "--yes", "-
     c = client(hub, token)
     try:
         preview = _d(c.preview(alert_id))
-        if not yes:
+        if not yes:  # never ask about what can no longer be sent (with --yes the hub itself refuses)
+            waiting = preview["alert"]
+            if waiting.get("status") != "pending_confirmation":
+                fail(f"alert {alert_id} is {waiting.get('status')}: nothing to confirm", as_json=as_json)
+            if (waiting.get("confirm_by") or 0) <= time.time():
+                fail(f"alert {alert_id}: the confirmation window ran out; request it again", as_json=as_json)
             if as_json:
                 fail("--json needs --yes (there is no prompt in JSON mode)", as_json=True, code=EXIT_USAGE)
             show_preview(preview)
