@@ -110,6 +110,7 @@ class ZoneStateStore:
         self._views: dict[tuple[str, bool], tuple[float, Snapshot]] = {}
         self._listeners: dict[str, set[Listener]] = {}
         self.known_zones: set[str] = set(zones)
+        self.counters: Counter[str] = Counter()
 
     def set_times(self, alert_id: str, times: tuple[float | None, float | None], *, keep: bool = False) -> None:
         """Remember when an alert started and ended (``keep``: only if not known yet); at most ``MAX_TIMES``."""
@@ -119,7 +120,6 @@ class ZoneStateStore:
         self.times[alert_id] = times
         while len(self.times) > self.MAX_TIMES:
             del self.times[next(iter(self.times))]
-        self.counters: Counter[str] = Counter()
 
     def apply(self, state: ZoneState, alert: ResidentAlert | None = None) -> bool:
         """Take a new zone state; returns False (and counts it) when it is not newer than the held one."""
