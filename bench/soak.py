@@ -91,6 +91,11 @@ def state_items(api: int, token: str) -> dict[str, int]:
     return out
 
 
+def append_line(path: Path, text: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(text + "\n")
+
+
 def telemetry_publisher(port: int, devices: int, seconds: float) -> None:
     import paho.mqtt.client as mqtt
 
@@ -128,6 +133,7 @@ async def run(args) -> dict:
     samples: list[dict] = []
     alerts = 0
     refused: list[str] = []
+    died: str | None = None
     with Mosquitto() as broker, VictoriaMetrics() as vm:
         (root / "hub.toml").write_text(
             f'[hub]\nstate_dir = "hub"\napi_port = {api}\nzones = "zones.json"\nconfirm_deadline_s = 10\n'
@@ -178,10 +184,16 @@ async def run(args) -> dict:
             next_sample = t0
             while (now := time.monotonic()) - t0 < args.duration_s:
                 if now >= next_sample:
-                    samples.append({"t_s": round(now - t0), "hub_rss_mb": round(proc_rss_mb(hub.pid), 1),
-                                    "hub_fds": fds(hub.pid), "gw_rss_mb": round(proc_rss_mb(gw.pid), 1),
-                                    "gw_fds": fds(gw.pid),
-                                    "hub_state": await asyncio.to_thread(state_items, api, token)})
+                    try:
+                        sample = {"t_s": round(now - t0), "hub_rss_mb": round(proc_rss_mb(hub.pid), 1),
+                                  "hub_fds": fds(hub.pid), "gw_rss_mb": round(proc_rss_mb(gw.pid), 1),
+                                  "gw_fds": fds(gw.pid), "load_avg_1m": round(os.getloadavg()[0], 2),
+                                  "hub_state": await asyncio.to_thread(state_items, api, token)}
+                    except OSError as exc:  # /proc/PID gone: a process under test died; that ends the run
+                        died = f"t={round(now - t0)} s: {exc}"
+                        break
+                    samples.append(sample)
+                    await asyncio.to_thread(append_line, root / "samples.jsonl", json.dumps(sample))  # survives a crash
                     next_sample += args.sample_s
                 if now >= next_alert:
                     next_alert += args.alert_every_s
@@ -199,7 +211,10 @@ async def run(args) -> dict:
                         refused.append(f"stop: {exc}"[:200])
                     stop_at = None
                 await asyncio.sleep(1)
-            online = sum(g.state == "online" for g in await asyncio.to_thread(client.gateways))
+            try:
+                online = sum(g.state == "online" for g in await asyncio.to_thread(client.gateways))
+            except HubClientError as exc:
+                online, died = None, died or f"at the end: {exc}"
         finally:
             if pub is not None:
                 pub.terminate()
@@ -221,11 +236,20 @@ async def run(args) -> dict:
             return None
         return round(100 * (after[-1][key] - after[0][key]) / after[0][key], 2)
 
-    return {"duration_s": args.duration_s, "warmup_s": args.warmup_s, "alerts": alerts, "alert_calls_refused": refused,
+    after = [s for s in samples if s["t_s"] >= args.warmup_s] or samples[-1:]
+
+    def span(key: str) -> list:
+        """[at the end of the warm-up, at the end, the highest after the warm-up]"""
+        return [after[0][key], after[-1][key], max(s[key] for s in after)] if after else []
+
+    return {"duration_s": args.duration_s, "warmup_s": args.warmup_s, "alerts": alerts, "alert_calls_refused": refused, "died": died,
             "sirens": args.gateways * args.sirens_per_gateway, "telemetry_devices": args.devices,
             "gateways_online_at_end": online, "hub_rss_growth_pct": growth("hub_rss_mb"),
             "gw_rss_growth_pct": growth("gw_rss_mb"), "hub_fds_first_last": [samples[0]["hub_fds"], samples[-1]["hub_fds"]],
-            "gw_fds_first_last": [samples[0]["gw_fds"], samples[-1]["gw_fds"]], "samples": samples,
+            "gw_fds_first_last": [samples[0]["gw_fds"], samples[-1]["gw_fds"]],
+            "hub_rss_mb_warm_end_max": span("hub_rss_mb"), "gw_rss_mb_warm_end_max": span("gw_rss_mb"),
+            "hub_fds_warm_end_max": span("hub_fds"), "gw_fds_warm_end_max": span("gw_fds"),
+            "load_avg_end": [round(x, 2) for x in os.getloadavg()], "samples": samples,
             "cpus": os.cpu_count(), "workdir": str(root)}
 
 
