@@ -62,6 +62,7 @@ from hub.models import AlertDetail, AlertOut, AlertRequest
 from hub.registry import Registry
 from hub.store import Store
 from hub.zones import Zones
+from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger("hub.alerts")
 
@@ -94,6 +95,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         self._token: dict[str, str] = {}
         self._trackers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._task_log = RateLimitedLog(log, 30.0)
         registry.listeners.append(self._on_gateway)
 
     # ================================================================ operator actions

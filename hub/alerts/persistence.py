@@ -89,5 +89,5 @@ class PersistenceMixin(EngineBase):
                 resumed += 1
                 log.warning("resuming alert %s (%s, attempt %d, %d devices outstanding)", alert.id, alert.phase,
                             alert.attempt, alert.outstanding)
-                self._trackers[alert.id] = self._spawn(self._track(alert, alert.phase_seq))
+                self._trackers[alert.id] = self._spawn(self._track(alert, alert.phase_seq), tracker_of=alert)
         return resumed

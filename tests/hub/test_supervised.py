@@ -44,3 +44,37 @@ async def test_a_failing_task_is_counted_logged_once_and_restarted(mosquitto, tm
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert "KeyError('active')" in lines[0].getMessage() and "restarting" in lines[0].getMessage()
     assert failures(hub, "engine") == failures(hub, "registry") == failures(hub, "mqtt") == 0
+
+
+async def test_a_failed_alert_tracker_is_counted_logged_once_and_tracking_goes_on(tmp_path, caplog):
+    """An alert's tracker (retries, then escalation) that raises is restarted for the same phase: the alert is
+    still retried and its silent sirens still end unreachable and escalated; nothing stops silently. The fault:
+    the MQTT connection check the tracker asks before a retry raises once (as a broken client would)."""
+    from hub.models import AlertRequest
+    from tests.hub.engine_harness import OPERATOR, keys_for, make_rig
+
+    caplog.set_level(logging.ERROR, logger="hub.alerts")
+    rig = make_rig(tmp_path, keys_for(tmp_path))
+    e = rig.engine
+    calls = []
+
+    def connected_then_broken() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("MQTT client state unreadable")
+        return True
+
+    e.is_connected = connected_then_broken
+    out = await e.start(AlertRequest(zones=["south"], signal="air-raid", mode="exercise", duration_s=3600), OPERATOR)
+    first = len(rig.commands(out.id))
+    alert = e.alerts[out.id]
+    await eventually(lambda: not alert.tracking, what="tracking to finish after the restart")
+    assert e.metrics.registry.get_sample_value("dozor_hub_task_failures_total", {"task": "alert"}) == 1
+    assert len(rig.commands(out.id)) > first  # the restarted tracker retried the unconfirmed sirens
+    s = alert.summary()
+    assert s.unreachable == s.total == 2 and len(alert.escalations) == 2  # ... and escalated them
+    assert out.id not in e._trackers
+    lines = [r.getMessage() for r in caplog.records if "alert engine task failed" in r.getMessage()]
+    assert len(lines) == 1 and "MQTT client state unreadable" in lines[0] and "restarts" in lines[0], lines
+    await e.close()
+    e.store.close()
