@@ -199,7 +199,8 @@ class Hub:
         """Items in the hub's bounded in-memory structures (``dozor_hub_state_items``; docs/operations.md)."""
         return {**self.engine.sizes(), "telemetry_tail": len(self.latest.tail), "telemetry_devices": len(self.latest.devices),
                 "gateways": len(self.registry.gateways), "nodes": len(self.nodes.nodes),
-                "resident_alert_times": len(self.residents.notifier.store.times)}
+                "resident_alert_times": len(self.residents.notifier.store.times),
+                "resident_messages": len(self.residents.notifier.archive)}
 
     def resident_reach(self, zones: list[str]) -> ResidentReach:
         """Who among residents an alert on ``zones`` reaches: Web Push subscriptions there, open pages, channels."""

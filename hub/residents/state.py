@@ -230,6 +230,9 @@ class AlertArchive:
         self._messages: dict[str, ResidentAlert] = {}
         self._limit = limit
 
+    def __len__(self) -> int:
+        return len(self._messages)
+
     def record(self, alert: ResidentAlert) -> bool:
         if alert.cap_identifier in self._messages:
             return False

@@ -39,6 +39,11 @@ async def test_a_failing_task_is_counted_logged_once_and_restarted(mosquitto, tm
         assert failures(hub, "keys") == 1
         assert all(hub.supervisor.alive().values())
         assert (await http.get("/api/v1/gateways")).status_code == 200  # the hub kept serving throughout
+        metrics = (await http.get("/metrics")).text  # the bounded structures, for soaks and dashboards
+        for what in ("alerts", "alerts_open", "alert_command_ids", "telemetry_tail", "gateways", "nodes",
+                     "resident_alert_times", "resident_messages"):
+            assert f'dozor_hub_state_items{{what="{what}"}}' in metrics, what
+        assert 'dozor_hub_task_failures_total{task="keys"} 1.0' in metrics
 
     lines = [r for r in caplog.records if r.name == "hub.app" and "task keys failed" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in lines]
