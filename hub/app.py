@@ -18,6 +18,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -200,7 +201,8 @@ class Hub:
         return {**self.engine.sizes(), "telemetry_tail": len(self.latest.tail), "telemetry_devices": len(self.latest.devices),
                 "gateways": len(self.registry.gateways), "nodes": len(self.nodes.nodes),
                 "resident_alert_times": len(self.residents.notifier.store.times),
-                "resident_messages": len(self.residents.notifier.archive)}
+                "resident_messages": len(self.residents.notifier.archive),
+                "python_allocated_blocks": sys.getallocatedblocks()}  # live objects, vs RSS (allocator high water)
 
     def resident_reach(self, zones: list[str]) -> ResidentReach:
         """Who among residents an alert on ``zones`` reaches: Web Push subscriptions there, open pages, channels."""
