@@ -187,14 +187,14 @@ class Hub:
                                                      flush_interval_s=store.flush_interval_s,
                                                      backoff_cap_s=store.backoff_cap_s),
                                         zone_of=self.zone_of, on_reading=self.latest.on_reading,
-                                        ack_delay_s=store.commit_delay_s)
+                                        on_rows=self.latest.on_rows, ack_delay_s=store.commit_delay_s)
             self.pipeline = self.ingest.ingest
             if config.mqtt.persistent_session:  # PUBACK telemetry only once it is in the durable spool
                 self.mqtt_ingest.defer_ack = self.ingest.defer_ack
             self.dispatcher.on("telemetry", self.ingest.on_telemetry)
             self.dispatcher.on("event", self.ingest.on_event)
         else:  # no store: readings only feed the cache (still deduplicated and range-checked)
-            self.pipeline = Ingest(zone_of=self.zone_of, on_reading=self.latest.on_reading)
+            self.pipeline = Ingest(zone_of=self.zone_of, on_reading=self.latest.on_reading, on_rows=self.latest.on_rows)
             self.dispatcher.on("telemetry", self.pipeline.batch_lines)
         # the noise violations register: signed pass-by evidence, review, exports (hub/violations/)
         self.violations = Violations(config.noise, cfg.state_dir / "violations.sqlite", zone_of=self.zone_of,
