@@ -1,7 +1,10 @@
 """Durable spool in front of a time-series writer: nothing is lost while the store is down.
 
 Every batch of lines is first committed to SQLite (WAL, ``synchronous=FULL``), then written oldest first;
-a row is deleted only after the store accepted it. While the store is unavailable the spool keeps
+a row is deleted only after the store accepted it (from the flush's own connection, ``synchronous=NORMAL``: the
+delete survives a kill -9; a power cut can at worst have those lines written once more). A batch is stored as
+one text blob; batches are packed into rows of at most ``max_lines_per_write`` lines, and one store request
+carries as many consecutive rows as fit in that size. While the store is unavailable the spool keeps
 growing and retries with the shared ``runtime.backoff`` (jittered, capped); ``flush`` before the next retry time
 does nothing. A batch the store *rejects* (``StoreRejected``) is split in halves and retried, down to
 single lines; a single line that is still rejected moves to the ``dead`` table with its reason and is
