@@ -35,7 +35,7 @@ from hub.audit.service import Anchorer, record_signing_key
 from hub.config import HubConfig, inline_secrets
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
-from hub.gwtrust import GatewayTrust
+from hub.gwtrust import GatewayTrust, TrustStore
 from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
@@ -130,13 +130,16 @@ class Hub:
         self.keyring = KeyRing(cfg.state_dir)
         self.keys = self.keyring.load(cfg.extra_verify_keys)
         _check_secrets(config)
-        self.users = UserStore.in_state_dir(cfg.state_dir)
+        self.backend = config.backend()  # hub state: SQLite files in state_dir, or PostgreSQL (hub/repo)
+        log.info("hub state: %s at %s", self.backend.kind, self.backend.where)
+        self.users = UserStore.in_backend(self.backend)
         self.identity = build_authenticator(config, self.users, self.metrics)
-        self.audit = AuditLog.in_state_dir(cfg.state_dir)
+        self.audit = AuditLog.in_backend(self.backend)
         self.audit.on_append.append(lambda rec: self.metrics.audit_records.labels(rec.action).inc())
         record_signing_key(self.audit, self.keys)
         self.zones = Zones.load(cfg.zones)
-        self.store = Store(cfg.state_dir / "hub.sqlite")
+        self.store = Store(cfg.state_dir / "hub.sqlite") if self.backend.kind == "sqlite" else \
+            Store(self.backend.open("hub"))
         self.registry = Registry(self.store, self.metrics)
         current_fw = config.firmware.current_version or firmware_source_version()
         if current_fw is None:
@@ -147,7 +150,7 @@ class Hub:
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
                             on_connect=self._on_connect, channels=CONTROL)
         self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
-        self.gwtrust = GatewayTrust(cfg.state_dir, count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
+        self.gwtrust = GatewayTrust(TrustStore.in_backend(self.backend), count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
                                     reset_session=self.registry.reset_session, publish=self.mqtt.publish)
         self.dispatcher.verifier = self.gwtrust.verifier  # only enrolled gateways' signed, fresh messages pass
         self.anchorer = Anchorer(self.audit, self.keys, self.mqtt.publish, self.metrics, cfg.audit_anchor_interval_s)
@@ -163,7 +166,8 @@ class Hub:
         self.residents = build_residents(
             rcfg, [{"id": z.id, "name": {**dict.fromkeys(("uk", "en"), z.name or z.id), **z.names},
                     "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
-                   for z in self.zones], token=None, identity=True, alert_docs=self.store.load_alerts)
+                   for z in self.zones], token=None, identity=True, alert_docs=self.store.load_alerts,
+            subscriptions_db=self.backend.open("push") if self.backend.kind == "postgres" and rcfg.webpush else None)
         self.engine.hooks.append(self.residents.notifier.on_alert)
         routers = [*routers, self.residents.router]
         self.dispatcher.on("state", self._on_state)
@@ -197,7 +201,8 @@ class Hub:
             self.pipeline = Ingest(zone_of=self.zone_of, on_reading=self.latest.on_reading)
             self.dispatcher.on("telemetry", self.pipeline.batch_lines)
         # the noise violations register: signed pass-by evidence, review, exports (hub/violations/)
-        self.violations = Violations(config.noise, cfg.state_dir / "violations.sqlite", zone_of=self.zone_of,
+        self.violations = Violations(config.noise, cfg.state_dir / "violations.sqlite" if self.backend.kind == "sqlite"
+                                     else self.backend.open("violations"), zone_of=self.zone_of,
                                      emit=self._emit, registry=self.metrics.registry)
         self.dispatcher.on("state", self.violations.on_state)
         self.dispatcher.on("event", self.violations.on_event)

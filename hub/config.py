@@ -33,6 +33,9 @@
     flush_interval_s = 1.0          # how often the spool is written to the store
     commit_delay_s = 0.05           # longest a received message waits for its spool commit and PUBACK
 
+    [database]                      # where hub state lives (hub/repo/settings.py): "sqlite" files in state_dir,
+    url = "sqlite"                  # or "postgresql://dozor@db:5432/dozor" with password_file / password_env
+
     [noise]                         # the violations register (hub/violations/)
     gateway_keys = { gw-a = "<base64url Ed25519 public key>" }   # pinned evidence keys (a list for rotation);
                                     # a pinned gateway's announced keys (GatewayState.evidence_key) are ignored
@@ -63,6 +66,8 @@ from contract.broker import BrokerAddress
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id, Signal
 from hub.errors import ConfigError
+from hub.repo.backend import Backend
+from hub.repo.settings import DatabaseSettings
 from hub.residents.config import ResidentsConfig
 from runtime import credentials
 
@@ -250,6 +255,7 @@ class HubConfig(_Section):
     hub: HubSettings = HubSettings()
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
+    database: DatabaseSettings = DatabaseSettings()  # where hub state lives (hub/repo): SQLite or PostgreSQL
     firmware: FirmwareSettings = FirmwareSettings()
     noise: NoiseSettings = NoiseSettings()
     two_person: TwoPersonSettings = TwoPersonSettings()
@@ -262,6 +268,10 @@ class HubConfig(_Section):
     @property
     def state_dir(self) -> Path:
         return self.hub.state_dir
+
+    def backend(self) -> Backend:
+        """The hub state backend ([database]); reads the database password now."""
+        return self.database.backend(self.hub.state_dir)
 
     @property
     def api_url(self) -> str:
@@ -314,6 +324,9 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
             cfg = cfg.model_copy(update={"oidc": o.model_copy(update={"jwks_file": base / o.jwks_file})})
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
+    db = cfg.database
+    if db.password_file is not None and not db.password_file.is_absolute():
+        cfg = cfg.model_copy(update={"database": db.model_copy(update={"password_file": base / db.password_file})})
     store = cfg.store
     if store.kind != "none" and not store.url:
         raise ConfigError(f"{source}: [store] url is required for kind = {store.kind!r} "
