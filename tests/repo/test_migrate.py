@@ -18,11 +18,11 @@ from hub.repo import COMPONENTS, redact
 from tests.identity.helpers import DOZOR
 
 
-def write_config(tmp: Path, *, database: str = "", port: int = 1883) -> Path:
+def write_config(tmp: Path, *, database: str = "", port: int = 1883, api_port: int = 8080) -> Path:
     (tmp / "zones.json").write_text(json.dumps([{"id": "north", "name": "North", "gateways": ["gw-a"]}]))
     path = tmp / "hub.toml"
-    path.write_text(f'[hub]\nstate_dir = "state"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\n'
-                    + database)
+    path.write_text(f'[hub]\nstate_dir = "state"\nzones = "zones.json"\napi_port = {api_port}\n'
+                    f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\n' + database)
     return path
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -168,3 +169,72 @@ def test_nodes_survive_a_restart_and_a_bad_row_is_skipped(state_backend: Backend
     assert [n.id for n in again.list()] == ["N-1"] and again.list()[0].outdated is True and errors == [1]
     assert again.prune(now=10**10) == 0  # a provisioned node is inventory: never pruned
     store.close()
+
+
+def _noise_row(event_id: str, record_id: str, *, start: float, signature: str = "verified") -> dict:
+    from hub.violations.register import SUMMARY_COLUMNS
+
+    row = dict.fromkeys(SUMMARY_COLUMNS)
+    row.update(id=event_id, record_id=record_id, gateway="gw-a", sensor="mic-1", zone="north", lat=50.4, lon=30.5,
+               distance_m=7.5, start=start, end=start + 2, peak=start + 1, lafmax=92.0, lafmax_75=90.5, sel=95.0,
+               **{"class": "exhaust"}, scores={"exhaust": 0.9}, suppressed=False, suppression={}, flags=[],
+               candidate=True, enforceable=True, signature=signature, kid="k1", key_source="pinned",
+               signature_detail="", state="candidate", record=json.dumps({"id": record_id}))
+    return row
+
+
+def test_noise_register_rows_reviews_keys_and_append_only_audit(state_backend: Backend):
+    from hub.errors import StoreError
+    from hub.violations.register import Filters, Register
+
+    reg = Register(state_backend.state_dir / "violations.sqlite") if state_backend.kind == "sqlite" else \
+        Register(state_backend.open("violations"))
+    try:
+        assert reg.insert(_noise_row("e1", "r1", start=100.0), now=1.0)
+        assert not reg.insert(_noise_row("e1", "r9", start=100.0))  # a redelivered event id
+        assert not reg.insert(_noise_row("e2", "r1", start=100.0))  # the same record under another id
+        assert reg.insert(_noise_row("e3", "r3", start=200.0, signature="unverified"), now=2.0)
+        assert reg.set_state("e1", "candidate", "confirmed", who="rev", action="confirm", note="loud")
+        assert not reg.set_state("e1", "candidate", "dismissed", who="rev2", action="dismiss", note="late")
+        assert reg.mark_verified("e3", "k1", "announced", "ok") and not reg.mark_verified("e3", "k1", "x", "y")
+        assert reg.add_key("gw-a", "k1", "KEY", "pinned") and not reg.add_key("gw-a", "k1", "KEY", "pinned")
+        assert reg.keys() == [("gw-a", "k1", "KEY")]
+        got = reg.get("e1", record=True)
+        assert got["state"] == "confirmed" and got["record"] == {"id": "r1"} and got["scores"] == {"exhaust": 0.9}
+        assert got["enforceable"] is True and got["end"] == 102.0
+        assert [r["id"] for r in reg.list(Filters(since=150.0))] == ["e3"]
+        assert [r["id"] for r in reg.list(Filters(state="confirmed", zone="north", min_level=90.0))] == ["e1"]
+        assert [a["action"] for a in reg.audit("e1")] == ["received", "confirm"]
+        assert reg.counts(0, 1000, "class") == [("exhaust", "candidate", 1), ("exhaust", "confirmed", 1)]
+        assert reg.flag_counts(0, 1000) == (2, 2, 0, 0)
+        assert reg.top_sensors(0, 1000) == [("gw-a", "mic-1", "north", 2, 1, 90.5)]
+        for sql in ("UPDATE noise_audit SET note = 'forged'", "DELETE FROM noise_audit"):
+            with pytest.raises(StoreError, match="append-only"):
+                reg.db.execute(sql)
+        assert len(reg.audit("e1")) == 2
+    finally:
+        reg.close()
+
+
+def test_push_subscriptions_persist_and_expire(state_backend: Backend):
+    from hub.residents.channels.webpush import Subscriber, SubscriptionStore
+
+    def open_store(**kw) -> SubscriptionStore:
+        where = state_backend.state_dir / "push.sqlite" if state_backend.kind == "sqlite" else \
+            state_backend.open("push")
+        return SubscriptionStore(where, **kw)
+
+    store = open_store(max_subscriptions=3)
+    store.add_many([Subscriber(f"https://push.example/{i}", "p", "a", frozenset({"z1"})) for i in range(5)])
+    store.add(Subscriber("https://push.example/4", "p2", "a2", frozenset({"z2"}), lang="en"))  # re-subscribed
+    assert store.evicted == 2 and store.remove("https://push.example/2")
+    store.close()
+    again = open_store()
+    assert {s.endpoint[-1] for s in again.for_zone("z1")} == {"3"}
+    assert again.get("https://push.example/4") == Subscriber("https://push.example/4", "p2", "a2", frozenset({"z2"}),
+                                                             lang="en")
+    again._db.execute("UPDATE push_subs SET created = 0 WHERE endpoint LIKE '%3'")
+    again.close()
+    expired = open_store()
+    assert len(expired) == 1 and expired.evicted == 1
+    expired.close()

@@ -193,11 +193,12 @@ def test_sim_city_factory_enrolls_and_trusts_the_hubs_keys(tmp_path):
 
     (tmp_path / "zones.json").write_text(json.dumps([{"id": "z", "gateways": ["gw-0001"]}]))
     (tmp_path / "hub.toml").write_text('[hub]\nstate_dir = "hub"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://x:1"\n')
-    state, keys = hub_from_config(tmp_path / "hub.toml")
-    assert state == tmp_path / "hub" and len(keys) == 1
+    backend, keys = hub_from_config(tmp_path / "hub.toml")
+    state = backend.state_dir
+    assert backend.kind == "sqlite" and state == tmp_path / "hub" and len(keys) == 1
     KeyRing(state).stage()
     assert len(hub_from_config(tmp_path / "hub.toml")[1]) == 2  # active and staged
-    factory = enrolling_factory(state)
+    factory = enrolling_factory(backend)
     factory({"gateway": {"id": "gw-0001", "state_dir": str(tmp_path / "gw"), "zone": "z"},
              "trust": {"hub_keys": keys}})
     enrolled = TrustStore(state).get("gw-0001")
