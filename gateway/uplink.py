@@ -42,7 +42,7 @@ from gateway.identity import GatewayIdentity
 from gateway.outbox import Lane, Outbox, OutboxError
 from gateway.replay import StateStore
 from runtime.backoff import Backoff
-from runtime.mqtt import MqttLinkError, MqttParams, MqttSession, Will
+from runtime.mqtt import BrokerList, MqttLinkError, MqttParams, MqttSession, Will
 from runtime.supervise import Supervisor, TaskFailed
 
 MAX_PENDING_ACKS = 10_000
@@ -79,6 +79,7 @@ class Uplink:
         self.t_ack = topics.gw(gateway_id, topics.GwChannel.ACK)
         self.t_heartbeat = topics.gw(gateway_id, topics.GwChannel.HEARTBEAT)
         self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
+        self.brokers = BrokerList(cfg.endpoints, cfg.url_order)  # a clustered broker: on to the next node on loss
         self._mqtt: MqttSession | None = None
         self._sup: Supervisor | None = None
         self._acks: deque[bytes] = deque()  # only when the outbox cannot take an ack (no outbox, disk error)
@@ -196,7 +197,8 @@ class Uplink:
     # ------------------------------------------------------------ the reconnect loop
     def _params(self, will: bytes) -> MqttParams:
         c = self.cfg
-        return MqttParams(c.host, c.port, f"dozor-gw-{self.gateway_id}", username=c.username, password=c.password,
+        host, port = self.brokers.current
+        return MqttParams(host, port, f"dozor-gw-{self.gateway_id}", username=c.username, password=c.password,
                           keepalive_s=c.keepalive_s, clean_session=False, will=Will(self.t_state, will),
                           tls=c.tls_files(), connect_timeout_s=c.connect_timeout_s,
                           publish_timeout_s=c.publish_timeout_s, stuck_puback_s=c.stuck_puback_s)
@@ -233,6 +235,9 @@ class Uplink:
                 self._mqtt = None
                 if was_up:
                     self._hooks(self.on_disconnected)
+                if len(self.brokers) > 1:
+                    self.brokers.failed()
+                    self.counters.inc("mqtt_broker_switches")
             await asyncio.sleep(self.backoff.down())
 
     async def _serve(self, mqtt: MqttSession) -> None:
@@ -240,7 +245,7 @@ class Uplink:
         await self._publish_birth(mqtt)
         self._mqtt = mqtt
         self.connected.set()
-        self.log.info("uplink up: %s:%d session %d", self.cfg.host, self.cfg.port, self.session)
+        self.log.info("uplink up: %s:%d session %d", *self.brokers.current, self.session)
         async with Supervisor(f"uplink {self.gateway_id}", log=self.log,
                               on_failure=lambda name: self.counters.inc(f"uplink_task_failures.{name}")) as sup:
             self._sup = sup

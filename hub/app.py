@@ -355,7 +355,7 @@ class Hub:
                                                     log_level="warning", lifespan="off", access_log=False))
         _warn_inline_secrets(self.config)
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
-                 self.config.mqtt.url, self.keys.kid)
+                 self.config.mqtt.shown, self.keys.kid)
         tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
             ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])),

@@ -19,7 +19,9 @@
     audit_anchor_interval_s = 60    # how often the hub signs and publishes the audit chain head
 
     [mqtt]
-    url = "mqtt://127.0.0.1:1883"
+    url = "mqtt://127.0.0.1:1883"   # or, for a clustered broker (NATS, EMQX), its nodes instead of url:
+                                    # urls = ["mqtt://mq1:1883", "mqtt://mq2:1883", "mqtt://mq3:1883"]
+    url_order = "in_order"          # or "random"; a lost or refused node: on to the next (contract/broker.py)
     client_id = "dozor-hub"
 
     [store]                         # the time-series store for telemetry, fleet and alert points

@@ -103,6 +103,8 @@ def attach(group: typer.Typer) -> None:
             rows = store.history(gateway)
         finally:
             store.close()
+        if gateway and not rows:
+            fail(f"gateway {gateway} was never enrolled on this hub (see `dozor gateways`)", as_json=as_json)
         if as_json:
             emit_json(rows)
             return

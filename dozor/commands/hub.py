@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         assert cfg is not None
         summary = {"ok": True, "file": str(config), "state_dir": str(cfg.hub.state_dir), "api": cfg.api_url,
-                   "mqtt": cfg.mqtt.url, "zones": str(cfg.hub.zones), "store": cfg.store.kind,
+                   "mqtt": cfg.mqtt.shown, "zones": str(cfg.hub.zones), "store": cfg.store.kind,
                    "residents": cfg.residents is not None}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
