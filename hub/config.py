@@ -10,7 +10,7 @@
     all_clear_duration_s = 30
     zones = "zones.json"
     extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
-    finished_in_memory_s = 600      # a finished alert then lives only in the store (still readable)
+    finished_in_memory_s = 60       # a finished alert then lives only in the store (still readable)
     alert_retention_days = 365      # finished alerts older than this are deleted (the audit chain keeps its records)
     metrics_token_file = "metrics-token"  # optional: a separate bearer token for Prometheus on /metrics
     max_body_bytes = 1048576        # larger request bodies get 413 before they are read
@@ -89,7 +89,7 @@ class HubSettings(_Section):
     zones: Path = Path("zones.json")
     extra_verify_keys: tuple[str, ...] = ()
     flush_interval_s: float = Field(default=0.2, gt=0, le=10)
-    finished_in_memory_s: float = Field(default=600.0, ge=0, le=86400)  # then a finished alert lives only in the store
+    finished_in_memory_s: float = Field(default=60.0, ge=0, le=86400)  # then a finished alert lives only in the store
     alert_retention_days: float = Field(default=365.0, gt=0)  # finished alerts older than this are deleted
     metrics_token_file: Path | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1024 * 1024)

@@ -133,18 +133,22 @@ class Store:
         return [json.loads(doc) for (doc,) in rows]
 
     def delete_alerts_before(self, cutoff: float, *, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
-        """Retention: delete finished alerts created before ``cutoff`` with their device rows and commands (the
-        audit records stay). Alerts in ``keep`` (still in memory) are never deleted."""
+        """Retention: delete finished alerts created before ``cutoff`` with their device rows and commands, and
+        the event log (``audit`` table: gateway transitions, per-alert log) older than ``cutoff``; the
+        tamper-evident audit chain (audit.sqlite) is not touched. Alerts in ``keep`` (still in memory) are never
+        deleted, nor their log."""
         ids = [i for (i,) in self._query(
             "SELECT id FROM alerts WHERE created < ? AND status NOT IN ('pending_confirmation','active') AND NOT "
             f"{self.db.json_true('doc', 'tracking')}",
             (cutoff,)) if i not in keep]
-        if not ids:
-            return 0
         try:
             with self.db.transaction() as tx:
-                for table, col in (("alert_devices", "alert"), ("commands", "alert"), ("alerts", "id")):
-                    tx.executemany(f"DELETE FROM {table} WHERE {col}=?", [(i,) for i in ids])
+                for table, col in (("alert_devices", "alert"), ("commands", "alert"), ("alerts", "id"),
+                                   ("audit", "alert")):
+                    if ids:
+                        tx.executemany(f"DELETE FROM {table} WHERE {col}=?", [(i,) for i in ids])
+                tx.execute("DELETE FROM audit WHERE ts < ? AND (alert IS NULL OR alert NOT IN "
+                           "(SELECT id FROM alerts))", (cutoff,))
         except StoreError as exc:
             raise StoreError(f"cannot delete old alerts from {self.path}: {exc}") from None
         return len(ids)
