@@ -45,7 +45,7 @@ from gateway.identity import GatewayIdentity
 from gateway.outbox import Lane, Outbox, OutboxError
 from gateway.replay import StateStore
 from runtime.backoff import Backoff
-from runtime.mqtt import MqttLinkError, MqttParams, MqttSession, Will
+from runtime.mqtt import BrokerList, MqttLinkError, MqttParams, MqttSession, Will
 from runtime.ratelog import RateLimitedLog
 from runtime.supervise import Supervisor, TaskFailed
 
@@ -93,6 +93,7 @@ class Uplink:
         self.t_ack = topics.gw(gateway_id, topics.GwChannel.ACK)
         self.t_heartbeat = topics.gw(gateway_id, topics.GwChannel.HEARTBEAT)
         self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
+        self.brokers = BrokerList(cfg.endpoints, cfg.url_order)  # a clustered broker: on to the next node on loss
         self._mqtt: MqttSession | None = None
         self._outage: Outage | None = None
         self._down_log = RateLimitedLog(self.log, 10.0)
@@ -212,7 +213,8 @@ class Uplink:
     # ------------------------------------------------------------ the reconnect loop
     def _params(self, will: bytes) -> MqttParams:
         c = self.cfg
-        return MqttParams(c.host, c.port, f"dozor-gw-{self.gateway_id}", username=c.username, password=c.password,
+        host, port = self.brokers.current
+        return MqttParams(host, port, f"dozor-gw-{self.gateway_id}", username=c.username, password=c.password,
                           keepalive_s=c.keepalive_s, clean_session=False, will=Will(self.t_state, will),
                           tls=c.tls_files(), connect_timeout_s=c.connect_timeout_s,
                           publish_timeout_s=c.publish_timeout_s, stuck_puback_s=c.stuck_puback_s)
@@ -252,6 +254,9 @@ class Uplink:
                 self._mqtt = None
                 if was_up:
                     self._hooks(self.on_disconnected)
+                if len(self.brokers) > 1:
+                    self.brokers.failed()
+                    self.counters.inc("mqtt_broker_switches")
             if outage is None:
                 outage = Outage(time.monotonic())
             else:
@@ -266,7 +271,7 @@ class Uplink:
         self._mqtt = mqtt
         self.connected.set()
         o = self._outage
-        self.log.info("uplink up: %s:%d session %d%s", self.cfg.host, self.cfg.port, self.session,
+        self.log.info("uplink up: %s:%d session %d%s", *self.brokers.current, self.session,
                       f" (after {o.failed} failed attempts in {time.monotonic() - o.since:.2f} s; longest retry wait "
                       f"{o.longest_wait_s:.3f} s, cap {self.backoff.cap:g} s)" if o is not None and o.failed else "")
         async with Supervisor(f"uplink {self.gateway_id}", log=self.log,
