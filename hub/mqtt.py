@@ -22,7 +22,7 @@ from contract.models import Ack, Event, GatewayState, Heartbeat, HubState, Telem
 from hub.config import MqttSettings
 from hub.metrics import HubMetrics
 from runtime.backoff import Backoff
-from runtime.mqtt import MqttLinkError, MqttParams, MqttSession, Will
+from runtime.mqtt import BrokerList, MqttLinkError, MqttParams, MqttSession, Will
 from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class HubMqtt:
         self.session: MqttSession | None = None
         self.connected = asyncio.Event()
         self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
+        self.brokers = BrokerList(cfg.endpoints, cfg.url_order)  # a clustered broker: on to the next node on loss
         self._log = RateLimitedLog(log, 10.0)
 
     def _state(self, state: str) -> bytes:
@@ -158,7 +159,7 @@ class HubMqtt:
                 await self._session()
             except MqttLinkError as exc:
                 self.metrics.mqtt_disconnects.labels(kind).inc()
-                log.warning("MQTT %s:%d (%s): %s", self.cfg.host, self.cfg.port, kind, exc)
+                log.warning("MQTT %s:%d (%s): %s", *self.brokers.current, kind, exc)
             except Exception as exc:  # noqa: BLE001 - a bug (e.g. in on_connect) must not end the connection for good
                 self.metrics.mqtt_disconnects.labels(kind).inc()
                 self._log.error(f"crash:{type(exc).__name__}", "MQTT %s session failed: %r; reconnecting", kind, exc,
@@ -166,6 +167,9 @@ class HubMqtt:
             finally:
                 self.session = None
                 self.connected.clear()
+                if len(self.brokers) > 1:
+                    self.brokers.failed()
+                    self.metrics.mqtt_broker_switches.labels(kind).inc()
             await asyncio.sleep(self.backoff.down())
 
     def _on_message(self, topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
@@ -183,7 +187,8 @@ class HubMqtt:
     async def _session(self) -> None:
         cfg = self.cfg
         will = Will(topics.HUB_STATE, self._state("offline")) if self.control else None
-        params = MqttParams(cfg.host, cfg.port, self.client_id, username=cfg.username, password=cfg.password,
+        host, port = self.brokers.current
+        params = MqttParams(host, port, self.client_id, username=cfg.username, password=cfg.password,
                             keepalive_s=cfg.keepalive_s, clean_session=not cfg.persistent_session, will=will,
                             tls=cfg.tls_files(), connect_timeout_s=cfg.connect_timeout_s,
                             publish_timeout_s=cfg.publish_timeout_s, stuck_puback_s=cfg.stuck_puback_s,
@@ -195,7 +200,7 @@ class HubMqtt:
             await session.subscribe([(f"{topics.ROOT}/gw/+/{ch.value}", 1) for ch in self.channels])
             self.session = session
             self.metrics.mqtt_connects.labels("control" if self.control else "ingest").inc()
-            log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, self.client_id)
+            log.info("MQTT connected to %s:%d as %s", host, port, self.client_id)
             if self.control:
                 await session.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
             self.connected.set()
