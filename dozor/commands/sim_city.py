@@ -24,9 +24,10 @@ def gateway_factory(config: dict[str, Any]):
     return Gateway(GatewayConfig.model_validate(config))
 
 
-def enrolling_factory(hub_state_dir: Path):
+def enrolling_factory(hub_state_dir):
     """A gateway factory that first enrolls each gateway's identity key in the hub's trust store (as
-    `dozor gateways enroll` does), so a hub that checks signatures accepts the simulated city."""
+    `dozor gateways enroll` does), so a hub that checks signatures accepts the simulated city. ``hub_state_dir``:
+    a state dir (SQLite) or the hub's state backend (``hub.repo.Backend``: PostgreSQL too)."""
     from gateway.identity import load_or_create
     from hub.gwtrust import enroll
 
@@ -38,13 +39,13 @@ def enrolling_factory(hub_state_dir: Path):
     return factory
 
 
-def hub_from_config(hub_config: Path) -> tuple[Path, dict[str, str]]:
-    """(hub state dir, every key the hub announces: active and staged) from the hub's TOML config."""
+def hub_from_config(hub_config: Path):
+    """(hub state backend, every key the hub announces: active and staged) from the hub's TOML config."""
     from hub.config import load_config
     from hub.keys import load_or_create
 
     cfg = load_config(hub_config)
-    return cfg.hub.state_dir, load_or_create(cfg.hub.state_dir, cfg.hub.extra_verify_keys).public_keys_b64()
+    return cfg.backend(), load_or_create(cfg.hub.state_dir, cfg.hub.extra_verify_keys).public_keys_b64()
 
 
 def hub_keys_from(hub_state: Path | None, hub_key: list[str]) -> dict[str, str]:

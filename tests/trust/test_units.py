@@ -193,11 +193,12 @@ def test_sim_city_factory_enrolls_and_trusts_the_hubs_keys(tmp_path):
 
     (tmp_path / "zones.json").write_text(json.dumps([{"id": "z", "gateways": ["gw-0001"]}]))
     (tmp_path / "hub.toml").write_text('[hub]\nstate_dir = "hub"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://x:1"\n')
-    state, keys = hub_from_config(tmp_path / "hub.toml")
-    assert state == tmp_path / "hub" and len(keys) == 1
+    backend, keys = hub_from_config(tmp_path / "hub.toml")
+    state = backend.state_dir
+    assert backend.kind == "sqlite" and state == tmp_path / "hub" and len(keys) == 1
     KeyRing(state).stage()
     assert len(hub_from_config(tmp_path / "hub.toml")[1]) == 2  # active and staged
-    factory = enrolling_factory(state)
+    factory = enrolling_factory(backend)
     factory({"gateway": {"id": "gw-0001", "state_dir": str(tmp_path / "gw"), "zone": "z"},
              "trust": {"hub_keys": keys}})
     enrolled = TrustStore(state).get("gw-0001")
@@ -227,3 +228,14 @@ def test_a_key_id_that_begins_with_a_dash_is_taken_as_the_kid_not_as_options(tmp
     assert ring.load().kid == staged and first not in ring.load().all_kids
     res = runner.invoke(app, ["hub", "keys", "retire", "-c", str(cfg), "--", staged])
     assert res.exit_code == 1 and "active" in res.output
+
+
+def test_history_of_a_gateway_never_enrolled_is_an_error_not_an_empty_success(tmp_path):
+    (tmp_path / "zones.json").write_text(json.dumps([{"id": "z", "gateways": ["gw-1"]}]))
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text('[hub]\nstate_dir = "hub"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://x:1"\n')
+    (tmp_path / "hub").mkdir()
+    res = runner.invoke(app, ["gateways", "history", "gw-404", "--config", str(cfg)])
+    assert res.exit_code == 1 and "gw-404" in res.output and "never enrolled" in res.output
+    res = runner.invoke(app, ["gateways", "history", "--config", str(cfg), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == []
