@@ -3,7 +3,7 @@
 The node that is killed (``kill -9``) is the JetStream meta leader, and the hub and one gateway sit on it.
 
 - during an alert: every siren of the alert is confirmed (acked sounding) and the all-clear too;
-- during telemetry: every reading a field node produced is stored exactly once (RAW samples in a real
+- during telemetry: every reading the gateway accepted is stored exactly once (RAW samples in a real
   VictoriaMetrics), through the loss of the gateway's node and then of the hub's node;
 - sessions and retained state: after the loss, a fresh client on each surviving node reads every gateway's
   birth, the hub's online state and every zone's state at the version the hub holds;
@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,13 @@ def leader_index(cluster: NatsCluster) -> int:
     name = cluster.meta_leader()
     assert name is not None
     return int(name.removeprefix("n"))
+
+
+def serial_losses(log: Path) -> int:
+    """Frames the gateway found missing from the simulated node's sequence numbers (lost on the pty before the
+    gateway had them, so outside the path under test; the gateway counts them as ``seq_lost``)."""
+    found = re.findall(r"sensor noise-1: seq_lost now (\d+)", log.read_text(errors="replace"))
+    return int(found[-1]) if found else 0
 
 
 async def retained_problems(city: NatsCity, node: int, client_id: str) -> list[str]:
@@ -129,14 +138,18 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
         firsts = {"gw-a": k, "gw-b": hub_node, "gw-c": third}
         async with nats_city(tmp_path, cluster, hub_first=hub_node, firsts=firsts, noise_on="gw-a",
                              store_url=vm.url) as city, Watcher(cluster, third, "watch-telemetry") as watch:
-            # warm-up: a reading until one is stored (the simulated node's pty may drop bytes while the gateway
-            # first opens it); from then on every reading is counted
-            while stored(vm) == 0:
+            # warm-up: a reading until one is stored; from then on every reading the gateway accepts is counted
+            while await asyncio.to_thread(stored, vm) == 0:
                 assert city.gateways["gw-a"].noise.send_levels()
                 await asyncio.sleep(0.5)
             produced = await asyncio.to_thread(settled, vm, 0)
+            log, lost0 = tmp_path / "gw-a.log", serial_losses(tmp_path / "gw-a.log")
+
+            def accepted() -> int:  # produced, less what the pty lost before the gateway had it (seq_lost)
+                return produced - (serial_losses(log) - lost0)
+
             await produce(city, 20)
-            await until(lambda: stored(vm) >= produced, "readings before any loss")
+            await until(lambda: stored(vm) >= accepted(), "readings before any loss")
             # 1. the gateway's node dies mid-stream (the hub is elsewhere)
             before = await asyncio.to_thread(city.online)
             producing = asyncio.create_task(produce(city, 100))
@@ -148,8 +161,8 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
                               "gw-a's birth from a surviving node")
             moved = next(t for t, s, _ in watch.births("gw-a") if s.session > before["gw-a"]) - killed_at
             print(f"\ngw-a moved {moved:.2f} s after kill -9 of its node n{k}")
-            await until(lambda: stored(vm) >= produced, "readings after the gateway's node died", attempts=1200)
-            assert await asyncio.to_thread(settled, vm, produced) == produced  # RAW: each reading once
+            await until(lambda: stored(vm) >= accepted(), "readings after the gateway's node died", attempts=1200)
+            assert await asyncio.to_thread(settled, vm, produced) == accepted()  # RAW: each reading once
             # the retained state survived and the hub (on another node) did not reconnect
             await check_retained(city, third, "telemetry")
             # 2. the node comes back, then the hub's node dies mid-stream (its ingest session moves)
@@ -160,10 +173,12 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
             cluster.kill(hub_node)
             await producing
             await produce(city, 20)
-            await until(lambda: stored(vm) >= produced, "readings after the hub's node died", attempts=1200)
-            assert await asyncio.to_thread(settled, vm, produced) == produced
+            await until(lambda: stored(vm) >= accepted(), "readings after the hub's node died", attempts=1200)
+            assert await asyncio.to_thread(settled, vm, produced) == accepted()
+            assert serial_losses(log) - lost0 <= produced // 20, "the simulated serial link lost too much to count"
             await until(lambda: set(city.online()) == set(firsts), "every gateway online again", attempts=900)
             ingest = [line for line in (tmp_path / "hub.log").read_text().splitlines()
                       if "as dozor-hub-ingest" in line and "MQTT connected to" in line]
             assert len(ingest) >= 2, ingest  # the ingest connection resumed its session on another node
-            print(json.dumps({"produced": produced, "stored": stored(vm)}))
+            print(json.dumps({"produced": produced, "lost_on_the_pty": serial_losses(log) - lost0,
+                              "stored": stored(vm)}))
