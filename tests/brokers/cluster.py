@@ -180,8 +180,7 @@ async def nats_city(tmp_path: Path, cluster: NatsCluster, *, hub_first: int, fir
         client = HubClient(f"http://127.0.0.1:{api}", token)
         await until(lambda: client.health(), "the hub's API")
         for gw in gateways.values():
-            gw.proc = await spawn("gateway", "run", "--config", str(gw.cfg), "--log-level", "DEBUG",
-                                  log=tmp_path / f"{gw.id}.log")
+            gw.proc = await spawn("gateway", "run", "--config", str(gw.cfg), log=tmp_path / f"{gw.id}.log")
             procs.append(gw.proc)
         city = NatsCity(cluster, client, hub_first, gateways, tmp_path, procs)
         await until(lambda: set(city.online()) == set(firsts), "every gateway online at the hub", attempts=900)
