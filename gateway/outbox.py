@@ -125,9 +125,6 @@ class Outbox:
         self._lock_fd = self._take_lock()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # one process owns the file (the lock above): hold SQLite's locks for the connection's life and keep
-            # the WAL index in memory, instead of taking and dropping file locks on every transaction (CPU)
-            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(SCHEMA)
