@@ -28,7 +28,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from contract import topics
-from contract.models import TelemetryBatch
+from contract.codecs import telemetry as telemetry_wire
 from simulators.brokers import Mosquitto
 from simulators.pty_link import PtyLink
 from simulators.sensors import SimNoiseNode, SimPms5003
@@ -76,7 +76,7 @@ async def run(devices: int, seconds: float) -> dict:
 
     def on_message(_c, _u, msg) -> None:
         now = time.time()
-        batch = TelemetryBatch.model_validate_json(msg.payload)
+        batch = telemetry_wire.decode_batch(msg.payload)  # wire version 1 or 2
         received["readings"] += len(batch.readings)
         received["batches"] += 1
         if measuring["on"]:

@@ -94,7 +94,8 @@ class Gateway:
             self.telemetry = Telemetry(self.id, self.outbox, state_dir=cfg.gateway.state_dir,
                                        counters=self.counters, log=self.log,
                                        settings=TelemetrySettings(flush_s=tcfg.flush_s, rate=tcfg.drain_rate,
-                                                                  burst=tcfg.drain_burst))
+                                                                  burst=tcfg.drain_burst,
+                                                                  wire_version=tcfg.wire_version))
             for bcfg in cfg.bus:  # every serial port is owned by one bus object; drivers register with it
                 if bcfg.kind == "modbus":
                     self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()

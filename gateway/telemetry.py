@@ -52,6 +52,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from contract import topics
+from contract.codecs import telemetry as wire
+from contract.codecs.telemetry import NotCompactable
 from contract.codecs.validate import Validator, check_ranges
 from contract.models import Event, Reading, TelemetryBatch
 from gateway.counters import Counters
@@ -80,6 +82,7 @@ class TelemetrySettings:
     publish_timeout_s: float = 30.0
     max_queue: int = 20_000  # readings waiting for the disk; beyond that they are counted and dropped
     stuck_repeats: int = 30
+    wire_version: int = 2  # 2: compact batches (contract.codecs.telemetry); 1: for hubs older than version 2
 
 
 @dataclass
@@ -386,14 +389,24 @@ class Telemetry:
                 messages.append((item.topic, item.payload))
         batch = None
         if readings:
-            batch = TelemetryBatch(gateway=self.gateway_id, session=self.session, seq=self.seq,
-                                   readings=tuple(readings), historical=historical).to_bytes()
+            batch = self._encode(readings, historical)
             self.counters.inc("telemetry_historical_batches" if historical else "telemetry_live_batches")
         flush = Flush(self.session, self.seq, [i.id for i in items], batch, len(readings), messages)
         if batch is not None:
             self.seq += 1
             self._save(self.session, flush)
         return flush
+
+    def _encode(self, readings: list[Reading], historical: bool) -> bytes:
+        """The batch in the configured wire version; version 1 for a batch version 2 cannot carry (counted)."""
+        if self.settings.wire_version >= 2:
+            try:
+                return wire.encode(self.gateway_id, self.session, self.seq, readings, historical=historical)
+            except NotCompactable as exc:
+                self.counters.inc("telemetry_v1_fallbacks")
+                self.log.warning("batch sent as wire version 1: %s", exc)
+        return TelemetryBatch(gateway=self.gateway_id, session=self.session, seq=self.seq,
+                              readings=tuple(readings), historical=historical).to_bytes()
 
     async def _send(self, flush: Flush) -> bool:
         assert self.publish is not None

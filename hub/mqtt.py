@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel
 
 from contract import topics
+from contract.codecs import telemetry as telemetry_wire
 from contract.errors import MalformedMessage
 from contract.models import Ack, Event, GatewayState, Heartbeat, HubState, TelemetryBatch, decode
 from hub.config import MqttSettings
@@ -69,7 +70,8 @@ class Dispatcher:
             verifier = self.verifier if channel in SIGNED else None
             if verifier is not None and (payload := verifier.open(parsed.ident, channel, payload)) is None:
                 return  # unsigned or unverifiable: counted and logged by the verifier
-            msg = decode(MODELS[channel], payload, topic=topic)
+            msg = telemetry_wire.decode(payload, topic=topic) if channel == "telemetry" else \
+                decode(MODELS[channel], payload, topic=topic)  # telemetry: version 1 or 2 (compact)
             if getattr(msg, "gateway", parsed.ident) != parsed.ident:
                 raise MalformedMessage("gateway_mismatch", topic=topic,
                                        detail=f"payload says {getattr(msg, 'gateway', '')!r}")

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
-from hub.repo import Backend, Database
+from hub.repo import Backend, Database, Tx
 from hub.repo.schema import HUB
 
 
@@ -48,6 +49,7 @@ class Store:
     def __init__(self, where: Path | Database) -> None:
         self.db = where if isinstance(where, Database) else Backend.sqlite(where.parent).open(HUB, path=where)
         self.path = self.db.where
+        self.fence: Callable[[Tx], None] | None = None  # e.g. hub.repo.lease.Lease.check: writes only as leader
         self._alerts: dict[str, Any] = {}
         self._devices: dict[tuple[str, str, str], Any] = {}  # objects with .doc(): serialised at flush
         self._commands: list[tuple] = []
@@ -101,6 +103,8 @@ class Store:
                    (UPSERT_ZONE, [(k, *v) for k, v in zones.items()]))
         try:
             with self.db.transaction() as tx:
+                if self.fence is not None:
+                    self.fence(tx)
                 for sql, rows in batches:
                     if rows:
                         tx.executemany(sql, rows)

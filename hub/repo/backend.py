@@ -74,6 +74,7 @@ class Backend:
     pool_min: int = 1
     pool_max: int = 10
     connect_timeout_s: float = 10.0
+    idle_tx_timeout_s: float = 10.0
 
     @classmethod
     def sqlite(cls, state_dir: Path) -> Backend:
@@ -81,8 +82,9 @@ class Backend:
 
     @classmethod
     def postgres(cls, url: str, *, password: str | None = None, state_dir: Path = Path("."), pool_min: int = 1,
-                 pool_max: int = 10, connect_timeout_s: float = 10.0) -> Backend:
-        return cls("postgres", Path(state_dir), url, password, pool_min, pool_max, connect_timeout_s)
+                 pool_max: int = 10, connect_timeout_s: float = 10.0, idle_tx_timeout_s: float = 10.0) -> Backend:
+        return cls("postgres", Path(state_dir), url, password, pool_min, pool_max, connect_timeout_s,
+                   idle_tx_timeout_s)
 
     @property
     def where(self) -> str:
@@ -117,14 +119,18 @@ class Backend:
         return db
 
     def _pg(self, what: str) -> PostgresDatabase:
-        key = (self.url, self.password, self.pool_min, self.pool_max)
+        key = (self.url, self.password, self.pool_min, self.pool_max, self.idle_tx_timeout_s)
         pool = POOLS.acquire(key, self._make_pool)
         return PostgresDatabase(pool, self.where, what, on_close=lambda: POOLS.release(key))
 
     def _make_pool(self) -> Any:
         from psycopg_pool import ConnectionPool, PoolTimeout
 
-        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self.connect_timeout_s))}
+        # A transaction left idle (a paused or wedged hub) is aborted by the server, so it cannot hold row locks
+        # (the leader lease's, hub.repo.lease) for long; every hub transaction is a few short statements.
+        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self.connect_timeout_s)),
+                                  "options": "-c idle_in_transaction_session_timeout="
+                                             f"{int(self.idle_tx_timeout_s * 1000)}"}
         if self.password is not None:
             kwargs["password"] = self.password
         pool = ConnectionPool(self.url, kwargs=kwargs, min_size=self.pool_min, max_size=self.pool_max,

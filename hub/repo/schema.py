@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS gateways (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS zone_states (zone TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """),
+    Migration(2, "leases with fencing tokens (the alert leader among hub instances)", """
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL,
+    expires REAL NOT NULL);
+"""),
 ))
 
 USERS = Component("users", "users.sqlite", "the user store", (

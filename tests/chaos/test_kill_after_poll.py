@@ -30,6 +30,7 @@ import pytest
 
 from contract import topics
 from contract.codecs import pms5003 as pms
+from contract.codecs import telemetry as telemetry_wire
 from contract.models import TelemetryBatch
 from simulators.pty_link import PtyLink
 from simulators.sensors import SimPms5003, pms_data
@@ -130,7 +131,7 @@ class Rig:
 
     # ---------------------------------------------------------------- the subscriber
     def on_message(self, _c, _u, msg) -> None:
-        batch = TelemetryBatch.model_validate_json(msg.payload)
+        batch = telemetry_wire.decode_batch(msg.payload)  # wire version 1 or 2
         with self._lock:
             self.raw_batches += 1
             self.batches.setdefault((batch.session, batch.seq), batch)
