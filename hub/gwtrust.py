@@ -279,9 +279,9 @@ class Verifier:
         """May an unknown gateway id cost a store look-up now? Once per ``UNKNOWN_RECHECK_S`` per id: a flood of
         messages naming ids that are not enrolled (topics are attacker input) must not put two database queries
         on the message loop per message. A gateway enrolled just now is admitted within that second."""
-        now = time.monotonic()
+        now = self.clock()
         last = self._checked.get(gateway)
-        if last is not None and now - last < UNKNOWN_RECHECK_S:
+        if last is not None and 0 <= now - last < UNKNOWN_RECHECK_S:
             return False
         if last is None and len(self._checked) >= 10_000:  # bounded
             self._checked.clear()
