@@ -280,6 +280,8 @@ class Uplink:
             try:
                 sup.start("acks", lambda: self._drain_acks(mqtt), restart=False)
                 sup.start("heartbeat", lambda: self._heartbeats(mqtt), restart=False)
+                if len(self.brokers) > 1:
+                    sup.start("rebirth", lambda: self._rebirth(mqtt), restart=False)
                 self._hooks(self.on_connected)
                 closed = asyncio.ensure_future(mqtt.wait_closed())
                 failed = asyncio.ensure_future(sup.wait())
@@ -361,6 +363,14 @@ class Uplink:
             self._update_idle()
             if done < len(results):
                 raise results[done]
+
+    async def _rebirth(self, mqtt: MqttSession) -> None:
+        """On a clustered broker: the birth once more when the session has been healthy for ``healthy_s``. A
+        cluster may lose a retained write made while it elects new leaders after losing a node, and still ack it
+        (NATS 2.9 logs "unable to store retained message"); the second birth restores the retained state."""
+        await asyncio.sleep(self.cfg.healthy_s)
+        await self._publish_birth(mqtt, update=True)
+        await asyncio.Event().wait()  # a supervised task does not return
 
     async def _heartbeats(self, mqtt: MqttSession) -> None:
         """Heartbeats on a fixed cadence (a slow status read does not stretch the interval)."""

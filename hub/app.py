@@ -131,7 +131,7 @@ class Hub:
         self.nodes = NodeRegistry(self.store.db, current_fw, on_error=self.metrics.store_errors.inc)
         self.dispatcher = Dispatcher(self.metrics)
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
-                            on_connect=self._on_connect, channels=CONTROL)
+                            on_connect=self._on_connect, on_refresh=self._republish_retained, channels=CONTROL)
         self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
         self.gwtrust = GatewayTrust(TrustStore.in_backend(self.backend), count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
                                     reset_session=self.registry.reset_session, publish=self.mqtt.publish)
@@ -310,6 +310,9 @@ class Hub:
 
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
+        await self._republish_retained()
+
+    async def _republish_retained(self) -> None:
         await self.engine.republish_zone_states()
         await self.anchorer.on_connect()  # the signed audit head goes out again at once
 

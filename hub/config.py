@@ -121,6 +121,9 @@ class MqttSettings(BrokerAddress, _Section):
     publish_timeout_s: float = Field(default=10.0, gt=0, le=300)
     stuck_puback_s: float = Field(default=15.0, ge=0, le=600)  # a PUBACK this late: the session is dead (0: off)
     healthy_s: float = Field(default=10.0, gt=0, le=3600)  # up this long: the reconnect backoff starts over
+    # With several broker nodes (urls): the retained hub and zone states go out again healthy_s after a connect,
+    # then this often (0: never), since a cluster may drop a retained write during a leader election.
+    retained_refresh_s: float = Field(default=60.0, ge=0, le=86_400)
     # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
     # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
     ingest_cert_file: Path | None = None

@@ -66,15 +66,31 @@ class _Chunk:
         return self.readings[i]
 
 
+class _Tail:
+    def __init__(self, cache: LatestCache) -> None:
+        self._cache = cache
+
+    def __len__(self) -> int:
+        return self._cache._tail_n
+
+    def __iter__(self) -> Iterator[TailItem]:
+        return self._cache._after(-1, None)
+
+
 class LatestCache:
     def __init__(self, *, tail_size: int = 50_000, clock: Callable[[], float] = time.time) -> None:
         self.devices: dict[tuple[str, str], DeviceLatest] = {}
-        self.tail: deque[_Chunk] = deque()
+        self._chunks: deque[_Chunk] = deque()
         self.tail_size = tail_size
         self._tail_n = 0
         self.cursor = 0
         self.clock = clock
         self._event: asyncio.Event | None = None
+
+    @property
+    def tail(self) -> _Tail:
+        """The buffered readings, oldest first: ``len()`` counts readings (bounded by ``tail_size``)."""
+        return _Tail(self)
 
     # ------------------------------------------------------------ in (the ingest pipeline)
     def on_reading(self, gateway: str, zone: str | None, reading: Reading) -> None:
@@ -94,14 +110,14 @@ class LatestCache:
         self._append(_Chunk(self.cursor + 1, gateway, zone, rows.n, None, series, rows))
 
     def _append(self, chunk: _Chunk) -> None:
-        self.tail.append(chunk)
+        self._chunks.append(chunk)
         self.cursor += chunk.n
         self._tail_n += chunk.n
         while self._tail_n > self.tail_size:
-            head = self.tail[0]
+            head = self._chunks[0]
             extra = self._tail_n - self.tail_size
             if head.n - head.skip <= extra:
-                self.tail.popleft()
+                self._chunks.popleft()
                 self._tail_n -= head.n - head.skip
             else:
                 head.skip += extra
@@ -140,7 +156,7 @@ class LatestCache:
         """Readings with cursor > ``after`` (optionally of one gateway), at most ``limit``.
 
         Returns (items, next cursor to pass as ``after``, readings missed because they left the buffer)."""
-        first = self.tail[0].first + self.tail[0].skip if self.tail else self.cursor + 1
+        first = self._chunks[0].first + self._chunks[0].skip if self._chunks else self.cursor + 1
         if after > self.cursor:  # a cursor from before a hub restart: follow this hub from its oldest reading
             after = first - 1
         missed = max(0, first - after - 1) if after < first - 1 else 0
@@ -154,7 +170,7 @@ class LatestCache:
         return items, max(next_cursor, after), missed
 
     def _after(self, after: int, gateway: str | None) -> Iterator[TailItem]:
-        for chunk in self.tail:
+        for chunk in self._chunks:
             if chunk.first + chunk.n - 1 <= after or (gateway is not None and chunk.gateway != gateway):
                 continue
             for i in range(max(chunk.skip, after + 1 - chunk.first), chunk.n):
@@ -165,13 +181,13 @@ class LatestCache:
         if n <= 0:
             return self.cursor
         seen = 0
-        for chunk in reversed(self.tail):
+        for chunk in reversed(self._chunks):
             if gateway is None or chunk.gateway == gateway:
                 have = chunk.n - chunk.skip
                 if seen + have >= n:
                     return chunk.first + chunk.n - (n - seen) - 1
                 seen += have
-        return self.tail[0].first + self.tail[0].skip - 1 if self.tail else self.cursor
+        return self._chunks[0].first + self._chunks[0].skip - 1 if self._chunks else self.cursor
 
     async def wait(self, after: int, timeout_s: float) -> None:
         """Return once a reading with cursor > ``after`` exists, or after ``timeout_s``."""

@@ -101,6 +101,7 @@ def test_the_latest_cache_takes_whole_series_and_serves_them_reading_by_reading(
     items, nxt, missed = whole.since(0)
     assert [i.cursor for i in items] == [4, 5, 6, 7] and nxt == 7 and missed == 3
     assert [i.reading.ts for i in items] == [10.0, 11.0, 12.0, 1.0]  # arrival order: the series was shuffled
+    assert len(whole.tail) == len(per_reading.tail) == 4 and [i.cursor for i in whole.tail] == [4, 5, 6, 7]
     assert whole.since(4, gateway="g", limit=2)[0][-1].cursor == 6 and whole.last(2) == 5
 
 
