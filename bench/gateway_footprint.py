@@ -10,7 +10,8 @@ Latency is read -> broker -> subscriber: the subscriber's receive time minus the
 the gateway driver when it read the frame; same machine clock), over the measured window.
 Prints {"rss_mb", "cpu_pct", "readings_received", "devices", "seconds", "latency_ms_p50", "latency_ms_p95"}, and
 "cpu_user_pct" / "cpu_sys_pct" (the same CPU split into user and kernel time: fsyncs are kernel time) and "load1"
-(the machine's load average at the end, to tell a loaded machine's figures apart).
+(the machine's load average at the end, to tell a loaded machine's figures apart) and "batches_received" (how many
+MQTT messages carried those readings).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def gateway_toml(state: Path, broker: str, ports: list[tuple[str, str]]) -> str:
 
 async def run(devices: int, seconds: float) -> dict:
     root = Path(tempfile.mkdtemp(prefix="dozor-bench-footprint-"))
-    received = {"readings": 0}
+    received = {"readings": 0, "batches": 0}
     latencies: list[float] = []
     measuring = {"on": False}
 
@@ -77,6 +78,7 @@ async def run(devices: int, seconds: float) -> dict:
         now = time.time()
         batch = telemetry_wire.decode_batch(msg.payload)  # wire version 1 or 2
         received["readings"] += len(batch.readings)
+        received["batches"] += 1
         if measuring["on"]:
             latencies.extend(now - r.ts for r in batch.readings if r.kind != "health")
 
@@ -99,11 +101,11 @@ async def run(devices: int, seconds: float) -> dict:
                                                   stdout=log, stderr=log)
         try:
             await asyncio.sleep(10)  # warm-up: imports, ports, first readings
-            (u0, s0), t0, r0 = proc_cpu_split_s(gw.pid), time.monotonic(), received["readings"]
+            (u0, s0), t0, r0, b0 = proc_cpu_split_s(gw.pid), time.monotonic(), received["readings"], received["batches"]
             measuring["on"] = True
             await asyncio.sleep(seconds)
             measuring["on"] = False
-            (u1, s1), t1, r1 = proc_cpu_split_s(gw.pid), time.monotonic(), received["readings"]
+            (u1, s1), t1, r1, b1 = proc_cpu_split_s(gw.pid), time.monotonic(), received["readings"], received["batches"]
             load1 = os.getloadavg()[0]
             rss = proc_rss_mb(gw.pid)
         finally:
@@ -119,7 +121,7 @@ async def run(devices: int, seconds: float) -> dict:
     return {"rss_mb": round(rss, 1), "cpu_pct": round(100 * (u1 - u0 + s1 - s0) / wall, 2),
             "cpu_user_pct": round(100 * (u1 - u0) / wall, 2), "cpu_sys_pct": round(100 * (s1 - s0) / wall, 2),
             "load1": round(load1, 2),
-            "readings_received": r1 - r0, "devices": devices, "seconds": seconds,
+            "readings_received": r1 - r0, "batches_received": b1 - b0, "devices": devices, "seconds": seconds,
             "latency_ms_p50": round(1000 * lat[len(lat) // 2], 1),
             "latency_ms_p95": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1)}
 

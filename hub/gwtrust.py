@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 TRUST_DB = "gateway-trust.sqlite"
 LOG_EVERY_S = 60.0
 FLOOR_EVERY_S = 10.0  # heartbeat/ack floors are persisted at most this often (births and wills at once)
+UNKNOWN_RECHECK_S = 1.0  # a gateway id found not enrolled is looked up in the store again at most this often
 
 
 
@@ -218,6 +219,7 @@ class Verifier:
         self.unknown: dict[str, int] = {}  # messages naming a gateway that is not enrolled
         self._version = -1
         self._logged: dict[tuple[str, str], float] = {}
+        self._checked: dict[str, float] = {}  # unknown gateway id -> when the store was last asked about it
         self.refresh()
 
     # ------------------------------------------------------------ enrollment changes
@@ -257,7 +259,7 @@ class Verifier:
     # ------------------------------------------------------------ verification
     def open(self, gateway: str, channel: str, wire: bytes) -> bytes | None:
         gw = self.gateways.get(gateway)
-        if gw is None and self.refresh():
+        if gw is None and self._recheck(gateway) and self.refresh():
             gw = self.gateways.get(gateway)
         if gw is None:
             if gateway in self.unknown or len(self.unknown) < 10_000:  # bounded: topics are attacker input
@@ -272,6 +274,19 @@ class Verifier:
         except Unverified as exc:
             self._refuse(gateway, channel, exc)
             return None
+
+    def _recheck(self, gateway: str) -> bool:
+        """May an unknown gateway id cost a store look-up now? Once per ``UNKNOWN_RECHECK_S`` per id: a flood of
+        messages naming ids that are not enrolled (topics are attacker input) must not put two database queries
+        on the message loop per message. A gateway enrolled just now is admitted within that second."""
+        now = self.clock()
+        last = self._checked.get(gateway)
+        if last is not None and 0 <= now - last < UNKNOWN_RECHECK_S:
+            return False
+        if last is None and len(self._checked) >= 10_000:  # bounded
+            self._checked.clear()
+        self._checked[gateway] = now
+        return True
 
     def admit(self, gateway: str, channel: str, session: int | None, ctr: int | None) -> bool:
         """The replay check for a verified, decoded message; records its counter if fresh."""
