@@ -155,6 +155,7 @@ class TelemetrySection(_M):
     drain_rate: float = Field(default=2000.0, gt=0, le=1_000_000)  # backlog items per second after a reconnect
     drain_burst: float = Field(default=4000.0, gt=0, le=1_000_000)
     health_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    wire_version: Literal[1, 2] = 2  # telemetry batches: 2 compact (hub >= the compact format), 1 per reading
 
 
 class GatewayConfig(_M):

@@ -35,6 +35,9 @@
     flush_interval_s = 1.0          # how often the spool is written to the store
     commit_delay_s = 0.05           # longest a received message waits for its spool commit and PUBACK
 
+    [database]                      # where hub state lives (hub/repo/settings.py): "sqlite" files in state_dir,
+    url = "sqlite"                  # or "postgresql://dozor@db:5432/dozor" with password_file / password_env
+
     [noise]                         # the violations register (hub/violations/)
     gateway_keys = { gw-a = "<base64url Ed25519 public key>" }   # pinned evidence keys (a list for rotation);
                                     # a pinned gateway's announced keys (GatewayState.evidence_key) are ignored
@@ -65,6 +68,8 @@ from contract.broker import BrokerAddress
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id, Signal
 from hub.errors import ConfigError
+from hub.repo.backend import Backend
+from hub.repo.settings import DatabaseSettings
 from hub.residents.config import ResidentsConfig
 from runtime import credentials
 
@@ -91,6 +96,7 @@ class HubSettings(_Section):
     login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
     public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
     audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
 
     @field_validator("extra_verify_keys")
     @classmethod
@@ -115,6 +121,9 @@ class MqttSettings(BrokerAddress, _Section):
     publish_timeout_s: float = Field(default=10.0, gt=0, le=300)
     stuck_puback_s: float = Field(default=15.0, ge=0, le=600)  # a PUBACK this late: the session is dead (0: off)
     healthy_s: float = Field(default=10.0, gt=0, le=3600)  # up this long: the reconnect backoff starts over
+    # With several broker nodes (urls): the retained hub and zone states go out again healthy_s after a connect,
+    # then this often (0: never), since a cluster may drop a retained write during a leader election.
+    retained_refresh_s: float = Field(default=60.0, ge=0, le=86_400)
     # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
     # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
     ingest_cert_file: Path | None = None
@@ -252,6 +261,7 @@ class HubConfig(_Section):
     hub: HubSettings = HubSettings()
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
+    database: DatabaseSettings = DatabaseSettings()  # where hub state lives (hub/repo): SQLite or PostgreSQL
     firmware: FirmwareSettings = FirmwareSettings()
     noise: NoiseSettings = NoiseSettings()
     two_person: TwoPersonSettings = TwoPersonSettings()
@@ -264,6 +274,10 @@ class HubConfig(_Section):
     @property
     def state_dir(self) -> Path:
         return self.hub.state_dir
+
+    def backend(self) -> Backend:
+        """The hub state backend ([database]); reads the database password now."""
+        return self.database.backend(self.hub.state_dir)
 
     @property
     def api_url(self) -> str:
@@ -316,6 +330,9 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
             cfg = cfg.model_copy(update={"oidc": o.model_copy(update={"jwks_file": base / o.jwks_file})})
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
+    db = cfg.database
+    if db.password_file is not None and not db.password_file.is_absolute():
+        cfg = cfg.model_copy(update={"database": db.model_copy(update={"password_file": base / db.password_file})})
     store = cfg.store
     if store.kind != "none" and not store.url:
         raise ConfigError(f"{source}: [store] url is required for kind = {store.kind!r} "

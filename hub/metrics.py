@@ -21,6 +21,8 @@ class HubMetrics:
                                         registry=r)
         self.mqtt_broker_switches = Counter(p + "mqtt_broker_switches", "Moves to the next node of a clustered "
                                             "broker after a failed or lost connection", ["connection"], registry=r)
+        self.retained_refreshes = Counter(p + "retained_refreshes", "Retained hub and zone states published again "
+                                          "on a clustered broker", registry=r)
         self.publish_errors = Counter(p + "publish_errors", "MQTT publishes that failed", ["kind"], registry=r)
         self.commands_sent = Counter(p + "commands_sent", "Signed commands published", ["act"], registry=r)
         self.command_retries = Counter(p + "command_retries", "Commands re-sent with a new jti", registry=r)

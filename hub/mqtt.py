@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel
 
 from contract import topics
+from contract.codecs import telemetry as telemetry_wire
 from contract.errors import MalformedMessage
 from contract.models import Ack, Event, GatewayState, Heartbeat, HubState, TelemetryBatch, decode
 from hub.config import MqttSettings
@@ -69,7 +70,8 @@ class Dispatcher:
             verifier = self.verifier if channel in SIGNED else None
             if verifier is not None and (payload := verifier.open(parsed.ident, channel, payload)) is None:
                 return  # unsigned or unverifiable: counted and logged by the verifier
-            msg = decode(MODELS[channel], payload, topic=topic)
+            msg = telemetry_wire.decode(payload, topic=topic) if channel == "telemetry" else \
+                decode(MODELS[channel], payload, topic=topic)  # telemetry: version 1 or 2 (compact)
             if getattr(msg, "gateway", parsed.ident) != parsed.ident:
                 raise MalformedMessage("gateway_mismatch", topic=topic,
                                        detail=f"payload says {getattr(msg, 'gateway', '')!r}")
@@ -94,6 +96,7 @@ class HubMqtt:
 
     def __init__(self, cfg: MqttSettings, dispatcher: Dispatcher, metrics: HubMetrics, *,
                  keys: tuple[str, ...] = (), on_connect: Callable[[], Awaitable[None]] | None = None,
+                 on_refresh: Callable[[], Awaitable[None]] | None = None,
                  channels: tuple[topics.GwChannel, ...] = SUBSCRIBED, control: bool = True,
                  defer_ack: Callable[[Callable[[], object] | None], None] | None = None) -> None:
         """``defer_ack``: acknowledge QoS 1 messages only when the application says so. Each message's PUBACK
@@ -107,6 +110,7 @@ class HubMqtt:
         self.metrics = metrics
         self.keys = keys
         self.on_connect = on_connect
+        self.on_refresh = on_refresh  # re-publishes the retained zone states and audit head (a clustered broker)
         self.defer_ack = defer_ack if cfg.persistent_session else None  # without a session nothing is redelivered
         self.session: MqttSession | None = None
         self.connected = asyncio.Event()
@@ -204,7 +208,25 @@ class HubMqtt:
             self.connected.set()
             if self.on_connect is not None:
                 await self.on_connect()
+            if self.control and len(self.brokers) > 1 and cfg.retained_refresh_s > 0:
+                await self._refresh_retained(session)
             await session.wait_closed()
+
+    async def _refresh_retained(self, session: MqttSession) -> None:
+        """On a clustered broker: the retained state (hub online, zone states, audit head) again once the session
+        has been healthy for ``healthy_s``, then every ``retained_refresh_s``. A cluster may lose a retained write
+        made while it elects new leaders after losing a node, and still ack it (NATS 2.9 logs "unable to store
+        retained message"). Returns (raising MqttLinkError) only when the session ends."""
+        wait = self.cfg.healthy_s
+        while True:
+            try:
+                await asyncio.wait_for(session.wait_closed(), wait)
+            except TimeoutError:
+                await session.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
+                if self.on_refresh is not None:
+                    await self.on_refresh()
+                self.metrics.retained_refreshes.inc()
+            wait = self.cfg.retained_refresh_s
 
     async def close(self) -> None:
         """Announce a clean shutdown (the last-will only fires on an unclean one)."""

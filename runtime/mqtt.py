@@ -343,6 +343,7 @@ class MqttSession:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttLinkError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        self.flush_writes()  # to the socket now: no loop wake-up for "writable" per message (gateway CPU)
         if qos == 0 or info.is_published():
             return
         fut = self._loop.create_future()

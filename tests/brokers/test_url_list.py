@@ -222,3 +222,44 @@ async def test_the_hub_connections_skip_a_refusing_node_and_publish_their_birth_
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_on_a_node_list_the_birth_goes_out_again_once_the_session_is_healthy(tmp_path):
+    """A cluster may drop a retained write made during a leader election and still ack it: with several nodes a
+    gateway publishes its birth a second time ``healthy_s`` after connecting (same session); with one it does not."""
+    with Mosquitto() as a, Mosquitto() as b:
+        async with SirenRig(tmp_path, 1) as rig:
+            base = config_text(tmp_path / "state", buses={rig.name: str(rig.port)}, sirens=rig.devices(),
+                               extra_mqtt="healthy_s = 0.5\n")
+            cfg = parse_config(base.replace('url = "mqtt://127.0.0.1:1"', f'urls = ["{a.url}", "{b.url}"]'),
+                               file="g.toml", base=tmp_path)
+            gw = Gateway(cfg)
+            async with Watcher(a.port) as w:
+                task = asyncio.create_task(gw.run())
+                try:
+                    await w.until(lambda: len(births(w, cfg.gateway.id)) >= 2)
+                    assert len({s.session for s in births(w, cfg.gateway.id)}) == 1
+                    assert gw.counters.get("mqtt_births") == 1 and gw.counters.get("mqtt_births_updated") == 1
+                finally:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_on_a_node_list_the_hub_refreshes_its_retained_state():
+    with Mosquitto() as a, Mosquitto() as b:
+        cfg = MqttSettings(urls=(a.url, b.url), client_id="hub-refresh", healthy_s=0.3, retained_refresh_s=0.3)
+        metrics = HubMetrics()
+        refreshed = []
+
+        async def refresh() -> None:
+            refreshed.append(1)
+
+        control = HubMqtt(cfg, Dispatcher(metrics), metrics, on_refresh=refresh)
+        task = asyncio.create_task(control.run())
+        try:
+            async with Watcher(a.port) as w:
+                await w.until(lambda: len(w.payloads(topics.HUB_STATE)) >= 3 and len(refreshed) >= 2)
+            assert metrics.registry.get_sample_value("dozor_hub_retained_refreshes_total") >= 2
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
