@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract import command as cc
 from contract import topics
-from contract.models import Ack, Action, Mode, Reading, Signal, TelemetryBatch
+from contract.codecs import telemetry as telemetry_wire
+from contract.models import Ack, Action, Mode, Reading, Signal
 from gateway.outbox import Lane, Outbox
 from simulators.brokers import Mosquitto
 from simulators.pty_link import PtyLink
@@ -72,7 +73,7 @@ class Listener:
                 if ack.stage.value == "sounding":
                     self.acks.setdefault(ack.cmd, now)
                 return
-            batch = TelemetryBatch.model_validate_json(msg.payload)
+            batch = telemetry_wire.decode_batch(msg.payload)  # wire version 1 or 2
             if (batch.session, batch.seq) not in self.keys:
                 self.keys.add((batch.session, batch.seq))
                 self.readings += sum(1 for r in batch.readings if r.kind != "health")

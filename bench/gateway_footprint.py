@@ -8,7 +8,10 @@ with health readings every 10 s, and a subscriber counts the telemetry that arri
 gateway process over the measured window (after a 10 s warm-up) divided by wall time; RSS is VmRSS at the end.
 Latency is read -> broker -> subscriber: the subscriber's receive time minus the reading's timestamp (stamped by
 the gateway driver when it read the frame; same machine clock), over the measured window.
-Prints {"rss_mb", "cpu_pct", "readings_received", "devices", "seconds", "latency_ms_p50", "latency_ms_p95"}.
+Prints {"rss_mb", "cpu_pct", "readings_received", "devices", "seconds", "latency_ms_p50", "latency_ms_p95"}, and
+"cpu_user_pct" / "cpu_sys_pct" (the same CPU split into user and kernel time: fsyncs are kernel time) and "load1"
+(the machine's load average at the end, to tell a loaded machine's figures apart) and "batches_received" (how many
+MQTT messages carried those readings).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from contract import topics
-from contract.models import TelemetryBatch
+from contract.codecs import telemetry as telemetry_wire
 from simulators.brokers import Mosquitto
 from simulators.pty_link import PtyLink
 from simulators.sensors import SimNoiseNode, SimPms5003
@@ -35,8 +38,13 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def proc_cpu_s(pid: int) -> float:
+    return sum(proc_cpu_split_s(pid))
+
+
+def proc_cpu_split_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
+    return int(fields[11]) / HZ, int(fields[12]) / HZ
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -62,14 +70,15 @@ def gateway_toml(state: Path, broker: str, ports: list[tuple[str, str]]) -> str:
 
 async def run(devices: int, seconds: float) -> dict:
     root = Path(tempfile.mkdtemp(prefix="dozor-bench-footprint-"))
-    received = {"readings": 0}
+    received = {"readings": 0, "batches": 0}
     latencies: list[float] = []
     measuring = {"on": False}
 
     def on_message(_c, _u, msg) -> None:
         now = time.time()
-        batch = TelemetryBatch.model_validate_json(msg.payload)
+        batch = telemetry_wire.decode_batch(msg.payload)  # wire version 1 or 2
         received["readings"] += len(batch.readings)
+        received["batches"] += 1
         if measuring["on"]:
             latencies.extend(now - r.ts for r in batch.readings if r.kind != "health")
 
@@ -92,11 +101,12 @@ async def run(devices: int, seconds: float) -> dict:
                                                   stdout=log, stderr=log)
         try:
             await asyncio.sleep(10)  # warm-up: imports, ports, first readings
-            c0, t0, r0 = proc_cpu_s(gw.pid), time.monotonic(), received["readings"]
+            (u0, s0), t0, r0, b0 = proc_cpu_split_s(gw.pid), time.monotonic(), received["readings"], received["batches"]
             measuring["on"] = True
             await asyncio.sleep(seconds)
             measuring["on"] = False
-            c1, t1, r1 = proc_cpu_s(gw.pid), time.monotonic(), received["readings"]
+            (u1, s1), t1, r1, b1 = proc_cpu_split_s(gw.pid), time.monotonic(), received["readings"], received["batches"]
+            load1 = os.getloadavg()[0]
             rss = proc_rss_mb(gw.pid)
         finally:
             gw.terminate()
@@ -107,8 +117,11 @@ async def run(devices: int, seconds: float) -> dict:
             for link in links:
                 await link.close()
     lat = sorted(latencies) or [float("nan")]
-    return {"rss_mb": round(rss, 1), "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 2),
-            "readings_received": r1 - r0, "devices": devices, "seconds": seconds,
+    wall = t1 - t0
+    return {"rss_mb": round(rss, 1), "cpu_pct": round(100 * (u1 - u0 + s1 - s0) / wall, 2),
+            "cpu_user_pct": round(100 * (u1 - u0) / wall, 2), "cpu_sys_pct": round(100 * (s1 - s0) / wall, 2),
+            "load1": round(load1, 2),
+            "readings_received": r1 - r0, "batches_received": b1 - b0, "devices": devices, "seconds": seconds,
             "latency_ms_p50": round(1000 * lat[len(lat) // 2], 1),
             "latency_ms_p95": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1)}
 

@@ -11,8 +11,9 @@ Three rates in the same run, so the result is measured against the real limit of
 ``ratio_to_limit`` = dozor end to end / min(store direct, raw MQTT delivery). (``ratio`` = dozor / raw, as before.)
 
 Real Mosquitto, a real VictoriaMetrics and a `dozor hub run` process (its own interpreter, as deployed).
-``--publishers`` processes publish pre-encoded ``TelemetryBatch`` messages (``--readings`` readings x 5
-metrics each; one point = one field = one stored sample) at QoS 1 and wait for every PUBACK.
+``--publishers`` processes publish pre-encoded telemetry batches (``--readings`` readings x 5 metrics each; one
+point = one field = one stored sample) at QoS 1 and wait for every PUBACK, in wire version ``--wire`` (2, the
+compact batches gateways send, by default; 1 for the per-reading ``TelemetryBatch`` of older gateways).
 
 1. raw: `mosquitto_sub` (the C client) subscribes at QoS 1 to the telemetry topics; the publishers send the
    whole stream; ``raw_delivery_per_s`` = points / (publish start -> mosquitto_sub received the last one).
@@ -48,8 +49,9 @@ TOPIC_FILTER = "dozor/v1/gw/+/telemetry"
 
 
 def _payloads(worker: int, workers: int, batches: int, readings: int, gateways: int, session: int,
-              t0: float) -> list[tuple[str, bytes]]:
+              t0: float, wire: int = 2) -> list[tuple[str, bytes]]:
     from contract import topics
+    from contract.codecs import telemetry
     from contract.models import Reading, TelemetryBatch
 
     out = []
@@ -57,19 +59,20 @@ def _payloads(worker: int, workers: int, batches: int, readings: int, gateways: 
         gw = f"bench-gw-{b % gateways:03d}"
         seq = b // gateways
         base = t0 + seq * readings * 0.001
-        batch = TelemetryBatch(gateway=gw, session=session, seq=seq, readings=tuple(
-            Reading(device="noise-1", kind="noise_node", ts=round(base + i * 0.001, 3),
-                    metrics={m: round(40.0 + (b + i + k) % 50 + 0.25, 2) for k, m in enumerate(METRICS)})
-            for i in range(readings)))
-        out.append((topics.gw(gw, "telemetry"), batch.to_bytes()))
+        rs = tuple(Reading(device="noise-1", kind="noise_node", ts=round(base + i * 0.001, 3),
+                           metrics={m: round(40.0 + (b + i + k) % 50 + 0.25, 2) for k, m in enumerate(METRICS)})
+                   for i in range(readings))
+        payload = telemetry.encode(gw, session, seq, rs, historical=False) if wire == 2 else \
+            TelemetryBatch(gateway=gw, session=session, seq=seq, readings=rs).to_bytes()
+        out.append((topics.gw(gw, "telemetry"), payload))
     return out
 
 
 def _publisher(port: int, worker: int, workers: int, batches: int, readings: int, gateways: int, session: int,
-               t0: float, ready: mp.Barrier, go: mp.Event, done: mp.Queue) -> None:
+               t0: float, wire: int, ready: mp.Barrier, go: mp.Event, done: mp.Queue) -> None:
     import paho.mqtt.client as paho
 
-    messages = _payloads(worker, workers, batches, readings, gateways, session, t0)
+    messages = _payloads(worker, workers, batches, readings, gateways, session, t0, wire)
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{session}-{worker}",
                          protocol=paho.MQTTv311)
     client.max_inflight_messages_set(200)
@@ -90,12 +93,12 @@ def _publisher(port: int, worker: int, workers: int, batches: int, readings: int
 
 
 def publish(port: int, *, batches: int, readings: int, gateways: int, session: int, t0: float,
-            workers: int) -> tuple[float, int]:
+            workers: int, wire: int = 2) -> tuple[float, int]:
     """Run the publishers; returns (wall-clock start, messages PUBACKed)."""
     ctx = mp.get_context("fork")
     ready, go, done = ctx.Barrier(workers + 1), ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_publisher, args=(port, w, workers, batches, readings, gateways, session, t0,
-                                                  ready, go, done), daemon=True) for w in range(workers)]
+                                                  wire, ready, go, done), daemon=True) for w in range(workers)]
     for p in procs:
         p.start()
     ready.wait()  # payloads encoded and connected: encoding is not timed
@@ -120,7 +123,7 @@ def raw_phase(port: int, args, t0: float, workdir: Path) -> float:
                 raise RuntimeError(f"mosquitto_sub did not subscribe: {log.read_text()[-300:]}")
             time.sleep(0.01)
         start, acked = publish(port, batches=args.batches, readings=args.readings, gateways=args.gateways,
-                               session=1, t0=t0, workers=args.publishers)
+                               session=1, t0=t0, workers=args.publishers, wire=args.wire)
         sub.wait(600)
         end = time.time()  # mosquitto_sub exits after the -C'th message
     finally:
@@ -154,7 +157,7 @@ def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) ->
                 time.sleep(0.05)
             lines = args.batches * args.readings
             start, acked = publish(port, batches=args.batches, readings=args.readings, gateways=args.gateways,
-                                   session=2, t0=t0 + 3600, workers=args.publishers)
+                                   session=2, t0=t0 + 3600, workers=args.publishers, wire=args.wire)
             deadline = time.monotonic() + args.timeout
             received = None
             while True:
@@ -165,7 +168,7 @@ def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) ->
                     break
                 if time.monotonic() > deadline or hub.poll() is not None:
                     raise RuntimeError(f"hub phase stalled: {stats}")
-                time.sleep(0.02)
+                time.sleep(0.05)  # each poll costs the hub an HTTP request: not too often
             end = time.time()
     finally:
         hub.terminate()
@@ -180,13 +183,13 @@ def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) ->
 
 def direct_phase(vm: VictoriaMetrics, args, t0: float) -> float:
     """The store's own ingest rate for the same line protocol, written directly (points per second)."""
-    from contract.models import TelemetryBatch
+    from contract.codecs import telemetry
     from hub.ingest import Ingest
 
     ingest = Ingest(aqi_tables=())
     lines: list[str] = []
-    for _, payload in _payloads(0, 1, args.batches, args.readings, args.gateways, 3, t0 + 7200):
-        lines += ["direct_" + ln for ln in ingest.batch_lines(TelemetryBatch.model_validate_json(payload))]
+    for _, payload in _payloads(0, 1, args.batches, args.readings, args.gateways, 3, t0 + 7200, args.wire):
+        lines += ["direct_" + ln for ln in ingest.batch_lines(telemetry.decode(payload))]
     bodies = ["\n".join(lines[i:i + 5000]).encode() for i in range(0, len(lines), 5000)]
     with httpx.Client(base_url=vm.url, timeout=120) as http:
         start = time.perf_counter()
@@ -216,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flush-interval", type=float, default=0.2, help="the hub's [store] flush_interval_s")
     ap.add_argument("--broker-inflight", type=int, default=0,
                     help="Mosquitto max_inflight_messages per client (0 = unlimited; Mosquitto's default is 20)")
+    ap.add_argument("--wire", type=int, choices=(1, 2), default=2,
+                    help="telemetry wire version the publishers send (2: compact, what gateways send; 1: per reading)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--keep", action="store_true", help="keep the work directory (hub log, spool)")
     ap.add_argument("--json", action="store_true")
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
               "ratio_to_limit": round(per_s / min(direct, raw), 3), "ratio": round(per_s / raw, 3),
               "batches": args.batches,
               "points_per_batch": per_batch, "publishers": args.publishers,
-              "broker_inflight": args.broker_inflight, "hub_seconds": round(hub["seconds"], 3),
+              "broker_inflight": args.broker_inflight, "wire": args.wire, "hub_seconds": round(hub["seconds"], 3),
               "hub_received_all_after_s": round(hub["received_seconds"], 3),
               "hub_counters": {k: v for k, v in hub["stats"].items() if not k.startswith("ingest.readings")},
               "cpus": os.cpu_count()}

@@ -9,8 +9,9 @@ processes (``--gateways`` x ``--sirens-per-gateway`` sirens; default 250 x 4 = 1
 process (``--devices`` devices at 1 Hz in TelemetryBatch messages of 10 devices each; default 500), one real
 `dozor gateway run` process with two simulated noise nodes on ptys (the gateway whose memory is watched), and
 an alert over every zone every ``--alert-every-s`` seconds (stopped 30 s later). Every ``--sample-s`` seconds:
-VmRSS and the number of open descriptors of the hub and that gateway. ``rss_growth_pct`` compares the last
-sample with the first sample after ``--warmup-s``.
+VmRSS and the number of open descriptors of the hub and that gateway, and the hub's ``dozor_hub_state_items``
+(how many alerts, command ids, tail readings, ... it holds). ``rss_growth_pct`` compares the last sample with the
+first sample after ``--warmup-s``; ``--memprobe FILE`` runs the hub with its heap probe (hub/memprobe.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 from bench.gateway_footprint import proc_rss_mb
-from dozor.client import HubClient
+from dozor.client import HubClient, HubClientError
 from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port, wait_port
 from simulators.city import CityPlan
@@ -38,10 +39,11 @@ from simulators.tsdb import VictoriaMetrics
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 
 
-def launch(argv: list[str], log: Path) -> subprocess.Popen:
+def launch(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a child with its output in ``log`` (before the measurement; the bench's loop only samples)."""
     with open(log, "wb") as fh:
-        return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                                env=None if env is None else {**os.environ, **env})
 
 
 def enroll_gateway(gw_toml: Path, hub_state: Path) -> None:
@@ -70,6 +72,28 @@ def hub_key_line(hub_state: Path) -> str:
 
 def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def state_items(api: int, token: str) -> dict[str, int]:
+    """The hub's ``dozor_hub_state_items{what}`` (its bounded in-memory structures) from /metrics."""
+    import httpx
+
+    try:
+        text = httpx.get(f"http://127.0.0.1:{api}/metrics", headers={"Authorization": f"Bearer {token}"},
+                         timeout=30).text
+    except httpx.HTTPError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("dozor_hub_state_items{"):
+            what = line.split('what="', 1)[1].split('"', 1)[0]
+            out[what] = int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def append_line(path: Path, text: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(text + "\n")
 
 
 def telemetry_publisher(port: int, devices: int, seconds: float) -> None:
@@ -108,6 +132,8 @@ async def run(args) -> dict:
     procs: list[subprocess.Popen] = []
     samples: list[dict] = []
     alerts = 0
+    refused: list[str] = []
+    died: str | None = None
     with Mosquitto() as broker, VictoriaMetrics() as vm:
         (root / "hub.toml").write_text(
             f'[hub]\nstate_dir = "hub"\napi_port = {api}\nzones = "zones.json"\nconfirm_deadline_s = 10\n'
@@ -140,8 +166,10 @@ async def run(args) -> dict:
                     for i, link in enumerate(links)))
             enroll_gateway(gw_toml, root / "hub")
             await asyncio.to_thread(wait_enrolled, root, args.gateways)
+            probe = {"DOZOR_HUB_MEMPROBE": args.memprobe,
+                     "DOZOR_HUB_MEMPROBE_S": str(args.sample_s)} if args.memprobe else None
             hub = launch([DOZOR, "hub", "run", "--config", str(root / "hub.toml"), "--log-level", "WARNING"],
-                         root / "hub.log")
+                         root / "hub.log", probe)
             procs.append(hub)
             await asyncio.to_thread(wait_port, api, 60)
             client = HubClient(f"http://127.0.0.1:{api}", token, timeout=60)
@@ -156,20 +184,37 @@ async def run(args) -> dict:
             next_sample = t0
             while (now := time.monotonic()) - t0 < args.duration_s:
                 if now >= next_sample:
-                    samples.append({"t_s": round(now - t0), "hub_rss_mb": round(proc_rss_mb(hub.pid), 1),
-                                    "hub_fds": fds(hub.pid), "gw_rss_mb": round(proc_rss_mb(gw.pid), 1),
-                                    "gw_fds": fds(gw.pid)})
+                    try:
+                        sample = {"t_s": round(now - t0), "hub_rss_mb": round(proc_rss_mb(hub.pid), 1),
+                                  "hub_fds": fds(hub.pid), "gw_rss_mb": round(proc_rss_mb(gw.pid), 1),
+                                  "gw_fds": fds(gw.pid), "load_avg_1m": round(os.getloadavg()[0], 2),
+                                  "hub_state": await asyncio.to_thread(state_items, api, token)}
+                    except OSError as exc:  # /proc/PID gone: a process under test died; that ends the run
+                        died = f"t={round(now - t0)} s: {exc}"
+                        break
+                    samples.append(sample)
+                    await asyncio.to_thread(append_line, root / "samples.jsonl", json.dumps(sample))  # survives a crash
                     next_sample += args.sample_s
                 if now >= next_alert:
-                    alert = await asyncio.to_thread(client.create_alert, zones, "air-raid", "exercise", duration_s=60)
-                    alerts += 1
-                    stop_at = (now + 30, alert.id)
                     next_alert += args.alert_every_s
+                    try:
+                        alert = await asyncio.to_thread(client.create_alert, zones, "air-raid", "exercise",
+                                                        duration_s=60)
+                        alerts += 1
+                        stop_at = (now + 30, alert.id)
+                    except HubClientError as exc:  # counted and reported; a long run goes on
+                        refused.append(f"start: {exc}"[:200])
                 if stop_at is not None and now >= stop_at[0]:
-                    await asyncio.to_thread(client.stop, stop_at[1])
+                    try:
+                        await asyncio.to_thread(client.stop, stop_at[1])
+                    except HubClientError as exc:  # e.g. 409: it expired already (the hub was slow to answer)
+                        refused.append(f"stop: {exc}"[:200])
                     stop_at = None
                 await asyncio.sleep(1)
-            online = sum(g.state == "online" for g in await asyncio.to_thread(client.gateways))
+            try:
+                online = sum(g.state == "online" for g in await asyncio.to_thread(client.gateways))
+            except HubClientError as exc:
+                online, died = None, died or f"at the end: {exc}"
         finally:
             if pub is not None:
                 pub.terminate()
@@ -191,12 +236,21 @@ async def run(args) -> dict:
             return None
         return round(100 * (after[-1][key] - after[0][key]) / after[0][key], 2)
 
-    return {"duration_s": args.duration_s, "warmup_s": args.warmup_s, "alerts": alerts,
+    after = [s for s in samples if s["t_s"] >= args.warmup_s] or samples[-1:]
+
+    def span(key: str) -> list:
+        """[at the end of the warm-up, at the end, the highest after the warm-up]"""
+        return [after[0][key], after[-1][key], max(s[key] for s in after)] if after else []
+
+    return {"duration_s": args.duration_s, "warmup_s": args.warmup_s, "alerts": alerts, "alert_calls_refused": refused, "died": died,
             "sirens": args.gateways * args.sirens_per_gateway, "telemetry_devices": args.devices,
             "gateways_online_at_end": online, "hub_rss_growth_pct": growth("hub_rss_mb"),
             "gw_rss_growth_pct": growth("gw_rss_mb"), "hub_fds_first_last": [samples[0]["hub_fds"], samples[-1]["hub_fds"]],
-            "gw_fds_first_last": [samples[0]["gw_fds"], samples[-1]["gw_fds"]], "samples": samples,
-            "cpus": os.cpu_count()}
+            "gw_fds_first_last": [samples[0]["gw_fds"], samples[-1]["gw_fds"]],
+            "hub_rss_mb_warm_end_max": span("hub_rss_mb"), "gw_rss_mb_warm_end_max": span("gw_rss_mb"),
+            "hub_fds_warm_end_max": span("hub_fds"), "gw_fds_warm_end_max": span("gw_fds"),
+            "load_avg_end": [round(x, 2) for x in os.getloadavg()], "samples": samples,
+            "cpus": os.cpu_count(), "workdir": str(root)}
 
 
 def main() -> None:
@@ -209,8 +263,12 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=500)
     ap.add_argument("--alert-every-s", type=float, default=120)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--memprobe", metavar="FILE", help="run the hub with its heap probe (hub/memprobe.py) "
+                    "writing one JSON line per --sample-s to FILE (costs hub CPU: for finding a leak)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.memprobe:
+        args.memprobe = os.path.abspath(args.memprobe)
     result = asyncio.run(run(args))
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 

@@ -223,6 +223,34 @@ class TelemetryBatch(Model):
     historical: bool | None = None
 
 
+FieldName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class CompactSeries(Model):
+    """Readings of one device with the same kind, flags and metric names (``contract.codecs.telemetry``).
+    ``rows``: one line per reading, ``\n``-separated: the values in ``fields`` order, then the timestamp in integer
+    milliseconds, all comma-separated JSON numbers (``45.25,61.0,1767225600000``)."""
+
+    device: Id
+    kind: DeviceKind | Literal["health"]
+    flags: tuple[FieldName, ...] = ()
+    fields: tuple[FieldName, ...] = Field(min_length=1, max_length=64)
+    rows: str = Field(min_length=1)
+
+
+class CompactBatch(Model):
+    """Wire version 2 of a telemetry batch: the same identity and ``historical`` flag as ``TelemetryBatch``, its
+    readings grouped in ``series`` with the values as text rows, so a receiver validates and passes them on in
+    bulk instead of building one object per reading. ``contract.codecs.telemetry`` encodes and decodes it."""
+
+    v: Literal[2] = 2
+    gateway: Id
+    session: int = Field(ge=0)
+    seq: int = Field(ge=0)
+    series: tuple[CompactSeries, ...] = Field(min_length=1)
+    historical: bool | None = None
+
+
 class Event(Model):
     v: Literal[1] = 1
     gateway: Id

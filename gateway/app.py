@@ -94,7 +94,8 @@ class Gateway:
             self.telemetry = Telemetry(self.id, self.outbox, state_dir=cfg.gateway.state_dir,
                                        counters=self.counters, log=self.log,
                                        settings=TelemetrySettings(flush_s=tcfg.flush_s, rate=tcfg.drain_rate,
-                                                                  burst=tcfg.drain_burst))
+                                                                  burst=tcfg.drain_burst,
+                                                                  wire_version=tcfg.wire_version))
             for bcfg in cfg.bus:  # every serial port is owned by one bus object; drivers register with it
                 if bcfg.kind == "modbus":
                     self.buses[bcfg.name] = await ModbusBus(bcfg, counters=self.counters, log=self.log).start()
@@ -220,17 +221,25 @@ class Gateway:
                             identity_key=self.identity.public_b64 if self.identity is not None else None)
 
     async def device_statuses(self) -> tuple[DeviceStatus, ...]:
-        async def one(dev: Device) -> DeviceStatus:
-            try:
-                return await asyncio.wait_for(dev.status(), STATUS_TIMEOUT_S)
-            except TimeoutError:
-                return DeviceStatus(id=dev.id, state=DeviceState.UNREACHABLE, detail="status timeout")
-            except Exception as exc:
+        """Every device's status, each bounded by ``STATUS_TIMEOUT_S`` (one timer for all: runs every heartbeat)."""
+        devices = list(self.devices.values())
+        tasks = [asyncio.ensure_future(d.status()) for d in devices]
+        if not tasks:
+            return ()
+        _, late = await asyncio.wait(tasks, timeout=STATUS_TIMEOUT_S)
+        for task in late:
+            task.cancel()
+        out = []
+        for dev, task in zip(devices, tasks, strict=True):
+            if task in late:
+                out.append(DeviceStatus(id=dev.id, state=DeviceState.UNREACHABLE, detail="status timeout"))
+            elif (exc := task.exception()) is not None:
                 self.counters.inc("status_errors")
-                self.log.exception("status of %s failed", dev.id)
-                return DeviceStatus(id=dev.id, state=DeviceState.UNKNOWN, detail=type(exc).__name__)
-
-        return tuple(await asyncio.gather(*(one(d) for d in self.devices.values())))
+                self.log.error("status of %s failed", dev.id, exc_info=exc)
+                out.append(DeviceStatus(id=dev.id, state=DeviceState.UNKNOWN, detail=type(exc).__name__))
+            else:
+                out.append(task.result())
+        return tuple(out)
 
     async def heartbeat(self, session: int, seq: int) -> Heartbeat:
         return Heartbeat(gateway=self.id, session=session, seq=seq, ts=time.time(),

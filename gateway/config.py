@@ -3,6 +3,8 @@
     [gateway]   id, zone?, state_dir, heartbeat_s = 5
     [mqtt]      url = "mqtt://host:port", username?, password?, keepalive_s, reconnect_min_s, reconnect_max_s,
                 connect_timeout_s, publish_timeout_s, stuck_puback_s, healthy_s
+                (a clustered broker: urls = ["mqtt://mq1:1883", ...] instead of url, url_order = "in_order" |
+                "random"; contract/broker.py)
     [trust]     max_activation_s = 900;  [trust.hub_keys] <kid> = "<base64url raw Ed25519 public key>"
     [[bus]]     name, port, baudrate, kind = "modbus" | "uart", timeout_s
     [[device]]  id, kind = "siren", bus, address
@@ -153,6 +155,7 @@ class TelemetrySection(_M):
     drain_rate: float = Field(default=2000.0, gt=0, le=1_000_000)  # backlog items per second after a reconnect
     drain_burst: float = Field(default=4000.0, gt=0, le=1_000_000)
     health_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    wire_version: Literal[1, 2] = 2  # telemetry batches: 2 compact (hub >= the compact format), 1 per reading
 
 
 class GatewayConfig(_M):

@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_by_lane ON items (lane DESC, id);
 CREATE INDEX IF NOT EXISTS items_by_stream ON items (stream, id);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dropped (
     stream TEXT NOT NULL,
     reason TEXT NOT NULL,
@@ -115,6 +119,9 @@ class Outbox:
         self._last_expire = float("-inf")
         self._inflight: set[int] = set()
         self._mutex = threading.RLock()
+        self._group_depth = 0  # > 0 inside group(): the operations share its one transaction
+        self._group_marked: list[int] | None = None  # ids handed out inside the current group
+        self._synchronous = synchronous.upper()
         self._lock_fd = self._take_lock()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -157,16 +164,47 @@ class Outbox:
 
     @contextlib.contextmanager
     def _tx(self):
+        if self._group_depth:  # inside group(): its transaction, committed (one fsync) when the group ends
+            yield self._db
+            return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._bytes, self._depth = self._db.execute(
+                    "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM items").fetchone()
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def group(self):
+        """Several operations in ONE transaction, so one commit and one fsync (group commit)::
+
+            with outbox.group():
+                outbox.put_many(readings)
+                items = outbox.batch(...)
+                outbox.set_meta("telemetry", state)
+
+        Everything in the group is durable together when it ends, or (on an exception) none of it is."""
+        with self._mutex:
+            marked: list[int] = []
+            self._group_marked = marked
+            try:
+                with self._tx():
+                    self._group_depth += 1
+                    try:
+                        yield self
+                    finally:
+                        self._group_depth -= 1
+            except BaseException:
+                self._inflight.difference_update(marked)  # handed out inside a group that never committed
+                raise
+            finally:
+                self._group_marked = None
 
     # ---- writing -------------------------------------------------------------------------------------------
 
@@ -330,6 +368,8 @@ class Outbox:
 
     def _mark(self, items: list[Item]) -> list[Item]:
         self._inflight.update(i.id for i in items)
+        if self._group_marked is not None:
+            self._group_marked.extend(i.id for i in items)
         return items
 
     @_locked
@@ -343,14 +383,48 @@ class Outbox:
         return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
 
     @_locked
-    def ack(self, ids: Iterable[int]) -> int:
-        """The broker acknowledged these items: delete them. Returns how many were deleted."""
+    def ack(self, ids: Iterable[int], *, durable: bool = True, meta: tuple[str, bytes | None] | None = None) -> int:
+        """The broker acknowledged these items: delete them (and set ``meta`` in the same transaction). Returns how
+        many were deleted. ``durable=False`` commits without an fsync of its own: after a power loss the items
+        may come back (and are sent again, which the receiver de-duplicates); the next durable commit makes it
+        durable too (the WAL is written in order)."""
         ids = list(ids)
-        if not ids:
+        if not ids and meta is None:
             return 0
-        with self._tx() as db:
-            n, _ = self._delete(db, ids)
+        relaxed = not durable and self._synchronous != "NORMAL" and not self._group_depth
+        if relaxed:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._tx() as db:
+                n, _ = self._delete(db, ids)
+                if meta is not None:
+                    self._set_meta(db, *meta)
+        finally:
+            if relaxed:
+                self._db.execute(f"PRAGMA synchronous={self._synchronous}")
         return n
+
+    @_locked
+    def set_meta(self, key: str, value: bytes | None) -> None:
+        """Store a small value (e.g. the telemetry drain's pending flush) durably, or delete it (None)."""
+        with self._tx() as db:
+            self._set_meta(db, key, value)
+
+    @_locked
+    def get_meta(self, key: str) -> bytes | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        return None if row is None else bytes(row[0])
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, key: str, value: bytes | None) -> None:
+        if value is None:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                       "excluded.value", (key, bytes(value)))
 
     @_locked
     def release(self, ids: Iterable[int] | None = None) -> None:

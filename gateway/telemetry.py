@@ -25,13 +25,20 @@ published on its own (``Event`` on ``.../event``, de-duplicable by ``Event.id``)
 which returns only after the broker's PUBACK; then ack the outbox items. If a publish fails the same flush
 (same ``session``/``seq``, same bytes) is retried until it goes through, so a receiver that de-duplicates
 by ``(gateway, session, seq)`` sees every reading exactly once. The flush being sent is also written to
-``state_dir/telemetry.json`` before its first publish, so even after a power loss between PUBACK and the
-outbox ack it is re-sent with its original key. Every start of the pipeline is a new ``session``.
+the outbox (its ``meta`` table, key ``telemetry``) in the same transaction that hands its items out, and
+cleared in the same transaction that acks them, so even after a power loss between PUBACK and the outbox ack
+it is re-sent with its original key. Every start of the pipeline is a new ``session``.
+
+Cost per reading (a gateway polls 16 sensors at 1 Hz on a Pi): when the drain is idle, the writer stores the
+new items AND forms the next flush from them in one worker-thread call and one transaction (one fsync); the
+ack after the PUBACK commits without an fsync of its own (lost on a power loss, the flush is re-sent with
+its key and de-duplicated). So a reading costs two thread hops and one fsync, not four and six.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +52,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from contract import topics
+from contract.codecs import telemetry as wire
+from contract.codecs.telemetry import NotCompactable
 from contract.codecs.validate import Validator, check_ranges
 from contract.models import Event, Reading, TelemetryBatch
 from gateway.counters import Counters
@@ -53,7 +62,8 @@ from gateway.outbox import Lane, Outbox, OutboxError, TokenBucket
 from runtime.backoff import Backoff
 
 Publish = Callable[[str, bytes, int], Awaitable[None]]
-STATE_FILE = "telemetry.json"
+STATE_FILE = "telemetry.json"  # before the state moved into the outbox: read once, if present
+STATE_KEY = "telemetry"  # the outbox meta key of the drain's state (session, pending flush)
 
 
 class TelemetryError(GatewayError):
@@ -72,6 +82,7 @@ class TelemetrySettings:
     publish_timeout_s: float = 30.0
     max_queue: int = 20_000  # readings waiting for the disk; beyond that they are counted and dropped
     stuck_repeats: int = 30
+    wire_version: int = 2  # 2: compact batches (contract.codecs.telemetry); 1: for hubs older than version 2
 
 
 @dataclass
@@ -125,6 +136,7 @@ class Telemetry:
         self._running.set()
         self._kick = asyncio.Event()  # new items stored
         self._reconnected = asyncio.Event()  # on_connected(): retry at once
+        self._forming = asyncio.Lock()  # one flush is formed at a time (by the drain, or by the writer)
         self._validator_synced: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
         self.live_from = outbox.last_id()  # ids above this are live; at or below, backlog (historical)
@@ -137,12 +149,13 @@ class Telemetry:
         if self.state_path is None:
             return int(self.clock()), 0, None
         try:
-            data = json.loads(self.state_path.read_text())
+            raw = self.outbox.get_meta(STATE_KEY)
+            data = json.loads(raw if raw is not None else self.state_path.read_text())
             session = int(data.get("session", 0)) + 1
             pending = Flush.from_json(data["pending"]) if data.get("pending") else None
         except FileNotFoundError:
             session, pending = 1, None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, OutboxError) as exc:
             self.counters.inc("telemetry_state_unreadable")
             self.log.error("telemetry state %s unreadable (%s); starting a new session", self.state_path, exc)
             session, pending = int(self.clock()), None
@@ -155,23 +168,14 @@ class Telemetry:
         return session, 0, pending
 
     def _save(self, session: int, pending: Flush | None) -> None:
+        """Persist the drain's state in the outbox (inside ``outbox.group()``: in that transaction)."""
         if self.state_path is None:
             return
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_name(STATE_FILE + ".tmp")
-        body = json.dumps({"session": session, "pending": pending.to_json() if pending else None}).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.state_path)
-        dfd = os.open(self.state_path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        self.outbox.set_meta(STATE_KEY, self._state_body(session, pending))
+
+    @staticmethod
+    def _state_body(session: int, pending: Flush | None) -> bytes:
+        return json.dumps({"session": session, "pending": pending.to_json() if pending else None}).encode()
 
     # ------------------------------------------------------------ intake
     def submit_reading(self, reading: Reading) -> bool:
@@ -227,6 +231,16 @@ class Telemetry:
                 self._validator_synced[name] = value
                 self.counters.inc(f"validate.{name}", delta)
 
+    def _drain_idle(self) -> bool:
+        """The drain waits for data: the writer may form its next flush (saves a thread hop and a commit)."""
+        return self.pending is None and self._running.is_set() and self.publish is not None and bool(self._tasks)
+
+    def _store(self, items: list[tuple[str, str, bytes, Lane]], form: bool) -> Flush | None:
+        """(worker thread) Store ``items`` and, if ``form``, take the next flush: one transaction, one fsync."""
+        with self.outbox.group():
+            self.outbox.put_many(items)
+            return self._next_flush() if form else None
+
     async def stored(self) -> None:
         """Wait until everything submitted so far is in the outbox."""
         await self._stored.wait()
@@ -243,7 +257,13 @@ class Telemetry:
             while self._queue:
                 items = self._queue[:1000]
                 try:
-                    await asyncio.to_thread(self.outbox.put_many, items)
+                    if self._drain_idle() and not self._forming.locked():
+                        async with self._forming:
+                            flush = await asyncio.to_thread(self._store, items, self._drain_idle())
+                            if flush is not None:
+                                self.pending = flush
+                    else:
+                        await asyncio.to_thread(self.outbox.put_many, items)
                 except OutboxError as exc:
                     self.counters.inc("telemetry_store_errors")
                     delay = backoff.next_delay()
@@ -276,6 +296,7 @@ class Telemetry:
             self.log.error("cannot read the outbox: %s", exc)
         self._running.set()
         self._reconnected.set()
+        self._kick.set()
 
     @property
     def paused(self) -> bool:
@@ -296,24 +317,27 @@ class Telemetry:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _nap(self, seconds: float, *, on_data: bool) -> None:
-        """Sleep, but wake early on a reconnect, and (when idle) as soon as new items are stored."""
-        events = [self._reconnected] + ([self._kick] if on_data else [])
-        waits = [asyncio.ensure_future(e.wait()) for e in events]
-        try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-        for e in events:
-            e.clear()  # consumed: what happened meanwhile is picked up by the next round
+        """Sleep, but wake early on a reconnect, and (when idle) as soon as new items are stored. One event and a
+        timeout scope, no helper tasks: the drain naps once per reading."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await (self._kick if on_data else self._reconnected).wait()  # a reconnect sets both
+        self._reconnected.clear()  # consumed: what happened meanwhile is picked up by the next round
+        if on_data:
+            self._kick.clear()
 
     async def _drain(self) -> None:
         backoff = Backoff(self.settings.retry_min_s, cap=self.settings.retry_max_s)
         while True:
             await self._running.wait()
+            if self.pending is None and self.outbox.depth <= self.outbox.inflight:  # nothing waits: no thread hop
+                await self._nap(self.settings.flush_s, on_data=True)
+                continue
             if self.pending is None:
                 try:
-                    self.pending = await asyncio.to_thread(self._next_flush)
+                    async with self._forming:
+                        if self.pending is None:
+                            self.pending = await asyncio.to_thread(self._next_flush)
                 except OutboxError as exc:
                     self.counters.inc("telemetry_drain_errors")
                     self.log.error("cannot read the outbox: %s", exc)
@@ -365,14 +389,24 @@ class Telemetry:
                 messages.append((item.topic, item.payload))
         batch = None
         if readings:
-            batch = TelemetryBatch(gateway=self.gateway_id, session=self.session, seq=self.seq,
-                                   readings=tuple(readings), historical=historical).to_bytes()
+            batch = self._encode(readings, historical)
             self.counters.inc("telemetry_historical_batches" if historical else "telemetry_live_batches")
         flush = Flush(self.session, self.seq, [i.id for i in items], batch, len(readings), messages)
         if batch is not None:
             self.seq += 1
             self._save(self.session, flush)
         return flush
+
+    def _encode(self, readings: list[Reading], historical: bool) -> bytes:
+        """The batch in the configured wire version; version 1 for a batch version 2 cannot carry (counted)."""
+        if self.settings.wire_version >= 2:
+            try:
+                return wire.encode(self.gateway_id, self.session, self.seq, readings, historical=historical)
+            except NotCompactable as exc:
+                self.counters.inc("telemetry_v1_fallbacks")
+                self.log.warning("batch sent as wire version 1: %s", exc)
+        return TelemetryBatch(gateway=self.gateway_id, session=self.session, seq=self.seq,
+                              readings=tuple(readings), historical=historical).to_bytes()
 
     async def _send(self, flush: Flush) -> bool:
         assert self.publish is not None
@@ -382,12 +416,13 @@ class Telemetry:
         try:
             while flush.sent_messages < len(flush.messages):
                 topic, payload = flush.messages[flush.sent_messages]
-                await asyncio.wait_for(self.publish(topic, payload, 1), self.settings.publish_timeout_s)
+                async with asyncio.timeout(self.settings.publish_timeout_s):  # no helper task per publish
+                    await self.publish(topic, payload, 1)
                 flush.sent_messages += 1
                 self.counters.inc("telemetry_events_published")
             if flush.batch is not None:
-                await asyncio.wait_for(self.publish(self.t_telemetry, flush.batch, 1),
-                                       self.settings.publish_timeout_s)
+                async with asyncio.timeout(self.settings.publish_timeout_s):
+                    await self.publish(self.t_telemetry, flush.batch, 1)
                 self.counters.inc("telemetry_batches_published")
                 self.counters.inc("telemetry_readings_published", flush.readings)
                 if flush.attempts > 1:
@@ -401,7 +436,7 @@ class Telemetry:
                                  flush.seq, flush.attempts, exc or type(exc).__name__)
             return False
         try:
-            await asyncio.to_thread(self._acked, flush)
+            self._acked(flush)  # no fsync of its own (durable=False): a few page writes, on the loop (no thread hop)
         except (OutboxError, OSError) as exc:
             self.counters.inc("telemetry_ack_errors")
             self.log.error("published but cannot ack the outbox: %s (the same flush is re-sent)", exc)
@@ -409,6 +444,6 @@ class Telemetry:
         return True
 
     def _acked(self, flush: Flush) -> None:
-        self.outbox.ack(flush.ids)
-        if flush.batch is not None:
-            self._save(self.session, None)
+        clear = flush.batch is not None and self.state_path is not None
+        self.outbox.ack(flush.ids, durable=False, meta=(STATE_KEY, self._state_body(self.session, None)) if clear
+                        else None)

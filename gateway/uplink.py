@@ -2,7 +2,9 @@
 
 - Reconnects forever with ``runtime.backoff`` (jittered, capped at ``reconnect_max_s``, reset once a session
   has been healthy for ``healthy_s``), so after the broker returns the gateway is back within about
-  ``reconnect_max_s + connect time``, every run. Nothing raised below ends the loop; it is counted and logged.
+  ``reconnect_max_s + connect time``, every run. Nothing raised below ends the loop; it is counted and logged
+  (the "uplink down" warning at most once per 10 s, with the count). The "uplink up" line that ends an outage
+  reports its schedule: "after N failed attempts in X s; longest retry wait W s, cap C s" (tests/chaos assert it).
 - Every long-lived task of a session (acks, heartbeats, births) runs under one ``runtime.supervise``
   ``Supervisor``: a task that fails is counted (``uplink_task_failures.<task>``), logged once with its cause,
   and its failure forces a reconnect of the session. A publish that times out (``publish_timeout_s``) fails
@@ -31,6 +33,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from contract import topics
 from contract.errors import MalformedMessage
@@ -42,11 +45,22 @@ from gateway.identity import GatewayIdentity
 from gateway.outbox import Lane, Outbox, OutboxError
 from gateway.replay import StateStore
 from runtime.backoff import Backoff
-from runtime.mqtt import MqttLinkError, MqttParams, MqttSession, Will
+from runtime.mqtt import BrokerList, MqttLinkError, MqttParams, MqttSession, Will
+from runtime.ratelog import RateLimitedLog
 from runtime.supervise import Supervisor, TaskFailed
 
 MAX_PENDING_ACKS = 10_000
 ACK_STREAM = "ack"
+
+
+@dataclass
+class Outage:
+    """The reconnect schedule of one outage, reported on the "uplink up" line that ends it: failed attempts and
+    the longest backoff wait drawn (never above the cap, ``reconnect_max_s``)."""
+
+    since: float  # monotonic: when the link went down (or the process started)
+    failed: int = 0
+    longest_wait_s: float = 0.0
 
 
 class UplinkError(GatewayError):
@@ -79,7 +93,10 @@ class Uplink:
         self.t_ack = topics.gw(gateway_id, topics.GwChannel.ACK)
         self.t_heartbeat = topics.gw(gateway_id, topics.GwChannel.HEARTBEAT)
         self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
+        self.brokers = BrokerList(cfg.endpoints, cfg.url_order)  # a clustered broker: on to the next node on loss
         self._mqtt: MqttSession | None = None
+        self._outage: Outage | None = None
+        self._down_log = RateLimitedLog(self.log, 10.0)
         self._sup: Supervisor | None = None
         self._acks: deque[bytes] = deque()  # only when the outbox cannot take an ack (no outbox, disk error)
         self._stored_acks = outbox.count(ACK_STREAM) if outbox is not None else 0  # from before a restart too
@@ -196,12 +213,14 @@ class Uplink:
     # ------------------------------------------------------------ the reconnect loop
     def _params(self, will: bytes) -> MqttParams:
         c = self.cfg
-        return MqttParams(c.host, c.port, f"dozor-gw-{self.gateway_id}", username=c.username, password=c.password,
+        host, port = self.brokers.current
+        return MqttParams(host, port, f"dozor-gw-{self.gateway_id}", username=c.username, password=c.password,
                           keepalive_s=c.keepalive_s, clean_session=False, will=Will(self.t_state, will),
                           tls=c.tls_files(), connect_timeout_s=c.connect_timeout_s,
                           publish_timeout_s=c.publish_timeout_s, stuck_puback_s=c.stuck_puback_s)
 
     async def run(self) -> None:
+        outage = Outage(time.monotonic())  # the process starts "down": its first connect ends the first outage
         while True:
             try:
                 self.session = self.store.next_session()
@@ -218,12 +237,14 @@ class Uplink:
                 async with MqttSession(self._params(will), on_message=self._dispatch,
                                        log=logging.getLogger("dozor.gateway.mqtt")) as mqtt:
                     self.backoff.up()
+                    self._outage, outage = outage, None
                     await self._serve(mqtt)
             except (MqttLinkError, TaskFailed) as exc:
                 self.counters.inc("mqtt_disconnects")
                 if isinstance(exc, TaskFailed) or "PUBACK" in str(exc):
                     self.counters.inc("mqtt_dead_link_reconnects")
-                self.log.warning("uplink down (session %d): %s", self.session, exc)
+                # one line per 10 s while the broker stays away (with the count), not one per retry
+                self._down_log.warning("down", "uplink down (session %d): %s", self.session, exc)
             except Exception:  # never let a bug end the loop
                 self.counters.inc("uplink_errors")
                 self.log.exception("uplink crashed (session %d); restarting", self.session)
@@ -233,20 +254,34 @@ class Uplink:
                 self._mqtt = None
                 if was_up:
                     self._hooks(self.on_disconnected)
-            await asyncio.sleep(self.backoff.down())
+                if len(self.brokers) > 1:
+                    self.brokers.failed()
+                    self.counters.inc("mqtt_broker_switches")
+            if outage is None:
+                outage = Outage(time.monotonic())
+            else:
+                outage.failed += 1
+            delay = self.backoff.down()
+            outage.longest_wait_s = max(outage.longest_wait_s, delay)
+            await asyncio.sleep(delay)
 
     async def _serve(self, mqtt: MqttSession) -> None:
         await mqtt.subscribe([(self.t_cmd, 1), *((t, 1) for t in self.subscriptions)])
         await self._publish_birth(mqtt)
         self._mqtt = mqtt
         self.connected.set()
-        self.log.info("uplink up: %s:%d session %d", self.cfg.host, self.cfg.port, self.session)
+        o = self._outage
+        self.log.info("uplink up: %s:%d session %d%s", *self.brokers.current, self.session,
+                      f" (after {o.failed} failed attempts in {time.monotonic() - o.since:.2f} s; longest retry wait "
+                      f"{o.longest_wait_s:.3f} s, cap {self.backoff.cap:g} s)" if o is not None and o.failed else "")
         async with Supervisor(f"uplink {self.gateway_id}", log=self.log,
                               on_failure=lambda name: self.counters.inc(f"uplink_task_failures.{name}")) as sup:
             self._sup = sup
             try:
                 sup.start("acks", lambda: self._drain_acks(mqtt), restart=False)
                 sup.start("heartbeat", lambda: self._heartbeats(mqtt), restart=False)
+                if len(self.brokers) > 1:
+                    sup.start("rebirth", lambda: self._rebirth(mqtt), restart=False)
                 self._hooks(self.on_connected)
                 closed = asyncio.ensure_future(mqtt.wait_closed())
                 failed = asyncio.ensure_future(sup.wait())
@@ -328,6 +363,14 @@ class Uplink:
             self._update_idle()
             if done < len(results):
                 raise results[done]
+
+    async def _rebirth(self, mqtt: MqttSession) -> None:
+        """On a clustered broker: the birth once more when the session has been healthy for ``healthy_s``. A
+        cluster may lose a retained write made while it elects new leaders after losing a node, and still ack it
+        (NATS 2.9 logs "unable to store retained message"); the second birth restores the retained state."""
+        await asyncio.sleep(self.cfg.healthy_s)
+        await self._publish_birth(mqtt, update=True)
+        await asyncio.Event().wait()  # a supervised task does not return
 
     async def _heartbeats(self, mqtt: MqttSession) -> None:
         """Heartbeats on a fixed cadence (a slow status read does not stretch the interval)."""

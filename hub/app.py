@@ -18,8 +18,9 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import uvicorn
@@ -35,7 +36,7 @@ from hub.audit.service import Anchorer, record_signing_key
 from hub.config import HubConfig, inline_secrets
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
-from hub.gwtrust import GatewayTrust
+from hub.gwtrust import GatewayTrust, TrustStore, Verifier
 from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
@@ -43,8 +44,11 @@ from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
 from hub.keys import KEY_FILE, KeyRing
+from hub.leader import Leadership
 from hub.limits import Guard
-from hub.metrics import HubMetrics
+from hub.memprobe import from_env as memprobe_settings
+from hub.memprobe import run_probe
+from hub.metrics import HubMetrics, IngestCollector, StateSizes
 from hub.models import AlertOut, ResidentReach
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
 from hub.nodes import NodeRegistry, firmware_source_version
@@ -57,6 +61,7 @@ from hub.violations.service import Violations
 from hub.zones import Zones
 from runtime import sdnotify
 from runtime.keyfiles import KeyFileError, check_private, loose_mode
+from runtime.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 # alert events that go into the tamper-evident chain: operator actions and state changes (retries and per-device
@@ -85,31 +90,6 @@ def _warn_inline_secrets(config: HubConfig) -> None:
                     "them out (dozor hub check-config lists this too)", source, ", ".join(held))
 
 
-class _IngestCollector:
-    """Prometheus view of the ingest counters (dozor_hub_telemetry_ingest_total{name}) and its queues (gauges)."""
-
-    GAUGES = ("buffered_lines", "acks_waiting", "spool.pending_lines", "store_up")
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-
-    def describe(self):
-        return []
-
-    def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        ingest = self.hub.ingest
-        stats = ingest.stats() if ingest is not None else {f"ingest.{k}": v for k, v in self.hub.pipeline.counters.items()}
-        counters = CounterMetricFamily("dozor_hub_telemetry_ingest", "Telemetry ingest and spool counters", labels=["name"])
-        gauges = GaugeMetricFamily("dozor_hub_telemetry_queue", "Telemetry lines and acks waiting; store_up 1/0",
-                                   labels=["name"])
-        for name, value in sorted(stats.items()):
-            (gauges if name in self.GAUGES else counters).add_metric([name], float(value))
-        yield counters
-        yield gauges
-
-
 class _ApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: the hub handles SIGINT/SIGTERM and shuts down cleanly."""
 
@@ -130,13 +110,20 @@ class Hub:
         self.keyring = KeyRing(cfg.state_dir)
         self.keys = self.keyring.load(cfg.extra_verify_keys)
         _check_secrets(config)
-        self.users = UserStore.in_state_dir(cfg.state_dir)
+        self.backend = config.backend()  # hub state: SQLite files in state_dir, or PostgreSQL (hub/repo)
+        log.info("hub state: %s at %s", self.backend.kind, self.backend.where)
+        self.users = UserStore.in_backend(self.backend)
         self.identity = build_authenticator(config, self.users, self.metrics)
-        self.audit = AuditLog.in_state_dir(cfg.state_dir)
+        self.audit = AuditLog.in_backend(self.backend)
         self.audit.on_append.append(lambda rec: self.metrics.audit_records.labels(rec.action).inc())
         record_signing_key(self.audit, self.keys)
         self.zones = Zones.load(cfg.zones)
-        self.store = Store(cfg.state_dir / "hub.sqlite")
+        self.store = Store(cfg.state_dir / "hub.sqlite") if self.backend.kind == "sqlite" else \
+            Store(self.backend.open("hub"))
+        self.leader = None if self.backend.kind == "sqlite" else Leadership(
+            self.store.db, cfg.leader_lease_s, on_fenced=lambda: self.metrics.publish_errors.labels("fenced").inc())
+        if self.leader is not None:
+            self.store.fence = self.leader.lease.check  # hub state is written only under the lease
         self.registry = Registry(self.store, self.metrics)
         current_fw = config.firmware.current_version or firmware_source_version()
         if current_fw is None:
@@ -145,14 +132,17 @@ class Hub:
         self.nodes = NodeRegistry(self.store.db, current_fw, on_error=self.metrics.store_errors.inc)
         self.dispatcher = Dispatcher(self.metrics)
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
-                            on_connect=self._on_connect, channels=CONTROL)
+                            on_connect=self._on_connect, on_refresh=self._republish_retained, channels=CONTROL)
         self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
-        self.gwtrust = GatewayTrust(cfg.state_dir, count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
+        self.gwtrust = GatewayTrust(TrustStore.in_backend(self.backend), count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
                                     reset_session=self.registry.reset_session, publish=self.mqtt.publish)
         self.dispatcher.verifier = self.gwtrust.verifier  # only enrolled gateways' signed, fresh messages pass
         self.anchorer = Anchorer(self.audit, self.keys, self.mqtt.publish, self.metrics, cfg.audit_anchor_interval_s)
-        self.engine = AlertEngine(cfg, self.keys, self.zones, self.registry, self.store, self.mqtt.publish,
-                                  self.metrics, publish_nowait=self.mqtt.publish_nowait,
+        publish, nowait = self.mqtt.publish, self.mqtt.publish_nowait
+        if self.leader is not None:  # commands leave only under the lease
+            publish, nowait = self.leader.fence(publish), self.leader.fence_nowait(nowait)
+        self.engine = AlertEngine(cfg, self.keys, self.zones, self.registry, self.store, publish,
+                                  self.metrics, publish_nowait=nowait,
                                   two_person=config.two_person)
         self.engine.is_connected = self.mqtt.connected.is_set
         self.engine.flush_writes = self.mqtt.flush_writes
@@ -163,7 +153,8 @@ class Hub:
         self.residents = build_residents(
             rcfg, [{"id": z.id, "name": {**dict.fromkeys(("uk", "en"), z.name or z.id), **z.names},
                     "polygon": z.polygon.model_dump(mode="json") if z.polygon is not None else None}
-                   for z in self.zones], token=None, identity=True, alert_docs=self.store.load_alerts)
+                   for z in self.zones], token=None, identity=True, alert_docs=self.store.load_alerts,
+            subscriptions_db=self.backend.open("push") if self.backend.kind == "postgres" and rcfg.webpush else None)
         self.engine.hooks.append(self.residents.notifier.on_alert)
         routers = [*routers, self.residents.router]
         self.dispatcher.on("state", self._on_state)
@@ -187,28 +178,44 @@ class Hub:
                                                      flush_interval_s=store.flush_interval_s,
                                                      backoff_cap_s=store.backoff_cap_s),
                                         zone_of=self.zone_of, on_reading=self.latest.on_reading,
-                                        ack_delay_s=store.commit_delay_s)
+                                        on_rows=self.latest.on_rows, ack_delay_s=store.commit_delay_s)
             self.pipeline = self.ingest.ingest
             if config.mqtt.persistent_session:  # PUBACK telemetry only once it is in the durable spool
                 self.mqtt_ingest.defer_ack = self.ingest.defer_ack
             self.dispatcher.on("telemetry", self.ingest.on_telemetry)
             self.dispatcher.on("event", self.ingest.on_event)
         else:  # no store: readings only feed the cache (still deduplicated and range-checked)
-            self.pipeline = Ingest(zone_of=self.zone_of, on_reading=self.latest.on_reading)
+            self.pipeline = Ingest(zone_of=self.zone_of, on_reading=self.latest.on_reading, on_rows=self.latest.on_rows)
             self.dispatcher.on("telemetry", self.pipeline.batch_lines)
         # the noise violations register: signed pass-by evidence, review, exports (hub/violations/)
-        self.violations = Violations(config.noise, cfg.state_dir / "violations.sqlite", zone_of=self.zone_of,
+        self.violations = Violations(config.noise, cfg.state_dir / "violations.sqlite" if self.backend.kind == "sqlite"
+                                     else self.backend.open("violations"), zone_of=self.zone_of,
                                      emit=self._emit, registry=self.metrics.registry)
         self.dispatcher.on("state", self.violations.on_state)
         self.dispatcher.on("event", self.violations.on_event)
         self.registry.listeners.append(self._on_gateway_change)
         self.engine.hooks.append(self._zone_points)
-        self.metrics.registry.register(_IngestCollector(self))
+        self.metrics.registry.register(IngestCollector(self._ingest_stats))
+        self.metrics.registry.register(StateSizes(self.state_sizes))
         for collector in (residents_channels.DELIVERIES, residents_web.BAD_INPUT):
             self.metrics.registry.register(collector)
         self.app = create_app(self, routers)
         self.server: uvicorn.Server | None = None
         self.started = asyncio.Event()
+        self.supervisor: Supervisor | None = None
+
+    def _ingest_stats(self) -> dict[str, int]:
+        if self.ingest is not None:
+            return self.ingest.stats()
+        return {f"ingest.{k}": v for k, v in self.pipeline.counters.items()}
+
+    def state_sizes(self) -> dict[str, int]:
+        """Items in the hub's bounded in-memory structures (``dozor_hub_state_items``; docs/operations.md)."""
+        return {**self.engine.sizes(), "telemetry_tail": len(self.latest.tail), "telemetry_devices": len(self.latest.devices),
+                "gateways": len(self.registry.gateways), "nodes": len(self.nodes.nodes),
+                "resident_alert_times": len(self.residents.notifier.store.times),
+                "resident_messages": len(self.residents.notifier.archive),
+                "python_allocated_blocks": sys.getallocatedblocks()}  # live objects, vs RSS (allocator high water)
 
     def resident_reach(self, zones: list[str]) -> ResidentReach:
         """Who among residents an alert on ``zones`` reaches: Web Push subscriptions there, open pages, channels."""
@@ -306,8 +313,19 @@ class Hub:
 
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
+        await self._republish_retained()
+
+    async def _republish_retained(self) -> None:
         await self.engine.republish_zone_states()
         await self.anchorer.on_connect()  # the signed audit head goes out again at once
+
+    async def _lead(self) -> None:
+        """Hold the state database lease before acting (a standby waits here), then re-read what the previous
+        leader may have written since this hub was built: the gateways' replay floors (alerts resume next)."""
+        assert self.leader is not None
+        await self.leader.take()
+        v = self.gwtrust.verifier
+        self.gwtrust.verifier = self.dispatcher.verifier = Verifier(v.store, count=v.count, on_epoch=v.on_epoch)
 
     async def _keys_watch(self, interval_s: float = 0.5) -> None:
         """``dozor hub keys stage|activate|retire`` change hub-keys.json: sign with the new active key from the
@@ -328,6 +346,22 @@ class Hub:
             await self.mqtt.publish(topics.HUB_STATE, HubState(state="online", ts=time.time(),
                                                                keys=keys.all_kids).to_bytes(), 1, True)
 
+    def long_lived_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+        """Every long-lived task of the hub except the API server, by name, as factories: ``run`` starts each
+        under one ``runtime.supervise.Supervisor``, so a task that fails is counted
+        (``dozor_hub_task_failures_total{task}``), logged once with its cause, and restarted."""
+        out: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("mqtt", self.mqtt.run), ("mqtt-ingest", self.mqtt_ingest.run), ("engine", self.engine.run),
+            ("registry", self.registry.run), ("flusher", self._flusher), ("audit-anchor", self.anchorer.run),
+            ("gwtrust", self.gwtrust.run), ("keys", self._keys_watch),
+            *([("lease", self.leader.keep)] if self.leader is not None else []),
+            ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]
+        if self.ingest is not None:
+            out.append(("ingest", self.ingest.run))
+        if (probe := memprobe_settings()) is not None:
+            out.append(("memprobe", lambda: run_probe(*probe)))
+        return out
+
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self.config.hub.flush_interval_s)
@@ -342,6 +376,8 @@ class Hub:
         except OSError as exc:
             raise ConfigError(f"cannot serve the API on {self.config.api_url}: {exc.strerror or exc} "
                               "(is another hub running? change [hub] api_port)") from None
+        if self.leader is not None:
+            await self._lead()
         self.engine.resume()
         guarded = Guard(self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
                         on_too_large=self.metrics.api_body_too_large.inc,
@@ -350,27 +386,30 @@ class Hub:
                                                     log_level="warning", lifespan="off", access_log=False))
         _warn_inline_secrets(self.config)
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
-                 self.config.mqtt.url, self.keys.kid)
-        tasks = [asyncio.create_task(c, name=n) for n, c in (
-            ("mqtt", self.mqtt.run()), ("mqtt-ingest", self.mqtt_ingest.run()), ("engine", self.engine.run()), ("registry", self.registry.run()),
-            ("flusher", self._flusher()), ("api", self.server.serve(sockets=[sock])),
-            ("audit-anchor", self.anchorer.run()), ("gwtrust", self.gwtrust.run()), ("keys", self._keys_watch()),
-            ("sd_notify", sdnotify.keepalive(f"API on {self.config.api_url}")))]
-        if self.ingest is not None:
-            tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
+                 self.config.mqtt.shown, self.keys.kid)
+        sup = Supervisor("hub", on_failure=lambda name: self.metrics.task_failures.labels(name).inc(), log=log)
+        await sup.__aenter__()
+        for name, factory in self.long_lived_tasks():
+            sup.start(name, factory)
+        self.supervisor = sup
+        tasks = [asyncio.create_task(self.server.serve(sockets=[sock]), name="api")]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         tasks.append(asyncio.create_task(stop.wait(), name="signal"))
-        await self.residents.start()  # Web Push workers spawn before the first alert, not during it
-        self.started.set()
+        if self.leader is not None:
+            tasks.append(asyncio.create_task(self.leader.lost.wait(), name="lease"))
         try:
+            await self.residents.start()  # Web Push workers spawn before the first alert, not during it
+            self.started.set()
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task.exception() is not None:
                     raise task.exception()
+            if self.leader is not None and self.leader.lost.is_set():
+                raise HubError("lost the state database lease to another hub")
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -382,10 +421,10 @@ class Hub:
             if self.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(self.ingest.commit(), 5)
-            api = next(t for t in tasks if t.get_name() == "api")
-            for task in tasks:
-                if task is not api:
-                    task.cancel()
+            await sup.aclose()  # every supervised task cancelled and awaited
+            api = tasks[0]
+            for task in tasks[1:]:
+                task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(api), 5)
             api.cancel()
@@ -397,7 +436,10 @@ class Hub:
             await self.engine.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.residents.aclose(), 5)
-            self.engine._flush()
+            with contextlib.suppress(Exception):
+                self.engine._flush()
+            if self.leader is not None and self.leader.lease.valid():
+                self.leader.release()  # a clean stop: the standby need not wait for the expiry
             self.store.close()
             self.gwtrust.close()
             with contextlib.suppress(Exception):

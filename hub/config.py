@@ -10,7 +10,7 @@
     all_clear_duration_s = 30
     zones = "zones.json"
     extra_verify_keys = []          # older hub public keys (base64url) still announced during rotation
-    finished_in_memory_s = 600      # a finished alert then lives only in the store (still readable)
+    finished_in_memory_s = 60       # a finished alert then lives only in the store (still readable)
     alert_retention_days = 365      # finished alerts older than this are deleted (the audit chain keeps its records)
     metrics_token_file = "metrics-token"  # optional: a separate bearer token for Prometheus on /metrics
     max_body_bytes = 1048576        # larger request bodies get 413 before they are read
@@ -19,7 +19,9 @@
     audit_anchor_interval_s = 60    # how often the hub signs and publishes the audit chain head
 
     [mqtt]
-    url = "mqtt://127.0.0.1:1883"
+    url = "mqtt://127.0.0.1:1883"   # or, for a clustered broker (NATS, EMQX), its nodes instead of url:
+                                    # urls = ["mqtt://mq1:1883", "mqtt://mq2:1883", "mqtt://mq3:1883"]
+    url_order = "in_order"          # or "random"; a lost or refused node: on to the next (contract/broker.py)
     client_id = "dozor-hub"
 
     [store]                         # the time-series store for telemetry, fleet and alert points
@@ -32,6 +34,9 @@
     spool = "spool.sqlite"          # durable spool; default state_dir/spool.sqlite
     flush_interval_s = 1.0          # how often the spool is written to the store
     commit_delay_s = 0.05           # longest a received message waits for its spool commit and PUBACK
+
+    [database]                      # where hub state lives (hub/repo/settings.py): "sqlite" files in state_dir,
+    url = "sqlite"                  # or "postgresql://dozor@db:5432/dozor" with password_file / password_env
 
     [noise]                         # the violations register (hub/violations/)
     gateway_keys = { gw-a = "<base64url Ed25519 public key>" }   # pinned evidence keys (a list for rotation);
@@ -63,6 +68,8 @@ from contract.broker import BrokerAddress
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id, Signal
 from hub.errors import ConfigError
+from hub.repo.backend import Backend
+from hub.repo.settings import DatabaseSettings
 from hub.residents.config import ResidentsConfig
 from runtime import credentials
 
@@ -82,13 +89,14 @@ class HubSettings(_Section):
     zones: Path = Path("zones.json")
     extra_verify_keys: tuple[str, ...] = ()
     flush_interval_s: float = Field(default=0.2, gt=0, le=10)
-    finished_in_memory_s: float = Field(default=600.0, ge=0, le=86400)  # then a finished alert lives only in the store
+    finished_in_memory_s: float = Field(default=60.0, ge=0, le=86400)  # then a finished alert lives only in the store
     alert_retention_days: float = Field(default=365.0, gt=0)  # finished alerts older than this are deleted
     metrics_token_file: Path | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1024 * 1024)
     login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
     public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
     audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
 
     @field_validator("extra_verify_keys")
     @classmethod
@@ -113,6 +121,9 @@ class MqttSettings(BrokerAddress, _Section):
     publish_timeout_s: float = Field(default=10.0, gt=0, le=300)
     stuck_puback_s: float = Field(default=15.0, ge=0, le=600)  # a PUBACK this late: the session is dead (0: off)
     healthy_s: float = Field(default=10.0, gt=0, le=3600)  # up this long: the reconnect backoff starts over
+    # With several broker nodes (urls): the retained hub and zone states go out again healthy_s after a connect,
+    # then this often (0: never), since a cluster may drop a retained write during a leader election.
+    retained_refresh_s: float = Field(default=60.0, ge=0, le=86_400)
     # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
     # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
     ingest_cert_file: Path | None = None
@@ -250,6 +261,7 @@ class HubConfig(_Section):
     hub: HubSettings = HubSettings()
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
+    database: DatabaseSettings = DatabaseSettings()  # where hub state lives (hub/repo): SQLite or PostgreSQL
     firmware: FirmwareSettings = FirmwareSettings()
     noise: NoiseSettings = NoiseSettings()
     two_person: TwoPersonSettings = TwoPersonSettings()
@@ -262,6 +274,10 @@ class HubConfig(_Section):
     @property
     def state_dir(self) -> Path:
         return self.hub.state_dir
+
+    def backend(self) -> Backend:
+        """The hub state backend ([database]); reads the database password now."""
+        return self.database.backend(self.hub.state_dir)
 
     @property
     def api_url(self) -> str:
@@ -314,6 +330,9 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
             cfg = cfg.model_copy(update={"oidc": o.model_copy(update={"jwks_file": base / o.jwks_file})})
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_s must not exceed reconnect_max_s")
+    db = cfg.database
+    if db.password_file is not None and not db.password_file.is_absolute():
+        cfg = cfg.model_copy(update={"database": db.model_copy(update={"password_file": base / db.password_file})})
     store = cfg.store
     if store.kind != "none" and not store.url:
         raise ConfigError(f"{source}: [store] url is required for kind = {store.kind!r} "

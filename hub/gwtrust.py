@@ -1,8 +1,9 @@
 """Gateway identities: enrollment (no trust on first use), verification of signed gateway messages, recovery.
 
-State: ``state_dir/gateway-trust.sqlite`` (WAL), written by the CLI (``dozor gateways enroll|reset --config``,
-``dozor provision``, ``dozor sim city --hub-config``) and read by the running hub, which notices other writers
-through SQLite's ``data_version`` and reloads.
+State: the ``trust`` component of the hub's state backend (hub/repo: ``state_dir/gateway-trust.sqlite`` (WAL), or
+tables in PostgreSQL), written by the CLI (``dozor gateways enroll|reset --config``, ``dozor provision``,
+``dozor sim city --hub-config``) and read by the running hub, which notices other writers through a change
+counter (``trust_version``, bumped by every enrollment change; SQLite's ``data_version`` as well) and reloads.
 
     enrollment  gateway -> public key, kid, enrolled_at, epoch, clear_retained
     floors      gateway -> replay floor (contract.signed.ReplayGuard) persisted by the hub
@@ -21,7 +22,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,22 +34,16 @@ from contract.command import key_id, public_key_from_b64
 from contract.signed import ReplayGuard, Unverified, open_sealed
 from contract.topics import check_id
 from hub.errors import ConfigError, StoreError
-from hub.store import open_wal
+from hub.repo import Backend, Database
+from hub.repo.db import SqliteDatabase
+from hub.repo.schema import TRUST
 
 log = logging.getLogger(__name__)
 TRUST_DB = "gateway-trust.sqlite"
 LOG_EVERY_S = 60.0
 FLOOR_EVERY_S = 10.0  # heartbeat/ack floors are persisted at most this often (births and wills at once)
+UNKNOWN_RECHECK_S = 1.0  # a gateway id found not enrolled is looked up in the store again at most this often
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS enrollment (
-    gateway TEXT PRIMARY KEY, public_key TEXT NOT NULL, kid TEXT NOT NULL, enrolled_at REAL NOT NULL,
-    epoch INTEGER NOT NULL, clear_retained INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS floors (gateway TEXT PRIMARY KEY, epoch INTEGER NOT NULL, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, gateway TEXT NOT NULL, action TEXT NOT NULL,
-    actor TEXT NOT NULL, detail TEXT NOT NULL);
-"""
 
 
 @dataclass(frozen=True)
@@ -67,40 +61,51 @@ class Enrollment:
 
 
 class TrustStore:
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / TRUST_DB
-        self.db = open_wal(self.path, SCHEMA, "the gateway trust store")
+    def __init__(self, where: Path | Database) -> None:
+        self.db = where if isinstance(where, Database) else Backend.sqlite(Path(where)).open(TRUST)
+        self.path = self.db.where
+
+    @classmethod
+    def in_backend(cls, backend: Backend) -> TrustStore:
+        return cls(backend.open(TRUST))
 
     def close(self) -> None:
         self.db.close()
 
     def data_version(self) -> int:
-        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        """Changes since this store opened, by any process (the hub polls it to notice CLI enrollments)."""
+        n = self.db.query("SELECT n FROM trust_version WHERE id = 1")
+        counter = int(n[0][0]) if n else 0
+        if isinstance(self.db, SqliteDatabase):  # also writes by older tools that do not bump the counter
+            return counter * 1_000_003 + self.db.data_version()
+        return counter
 
     # ------------------------------------------------------------ queries
-    def get(self, gateway: str) -> Enrollment | None:
-        row = self.db.execute("SELECT gateway, public_key, kid, enrolled_at, epoch, clear_retained FROM enrollment "
-                              "WHERE gateway = ?", (gateway,)).fetchone()
-        return Enrollment(*row[:5], clear_retained=bool(row[5])) if row else None
+    def get(self, gateway: str, tx=None) -> Enrollment | None:
+        rows = (tx or self.db).query("SELECT gateway, public_key, kid, enrolled_at, epoch, clear_retained "
+                                     "FROM enrollment WHERE gateway = ?", (gateway,))
+        return Enrollment(*rows[0][:5], clear_retained=bool(rows[0][5])) if rows else None
 
     def all(self) -> dict[str, Enrollment]:
-        rows = self.db.execute("SELECT gateway, public_key, kid, enrolled_at, epoch, clear_retained FROM enrollment")
+        rows = self.db.query("SELECT gateway, public_key, kid, enrolled_at, epoch, clear_retained FROM enrollment")
         return {r[0]: Enrollment(*r[:5], clear_retained=bool(r[5])) for r in rows}
 
     def floors(self) -> dict[str, tuple[int, dict]]:
-        return {g: (e, json.loads(d)) for g, e, d in self.db.execute("SELECT gateway, epoch, doc FROM floors")}
+        return {g: (e, json.loads(d)) for g, e, d in self.db.query("SELECT gateway, epoch, doc FROM floors")}
 
     def history(self, gateway: str | None = None) -> list[dict]:
         sql = "SELECT seq, ts, gateway, action, actor, detail FROM log"
-        rows = self.db.execute(sql + (" WHERE gateway = ? ORDER BY seq" if gateway else " ORDER BY seq"),
-                               (gateway,) if gateway else ())
+        rows = self.db.query(sql + (" WHERE gateway = ? ORDER BY seq" if gateway else " ORDER BY seq"),
+                             (gateway,) if gateway else ())
         return [{"seq": s, "ts": ts, "gateway": g, "action": a, "actor": actor, **json.loads(d)}
                 for s, ts, g, a, actor, d in rows]
 
     # ------------------------------------------------------------ writes
-    def _log(self, gateway: str, action: str, actor: str, detail: dict) -> None:
-        self.db.execute("INSERT INTO log (ts, gateway, action, actor, detail) VALUES (?, ?, ?, ?, ?)",
-                        (time.time(), gateway, action, actor, json.dumps(detail, separators=(",", ":"))))
+    @staticmethod
+    def _log(tx, gateway: str, action: str, actor: str, detail: dict) -> None:
+        tx.execute("INSERT INTO log (ts, gateway, action, actor, detail) VALUES (?, ?, ?, ?, ?)",
+                   (time.time(), gateway, action, actor, json.dumps(detail, separators=(",", ":"))))
+        tx.execute("UPDATE trust_version SET n = n + 1 WHERE id = 1")
 
     def enroll(self, gateway: str, public_key: str, *, actor: str = "cli", reason: str = "") -> tuple[Enrollment, bool]:
         """Register ``public_key`` (base64url raw Ed25519) for ``gateway``. Returns (enrollment, changed).
@@ -111,24 +116,19 @@ class TrustStore:
             kid = key_id(public_key_from_b64(public_key))
         except ValueError as exc:
             raise ConfigError(f"--pubkey for {gateway}: {exc}") from None
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            old = self.get(gateway)
+        with self.db.transaction(lock="trust") as tx:
+            old = self.get(gateway, tx)
             if old is not None and old.public_key == public_key.strip():
-                self.db.execute("COMMIT")
                 return old, False
             epoch = (old.epoch if old else 0) + 1
-            now = time.time()
-            self.db.execute("INSERT OR REPLACE INTO enrollment (gateway, public_key, kid, enrolled_at, epoch, "
-                            "clear_retained) VALUES (?, ?, ?, ?, ?, ?)",
-                            (gateway, public_key.strip(), kid, now, epoch, 1 if old else 0))
-            self.db.execute("DELETE FROM floors WHERE gateway = ?", (gateway,))
-            self._log(gateway, "reenroll" if old else "enroll", actor,
+            tx.execute("INSERT INTO enrollment (gateway, public_key, kid, enrolled_at, epoch, clear_retained) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (gateway) DO UPDATE SET public_key = excluded.public_key,"
+                       " kid = excluded.kid, enrolled_at = excluded.enrolled_at, epoch = excluded.epoch, "
+                       "clear_retained = excluded.clear_retained",
+                       (gateway, public_key.strip(), kid, time.time(), epoch, 1 if old else 0))
+            tx.execute("DELETE FROM floors WHERE gateway = ?", (gateway,))
+            self._log(tx, gateway, "reenroll" if old else "enroll", actor,
                       {"kid": kid, "previous_kid": old.kid if old else None, "epoch": epoch, "reason": reason})
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"cannot enroll {gateway}: {exc}") from None
         log.warning("gateway %s enrolled with identity key %s (epoch %d)", gateway, kid, epoch)
         return self.get(gateway), True  # type: ignore[return-value]
 
@@ -136,20 +136,13 @@ class TrustStore:
         """Operator recovery: forget the gateway's session and replay floor and clear its retained birth."""
         if not reason.strip():
             raise ConfigError("a reset needs a --reason (it is recorded)")
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            old = self.get(gateway)
+        with self.db.transaction(lock="trust") as tx:
+            old = self.get(gateway, tx)
             if old is None:
-                self.db.execute("ROLLBACK")
                 raise ConfigError(f"gateway {gateway} is not enrolled (dozor gateways enroll {gateway} --pubkey ...)")
-            self.db.execute("UPDATE enrollment SET epoch = epoch + 1, clear_retained = 1 WHERE gateway = ?",
-                            (gateway,))
-            self.db.execute("DELETE FROM floors WHERE gateway = ?", (gateway,))
-            self._log(gateway, "reset", actor, {"reason": reason, "epoch": old.epoch + 1})
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"cannot reset {gateway}: {exc}") from None
+            tx.execute("UPDATE enrollment SET epoch = epoch + 1, clear_retained = 1 WHERE gateway = ?", (gateway,))
+            tx.execute("DELETE FROM floors WHERE gateway = ?", (gateway,))
+            self._log(tx, gateway, "reset", actor, {"reason": reason, "epoch": old.epoch + 1})
         log.warning("gateway %s reset by %s: %s", gateway, actor, reason)
         return self.get(gateway)  # type: ignore[return-value]
 
@@ -158,19 +151,13 @@ class TrustStore:
 
         Returns False if it was not enrolled. The log keeps the revoked kid; a replacement cabinet is a new
         enrollment (``enroll``) with a new key."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            old = self.get(gateway)
+        with self.db.transaction(lock="trust") as tx:
+            old = self.get(gateway, tx)
             if old is None:
-                self.db.execute("ROLLBACK")
                 return False
-            self.db.execute("DELETE FROM enrollment WHERE gateway = ?", (gateway,))
-            self.db.execute("DELETE FROM floors WHERE gateway = ?", (gateway,))
-            self._log(gateway, "revoke", actor, {"kid": old.kid, "epoch": old.epoch, "reason": reason})
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"cannot revoke {gateway}: {exc}") from None
+            tx.execute("DELETE FROM enrollment WHERE gateway = ?", (gateway,))
+            tx.execute("DELETE FROM floors WHERE gateway = ?", (gateway,))
+            self._log(tx, gateway, "revoke", actor, {"kid": old.kid, "epoch": old.epoch, "reason": reason})
         log.warning("gateway %s revoked by %s: %s", gateway, actor, reason)
         return True
 
@@ -178,28 +165,28 @@ class TrustStore:
         self.db.execute("UPDATE enrollment SET clear_retained = 0 WHERE gateway = ? AND epoch = ?", (gateway, epoch))
 
     def put_floor(self, gateway: str, epoch: int, doc: dict) -> None:
-        self.db.execute("INSERT OR REPLACE INTO floors (gateway, epoch, doc) VALUES (?, ?, ?)",
-                        (gateway, epoch, json.dumps(doc)))
-
-    def _rollback(self) -> None:
-        try:
-            self.db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+        self.db.execute("INSERT INTO floors (gateway, epoch, doc) VALUES (?, ?, ?) ON CONFLICT (gateway) DO UPDATE "
+                        "SET epoch = excluded.epoch, doc = excluded.doc", (gateway, epoch, json.dumps(doc)))
 
 
-def enroll(state_dir: Path, gateway: str, public_key: str, *, actor: str = "cli", reason: str = "") -> tuple[Enrollment, bool]:
-    """Library entry point for provisioning: register a gateway's identity public key in the hub's state."""
-    store = TrustStore(state_dir)
+def _open(where: Path | Backend) -> TrustStore:
+    return TrustStore.in_backend(where) if isinstance(where, Backend) else TrustStore(where)
+
+
+def enroll(state_dir: Path | Backend, gateway: str, public_key: str, *, actor: str = "cli",
+           reason: str = "") -> tuple[Enrollment, bool]:
+    """Library entry point for provisioning: register a gateway's identity public key in the hub's state (a state
+    dir's SQLite, or the hub config's backend)."""
+    store = _open(state_dir)
     try:
         return store.enroll(gateway, public_key, actor=actor, reason=reason)
     finally:
         store.close()
 
 
-def revoke(state_dir: Path, gateway: str, *, reason: str, actor: str = "cli") -> bool:
+def revoke(state_dir: Path | Backend, gateway: str, *, reason: str, actor: str = "cli") -> bool:
     """Library entry point for ``dozor provision revoke``: the hub stops trusting the gateway's identity key."""
-    store = TrustStore(state_dir)
+    store = _open(state_dir)
     try:
         return store.revoke(gateway, reason=reason, actor=actor)
     finally:
@@ -232,6 +219,7 @@ class Verifier:
         self.unknown: dict[str, int] = {}  # messages naming a gateway that is not enrolled
         self._version = -1
         self._logged: dict[tuple[str, str], float] = {}
+        self._checked: dict[str, float] = {}  # unknown gateway id -> when the store was last asked about it
         self.refresh()
 
     # ------------------------------------------------------------ enrollment changes
@@ -244,7 +232,7 @@ class Verifier:
             self._version = version
             enrolled = self.store.all()
             floors = self.store.floors()
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             log.error("cannot read the gateway trust store: %s", exc)
             return False
         changed = False
@@ -271,7 +259,7 @@ class Verifier:
     # ------------------------------------------------------------ verification
     def open(self, gateway: str, channel: str, wire: bytes) -> bytes | None:
         gw = self.gateways.get(gateway)
-        if gw is None and self.refresh():
+        if gw is None and self._recheck(gateway) and self.refresh():
             gw = self.gateways.get(gateway)
         if gw is None:
             if gateway in self.unknown or len(self.unknown) < 10_000:  # bounded: topics are attacker input
@@ -286,6 +274,19 @@ class Verifier:
         except Unverified as exc:
             self._refuse(gateway, channel, exc)
             return None
+
+    def _recheck(self, gateway: str) -> bool:
+        """May an unknown gateway id cost a store look-up now? Once per ``UNKNOWN_RECHECK_S`` per id: a flood of
+        messages naming ids that are not enrolled (topics are attacker input) must not put two database queries
+        on the message loop per message. A gateway enrolled just now is admitted within that second."""
+        now = self.clock()
+        last = self._checked.get(gateway)
+        if last is not None and 0 <= now - last < UNKNOWN_RECHECK_S:
+            return False
+        if last is None and len(self._checked) >= 10_000:  # bounded
+            self._checked.clear()
+        self._checked[gateway] = now
+        return True
 
     def admit(self, gateway: str, channel: str, session: int | None, ctr: int | None) -> bool:
         """The replay check for a verified, decoded message; records its counter if fresh."""
@@ -313,7 +314,7 @@ class Verifier:
             try:
                 self.store.put_floor(gateway, gw.enrollment.epoch, {**gw.guard.floor(), "state_sha": gw.state_sha})
                 self._version = self.store.data_version()
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 log.error("cannot persist the replay floor of %s: %s", gateway, exc)
         return True
 
@@ -341,10 +342,10 @@ class GatewayTrust:
     by other processes (a reset or re-enrollment drops the registry's session for that gateway and clears its
     retained birth on the broker)."""
 
-    def __init__(self, state_dir: Path, *, count: Callable[[str, str], None],
+    def __init__(self, state_dir: Path | TrustStore, *, count: Callable[[str, str], None],
                  reset_session: Callable[[str], None],
                  publish: Callable[[str, bytes, int, bool], Awaitable[bool]]) -> None:
-        self.store = TrustStore(state_dir)
+        self.store = state_dir if isinstance(state_dir, TrustStore) else TrustStore(state_dir)
         self.reset_session = reset_session
         self.publish = publish
         self.verifier = Verifier(self.store, count=count, on_epoch=self._on_epoch)
@@ -365,7 +366,7 @@ class GatewayTrust:
             try:
                 self.verifier.refresh()
                 await self.clear_retained()
-            except (sqlite3.Error, StoreError) as exc:
+            except StoreError as exc:
                 log.error("gateway trust store: %s", exc)
             await asyncio.sleep(interval_s)
 

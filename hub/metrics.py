@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 class HubMetrics:
@@ -16,6 +19,10 @@ class HubMetrics:
                                      registry=r)
         self.mqtt_disconnects = Counter(p + "mqtt_disconnects", "Lost MQTT connections", ["connection"],
                                         registry=r)
+        self.mqtt_broker_switches = Counter(p + "mqtt_broker_switches", "Moves to the next node of a clustered "
+                                            "broker after a failed or lost connection", ["connection"], registry=r)
+        self.retained_refreshes = Counter(p + "retained_refreshes", "Retained hub and zone states published again "
+                                          "on a clustered broker", registry=r)
         self.publish_errors = Counter(p + "publish_errors", "MQTT publishes that failed", ["kind"], registry=r)
         self.commands_sent = Counter(p + "commands_sent", "Signed commands published", ["act"], registry=r)
         self.command_retries = Counter(p + "command_retries", "Commands re-sent with a new jti", registry=r)
@@ -47,6 +54,8 @@ class HubMetrics:
         self.unverified = Counter(p + "gateway_messages_unverified", "Gateway messages ignored: unsigned, not "
                                   "enrolled, bad signature, replayed or implausible session", ["channel", "reason"],
                                   registry=r)
+        self.task_failures = Counter(p + "task_failures", "Long-lived hub tasks that failed (then restarted by the "
+                                     "supervisor, runtime/supervise.py)", ["task"], registry=r)
         self.store_errors = Counter(p + "store_errors", "SQLite write failures", registry=r)
         # identities, audit, API hardening (hub/identity, hub/audit, hub/limits.py)
         self.api_auth_refusals = Counter(p + "api_auth_refusals", "API calls refused by authentication or role",
@@ -64,3 +73,42 @@ class HubMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class StateSizes:
+    """``dozor_hub_state_items{what}``: how many items each bounded in-memory structure of the hub holds (alerts,
+    command ids, telemetry tail, gateways, nodes, ...), read at scrape time from ``sizes()``. A soak shows them
+    level off; one that keeps growing is a leak."""
+
+    def __init__(self, sizes: Callable[[], dict[str, int]]) -> None:
+        self.sizes = sizes
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        family = GaugeMetricFamily("dozor_hub_state_items", "Items held in memory, by structure", labels=["what"])
+        for what, n in sorted(self.sizes().items()):
+            family.add_metric([what], float(n))
+        yield family
+
+
+class IngestCollector:
+    """Prometheus view of the ingest counters (dozor_hub_telemetry_ingest_total{name}) and its queues (gauges)."""
+
+    GAUGES = ("buffered_lines", "acks_waiting", "spool.pending_lines", "store_up")
+
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.stats = stats
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        counters = CounterMetricFamily("dozor_hub_telemetry_ingest", "Telemetry ingest and spool counters", labels=["name"])
+        gauges = GaugeMetricFamily("dozor_hub_telemetry_queue", "Telemetry lines and acks waiting; store_up 1/0",
+                                   labels=["name"])
+        for name, value in sorted(self.stats().items()):
+            (gauges if name in self.GAUGES else counters).add_metric([name], float(value))
+        yield counters
+        yield gauges

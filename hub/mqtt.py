@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel
 
 from contract import topics
+from contract.codecs import telemetry as telemetry_wire
 from contract.errors import MalformedMessage
 from contract.models import Ack, Event, GatewayState, Heartbeat, HubState, TelemetryBatch, decode
 from hub.config import MqttSettings
 from hub.metrics import HubMetrics
 from runtime.backoff import Backoff
-from runtime.mqtt import MqttLinkError, MqttParams, MqttSession, Will
+from runtime.mqtt import BrokerList, MqttLinkError, MqttParams, MqttSession, Will
 from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class Dispatcher:
             verifier = self.verifier if channel in SIGNED else None
             if verifier is not None and (payload := verifier.open(parsed.ident, channel, payload)) is None:
                 return  # unsigned or unverifiable: counted and logged by the verifier
-            msg = decode(MODELS[channel], payload, topic=topic)
+            msg = telemetry_wire.decode(payload, topic=topic) if channel == "telemetry" else \
+                decode(MODELS[channel], payload, topic=topic)  # telemetry: version 1 or 2 (compact)
             if getattr(msg, "gateway", parsed.ident) != parsed.ident:
                 raise MalformedMessage("gateway_mismatch", topic=topic,
                                        detail=f"payload says {getattr(msg, 'gateway', '')!r}")
@@ -94,6 +96,7 @@ class HubMqtt:
 
     def __init__(self, cfg: MqttSettings, dispatcher: Dispatcher, metrics: HubMetrics, *,
                  keys: tuple[str, ...] = (), on_connect: Callable[[], Awaitable[None]] | None = None,
+                 on_refresh: Callable[[], Awaitable[None]] | None = None,
                  channels: tuple[topics.GwChannel, ...] = SUBSCRIBED, control: bool = True,
                  defer_ack: Callable[[Callable[[], object] | None], None] | None = None) -> None:
         """``defer_ack``: acknowledge QoS 1 messages only when the application says so. Each message's PUBACK
@@ -107,10 +110,12 @@ class HubMqtt:
         self.metrics = metrics
         self.keys = keys
         self.on_connect = on_connect
+        self.on_refresh = on_refresh  # re-publishes the retained zone states and audit head (a clustered broker)
         self.defer_ack = defer_ack if cfg.persistent_session else None  # without a session nothing is redelivered
         self.session: MqttSession | None = None
         self.connected = asyncio.Event()
         self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
+        self.brokers = BrokerList(cfg.endpoints, cfg.url_order)  # a clustered broker: on to the next node on loss
         self._log = RateLimitedLog(log, 10.0)
 
     def _state(self, state: str) -> bytes:
@@ -156,7 +161,7 @@ class HubMqtt:
                 await self._session()
             except MqttLinkError as exc:
                 self.metrics.mqtt_disconnects.labels(kind).inc()
-                log.warning("MQTT %s:%d (%s): %s", self.cfg.host, self.cfg.port, kind, exc)
+                log.warning("MQTT %s:%d (%s): %s", *self.brokers.current, kind, exc)
             except Exception as exc:  # noqa: BLE001 - a bug (e.g. in on_connect) must not end the connection for good
                 self.metrics.mqtt_disconnects.labels(kind).inc()
                 self._log.error(f"crash:{type(exc).__name__}", "MQTT %s session failed: %r; reconnecting", kind, exc,
@@ -164,6 +169,9 @@ class HubMqtt:
             finally:
                 self.session = None
                 self.connected.clear()
+                if len(self.brokers) > 1:
+                    self.brokers.failed()
+                    self.metrics.mqtt_broker_switches.labels(kind).inc()
             await asyncio.sleep(self.backoff.down())
 
     def _on_message(self, topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
@@ -181,7 +189,8 @@ class HubMqtt:
     async def _session(self) -> None:
         cfg = self.cfg
         will = Will(topics.HUB_STATE, self._state("offline")) if self.control else None
-        params = MqttParams(cfg.host, cfg.port, self.client_id, username=cfg.username, password=cfg.password,
+        host, port = self.brokers.current
+        params = MqttParams(host, port, self.client_id, username=cfg.username, password=cfg.password,
                             keepalive_s=cfg.keepalive_s, clean_session=not cfg.persistent_session, will=will,
                             tls=cfg.tls_files(), connect_timeout_s=cfg.connect_timeout_s,
                             publish_timeout_s=cfg.publish_timeout_s, stuck_puback_s=cfg.stuck_puback_s,
@@ -193,13 +202,31 @@ class HubMqtt:
             await session.subscribe([(f"{topics.ROOT}/gw/+/{ch.value}", 1) for ch in self.channels])
             self.session = session
             self.metrics.mqtt_connects.labels("control" if self.control else "ingest").inc()
-            log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, self.client_id)
+            log.info("MQTT connected to %s:%d as %s", host, port, self.client_id)
             if self.control:
                 await session.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
             self.connected.set()
             if self.on_connect is not None:
                 await self.on_connect()
+            if self.control and len(self.brokers) > 1 and cfg.retained_refresh_s > 0:
+                await self._refresh_retained(session)
             await session.wait_closed()
+
+    async def _refresh_retained(self, session: MqttSession) -> None:
+        """On a clustered broker: the retained state (hub online, zone states, audit head) again once the session
+        has been healthy for ``healthy_s``, then every ``retained_refresh_s``. A cluster may lose a retained write
+        made while it elects new leaders after losing a node, and still ack it (NATS 2.9 logs "unable to store
+        retained message"). Returns (raising MqttLinkError) only when the session ends."""
+        wait = self.cfg.healthy_s
+        while True:
+            try:
+                await asyncio.wait_for(session.wait_closed(), wait)
+            except TimeoutError:
+                await session.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
+                if self.on_refresh is not None:
+                    await self.on_refresh()
+                self.metrics.retained_refreshes.inc()
+            wait = self.cfg.retained_refresh_s
 
     async def close(self) -> None:
         """Announce a clean shutdown (the last-will only fires on an unclean one)."""

@@ -1,4 +1,5 @@
-"""Field nodes (MicroPython noise and air nodes) as the hub knows them, in the hub's SQLite (table ``nodes``).
+"""Field nodes (MicroPython noise and air nodes) as the hub knows them, in the hub state (table ``nodes`` of the
+``hub`` component: hub.sqlite or PostgreSQL, hub/repo).
 
 Two sources fill a record:
 
@@ -39,11 +40,13 @@ from pathlib import Path
 
 from contract.codecs.node_frame import parse_status_detail
 from contract.models import DeviceKind, GatewayState, Heartbeat
+from hub.errors import StoreError
 from hub.models import NodeOut, NodeRegistration
+from hub.repo import Database
+from hub.repo.backend import adopt
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, doc TEXT NOT NULL)"
 LAST_SEEN_PERSIST_S = 60.0
 NODE_KINDS = frozenset({DeviceKind.NOISE_NODE})
 VERSION_FILE = Path(__file__).resolve().parents[1] / "firmware" / "src" / "version.py"
@@ -105,9 +108,9 @@ class NodeRegistry:
 
     max_nodes = MAX_NODES
 
-    def __init__(self, db: sqlite3.Connection, current_version: str | None, *,
+    def __init__(self, db: Database | sqlite3.Connection, current_version: str | None, *,
                  on_error: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time) -> None:
-        self.db = db
+        self.db = adopt(db, "hub") if isinstance(db, sqlite3.Connection) else db
         self.current_version = current_version
         self.on_error = on_error
         self.clock = clock
@@ -116,8 +119,7 @@ class NodeRegistry:
         self.refused = 0
         self.pruned = 0
         self._last_prune = float("-inf")
-        self.db.execute(SCHEMA)
-        for node_id, doc in self.db.execute("SELECT id, doc FROM nodes").fetchall():
+        for node_id, doc in self.db.query("SELECT id, doc FROM nodes"):
             try:
                 self.nodes[node_id] = NodeRecord(**json.loads(doc))
             except (TypeError, ValueError) as exc:  # a damaged row must not keep the hub down
@@ -189,7 +191,7 @@ class NodeRegistry:
         if old:
             try:
                 self.db.executemany("DELETE FROM nodes WHERE id = ?", [(n,) for n in old])
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 self.on_error()
                 log.error("cannot prune nodes from the hub state: %s", exc)
             self.pruned += len(old)
@@ -197,8 +199,9 @@ class NodeRegistry:
 
     def _persist(self, rec: NodeRecord) -> None:
         try:
-            self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?)", (rec.id, json.dumps(asdict(rec))))
-        except sqlite3.Error as exc:
+            self.db.execute("INSERT INTO nodes (id, doc) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                            (rec.id, json.dumps(asdict(rec))))
+        except StoreError as exc:
             self.on_error()
             log.error("cannot write node %s to the hub state: %s", rec.id, exc)
             return

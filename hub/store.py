@@ -1,5 +1,6 @@
-"""SQLite (WAL, synchronous=NORMAL) persistence for the hub: alerts, per-device alert state, commands,
-the audit log, the gateway registry and zone-state versions.
+"""Persistence for the hub: alerts, per-device alert state, commands, the audit log, the gateway registry and
+zone-state versions, in the ``hub`` component of the state backend (hub/repo: ``hub.sqlite`` (WAL,
+synchronous=NORMAL) by default, or PostgreSQL).
 
 Writes are queued in memory and committed together by ``flush()`` (called periodically, and at once
 where durability matters before acting, e.g. before commands for a new alert are published). A flush is
@@ -10,27 +11,14 @@ process kill -9 (only an OS crash can lose the last transactions).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, status TEXT NOT NULL, created REAL NOT NULL, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alert_devices (
-    alert TEXT NOT NULL, gateway TEXT NOT NULL, device TEXT NOT NULL, doc TEXT NOT NULL,
-    PRIMARY KEY (alert, gateway, device)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS commands (
-    jti TEXT PRIMARY KEY, alert TEXT NOT NULL, gateway TEXT NOT NULL, phase_seq INTEGER NOT NULL,
-    act TEXT NOT NULL, targets TEXT NOT NULL, sent REAL NOT NULL, token_sha256 TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS commands_alert ON commands (alert, phase_seq);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, alert TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS gateways (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS zone_states (zone TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL);
-"""
+from hub.repo import Backend, Database, Tx
+from hub.repo.schema import HUB
 
 
 def _dumps(doc: Any) -> str:
@@ -42,24 +30,26 @@ def _alert_row(row: Any) -> tuple[str, float, str]:
     return status, created, _dumps(doc)
 
 
-def open_wal(path: Path, schema: str, what: str) -> sqlite3.Connection:
-    """The hub's SQLite files: WAL, synchronous=NORMAL, a busy timeout, the schema applied; readable errors."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(schema)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {what} {path}: {exc}") from None
-    return db
+def _upsert(table: str, cols: str, key: str) -> str:
+    names = [c.strip() for c in cols.split(",")]
+    keys = [k.strip() for k in key.split(",")]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in names if c not in keys)
+    return (f"INSERT INTO {table} ({cols}) VALUES ({','.join('?' * len(names))}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {sets}")
+
+
+UPSERT_ALERT = _upsert("alerts", "id, status, created, doc", "id")
+UPSERT_DEVICE = _upsert("alert_devices", "alert, gateway, device, doc", "alert, gateway, device")
+UPSERT_COMMAND = _upsert("commands", "jti, alert, gateway, phase_seq, act, targets, sent, token_sha256", "jti")
+UPSERT_GATEWAY = _upsert("gateways", "id, doc", "id")
+UPSERT_ZONE = _upsert("zone_states", "zone, version, doc", "zone")
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = open_wal(path, SCHEMA, "hub state")
+    def __init__(self, where: Path | Database) -> None:
+        self.db = where if isinstance(where, Database) else Backend.sqlite(where.parent).open(HUB, path=where)
+        self.path = self.db.where
+        self.fence: Callable[[Tx], None] | None = None  # e.g. hub.repo.lease.Lease.check: writes only as leader
         self._alerts: dict[str, Any] = {}
         self._devices: dict[tuple[str, str, str], Any] = {}  # objects with .doc(): serialised at flush
         self._commands: list[tuple] = []
@@ -105,19 +95,20 @@ class Store:
         alerts, commands = self._alerts, self._commands
         devices_q = self._devices if devices else {}
         audit, gateways, zones = self._audit, self._gateways, self._zones
+        batches = ((UPSERT_ALERT, [(k, *_alert_row(v)) for k, v in alerts.items()]),
+                   (UPSERT_DEVICE, [(*k, _dumps(v.doc())) for k, v in devices_q.items()]),
+                   (UPSERT_COMMAND, commands),
+                   ("INSERT INTO audit (ts, alert, kind, detail) VALUES (?,?,?,?)", audit),
+                   (UPSERT_GATEWAY, list(gateways.items())),
+                   (UPSERT_ZONE, [(k, *v) for k, v in zones.items()]))
         try:
-            with self.db:
-                self.db.execute("BEGIN")
-                self.db.executemany("INSERT OR REPLACE INTO alerts VALUES (?,?,?,?)",
-                                    [(k, *_alert_row(v)) for k, v in alerts.items()])
-                self.db.executemany("INSERT OR REPLACE INTO alert_devices VALUES (?,?,?,?)",
-                                    [(*k, _dumps(v.doc())) for k, v in devices_q.items()])
-                self.db.executemany("INSERT OR REPLACE INTO commands VALUES (?,?,?,?,?,?,?,?)", commands)
-                self.db.executemany("INSERT INTO audit (ts, alert, kind, detail) VALUES (?,?,?,?)", audit)
-                self.db.executemany("INSERT OR REPLACE INTO gateways VALUES (?,?)", list(gateways.items()))
-                self.db.executemany("INSERT OR REPLACE INTO zone_states VALUES (?,?,?)",
-                                    [(k, *v) for k, v in zones.items()])
-        except sqlite3.Error as exc:  # the queued writes stay queued: the next flush retries them
+            with self.db.transaction() as tx:
+                if self.fence is not None:
+                    self.fence(tx)
+                for sql, rows in batches:
+                    if rows:
+                        tx.executemany(sql, rows)
+        except StoreError as exc:  # the queued writes stay queued: the next flush retries them
             raise StoreError(f"cannot write hub state {self.path}: {exc}") from None
         self._alerts, self._commands = {}, []
         if devices:
@@ -128,16 +119,13 @@ class Store:
 
     # ------------------------------------------------------------ reads (start-up and cold paths)
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        try:
-            return self.db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read hub state {self.path}: {exc}") from None
+        return self.db.query(sql, args)
 
     def load_alerts(self, *, open_only: bool = False) -> list[dict]:
         """Alerts oldest first; ``open_only``: only those not finished (waiting, live, a phase still tracked or
         zone states not settled), which is what a restarted hub keeps in memory."""
-        where = (" WHERE status IN ('pending_confirmation','active') OR json_extract(doc,'$.tracking')"
-                 " OR NOT json_extract(doc,'$.zones_settled')") if open_only else ""
+        where = (f" WHERE status IN ('pending_confirmation','active') OR {self.db.json_true('doc', 'tracking')}"
+                 f" OR NOT {self.db.json_true('doc', 'zones_settled')}") if open_only else ""
         return [json.loads(doc) for (doc,) in self._query(f"SELECT doc FROM alerts{where} ORDER BY created")]
 
     def load_alert(self, alert_id: str) -> dict | None:
@@ -149,20 +137,23 @@ class Store:
         return [json.loads(doc) for (doc,) in rows]
 
     def delete_alerts_before(self, cutoff: float, *, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
-        """Retention: delete finished alerts created before ``cutoff`` with their device rows and commands (the
-        audit records stay). Alerts in ``keep`` (still in memory) are never deleted."""
+        """Retention: delete finished alerts created before ``cutoff`` with their device rows and commands, and
+        the event log (``audit`` table: gateway transitions, per-alert log) older than ``cutoff``; the
+        tamper-evident audit chain (audit.sqlite) is not touched. Alerts in ``keep`` (still in memory) are never
+        deleted, nor their log."""
         ids = [i for (i,) in self._query(
             "SELECT id FROM alerts WHERE created < ? AND status NOT IN ('pending_confirmation','active') AND NOT "
-            "json_extract(doc,'$.tracking')",
+            f"{self.db.json_true('doc', 'tracking')}",
             (cutoff,)) if i not in keep]
-        if not ids:
-            return 0
         try:
-            with self.db:
-                self.db.execute("BEGIN")
-                for table, col in (("alert_devices", "alert"), ("commands", "alert"), ("alerts", "id")):
-                    self.db.executemany(f"DELETE FROM {table} WHERE {col}=?", [(i,) for i in ids])
-        except sqlite3.Error as exc:
+            with self.db.transaction() as tx:
+                for table, col in (("alert_devices", "alert"), ("commands", "alert"), ("alerts", "id"),
+                                   ("audit", "alert")):
+                    if ids:
+                        tx.executemany(f"DELETE FROM {table} WHERE {col}=?", [(i,) for i in ids])
+                tx.execute("DELETE FROM audit WHERE ts < ? AND (alert IS NULL OR alert NOT IN "
+                           "(SELECT id FROM alerts))", (cutoff,))
+        except StoreError as exc:
             raise StoreError(f"cannot delete old alerts from {self.path}: {exc}") from None
         return len(ids)
 

@@ -12,6 +12,18 @@ Dead links are found three ways: the socket closes; paho's keepalive (no PINGRES
 and ``stuck_puback_s``: a QoS 1 publish without PUBACK for that long closes the session (``PubackStalled``),
 because a broker that stops acknowledging while TCP stays open is as dead as a closed socket.
 
+A clustered broker is several nodes: ``BrokerList`` says which one the next ``MqttSession`` connects to. The
+owner's reconnect loop calls ``failed()`` after a connection that did not come up or was lost, so it stays on
+a node that works and moves on (after its backoff wait) from one that does not:
+
+    nodes = BrokerList([("mq1", 1883), ("mq2", 1883)], order="in_order")
+    while True:
+        host, port = nodes.current
+        try: ...MqttSession(replace(params, host=host, port=port))...
+        except MqttLinkError: pass
+        nodes.failed()
+        await asyncio.sleep(backoff.down())
+
 ``on_message(topic, payload, qos, mid, retain)`` runs in the loop thread for every message and must not
 raise (a raise is logged and counted in ``callback_errors``). With ``manual_ack=True`` the owner sends each
 QoS 1 message's PUBACK itself (``ack(mid, qos)``), e.g. after the message is durably stored.
@@ -22,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 import threading
 import time
@@ -46,6 +59,38 @@ class PublishTimeout(MqttLinkError):
 
 class PubackStalled(MqttLinkError):
     """A PUBACK is overdue by ``stuck_puback_s``: the session is closed as dead."""
+
+
+class BrokerList:
+    """The nodes of one broker, tried in turn. ``order="random"`` shuffles them once per client (a fleet then
+    spreads over the nodes and does not all land on the first one); either way every node is tried once per
+    round. One node: always that node."""
+
+    def __init__(self, endpoints: Sequence[tuple[str, int]], order: str = "in_order", *,
+                 rng: random.Random | None = None) -> None:
+        if not endpoints:
+            raise ValueError("a broker needs at least one host:port")
+        if order not in ("in_order", "random"):
+            raise ValueError(f"order must be 'in_order' or 'random', not {order!r}")
+        self.endpoints = list(endpoints)
+        if order == "random":
+            (rng or random.Random()).shuffle(self.endpoints)
+        self._i = 0
+        self.switches = 0  # how often the client moved to another node
+
+    @property
+    def current(self) -> tuple[str, int]:
+        return self.endpoints[self._i]
+
+    def failed(self) -> tuple[str, int]:
+        """The connection to ``current`` failed or was lost: the next node (returned) is tried next."""
+        if len(self.endpoints) > 1:
+            self._i = (self._i + 1) % len(self.endpoints)
+            self.switches += 1
+        return self.current
+
+    def __len__(self) -> int:
+        return len(self.endpoints)
 
 
 @dataclass(frozen=True)
@@ -298,6 +343,7 @@ class MqttSession:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttLinkError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        self.flush_writes()  # to the socket now: no loop wake-up for "writable" per message (gateway CPU)
         if qos == 0 or info.is_published():
             return
         fut = self._loop.create_future()

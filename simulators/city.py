@@ -103,6 +103,12 @@ def write_chime(path: Path, seconds: float = 1.0, rate: int = 16000) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def broker_keys(brokers: str) -> dict[str, Any]:
+    """``url`` for one broker, ``urls`` for a comma-separated list of a clustered broker's nodes."""
+    urls = [u.strip() for u in brokers.split(",") if u.strip()]
+    return {"url": urls[0]} if len(urls) == 1 else {"urls": urls}
+
+
 @dataclass
 class SimGateway:
     id: str
@@ -117,7 +123,7 @@ class SimGateway:
 @dataclass
 class City:
     plan: CityPlan
-    broker_url: str
+    broker_url: str  # one broker, or the nodes of a clustered one joined by commas (mqtt://a:1883,mqtt://b:1883)
     hub_keys: dict[str, str]
     state_dir: Path
     gateway_factory: GatewayFactory
@@ -148,7 +154,7 @@ class City:
         return {
             "gateway": {"id": gid, "zone": self.plan.zone_of(i), "state_dir": str(self.state_dir / gid),
                         "heartbeat_s": self.heartbeat_s},
-            "mqtt": {"url": self.broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5.0, **self.mqtt_options,
+            "mqtt": {**broker_keys(self.broker_url), "reconnect_min_s": 0.2, "reconnect_max_s": 5.0, **self.mqtt_options,
                      **self._bundle(gid)},
             "trust": {"hub_keys": dict(self.hub_keys), "max_activation_s": self.max_activation_s},
             "bus": [{"name": "rs485-1", "port": port, "baudrate": 19200, "kind": "modbus"}],

@@ -46,3 +46,28 @@ def pytest_runtest_makereport(item, call):
     if leaked and report.passed:
         report.outcome = "failed"
         report.longrepr = f"token(s) {', '.join(leaked)}... appeared in this test's log output"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL (Debian's postgresql, a throwaway cluster on a loopback port, run as the postgres
+    user) for the whole session; each test takes its own database (``state_backend``)."""
+    from simulators.postgres import Postgres
+
+    with Postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_backend(request, tmp_path):
+    """The hub state backend, once per backend: SQLite files in tmp_path, or a fresh PostgreSQL database
+    migrated as `dozor hub migrate` does. Yields a ``hub.repo.Backend``."""
+    from hub.repo import Backend
+
+    if request.param == "sqlite":
+        yield Backend.sqlite(tmp_path)
+        return
+    server = request.getfixturevalue("postgres_server")
+    backend = Backend.postgres(server.database(), password=server.password, state_dir=tmp_path)
+    backend.migrate()
+    yield backend

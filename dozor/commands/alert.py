@@ -211,11 +211,22 @@ def start(
                                   reason=reason))
         if alert.get("status") == "pending_confirmation":
             announce_pending(alert, as_json)
-        if no_wait:
-            _print_started(alert, as_json)
-            return
-        alert = follow(c, alert, wait_s=follow_s, as_json=as_json)
     except HubError as exc:
+        fail(str(exc), as_json=as_json)
+    _finish(c, alert, no_wait=no_wait, wait_s=follow_s, as_json=as_json)
+
+
+def _finish(c, alert: dict[str, Any], *, no_wait: bool, wait_s: float, as_json: bool) -> None:
+    """After the hub took a start or a confirm: follow it to its coverage and exit by it (0 full, 3 partial,
+    4 waiting for a second operator), or return at once with --no-wait."""
+    from dozor.client import HubClientError
+
+    if no_wait:
+        _print_started(alert, as_json)
+        return
+    try:
+        alert = follow(c, alert, wait_s=wait_s, as_json=as_json)
+    except HubClientError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
         emit_json(alert)
@@ -248,7 +259,12 @@ def confirm(alert_id: str = AlertId, yes: bool = typer.Option(False, "--yes", "-
     c = client(hub, token)
     try:
         preview = _d(c.preview(alert_id))
-        if not yes:
+        if not yes:  # never ask about what can no longer be sent (with --yes the hub itself refuses)
+            waiting = preview["alert"]
+            if waiting.get("status") != "pending_confirmation":
+                fail(f"alert {alert_id} is {waiting.get('status')}: nothing to confirm", as_json=as_json)
+            if (waiting.get("confirm_by") or 0) <= time.time():
+                fail(f"alert {alert_id}: the confirmation window ran out; request it again", as_json=as_json)
             if as_json:
                 fail("--json needs --yes (there is no prompt in JSON mode)", as_json=True, code=EXIT_USAGE)
             show_preview(preview)
@@ -256,17 +272,9 @@ def confirm(alert_id: str = AlertId, yes: bool = typer.Option(False, "--yes", "-
                 err_console.print("not confirmed: nothing was sent")
                 raise typer.Exit(EXIT_ERROR)
         alert = _d(c.confirm(alert_id))
-        if no_wait:
-            _print_started(alert, as_json)
-            return
-        alert = follow(c, alert, wait_s=follow_s, as_json=as_json)
     except HubError as exc:
         fail(str(exc), as_json=as_json)
-    if as_json:
-        emit_json(alert)
-    else:
-        print_coverage(alert)
-    _exit_for(alert)
+    _finish(c, alert, no_wait=no_wait, wait_s=follow_s, as_json=as_json)
 
 
 def show_preview(p: dict[str, Any]) -> None:

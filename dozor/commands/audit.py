@@ -40,9 +40,9 @@ def _state(config: Path, as_json: bool):
 
     try:
         cfg = load_config(config)
-        if not (cfg.hub.state_dir / "audit.sqlite").exists():
+        if not cfg.database.is_postgres and not (cfg.hub.state_dir / "audit.sqlite").exists():
             fail(f"no audit chain in {cfg.hub.state_dir} (has this hub ever run?)", as_json=as_json, code=2)
-        return cfg, AuditLog.in_state_dir(cfg.hub.state_dir), load_or_create(cfg.hub.state_dir,
+        return cfg, AuditLog.in_backend(cfg.backend()), load_or_create(cfg.hub.state_dir,
                                                                                cfg.hub.extra_verify_keys)
     except HubError as exc:
         fail(str(exc), as_json=as_json, code=2)

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         warnings = [f"hub key {kid} is a PUBLISHED TEST KEY: its private seed is in the dozor repository, so anyone "
                     "can sign commands this gateway obeys. Pin your hub's keys (dozor hub pubkey) instead."
                     for kid in sorted(cfg.trust.hub_keys) if kid in PUBLISHED_TEST_KIDS]
-        summary = {"ok": True, "gateway": cfg.gateway.id, "zone": cfg.gateway.zone, "mqtt": cfg.mqtt.url,
+        summary = {"ok": True, "gateway": cfg.gateway.id, "zone": cfg.gateway.zone, "mqtt": cfg.mqtt.shown,
                    "hub_keys": sorted(cfg.trust.hub_keys), "buses": [b.name for b in cfg.bus],
                    "devices": [{"id": d.id, "kind": d.kind} for d in cfg.device], "warnings": warnings}
         for w in warnings:
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"[green]ok[/] {config}: gateway {cfg.gateway.id} (zone {cfg.gateway.zone or '-'}), "
                       f"{len(cfg.bus)} bus(es), {len(cfg.device)} device(s), "
-                      f"{len(cfg.trust.hub_keys)} hub key(s), broker {cfg.mqtt.url}")
+                      f"{len(cfg.trust.hub_keys)} hub key(s), broker {cfg.mqtt.shown}")
         for d in cfg.device:
             console.print(f"  {d.kind:<10} {d.id}")
 

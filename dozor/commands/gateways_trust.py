@@ -15,24 +15,27 @@ HubConfigOpt = typer.Option(Path("/etc/dozor/hub.toml"), "--config", "-c", envva
                             help="the hub's TOML config (its state_dir holds the gateway trust store)")
 
 
-def audit(state_dir: Path, action: str, subject: str, details: dict) -> None:
-    """Record an operator's local action (the CLI on the hub machine) in the hub's tamper-evident audit chain."""
+def audit(state, action: str, subject: str, details: dict) -> None:
+    """Record an operator's local action (the CLI on the hub machine) in the hub's tamper-evident audit chain
+    (``state``: the hub's state backend, or a state dir of SQLite files)."""
     from dozor.commands.users import local_actor
     from hub.audit import AuditLog
+    from hub.repo import Backend
 
-    log = AuditLog.in_state_dir(state_dir)
+    log = AuditLog.in_backend(state) if isinstance(state, Backend) else AuditLog.in_state_dir(state)
     try:
         log.append(local_actor(), action, subject, details)
     finally:
         log.close()
 
 
-def _state_dir(config: Path, as_json: bool) -> Path:
+def _state_dir(config: Path, as_json: bool):
+    """The hub's state backend (``[database]``: SQLite files in its state_dir, or PostgreSQL)."""
     from hub.config import load_config
     from hub.errors import HubError
 
     try:
-        return load_config(config).hub.state_dir
+        return load_config(config).backend()
     except HubError as exc:
         fail(str(exc), as_json=as_json, code=2)
 
@@ -74,7 +77,7 @@ def attach(group: typer.Typer) -> None:
         from hub.gwtrust import TrustStore
 
         state_dir = _state_dir(config, as_json)
-        store = TrustStore(state_dir)
+        store = TrustStore.in_backend(state_dir)
         try:
             enr = store.reset(gateway, reason=reason, actor="cli")
         except ConfigError as exc:
@@ -95,11 +98,13 @@ def attach(group: typer.Typer) -> None:
         """Enrollments and resets, oldest first, with who and why."""
         from hub.gwtrust import TrustStore
 
-        store = TrustStore(_state_dir(config, as_json))
+        store = TrustStore.in_backend(_state_dir(config, as_json))
         try:
             rows = store.history(gateway)
         finally:
             store.close()
+        if gateway and not rows:
+            fail(f"gateway {gateway} was never enrolled on this hub (see `dozor gateways`)", as_json=as_json)
         if as_json:
             emit_json(rows)
             return

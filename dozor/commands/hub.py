@@ -1,4 +1,5 @@
-"""`dozor hub init DIR`, `dozor hub run --config F` and `dozor hub pubkey --config F`.
+"""`dozor hub init DIR`, `dozor hub run --config F`, `dozor hub pubkey --config F` and `dozor hub migrate --config F`
+(hub_migrate.py).
 
 ``hub init`` exit codes: 0 written; 1 DIR already holds a hub.toml; 2 bad arguments.
 """
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         assert cfg is not None
         summary = {"ok": True, "file": str(config), "state_dir": str(cfg.hub.state_dir), "api": cfg.api_url,
-                   "mqtt": cfg.mqtt.url, "zones": str(cfg.hub.zones), "store": cfg.store.kind,
+                   "mqtt": cfg.mqtt.shown, "zones": str(cfg.hub.zones), "store": cfg.store.kind,
                    "residents": cfg.residents is not None}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
@@ -125,9 +126,10 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(pubkey_lines(keys.kid, pinned), nl=False)
 
-    from dozor.commands import hub_keys
+    from dozor.commands import hub_keys, hub_migrate
 
     hub_keys.attach(group)
+    hub_migrate.attach(group)
 
 
 def pubkey_lines(active: str, pinned: dict[str, str]) -> str:

@@ -66,12 +66,12 @@ def init_hub(directory: Path, *, broker: str, listen: str, zones: Path | None) -
     try:
         cfg = load_config(config)
         keys = load_or_create(cfg.hub.state_dir, cfg.hub.extra_verify_keys)
-        users = UserStore.in_state_dir(cfg.hub.state_dir)
+        users = UserStore.in_backend(cfg.backend())
         try:
             user, token = users.add("admin", Role.admin)
         finally:
             users.close()
-        audit = AuditLog.in_state_dir(cfg.hub.state_dir)
+        audit = AuditLog.in_backend(cfg.backend())
         try:
             audit.append(local_actor(), "hub.init", str(directory), {"kid": keys.kid})
             audit.append(local_actor(), "user.add", user.name, {"role": user.role.value})

@@ -48,11 +48,12 @@ def _ring(config: Path, as_json: bool):
     return cfg, KeyRing(cfg.hub.state_dir)
 
 
-def online_pins(state_dir: Path) -> dict[str, tuple[str, ...]]:
+def online_pins(cfg) -> dict[str, tuple[str, ...]]:
     """Online gateway -> kids its last birth said it pins, from the hub's persisted registry."""
     from hub.store import Store
 
-    store = Store(state_dir / "hub.sqlite")
+    backend = cfg.backend()
+    store = Store(cfg.hub.state_dir / "hub.sqlite") if backend.kind == "sqlite" else Store(backend.open("hub"))
     try:
         return {d["id"]: tuple(d.get("keys", ())) for d in store.load_gateways() if d.get("state") == "online"}
     finally:
@@ -73,7 +74,7 @@ def attach(group: typer.Typer) -> None:
             rows = ring.list()
         except HubError as exc:
             fail(str(exc), as_json=as_json, code=2)
-        pins = online_pins(cfg.hub.state_dir)
+        pins = online_pins(cfg)
         for r in rows:
             r["pinned_by_online"] = sorted(g for g, kids in pins.items() if r["kid"] in kids)
             r["online_not_pinning"] = sorted(g for g, kids in pins.items() if r["kid"] not in kids)
@@ -105,7 +106,7 @@ def attach(group: typer.Typer) -> None:
 
         cfg, ring = _ring(config, as_json)
         try:
-            out = ring.activate(kid, gateways=online_pins(cfg.hub.state_dir), force=force)
+            out = ring.activate(kid, gateways=online_pins(cfg), force=force)
         except HubError as exc:
             fail(str(exc), as_json=as_json)
         _audit(cfg, "key.activate", kid, {"kid": kid, "previous": out.get("previous"), "forced": bool(force),
@@ -138,7 +139,7 @@ def _audit(cfg, action: str, kid: str, details: dict) -> None:
     from dozor.commands.users import local_actor
     from hub.audit import AuditLog
 
-    log = AuditLog.in_state_dir(cfg.hub.state_dir)
+    log = AuditLog.in_backend(cfg.backend())
     try:
         log.append(local_actor(), action, kid, details)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,10 @@ def gateway_factory(config: dict[str, Any]):
     return Gateway(GatewayConfig.model_validate(config))
 
 
-def enrolling_factory(hub_state_dir: Path):
+def enrolling_factory(hub_state_dir):
     """A gateway factory that first enrolls each gateway's identity key in the hub's trust store (as
-    `dozor gateways enroll` does), so a hub that checks signatures accepts the simulated city."""
+    `dozor gateways enroll` does), so a hub that checks signatures accepts the simulated city. ``hub_state_dir``:
+    a state dir (SQLite) or the hub's state backend (``hub.repo.Backend``: PostgreSQL too)."""
     from gateway.identity import load_or_create
     from hub.gwtrust import enroll
 
@@ -37,13 +39,13 @@ def enrolling_factory(hub_state_dir: Path):
     return factory
 
 
-def hub_from_config(hub_config: Path) -> tuple[Path, dict[str, str]]:
-    """(hub state dir, every key the hub announces: active and staged) from the hub's TOML config."""
+def hub_from_config(hub_config: Path):
+    """(hub state backend, every key the hub announces: active and staged) from the hub's TOML config."""
     from hub.config import load_config
     from hub.keys import load_or_create
 
     cfg = load_config(hub_config)
-    return cfg.hub.state_dir, load_or_create(cfg.hub.state_dir, cfg.hub.extra_verify_keys).public_keys_b64()
+    return cfg.backend(), load_or_create(cfg.hub.state_dir, cfg.hub.extra_verify_keys).public_keys_b64()
 
 
 def hub_keys_from(hub_state: Path | None, hub_key: list[str]) -> dict[str, str]:
@@ -86,7 +88,11 @@ def register(app: typer.Typer) -> None:
         speakers_per_gateway: int = typer.Option(0, "--speakers-per-gateway", min=0, max=4),
         zones: int | None = typer.Option(None, "--zones", min=1, help="default: one zone per 5 gateways"),
         first: int = typer.Option(1, "--first", min=1, help="number of the first gateway (gw-0001)"),
-        broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker"),
+        broker: list[str] = typer.Option(["mqtt://127.0.0.1:1883"], "--broker",
+                                         help="the broker URL; for a clustered broker give each node (repeat "
+                                         "--broker, or separate the URLs with commas)"),
+        broker_user: str | None = typer.Option(None, "--broker-user", help="the broker login of every gateway "
+                                               "(its password from $DOZOR_BROKER_PASSWORD), e.g. on a NATS cluster"),
         hub_key: list[str] = typer.Option([], "--hub-key", help="KID=PUBLICKEY of a trusted hub key"),
         hub_state: Path | None = typer.Option(None, "--hub-state", help="the hub's state dir: trust its keys and "
                                               "enroll the gateways there"),
@@ -101,9 +107,17 @@ def register(app: typer.Typer) -> None:
                                             "hub keys (dozor provision gateway gw-0001 ...)"),
     ) -> None:
         """Run N gateways, each with its own MQTT connection and M sirens on a virtual RS-485 bus."""
+        from pydantic import ValidationError
+
+        from contract.broker import BrokerAddress
         from simulators.city import City, CityPlan
 
         plan = CityPlan(gateways, sirens_per_gateway, speakers_per_gateway, zones, first)
+        brokers = ",".join(u.strip() for b in broker for u in b.split(",") if u.strip())
+        try:
+            BrokerAddress(urls=tuple(brokers.split(",")))
+        except ValidationError as exc:
+            fail("--broker: " + "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()), code=2)
         if write_zones is not None:
             write_zones.write_text(json.dumps(plan.zones_config(), indent=2) + "\n")
             typer.echo(f"wrote {write_zones} ({plan.zone_count} zones)")
@@ -131,15 +145,21 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
         root = state_dir.resolve()
+        login: dict[str, str] = {}
+        if broker_user is not None:
+            password = os.environ.get("DOZOR_BROKER_PASSWORD")
+            if not password:
+                fail("--broker-user needs the password in $DOZOR_BROKER_PASSWORD (never on the command line)", code=2)
+            login = {"username": broker_user, "password": password}
 
         async def main() -> None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            async with City(plan, broker, keys, root, factory, spinup_s=spinup_s,
-                            heartbeat_s=heartbeat_s, bundles=bundles):
-                typer.echo(f"city up: {gateways} gateways, {plan.sirens_total} sirens, broker {broker}", err=True)
+            async with City(plan, brokers, keys, root, factory, spinup_s=spinup_s,
+                            heartbeat_s=heartbeat_s, bundles=bundles, mqtt_options=login):
+                typer.echo(f"city up: {gateways} gateways, {plan.sirens_total} sirens, broker {brokers}", err=True)
                 await stop.wait()
 
         _loop.run(main())

@@ -39,7 +39,8 @@ def _open(config: Path, as_json: bool):
 
     try:
         cfg = load_config(config)
-        return UserStore.in_state_dir(cfg.hub.state_dir), AuditLog.in_state_dir(cfg.hub.state_dir)
+        backend = cfg.backend()
+        return UserStore.in_backend(backend), AuditLog.in_backend(backend)
     except HubError as exc:
         fail(str(exc), as_json=as_json, code=2)
     except OSError as exc:  # sqlite3 errors are not OSErrors: the state dir's creation is where a wrong user fails

@@ -18,6 +18,7 @@ from hub.models import AlertOut
 from hub.registry import Registry
 from hub.store import Store
 from hub.zones import Zones
+from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger("hub.alerts")
 
@@ -46,6 +47,7 @@ class EngineBase:
     _token: dict[str, str]
     _trackers: dict[str, asyncio.Task]
     _tasks: set[asyncio.Task]
+    _task_log: RateLimitedLog  # a failing engine task: one line per cause every 30 s
     holder: dict[tuple[str, str], str]
     _open: dict[str, Alert]  # pending, or zone states not settled yet: all that tick() looks at
     audit_sink: Callable[[dict, str, str | None, dict], None] | None  # hub.audit.append(actor, action, subject, ...)
@@ -74,11 +76,37 @@ class EngineBase:
     def _reclaim(self, alert: Alert) -> None:
         raise NotImplementedError
 
-    def _spawn(self, coro: Awaitable) -> asyncio.Task:
+    def _spawn(self, coro: Awaitable, *, tracker_of: Alert | None = None) -> asyncio.Task:
+        """A task of the engine (sends, zone states, hooks, an alert's tracker). One that fails is counted
+        (``dozor_hub_task_failures_total{task="alert"}``) and logged once per cause; a failed tracker of
+        ``tracker_of`` is started again (``_track`` of the current phase) after ``confirm_deadline_s``, so the
+        alert's retries and escalation go on instead of stopping silently."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: self._task_done(t, tracker_of))
         return task
+
+    def _task_done(self, task: asyncio.Task, alert: Alert | None) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.metrics.task_failures.labels("alert").inc()
+        again = alert is not None and alert.tracking and self._trackers.get(alert.id) is task
+        self._task_log.error(f"alert-task:{type(exc).__name__}", "alert engine task failed (%r)%s", exc,
+                             f"; tracking of alert {alert.id} restarts" if again else "")
+        if again:
+            assert alert is not None
+            self._trackers[alert.id] = self._spawn(self._track_later(alert, alert.phase_seq), tracker_of=alert)
+        elif alert is not None and self._trackers.get(alert.id) is task:
+            del self._trackers[alert.id]  # a dead tracker must not keep the alert open
+
+    async def _track_later(self, alert: Alert, seq: int) -> None:
+        await asyncio.sleep(self.cfg.confirm_deadline_s)
+        await self._track(alert, seq)
+
+    async def _track(self, alert: Alert, seq: int) -> None:
+        raise NotImplementedError
 
     def _save(self, alert: Alert) -> None:
         alert.updated_at = self.clock()

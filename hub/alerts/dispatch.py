@@ -85,7 +85,7 @@ class DispatchMixin(EngineBase):
         if chunks:
             self._send(alert, chunks[0], retry=False)
         self._publish_zones(alert)
-        self._trackers[alert.id] = self._spawn(self._phase(alert, alert.phase_seq, chunks[1:]))
+        self._trackers[alert.id] = self._spawn(self._phase(alert, alert.phase_seq, chunks[1:]), tracker_of=alert)
 
     @staticmethod
     def _chunks(tracks: Iterable[Track]) -> list[list[Track]]:

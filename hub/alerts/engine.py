@@ -62,6 +62,7 @@ from hub.models import AlertDetail, AlertOut, AlertRequest
 from hub.registry import Registry
 from hub.store import Store
 from hub.zones import Zones
+from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger("hub.alerts")
 
@@ -94,6 +95,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         self._token: dict[str, str] = {}
         self._trackers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._task_log = RateLimitedLog(log, 30.0)
         registry.listeners.append(self._on_gateway)
 
     # ================================================================ operator actions
@@ -310,6 +312,11 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
                 self.alerts[alert.id] = alert
         return alert
 
+    def sizes(self) -> dict[str, int]:
+        """What the engine holds in memory (the hub's ``dozor_hub_state_items``)."""
+        return {"alerts": len(self.alerts), "alerts_open": len(self._open), "alert_command_ids": len(self._jti),
+                "alert_devices_held": len(self.holder), "alert_tasks": len(self._tasks)}
+
     # ================================================================ clock
     def tick(self) -> None:
         """Expire requests and alerts, end all-clear windows, release finished alerts' sirens. Looks only at
@@ -342,11 +349,11 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
             if alert.finished:
                 self._release(alert)
 
-    async def run(self, interval_s: float = 0.25) -> None:
+    async def run(self, interval_s: float = 0.25, prune_every_s: float = 10.0) -> None:
         last_prune = self.mono()
         while True:
             self.tick()
-            if self.mono() - last_prune > 60:
+            if self.mono() - last_prune >= prune_every_s:
                 last_prune = self.mono()
                 self.prune()
             await asyncio.sleep(interval_s)

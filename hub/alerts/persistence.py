@@ -11,14 +11,17 @@ from hub.alerts.model import Alert, CmdRef
 from hub.errors import StoreError
 
 log = logging.getLogger("hub.alerts")
+RETENTION_EVERY_S = 3600.0  # how often the store is swept for alerts past alert_retention_days
 
 
 class PersistenceMixin(EngineBase):
+    _retention_at = float("-inf")  # the engine clock at the last store sweep
+
     def prune(self, keep_s: float | None = None) -> int:
         """Move finished alerts out of memory ``keep_s`` (default ``finished_in_memory_s``) after their last
         change: flushed to the store first, then forgotten with their command ids (a late ack for them is
-        counted as stale). Store rows older than ``alert_retention_days`` are deleted. Returns how many
-        alerts left memory."""
+        counted as stale). Store rows older than ``alert_retention_days`` are deleted (swept at most once per
+        ``RETENTION_EVERY_S``). Returns how many alerts left memory."""
         now = self.clock()
         keep = self.cfg.finished_in_memory_s if keep_s is None else keep_s
         gone = {a.id for a in self.alerts.values() if a.finished and now - a.updated_at >= keep}
@@ -37,11 +40,13 @@ class PersistenceMixin(EngineBase):
             for jti in stale:
                 del self._jti[jti]
             self._token = {sha: jti for sha, jti in self._token.items() if jti in self._jti}
-        try:
-            self.store.delete_alerts_before(now - self.cfg.alert_retention_days * 86400, keep=set(self.alerts))
-        except StoreError:
-            self.metrics.store_errors.inc()
-            log.exception("cannot delete alerts past their retention")
+        if now - self._retention_at >= RETENTION_EVERY_S:
+            self._retention_at = now
+            try:
+                self.store.delete_alerts_before(now - self.cfg.alert_retention_days * 86400, keep=set(self.alerts))
+            except StoreError:
+                self.metrics.store_errors.inc()
+                log.exception("cannot delete alerts past their retention")
         return len(gone)
 
     def load(self, alert_id: str) -> Alert | None:
@@ -84,5 +89,5 @@ class PersistenceMixin(EngineBase):
                 resumed += 1
                 log.warning("resuming alert %s (%s, attempt %d, %d devices outstanding)", alert.id, alert.phase,
                             alert.attempt, alert.outstanding)
-                self._trackers[alert.id] = self._spawn(self._track(alert, alert.phase_seq))
+                self._trackers[alert.id] = self._spawn(self._track(alert, alert.phase_seq), tracker_of=alert)
         return resumed

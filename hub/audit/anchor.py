@@ -55,13 +55,13 @@ def sign_head(seq: int, digest: str, key: Ed25519PrivateKey, *, ts: float | None
 
 
 def store_anchor(log: AuditLog, anchor: Anchor) -> None:
-    with log.db:
-        log.db.execute("INSERT OR REPLACE INTO audit_anchors VALUES (?,?,?,?,?)",
-                       (anchor.seq, anchor.hash, anchor.ts, anchor.kid, anchor.sig))
+    log.db.execute("INSERT INTO audit_anchors VALUES (?,?,?,?,?) ON CONFLICT (seq, kid) DO UPDATE SET "
+                   "hash = excluded.hash, ts = excluded.ts, sig = excluded.sig",
+                   (anchor.seq, anchor.hash, anchor.ts, anchor.kid, anchor.sig))
 
 
 def load_anchors(log: AuditLog) -> list[Anchor]:
-    rows = log.db.execute("SELECT seq, hash, ts, kid, sig FROM audit_anchors ORDER BY seq, ts").fetchall()
+    rows = log.db.query("SELECT seq, hash, ts, kid, sig FROM audit_anchors ORDER BY seq, ts")
     return [Anchor(*r) for r in rows]
 
 

@@ -1,39 +1,31 @@
-"""One hash chain of audit records in the hub's state dir (SQLite WAL, ``audit.sqlite``).
+"""One hash chain of audit records in the hub's state backend (hub/repo: ``audit.sqlite`` in the state dir, or
+the ``audit_chain`` table in PostgreSQL).
 
 Each record: seq (1, 2, ...), ts (unix seconds), actor (name, role, via; or null for the hub itself),
 action (``user.add``, ``alert.start``, ...), subject (what it is about: a user name, an alert id ...),
 details (a JSON object), prev_hash (the previous record's hash; 64 zeros for the first) and
 hash = sha256 over the canonical JSON of all the other fields (keys sorted, no spaces, UTF-8).
 
-Appends are one ``BEGIN IMMEDIATE`` transaction each, so the hub and the CLI (user changes while the hub
-runs) can both append: SQLite serialises them and the chain stays one line.
+Appends are one transaction each holding the chain's writer lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an
+advisory lock), so the hub and the CLI (user changes while the hub runs), or several hubs, can all append: the
+database serialises them and the chain stays one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.errors import StoreError
 from hub.identity.roles import Actor
-from hub.store import open_wal
+from hub.repo import Backend, Database
+from hub.repo.schema import AUDIT
 
 AUDIT_FILE = "audit.sqlite"
 GENESIS = "0" * 64
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_chain (
-    seq INTEGER PRIMARY KEY, ts REAL NOT NULL, actor TEXT, action TEXT NOT NULL, subject TEXT NOT NULL,
-    details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_chain_subject ON audit_chain (subject);
-CREATE TABLE IF NOT EXISTS audit_anchors (
-    seq INTEGER NOT NULL, hash TEXT NOT NULL, ts REAL NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL,
-    PRIMARY KEY (seq, kid));
-"""
 
 
 def canonical(obj: Any) -> bytes:
@@ -76,45 +68,38 @@ def _details(details: dict) -> dict:
 class AuditLog:
     """``append(actor, action, subject, details) -> Record``; reads for ``dozor audit``."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = open_wal(path, SCHEMA, "audit chain")
+    def __init__(self, where: Path | Database) -> None:
+        self.db = where if isinstance(where, Database) else Backend.sqlite(where.parent).open(AUDIT, path=where)
+        self.path = self.db.where
         self.on_append: list = []  # callables(Record): metrics, anchoring
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> AuditLog:
         return cls(state_dir / AUDIT_FILE)
 
+    @classmethod
+    def in_backend(cls, backend: Backend) -> AuditLog:
+        return cls.in_state_dir(backend.state_dir) if backend.kind == "sqlite" else cls(backend.open(AUDIT))
+
     def append(self, actor: Actor | None, action: str, subject: str, details: dict | None = None) -> Record:
         body_details = _details(details or {})
         actor_doc = actor.as_dict() if actor is not None else None
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self.db.execute("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-                body = {"seq": seq, "ts": time.time(), "actor": actor_doc, "action": action, "subject": subject,
-                        "details": body_details, "prev_hash": prev}
-                rec = Record(**body, hash=record_hash(body))
-                self.db.execute("INSERT INTO audit_chain VALUES (?,?,?,?,?,?,?,?)",
-                                (rec.seq, rec.ts, json.dumps(actor_doc) if actor_doc else None, action, subject,
-                                 json.dumps(body_details, ensure_ascii=False), prev, rec.hash))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot append to the audit chain {self.path}: {exc}") from None
+        with self.db.transaction(lock="audit_chain") as tx:
+            rows = tx.query("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
+            seq, prev = (rows[0][0] + 1, rows[0][1]) if rows else (1, GENESIS)
+            body = {"seq": seq, "ts": time.time(), "actor": actor_doc, "action": action, "subject": subject,
+                    "details": body_details, "prev_hash": prev}
+            rec = Record(**body, hash=record_hash(body))
+            tx.execute("INSERT INTO audit_chain VALUES (?,?,?,?,?,?,?,?)",
+                       (rec.seq, rec.ts, json.dumps(actor_doc) if actor_doc else None, action, subject,
+                        json.dumps(body_details, ensure_ascii=False), prev, rec.hash))
         for hook in self.on_append:
             hook(rec)
         return rec
 
     # ------------------------------------------------------------ reads
     def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
-        try:
-            return self.db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the audit chain {self.path}: {exc}") from None
+        return self.db.query(sql, args)
 
     @staticmethod
     def _record(row: tuple) -> Record:
@@ -130,12 +115,12 @@ class AuditLog:
             where.append("ts >= ?")
             args.append(since_ts)
         if subject is not None:
-            where.append("(subject = ? OR json_extract(details, '$.alert') = ?)")
+            where.append(f"(subject = ? OR {self.db.json_text('details', 'alert')} = ?)")
             args += [subject, subject]
         if actor is not None:
-            where.append("json_extract(actor, '$.name') = ?")
+            where.append(f"{self.db.json_text('actor', 'name')} = ?")
             args.append(actor)
-        sql = f"SELECT * FROM audit_chain WHERE {' AND '.join(where)} ORDER BY rowid"
+        sql = f"SELECT * FROM audit_chain WHERE {' AND '.join(where)} ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [self._record(r) for r in self._rows(sql, tuple(args))]

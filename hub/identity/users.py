@@ -1,4 +1,5 @@
-"""The hub's users: a name, a role, a token hash, enabled or not. SQLite (WAL) in the hub's state dir.
+"""The hub's users: a name, a role, a token hash, enabled or not. In the hub's state backend (hub/repo):
+``users.sqlite`` in the state dir by default, or the ``users`` table in PostgreSQL.
 
 The CLI (`dozor users ...`) opens the same file while the hub runs: every change is one short transaction,
 and the hub reads the row on each request (cheap), so a disabled user or a rotated token takes effect at
@@ -8,23 +9,18 @@ once. The token itself is never stored; ``add`` and ``rotate`` return it to be s
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.errors import HubError, StoreError
+from hub.errors import HubError
 from hub.identity.roles import Role, parse_role
 from hub.identity.tokens import hash_token, new_token
-from hub.store import open_wal
+from hub.repo import Backend, Conflict, Database
+from hub.repo.schema import USERS
 
 USERS_FILE = "users.sqlite"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, key_id TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL);
-"""
 
 
 class IdentityError(HubError):
@@ -60,22 +56,29 @@ def users_path(state_dir: Path) -> Path:
 
 
 class UserStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = open_wal(path, SCHEMA, "user store")
-        for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            if f.exists():  # token hashes: readable by the hub's user only
-                f.chmod(0o600)
+    def __init__(self, where: Path | Database) -> None:
+        if isinstance(where, Database):
+            self.db = where
+        else:
+            self.db = Backend.sqlite(where.parent).open(USERS, path=where)
+            for f in (where, where.with_name(where.name + "-wal"), where.with_name(where.name + "-shm")):
+                if f.exists():  # token hashes: readable by the hub's user only
+                    f.chmod(0o600)
+        self.path = self.db.where
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> UserStore:
         return cls(users_path(state_dir))
 
+    @classmethod
+    def in_backend(cls, backend: Backend) -> UserStore:
+        """SQLite: ``users.sqlite`` in the backend's state dir (mode 0600); PostgreSQL: the ``users`` table."""
+        if backend.kind == "sqlite":
+            return cls.in_state_dir(backend.state_dir)
+        return cls(backend.open(USERS))
+
     def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
-        try:
-            return self.db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot use the user store {self.path}: {exc}") from None
+        return self.db.query(sql, args)
 
     @staticmethod
     def _user(row: tuple) -> User:
@@ -112,24 +115,22 @@ class UserStore:
         try:
             self.db.execute("INSERT INTO users VALUES (?,?,?,?,0,?,?)",
                             (name, role.value, key_id, hash_token(token), now, now))
-        except sqlite3.IntegrityError:
+        except Conflict:
             raise IdentityError(f"user {name!r} already exists (use `dozor users rotate-token {name}` "
                                 "for a new token)") from None
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot use the user store {self.path}: {exc}") from None
         return self.get(name), token
 
     def rotate(self, name: str) -> tuple[User, str]:
         """A new token for ``name``; the old one stops working at once. Re-enables nothing."""
         self.get(name)
         key_id, token = new_token()
-        self._run("UPDATE users SET key_id=?, token_hash=?, updated=? WHERE name=?",
+        self.db.execute("UPDATE users SET key_id=?, token_hash=?, updated=? WHERE name=?",
                   (key_id, hash_token(token), time.time(), name))
         return self.get(name), token
 
     def disable(self, name: str) -> User:
         self.get(name)
-        self._run("UPDATE users SET disabled=1, updated=? WHERE name=?", (time.time(), name))
+        self.db.execute("UPDATE users SET disabled=1, updated=? WHERE name=?", (time.time(), name))
         return self.get(name)
 
     def close(self) -> None:

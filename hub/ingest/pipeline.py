@@ -21,10 +21,12 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
 from contract import topics
+from contract.codecs import telemetry as wire
 from contract.codecs.validate import FLAG_OUT_OF_RANGE, check_ranges
 from contract.errors import MalformedMessage
-from contract.models import Event, Reading, TelemetryBatch, decode
+from contract.models import CompactBatch, CompactSeries, Event, Reading, TelemetryBatch
 from hub.aqi import DEFAULT_TABLES, AqiError, compute
+from hub.ingest.compact import series_lines
 from hub.ingest.lineproto import NAME_RE, LineProtocolError, Point, reading_point, to_ms
 
 AQI_POLLUTANTS = ("pm2_5", "pm10")
@@ -32,21 +34,26 @@ AQI_POLLUTANTS = ("pm2_5", "pm10")
 
 ZoneOf = Callable[[str], "str | None"]
 OnReading = Callable[[str, "str | None", Reading], None]
+OnRows = Callable[[str, "str | None", CompactSeries, wire.Rows], None]
+Batch = TelemetryBatch | CompactBatch
 
 
 class Ingest:
     def __init__(self, *, aqi_tables: Sequence[str] = DEFAULT_TABLES, dedup_window: int = 4096,
-                 zone_of: ZoneOf | None = None, on_reading: OnReading | None = None) -> None:
+                 zone_of: ZoneOf | None = None, on_reading: OnReading | None = None,
+                 on_rows: OnRows | None = None) -> None:
         self.aqi_tables = tuple(aqi_tables)
         self.zone_of = zone_of
         self.on_reading = on_reading
+        self.on_rows = on_rows
+        self._formats: dict[tuple, str] = {}
         self.counters: Counter[str] = Counter()
         self._heads: dict[tuple, str] = {}
         self._field_names: set[str] = set()
         self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._dedup_window = dedup_window
 
-    def _duplicate(self, batch: TelemetryBatch) -> bool:
+    def _duplicate(self, batch: Batch) -> bool:
         key = (batch.gateway, batch.session, batch.seq)
         if key in self._seen:
             return True
@@ -55,12 +62,12 @@ class Ingest:
             self._seen.popitem(last=False)
         return False
 
-    def decode(self, topic: str, payload: bytes) -> TelemetryBatch | None:
+    def decode(self, topic: str, payload: bytes) -> Batch | None:
         try:
             parsed = topics.parse(topic)
             if parsed.kind != "gw" or parsed.channel != topics.GwChannel.TELEMETRY:
                 raise MalformedMessage("not_telemetry", topic=topic)
-            batch = decode(TelemetryBatch, payload, topic=topic)
+            batch = wire.decode(payload, topic=topic)
         except MalformedMessage as exc:
             self.counters[f"malformed.{exc.reason}"] += 1
             return None
@@ -110,14 +117,7 @@ class Ingest:
     def _line(self, gateway: str, zone: str | None, reading: Reading, metrics: dict[str, float]) -> str:
         """``reading_point(...).line()``, fast: the escaped measurement-and-tags head is built once per series
         (by ``Point`` itself) and cached; fields are finite floats already (``check_ranges``)."""
-        key = (reading.kind, gateway, reading.device, zone, reading.flags)
-        head = self._heads.get(key)
-        if head is None:
-            point = reading_point(gateway, reading, {"zone": zone} if zone else None)
-            head = Point(point.measurement, {"x": 0.0}, 0, point.tags).line()[:-len(" x=0.0 0")]
-            if len(self._heads) >= 100_000:
-                self._heads.clear()
-            self._heads[key] = head
+        head = self._head(gateway, zone, reading)
         good = self._field_names
         if not good.issuperset(metrics):
             for k in metrics:
@@ -128,6 +128,20 @@ class Ingest:
                         good.add(k)
         fields = ",".join([k + "=" + repr(v) for k, v in metrics.items()])
         return f"{head} {fields} {round(reading.ts * 1000)}"
+
+    def _head(self, gateway: str, zone: str | None, reading: Reading | CompactSeries) -> str:
+        """The escaped measurement-and-tags head of a series, built once (by ``Point`` itself) and cached."""
+        key = (reading.kind, gateway, reading.device, zone, reading.flags)
+        head = self._heads.get(key)
+        if head is None:
+            probe = Reading.model_construct(device=reading.device, kind=reading.kind, ts=0.0, metrics={"x": 0.0},
+                                            flags=reading.flags)
+            point = reading_point(gateway, probe, {"zone": zone} if zone else None)
+            head = Point(point.measurement, {"x": 0.0}, 0, point.tags).line()[:-len(" x=0.0 0")]
+            if len(self._heads) >= 100_000:
+                self._heads.clear()
+            self._heads[key] = head
+        return head
 
     def aqi_lines(self, gateway: str, reading: Reading, zone: str | None = None) -> list[str]:
         out: list[str] = []
@@ -149,13 +163,22 @@ class Ingest:
                 out.append(Point("aqi", {"index": float(r.value)}, to_ms(reading.ts), tags).line())
         return out
 
-    def batch_lines(self, batch: TelemetryBatch) -> list[str]:
-        """Lines for a batch the caller already decoded (the hub's MQTT dispatcher does that)."""
+    def batch_text(self, batch: Batch) -> tuple[list[str], int]:
+        """Lines for a batch the caller already decoded (the hub's MQTT dispatcher does that), as text chunks
+        (each one or more ``\n``-joined lines) and their line count; ``([], 0)`` for a duplicate."""
         if self._duplicate(batch):
             self.counters["duplicate_batches"] += 1
-            return []
+            return [], 0
         self.counters["batches"] += 1
-        return self._readings(batch)
+        if isinstance(batch, CompactBatch):
+            return self._compact(batch)
+        lines = self._readings(batch)
+        return lines, len(lines)
+
+    def batch_lines(self, batch: Batch) -> list[str]:
+        """``batch_text`` one line per item."""
+        chunks, n = self.batch_text(batch)
+        return chunks if len(chunks) == n else [ln for c in chunks for ln in c.split("\n")]
 
     def _readings(self, batch: TelemetryBatch) -> list[str]:
         out: list[str] = []
@@ -163,6 +186,52 @@ class Ingest:
         for reading in batch.readings:
             out += self.reading_lines(batch.gateway, reading, zone)
         return out
+
+    def _compact(self, batch: CompactBatch) -> tuple[list[str], int]:
+        """Version 2: each series checked and converted in bulk (``hub.ingest.compact``); a series with a value
+        out of range goes reading by reading, as version 1 does."""
+        gateway, zone = batch.gateway, self._zone(batch.gateway)
+        out: list[str] = []
+        total = 0
+        for series in batch.series:
+            try:
+                rows = wire.parse_rows(series.rows, len(series.fields) + 1)
+            except MalformedMessage as exc:
+                self.counters[f"rejected_series.{exc.reason}"] += 1
+                self.counters["rejected_readings"] += series.rows.count("\n") + 1
+                continue
+            try:
+                head = self._head(gateway, zone, series)
+            except LineProtocolError as exc:
+                self.counters[f"rejected_readings.{exc.reason}"] += rows.n
+                continue
+            text = series_lines(head, series.fields, rows, self._formats)
+            if text is None:  # something out of range: the per-reading path removes and flags it
+                for reading in wire.series_readings(series, rows):
+                    lines = self.reading_lines(gateway, reading, zone)
+                    out += lines
+                    total += len(lines)
+                continue
+            out.append(text)
+            total += rows.n
+            self.counters["readings"] += rows.n
+            if "pm2_5" in series.fields or "pm10" in series.fields:
+                for reading in wire.series_readings(series, rows):
+                    aqi = self.aqi_lines(gateway, reading, zone)
+                    out += aqi
+                    total += len(aqi)
+            self._seen_rows(gateway, zone, series, rows)
+        return out, total
+
+    def _seen_rows(self, gateway: str, zone: str | None, series: CompactSeries, rows: wire.Rows) -> None:
+        try:
+            if self.on_rows is not None:
+                self.on_rows(gateway, zone, series, rows)
+            elif self.on_reading is not None:
+                for reading in wire.series_readings(series, rows):
+                    self.on_reading(gateway, zone, reading)
+        except Exception:  # noqa: BLE001 - the cache must never cost a stored reading
+            self.counters["on_reading_errors"] += 1
 
     def event_lines(self, event: Event) -> list[str]:
         """One ``event`` point per gateway event (measurement ``event``): gateway, device, kind and zone are
@@ -190,10 +259,14 @@ class Ingest:
         return [line]
 
     def lines_for(self, messages: Iterable[tuple[str, bytes]]) -> list[str]:
-        """Decode, validate and convert raw MQTT messages."""
+        """Decode, validate and convert raw MQTT messages (one line per item)."""
         out: list[str] = []
         for topic, payload in messages:
             batch = self.decode(topic, payload)
             if batch is not None:
-                out += self._readings(batch)
+                if isinstance(batch, CompactBatch):
+                    chunks, n = self._compact(batch)
+                    out += chunks if len(chunks) == n else [ln for c in chunks for ln in c.split("\n")]
+                else:
+                    out += self._readings(batch)
         return out

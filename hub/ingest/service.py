@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contract.models import Event, TelemetryBatch
+from contract.models import CompactBatch, Event, TelemetryBatch
 from hub.aqi import DEFAULT_TABLES
-from hub.ingest.pipeline import Ingest, OnReading, ZoneOf
+from hub.ingest.pipeline import Ingest, OnReading, OnRows, ZoneOf
 from hub.ingest.spool import Backoff, FlushResult, Spool, SpoolError
 from hub.ingest.writer import TargetConfig, make_writer
 
@@ -49,29 +49,34 @@ class IngestService:
     caps unacked messages in flight per client: Mosquitto's max_inflight_messages, 20 by default)."""
 
     def __init__(self, config: IngestConfig, *, zone_of: ZoneOf | None = None,
-                 on_reading: OnReading | None = None, ack_batch: int = 16, ack_delay_s: float = 0.05) -> None:
+                 on_reading: OnReading | None = None, on_rows: OnRows | None = None, ack_batch: int = 16,
+                 ack_delay_s: float = 0.05) -> None:
         self.config = config
-        self.ingest = Ingest(aqi_tables=config.aqi_tables, zone_of=zone_of, on_reading=on_reading)
+        self.ingest = Ingest(aqi_tables=config.aqi_tables, zone_of=zone_of, on_reading=on_reading, on_rows=on_rows)
         self.spool = Spool(config.spool_path, make_writer(config.target),
                            backoff=Backoff(config.backoff_initial_s, cap=config.backoff_cap_s))
-        # from MQTT messages, grouped by their stable key (the spool de-duplicates by it, durably); their acks
-        # are in _acks when deferred
-        self._buffer: list[tuple[str | None, list[str]]] = []
+        # from MQTT messages, grouped by their stable key (the spool de-duplicates by it, durably): text chunks of
+        # one or more lines; their acks are in _acks when deferred
+        self._buffer: list[tuple[str | None, list[str], int]] = []
+        self._buffered = 0  # lines in _buffer
         self._local: list[str] = []   # from add_lines: nobody else holds these
         self._acks: list[Callable[[], object] | None] = []  # None: a message without an ack (QoS 0)
         self.ack_batch = ack_batch
         self.ack_delay_s = ack_delay_s
         self._kick = asyncio.Event()
+        self._spooled = asyncio.Event()  # a commit added lines: the writer loop goes at once
         self._lock = asyncio.Lock()
         self.last_flush: FlushResult | None = None
 
     def on_telemetry(self, msg: object) -> None:
         """Dispatcher handler: sync and cheap (convert and buffer); never raises for bad readings."""
-        if not isinstance(msg, TelemetryBatch):
+        if not isinstance(msg, (TelemetryBatch, CompactBatch)):
             self.ingest.counters["not_a_batch"] += 1
             return
-        if lines := self.ingest.batch_lines(msg):
-            self._buffer.append((f"t:{msg.gateway}:{msg.session}:{msg.seq}", lines))
+        chunks, n = self.ingest.batch_text(msg)
+        if n:
+            self._buffer.append((f"t:{msg.gateway}:{msg.session}:{msg.seq}", chunks, n))
+            self._buffered += n
             if msg.historical:
                 self.ingest.counters["historical_batches"] += 1
 
@@ -80,7 +85,8 @@ class IngestService:
             self.ingest.counters["not_an_event"] += 1
             return
         if lines := self.ingest.event_lines(msg):
-            self._buffer.append((f"e:{msg.gateway}:{msg.id}", lines))
+            self._buffer.append((f"e:{msg.gateway}:{msg.id}", lines, len(lines)))
+            self._buffered += len(lines)
 
     def defer_ack(self, send: Callable[[], object] | None) -> None:
         """The MQTT connection hands over a message's PUBACK; it is sent after the next commit."""
@@ -97,7 +103,7 @@ class IngestService:
 
     @property
     def buffered_lines(self) -> int:
-        return sum(len(lines) for _, lines in self._buffer) + len(self._local)
+        return self._buffered + len(self._local)
 
     async def commit(self) -> None:
         """Buffered lines into the spool (one SQLite transaction), then the deferred acks."""
@@ -105,14 +111,16 @@ class IngestService:
             await self._commit()
 
     async def _commit(self) -> None:
-        lines, local, acks = self._buffer, self._local, self._acks
-        self._buffer, self._local, self._acks = [], [], []
+        lines, local, acks, buffered = self._buffer, self._local, self._acks, self._buffered
+        self._buffer, self._local, self._acks, self._buffered = [], [], [], 0
         if lines or local:
             try:
                 await asyncio.to_thread(self.spool.put_groups, [(None, local), *lines])
             except Exception:  # not committed (disk error): keep everything, ack nothing
                 self._buffer[:0], self._local[:0], self._acks[:0] = lines, local, acks
+                self._buffered += buffered
                 raise
+            self._spooled.set()
         for send in acks:
             if send is not None:
                 try:
@@ -139,15 +147,33 @@ class IngestService:
                         self.spool.last_error, result.pending_lines, self.config.spool_path)
 
     async def run(self) -> None:
+        """Two loops: commits (and their PUBACKs) as messages come, and store writes as rows are spooled; a slow
+        store write never holds back a commit."""
+        await asyncio.gather(self._commit_loop(), self._write_loop())
+
+    async def _commit_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.config.flush_interval_s)
             self._kick.clear()
-            try:  # shielded: cancelling the loop (shutdown) lets a flush finish, so no line is spooled twice
-                await asyncio.shield(asyncio.ensure_future(self.flush()))
+            try:  # shielded: cancelling the loop (shutdown) lets a commit finish, so no line is spooled twice
+                await asyncio.shield(asyncio.ensure_future(self.commit()))
             except SpoolError:  # the disk: log and count; the lines stay buffered for the next try
                 self.ingest.counters["spool_errors"] += 1
                 log.exception("ingest spool failed")
+
+    async def _write_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._spooled.wait(), self.config.flush_interval_s)
+            self._spooled.clear()
+            try:
+                result = await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self.spool.flush)))
+            except SpoolError:
+                self.ingest.counters["spool_errors"] += 1
+                log.exception("ingest spool failed")
+                continue
+            self._log_transition(result)
 
     async def aclose(self, *, redelivered: bool = False) -> None:
         """Final flush and close. ``redelivered``: the MQTT connection is already gone, so messages whose
@@ -157,7 +183,7 @@ class IngestService:
             async with self._lock:
                 if redelivered and self._buffer and self._acks and None not in self._acks:
                     self.ingest.counters["left_to_broker_messages"] += len(self._acks)
-                    self._buffer, self._acks = [], []
+                    self._buffer, self._acks, self._buffered = [], [], 0
                 await self._commit()
                 self._log_transition(await asyncio.to_thread(self.spool.flush))
         finally:

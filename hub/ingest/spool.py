@@ -1,7 +1,10 @@
 """Durable spool in front of a time-series writer: nothing is lost while the store is down.
 
 Every batch of lines is first committed to SQLite (WAL, ``synchronous=FULL``), then written oldest first;
-a row is deleted only after the store accepted it. While the store is unavailable the spool keeps
+a row is deleted only after the store accepted it (from the flush's own connection, ``synchronous=NORMAL``: the
+delete survives a kill -9; a power cut can at worst have those lines written once more). A batch is stored as
+one text blob; batches are packed into rows of at most ``max_lines_per_write`` lines, and one store request
+carries as many consecutive rows as fit in that size. While the store is unavailable the spool keeps
 growing and retries with the shared ``runtime.backoff`` (jittered, capped); ``flush`` before the next retry time
 does nothing. A batch the store *rejects* (``StoreRejected``) is split in halves and retried, down to
 single lines; a single line that is still rejected moves to the ``dead`` table with its reason and is
@@ -46,13 +49,14 @@ CREATE TABLE IF NOT EXISTS dead (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT
                                  reason TEXT NOT NULL, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_ts ON seen (ts);
+CREATE INDEX IF NOT EXISTS spool_sizes ON spool (id, n);
 """
 SEEN_MAX_AGE_S = 14 * 86400.0  # longer than a gateway keeps telemetry (7 days): a redelivery is always caught
 SEEN_MAX_KEYS = 2_000_000  # ~100 MB at most; 500 gateways x 1 batch/s fill it in ~67 min only if age allows
 DEAD_MAX_LINES = 100_000
 PRUNE_EVERY_S = 60.0
 
-Group = tuple[str | None, Sequence[str]]
+Group = tuple[str | None, Sequence[str]] | tuple[str | None, Sequence[str], int]
 
 
 class SpoolError(HubError):
@@ -92,24 +96,30 @@ class Spool:
         self.counters: Counter[str] = Counter()
         self.last_error: str | None = None
         self._mutex = threading.RLock()
+        self._flush_lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             self._pending = int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
+            # the flush's own connection: in WAL mode its reads never wait for a commit, and its deletes skip the
+            # fsync (synchronous=NORMAL: a delete survives a kill -9; only a power cut can undo one, and then
+            # those lines are written once more)
+            self._wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            self._wdb.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from exc
 
-    def _exec(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+    def _exec(self, sql: str, args: Sequence[object] = (), *, db: sqlite3.Connection | None = None) -> sqlite3.Cursor:
         try:
-            return self._db.execute(sql, args)
+            return (db or self._db).execute(sql, args)
         except sqlite3.Error as exc:
             raise SpoolError(f"spool {self.path}: {exc}") from exc
 
-    @_locked
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        with self._flush_lock, self._mutex, contextlib.suppress(sqlite3.Error):
+            self._wdb.close()
             self._db.close()
 
     def __enter__(self) -> Spool:
@@ -124,27 +134,66 @@ class Spool:
         """Commit lines durably (split into rows of at most ``max_lines_per_write``)."""
         self.put_groups([(None, lines)])
 
+    def _pack(self, texts: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Texts of known line counts (each at most a row) packed into rows of at most ``max_lines_per_write``."""
+        rows: list[tuple[str, int]] = []
+        cur: list[str] = []
+        cur_n = 0
+        for text, k in texts:
+            if cur and cur_n + k > self.max_lines_per_write:
+                rows.append(("\n".join(cur), cur_n))
+                cur, cur_n = [], 0
+            cur.append(text)
+            cur_n += k
+        if cur:
+            rows.append(("\n".join(cur), cur_n))
+        return rows
+
+    def _rows(self, chunks: list[str]) -> list[tuple[str, int]]:
+        """Text chunks (one or more ``\n``-joined lines each) packed into rows of at most ``max_lines_per_write``
+        lines; a chunk is split only if it is larger than a row (or has empty lines, which are dropped)."""
+        limit = self.max_lines_per_write
+        texts: list[tuple[str, int]] = []
+        for chunk in chunks:
+            if not chunk or chunk[0] == "\n" or chunk[-1] == "\n" or "\n\n" in chunk:
+                chunk = "\n".join([part for part in chunk.split("\n") if part])
+                if not chunk:
+                    continue
+            n = chunk.count("\n") + 1
+            if n <= limit:
+                texts.append((chunk, n))
+            else:
+                lines = chunk.split("\n")
+                texts += [("\n".join(lines[i:i + limit]), len(lines[i:i + limit])) for i in range(0, n, limit)]
+        return self._pack(texts)
+
     @_locked
     def put_groups(self, groups: Sequence[Group]) -> int:
         """Commit groups of lines in one transaction; a group whose key was seen before is skipped (durably
-        de-duplicated). Returns how many groups were skipped."""
+        de-duplicated). Each item of a group is one line or several joined by ``\n``; a group ``(key, items, n)``
+        says it has ``n`` lines and no empty one (the ingest's own output: not scanned again). Returns how many
+        groups were skipped."""
         now = time.time()
         skipped = 0
-        lines: list[str] = []
+        chunks: list[str] = []
+        counted: list[tuple[str, int]] = []
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                for key, group in groups:
+                for key, group, *n in groups:
                     if key is not None and self._db.execute("INSERT OR IGNORE INTO seen (key, ts) VALUES (?, ?)",
                                                             (key, now)).rowcount == 0:
                         skipped += 1
                         continue
-                    lines += [part for ln in group for part in ln.split("\n") if part]  # one row line = one line
-                for i in range(0, len(lines), self.max_lines_per_write):
-                    chunk = lines[i:i + self.max_lines_per_write]
-                    self._db.execute("INSERT INTO spool (body, n, ts) VALUES (?, ?, ?)",
-                                     ("\n".join(chunk), len(chunk), now))
-                self._pending += len(lines)
+                    if n and 0 < n[0] <= self.max_lines_per_write:
+                        counted.append(("\n".join(group), n[0]))
+                    else:
+                        chunks += group
+                rows = self._pack(counted) + self._rows(chunks)
+                self._db.executemany("INSERT INTO spool (body, n, ts) VALUES (?, ?, ?)",
+                                     [(body, n, now) for body, n in rows])
+                added = sum(n for _, n in rows)
+                self._pending += added
                 if self._pending > self.max_pending_lines:
                     self._drop_oldest()
                 if self._clock() - self._last_prune >= PRUNE_EVERY_S:
@@ -152,7 +201,7 @@ class Spool:
         except sqlite3.Error as exc:
             self._pending = int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
             raise SpoolError(f"spool {self.path}: {exc}") from exc
-        self.counters["spooled_lines"] += len(lines)
+        self.counters["spooled_lines"] += added
         self.counters["duplicate_groups"] += skipped
         return skipped
 
@@ -178,7 +227,6 @@ class Spool:
             self._db.execute("DELETE FROM seen WHERE key IN (SELECT key FROM seen ORDER BY ts LIMIT ?)", (extra,))
         self._db.execute("DELETE FROM dead WHERE id <= (SELECT MAX(id) FROM dead) - ?", (DEAD_MAX_LINES,))
 
-    @_locked
     def write(self, lines: Sequence[str]) -> FlushResult:
         """What the hub calls: spool, then try to flush (unless backing off)."""
         self.put(lines)
@@ -186,20 +234,42 @@ class Spool:
 
     # ---- out --------------------------------------------------------------------------------------------------
 
-    @_locked
     def flush(self, *, force: bool = False) -> FlushResult:
-        """Write spooled rows oldest first until the spool is empty or the store fails."""
+        """Write spooled rows oldest first until the spool is empty or the store fails. Consecutive rows go in
+        one request of at most ``max_lines_per_write`` lines; after a rejection, row by row (then halves).
+        One flush at a time; the store write itself runs outside the mutex, so commits go on meanwhile."""
+        with self._flush_lock:
+            return self._flush(force)
+
+    def _take(self, single: bool) -> tuple[list[int], list[str], int]:
+        """The next rows to write: ids, bodies, line count (empty when the spool is)."""
+        found = self._exec("SELECT id, n FROM spool ORDER BY id LIMIT ?", (1 if single else 256,), db=self._wdb).fetchall()
+        if not found:
+            return [], [], 0
+        ids, n = [found[0][0]], found[0][1]
+        for row_id, k in found[1:]:
+            if n + k > self.max_lines_per_write:
+                break
+            ids.append(row_id)
+            n += k
+        marks = ",".join("?" * len(ids))
+        bodies = [b for (b,) in self._exec(f"SELECT body FROM spool WHERE id IN ({marks}) ORDER BY id", ids,
+                                           db=self._wdb)]
+        if len(bodies) != len(ids):  # dropped at the bound between the two reads: take again
+            return self._take(single)
+        return ids, bodies, n
+
+    def _flush(self, force: bool) -> FlushResult:
         if not force and self._clock() < self.next_try:
             return FlushResult(0, self.pending_lines, False)
         written = 0
+        single = False
         while True:
-            row = self._exec("SELECT id, body, n FROM spool ORDER BY id LIMIT 1").fetchone()
-            if row is None:
+            ids, bodies, n = self._take(single)
+            if not ids:
                 return FlushResult(written, 0, True)
-            row_id, body, n = row
-            lines = body.split("\n")
             try:
-                self.writer.write(lines)
+                self.writer.write(bodies)
             except StoreUnavailable as exc:
                 self.counters["write_failures"] += 1
                 self.last_error = str(exc)
@@ -207,10 +277,18 @@ class Spool:
                 return FlushResult(written, self.pending_lines, False)
             except StoreRejected as exc:
                 self.counters["rejected_batches"] += 1
-                self._split_or_bury(row_id, lines, exc)
+                if len(ids) > 1:  # find the bad row: one by one, then halves
+                    single = True
+                    continue
+                with self._mutex:
+                    self._split_or_bury(ids[0], bodies[0].split("\n"), exc)
                 continue
-            self._exec("DELETE FROM spool WHERE id = ?", (row_id,))
-            self._pending -= n
+            gone = self._exec(f"DELETE FROM spool WHERE id IN ({','.join('?' * len(ids))})", ids, db=self._wdb).rowcount
+            with self._mutex:
+                if gone == len(ids):
+                    self._pending -= n
+                else:  # some were dropped at the bound meanwhile (counted there): recount
+                    self._pending = int(self._exec("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
             self.backoff.reset()
             self.next_try = float("-inf")
             self.last_error = None

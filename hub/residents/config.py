@@ -125,9 +125,12 @@ class Residents:
 
 def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str, Any]], *,
                     token: str | None, on_promote: PromoteHook | None = None,
-                    alert_docs: AlertDocs | None = None, identity: bool = False) -> Residents:
+                    alert_docs: AlertDocs | None = None, identity: bool = False,
+                    subscriptions_db: Any = None) -> Residents:
     """``alert_docs``: the hub store's persisted alert documents, for the page's history. ``identity``: operator
-    routes declare their roles through hub.identity (in the hub) instead of comparing ``token``."""
+    routes declare their roles through hub.identity (in the hub) instead of comparing ``token``.
+    ``subscriptions_db``: the hub state backend's ``push`` Database (PostgreSQL) in place of
+    ``[residents.webpush] subscriptions_db``."""
     zinfo = [z if isinstance(z, ZoneInfo) else parse_zones([z])[0] for z in zones]
     shelters = load_shelters(cfg.shelters_file, zinfo) if cfg.shelters_file else []
     channels: list[Channel] = []
@@ -135,7 +138,7 @@ def build_residents(cfg: ResidentsConfig, zones: Sequence[ZoneInfo | Mapping[str
     webpush: WebPushChannel | None = None
     signer: VapidSigner | None = None
     if cfg.webpush is not None:
-        subs = SubscriptionStore(cfg.webpush.subscriptions_db)
+        subs = SubscriptionStore(subscriptions_db if subscriptions_db is not None else cfg.webpush.subscriptions_db)
         signer = load_vapid(cfg.webpush)
         webpush = WebPushChannel(subs, signer, ttl_s=cfg.webpush.ttl_s, workers=cfg.webpush.workers,
                                  concurrency=cfg.webpush.concurrency, timeout_s=cfg.webpush.timeout_s,

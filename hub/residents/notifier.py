@@ -41,7 +41,7 @@ class ResidentNotifier:
             self.counters["unsent_ignored"] += 1
             return
         ra = from_hub_alert(alert, states)
-        self.store.times[ra.id] = alert_times(alert)
+        self.store.set_times(ra.id, alert_times(alert))
         await self.on_zone_state(ra, states)
         if ra.mode is Mode.ACTUAL and ra.status is not ZoneStatus.ACTIVE:
             self.store.retire(ra.id, ra.zones)
@@ -54,7 +54,7 @@ class ResidentNotifier:
         """
         self.counters["messages"] += 1
         if alert.status is ZoneStatus.ACTIVE:  # the engine hook knows better (created_at); others: first sent
-            self.store.times.setdefault(alert.id, (alert.sent.timestamp(), None))
+            self.store.set_times(alert.id, (alert.sent.timestamp(), None), keep=True)
         fresh: list[ZoneState] = []
         for st in states:
             own = st.alert == alert.id

@@ -96,11 +96,13 @@ class Listener:
 
 
 class ZoneStateStore:
+    MAX_TIMES = 1000  # alerts whose start/end the page can show: bounded, the oldest forgotten first
+
     def __init__(self, zones: Iterable[str] = (), clock: Callable[[], float] = time.time) -> None:
         self._tester: dict[str, tuple[ZoneState, ResidentAlert | None]] = {}
         self._public: dict[str, tuple[ZoneState, ResidentAlert | None]] = {}
         self._notice: dict[str, ZoneState] = {}  # zone -> the sounding exercise the public sees a notice of
-        self.times: dict[str, tuple[float | None, float | None]] = {}  # alert id -> (started, ended)
+        self.times: dict[str, tuple[float | None, float | None]] = {}  # alert id -> (started, ended); see set_times
         self.decorate: Callable[[Snapshot, bool], None] | None = None
         self.watchers: list[Callable[[], None]] = []  # called after every applied state
         self.clock = clock
@@ -109,6 +111,15 @@ class ZoneStateStore:
         self._listeners: dict[str, set[Listener]] = {}
         self.known_zones: set[str] = set(zones)
         self.counters: Counter[str] = Counter()
+
+    def set_times(self, alert_id: str, times: tuple[float | None, float | None], *, keep: bool = False) -> None:
+        """Remember when an alert started and ended (``keep``: only if not known yet); at most ``MAX_TIMES``."""
+        if keep and alert_id in self.times:
+            return
+        self.times.pop(alert_id, None)
+        self.times[alert_id] = times
+        while len(self.times) > self.MAX_TIMES:
+            del self.times[next(iter(self.times))]
 
     def apply(self, state: ZoneState, alert: ResidentAlert | None = None) -> bool:
         """Take a new zone state; returns False (and counts it) when it is not newer than the held one."""
@@ -218,6 +229,9 @@ class AlertArchive:
     def __init__(self, limit: int = 1000) -> None:
         self._messages: dict[str, ResidentAlert] = {}
         self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._messages)
 
     def record(self, alert: ResidentAlert) -> bool:
         if alert.cap_identifier in self._messages:

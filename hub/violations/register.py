@@ -1,44 +1,22 @@
-"""The violations register in SQLite (WAL): one row per pass-by event, an append-only audit trail, evidence keys.
+"""The violations register in the hub's state backend (hub/repo: ``violations.sqlite`` (WAL) or PostgreSQL): one row
+per pass-by event, an append-only audit trail, evidence keys.
 
-Rows are inserted once per Event id and once per signed record id (``INSERT OR IGNORE``: a redelivered event, or
-the same record under another Event id, is a duplicate, not a second row).
+Rows are inserted once per Event id and once per signed record id (``ON CONFLICT DO NOTHING``: a redelivered event,
+or the same record under another Event id, is a duplicate, not a second row).
 The audit table refuses UPDATE and DELETE (triggers). ``review`` changes a row's state and appends its audit entry
-in one transaction. Every sqlite3 error becomes a ``StoreError``.
+in one transaction. Every database error becomes a ``StoreError``.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.errors import StoreError
-from hub.store import open_wal
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS noise_events (
-    id TEXT PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, gateway TEXT NOT NULL, sensor TEXT NOT NULL, zone TEXT,
-    lat REAL, lon REAL, distance_m REAL, start REAL NOT NULL, "end" REAL NOT NULL, peak REAL NOT NULL,
-    lafmax REAL NOT NULL, lafmax_75 REAL NOT NULL, sel REAL NOT NULL, class TEXT NOT NULL, scores TEXT NOT NULL,
-    suppressed INTEGER NOT NULL, suppression TEXT NOT NULL, flags TEXT NOT NULL, candidate INTEGER NOT NULL,
-    enforceable INTEGER NOT NULL, signature TEXT NOT NULL, kid TEXT, key_source TEXT, signature_detail TEXT,
-    state TEXT NOT NULL, received REAL NOT NULL, updated REAL NOT NULL, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS noise_events_start ON noise_events (start);
-CREATE TABLE IF NOT EXISTS noise_audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL, ts REAL NOT NULL, who TEXT NOT NULL,
-    action TEXT NOT NULL, note TEXT NOT NULL, previous TEXT, state TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS noise_audit_event ON noise_audit (event, seq);
-CREATE TRIGGER IF NOT EXISTS noise_audit_no_update BEFORE UPDATE ON noise_audit
-    BEGIN SELECT RAISE(ABORT, 'the noise audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS noise_audit_no_delete BEFORE DELETE ON noise_audit
-    BEGIN SELECT RAISE(ABORT, 'the noise audit trail is append-only'); END;
-CREATE TABLE IF NOT EXISTS noise_keys (
-    gateway TEXT NOT NULL, kid TEXT NOT NULL, key TEXT NOT NULL, source TEXT NOT NULL, first_seen REAL NOT NULL,
-    PRIMARY KEY (gateway, kid)) WITHOUT ROWID;
-"""
+from hub.repo import Backend, Database
+from hub.repo.schema import VIOLATIONS
 
 STATES = ("candidate", "confirmed", "dismissed")
 SUMMARY_COLUMNS = ("id", "record_id", "gateway", "sensor", "zone", "lat", "lon", "distance_m", "start", "end",
@@ -86,15 +64,12 @@ def _row(names: tuple[str, ...], values: tuple) -> dict[str, Any]:
 
 
 class Register:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = open_wal(path, SCHEMA, "the violations register")
+    def __init__(self, where: Path | Database) -> None:
+        self.db = where if isinstance(where, Database) else Backend.sqlite(where.parent).open(VIOLATIONS, path=where)
+        self.path = self.db.where
 
     def _q(self, sql: str, args: tuple | list = ()) -> list[tuple]:
-        try:
-            return self.db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the violations register {self.path}: {exc}") from None
+        return self.db.query(sql, args)
 
     # ------------------------------------------------------------ writes
     def insert(self, row: dict[str, Any], *, now: float | None = None) -> bool:
@@ -106,19 +81,13 @@ class Register:
         for k in _BOOL:
             doc[k] = int(bool(doc[k]))
         cols = (*SUMMARY_COLUMNS, "record")
-        try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                cur = self.db.execute(
-                    f"INSERT OR IGNORE INTO noise_events ({_cols(cols)}) "
-                    f"VALUES ({','.join('?' * len(cols))})", [doc[c] for c in cols])
-                if cur.rowcount == 0:
-                    return False
-                self.db.execute("INSERT INTO noise_audit (event, ts, who, action, note, previous, state) "
-                                "VALUES (?,?,?,?,?,?,?)", (row["id"], now, "hub", "received",
-                                                           f"signature {row['signature']}", None, row["state"]))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the violations register {self.path}: {exc}") from None
+        with self.db.transaction() as tx:
+            if tx.execute(f"INSERT INTO noise_events ({_cols(cols)}) VALUES ({','.join('?' * len(cols))}) "
+                          "ON CONFLICT DO NOTHING", [doc[c] for c in cols]) == 0:
+                return False
+            tx.execute("INSERT INTO noise_audit (event, ts, who, action, note, previous, state) "
+                       "VALUES (?,?,?,?,?,?,?)", (row["id"], now, "hub", "received",
+                                                  f"signature {row['signature']}", None, row["state"]))
         return True
 
     def set_state(self, event_id: str, expect: str, state: str, *, who: str, action: str, note: str,
@@ -126,35 +95,25 @@ class Register:
         """Move ``event_id`` from ``expect`` to ``state`` and append the audit entry, atomically.
         False if the row is no longer in ``expect`` (a concurrent review)."""
         now = time.time() if now is None else now
-        try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                cur = self.db.execute("UPDATE noise_events SET state=?, updated=? WHERE id=? AND state=?",
-                                      (state, now, event_id, expect))
-                if cur.rowcount != 1:
-                    return False
-                self.db.execute("INSERT INTO noise_audit (event, ts, who, action, note, previous, state) "
-                                "VALUES (?,?,?,?,?,?,?)", (event_id, now, who, action, note, expect, state))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the violations register {self.path}: {exc}") from None
+        with self.db.transaction() as tx:
+            if tx.execute("UPDATE noise_events SET state=?, updated=? WHERE id=? AND state=?",
+                          (state, now, event_id, expect)) != 1:
+                return False
+            tx.execute("INSERT INTO noise_audit (event, ts, who, action, note, previous, state) "
+                       "VALUES (?,?,?,?,?,?,?)", (event_id, now, who, action, note, expect, state))
         return True
 
     def mark_verified(self, event_id: str, kid: str, source: str, detail: str, *, now: float | None = None) -> bool:
         """An unverified row whose key became known and whose signature holds: verified, with an audit entry."""
         now = time.time() if now is None else now
-        try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                cur = self.db.execute("UPDATE noise_events SET signature='verified', key_source=?, "
-                                      "signature_detail=?, updated=? WHERE id=? AND signature='unverified' AND kid=?",
-                                      (source, detail, now, event_id, kid))
-                if cur.rowcount != 1:
-                    return False
-                self.db.execute("INSERT INTO noise_audit (event, ts, who, action, note, previous, state) "
-                                "SELECT id, ?, 'hub', 'verified', ?, state, state FROM noise_events WHERE id=?",
-                                (now, f"signature verified later: {detail}", event_id))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the violations register {self.path}: {exc}") from None
+        with self.db.transaction() as tx:
+            if tx.execute("UPDATE noise_events SET signature='verified', key_source=?, signature_detail=?, updated=? "
+                          "WHERE id=? AND signature='unverified' AND kid=?",
+                          (source, detail, now, event_id, kid)) != 1:
+                return False
+            tx.execute("INSERT INTO noise_audit (event, ts, who, action, note, previous, state) "
+                       "SELECT id, ?, 'hub', 'verified', ?, state, state FROM noise_events WHERE id=?",
+                       (now, f"signature verified later: {detail}", event_id))
         return True
 
     def unverified(self, gateway: str, kids: list[str]) -> list[tuple[str, str, str]]:
@@ -166,12 +125,8 @@ class Register:
             f"AND kid IN ({','.join('?' * len(kids))})", [gateway, *kids])]
 
     def add_key(self, gateway: str, kid: str, key: str, source: str) -> bool:
-        try:
-            cur = self.db.execute("INSERT OR IGNORE INTO noise_keys VALUES (?,?,?,?,?)",
-                                  (gateway, kid, key, source, time.time()))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the violations register {self.path}: {exc}") from None
-        return cur.rowcount == 1
+        return self.db.execute("INSERT INTO noise_keys VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+                               (gateway, kid, key, source, time.time())) == 1
 
     # ------------------------------------------------------------ reads
     def keys(self) -> list[tuple[str, str, str]]:
@@ -207,14 +162,16 @@ class Register:
     def flag_counts(self, since: float, until: float) -> tuple[int, int, int, int]:
         """(total, enforceable, suppressed, unverified) for events starting in [since, until)."""
         rows = self._q("SELECT COUNT(*), COALESCE(SUM(enforceable),0), COALESCE(SUM(suppressed),0), "
-                       "COALESCE(SUM(signature != 'verified'),0) FROM noise_events WHERE start >= ? AND start < ?",
+                       "COALESCE(SUM(CASE WHEN signature != 'verified' THEN 1 ELSE 0 END),0) FROM noise_events "
+                       "WHERE start >= ? AND start < ?",
                        (since, until))
         return tuple(int(v) for v in rows[0])  # type: ignore[return-value]
 
     def top_sensors(self, since: float, until: float, n: int = 10) -> list[tuple]:
-        return self._q("SELECT gateway, sensor, zone, COUNT(*), SUM(state='confirmed'), MAX(lafmax_75) "
-                       "FROM noise_events WHERE start >= ? AND start < ? GROUP BY gateway, sensor "
+        rows = self._q("SELECT gateway, sensor, MAX(zone), COUNT(*), SUM(CASE WHEN state='confirmed' THEN 1 ELSE 0 END),"
+                       " MAX(lafmax_75) FROM noise_events WHERE start >= ? AND start < ? GROUP BY gateway, sensor "
                        "ORDER BY COUNT(*) DESC, gateway, sensor LIMIT ?", (since, until, n))
+        return [(gw, sensor, zone, int(count), int(confirmed), peak) for gw, sensor, zone, count, confirmed, peak in rows]
 
     def close(self) -> None:
         self.db.close()

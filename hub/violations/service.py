@@ -37,6 +37,7 @@ from contract.models import Event
 from hub.config import NoiseSettings
 from hub.errors import RequestError, StoreError
 from hub.ingest.lineproto import Point, to_ms
+from hub.repo import Database
 from hub.violations.register import Filters, Register
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def enforceable(record: NoiseEvidence) -> bool:
 
 
 class Violations:
-    def __init__(self, settings: NoiseSettings, path: Path, *, zone_of: Callable[[str], str | None],
+    def __init__(self, settings: NoiseSettings, path: Path | Database, *, zone_of: Callable[[str], str | None],
                  emit: Emit | None = None, registry=None) -> None:
         self.settings = settings
         self.register = Register(path)

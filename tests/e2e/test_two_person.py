@@ -179,6 +179,8 @@ async def test_an_expired_request_never_sends(mosquitto, tmp_path):
             pytest.fail("the request never expired")
         code, _, err = await cli("alert", "confirm", alert_id, "--yes", env=s.env("marta"))
         assert code == 1 and "409" in err and "window ran out" in err
+        code, out, err = await cli("alert", "confirm", alert_id, env=s.env("marta"), stdin=b"y\n")
+        assert code == 1 and "nothing to confirm" in err and "Send this alert now?" not in out + err  # not asked
         code, _, err = await cli("alert", "all-clear", alert_id, env=s.env("marta"))
         assert code == 1 and "nothing to clear" in err
         await asyncio.sleep(0.5)

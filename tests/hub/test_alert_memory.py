@@ -45,8 +45,12 @@ async def test_finished_alerts_leave_memory_and_the_store_after_their_retention(
     assert cleared.status == "all_clear" and lapsed.id in e.alerts
     assert {c.params.signal.value for c in rig.commands(lapsed.id) if c.act.value == "activate"} == {
         "test", "all-clear"}
+    e._flush()
+    assert e.store.load_audit(ids[0]) and e.store.load_audit(live.id)  # each alert's own log
     rig.now[0] += e.cfg.alert_retention_days * 86400 + 1
     e.prune()
     assert {a.id for a in e.list(limit=1000)} == {lapsed.id, live.id}  # the 30 stopped ones are gone for good
+    assert e.store.load_audit(ids[0]) == [] and e.store.load_audit(live.id)  # and their logs with them
+    assert e.store._query("SELECT count(*) FROM audit WHERE alert IS NULL") == [(0,)]  # old gateway events too
     await e.close()
     e.store.close()

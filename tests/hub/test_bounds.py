@@ -45,3 +45,15 @@ def test_push_subscriptions_are_capped_oldest_first_and_expire(tmp_path):
         con.execute("UPDATE push_subs SET created = ? WHERE endpoint LIKE '%3'", (time.time() - 500 * 86400,))
     reopened = SubscriptionStore(path)
     assert {s.endpoint[-1] for s in reopened.for_zone("z1")} == {"2", "4"} and reopened.evicted == 1
+
+
+def test_resident_page_alert_times_are_bounded_oldest_first():
+    from hub.residents.state import ZoneStateStore
+
+    store = ZoneStateStore(["z"])
+    for i in range(ZoneStateStore.MAX_TIMES + 500):
+        store.set_times(f"A-{i}", (float(i), None))
+    store.set_times("A-1400", (0.0, 0.0), keep=True)  # known already: kept as it was
+    assert len(store.times) == ZoneStateStore.MAX_TIMES
+    assert "A-0" not in store.times and store.times["A-1499"] == (1499.0, None)
+    assert store.times["A-1400"] == (1400.0, None)

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiomqtt
 
 from contract import topics
+from contract.codecs import telemetry as telemetry_wire
 from contract.models import (
     Ack,
     Event,
@@ -18,7 +19,6 @@ from contract.models import (
     Mode,
     Reading,
     Signal,
-    TelemetryBatch,
     ZoneState,
     ZoneStatus,
     decode,
@@ -140,7 +140,7 @@ class Hub:
         return [e for e in (decode(Event, self.unseal(p)) for p, _ in self._of("event")) if kind is None or e.kind == kind]
 
     def readings(self, device: str) -> list[Reading]:
-        out = [r for p, _ in self._of("telemetry") for r in decode(TelemetryBatch, p).readings]
+        out = [r for p, _ in self._of("telemetry") for r in telemetry_wire.decode_batch(p).readings]
         return [r for r in out if r.device == device]
 
     def acks(self, jti: str) -> list[tuple[Ack, float]]:

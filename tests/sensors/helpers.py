@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.codecs import telemetry as telemetry_wire
 from contract.models import Reading, TelemetryBatch
 from gateway.config import BusConfig, SensorDevice
 
@@ -57,7 +58,7 @@ class Recorder:
         self.sent.append((topic, payload))
 
     def batches(self) -> list[TelemetryBatch]:
-        return [TelemetryBatch.model_validate_json(p) for t, p in self.sent if t.endswith("/telemetry")]
+        return [telemetry_wire.decode_batch(p) for t, p in self.sent if t.endswith("/telemetry")]
 
     def readings(self) -> list[Reading]:
         return [r for b in self.batches() for r in b.readings]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import aiomqtt
 
+from contract.codecs import telemetry as telemetry_wire
 from contract.models import Event, TelemetryBatch, decode
 from contract.signed import Unverified, split
 
@@ -96,7 +97,7 @@ class HubCounter:
                 self.event_duplicates += 1
             self.events[ev.id] = ev
             return
-        batch = decode(TelemetryBatch, payload, topic=topic)
+        batch = telemetry_wire.decode_batch(payload, topic=topic)  # wire version 1 or 2
         key = (batch.gateway, batch.session, batch.seq)
         if key in self.batches:
             self.duplicates += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 from contract.codecs.validate import FLAG_HIGH_HUMIDITY, FLAG_OUT_OF_RANGE, FLAG_STUCK
 from contract.models import DeviceKind, Event, Reading
@@ -83,7 +82,8 @@ async def test_one_batch_per_flush_pause_and_retry(tmp_path):
     assert [int(x.metrics["pm10"]) for x in rec.readings()] == list(range(150))
     assert all(b.gateway == GW and b.session == tel.session and len(b.readings) <= 50 for b in batches)
     assert [b.seq for b in batches] == list(range(len(batches))), "a retried flush keeps its seq"
-    state = json.loads((Path(tmp_path) / "telemetry.json").read_text())
+    with Outbox(tmp_path / "o.db") as again:  # the drain's state lives in the outbox (meta "telemetry")
+        state = json.loads(again.get_meta("telemetry"))
     assert state == {"session": tel.session, "pending": None}
 
 

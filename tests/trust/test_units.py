@@ -21,7 +21,7 @@ from gateway.errors import ConfigError as GatewayConfigError
 from gateway.identity import load_or_create as load_identity
 from gateway.replay import StateStore
 from hub.errors import ConfigError
-from hub.gwtrust import TrustStore, Verifier
+from hub.gwtrust import UNKNOWN_RECHECK_S, TrustStore, Verifier
 from hub.keys import KeyRefused, KeyRing
 from runtime import keyfiles
 from tests.gateway.helpers import AckLog, SirenRig, make_config, sign
@@ -129,6 +129,7 @@ def test_enrollment_is_never_on_first_use_and_a_new_key_or_reset_is_a_new_epoch(
     assert verifier.open("gw-1", "state", seal(b"{}", KEY, KID)) is None and counted[-1] == ("state", "not_enrolled")
     enr, changed = cli.enroll("gw-1", cc.b64url(cc.public_raw(KEY.public_key())))
     assert changed and enr.epoch == 1 and not cli.enroll("gw-1", enr.public_key)[1]
+    verifier.refresh()  # the hub's trust task does this every 0.5 s (an id just refused is re-checked once a second)
     assert verifier.open("gw-1", "state", seal(b"{}", KEY, KID)) == b"{}"
     assert verifier.admit("gw-1", "state", 7, 1) and not verifier.admit("gw-1", "state", 7, 1)
     assert not verifier.admit("gw-1", "heartbeat", 3, 9) and counted[-1] == ("heartbeat", "stale_session")
@@ -193,11 +194,12 @@ def test_sim_city_factory_enrolls_and_trusts_the_hubs_keys(tmp_path):
 
     (tmp_path / "zones.json").write_text(json.dumps([{"id": "z", "gateways": ["gw-0001"]}]))
     (tmp_path / "hub.toml").write_text('[hub]\nstate_dir = "hub"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://x:1"\n')
-    state, keys = hub_from_config(tmp_path / "hub.toml")
-    assert state == tmp_path / "hub" and len(keys) == 1
+    backend, keys = hub_from_config(tmp_path / "hub.toml")
+    state = backend.state_dir
+    assert backend.kind == "sqlite" and state == tmp_path / "hub" and len(keys) == 1
     KeyRing(state).stage()
     assert len(hub_from_config(tmp_path / "hub.toml")[1]) == 2  # active and staged
-    factory = enrolling_factory(state)
+    factory = enrolling_factory(backend)
     factory({"gateway": {"id": "gw-0001", "state_dir": str(tmp_path / "gw"), "zone": "z"},
              "trust": {"hub_keys": keys}})
     enrolled = TrustStore(state).get("gw-0001")
@@ -227,3 +229,40 @@ def test_a_key_id_that_begins_with_a_dash_is_taken_as_the_kid_not_as_options(tmp
     assert ring.load().kid == staged and first not in ring.load().all_kids
     res = runner.invoke(app, ["hub", "keys", "retire", "-c", str(cfg), "--", staged])
     assert res.exit_code == 1 and "active" in res.output
+
+
+def test_history_of_a_gateway_never_enrolled_is_an_error_not_an_empty_success(tmp_path):
+    (tmp_path / "zones.json").write_text(json.dumps([{"id": "z", "gateways": ["gw-1"]}]))
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text('[hub]\nstate_dir = "hub"\nzones = "zones.json"\n[mqtt]\nurl = "mqtt://x:1"\n')
+    (tmp_path / "hub").mkdir()
+    res = runner.invoke(app, ["gateways", "history", "gw-404", "--config", str(cfg)])
+    assert res.exit_code == 1 and "gw-404" in res.output and "never enrolled" in res.output
+    res = runner.invoke(app, ["gateways", "history", "--config", str(cfg), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == []
+
+
+def test_a_flood_naming_unknown_gateways_costs_one_store_look_up_per_id_and_second(tmp_path):
+    """Topics are attacker input: junk naming gateway ids that are not enrolled must not put database queries on
+    the hub's message loop per message. An id is looked up again at most once per UNKNOWN_RECHECK_S."""
+    looked_up: list[int] = []
+
+    class CountingStore(TrustStore):
+        def data_version(self) -> int:
+            looked_up.append(1)
+            return super().data_version()
+
+    now = [1000.0]
+    store, cli = CountingStore(tmp_path), TrustStore(tmp_path)
+    verifier = Verifier(store, count=lambda ch, r: None, clock=lambda: now[0])
+    looked_up.clear()
+    for i in range(300):
+        assert verifier.open(f"gw-{i % 3}", "heartbeat", b"junk") is None
+    assert len(looked_up) == 3 and verifier.unknown == {"gw-0": 100, "gw-1": 100, "gw-2": 100}
+    cli.enroll("gw-1", cc.b64url(cc.public_raw(KEY.public_key())))
+    assert verifier.open("gw-1", "state", seal(b"{}", KEY, KID)) is None  # refused a moment ago: not asked again yet
+    now[0] += UNKNOWN_RECHECK_S
+    assert verifier.open("gw-1", "state", seal(b"{}", KEY, KID)) == b"{}"  # within a second of its enrollment
+    assert len(looked_up) == 4
+    store.close()
+    cli.close()

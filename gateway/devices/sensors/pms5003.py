@@ -78,8 +78,8 @@ class Pms5003Driver(UartSensor[pms.Data | pms.CommandAck]):
             self.stats["interval_without_samples"] += 1
             return
         n = len(self.samples)
-        metrics = {k: round(sum(s.metrics()[k] for s in self.samples) / n, 1)
-                   for k in ("pm1_0", "pm2_5", "pm10")}
+        each = [s.metrics() for s in self.samples]
+        metrics = {k: round(sum(m[k] for m in each) / n, 1) for k in ("pm1_0", "pm2_5", "pm10")}
         self.samples.clear()
         self.emit(metrics)
 

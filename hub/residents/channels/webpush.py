@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -29,6 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02
 
 from contract.models import ZoneState
+from hub.repo import Backend, Database
+from hub.repo.schema import PUSH
 from hub.residents.channels.base import Channel, http_error, status_error
 from hub.residents.channels.ece import encrypt_batch
 from hub.residents.channels.fasthttp import Http1Transport
@@ -63,29 +64,27 @@ SUBSCRIPTION_MAX_AGE_S = 400 * 86400.0  # browsers re-subscribe (and refresh ``c
 
 
 class SubscriptionStore:
-    """Browser subscriptions and their zones, indexed by zone. Persisted in SQLite (WAL) when given a path.
+    """Browser subscriptions and their zones, indexed by zone. Persisted when given a SQLite (WAL) path or a
+    ``hub.repo`` Database (the ``push`` component: PostgreSQL); memory is the index the fan-out reads.
 
     Bounded: at most ``max_subscriptions`` (beyond it the least recently (re)subscribed are evicted, counted in
     ``evicted``), and a subscription not renewed for ``max_age_s`` is dropped when the store opens. Endpoints a
     push service reports gone are pruned by the channel."""
 
-    def __init__(self, path: str | Path | None = None, *, max_subscriptions: int = MAX_SUBSCRIPTIONS,
+    def __init__(self, path: str | Path | Database | None = None, *, max_subscriptions: int = MAX_SUBSCRIPTIONS,
                  max_age_s: float = SUBSCRIPTION_MAX_AGE_S) -> None:
         self._subs: dict[str, Subscriber] = {}
         self._created: dict[str, float] = {}  # insertion-ordered by (re)subscription time
         self._by_zone: dict[str, set[str]] = {}
-        self._db: sqlite3.Connection | None = None
+        self._db: Database | None = None
         self.max_subscriptions = max_subscriptions
         self.evicted = 0
         if path is not None:
-            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS push_subs (endpoint TEXT PRIMARY KEY, p256dh TEXT, "
-                             "auth TEXT, zones TEXT, tester INTEGER, lang TEXT, created REAL)")
-            self.evicted += self._db.execute("DELETE FROM push_subs WHERE created < ?",
-                                             (time.time() - max_age_s,)).rowcount
-            for row in self._db.execute("SELECT endpoint, p256dh, auth, zones, tester, lang, created FROM push_subs "
-                                        "ORDER BY created"):
+            self._db = path if isinstance(path, Database) else \
+                Backend.sqlite(Path(path).parent).open(PUSH, path=Path(path))
+            self.evicted += self._db.execute("DELETE FROM push_subs WHERE created < ?", (time.time() - max_age_s,))
+            for row in self._db.query("SELECT endpoint, p256dh, auth, zones, tester, lang, created FROM push_subs "
+                                      "ORDER BY created"):
                 self._index(Subscriber(row[0], row[1], row[2], frozenset(json.loads(row[3])), bool(row[4]),
                                        row[5]), row[6] or 0.0)
             self._evict()
@@ -117,7 +116,9 @@ class SubscriptionStore:
         if self._db is not None:
             now = time.time()
             self._db.executemany(
-                "INSERT OR REPLACE INTO push_subs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO push_subs VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE SET "
+                "p256dh = excluded.p256dh, auth = excluded.auth, zones = excluded.zones, tester = excluded.tester, "
+                "lang = excluded.lang, created = excluded.created",
                 [(s.endpoint, s.p256dh, s.auth, json.dumps(sorted(s.zones)), int(s.tester), s.lang, now)
                  for s in subs])
         self._evict()

@@ -1,0 +1,51 @@
+"""Line protocol for a checked version 2 series, in bulk: the hot path of ingest.
+
+A compact series (``contract.codecs.telemetry``) arrives as text rows of JSON numbers, already checked by
+``parse_rows`` (syntax, width, timestamps) with each column's (min, max). Here each column is held against
+the metric's physical range (``contract.codecs.validate.RANGES``; metrics without one must be finite), and if
+all are inside, the series becomes line protocol with one ``%`` format over all its items: the hub's own head
+(measurement and tags: the gateway from the authenticated topic, device, flags, zone) and field names, and the
+numbers exactly as the gateway wrote them. No object is built per reading or per value.
+
+A series with anything out of range returns ``None``: the caller converts it reading by reading, which removes
+the bad values, flags the reading ``out_of_range`` and counts them, exactly as for version 1.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import repeat
+
+from contract.codecs.telemetry import Rows
+from contract.codecs.validate import RANGES
+
+
+def in_range(fields: tuple[str, ...], rows: Rows) -> bool:
+    """Every value of every column finite and inside its metric's range."""
+    for name, (lo, hi) in zip(fields, rows.bounds, strict=False):
+        r = RANGES.get(name)
+        if r is not None:
+            if not (r.lo <= lo and hi <= r.hi):
+                return False
+        elif not (math.isfinite(lo) and math.isfinite(hi)):
+            return False
+    return True
+
+
+def line_format(head: str, fields: tuple[str, ...]) -> str:
+    """``<head> f1=%s,f2=%s %s``: one line's format, ``%`` in the head escaped."""
+    return head.replace("%", "%%") + " " + ",".join([f + "=%s" for f in fields]) + " %s"
+
+
+def series_lines(head: str, fields: tuple[str, ...], rows: Rows, formats: dict[tuple, str]) -> str | None:
+    """All rows of the series as ``\\n``-joined lines, or None when a value is out of range. ``formats`` caches
+    the per-series format (bounded by the caller's dict; cleared when large)."""
+    if not in_range(fields, rows):
+        return None
+    key = (head, fields)
+    fmt = formats.get(key)
+    if fmt is None:
+        if len(formats) >= 100_000:
+            formats.clear()
+        fmt = formats[key] = line_format(head, fields)
+    return "\n".join(repeat(fmt, rows.n)) % tuple(rows.text.split(","))
