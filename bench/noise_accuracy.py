@@ -148,6 +148,7 @@ def pool(results: list[dict]) -> dict:
     p, r = ratio(tp, tp + fp)["value"], ratio(tp, tp + fn)["value"]
     out["exhaust"]["f1"] = round(2 * p * r / (p + r), 4) if p and r else None
     out["seed"] = [r_["seed"] for r_ in results]
+    out["audio_s"] = round(sum(r_["audio_s"] for r_ in results), 1)
     out["family"], out["module"] = results[0]["family"], results[0]["module"]
     out["full_scale_db"] = results[0]["full_scale_db"]
     return out

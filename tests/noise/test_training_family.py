@@ -49,6 +49,7 @@ def test_the_extras_are_off_by_default():
 def test_pool_sums_counts_and_recomputes_intervals():
     def fam(seed: int, tp: int, fp: int, fn: int, err_n: int, err_max: float) -> dict:
         return {"family": "independent", "module": "m", "seed": seed, "full_scale_db": 130.0, "scenes": 2,
+                "audio_s": 120.0,
                 "exhaust": {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "f1": None,
                             "tp": tp, "fp": fp, "fn": fn},
                 "enforcement": {"horn_caused": 1, "recall_3db_over": ratio(tp, tp + 1)},
@@ -62,7 +63,7 @@ def test_pool_sums_counts_and_recomputes_intervals():
     assert out["enforcement"]["horn_caused"] == 2 and out["confusion"]["exhaust->exhaust"] == 17
     assert out["level_error_7p5_db"]["n"] == 5 and out["level_error_7p5_db"]["max_abs"] == 0.4
     assert out["tonal_false_alarms"]["definition"] == "d" and out["tonal_false_alarms"]["n"] == 200
-    assert out["seed"] == [1, 2] and out["scenes"] == 4
+    assert out["seed"] == [1, 2] and out["scenes"] == 4 and out["audio_s"] == 240.0
 
 
 def test_benchmark_pools_several_seeds_of_the_independent_family(capsys):
