@@ -21,7 +21,6 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter
@@ -33,7 +32,7 @@ from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.audit.service import Anchorer, record_signing_key
-from hub.config import HubConfig, inline_secrets
+from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
 from hub.gwtrust import GatewayTrust, TrustStore, Verifier
@@ -43,7 +42,7 @@ from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
-from hub.keys import KEY_FILE, KeyRing
+from hub.keys import KeyRing
 from hub.leader import Leadership
 from hub.limits import Guard
 from hub.memprobe import from_env as memprobe_settings
@@ -56,11 +55,11 @@ from hub.registry import OFFLINE, ONLINE, Registry
 from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
+from hub.serving import ApiServer, check_secrets, warn_inline_secrets
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
 from runtime import sdnotify
-from runtime.keyfiles import KeyFileError, check_private, loose_mode
 from runtime.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -69,33 +68,6 @@ log = logging.getLogger(__name__)
 ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start", "break_glass", "break_glass_refused",
                                "stop", "all_clear", "cancel", "withdrawn", "request_expired", "expired",
                                "superseded"})
-
-
-def _check_secrets(config: HubConfig) -> None:
-    """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
-    m, state = config.mqtt, config.hub.state_dir
-    for path, what in ((m.key_file, "MQTT client key"), (m.ingest_key_file, "MQTT ingest client key"),
-                       (state / KEY_FILE, "hub signing key")):
-        if path is not None:
-            try:
-                check_private(path, what)
-            except KeyFileError as exc:
-                raise ConfigError(str(exc)) from None
-
-
-def _warn_inline_secrets(config: HubConfig) -> None:
-    source, held = config.source, inline_secrets(config)
-    if held and source is not None and Path(source).is_file() and loose_mode(Path(source)) is not None:
-        log.warning("%s holds secrets inline (%s) but is readable by group or others: chmod 600 it, or move "
-                    "them out (dozor hub check-config lists this too)", source, ", ".join(held))
-
-
-class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the hub handles SIGINT/SIGTERM and shuts down cleanly."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
 
 
 class Hub:
@@ -109,7 +81,7 @@ class Hub:
         self.metrics = HubMetrics()
         self.keyring = KeyRing(cfg.state_dir)
         self.keys = self.keyring.load(cfg.extra_verify_keys)
-        _check_secrets(config)
+        check_secrets(config)
         self.backend = config.backend()  # hub state: SQLite files in state_dir, or PostgreSQL (hub/repo)
         log.info("hub state: %s at %s", self.backend.kind, self.backend.where)
         self.users = UserStore.in_backend(self.backend)
@@ -382,9 +354,9 @@ class Hub:
         guarded = Guard(self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
                         on_too_large=self.metrics.api_body_too_large.inc,
                         on_limited=lambda what: self.metrics.api_rate_limited.labels(what).inc())
-        self.server = _ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
+        self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
                                                     log_level="warning", lifespan="off", access_log=False))
-        _warn_inline_secrets(self.config)
+        warn_inline_secrets(self.config)
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
                  self.config.mqtt.shown, self.keys.kid)
         sup = Supervisor("hub", on_failure=lambda name: self.metrics.task_failures.labels(name).inc(), log=log)
