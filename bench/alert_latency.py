@@ -38,6 +38,17 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
+def stop_processes(procs: list[subprocess.Popen], grace_s: float = 15) -> None:
+    """SIGTERM every process, last started first; SIGKILL what has not exited after ``grace_s``."""
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -117,13 +128,7 @@ def main() -> None:
             }
             client.stop(alert.id)
         finally:
-            for p in reversed(procs):
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

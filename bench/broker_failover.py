@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.alert_latency import stop_processes
 from contract import topics
 from contract.models import GatewayState, HubState, decode
 from contract.signed import split
@@ -152,13 +153,7 @@ async def one_run(args: argparse.Namespace, root: Path) -> dict:
                     "alert_done_s": round(alert_done_s, 2),
                 }
         finally:
-            for p in reversed(procs):
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
 
 
 def _confirmed(client: HubClient, alert_id: str):

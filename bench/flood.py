@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.alert_latency import _done, _healthy, pct, wait_for
+from bench.alert_latency import _done, _healthy, pct, stop_processes, wait_for
 from bench.gateway_footprint import proc_cpu_s
 from dozor.client import HubClient
 from hub.identity import Role, UserStore
@@ -117,13 +117,7 @@ def main() -> None:
             flood.join()
             health = client.health()
         finally:
-            for p in reversed(procs):
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
     result = {"idle_p50_ms": round(pct(idle, 0.5), 1), "idle_p99_ms": round(pct(idle, 0.99), 1),
               "flood_p50_ms": round(pct(flooded, 0.5), 1), "flood_p99_ms": round(pct(flooded, 0.99), 1),
               "ratio_p50": round(pct(flooded, 0.5) / pct(idle, 0.5), 2), "acks_idle": len(idle),

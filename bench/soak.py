@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.alert_latency import stop_processes
 from bench.gateway_footprint import proc_rss_mb
 from dozor.client import HubClient, HubClientError
 from hub.identity import Role, UserStore
@@ -218,13 +219,7 @@ async def run(args) -> dict:
         finally:
             if pub is not None:
                 pub.terminate()
-            for p in reversed(procs):
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs, grace_s=20)
             for n in nodes:
                 await n.__aexit__(None, None, None)
             for link in links:
