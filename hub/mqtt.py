@@ -39,6 +39,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "state": GatewayState, "heartbeat": Heartbeat, "telemetry": TelemetryBatch, "event": Event, "ack": Ack,
 }
 Handler = Callable[[BaseModel], None]
+HELD_BIRTHS_MAX = 256  # births of not-yet-enrolled gateways kept for a re-check (hub.mqtt.Dispatcher)
+HELD_BIRTH_MAX_BYTES = 32 * 1024
 SIGNED = frozenset({"state", "heartbeat", "ack", "event"})  # sealed by the gateway (contract.signed, hub.gwtrust)
 
 
@@ -51,6 +53,10 @@ class Dispatcher:
         self.verifier = None  # hub.gwtrust.Verifier: only verified, fresh gateway messages reach the handlers
         self._received: dict[str, object] = {}
         self._log = RateLimitedLog(log, 10.0)  # a flood of junk costs one line per reason per 10 s
+        # gateway -> (topic, wire) of a birth refused because the gateway was not enrolled yet: it is checked
+        # again before that gateway's first message that verifies, so a gateway enrolled after it came up still
+        # gets its devices known (a birth is sent once per connection). Bounded: topics are attacker input.
+        self.held_births: dict[str, tuple[str, bytes]] = {}
 
     def on(self, channel: str, handler: Handler) -> None:
         """Register a handler for a gateway channel (e.g. hub/ingest/ adds telemetry and event handlers)."""
@@ -68,8 +74,15 @@ class Dispatcher:
                 counter = self._received[channel] = self.metrics.mqtt_messages.labels(channel)
             counter.inc()
             verifier = self.verifier if channel in SIGNED else None
+            wire = payload
             if verifier is not None and (payload := verifier.open(parsed.ident, channel, payload)) is None:
+                if channel == "state" and wire and parsed.ident not in verifier.gateways:
+                    self._hold_birth(parsed.ident, topic, wire)
                 return  # unsigned or unverifiable: counted and logged by the verifier
+            if verifier is not None and self.held_births and parsed.ident in self.held_births:
+                held = self.held_births.pop(parsed.ident)  # enrolled since: its birth goes first, unless this
+                if channel != "state":  # message is a newer state of its own
+                    self.dispatch(*held)
             msg = telemetry_wire.decode(payload, topic=topic) if channel == "telemetry" else \
                 decode(MODELS[channel], payload, topic=topic)  # telemetry: version 1 or 2 (compact)
             if getattr(msg, "gateway", parsed.ident) != parsed.ident:
@@ -88,6 +101,15 @@ class Dispatcher:
             except Exception:  # never raise inside a message callback: log, count, keep going
                 self.metrics.malformed.labels(channel, "handler_error").inc()
                 log.exception("handler for %s failed on %s", channel, topic)
+
+
+    def _hold_birth(self, gateway: str, topic: str, wire: bytes) -> None:
+        if len(wire) > HELD_BIRTH_MAX_BYTES:
+            return
+        if gateway not in self.held_births and len(self.held_births) >= HELD_BIRTHS_MAX:
+            self.held_births.pop(next(iter(self.held_births)))  # the oldest goes
+        self.held_births.pop(gateway, None)
+        self.held_births[gateway] = (topic, wire)
 
 
 class HubMqtt:

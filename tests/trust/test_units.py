@@ -266,3 +266,37 @@ def test_a_flood_naming_unknown_gateways_costs_one_store_look_up_per_id_and_seco
     assert len(looked_up) == 4
     store.close()
     cli.close()
+
+
+def test_a_birth_sent_before_enrollment_is_checked_again_once_the_gateway_is_enrolled(tmp_path):
+    """A birth goes out once per connection. A gateway enrolled after it came up (a technician enrolls it on
+    the hub after powering it) used to stay without devices until it reconnected; forged births stay out."""
+    from contract import topics
+    from contract.models import DeviceInfo, DeviceKind, GatewayState, Heartbeat
+    from hub.metrics import HubMetrics
+    from hub.mqtt import HELD_BIRTHS_MAX, Dispatcher
+    from tests.gwident import Sealer, public_b64
+
+    d = Dispatcher(HubMetrics())
+    d.verifier = Verifier(TrustStore(tmp_path), count=lambda channel, reason: None)
+    births, beats = [], []
+    d.on("state", births.append)
+    d.on("heartbeat", beats.append)
+    seal_a, forged = Sealer("gw-a"), Sealer("gw-b", key=Ed25519PrivateKey.generate())
+    state = GatewayState(gateway="gw-a", state="online", session=1, ts=1.0,
+                         devices=(DeviceInfo(id="siren-1", kind=DeviceKind.SIREN),))
+    d.dispatch(topics.gw("gw-a", "state"), seal_a(state))
+    d.dispatch(topics.gw("gw-b", "state"), forged(state.model_copy(update={"gateway": "gw-b"})))
+    assert not births and set(d.held_births) == {"gw-a", "gw-b"}  # refused: nobody is enrolled yet
+
+    TrustStore(tmp_path).enroll("gw-a", public_b64("gw-a"), actor="test")
+    TrustStore(tmp_path).enroll("gw-b", public_b64("gw-b"), actor="test")  # not the key that sealed gw-b's birth
+    d.verifier.refresh()
+    for gw, sealer in (("gw-a", seal_a), ("gw-b", Sealer("gw-b"))):
+        d.dispatch(topics.gw(gw, "heartbeat"), sealer(Heartbeat(gateway=gw, session=1, seq=1, ts=2.0, uptime_s=1.0)))
+    assert [(b.gateway, [x.id for x in b.devices]) for b in births] == [("gw-a", ["siren-1"])]
+    assert [b.gateway for b in beats] == ["gw-a", "gw-b"] and not d.held_births
+
+    for i in range(HELD_BIRTHS_MAX + 10):  # junk births for ids nobody enrolled: bounded
+        d.dispatch(topics.gw(f"gw-x{i}", "state"), b"junk")
+    assert len(d.held_births) == HELD_BIRTHS_MAX
