@@ -22,7 +22,7 @@ from simulators.brokers import free_port, wait_port
 from tests.gwident import public_b64
 from tests.hub.fakegw import FakeGateway
 from tests.hub.helpers import eventually
-from tests.repo.test_hub_postgres import start
+from tests.repo.test_hub_postgres import alert_half_confirmed, start
 from tests.repo.test_migrate import dozor, pg_section
 from tests.tokens import record
 
@@ -76,19 +76,7 @@ async def test_standby_takes_over_a_killed_leader_mid_alert(postgres_server, mos
                      FakeGateway(mosquitto.port, "gw-b", keys, [("siren-1", DeviceKind.SIREN)],
                                  behaviour="silent").start()]
             gw_a, gw_b = fakes
-            for _ in range(600):
-                if sum(g["state"] == "online" for g in (await http.get("/api/v1/gateways")).json()) == 2:
-                    break
-                await asyncio.sleep(0.05)
-            r = await http.post("/api/v1/alerts", json={"zones": ["all"], "signal": "air-raid", "mode": "exercise",
-                                                        "duration_s": 300})
-            assert r.status_code == 201, r.text
-            alert_id = r.json()["id"]
-            await eventually(lambda: gw_b.commands_for(alert_id), what="command to gw-b")
-            for _ in range(600):
-                if (await http.get(f"/api/v1/alerts/{alert_id}")).json()["summary"]["confirmed"] == 1:
-                    break
-                await asyncio.sleep(0.05)
+            alert_id = await alert_half_confirmed(http, gw_b)
         a.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         a.wait(10)

@@ -60,21 +60,7 @@ async def test_hub_on_postgres_killed_mid_alert_resumes_from_the_database(postgr
                                  behaviour="silent").start()]
             a, b = fakes
 
-            async def online() -> bool:
-                return sum(g["state"] == "online" for g in (await http.get("/api/v1/gateways")).json()) == 2
-            for _ in range(600):
-                if await online():
-                    break
-                await asyncio.sleep(0.05)
-            r = await http.post("/api/v1/alerts", json={"zones": ["all"], "signal": "air-raid", "mode": "exercise",
-                                                        "duration_s": 300})
-            assert r.status_code == 201, r.text
-            alert_id = r.json()["id"]
-            await eventually(lambda: b.commands_for(alert_id), what="command to gw-b")
-            for _ in range(600):
-                if (await http.get(f"/api/v1/alerts/{alert_id}")).json()["summary"]["confirmed"] == 1:
-                    break
-                await asyncio.sleep(0.05)
+            alert_id = await alert_half_confirmed(http, b)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         first = b.commands_for(alert_id)[0]  # acked while the hub is dead: only the database knows that jti
@@ -108,3 +94,32 @@ async def test_hub_on_postgres_killed_mid_alert_resumes_from_the_database(postgr
             proc.wait(10)
         if log.exists():
             print(log.read_text()[-3000:])
+
+
+async def _until(check, what: str, limit_s: float = 30.0) -> None:
+    """Poll an async check until it holds; the limit only bounds a failing test."""
+    for _ in range(int(limit_s / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def alert_half_confirmed(http: httpx.AsyncClient, silent: FakeGateway) -> str:
+    """Two gateways online, an exercise alert to both: the answering one confirmed, the ``silent`` one holding
+    its command unacked (what a hub killed now must resume from the database). Returns the alert id."""
+    async def online() -> bool:
+        return sum(g["state"] == "online" for g in (await http.get("/api/v1/gateways")).json()) == 2
+
+    await _until(online, "both gateways online")
+    r = await http.post("/api/v1/alerts", json={"zones": ["all"], "signal": "air-raid", "mode": "exercise",
+                                                "duration_s": 300})
+    assert r.status_code == 201, r.text
+    alert_id = r.json()["id"]
+    await eventually(lambda: silent.commands_for(alert_id), what=f"command to {silent.id}")
+
+    async def confirmed() -> bool:
+        return (await http.get(f"/api/v1/alerts/{alert_id}")).json()["summary"]["confirmed"] == 1
+
+    await _until(confirmed, "the answering gateway confirmed")
+    return alert_id
