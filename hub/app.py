@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import socket
@@ -36,6 +37,7 @@ from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
 from hub.gwtrust import GatewayTrust, TrustStore, Verifier
+from hub.ha import Follower, LeaderProxy, holder_name, instance_id
 from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
@@ -60,7 +62,7 @@ from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
 from runtime import sdnotify
-from runtime.supervise import Supervisor
+from runtime.supervise import Supervisor, reap
 
 log = logging.getLogger(__name__)
 # alert events that go into the tamper-evident chain: operator actions and state changes (retries and per-device
@@ -68,6 +70,19 @@ log = logging.getLogger(__name__)
 ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start", "break_glass", "break_glass_refused",
                                "stop", "all_clear", "cancel", "withdrawn", "request_expired", "expired",
                                "superseded"})
+
+
+SHUTDOWN_WATCHDOG_S = 25.0
+
+
+async def _bounded(aw: Awaitable[object], limit_s: float, what: str) -> None:
+    """One shutdown step, at most ``limit_s``: a step that hangs is logged and left behind, never waited for."""
+    try:
+        await asyncio.wait_for(aw, limit_s)
+    except TimeoutError:
+        log.error("shutdown: %s did not end within %.0f s; going on", what, limit_s)
+    except Exception:  # noqa: BLE001 - a failing shutdown step must not stop the others
+        log.exception("shutdown: %s failed", what)
 
 
 class Hub:
@@ -93,7 +108,12 @@ class Hub:
         self.store = Store(cfg.state_dir / "hub.sqlite") if self.backend.kind == "sqlite" else \
             Store(self.backend.open("hub"))
         self.leader = None if self.backend.kind == "sqlite" else Leadership(
-            self.store.db, cfg.leader_lease_s, on_fenced=lambda: self.metrics.publish_errors.labels("fenced").inc())
+            self.store.db, cfg.leader_lease_s, on_fenced=lambda: self.metrics.publish_errors.labels("fenced").inc(),
+            holder=holder_name(cfg.advertise_url or config.api_url))  # followers forward alert requests there
+        # every instance serves (hub.ha): a follower mirrors the database until it takes the lease; with a
+        # shared subscription group every instance also takes its share of telemetry from the start
+        self.follower = Follower(self, cfg.follower_refresh_s) if self.leader is not None else None
+        self.shared_ingest = self.leader is not None and bool(config.mqtt.share_group)
         if self.leader is not None:
             self.store.fence = self.leader.lease.check  # hub state is written only under the lease
         self.registry = Registry(self.store, self.metrics)
@@ -105,7 +125,8 @@ class Hub:
         self.dispatcher = Dispatcher(self.metrics)
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
                             on_connect=self._on_connect, on_refresh=self._republish_retained, channels=CONTROL)
-        self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
+        self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False,
+                                   instance=instance_id(cfg.state_dir.resolve()) if self.shared_ingest else None)
         self.gwtrust = GatewayTrust(TrustStore.in_backend(self.backend), count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
                                     reset_session=self.registry.reset_session, publish=self.mqtt.publish)
         self.dispatcher.verifier = self.gwtrust.verifier  # only enrolled gateways' signed, fresh messages pass
@@ -294,8 +315,11 @@ class Hub:
     async def _lead(self) -> None:
         """Hold the state database lease before acting (a standby waits here), then re-read what the previous
         leader may have written since this hub was built: the gateways' replay floors (alerts resume next)."""
-        assert self.leader is not None
+        assert self.leader is not None and self.follower is not None
+        log.info("serving the API on %s from the shared state database; alert requests go to the leader",
+                 self.config.api_url)
         await self.leader.take()
+        self.follower.stop()
         v = self.gwtrust.verifier
         self.gwtrust.verifier = self.dispatcher.verifier = Verifier(v.store, count=v.count, on_epoch=v.on_epoch)
 
@@ -321,18 +345,33 @@ class Hub:
     def long_lived_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
         """Every long-lived task of the hub except the API server, by name, as factories: ``run`` starts each
         under one ``runtime.supervise.Supervisor``, so a task that fails is counted
-        (``dozor_hub_task_failures_total{task}``), logged once with its cause, and restarted."""
+        (``dozor_hub_task_failures_total{task}``), logged once with its cause, and restarted. The serving tasks
+        run on every instance from the start; the others only once this instance leads (``hub.ha``)."""
+        return self.serving_tasks() + self.leader_tasks()
+
+    def serving_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+        out: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if self.follower is not None:
+            out.append(("follower", self.follower.run))
+        if self.shared_ingest:
+            out.extend(self._ingest_tasks())
+        return out
+
+    def leader_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
         out: list[tuple[str, Callable[[], Awaitable[object]]]] = [
-            ("mqtt", self.mqtt.run), ("mqtt-ingest", self.mqtt_ingest.run), ("engine", self.engine.run),
+            ("mqtt", self.mqtt.run), ("engine", self.engine.run),
             ("registry", self.registry.run), ("flusher", self._flusher), ("audit-anchor", self.anchorer.run),
             ("gwtrust", self.gwtrust.run), ("keys", self._keys_watch),
             *([("lease", self.leader.keep)] if self.leader is not None else []),
             ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]
-        if self.ingest is not None:
-            out.append(("ingest", self.ingest.run))
+        if not self.shared_ingest:
+            out.extend(self._ingest_tasks())
         if (probe := memprobe_settings()) is not None:
             out.append(("memprobe", lambda: run_probe(*probe)))
         return out
+
+    def _ingest_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+        return [("mqtt-ingest", self.mqtt_ingest.run), *([("ingest", self.ingest.run)] if self.ingest else [])]
 
     async def _flusher(self) -> None:
         while True:
@@ -348,10 +387,8 @@ class Hub:
         except OSError as exc:
             raise ConfigError(f"cannot serve the API on {self.config.api_url}: {exc.strerror or exc} "
                               "(is another hub running? change [hub] api_port)") from None
-        if self.leader is not None:
-            await self._lead()
-        self.engine.resume()
-        guarded = Guard(self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
+        self.proxy = LeaderProxy(self.app, self) if self.leader is not None else None
+        guarded = Guard(self.proxy or self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
                         on_too_large=self.metrics.api_body_too_large.inc,
                         on_limited=lambda what: self.metrics.api_rate_limited.labels(what).inc())
         self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
@@ -361,7 +398,7 @@ class Hub:
                  self.config.mqtt.shown, self.keys.kid)
         sup = Supervisor("hub", on_failure=lambda name: self.metrics.task_failures.labels(name).inc(), log=log)
         await sup.__aenter__()
-        for name, factory in self.long_lived_tasks():
+        for name, factory in self.serving_tasks():
             sup.start(name, factory)
         self.supervisor = sup
         tasks = [asyncio.create_task(self.server.serve(sockets=[sock]), name="api")]
@@ -371,10 +408,22 @@ class Hub:
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         tasks.append(asyncio.create_task(stop.wait(), name="signal"))
-        if self.leader is not None:
-            tasks.append(asyncio.create_task(self.leader.lost.wait(), name="lease"))
         try:
             await self.residents.start()  # Web Push workers spawn before the first alert, not during it
+            if self.leader is not None:  # a follower serves (hub.ha) until it holds the lease
+                lead = asyncio.create_task(self._lead(), name="lead")
+                await asyncio.wait([lead, *tasks], return_when=asyncio.FIRST_COMPLETED)
+                if not lead.done():  # stopped (or the API failed) before this instance ever led
+                    await reap(lead)
+                    for task in tasks:
+                        if task.done() and task.exception() is not None:
+                            raise task.exception()
+                    return
+                lead.result()
+                tasks.append(asyncio.create_task(self.leader.lost.wait(), name="lease"))
+            self.engine.resume()
+            for name, factory in self.leader_tasks():
+                sup.start(name, factory)
             self.started.set()
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -385,6 +434,10 @@ class Hub:
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            # every step below is bounded; should one still hang (a blocking call on the loop), the process's
+            # watchdog dumps every thread's stack to the log and ends it instead of leaving a hub that never exits
+            if handle_signals:
+                faulthandler.dump_traceback_later(SHUTDOWN_WATCHDOG_S, exit=True)
             self.server.should_exit = True
             with contextlib.suppress(Exception, asyncio.CancelledError):  # the last head, signed and published
                 await asyncio.wait_for(self.anchorer.tick(), 2)
@@ -393,7 +446,7 @@ class Hub:
             if self.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(self.ingest.commit(), 5)
-            await sup.aclose()  # every supervised task cancelled and awaited
+            await _bounded(sup.aclose(), 10, "supervised tasks")  # every supervised task cancelled and awaited
             api = tasks[0]
             for task in tasks[1:]:
                 task.cancel()
@@ -405,13 +458,14 @@ class Hub:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ingest.aclose(redelivered=self.mqtt_ingest.defer_ack is not None),
                                            self.config.store.timeout_s + 5)
-            await self.engine.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.residents.aclose(), 5)
+            await _bounded(self.engine.close(), 5, "alert tasks")
+            await _bounded(self.residents.aclose(), 5, "resident channels")
             with contextlib.suppress(Exception):
                 self.engine._flush()
             if self.leader is not None and self.leader.lease.valid():
                 self.leader.release()  # a clean stop: the standby need not wait for the expiry
+            if self.proxy is not None:
+                await _bounded(self.proxy.aclose(), 2, "leader proxy")
             self.store.close()
             self.gwtrust.close()
             with contextlib.suppress(Exception):
@@ -420,3 +474,5 @@ class Hub:
             with contextlib.suppress(Exception):
                 self.violations.close()
             log.info("hub stopped")
+            if handle_signals:
+                faulthandler.cancel_dump_traceback_later()
