@@ -1,18 +1,22 @@
-"""Two cities (tenants ``odesa`` and ``bucha``) on one real Mosquitto, each served by its own real hub process:
-an operator of one is refused by the other's hub and sees nothing of it, and an alert of one reaches only its
-own gateways, on its own topics, even where both cities use the same gateway ids."""
+"""Two cities (tenants ``odesa`` and ``bucha``) on one real Mosquitto and one real VictoriaMetrics, each served by
+its own real hub process: an operator of one is refused by the other's hub and sees nothing of it, an alert of
+one reaches only its own gateways, on its own topics, even where both cities use the same gateway ids, and every
+series each hub stores carries its tenant label, which a datasource filter (``extra_label``) enforces."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 
 from contract import topics
 from contract.command import public_key_from_b64
-from contract.models import DeviceKind
+from contract.models import DeviceKind, Reading, TelemetryBatch
 from tests.hub.fakegw import FakeGateway
 from tests.tenants.helpers import start_city
 
@@ -49,10 +53,22 @@ async def keys_of(http) -> dict:
     return {health["kid"]: public_key_from_b64(health["public_key"])}
 
 
-async def test_operator_and_alert_of_one_city_never_reach_the_other(mosquitto, tmp_path):
+def reading(gw: str, value: float) -> bytes:
+    r = Reading(device="dust-1", kind=DeviceKind.SDS011, ts=time.time(), metrics={"pm2_5": value})
+    return TelemetryBatch(gateway=gw, session=1, seq=1, readings=(r,)).to_bytes()
+
+
+def exported(vm, match: str, **params: str) -> list[dict]:
+    r = httpx.post(vm.url + "/api/v1/export", data={"match[]": match, **params}, timeout=30)
+    r.raise_for_status()
+    return [json.loads(line)["metric"] for line in r.text.splitlines() if line.strip()]
+
+
+async def test_operator_and_alert_of_one_city_never_reach_the_other(mosquitto, victoria, tmp_path):
+    store = f'[store]\nkind = "v2"\nurl = "{victoria.url}"\nflush_interval_s = 0.2\n'
     # bucha also enrolled odesa's gw-odesa-only by mistake: topics, not enrollment, keep odesa's traffic out
-    odesa = start_city(tmp_path, "odesa", mosquitto.url, ["gw-1", "gw-odesa-only"])
-    bucha = start_city(tmp_path, "bucha", mosquitto.url, ["gw-1"], enrolled=["gw-1", "gw-odesa-only"])
+    odesa = start_city(tmp_path, "odesa", mosquitto.url, ["gw-1", "gw-odesa-only"], extra=store)
+    bucha = start_city(tmp_path, "bucha", mosquitto.url, ["gw-1"], enrolled=["gw-1", "gw-odesa-only"], extra=store)
     tap = Tap(mosquitto.port)
     fakes: list[FakeGateway] = []
     try:
@@ -97,6 +113,22 @@ async def test_operator_and_alert_of_one_city_never_reach_the_other(mosquitto, t
             assert [g["id"] for g in (await b.get("/api/v1/gateways")).json()] == ["gw-1"]
             assert (await b.get(f"/api/v1/alerts/{alert_id}")).status_code == 404
             assert sorted(g["id"] for g in (await a.get("/api/v1/gateways")).json()) == ["gw-1", "gw-odesa-only"]
+
+            # telemetry: each hub labels what it stores with its tenant
+            odesa_gw1.publish_raw("telemetry", reading("gw-1", 11.0))
+            bucha_gw1.publish_raw("telemetry", reading("gw-1", 22.0))
+
+            def stored() -> bool:
+                victoria.flush()
+                return {m.get("tenant") for m in exported(victoria, "sds011_pm2_5")} == {"odesa", "bucha"}
+            await eventually_async(lambda: asyncio.to_thread(stored), "both cities' readings stored")
+        victoria.flush()
+        every = exported(victoria, '{__name__=~".+"}')
+        assert len(every) >= 4 and all(m.get("tenant") in ("odesa", "bucha") for m in every), every
+        # the datasource filter: with extra_label a query cannot see another tenant's series, whatever it asks
+        only_bucha = exported(victoria, '{__name__=~".+"}', extra_label="tenant=bucha")
+        assert only_bucha and {m["tenant"] for m in only_bucha} == {"bucha"}
+        assert exported(victoria, '{tenant="odesa"}', extra_label="tenant=bucha") == []
 
         seen = tap.topics()
         by_tenant = {t: {s for s in seen if topics.tenant_of(s) == t} for t in ("", "odesa", "bucha")}
