@@ -54,12 +54,12 @@ def proc_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def gateway_toml(state: Path, broker: str, ports: list[tuple[str, str]], linger_s: float | None = None) -> str:
+def gateway_toml(state: Path, broker: str, ports: list[tuple[str, str]]) -> str:
     out = [f'[gateway]\nid = "gw-bench"\nstate_dir = "{state}"\nheartbeat_s = 5\n',
            f'[mqtt]\nurl = "{broker}"\n',
            # the bench key is not used: no commands are sent here, but the trust section is mandatory
            '[trust.hub_keys]\n"Vkdap1RjR0wChd9d" = "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"\n',
-           "[telemetry]\nhealth_interval_s = 10\n" + (f"linger_s = {linger_s}\n" if linger_s is not None else "")]
+           "[telemetry]\nhealth_interval_s = 10\n"]
     for i, (kind, port) in enumerate(ports):
         baud = 115200 if kind == "noise_node" else 9600
         out.append(f'[[bus]]\nname = "uart-{i}"\nport = "{port}"\nkind = "uart"\nbaudrate = {baud}\n')
@@ -68,7 +68,7 @@ def gateway_toml(state: Path, broker: str, ports: list[tuple[str, str]], linger_
     return "".join(out)
 
 
-async def run(devices: int, seconds: float, linger_s: float | None = None) -> dict:
+async def run(devices: int, seconds: float) -> dict:
     root = Path(tempfile.mkdtemp(prefix="dozor-bench-footprint-"))
     received = {"readings": 0, "batches": 0}
     latencies: list[float] = []
@@ -90,8 +90,7 @@ async def run(devices: int, seconds: float, linger_s: float | None = None) -> di
         for s in sims:
             await s.__aenter__()
         (root / "gateway.toml").write_text(gateway_toml(root / "state", broker.url,
-                                                         [(k, link.a) for k, link in zip(kinds, links, strict=True)],
-                                                         linger_s))
+                                                         [(k, link.a) for k, link in zip(kinds, links, strict=True)]))
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         sub.on_message = on_message
         sub.connect("127.0.0.1", broker.port)
@@ -131,11 +130,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--linger-s", type=float, default=None,
-                    help="[telemetry] linger_s of the gateway (default: the gateway's own default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    result = asyncio.run(run(args.devices, args.seconds, args.linger_s))
+    result = asyncio.run(run(args.devices, args.seconds))
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 
