@@ -15,7 +15,8 @@ distance and (where labelled) height from its labels, and the hub's siren zone i
 Reported per family, with 95 % Wilson intervals: exhaust precision, recall and F1; enforcement precision and
 recall (exhausts >= 3 dB over the limit); siren-, horn- and legal-car-caused enforcement cases; the confusion
 matrix; the level error at 7.5 m of isolated pass-bys; the local tonal detector's false alarms (share of
-8 Hz frames inside tonal runs, on scenes without sirens or horns). Definitions: ``bench.noise_scoring``.
+8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
+missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
                         "siren_caused": total["siren_enforcement"],
                         "siren_overlap": total["siren_overlap_enforcement"],
                         "horn_caused": total["horn_enforcement"], "legal_car_caused": total["legal_enforcement"],
-                        "below_limit_exhaust": total["enf_below_limit_exhaust"]},
+                        "below_limit_exhaust": total["enf_below_limit_exhaust"],
+                        "miss_reasons": {k[9:]: v for k, v in sorted(total.items()) if k.startswith("enf_miss:")}},
         "confusion": {k[5:]: v for k, v in sorted(total.items()) if k.startswith("conf:")},
         "level_error_7p5_db": {"n": int(err.size),
                                "mean": round(float(err.mean()), 3) if err.size else None,

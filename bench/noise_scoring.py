@@ -13,7 +13,9 @@ Definitions (all times in stream seconds; a *label* is one labelled source of a 
   one, its time span) came within 10 dB of the event's LAFmax during the event; *horn-caused*: a horn's peak
   matches the event and no exhaust at or above the threshold does; *legal-car-caused*: only legal cars match;
 - level error: event LAFmax at 7.5 m minus the label, for *isolated* pass-bys (no other labelled source
-  within 15 dB of it closer than 5 s or inside the same event, no clipping in the event).
+  within 15 dB of it closer than 5 s or inside the same event, no clipping in the event);
+- ``enf_miss:<reason>``: for each enforcement truth without a case, why (``miss_reason``): aggregate
+  diagnostics of the failure kinds, never used to fit anything.
 """
 
 from __future__ import annotations
@@ -109,14 +111,39 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
         out["enf_truth"] += 1
         if any(_matches(e, s) for e in enf):
             out["enf_found"] += 1
-        elif any(_matches(e, s) and "clipped" in e.flags for e in events):
-            out["enf_missed_clipped"] += 1
+        else:
+            if any(_matches(e, s) and "clipped" in e.flags for e in events):
+                out["enf_missed_clipped"] += 1
+            out[f"enf_miss:{miss_reason([e for e in events if _matches(e, s)], enforcement_db)}"] += 1
     for s in sources:  # confusion: labelled loud source class -> class of the event covering its peak
         if "t_peak" not in s or s.get("kind") == "legal_car" or s.get("class") in (None, "none"):
             continue
         cover = [e for e in events if _matches(e, s)]
         out[f"conf:{s['class']}->{cover[0].klass if cover else 'none'}"] += 1
     return dict(out)
+
+
+ENFORCE_SCORE = 0.8  # gateway.noise.pipeline.MIN_EXHAUST_SCORE (bench may not import the pipeline's internals)
+
+
+def miss_reason(cover: list, enforcement_db: float) -> str:
+    """Why a labelled exhaust over the limit made no case (aggregate diagnostics, first reason that applies to
+    the loudest event covering it): no_event, suppressed, class_<k>, flag_<f>, low_score, level, clipped."""
+    if not cover:
+        return "no_event"
+    e = max(cover, key=lambda ev: ev.levels.lafmax)
+    if e.suppressed:
+        return "suppressed"
+    if e.klass != "exhaust":
+        return f"class_{e.klass}"
+    blocking = [f for f in e.flags if f not in ("clipped", "exceedance_proven_unclipped")]
+    if blocking:
+        return f"flag_{blocking[0]}"
+    if e.scores.get("exhaust", 0.0) < ENFORCE_SCORE:
+        return "low_score"
+    if "clipped" in e.flags and "exceedance_proven_unclipped" not in e.flags:
+        return "clipped"
+    return "level"
 
 
 def level_errors(labels: dict, events: list) -> list[float]:

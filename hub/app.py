@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Iterable
 import uvicorn
 from fastapi import APIRouter
 
-from contract import topics
 from contract.models import Ack, GatewayState, Heartbeat, HubState, ZoneState
 from hub.alerts import AlertEngine, AlertHook
 from hub.alerts.actors import SYSTEM
@@ -122,15 +121,17 @@ class Hub:
             log.warning("no current field-node firmware version: set [firmware] current_version in the hub "
                         "config to list out-of-date nodes")
         self.nodes = NodeRegistry(self.store.db, current_fw, on_error=self.metrics.store_errors.inc)
-        self.dispatcher = Dispatcher(self.metrics)
+        self.dispatcher = Dispatcher(self.metrics, cfg.topics)  # the tenant's topics only
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
                             on_connect=self._on_connect, on_refresh=self._republish_retained, channels=CONTROL)
         self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False,
                                    instance=instance_id(cfg.state_dir.resolve()) if self.shared_ingest else None)
         self.gwtrust = GatewayTrust(TrustStore.in_backend(self.backend), count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
-                                    reset_session=self.registry.reset_session, publish=self.mqtt.publish)
+                                    reset_session=self.registry.reset_session, publish=self.mqtt.publish,
+                                    topics=cfg.topics)
         self.dispatcher.verifier = self.gwtrust.verifier  # only enrolled gateways' signed, fresh messages pass
-        self.anchorer = Anchorer(self.audit, self.keys, self.mqtt.publish, self.metrics, cfg.audit_anchor_interval_s)
+        self.anchorer = Anchorer(self.audit, self.keys, self.mqtt.publish, self.metrics, cfg.audit_anchor_interval_s,
+                                 topic=cfg.topics.hub_audit_head)
         publish, nowait = self.mqtt.publish, self.mqtt.publish_nowait
         if self.leader is not None:  # commands leave only under the lease
             publish, nowait = self.leader.fence(publish), self.leader.fence_nowait(nowait)
@@ -166,7 +167,8 @@ class Hub:
             assert store.spool is not None
             store.spool.parent.mkdir(parents=True, exist_ok=True)
             target = TargetConfig(store.kind, store.url, database=store.database, org=store.org, token=store.resolved_token(),
-                                  username=store.username, password=store.password, timeout_s=store.timeout_s)
+                                  username=store.username, password=store.password, timeout_s=store.timeout_s,
+                                  tenant=cfg.tenant)  # a named tenant: every series tagged tenant=<name>
             self.ingest = IngestService(IngestConfig(target=target, spool_path=store.spool,
                                                      flush_interval_s=store.flush_interval_s,
                                                      backoff_cap_s=store.backoff_cap_s),
@@ -339,7 +341,7 @@ class Hub:
                 log.warning("hub signing key is now %s (was %s)", keys.kid, self.keys.kid)
             self.keys = self.engine.keys = self.anchorer.keys = keys
             self.mqtt.keys = keys.all_kids
-            await self.mqtt.publish(topics.HUB_STATE, HubState(state="online", ts=time.time(),
+            await self.mqtt.publish(self.config.hub.topics.hub_state, HubState(state="online", ts=time.time(),
                                                                keys=keys.all_kids).to_bytes(), 1, True)
 
     def long_lived_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:

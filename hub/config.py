@@ -2,6 +2,7 @@
 
     [hub]
     state_dir = "state/hub"         # relative paths are relative to this file
+    tenant = ""                     # the city on a shared broker: topics under dozor/v1/<tenant>/ ("" = dozor/v1/)
     api_host = "127.0.0.1"
     api_port = 8080
     command_ttl_s = 30
@@ -67,6 +68,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from contract.broker import BrokerAddress
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id, Signal
+from contract.topics import Topics, check_tenant
 from hub.errors import ConfigError
 from hub.repo.backend import Backend
 from hub.repo.settings import DatabaseSettings
@@ -100,7 +102,18 @@ class HubSettings(_Section):
     # (default: api_url, right when all run on one host), and how often a follower re-reads the shared state
     advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     follower_refresh_s: float = Field(default=0.5, gt=0, le=60)
+    tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
     leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, tenant: str) -> str:
+        return check_tenant(tenant)
+
+    @property
+    def topics(self) -> Topics:
+        """This hub's tenant's topics (``Topics()``: the default tenant, ``dozor/v1/...``)."""
+        return Topics(self.tenant)
 
     @field_validator("extra_verify_keys")
     @classmethod

@@ -20,9 +20,9 @@ C_SOUND = 343.0
 RANGES: dict[str, object] = {
     "distance_m": (3.0, 15.0),
     "full_scale_db": [120.0, 130.0, 130.0, 135.0],  # MEMS -26 dBFS (120), IM69D130 (130), IM73A135 (135)
-    "background_laeq_db": (48.0, 68.0),
-    "background_tilt": (0.6, 1.8),  # power spectrum ~ f^-tilt
-    "background_lowpass_hz": (1500.0, 9000.0),
+    "background_laeq_db": (45.0, 72.0),
+    "background_tilt": (0.4, 2.0),  # power spectrum ~ f^-tilt
+    "background_lowpass_hz": (1500.0, 16000.0),
     "background_lf_boost_db": (0.0, 18.0),  # extra 30-500 Hz rumble (trucks, buses, tram)
     "background_resonances": (0, 3),  # broad 60-450 Hz bumps (Q 1.5-6)
     "idle_hum_prob": 0.3,  # an idling diesel nearby: low harmonic series 20-60 Hz, up to ~500 Hz
@@ -38,9 +38,9 @@ RANGES: dict[str, object] = {
     "rpm_sweep_loud": (0.75, 2.1),  # rpm_end / rpm_start
     "rpm_sweep_legal": (0.85, 1.2),
     "gear_changes_loud": (0, 2),
-    "harmonic_to_noise_db_loud": (-10.0, 14.0),  # engine-order energy over broadband roar: weak to strong
+    "harmonic_to_noise_db_loud": (-14.0, 16.0),  # engine-order energy over broadband roar: weak to strong
     "harmonic_to_noise_db_legal": (-14.0, 4.0),
-    "harmonic_tilt": (0.2, 1.7),
+    "harmonic_tilt": (0.1, 2.0),
     "half_order_db": (-30.0, -3.0),  # uneven firing (V-twins, boxers): half orders
     "formant_hz": (150.0, 1800.0),
     "formant_db": (0.0, 12.0),

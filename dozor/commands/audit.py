@@ -50,8 +50,8 @@ def _state(config: Path, as_json: bool):
         fail(state_dir_error(exc), as_json=as_json, code=2)
 
 
-def retained_head(broker: str, timeout_s: float = 5.0) -> dict | None:
-    """The retained signed head on dozor/v1/hub/audit/head, or None if the broker holds none."""
+def retained_head(broker: str, timeout_s: float = 5.0, tenant: str = "") -> dict | None:
+    """The retained signed head on dozor/v1[/<tenant>]/hub/audit/head, or None if the broker holds none."""
     import threading
 
     import paho.mqtt.client as mqtt
@@ -71,7 +71,7 @@ def retained_head(broker: str, timeout_s: float = 5.0) -> dict | None:
         done.set()
 
     c.on_message = on_message
-    c.on_connect = lambda cl, _u, _f, _rc, _p=None: cl.subscribe(topics.HUB_AUDIT_HEAD, qos=1)
+    c.on_connect = lambda cl, _u, _f, _rc, _p=None: cl.subscribe(topics.Topics(tenant).hub_audit_head, qos=1)
     c.connect(addr.host, addr.port)
     c.loop_start()
     try:
@@ -118,13 +118,13 @@ def register(app: typer.Typer) -> None:
         """Recompute the chain and check every signed head; exit 1 naming the first bad record."""
         from hub.audit import Anchor, load_anchors, verify
 
-        _, log, keys = _state(config, as_json)
+        cfg, log, keys = _state(config, as_json)
         anchors = load_anchors(log)
         if broker:
             from pydantic import ValidationError
 
             try:
-                head = retained_head(broker)
+                head = retained_head(broker, tenant=cfg.hub.tenant)  # this hub's tenant's head
             except ValidationError as exc:
                 fail(f"--broker: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", as_json=as_json, code=2)
             except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError is an OSError)

@@ -30,7 +30,8 @@ def record_signing_key(audit: AuditLog, keys: HubKeys) -> None:
 
 class Anchorer:
     def __init__(self, audit: AuditLog, keys: HubKeys, publish: Callable[..., Awaitable[bool]],
-                 metrics: HubMetrics, interval_s: float) -> None:
+                 metrics: HubMetrics, interval_s: float, *, topic: str = topics.HUB_AUDIT_HEAD) -> None:
+        self.topic = topic  # the tenant's retained audit head (contract/topics.py)
         self.audit, self.keys, self.publish, self.metrics, self.interval_s = audit, keys, publish, metrics, interval_s
         self.last: Anchor | None = None
         self.published_seq = -1
@@ -55,7 +56,7 @@ class Anchorer:
                 self._show(anchor)
         if self.last is not None and self.published_seq != self.last.seq:
             payload = json.dumps(self.last.as_dict(), separators=(",", ":")).encode()
-            if await self.publish(topics.HUB_AUDIT_HEAD, payload, qos=1, retain=True):
+            if await self.publish(self.topic, payload, qos=1, retain=True):
                 self.published_seq = self.last.seq
         return self.last
 

@@ -86,6 +86,7 @@ class _E:
         self.start, self.end, self.klass, self.enforcement, self.flags = start, end, klass, enforcement, flags
         self.suppressed, self.candidate = False, True
         self.levels = SimpleNamespace(lafmax=lafmax, lafmax_7p5=lafmax, clipped_samples=0)
+        self.scores = {"exhaust": 0.9 if klass == "exhaust" else 0.1}
 
 
 def test_scoring_counts_horn_and_legal_car_enforcement_cases():
@@ -99,6 +100,21 @@ def test_scoring_counts_horn_and_legal_car_enforcement_cases():
     assert sc["enf_found"] == sc["enf_truth"] == 1 and sc["fp"] == 2 and sc["tp"] == 1
 
 
+def test_scoring_says_why_an_enforcement_case_was_missed():
+    labels = {"distance_m": 7.5, "sources": [
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": t, "lafmax_7p5_db": 102.0} for t in (5, 20, 35, 50, 65)]}
+    low = _E(49, 51)
+    low.scores = {"exhaust": 0.5}
+    events = [_E(19, 21, klass="other"), _E(34, 36, flags=("horn_tones",)), low,
+              _E(64, 66, flags=("clipped",)), _E(64.5, 65.5, klass="horn", lafmax=90.0)]
+    sc = score_scene(labels, events, candidate_db=85, enforcement_db=95, uncertainty_db=2, margin_db=2)
+    assert sc["enf_truth"] == 5 and sc.get("enf_found", 0) == 0
+    assert {k: v for k, v in sc.items() if k.startswith("enf_miss:")} == {
+        "enf_miss:no_event": 1, "enf_miss:class_other": 1, "enf_miss:flag_horn_tones": 1, "enf_miss:low_score": 1,
+        "enf_miss:clipped": 1}
+    assert sc["enf_missed_clipped"] == 1
+
+
 def test_benchmark_runs_on_the_training_family(capsys):
     assert noise_accuracy.main(["--family", "train", "--scenes", "1", "--seed", "5", "--duration", "20",
                                 "--json"]) == 0
@@ -108,7 +124,8 @@ def test_benchmark_runs_on_the_training_family(capsys):
     for key in ("exhaust", "enforcement", "confusion", "level_error_7p5_db", "tonal_false_alarms"):
         assert key in fam
     assert {"precision", "recall", "f1"} <= set(fam["exhaust"])
-    assert {"siren_caused", "horn_caused", "legal_car_caused", "recall_3db_over"} <= set(fam["enforcement"])
+    assert {"siren_caused", "horn_caused", "legal_car_caused", "recall_3db_over", "miss_reasons"} <= set(
+        fam["enforcement"])
 
 
 @pytest.mark.parametrize("family", ["independent"])
