@@ -71,7 +71,7 @@ ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start",
                                "superseded"})
 
 
-SHUTDOWN_WATCHDOG_S = 25.0
+SHUTDOWN_WATCHDOG_S = 18.0  # under the 20 s a supervisor (systemd, the tests) waits after SIGTERM
 
 
 async def _bounded(aw: Awaitable[object], limit_s: float, what: str) -> None:
@@ -363,7 +363,7 @@ class Hub:
         out: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("mqtt", self.mqtt.run), ("engine", self.engine.run),
             ("registry", self.registry.run), ("flusher", self._flusher), ("audit-anchor", self.anchorer.run),
-            ("gwtrust", self.gwtrust.run), ("keys", self._keys_watch),
+            ("gwtrust", self.gwtrust.run), ("held-births", self._release_held), ("keys", self._keys_watch),
             *([("lease", self.leader.keep)] if self.leader is not None else []),
             ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]
         if not self.shared_ingest:
@@ -374,6 +374,11 @@ class Hub:
 
     def _ingest_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
         return [("mqtt-ingest", self.mqtt_ingest.run), *([("ingest", self.ingest.run)] if self.ingest else [])]
+
+    async def _release_held(self, interval_s: float = 0.25) -> None:
+        while True:  # births refused before their gateway's enrollment was seen go through once it is
+            await asyncio.sleep(interval_s)
+            self.dispatcher.release_held()
 
     async def _flusher(self) -> None:
         while True:

@@ -104,6 +104,16 @@ class Dispatcher:
                 log.exception("handler for %s failed on %s", channel, topic)
 
 
+    def release_held(self) -> int:
+        """Dispatch the held births of gateways the verifier knows by now (called after each trust refresh), so
+        a gateway enrolled just after its birth arrived is known at once, not only at its next signed message
+        (which may itself be refused while the hub knows no session of it). Returns how many were released."""
+        verifier = self.verifier
+        ready = [gw for gw in self.held_births if verifier is not None and gw in verifier.gateways]
+        for gw in ready:
+            self.dispatch(*self.held_births.pop(gw))
+        return len(ready)
+
     def _hold_birth(self, gateway: str, topic: str, wire: bytes) -> None:
         if len(wire) > HELD_BIRTH_MAX_BYTES:
             return
