@@ -58,7 +58,7 @@ from hub.serving import ApiServer, check_secrets, warn_inline_secrets
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
-from runtime import sdnotify
+from runtime import memtrim, sdnotify
 from runtime.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -332,6 +332,8 @@ class Hub:
             ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]
         if self.ingest is not None:
             out.append(("ingest", self.ingest.run))
+        if self.config.hub.memory_trim_s > 0:  # RSS follows live objects, not the peak of the last alert start
+            out.append(("memtrim", lambda: memtrim.trim_every(self.config.hub.memory_trim_s)))
         if (probe := memprobe_settings()) is not None:
             out.append(("memprobe", lambda: run_probe(*probe)))
         return out
