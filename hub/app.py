@@ -30,7 +30,8 @@ from hub.alerts import AlertEngine, AlertHook
 from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
-from hub.audit.service import Anchorer, record_signing_key
+from hub.audit.retention import ARCHIVE_DIR
+from hub.audit.service import Anchorer, record_signing_key, retain
 from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
@@ -327,6 +328,8 @@ class Hub:
         out: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("mqtt", self.mqtt.run), ("mqtt-ingest", self.mqtt_ingest.run), ("engine", self.engine.run),
             ("registry", self.registry.run), ("flusher", self._flusher), ("audit-anchor", self.anchorer.run),
+            ("audit-retention", lambda: retain(self.audit, lambda: self.keys, days=self.config.hub.audit_retention_days,
+                                               archive_dir=self.config.hub.state_dir / ARCHIVE_DIR)),
             ("gwtrust", self.gwtrust.run), ("keys", self._keys_watch),
             *([("lease", self.leader.keep)] if self.leader is not None else []),
             ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]

@@ -98,6 +98,7 @@ class HubSettings(_Section):
     login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
     public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
     audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
     memory_trim_s: float = Field(default=30.0, ge=0, le=3600)  # give freed heap back to the OS this often (0: never)
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
     leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
