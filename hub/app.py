@@ -31,7 +31,8 @@ from hub.alerts import AlertEngine, AlertHook
 from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
-from hub.audit.service import Anchorer, record_signing_key
+from hub.audit.retention import ARCHIVE_DIR
+from hub.audit.service import Anchorer, record_signing_key, retain
 from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
@@ -60,7 +61,7 @@ from hub.serving import ApiServer, check_secrets, warn_inline_secrets
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
-from runtime import sdnotify
+from runtime import memtrim, sdnotify
 from runtime.supervise import Supervisor, reap
 
 log = logging.getLogger(__name__)
@@ -357,19 +358,23 @@ class Hub:
             out.append(("follower", self.follower.run))
         if self.shared_ingest:
             out.extend(self._ingest_tasks())
+        if self.config.hub.memory_trim_s > 0:  # RSS follows live objects, not the peak of the last alert start
+            out.append(("memtrim", lambda: memtrim.trim_every(self.config.hub.memory_trim_s)))
+        if (probe := memprobe_settings()) is not None:
+            out.append(("memprobe", lambda: run_probe(*probe)))
         return out
 
     def leader_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
         out: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("mqtt", self.mqtt.run), ("engine", self.engine.run),
             ("registry", self.registry.run), ("flusher", self._flusher), ("audit-anchor", self.anchorer.run),
+            ("audit-retention", lambda: retain(self.audit, lambda: self.keys, days=self.config.hub.audit_retention_days,
+                                               archive_dir=self.config.hub.state_dir / ARCHIVE_DIR)),
             ("gwtrust", self.gwtrust.run), ("held-births", self._release_held), ("keys", self._keys_watch),
             *([("lease", self.leader.keep)] if self.leader is not None else []),
             ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]
         if not self.shared_ingest:
             out.extend(self._ingest_tasks())
-        if (probe := memprobe_settings()) is not None:
-            out.append(("memprobe", lambda: run_probe(*probe)))
         return out
 
     def _ingest_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:

@@ -136,7 +136,8 @@ def add_tenant(root: Path, tenant: str, *, hub_state_dir: Path, api_host: str = 
     (sc.hub / "hub.toml").write_text(t.hub_toml(broker_url=city.broker_url(state), state_dir=hub_state_dir,
                                                 api_host=api_host, api_port=api_port, store_url=store_url,
                                                 tenant=tenant, client_id=hub_ids(tenant)[0],
-                                                ca_file="../../../ca.crt"))  # DIR/tenants/NAME/hub/ -> DIR/
+                                                ca_file="../../../ca.crt",  # DIR/tenants/NAME/hub/ -> DIR/
+                                                database=f"dozor-{tenant}"))  # its own bucket (hub/grafana/tenant.py)
     if not (sc.hub / "zones.json").exists():
         (sc.hub / "zones.json").write_text(t.zones_json([]))
     city._save_state(lay, state)

@@ -17,6 +17,7 @@ import pytest
 
 from simulators.brokers import free_port, wait_port
 from tests.deploy.helpers import DOZOR, ROOT, GeneratedBroker, city_dir, connect, dozor
+from tests.grafana.fake_grafana import FakeGrafana
 from tests.identity.test_docs import commands
 
 pytestmark = pytest.mark.integration
@@ -50,7 +51,8 @@ def test_documented_second_city_runs_behind_its_own_host(tmp_path):
                  "/var/lib/dozor-gateway": str(tmp_path / "gw-state"), "8081": str(tenant_api)}
         lines = commands("docs/operations.md", HEADING)
         assert [shlex.split(c)[1:3] for c in lines] == [["provision", "tenant"], ["provision", "gateway"],
-                                                       ["provision", "list"], ["hub", "run"]]
+                                                       ["provision", "list"], ["hub", "run"], ["grafana", "push"]]
+        grafana_line = lines.pop()
         with GeneratedBroker(root, port) as broker:
             text = (ROOT / "docs/operations.md").read_text()
             assert 'kill -HUP "$(pidof mosquitto)"' in text[text.index(HEADING):]
@@ -110,6 +112,14 @@ def test_documented_second_city_runs_behind_its_own_host(tmp_path):
                 page = via(host, "/")  # the resident page: its own city's zones
                 assert page.status_code == 200 and zone[host] in page.text, (host, page.status_code)
                 assert ({"podil", "vokzalna"} - {zone[host]}).pop() not in page.text
+        with FakeGrafana("glsa-test") as grafana:  # the documented push, to the protocol-level fake Grafana
+            args = [grafana.url if a.startswith("https://grafana") else a for a in shlex.split(grafana_line)[1:]]
+            r = dozor(*args, env={"GRAFANA_TOKEN": "glsa-test", "INFLUX_TOKEN": "bucha-read-token"})
+            assert r.returncode == 0, r.stderr
+            assert set(grafana.folders) == {"dozor-bucha"}
+            assert grafana.datasources["dozor-influxdb-bucha"]["jsonData"]["dbName"] == "dozor-bucha"
+        hub_toml = (root / "tenants" / "bucha" / "hub" / "hub.toml").read_text()
+        assert 'database = "dozor-bucha"' in hub_toml  # the tenant hub writes to the bucket the datasource reads
     finally:
         for p in procs:
             p.terminate()

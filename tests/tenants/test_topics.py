@@ -94,3 +94,26 @@ def test_tagged_writer_tags_every_line():
     assert inner.got == ["a,tenant=odesa v=1 1", "b,tenant=odesa,x=y v=2 2"]
     with pytest.raises(ValueError):
         TenantTagged(inner, "")
+
+
+def test_configs_take_a_tenant_and_explain_a_bad_one(tmp_path):
+    from gateway.config import parse_config as gateway_config
+    from gateway.errors import ConfigError as GatewayConfigError
+    from hub.config import parse_config as hub_config
+    from hub.errors import ConfigError as HubConfigError
+
+    assert hub_config({}, base=tmp_path).hub.topics == topics.DEFAULT  # no tenant: today's layout
+    assert hub_config({"hub": {"tenant": "bucha"}}, base=tmp_path).hub.topics.root == "dozor/v1/bucha"
+    with pytest.raises(HubConfigError, match="invalid tenant 'zone'"):
+        hub_config({"hub": {"tenant": "zone"}}, base=tmp_path)
+    from contract.command import b64url, key_id, public_raw
+    from tests.gwident import test_key
+
+    pub = test_key("a hub").public_key()
+    gw = ('[gateway]\nid = "gw-1"\nstate_dir = "s"\n{}[trust.hub_keys]\n'
+          f'{key_id(pub)} = "{b64url(public_raw(pub))}"\n')
+    assert gateway_config(gw.format(""), base=tmp_path).gateway.topics == topics.DEFAULT
+    assert gateway_config(gw.format('tenant = "bucha"\n'), base=tmp_path).gateway.topics.gw("gw-1", "cmd") == \
+        "dozor/v1/bucha/gw/gw-1/cmd"
+    with pytest.raises(GatewayConfigError, match="invalid tenant 'Bucha'"):
+        gateway_config(gw.format('tenant = "Bucha"\n'), base=tmp_path)
