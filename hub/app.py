@@ -14,8 +14,6 @@ committed to the spool, so a crashed hub gets the uncommitted messages again fro
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import faulthandler
 import logging
 import signal
 import socket
@@ -58,6 +56,7 @@ from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
 from hub.serving import ApiServer, check_secrets, warn_inline_secrets
+from hub.shutdown import shutdown
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
@@ -70,19 +69,6 @@ log = logging.getLogger(__name__)
 ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start", "break_glass", "break_glass_refused",
                                "stop", "all_clear", "cancel", "withdrawn", "request_expired", "expired",
                                "superseded"})
-
-
-SHUTDOWN_WATCHDOG_S = 18.0  # under the 20 s a supervisor (systemd, the tests) waits after SIGTERM
-
-
-async def _bounded(aw: Awaitable[object], limit_s: float, what: str) -> None:
-    """One shutdown step, at most ``limit_s``: a step that hangs is logged and left behind, never waited for."""
-    try:
-        await asyncio.wait_for(aw, limit_s)
-    except TimeoutError:
-        log.error("shutdown: %s did not end within %.0f s; going on", what, limit_s)
-    except Exception:  # noqa: BLE001 - a failing shutdown step must not stop the others
-        log.exception("shutdown: %s failed", what)
 
 
 class Hub:
@@ -446,45 +432,4 @@ class Hub:
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            # every step below is bounded; should one still hang (a blocking call on the loop), the process's
-            # watchdog dumps every thread's stack to the log and ends it instead of leaving a hub that never exits
-            if handle_signals:
-                faulthandler.dump_traceback_later(SHUTDOWN_WATCHDOG_S, exit=True)
-            self.server.should_exit = True
-            with contextlib.suppress(Exception, asyncio.CancelledError):  # the last head, signed and published
-                await asyncio.wait_for(self.anchorer.tick(), 2)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self.mqtt.close(), 2)  # HubState offline while still connected
-            if self.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(self.ingest.commit(), 5)
-            await _bounded(sup.aclose(), 10, "supervised tasks")  # every supervised task cancelled and awaited
-            api = tasks[0]
-            for task in tasks[1:]:
-                task.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(api), 5)
-            api.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if self.ingest is not None:  # what is buffered goes to the durable spool before we exit
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.ingest.aclose(redelivered=self.mqtt_ingest.defer_ack is not None),
-                                           self.config.store.timeout_s + 5)
-            await _bounded(self.engine.close(), 5, "alert tasks")
-            await _bounded(self.residents.aclose(), 5, "resident channels")
-            with contextlib.suppress(Exception):
-                self.engine._flush()
-            if self.leader is not None and self.leader.lease.valid():
-                self.leader.release()  # a clean stop: the standby need not wait for the expiry
-            if self.proxy is not None:
-                await _bounded(self.proxy.aclose(), 2, "leader proxy")
-            self.store.close()
-            self.gwtrust.close()
-            with contextlib.suppress(Exception):
-                self.audit.close()
-                self.users.close()
-            with contextlib.suppress(Exception):
-                self.violations.close()
-            log.info("hub stopped")
-            if handle_signals:
-                faulthandler.cancel_dump_traceback_later()
+            await shutdown(self, sup, tasks, watchdog=handle_signals)
