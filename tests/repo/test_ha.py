@@ -21,9 +21,11 @@ from tests.repo.test_failover import setup_pair, wait_text
 from tests.repo.test_migrate import DOZOR
 
 
-def operator_cli(port: int, token: str, *args: str) -> subprocess.Popen:
-    """`dozor ...` as an operator runs it, against the hub API on ``port`` (the token in the environment)."""
-    return subprocess.Popen([DOZOR, *args, "--hub", f"http://127.0.0.1:{port}"], stdout=subprocess.PIPE,
+def operator_cli(hub: int | str, token: str, *args: str) -> subprocess.Popen:
+    """`dozor ...` as an operator runs it, against the hub API on port ``hub`` (or the hub URLs ``hub``; the
+    token in the environment)."""
+    url = hub if isinstance(hub, str) else f"http://127.0.0.1:{hub}"
+    return subprocess.Popen([DOZOR, *args, "--hub", url], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "DOZOR_TOKEN": token})
 
 
@@ -87,6 +89,13 @@ async def test_cli_follows_an_alert_through_the_follower_across_a_leader_kill(po
         assert done["id"] == alert_id and done["summary"]["confirmed"] == 2, out[:600]
         jtis = [c.jti for c in gw_a.commands_for(alert_id) + gw_b.commands_for(alert_id)]
         assert len(jtis) == len(set(jtis))  # no command id was sent twice
+        # the operator lists both hubs: the dead one is skipped, the new leader takes the stop and shows it
+        both = f"http://127.0.0.1:{pa},http://127.0.0.1:{pb}"
+        for args in (("alert", "stop", alert_id, "--no-wait"), ("alert", "status", alert_id, "--json")):
+            proc = operator_cli(both, token, *args)
+            out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+            assert proc.returncode == 0, (args, out, err)
+        assert json.loads(out)["status"] == "stopped", out[:300]
         b.terminate()
         assert b.wait(20) == 0
     finally:

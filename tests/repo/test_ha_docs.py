@@ -82,7 +82,9 @@ async def test_documented_two_hub_setup_runs(postgres_server, mosquitto, tmp_pat
         fake = FakeGateway(mosquitto.port, "gw-a", {health["kid"]: public_key_from_b64(health["public_key"])},
                            [("siren-1", DeviceKind.SIREN)]).start()
         await wait_text(logs[0], "gateway gw-a online")
-        cli = shlex.split(lines[1].replace(DOC_URL, f"http://127.0.0.1:{ports[1]}"))[1:]
+        cli = shlex.split(lines[1].replace(DOC_URL, f"http://127.0.0.1:{ports[1]}")
+                          .replace("http://10.0.0.1:8080", f"http://127.0.0.1:{ports[0]}"))[1:]
+        assert f"http://127.0.0.1:{ports[1]},http://127.0.0.1:{ports[0]}" in cli  # the follower first
         r = await asyncio.to_thread(subprocess.run, [DOZOR, *cli], capture_output=True, text=True, timeout=60,
                                     env={**os.environ, "DOZOR_TOKEN": token})
         assert r.returncode == 0, (r.stdout, r.stderr)
