@@ -185,6 +185,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dozor-bench-hub-failover-"))
     try:
         result = asyncio.run(run(args, root))
+    except SystemExit:  # a step timed out: the logs say why (kept with --keep)
+        for name in ("a.log", "b.log", "city.log"):
+            if (root / name).exists():
+                print(f"--- {name} (last lines)\n" + "\n".join((root / name).read_text(errors="replace")
+                                                              .splitlines()[-25:]), file=sys.stderr)
+        raise
     finally:
         if args.keep:
             print(f"logs in {root}", file=sys.stderr)
