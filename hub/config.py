@@ -2,7 +2,8 @@
 
     [hub]
     state_dir = "state/hub"         # relative paths are relative to this file
-    tenant = ""                     # the city on a shared broker: topics under dozor/v1/<tenant>/ ("" = dozor/v1/)
+    tenant = ""                     # the city on a shared broker: topics under dozor/v1/<tenant>/ ("" = dozor/v1/);
+                                    # a named tenant's default [mqtt] client_id is dozor-hub@<tenant>
     api_host = "127.0.0.1"
     api_port = 8080
     command_ttl_s = 30
@@ -357,6 +358,8 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     mqtt = m.model_copy(update={k: credentials.resolve(v if v is None or v.is_absolute() else base / v) for k, v in
                                 (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file),
                                  ("ingest_cert_file", m.ingest_cert_file), ("ingest_key_file", m.ingest_key_file))})
+    if hub.tenant and "client_id" not in (data.get("mqtt") or {}):  # two cities' hubs must not share a session
+        mqtt = mqtt.model_copy(update={"client_id": f"{mqtt.client_id}@{hub.tenant}"})
     return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})
 
 
