@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from contract import topics
 from contract.command import PUBLISHED_TEST_KIDS
 from contract.models import Ack, DeviceState, DeviceStatus, GatewayState, Heartbeat, OutboxStats
 from gateway.bus import ModbusBus
@@ -91,7 +90,7 @@ class Gateway:
             tcfg = cfg.telemetry
             self.outbox = Outbox(cfg.gateway.state_dir / "outbox.db", max_bytes=int(tcfg.outbox_max_mb * 1024 * 1024))
             self.outbox_stats = self.outbox.stats
-            self.telemetry = Telemetry(self.id, self.outbox, state_dir=cfg.gateway.state_dir,
+            self.telemetry = Telemetry(self.id, self.outbox, state_dir=cfg.gateway.state_dir, topics=cfg.gateway.topics,
                                        counters=self.counters, log=self.log,
                                        settings=TelemetrySettings(flush_s=tcfg.flush_s, rate=tcfg.drain_rate,
                                                                   burst=tcfg.drain_burst,
@@ -141,9 +140,10 @@ class Gateway:
                 counters=self.counters, max_activation_s=cfg.trust.max_activation_s, log=self.log)
             self.uplink = Uplink(cfg.mqtt, self.id, store=self.store, birth=self.birth, heartbeat=self.heartbeat,
                                  heartbeat_s=cfg.gateway.heartbeat_s, on_command=self.executor.handle,
-                                 counters=self.counters, log=self.log, outbox=self.outbox, identity=self.identity)
+                                 counters=self.counters, log=self.log, outbox=self.outbox, identity=self.identity,
+                                 topics=cfg.gateway.topics)
             if self.zone_watch is not None:
-                self.uplink.subscriptions[topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
+                self.uplink.subscriptions[cfg.gateway.topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk
             self.uplink.on_connected.append(self.telemetry.on_connected)
             self.uplink.on_disconnected.append(self.telemetry.pause)

@@ -1,6 +1,7 @@
 """Gateway config: a TOML file -> a validated pydantic model, with errors a technician understands.
 
-    [gateway]   id, zone?, state_dir, heartbeat_s = 5
+    [gateway]   id, zone?, state_dir, heartbeat_s = 5, tenant = "" (the city on a shared broker: topics under
+                dozor/v1/<tenant>/; "" = the default tenant, dozor/v1/)
     [mqtt]      url = "mqtt://host:port", username?, password?, keepalive_s, reconnect_min_s, reconnect_max_s,
                 connect_timeout_s, publish_timeout_s, stuck_puback_s, healthy_s
                 (a clustered broker: urls = ["mqtt://mq1:1883", ...] instead of url, url_order = "in_order" |
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract import command as cc
+from contract import topics
 from contract.broker import BrokerAddress
 from contract.models import DeviceInfo, DeviceKind, Id, Signal
 from gateway.devices.kinds import KINDS as KIND_TABLE
@@ -46,6 +48,16 @@ class GatewaySection(_M):
     state_dir: Path
     heartbeat_s: float = Field(default=5.0, gt=0, le=3600)
     durable_replay: bool = False  # also fsync every seen jti; unclean restarts are covered either way (replay.py)
+    tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, tenant: str) -> str:
+        return topics.check_tenant(tenant)
+
+    @property
+    def topics(self) -> topics.Topics:
+        return topics.Topics(self.tenant)
 
 
 class MqttSection(BrokerAddress, _M):

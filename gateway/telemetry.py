@@ -114,7 +114,8 @@ class Telemetry:
     def __init__(self, gateway_id: str, outbox: Outbox, *, publish: Publish | None = None,
                  state_dir: str | os.PathLike[str] | None = None, validator: Validator | None = None,
                  counters: Counters | None = None, log: logging.Logger | logging.LoggerAdapter | None = None,
-                 clock: Callable[[], float] = time.time, settings: TelemetrySettings | None = None) -> None:
+                 clock: Callable[[], float] = time.time, settings: TelemetrySettings | None = None,
+                 topics: topics.Topics = topics.DEFAULT) -> None:
         self.gateway_id = gateway_id
         self.outbox = outbox
         self.publish = publish
@@ -123,8 +124,8 @@ class Telemetry:
         self.counters = counters if counters is not None else Counters()
         self.log = log or logging.getLogger("dozor.gateway.telemetry")
         self.clock = clock
-        self.t_telemetry = topics.gw(gateway_id, topics.GwChannel.TELEMETRY)
-        self.t_event = topics.gw(gateway_id, topics.GwChannel.EVENT)
+        self.t_telemetry = topics.gw(gateway_id, "telemetry")  # the tenant's topics (contract/topics.py)
+        self.t_event = topics.gw(gateway_id, "event")
         self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
         self.bucket = self._new_bucket()
         self.session, self.seq, self.pending = self._load_state()

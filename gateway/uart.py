@@ -150,8 +150,9 @@ class UartBus:
 
     async def _supervise(self) -> None:
         while not self._closed:
+            # an open port is woken by _lost() (or a write to a closed port); only a closed one polls to reopen
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.cfg.reopen_s)
+                await asyncio.wait_for(self._wake.wait(), None if self.connected else self.cfg.reopen_s)
             self._wake.clear()
             if not self.connected and not self._closed:
                 await asyncio.sleep(0)  # let a vanished device node settle before retrying

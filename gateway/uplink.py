@@ -73,10 +73,10 @@ class Uplink:
                  heartbeat: Callable[[int, int], Awaitable[Heartbeat]], heartbeat_s: float,
                  on_command: Callable[[bytes], Awaitable[object]], counters: Counters | None = None,
                  log: logging.Logger | logging.LoggerAdapter | None = None, outbox: Outbox | None = None,
-                 identity: GatewayIdentity | None = None) -> None:
+                 identity: GatewayIdentity | None = None, topics: topics.Topics = topics.DEFAULT) -> None:
         self.cfg = cfg
         self.identity = identity  # seals every birth, will, heartbeat, ack and event (contract.signed)
-        self.t_event = topics.gw(gateway_id, topics.GwChannel.EVENT)
+        self.t_event = topics.gw(gateway_id, "event")  # the tenant's topics (contract/topics.py)
         self.gateway_id = gateway_id
         self.store = store
         self.birth = birth
@@ -88,10 +88,10 @@ class Uplink:
         self.outbox = outbox
         self.session = 0
         self.connected = asyncio.Event()
-        self.t_state = topics.gw(gateway_id, topics.GwChannel.STATE)
-        self.t_cmd = topics.gw(gateway_id, topics.GwChannel.CMD)
-        self.t_ack = topics.gw(gateway_id, topics.GwChannel.ACK)
-        self.t_heartbeat = topics.gw(gateway_id, topics.GwChannel.HEARTBEAT)
+        self.t_state = topics.gw(gateway_id, "state")
+        self.t_cmd = topics.gw(gateway_id, "cmd")
+        self.t_ack = topics.gw(gateway_id, "ack")
+        self.t_heartbeat = topics.gw(gateway_id, "heartbeat")
         self.backoff = Backoff(cfg.reconnect_min_s, cap=cfg.reconnect_max_s, healthy_s=cfg.healthy_s)
         self.brokers = BrokerList(cfg.endpoints, cfg.url_order)  # a clustered broker: on to the next node on loss
         self._mqtt: MqttSession | None = None

@@ -2,6 +2,7 @@
 
     [hub]
     state_dir = "state/hub"         # relative paths are relative to this file
+    tenant = ""                     # the city on a shared broker: topics under dozor/v1/<tenant>/ ("" = dozor/v1/)
     api_host = "127.0.0.1"
     api_port = 8080
     command_ttl_s = 30
@@ -67,6 +68,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from contract.broker import BrokerAddress
 from contract.command import MAX_DURATION_S, MAX_LIFETIME_S, public_key_from_b64
 from contract.models import Id, Signal
+from contract.topics import Topics, check_tenant
 from hub.errors import ConfigError
 from hub.repo.backend import Backend
 from hub.repo.settings import DatabaseSettings
@@ -96,7 +98,24 @@ class HubSettings(_Section):
     login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
     public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
     audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    # PostgreSQL, several instances (hub.ha): the URL other instances forward alert requests to when this one leads
+    # (default: api_url, right when all run on one host), and how often a follower re-reads the shared state
+    advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
+    follower_refresh_s: float = Field(default=0.5, gt=0, le=60)
+    audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
+    memory_trim_s: float = Field(default=30.0, ge=0, le=3600)  # give freed heap back to the OS this often (0: never)
+    tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
     leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, tenant: str) -> str:
+        return check_tenant(tenant)
+
+    @property
+    def topics(self) -> Topics:
+        """This hub's tenant's topics (``Topics()``: the default tenant, ``dozor/v1/...``)."""
+        return Topics(self.tenant)
 
     @field_validator("extra_verify_keys")
     @classmethod
@@ -124,6 +143,10 @@ class MqttSettings(BrokerAddress, _Section):
     # With several broker nodes (urls): the retained hub and zone states go out again healthy_s after a connect,
     # then this often (0: never), since a cluster may drop a retained write during a leader election.
     retained_refresh_s: float = Field(default=60.0, ge=0, le=86_400)
+    # Several hubs on PostgreSQL: an MQTT shared subscription group ($share/<group>/..., Mosquitto and EMQX) for
+    # telemetry and events, so every instance ingests its share. Unset (and on brokers without $share, e.g. the
+    # NATS cluster): only the leader ingests.
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
     # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
     ingest_cert_file: Path | None = None

@@ -344,7 +344,9 @@ class GatewayTrust:
 
     def __init__(self, state_dir: Path | TrustStore, *, count: Callable[[str, str], None],
                  reset_session: Callable[[str], None],
-                 publish: Callable[[str, bytes, int, bool], Awaitable[bool]]) -> None:
+                 publish: Callable[[str, bytes, int, bool], Awaitable[bool]],
+                 topics: topics.Topics = topics.DEFAULT) -> None:
+        self.topics = topics
         self.store = state_dir if isinstance(state_dir, TrustStore) else TrustStore(state_dir)
         self.reset_session = reset_session
         self.publish = publish
@@ -357,7 +359,7 @@ class GatewayTrust:
 
     async def clear_retained(self) -> None:
         for enr in self.store.all().values():
-            if enr.clear_retained and await self.publish(topics.gw(enr.gateway, topics.GwChannel.STATE), b"", 1, True):
+            if enr.clear_retained and await self.publish(self.topics.gw(enr.gateway, "state"), b"", 1, True):
                 self.store.retained_cleared(enr.gateway, enr.epoch)
                 log.warning("cleared the retained birth of gateway %s (epoch %d)", enr.gateway, enr.epoch)
 

@@ -47,8 +47,9 @@ SIGNED = frozenset({"state", "heartbeat", "ack", "event"})  # sealed by the gate
 class Dispatcher:
     """topic + payload -> validated model -> handlers. Sync and O(1) per message; never raises."""
 
-    def __init__(self, metrics: HubMetrics) -> None:
+    def __init__(self, metrics: HubMetrics, topics: topics.Topics = topics.DEFAULT) -> None:
         self.metrics = metrics
+        self.topics = topics  # this hub's tenant: another tenant's topic is foreign (counted, dropped)
         self.handlers: dict[str, list[Handler]] = {ch: [] for ch in MODELS}
         self.verifier = None  # hub.gwtrust.Verifier: only verified, fresh gateway messages reach the handlers
         self._received: dict[str, object] = {}
@@ -65,7 +66,7 @@ class Dispatcher:
     def dispatch(self, topic: str, payload: bytes) -> None:
         channel = "unknown"
         try:
-            parsed = topics.parse(topic)
+            parsed = self.topics.parse(topic)
             channel = parsed.channel
             if parsed.kind != "gw" or channel not in MODELS:
                 return  # hub/zone states (our own retained messages) and commands: not for us
@@ -103,6 +104,16 @@ class Dispatcher:
                 log.exception("handler for %s failed on %s", channel, topic)
 
 
+    def release_held(self) -> int:
+        """Dispatch the held births of gateways the verifier knows by now (called after each trust refresh), so
+        a gateway enrolled just after its birth arrived is known at once, not only at its next signed message
+        (which may itself be refused while the hub knows no session of it). Returns how many were released."""
+        verifier = self.verifier
+        ready = [gw for gw in self.held_births if verifier is not None and gw in verifier.gateways]
+        for gw in ready:
+            self.dispatch(*self.held_births.pop(gw))
+        return len(ready)
+
     def _hold_birth(self, gateway: str, topic: str, wire: bytes) -> None:
         if len(wire) > HELD_BIRTH_MAX_BYTES:
             return
@@ -120,14 +131,21 @@ class HubMqtt:
                  keys: tuple[str, ...] = (), on_connect: Callable[[], Awaitable[None]] | None = None,
                  on_refresh: Callable[[], Awaitable[None]] | None = None,
                  channels: tuple[topics.GwChannel, ...] = SUBSCRIBED, control: bool = True,
-                 defer_ack: Callable[[Callable[[], object] | None], None] | None = None) -> None:
+                 defer_ack: Callable[[Callable[[], object] | None], None] | None = None,
+                 instance: str | None = None) -> None:
         """``defer_ack``: acknowledge QoS 1 messages only when the application says so. Each message's PUBACK
         is handed to ``defer_ack(send)``; the ingest calls ``send()`` once the message's lines are committed
-        to its durable spool, so a hub crash before that makes the broker redeliver (persistent session)."""
+        to its durable spool, so a hub crash before that makes the broker redeliver (persistent session).
+        ``instance`` (an ingest connection with ``[mqtt] share_group``): this instance's own client id suffix, and
+        the subscriptions go to the shared group, so the broker splits the telemetry among the hub instances."""
         self.cfg = cfg if control else cfg.for_ingest()  # its own certificate where identities are bound
+        self.topics = dispatcher.topics  # the tenant's topic prefix (contract/topics.py)
         self.channels = channels
         self.control = control
         self.client_id = cfg.client_id if control else f"{cfg.client_id[:57]}-ingest"
+        self.share = f"$share/{cfg.share_group}/" if instance is not None and cfg.share_group else ""
+        if self.share:
+            self.client_id = f"{cfg.client_id[:48]}-ingest-{instance[:8]}"
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.keys = keys
@@ -210,7 +228,7 @@ class HubMqtt:
 
     async def _session(self) -> None:
         cfg = self.cfg
-        will = Will(topics.HUB_STATE, self._state("offline")) if self.control else None
+        will = Will(self.topics.hub_state, self._state("offline")) if self.control else None
         host, port = self.brokers.current
         params = MqttParams(host, port, self.client_id, username=cfg.username, password=cfg.password,
                             keepalive_s=cfg.keepalive_s, clean_session=not cfg.persistent_session, will=will,
@@ -221,12 +239,12 @@ class HubMqtt:
         self.session_for_acks = session if self.defer_ack is not None else None
         async with session:
             self.backoff.up()
-            await session.subscribe([(f"{topics.ROOT}/gw/+/{ch.value}", 1) for ch in self.channels])
+            await session.subscribe([(f"{self.share}{self.topics.sub_gateways(ch)}", 1) for ch in self.channels])
             self.session = session
             self.metrics.mqtt_connects.labels("control" if self.control else "ingest").inc()
             log.info("MQTT connected to %s:%d as %s", host, port, self.client_id)
             if self.control:
-                await session.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
+                await session.publish(self.topics.hub_state, self._state("online"), qos=1, retain=True)
             self.connected.set()
             if self.on_connect is not None:
                 await self.on_connect()
@@ -244,7 +262,7 @@ class HubMqtt:
             try:
                 await asyncio.wait_for(session.wait_closed(), wait)
             except TimeoutError:
-                await session.publish(topics.HUB_STATE, self._state("online"), qos=1, retain=True)
+                await session.publish(self.topics.hub_state, self._state("online"), qos=1, retain=True)
                 if self.on_refresh is not None:
                     await self.on_refresh()
                 self.metrics.retained_refreshes.inc()
@@ -253,4 +271,4 @@ class HubMqtt:
     async def close(self) -> None:
         """Announce a clean shutdown (the last-will only fires on an unclean one)."""
         if self.session is not None and self.control:
-            await self.publish(topics.HUB_STATE, self._state("offline"), 1, True)
+            await self.publish(self.topics.hub_state, self._state("offline"), 1, True)

@@ -68,7 +68,10 @@ def push(url: str = typer.Option(..., "--url", envvar="GRAFANA_URL", help="Grafa
                                                  help="InfluxDB 2.x/3.x token, sent as 'Authorization: Token'"),
          influx_no_auth: bool = typer.Option(False, "--influx-no-auth",
                                              help="the datasource needs no token (InfluxDB 1.x without auth)"),
-         database: str = typer.Option("dozor", "--database", help="InfluxQL database (DBRP-mapped bucket)"),
+         database: str = typer.Option(None, "--database", help="InfluxQL database (DBRP-mapped bucket) "
+                                      "[default: dozor; with --tenant NAME: dozor-NAME]"),
+         tenant: str = typer.Option("", "--tenant", help="a city of a multi-city deployment: its own folder "
+                                    "(dozor-NAME), datasource (dozor-influxdb-NAME) and dashboard copies"),
          datasource: bool = typer.Option(True, "--datasource/--no-datasource",
                                          help="also create or update the InfluxDB datasource"),
          as_json: bool = JsonOpt) -> None:
@@ -82,12 +85,21 @@ def push(url: str = typer.Option(..., "--url", envvar="GRAFANA_URL", help="Grafa
     if datasource and not influx_token and not influx_no_auth:
         fail("the datasource needs the InfluxDB token: pass --influx-token or set INFLUX_TOKEN "
              "(or --influx-no-auth for InfluxDB 1.x without auth, or --no-datasource)", as_json=as_json)
-    ds = dash.datasource(influx_url, None if influx_no_auth else influx_token, database=database) \
-        if datasource else None
+    auth = None if influx_no_auth else influx_token
+    try:
+        if tenant:
+            from hub.grafana import tenant as per_tenant
+
+            ds = per_tenant.tenant_datasource(influx_url, auth, tenant, database=database) if datasource else None
+            boards, (folder_uid, folder_title) = per_tenant.tenant_dashboards(tenant), per_tenant.folder(tenant)
+        else:
+            ds = dash.datasource(influx_url, auth, database=database or dash.DATABASE) if datasource else None
+            boards, folder_uid, folder_title = dash.dashboards(), dash.FOLDER_UID, dash.FOLDER_TITLE
+    except ValueError as exc:
+        fail(f"--tenant: {exc}", as_json=as_json, code=2)
     try:
         with GrafanaClient(url, token) as client:
-            result = do_push(client, dash.dashboards(), datasource=ds, folder_uid=dash.FOLDER_UID,
-                             folder_title=dash.FOLDER_TITLE)
+            result = do_push(client, boards, datasource=ds, folder_uid=folder_uid, folder_title=folder_title)
     except GrafanaError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:

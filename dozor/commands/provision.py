@@ -1,4 +1,5 @@
-"""`dozor provision init|gateway|revoke|list`: a city's broker, hub and gateway identities (dozor/provision/).
+"""`dozor provision init|tenant|gateway|revoke|list`: a city's broker, hub and gateway identities, and more
+cities (tenants) on the same broker (dozor/provision/).
 
 Exit codes: 0 done, 1 a provisioning error (message on stderr, or {"error": ...} with --json).
 """
@@ -14,6 +15,8 @@ from dozor.commands._common import JsonOpt, console, emit_json, err_console, fai
 DirArg = typer.Argument(Path("."), envvar="DOZOR_CITY", show_default=False,
                         help="the city's provisioning folder (see docs/operations.md for its layout) "
                              "[default: $DOZOR_CITY, else the current folder]")
+TenantOpt = typer.Option("", "--tenant", help="a tenant added with `dozor provision tenant` "
+                         "[default: the folder's own city, the default tenant]")
 
 
 def _run(fn, as_json: bool):
@@ -73,12 +76,12 @@ def register(app: typer.Typer) -> None:
                                               help="the gateway's state dir on the cabinet"),
                 broker_host: str = typer.Option(None, "--broker-host",
                                                 help="override the broker address this cabinet uses"),
-                as_json: bool = JsonOpt) -> None:
+                tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
         """Issue a gateway's certificate, register it with the hub and write its bundle (DIR/gateways/GW/)."""
         from dozor.provision import city
 
-        out = _run(lambda: city.add_gateway(root, gw, zone=zone, state_dir=state_dir, broker_host=broker_host),
-                   as_json)
+        out = _run(lambda: city.add_gateway(root, gw, zone=zone, state_dir=state_dir, broker_host=broker_host,
+                                            tenant=tenant), as_json)
         if as_json:
             emit_json(out)
             return
@@ -87,15 +90,40 @@ def register(app: typer.Typer) -> None:
 
     @prov.command("revoke")
     def revoke(gw: str = typer.Argument(..., help="gateway id"), root: Path = DirArg,
-               as_json: bool = JsonOpt) -> None:
+               tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
         """Revoke a gateway at the broker (CRL) and at the hub (removed from its zones)."""
         from dozor.provision import city
 
-        out = _run(lambda: city.revoke(root, gw), as_json)
+        out = _run(lambda: city.revoke(root, gw, tenant), as_json)
         if as_json:
             emit_json(out)
             return
         console.print(f"gateway {gw} revoked (certificate {out['serial']}); next: {out['next']}")
+
+    @prov.command("tenant")
+    def tenant_cmd(name: str = typer.Argument(..., help="the tenant (city): 1-32 of a-z 0-9 - (not gw, zone, hub)"),
+                   root: Path = DirArg,
+                   hub_state_dir: Path = typer.Option(..., "--hub-state-dir",
+                                                      help="the tenant hub's own state dir (its signing key, "
+                                                           "users and audit chain are created there now)"),
+                   api_host: str = typer.Option("127.0.0.1", "--api-host", help="where the tenant hub's API listens"),
+                   api_port: int = typer.Option(8080, "--api-port", min=1, max=65535),
+                   store_url: str = typer.Option("http://influxdb:8086", "--store-url",
+                                                 help='the InfluxDB 2 URL for the hub ("" for none)'),
+                   hub_uid: int = typer.Option(None, "--hub-uid", help="uid that runs the tenant's hub "
+                                               "[default: the folder's hub uid]"),
+                   as_json: bool = JsonOpt) -> None:
+        """Add a city (tenant) on this folder's broker: its own hub (config, identities, keys, first admin),
+        topics under dozor/v1/NAME/ and an ACL that keeps it and the other cities apart."""
+        from dozor.provision import tenants
+
+        out = _run(lambda: tenants.add_tenant(root, name, hub_state_dir=hub_state_dir, api_host=api_host,
+                                              api_port=api_port, store_url=store_url, hub_uid=hub_uid), as_json)
+        if as_json:
+            emit_json(out)
+            return
+        console.print(f"tenant {name}: topics {out['topics']}, hub: dozor hub run --config {out['hub_config']}")
+        console.print(f"  next: {out['next']}")
 
     @prov.command("list")
     def listing(root: Path = DirArg, as_json: bool = JsonOpt) -> None:

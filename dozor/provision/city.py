@@ -32,6 +32,7 @@ from pathlib import Path
 from contract.errors import DozorError
 from contract.topics import check_id
 from dozor.provision import templates as t
+from dozor.provision import tenants
 from runtime import pki
 from runtime.keyfiles import write_secret
 
@@ -97,7 +98,8 @@ def _issue_client(ca: pki.Issued, cn: str, cert: Path, key: Path) -> int:
 
 
 def _write_crl(lay: Layout, state: dict) -> None:
-    revoked = [g["serial"] for g in state["gateways"].values() if g.get("revoked")]
+    every = [state["gateways"], *(r["gateways"] for r in state.get("tenants", {}).values())]
+    revoked = [g["serial"] for gateways in every for g in gateways.values() if g.get("revoked")]
     revoked += state.get("revoked_serials", [])
     crl = lay.broker / "crl.pem"
     crl.write_bytes(pki.make_crl(_ca(lay), revoked))
@@ -143,7 +145,7 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     hub_state_dir.mkdir(parents=True, exist_ok=True)
     hub_state_dir.chmod(0o700)  # keys, users, audit chain: the hub's user only
     keys = load_or_create(hub_state_dir)
-    admin_written = _first_admin(lay, hub_state_dir, keys.kid)
+    admin_written = first_admin(lay.hub, hub_state_dir, keys.kid, root)
     api_host = api_host or state.get("api_host") or "127.0.0.1"
     api_port = api_port or state.get("api_port") or 8080
     huid = hub_uid if hub_uid is not None else (IMAGE_UID if os.geteuid() == 0 else os.geteuid())
@@ -155,7 +157,7 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
                  hub_state_dir=str(hub_state_dir), hub_keys=keys.public_keys_b64(), api_host=api_host,
                  api_port=api_port)
     (lay.broker / "mosquitto.conf").write_text(t.mosquitto_conf(root, port=port, bind=bind))
-    (lay.broker / "acl").write_text(t.acl())
+    (lay.broker / "acl").write_text(tenants.broker_acl(state))  # single city: templates.acl(), unchanged
     (lay.hub / "hub.toml").write_text(t.hub_toml(broker_url=broker_url(state), state_dir=hub_state_dir,
                                                  api_host=api_host, api_port=api_port, store_url=store_url))
     if not (lay.hub / "zones.json").exists():
@@ -191,8 +193,8 @@ def _broker_uid(user: str | None) -> int:
         raise ProvisionError(f"--broker-user {user!r}: no such user on this machine") from None
 
 
-def _first_admin(lay: Layout, state_dir: Path, kid: str) -> bool:
-    """A hub without users refuses to start: create ``admin`` once, its token in DIR/hub/admin-token (0600).
+def first_admin(hub_dir: Path, state_dir: Path, kid: str, root: Path) -> bool:
+    """A hub without users refuses to start: create ``admin`` once, its token in ``hub_dir``/admin-token (0600).
     True if it did; False if the state dir already had users (nothing is overwritten)."""
     from dozor.commands.users import local_actor
     from hub.audit import AuditLog
@@ -205,10 +207,10 @@ def _first_admin(lay: Layout, state_dir: Path, kid: str) -> bool:
         user, token = users.add("admin", Role.admin)
     finally:
         users.close()
-    write_secret(lay.hub / "admin-token", token.encode())
+    write_secret(hub_dir / "admin-token", token.encode())
     audit = AuditLog.in_state_dir(state_dir)
     try:
-        audit.append(local_actor(), "provision.init", str(lay.root), {"kid": kid})
+        audit.append(local_actor(), "provision.init", str(root), {"kid": kid})
         audit.append(local_actor(), "user.add", user.name, {"role": user.role.value})
     finally:
         audit.close()
@@ -240,36 +242,42 @@ def _write_compose_env(lay: Layout, state: dict) -> None:
 
 
 def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/dozor-gateway",
-                broker_host: str | None = None) -> dict:
-    """Issue ``gw``'s client certificate, register it with the hub (its zone in zones.json) and write its bundle."""
+                broker_host: str | None = None, tenant: str = "") -> dict:
+    """Issue ``gw``'s client certificate, register it with the hub (its zone in zones.json) and write its bundle.
+    ``tenant``: a gateway of that tenant (``dozor provision tenant``), registered with that tenant's hub."""
     check_id(gw, "gateway id")
     check_id(zone, "zone")
     lay = Layout(root.resolve())
     state = _load_state(lay)
+    sc = tenants.scope(lay.root, state, tenant)
     if gw in t.RESERVED:
         raise ProvisionError(f"{gw!r} is the hub's own identity; choose another gateway id")
-    prior = state["gateways"].get(gw)
+    prior = sc.gateways(state).get(gw)
     if prior and prior.get("revoked"):
         raise ProvisionError(f"gateway {gw} was revoked; provision the replacement cabinet under a new id")
-    out = lay.gateway(gw)
+    out = sc.bundle(gw)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(lay.ca_cert, out / "ca.crt")
     serial = prior["serial"] if prior and (out / "client.key").exists() else \
-        _issue_client(_ca(lay), gw, out / "client.crt", out / "client.key")
+        _issue_client(_ca(lay), sc.cn(gw), out / "client.crt", out / "client.key")
     from hub.keys import load_or_create  # every key the hub announces now (active and staged: a rotation)
 
-    state["hub_keys"] = load_or_create(Path(state["hub_state_dir"])).public_keys_b64()
+    hub = sc.hub_record(state)
+    hub["hub_keys"] = load_or_create(sc.hub_state_dir).public_keys_b64()
     (out / "gateway.toml").write_text(t.gateway_toml(gw=gw, zone=zone, broker_url=broker_url(state, broker_host),
-                                                     hub_keys=state["hub_keys"], state_dir=state_dir))
-    kid = _enroll_identity(lay, state, gw, out)
-    _register_with_hub(lay, gw, zone)
-    state["gateways"][gw] = {"zone": zone, "serial": serial, "revoked": False, "identity_kid": kid,
-                             "created": (prior or {}).get("created", time.time())}
+                                                     hub_keys=hub["hub_keys"], state_dir=state_dir, tenant=tenant))
+    kid = _enroll_identity(sc, hub["hub_uid"], gw, out)
+    _register_with_hub(sc.hub, gw, zone)
+    sc.gateways(state)[gw] = {"zone": zone, "serial": serial, "revoked": False, "identity_kid": kid,
+                              "created": (prior or {}).get("created", time.time())}
     _save_state(lay, state)
-    return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}", "identity_kid": kid}
+    if tenant or state.get("tenants"):  # per-identity ACL blocks: this gateway needs its own (then kill -HUP)
+        (lay.broker / "acl").write_text(tenants.broker_acl(state))
+    return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}", "identity_kid": kid,
+            **({"tenant": tenant, "mqtt_username": sc.cn(gw)} if tenant else {})}
 
 
-def _enroll_identity(lay: Layout, state: dict, gw: str, out: Path) -> str:
+def _enroll_identity(sc: tenants.Scope, hub_uid: int, gw: str, out: Path) -> str:
     """The gateway's Ed25519 identity key (signs its births, heartbeats, acks, events) is made here, into the
     bundle (``identity-key``, 0600; the installer moves it into the cabinet's state dir), and its public half is
     enrolled with the hub: the hub never trusts a key on first use."""
@@ -277,9 +285,8 @@ def _enroll_identity(lay: Layout, state: dict, gw: str, out: Path) -> str:
     from hub.gwtrust import enroll
 
     ident = load_or_create(out)
-    hub_state = Path(state["hub_state_dir"])
-    enroll(hub_state, gw, ident.public_b64, actor=f"local:{_who()}", reason="dozor provision gateway")
-    _own(hub_state, state["hub_uid"])
+    enroll(sc.hub_state_dir, gw, ident.public_b64, actor=f"local:{_who()}", reason="dozor provision gateway")
+    _own(sc.hub_state_dir, hub_uid)
     return ident.kid
 
 
@@ -297,13 +304,13 @@ def _own(folder: Path, uid: int) -> None:
             os.chown(p, uid, -1)
 
 
-def _zones(lay: Layout) -> list[dict]:
-    return json.loads((lay.hub / "zones.json").read_text())
+def _zones(hub_dir: Path) -> list[dict]:
+    return json.loads((hub_dir / "zones.json").read_text())
 
 
-def _register_with_hub(lay: Layout, gw: str, zone: str) -> None:
+def _register_with_hub(hub_dir: Path, gw: str, zone: str) -> None:
     """The hub's registry of gateways is its zones file: a gateway listed in a zone receives that zone's alerts."""
-    zones = _zones(lay)
+    zones = _zones(hub_dir)
     for z in zones:
         if z["id"] == zone:
             if gw not in z.setdefault("gateways", []):
@@ -311,30 +318,33 @@ def _register_with_hub(lay: Layout, gw: str, zone: str) -> None:
             break
     else:
         zones.append({"id": zone, "name": zone, "gateways": [gw]})
-    (lay.hub / "zones.json").write_text(t.zones_json(zones))
+    (hub_dir / "zones.json").write_text(t.zones_json(zones))
 
 
-def revoke(root: Path, gw: str) -> dict:
+def revoke(root: Path, gw: str, tenant: str = "") -> dict:
     """Revoke ``gw`` at the broker (its certificate into the CRL; reload the broker afterwards) and at the hub
     (removed from every zone, so no alert is addressed to it, and its identity key un-enrolled, so the hub
     ignores anything it signs from then on)."""
     lay = Layout(root.resolve())
     state = _load_state(lay)
-    entry = state["gateways"].get(gw)
+    sc = tenants.scope(lay.root, state, tenant)
+    entry = sc.gateways(state).get(gw)
     if entry is None:
-        raise ProvisionError(f"no gateway {gw!r} was provisioned in {lay.root}")
+        raise ProvisionError(f"no gateway {gw!r} was provisioned in {sc.base}")
     entry["revoked"] = True
     entry["revoked_at"] = time.time()
     _write_crl(lay, state)
-    zones = _zones(lay)
+    zones = _zones(sc.hub)
     for z in zones:
         z["gateways"] = [g for g in z.get("gateways", []) if g != gw]
         z["devices"] = [d for d in z.get("devices", []) if not d.startswith(f"{gw}/")]
-    (lay.hub / "zones.json").write_text(t.zones_json(zones))
+    (sc.hub / "zones.json").write_text(t.zones_json(zones))
     from hub.gwtrust import revoke as untrust
 
-    hub_revoked = untrust(Path(state["hub_state_dir"]), gw, reason="dozor provision revoke", actor="provision")
+    hub_revoked = untrust(sc.hub_state_dir, gw, reason="dozor provision revoke", actor="provision")
     _save_state(lay, state)
+    if state.get("tenants"):
+        (lay.broker / "acl").write_text(tenants.broker_acl(state))  # its ACL block goes too
     return {"gateway": gw, "revoked": True, "hub_enrollment_removed": hub_revoked,
             "serial": f"{entry['serial']:x}", "crl": str(lay.broker / "crl.pem"),
             "next": "reload the broker (kill -HUP <mosquitto pid>, or `docker compose kill -s HUP mosquitto`) "
@@ -349,4 +359,5 @@ def listing(root: Path) -> dict:
             "hub_state_dir": state["hub_state_dir"], "hub_keys": state["hub_keys"],
             "gateways": [{"gateway": gw, "zone": g["zone"], "serial": f"{g['serial']:x}", "revoked": g["revoked"],
                           "identity_kid": g.get("identity_kid"),
-                          "bundle": str(lay.gateway(gw))} for gw, g in sorted(state["gateways"].items())]}
+                          "bundle": str(lay.gateway(gw))} for gw, g in sorted(state["gateways"].items())],
+            **({"tenants": tenants.listing(lay.root, state)} if state.get("tenants") else {})}

@@ -125,6 +125,7 @@ class DispatchMixin(EngineBase):
                                   if alert.phase == PHASE_ALL_CLEAR else alert.duration_s))
             params = CommandParams(signal=alert.phase_signal, duration_s=duration)
         out: list[tuple[str, bytes]] = []
+        tenant = self.cfg.topics
         now = self.clock()
         for gw, gw_tracks in groups.items():
             for i in range(0, len(gw_tracks), MAX_TARGETS):
@@ -142,7 +143,7 @@ class DispatchMixin(EngineBase):
                 for t in chunk:
                     t.attempts += 1
                     self.store.put_device(alert.id, t.gateway, t.device, t)
-                out.append((topics.gw(gw, topics.GwChannel.CMD), token.encode()))
+                out.append((tenant.gw(gw, topics.GwChannel.CMD), token.encode()))
         alert.last_sent_at, alert.last_sent_mono = now, self.mono()
         if retry:
             self._save(alert)  # (a phase's first send saves the alert once, after its last chunk)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from contract import topics
 from contract.models import Mode, Signal, ZoneState, ZoneStatus
 from hub.alerts.base import AlertHook, EngineBase
 from hub.alerts.model import ACTIVE, ALL_CLEAR, CANCELLED, Alert
@@ -67,7 +66,7 @@ class ZoneStateMixin(EngineBase):
             self._spawn(self._run_hook(hook, snapshot, states))
 
     async def _publish_zone(self, state: ZoneState) -> None:
-        if not await self.publish(topics.zone_state(state.zone), state.to_bytes(), 1, True):
+        if not await self.publish(self.cfg.topics.zone_state(state.zone), state.to_bytes(), 1, True):
             self.metrics.publish_errors.labels("zone_state").inc()
 
     async def republish_zone_states(self) -> None:

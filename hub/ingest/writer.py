@@ -50,6 +50,7 @@ class TargetConfig:
     password: str = ""
     precision: Literal["ms"] = "ms"
     timeout_s: float = 10.0
+    tenant: str = ""  # a named tenant: every line gets the tag tenant=<name> (hub/ingest/tenant.py)
 
     @property
     def name(self) -> str:
@@ -129,6 +130,14 @@ class V2Writer:
 
 
 def make_writer(config: TargetConfig, *, transport: httpx.BaseTransport | None = None) -> Writer:
+    if config.tenant:
+        from hub.ingest.tenant import TenantTagged
+
+        return TenantTagged(_make_writer(config, transport=transport), config.tenant)
+    return _make_writer(config, transport=transport)
+
+
+def _make_writer(config: TargetConfig, *, transport: httpx.BaseTransport | None) -> Writer:
     if config.kind == "v1":
         return V1Writer(config, transport=transport)
     if config.kind == "v2":

@@ -34,8 +34,10 @@ from tests.gwident import Sealer, enroll
 class FakeGateway:
     def __init__(self, port: int, gateway: str, hub_keys: dict[str, Ed25519PublicKey],
                  devices: list[tuple[str, DeviceKind]], *, behaviour: str = "ok", session: int = 1,
-                 heartbeat_s: float = 10.0) -> None:
+                 heartbeat_s: float = 10.0, tenant: str = "") -> None:
         self.port = port
+        self.topics = topics.Topics(tenant)  # a named tenant's gateway: dozor/v1/<tenant>/gw/...
+        self.tenant = tenant
         self.id = gateway
         self.keys = hub_keys
         self.devices = dict(devices)
@@ -64,16 +66,16 @@ class FakeGateway:
         enroll(self.id)  # into every hub running in this test process
         with self.sealer.lock:
             self.sealer.session, self.sealer.ctr = self.session, 0
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"fake-{self.id}-{self.session}",
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"fake-{self.tenant}{self.id}-{self.session}",
                         protocol=paho.MQTTv311)
-        c.will_set(topics.gw(self.id, "state"), self.sealer.will(self.state("offline")), qos=1, retain=True)
+        c.will_set(self.topics.gw(self.id, "state"), self.sealer.will(self.state("offline")), qos=1, retain=True)
         c.on_message = self._on_message
         connected = threading.Event()
 
         def on_connect(client, userdata, flags, reason, props) -> None:
             # also after paho's automatic reconnect (e.g. a broker restart): subscribe and re-announce
-            client.subscribe(topics.gw(self.id, "cmd"), qos=1)
-            client.publish(topics.gw(self.id, "state"), self.sealer(self.state("online")), qos=1, retain=True)
+            client.subscribe(self.topics.gw(self.id, "cmd"), qos=1)
+            client.publish(self.topics.gw(self.id, "state"), self.sealer(self.state("online")), qos=1, retain=True)
             connected.set()
 
         c.on_connect = on_connect
@@ -106,11 +108,11 @@ class FakeGateway:
                        ts=time.time(), uptime_s=1.0,
                        devices=tuple(DeviceStatus(id=d, state=(states or {}).get(d, DeviceState.IDLE),
                                                   faults=(faults or {}).get(d, ())) for d in self.devices))
-        self.client.publish(topics.gw(self.id, "heartbeat"), self.sealer(hb), qos=0)
+        self.client.publish(self.topics.gw(self.id, "heartbeat"), self.sealer(hb), qos=0)
 
     def publish_raw(self, channel: str, payload: bytes) -> None:
         assert self.client is not None
-        self.client.publish(topics.gw(self.id, channel), payload, qos=1).wait_for_publish(5)
+        self.client.publish(self.topics.gw(self.id, channel), payload, qos=1).wait_for_publish(5)
 
     # ------------------------------------------------------------ commands
     def _ack(self, jti: str, alert: str | None, stage: AckStage, devices: tuple[str, ...], reason: str | None = None,
@@ -120,7 +122,7 @@ class FakeGateway:
         with self.lock:
             self.acks.append(ack)
         if self.client is not None:
-            self.client.publish(topics.gw(self.id, "ack"), self.sealer(ack, session=True), qos=1)
+            self.client.publish(self.topics.gw(self.id, "ack"), self.sealer(ack, session=True), qos=1)
 
     def _on_message(self, client, userdata, msg) -> None:
         token = msg.payload
