@@ -9,6 +9,10 @@ Three rates in the same run, so the result is measured against the real limit of
    to VictoriaMetrics' ``/api/v2/write`` in 5,000-line requests (the spool's write size), one writer as in the hub
    (measurement renamed ``direct_*`` so the counts stay apart); ``store_direct_per_s``.
 ``ratio_to_limit`` = dozor end to end / min(store direct, raw MQTT delivery). (``ratio`` = dozor / raw, as before.)
+Where the hub phase's time goes: ``hub_phase_published_after_s`` (the broker had every message),
+``hub_received_all_after_s`` (the hub had parsed every batch), ``hub_seconds`` (the store had every line), and
+``hub_cpu_s`` / ``hub_cpu_us_per_point`` (the hub process's CPU over the phase, all threads), and the CPU the store
+and the broker spent per point (``store_cpu_us_per_point_direct``, ``..._hub_phase``, ``broker_cpu_...``).
 
 Real Mosquitto, a real VictoriaMetrics and a `dozor hub run` process (its own interpreter, as deployed).
 ``--publishers`` processes publish pre-encoded telemetry batches (``--readings`` readings x 5 metrics each; one
@@ -156,8 +160,10 @@ def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) ->
             while not http.get(url).json().get("mqtt_ingest"):
                 time.sleep(0.05)
             lines = args.batches * args.readings
+            cpu0 = _cpu_s(hub.pid)
             start, acked = publish(port, batches=args.batches, readings=args.readings, gateways=args.gateways,
                                    session=2, t0=t0 + 3600, workers=args.publishers, wire=args.wire)
+            published = time.time()  # the broker acked every message of the publishers
             deadline = time.monotonic() + args.timeout
             received = None
             while True:
@@ -170,6 +176,7 @@ def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) ->
                     raise RuntimeError(f"hub phase stalled: {stats}")
                 time.sleep(0.05)  # each poll costs the hub an HTTP request: not too often
             end = time.time()
+            cpu = _cpu_s(hub.pid) - cpu0
     finally:
         hub.terminate()
         try:
@@ -178,7 +185,13 @@ def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) ->
             hub.kill()
         hub_log.close()
     return {"seconds": end - start, "acked": acked, "stats": stats,
-            "received_seconds": (received or end) - start}
+            "received_seconds": (received or end) - start, "cpu_s": cpu, "published_seconds": published - start}
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def direct_phase(vm: VictoriaMetrics, args, t0: float) -> float:
@@ -236,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Mosquitto(extra_conf=f"max_inflight_messages {args.broker_inflight}\n") as broker, \
                 VictoriaMetrics() as vm:
+            assert vm.proc is not None and broker.proc is not None
+            cpu0 = _cpu_s(vm.proc.pid)
             direct = direct_phase(vm, args, t0)
+            store_cpu_direct = _cpu_s(vm.proc.pid) - cpu0
             raw = raw_phase(broker.port, args, t0, workdir)
+            cpu0, bcpu0 = _cpu_s(vm.proc.pid), _cpu_s(broker.proc.pid)
             hub = hub_phase(broker.port, vm, args, t0, workdir)
+            store_cpu_hub, broker_cpu_hub = _cpu_s(vm.proc.pid) - cpu0, _cpu_s(broker.proc.pid) - bcpu0
             points_stored = stored(vm)
     finally:
         if not args.keep:
@@ -251,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
               "points_per_batch": per_batch, "publishers": args.publishers,
               "broker_inflight": args.broker_inflight, "wire": args.wire, "hub_seconds": round(hub["seconds"], 3),
               "hub_received_all_after_s": round(hub["received_seconds"], 3),
+              "hub_cpu_s": round(hub["cpu_s"], 2),
+              "hub_phase_published_after_s": round(hub["published_seconds"], 3),
+              "hub_cpu_us_per_point": round(1e6 * hub["cpu_s"] / (args.batches * args.readings * len(METRICS)), 3),
+              # the CPU budget of the path (2 cores here): what the store and the broker spent per point
+              "store_cpu_us_per_point_direct": round(1e6 * store_cpu_direct / sent, 3),
+              "store_cpu_us_per_point_hub_phase": round(1e6 * store_cpu_hub / sent, 3),
+              "broker_cpu_us_per_point_hub_phase": round(1e6 * broker_cpu_hub / sent, 3),
               "hub_counters": {k: v for k, v in hub["stats"].items() if not k.startswith("ingest.readings")},
               "cpus": os.cpu_count()}
     if args.json:

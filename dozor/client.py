@@ -51,11 +51,15 @@ class HubClientError(DozorError):
 class HubClient:
     def __init__(self, base_url: str = DEFAULT_URL, token: str | None = None, *,
                  transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        # several hubs of one city (comma-separated): a hub that cannot be reached is skipped for the next one
+        # (the request never left, so even an alert action is safe to send again); any of them serves and
+        # forwards alert actions to the leader (docs/operations.md "Two hubs, one city")
+        self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [DEFAULT_URL]
+        self.base_url = self.urls[0]
         self.timeout = timeout
         self._has_token = bool(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
 
     @classmethod
     def from_config(cls, path: str | Path, **kw: Any) -> HubClient:
@@ -101,15 +105,20 @@ class HubClient:
 
     def _send(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
               timeout: float | None = None, want_json: bool = True) -> Any:
-        try:
-            r = self._http.request(method, path, json=json, params=params,
-                                   timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
-        except httpx.ConnectError:
-            raise HubClientError(f"hub not reachable at {self.base_url} — is `dozor hub run` up?") from None
-        except httpx.TimeoutException:
-            raise HubClientError(f"hub at {self.base_url} did not answer within {self.timeout:g}s") from None
-        except httpx.HTTPError as exc:
-            raise HubClientError(f"talking to the hub at {self.base_url} failed: {exc}") from None
+        for left in range(len(self.urls) - 1, -1, -1):
+            try:
+                r = self._http.request(method, self.base_url + path, json=json, params=params,
+                                       timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+                break
+            except httpx.ConnectError:
+                if not left:
+                    raise HubClientError(f"hub not reachable at {', '.join(self.urls)} — is `dozor hub run` up?"
+                                         ) from None
+                self.base_url = self.urls[(self.urls.index(self.base_url) + 1) % len(self.urls)]
+            except httpx.TimeoutException:
+                raise HubClientError(f"hub at {self.base_url} did not answer within {self.timeout:g}s") from None
+            except httpx.HTTPError as exc:
+                raise HubClientError(f"talking to the hub at {self.base_url} failed: {exc}") from None
         if r.status_code == 401 and not self._has_token:
             raise HubClientError(f"no token given, and the hub at {self.base_url} needs one: pass your user token "
                                  "with --token, DOZOR_TOKEN or DOZOR_TOKEN_FILE (`dozor users add NAME --role ROLE` "

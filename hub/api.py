@@ -116,7 +116,9 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
                 "alerts_tracking": len(hub.engine._trackers),
                 "ingest": hub.ingest.stats() if hub.ingest is not None else dict(hub.pipeline.counters),
                 "telemetry_cursor": hub.latest.cursor,
-                "kid": hub.keys.kid, "public_key": hub.keys.public_b64}
+                "kid": hub.keys.kid, "public_key": hub.keys.public_b64,
+                "role": "follower" if hub.follower is not None and hub.follower.following else "leader",
+                **({"follower_refreshes": hub.follower.refreshes} if hub.follower is not None else {})}
 
     @app.get("/metrics", dependencies=[Depends(require(Role.viewer, metrics=True))])
     async def prometheus() -> Response:

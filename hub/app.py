@@ -14,7 +14,6 @@ committed to the spool, so a crashed hub gets the uncommitted messages again fro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -30,11 +29,13 @@ from hub.alerts import AlertEngine, AlertHook
 from hub.alerts.actors import SYSTEM
 from hub.api import create_app
 from hub.audit import AuditLog
-from hub.audit.service import Anchorer, record_signing_key
+from hub.audit.retention import ARCHIVE_DIR
+from hub.audit.service import Anchorer, record_signing_key, retain
 from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
 from hub.grafana import points
 from hub.gwtrust import GatewayTrust, TrustStore, Verifier
+from hub.ha import Follower, LeaderProxy, holder_name, instance_id
 from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
@@ -55,11 +56,12 @@ from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
 from hub.serving import ApiServer, check_secrets, warn_inline_secrets
+from hub.shutdown import shutdown
 from hub.store import Store
 from hub.violations.service import Violations
 from hub.zones import Zones
-from runtime import sdnotify
-from runtime.supervise import Supervisor
+from runtime import memtrim, sdnotify
+from runtime.supervise import Supervisor, reap
 
 log = logging.getLogger(__name__)
 # alert events that go into the tamper-evident chain: operator actions and state changes (retries and per-device
@@ -92,7 +94,12 @@ class Hub:
         self.store = Store(cfg.state_dir / "hub.sqlite") if self.backend.kind == "sqlite" else \
             Store(self.backend.open("hub"))
         self.leader = None if self.backend.kind == "sqlite" else Leadership(
-            self.store.db, cfg.leader_lease_s, on_fenced=lambda: self.metrics.publish_errors.labels("fenced").inc())
+            self.store.db, cfg.leader_lease_s, on_fenced=lambda: self.metrics.publish_errors.labels("fenced").inc(),
+            holder=holder_name(cfg.advertise_url or config.api_url))  # followers forward alert requests there
+        # every instance serves (hub.ha): a follower mirrors the database until it takes the lease; with a
+        # shared subscription group every instance also takes its share of telemetry from the start
+        self.follower = Follower(self, cfg.follower_refresh_s) if self.leader is not None else None
+        self.shared_ingest = self.leader is not None and bool(config.mqtt.share_group)
         if self.leader is not None:
             self.store.fence = self.leader.lease.check  # hub state is written only under the lease
         self.registry = Registry(self.store, self.metrics)
@@ -104,7 +111,8 @@ class Hub:
         self.dispatcher = Dispatcher(self.metrics, cfg.topics)  # the tenant's topics only
         self.mqtt = HubMqtt(config.mqtt, self.dispatcher, self.metrics, keys=self.keys.all_kids,
                             on_connect=self._on_connect, on_refresh=self._republish_retained, channels=CONTROL)
-        self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False)
+        self.mqtt_ingest = HubMqtt(config.mqtt, self.dispatcher, self.metrics, channels=INGEST, control=False,
+                                   instance=instance_id(cfg.state_dir.resolve()) if self.shared_ingest else None)
         self.gwtrust = GatewayTrust(TrustStore.in_backend(self.backend), count=lambda ch, r: self.metrics.unverified.labels(ch, r).inc(),
                                     reset_session=self.registry.reset_session, publish=self.mqtt.publish,
                                     topics=cfg.topics)
@@ -296,8 +304,11 @@ class Hub:
     async def _lead(self) -> None:
         """Hold the state database lease before acting (a standby waits here), then re-read what the previous
         leader may have written since this hub was built: the gateways' replay floors (alerts resume next)."""
-        assert self.leader is not None
+        assert self.leader is not None and self.follower is not None
+        log.info("serving the API on %s from the shared state database; alert requests go to the leader",
+                 self.config.api_url)
         await self.leader.take()
+        self.follower.stop()
         v = self.gwtrust.verifier
         self.gwtrust.verifier = self.dispatcher.verifier = Verifier(v.store, count=v.count, on_epoch=v.on_epoch)
 
@@ -323,18 +334,43 @@ class Hub:
     def long_lived_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
         """Every long-lived task of the hub except the API server, by name, as factories: ``run`` starts each
         under one ``runtime.supervise.Supervisor``, so a task that fails is counted
-        (``dozor_hub_task_failures_total{task}``), logged once with its cause, and restarted."""
-        out: list[tuple[str, Callable[[], Awaitable[object]]]] = [
-            ("mqtt", self.mqtt.run), ("mqtt-ingest", self.mqtt_ingest.run), ("engine", self.engine.run),
-            ("registry", self.registry.run), ("flusher", self._flusher), ("audit-anchor", self.anchorer.run),
-            ("gwtrust", self.gwtrust.run), ("keys", self._keys_watch),
-            *([("lease", self.leader.keep)] if self.leader is not None else []),
-            ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]
-        if self.ingest is not None:
-            out.append(("ingest", self.ingest.run))
+        (``dozor_hub_task_failures_total{task}``), logged once with its cause, and restarted. The serving tasks
+        run on every instance from the start; the others only once this instance leads (``hub.ha``)."""
+        return self.serving_tasks() + self.leader_tasks()
+
+    def serving_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+        out: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if self.follower is not None:
+            out.append(("follower", self.follower.run))
+        if self.shared_ingest:
+            out.extend(self._ingest_tasks())
+        if self.config.hub.memory_trim_s > 0:  # RSS follows live objects, not the peak of the last alert start
+            out.append(("memtrim", lambda: memtrim.trim_every(self.config.hub.memory_trim_s,
+                                                              quiet=lambda: not self.engine.busy)))
         if (probe := memprobe_settings()) is not None:
             out.append(("memprobe", lambda: run_probe(*probe)))
         return out
+
+    def leader_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+        out: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("mqtt", self.mqtt.run), ("engine", self.engine.run),
+            ("registry", self.registry.run), ("flusher", self._flusher), ("audit-anchor", self.anchorer.run),
+            ("audit-retention", lambda: retain(self.audit, lambda: self.keys, days=self.config.hub.audit_retention_days,
+                                               archive_dir=self.config.hub.state_dir / ARCHIVE_DIR)),
+            ("gwtrust", self.gwtrust.run), ("held-births", self._release_held), ("keys", self._keys_watch),
+            *([("lease", self.leader.keep)] if self.leader is not None else []),
+            ("sd_notify", lambda: sdnotify.keepalive(f"API on {self.config.api_url}"))]
+        if not self.shared_ingest:
+            out.extend(self._ingest_tasks())
+        return out
+
+    def _ingest_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+        return [("mqtt-ingest", self.mqtt_ingest.run), *([("ingest", self.ingest.run)] if self.ingest else [])]
+
+    async def _release_held(self, interval_s: float = 0.25) -> None:
+        while True:  # births refused before their gateway's enrollment was seen go through once it is
+            await asyncio.sleep(interval_s)
+            self.dispatcher.release_held()
 
     async def _flusher(self) -> None:
         while True:
@@ -350,10 +386,8 @@ class Hub:
         except OSError as exc:
             raise ConfigError(f"cannot serve the API on {self.config.api_url}: {exc.strerror or exc} "
                               "(is another hub running? change [hub] api_port)") from None
-        if self.leader is not None:
-            await self._lead()
-        self.engine.resume()
-        guarded = Guard(self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
+        self.proxy = LeaderProxy(self.app, self) if self.leader is not None else None
+        guarded = Guard(self.proxy or self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
                         on_too_large=self.metrics.api_body_too_large.inc,
                         on_limited=lambda what: self.metrics.api_rate_limited.labels(what).inc())
         self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
@@ -363,7 +397,7 @@ class Hub:
                  self.config.mqtt.shown, self.keys.kid)
         sup = Supervisor("hub", on_failure=lambda name: self.metrics.task_failures.labels(name).inc(), log=log)
         await sup.__aenter__()
-        for name, factory in self.long_lived_tasks():
+        for name, factory in self.serving_tasks():
             sup.start(name, factory)
         self.supervisor = sup
         tasks = [asyncio.create_task(self.server.serve(sockets=[sock]), name="api")]
@@ -373,10 +407,22 @@ class Hub:
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         tasks.append(asyncio.create_task(stop.wait(), name="signal"))
-        if self.leader is not None:
-            tasks.append(asyncio.create_task(self.leader.lost.wait(), name="lease"))
         try:
             await self.residents.start()  # Web Push workers spawn before the first alert, not during it
+            if self.leader is not None:  # a follower serves (hub.ha) until it holds the lease
+                lead = asyncio.create_task(self._lead(), name="lead")
+                await asyncio.wait([lead, *tasks], return_when=asyncio.FIRST_COMPLETED)
+                if not lead.done():  # stopped (or the API failed) before this instance ever led
+                    await reap(lead)
+                    for task in tasks:
+                        if task.done() and task.exception() is not None:
+                            raise task.exception()
+                    return
+                lead.result()
+                tasks.append(asyncio.create_task(self.leader.lost.wait(), name="lease"))
+            self.engine.resume()
+            for name, factory in self.leader_tasks():
+                sup.start(name, factory)
             self.started.set()
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -387,38 +433,4 @@ class Hub:
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            self.server.should_exit = True
-            with contextlib.suppress(Exception, asyncio.CancelledError):  # the last head, signed and published
-                await asyncio.wait_for(self.anchorer.tick(), 2)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self.mqtt.close(), 2)  # HubState offline while still connected
-            if self.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(self.ingest.commit(), 5)
-            await sup.aclose()  # every supervised task cancelled and awaited
-            api = tasks[0]
-            for task in tasks[1:]:
-                task.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(api), 5)
-            api.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if self.ingest is not None:  # what is buffered goes to the durable spool before we exit
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.ingest.aclose(redelivered=self.mqtt_ingest.defer_ack is not None),
-                                           self.config.store.timeout_s + 5)
-            await self.engine.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.residents.aclose(), 5)
-            with contextlib.suppress(Exception):
-                self.engine._flush()
-            if self.leader is not None and self.leader.lease.valid():
-                self.leader.release()  # a clean stop: the standby need not wait for the expiry
-            self.store.close()
-            self.gwtrust.close()
-            with contextlib.suppress(Exception):
-                self.audit.close()
-                self.users.close()
-            with contextlib.suppress(Exception):
-                self.violations.close()
-            log.info("hub stopped")
+            await shutdown(self, sup, tasks, watchdog=handle_signals)

@@ -99,6 +99,12 @@ class HubSettings(_Section):
     login_failures_per_min: int = Field(default=10, ge=1, le=100_000)
     public_requests_per_min: int = Field(default=120, ge=1, le=1_000_000)
     audit_anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    # PostgreSQL, several instances (hub.ha): the URL other instances forward alert requests to when this one leads
+    # (default: api_url, right when all run on one host), and how often a follower re-reads the shared state
+    advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
+    follower_refresh_s: float = Field(default=0.5, gt=0, le=60)
+    audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
+    memory_trim_s: float = Field(default=60.0, ge=0, le=3600)  # freed heap back to the OS this often, between alerts
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
     leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
 
@@ -138,6 +144,10 @@ class MqttSettings(BrokerAddress, _Section):
     # With several broker nodes (urls): the retained hub and zone states go out again healthy_s after a connect,
     # then this often (0: never), since a cluster may drop a retained write during a leader election.
     retained_refresh_s: float = Field(default=60.0, ge=0, le=86_400)
+    # Several hubs on PostgreSQL: an MQTT shared subscription group ($share/<group>/..., Mosquitto and EMQX) for
+    # telemetry and events, so every instance ingests its share. Unset (and on brokers without $share, e.g. the
+    # NATS cluster): only the leader ingests.
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     # The ingest connection's own certificate, for brokers that bind the client id to the certificate's
     # identity (`dozor provision`: control = CN dozor-hub, ingest = CN dozor-hub-ingest). Default: cert_file.
     ingest_cert_file: Path | None = None

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class Leadership:
-    def __init__(self, db: Database, ttl_s: float, *, on_fenced: Callable[[], None] = lambda: None) -> None:
-        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+    def __init__(self, db: Database, ttl_s: float, *, on_fenced: Callable[[], None] = lambda: None,
+                 holder: str | None = None) -> None:
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = Lease(db, "hub", self.holder, ttl_s=ttl_s)
         self.on_fenced = on_fenced
         self.lost = asyncio.Event()

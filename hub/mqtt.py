@@ -104,6 +104,16 @@ class Dispatcher:
                 log.exception("handler for %s failed on %s", channel, topic)
 
 
+    def release_held(self) -> int:
+        """Dispatch the held births of gateways the verifier knows by now (called after each trust refresh), so
+        a gateway enrolled just after its birth arrived is known at once, not only at its next signed message
+        (which may itself be refused while the hub knows no session of it). Returns how many were released."""
+        verifier = self.verifier
+        ready = [gw for gw in self.held_births if verifier is not None and gw in verifier.gateways]
+        for gw in ready:
+            self.dispatch(*self.held_births.pop(gw))
+        return len(ready)
+
     def _hold_birth(self, gateway: str, topic: str, wire: bytes) -> None:
         if len(wire) > HELD_BIRTH_MAX_BYTES:
             return
@@ -121,15 +131,21 @@ class HubMqtt:
                  keys: tuple[str, ...] = (), on_connect: Callable[[], Awaitable[None]] | None = None,
                  on_refresh: Callable[[], Awaitable[None]] | None = None,
                  channels: tuple[topics.GwChannel, ...] = SUBSCRIBED, control: bool = True,
-                 defer_ack: Callable[[Callable[[], object] | None], None] | None = None) -> None:
+                 defer_ack: Callable[[Callable[[], object] | None], None] | None = None,
+                 instance: str | None = None) -> None:
         """``defer_ack``: acknowledge QoS 1 messages only when the application says so. Each message's PUBACK
         is handed to ``defer_ack(send)``; the ingest calls ``send()`` once the message's lines are committed
-        to its durable spool, so a hub crash before that makes the broker redeliver (persistent session)."""
+        to its durable spool, so a hub crash before that makes the broker redeliver (persistent session).
+        ``instance`` (an ingest connection with ``[mqtt] share_group``): this instance's own client id suffix, and
+        the subscriptions go to the shared group, so the broker splits the telemetry among the hub instances."""
         self.cfg = cfg if control else cfg.for_ingest()  # its own certificate where identities are bound
         self.topics = dispatcher.topics  # the tenant's topic prefix (contract/topics.py)
         self.channels = channels
         self.control = control
         self.client_id = cfg.client_id if control else f"{cfg.client_id[:57]}-ingest"
+        self.share = f"$share/{cfg.share_group}/" if instance is not None and cfg.share_group else ""
+        if self.share:
+            self.client_id = f"{cfg.client_id[:48]}-ingest-{instance[:8]}"
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.keys = keys
@@ -223,7 +239,7 @@ class HubMqtt:
         self.session_for_acks = session if self.defer_ack is not None else None
         async with session:
             self.backoff.up()
-            await session.subscribe([(self.topics.sub_gateways(ch), 1) for ch in self.channels])
+            await session.subscribe([(f"{self.share}{self.topics.sub_gateways(ch)}", 1) for ch in self.channels])
             self.session = session
             self.metrics.mqtt_connects.labels("control" if self.control else "ingest").inc()
             log.info("MQTT connected to %s:%d as %s", host, port, self.client_id)

@@ -60,12 +60,32 @@ class Registry:
         self.mono = mono
         self.gateways: dict[str, GatewayRecord] = {}
         self.listeners: list[Listener] = []
-        for doc in store.load_gateways():
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the gateways from the store again, as at a start (every one ``unknown`` until it is heard)."""
+        self.gateways = {}
+        for doc in self.store.load_gateways():
             try:
                 self._load(doc)
             except (KeyError, TypeError, ValueError) as exc:  # a damaged row must not keep the hub down
-                metrics.store_errors.inc()
+                self.metrics.store_errors.inc()
                 log.error("skipping unreadable gateway %s in the hub state: %r", doc.get("id"), exc)
+        self._gauge()
+
+    def mirror(self, docs: list[dict]) -> None:
+        """A follower hub: the leader's view of the fleet as it last wrote it (states included)."""
+        self.gateways = {}
+        for doc in docs:
+            try:
+                self._load(doc)
+            except (KeyError, TypeError, ValueError):
+                self.metrics.store_errors.inc()
+                continue
+            rec = self.gateways[doc["id"]]
+            state = doc.get("state", UNKNOWN)
+            rec.state = state if state in (ONLINE, OFFLINE) else UNKNOWN
+            rec.reason = "as the leader hub wrote it"
         self._gauge()
 
     def _load(self, doc: dict) -> None:

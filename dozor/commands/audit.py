@@ -4,6 +4,7 @@
     dozor audit export --config DIR/hub.toml --since 7d [--out FILE]   JSON Lines, verifiable offline
     dozor audit verify-export FILE --public-key KEY           offline: the export and the hub's public key only
     dozor audit log [--alert ID] [--actor NAME]               readable in a terminal (the hub API, or --config)
+    dozor audit prune --config DIR/hub.toml [--days N]        archive and drop records older than the retention
 
 Exit codes: 0 intact; 1 the chain or export is broken (the first bad record is named), the hub refused, or the
 `--broker` could not be reached or holds no signed head; 2 bad config or arguments (a malformed `--broker` URL).
@@ -116,7 +117,8 @@ def register(app: typer.Typer) -> None:
                                                      "on this MQTT broker (a copy outside the hub's disk)"),
                    as_json: bool = JsonOpt) -> None:
         """Recompute the chain and check every signed head; exit 1 naming the first bad record."""
-        from hub.audit import Anchor, load_anchors, verify
+        from hub.audit import Anchor, load_anchors
+        from hub.audit.retention import verify_log
 
         cfg, log, keys = _state(config, as_json)
         anchors = load_anchors(log)
@@ -136,7 +138,34 @@ def register(app: typer.Typer) -> None:
                 anchors.append(Anchor.from_dict(head))
             except (KeyError, TypeError, ValueError):
                 fail(f"the retained audit head on {broker} is malformed", as_json=as_json, code=1)
-        _report(verify(log.records(), anchors, keys.verification_keys()), as_json, "audit chain")
+        _report(verify_log(log, anchors, keys.verification_keys()), as_json, "audit chain")
+
+    @group.command("prune")
+    def prune_cmd(config: Path = ConfigOpt,
+                  days: float | None = typer.Option(None, "--days", help="prune records older than this many "
+                                                    "days [default: the config's [hub] audit_retention_days]"),
+                  as_json: bool = JsonOpt) -> None:
+        """Archive the records older than the retention into the state dir's audit-archive/ and drop them from
+        the database (the hub does this every hour by itself); the chain stays verifiable."""
+        from hub.audit.retention import ARCHIVE_DIR, prune
+        from hub.errors import StoreError
+
+        cfg, log, keys = _state(config, as_json)
+        keep_days = cfg.hub.audit_retention_days if days is None else days
+        if keep_days <= 0:
+            fail("--days must be more than 0", as_json=as_json, code=2)
+        try:
+            done = prune(log, keys.private, before_ts=time.time() - keep_days * 86400,
+                         archive_dir=cfg.hub.state_dir / ARCHIVE_DIR)
+        except StoreError as exc:
+            fail(str(exc), as_json=as_json, code=1)
+        if as_json:
+            emit_json(done.as_dict() if done else {"records": 0})
+        elif done:
+            console.print(f"archived records {done.first_seq}..{done.through_seq} ({done.records}) to "
+                          f"{done.archive} and pruned them")
+        else:
+            console.print(f"nothing older than {keep_days:g} days to prune")
 
     @group.command("export")
     def export_cmd(config: Path = ConfigOpt,

@@ -33,6 +33,9 @@ def register(app: typer.Typer) -> None:
         from runtime.ratelog import per_request_logs_to_debug
 
         per_request_logs_to_debug(log_level)  # no INFO line per TSDB write
+        from runtime import memtrim
+
+        memtrim.limit_arenas(2)  # before any thread: freed heap of worker threads is not kept in 16 arenas
         try:
             hub = Hub(load_config(config))
         except HubError as exc:

@@ -83,10 +83,11 @@ class Verdict:
     first_bad: int | None = None
     problem: str = ""
     covered_to: int = 0  # the highest seq covered by a valid signed head
+    pruned_to: int = 0  # records up to here left the database by retention (hub/audit/retention.py)
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "records": self.records, "anchors": self.anchors, "first_bad_seq": self.first_bad,
-                "problem": self.problem, "signed_to_seq": self.covered_to}
+                "problem": self.problem, "signed_to_seq": self.covered_to, "pruned_through_seq": self.pruned_to}
 
 
 def verify(records: Iterable[Record], anchors: Iterable[Anchor], keys: Mapping[str, Ed25519PublicKey], *,
@@ -99,14 +100,14 @@ def verify(records: Iterable[Record], anchors: Iterable[Anchor], keys: Mapping[s
         v.records += 1
         if rec.seq != expected:
             what = "is missing" if rec.seq > expected else "is out of order"
-            return _bad(v, expected if rec.seq > expected else rec.seq,
+            return bad(v, expected if rec.seq > expected else rec.seq,
                         f"record {expected} {what} (found seq {rec.seq} in its place: a row was removed or "
                         "reordered)")
         if rec.computed_hash() != rec.hash:
-            return _bad(v, rec.seq, f"record {rec.seq} ({rec.action} {rec.subject}) does not match its hash: "
+            return bad(v, rec.seq, f"record {rec.seq} ({rec.action} {rec.subject}) does not match its hash: "
                         "it was edited (or moved from another position)")
         if rec.prev_hash != prev:
-            return _bad(v, rec.seq, f"record {rec.seq} ({rec.action} {rec.subject}) does not link to record "
+            return bad(v, rec.seq, f"record {rec.seq} ({rec.action} {rec.subject}) does not link to record "
                         f"{rec.seq - 1}: a row before it was edited, removed or reordered")
         by_seq[rec.seq] = rec.hash
         expected, prev = rec.seq + 1, rec.hash
@@ -114,20 +115,20 @@ def verify(records: Iterable[Record], anchors: Iterable[Anchor], keys: Mapping[s
     for anchor in anchors:
         v.anchors += 1
         if not anchor.valid(keys):
-            return _bad(v, anchor.seq, f"signed head at seq {anchor.seq} has a bad signature or an unknown key "
+            return bad(v, anchor.seq, f"signed head at seq {anchor.seq} has a bad signature or an unknown key "
                         f"{anchor.kid!r}")
         if anchor.seq < first_seq:
             continue
         if anchor.seq > last:
-            return _bad(v, last + 1, f"the chain ends at record {last} but the hub signed a head at seq "
+            return bad(v, last + 1, f"the chain ends at record {last} but the hub signed a head at seq "
                         f"{anchor.seq}: records were removed from the end")
         if by_seq[anchor.seq] != anchor.hash:
-            return _bad(v, anchor.seq, f"record {anchor.seq} differs from the head the hub signed at "
+            return bad(v, anchor.seq, f"record {anchor.seq} differs from the head the hub signed at "
                         f"{anchor.ts:.0f}: history was rewritten")
         v.covered_to = max(v.covered_to, anchor.seq)
     return v
 
 
-def _bad(v: Verdict, seq: int, problem: str) -> Verdict:
+def bad(v: Verdict, seq: int, problem: str) -> Verdict:
     v.ok, v.first_bad, v.problem = False, seq, problem
     return v

@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from contract import topics
 from hub.audit.anchor import Anchor, anchor_head, load_anchors
 from hub.audit.chain import AuditLog
+from hub.audit.retention import prune
+from hub.errors import StoreError
 from hub.keys import HubKeys
 from hub.metrics import HubMetrics
 
@@ -80,3 +84,23 @@ class Anchorer:
         while True:
             await self.safe_tick()
             await asyncio.sleep(self.interval_s)
+
+
+async def retain(audit: AuditLog, keys: Callable[[], HubKeys], *, days: float, archive_dir: Path,
+                 every_s: float = 3600.0) -> None:
+    """Every ``every_s``: archive and prune (signing with ``keys()``, the hub's current key) the records older than
+    ``days`` (hub/audit/retention.py). A failure
+    (disk, database) is logged and retried at the next round; the records stay in the database meanwhile."""
+    while True:
+        try:
+            # on the loop, like every other use of the audit connection (one SQLite connection, no mutex); an
+            # hourly prune moves about an hour of records
+            done = prune(audit, keys().private, before_ts=time.time() - days * 86400, archive_dir=archive_dir)
+        except (StoreError, OSError) as exc:
+            log.error("cannot prune the audit chain (records stay in the database; next try in %.0f s): %s",
+                      every_s, exc)
+        else:
+            if done is not None:
+                log.warning("audit chain: records %d..%d (%d) older than %g days archived to %s and pruned",
+                            done.first_seq, done.through_seq, done.records, days, done.archive)
+        await asyncio.sleep(every_s)

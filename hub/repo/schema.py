@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS audit_anchors (
     seq INTEGER NOT NULL, hash TEXT NOT NULL, ts REAL NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL,
     PRIMARY KEY (seq, kid));
 """),
+    Migration(2, "retention checkpoint of the audit chain", """
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, ts REAL NOT NULL);
+"""),
 ))
 
 TRUST = Component("trust", "gateway-trust.sqlite", "the gateway trust store", (

@@ -32,21 +32,22 @@ class ResidentNotifier:
         self.counters: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def on_alert(self, alert: Any, states: Sequence[ZoneState]) -> None:
+    async def on_alert(self, alert: Any, states: Sequence[ZoneState], *, notify: bool = True) -> None:
         """The hook to register with the hub's alert engine: ``async fn(AlertOut, list[ZoneState])``.
         An alert still waiting for a second person (or withdrawn before it) was never sent: residents see
-        nothing of it, not on the page, not in any channel."""
+        nothing of it, not on the page, not in any channel. ``notify=False`` (a follower hub mirroring the
+        leader's zone states) updates the page, live stream and CAP archive but starts no channel."""
         status = alert.get("status") if isinstance(alert, dict) else getattr(alert, "status", None)
         if str(getattr(status, "value", status)) in UNSENT:
             self.counters["unsent_ignored"] += 1
             return
         ra = from_hub_alert(alert, states)
         self.store.set_times(ra.id, alert_times(alert))
-        await self.on_zone_state(ra, states)
+        await self.on_zone_state(ra, states, notify=notify)
         if ra.mode is Mode.ACTUAL and ra.status is not ZoneStatus.ACTIVE:
             self.store.retire(ra.id, ra.zones)
 
-    async def on_zone_state(self, alert: ResidentAlert, states: Sequence[ZoneState]) -> None:
+    async def on_zone_state(self, alert: ResidentAlert, states: Sequence[ZoneState], *, notify: bool = True) -> None:
         """An alert started, was updated (incl. all-clear), was cancelled, or ended (status ``idle``).
 
         Only states that belong to this alert carry its texts; a zone that another alert still holds keeps
@@ -66,7 +67,7 @@ class ResidentNotifier:
                 self.counters["foreign_states"] += 1  # another alert holds this zone: shown, not re-sent
         if alert.status is not ZoneStatus.IDLE:
             self.archive.record(alert)
-        if not fresh:
+        if not fresh or not notify:
             self.counters["no_notification"] += 1
             return
         for channel in self.channels:

@@ -300,3 +300,58 @@ def test_a_birth_sent_before_enrollment_is_checked_again_once_the_gateway_is_enr
     for i in range(HELD_BIRTHS_MAX + 10):  # junk births for ids nobody enrolled: bounded
         d.dispatch(topics.gw(f"gw-x{i}", "state"), b"junk")
     assert len(d.held_births) == HELD_BIRTHS_MAX
+
+
+def test_held_births_go_through_after_the_trust_refresh_without_waiting_for_another_message(tmp_path):
+    """The hub releases held births after each trust refresh (``Dispatcher.release_held``): a gateway whose birth
+    beat its enrollment is online at once, even before its next signed message; a forged birth stays out."""
+    from contract import topics
+    from contract.models import DeviceInfo, DeviceKind, GatewayState
+    from hub.metrics import HubMetrics
+    from hub.mqtt import Dispatcher
+    from tests.gwident import Sealer, public_b64
+
+    d = Dispatcher(HubMetrics())
+    d.verifier = Verifier(TrustStore(tmp_path), count=lambda channel, reason: None)
+    births = []
+    d.on("state", births.append)
+    state = GatewayState(gateway="gw-a", state="online", session=1, ts=1.0,
+                         devices=(DeviceInfo(id="siren-1", kind=DeviceKind.SIREN),))
+    d.dispatch(topics.gw("gw-a", "state"), Sealer("gw-a")(state))
+    forged = Sealer("gw-b", key=Ed25519PrivateKey.generate())
+    d.dispatch(topics.gw("gw-b", "state"), forged(state.model_copy(update={"gateway": "gw-b"})))
+    assert d.release_held() == 0 and not births  # nobody enrolled yet: both stay held
+    TrustStore(tmp_path).enroll("gw-a", public_b64("gw-a"), actor="test")
+    TrustStore(tmp_path).enroll("gw-b", public_b64("gw-b"), actor="test")
+    d.verifier.refresh()
+    assert d.release_held() == 2 and not d.held_births
+    assert [b.gateway for b in births] == ["gw-a"]  # the forged one was checked again and refused
+
+
+def test_an_enrollment_made_while_another_gateway_talks_is_not_lost(tmp_path):
+    """The hub loaded gw-a; a technician enrolls gw-b (another process); gw-a's birth then saves its replay floor.
+    That write used to take the store's version as seen, so gw-b's enrollment was never loaded: gw-b stayed
+    not_enrolled until the next enrollment change (seen in bench.city with six gateways enrolled in a row)."""
+    from contract import topics
+    from contract.models import DeviceInfo, DeviceKind, GatewayState, Heartbeat
+    from hub.metrics import HubMetrics
+    from hub.mqtt import Dispatcher
+    from tests.gwident import Sealer, public_b64
+
+    TrustStore(tmp_path).enroll("gw-a", public_b64("gw-a"), actor="test")
+    now = [1000.0]
+    d = Dispatcher(HubMetrics())
+    d.verifier = Verifier(TrustStore(tmp_path), count=lambda channel, reason: None, clock=lambda: now[0])
+    d.verifier.refresh()
+    births, beats = [], []
+    d.on("state", births.append)
+    d.on("heartbeat", beats.append)
+    TrustStore(tmp_path).enroll("gw-b", public_b64("gw-b"), actor="test")  # the CLI, while the hub runs
+    seal_a, seal_b = Sealer("gw-a"), Sealer("gw-b")
+    d.dispatch(topics.gw("gw-a", "state"), seal_a(GatewayState(
+        gateway="gw-a", state="online", session=1, ts=1.0, devices=(DeviceInfo(id="siren-1", kind=DeviceKind.SIREN),))))
+    assert [b.gateway for b in births] == ["gw-a"]  # its floor is saved now
+    now[0] += 5
+    d.dispatch(topics.gw("gw-b", "heartbeat"), seal_b(Heartbeat(gateway="gw-b", session=1, seq=1, ts=2.0,
+                                                                uptime_s=1.0)))
+    assert [b.gateway for b in beats] == ["gw-b"]
