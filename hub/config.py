@@ -103,7 +103,7 @@ class HubSettings(_Section):
     advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     follower_refresh_s: float = Field(default=0.5, gt=0, le=60)
     audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
-    memory_trim_s: float = Field(default=30.0, ge=0, le=3600)  # give freed heap back to the OS this often (0: never)
+    memory_trim_s: float = Field(default=60.0, ge=0, le=3600)  # freed heap back to the OS this often, between alerts
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
     leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
 
