@@ -11,7 +11,8 @@ Three rates in the same run, so the result is measured against the real limit of
 ``ratio_to_limit`` = dozor end to end / min(store direct, raw MQTT delivery). (``ratio`` = dozor / raw, as before.)
 Where the hub phase's time goes: ``hub_phase_published_after_s`` (the broker had every message),
 ``hub_received_all_after_s`` (the hub had parsed every batch), ``hub_seconds`` (the store had every line), and
-``hub_cpu_s`` / ``hub_cpu_us_per_point`` (the hub process's CPU over the phase, all threads).
+``hub_cpu_s`` / ``hub_cpu_us_per_point`` (the hub process's CPU over the phase, all threads), and the CPU the store
+and the broker spent per point (``store_cpu_us_per_point_direct``, ``..._hub_phase``, ``broker_cpu_...``).
 
 Real Mosquitto, a real VictoriaMetrics and a `dozor hub run` process (its own interpreter, as deployed).
 ``--publishers`` processes publish pre-encoded telemetry batches (``--readings`` readings x 5 metrics each; one
@@ -248,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Mosquitto(extra_conf=f"max_inflight_messages {args.broker_inflight}\n") as broker, \
                 VictoriaMetrics() as vm:
+            assert vm.proc is not None and broker.proc is not None
+            cpu0 = _cpu_s(vm.proc.pid)
             direct = direct_phase(vm, args, t0)
+            store_cpu_direct = _cpu_s(vm.proc.pid) - cpu0
             raw = raw_phase(broker.port, args, t0, workdir)
+            cpu0, bcpu0 = _cpu_s(vm.proc.pid), _cpu_s(broker.proc.pid)
             hub = hub_phase(broker.port, vm, args, t0, workdir)
+            store_cpu_hub, broker_cpu_hub = _cpu_s(vm.proc.pid) - cpu0, _cpu_s(broker.proc.pid) - bcpu0
             points_stored = stored(vm)
     finally:
         if not args.keep:
@@ -266,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
               "hub_cpu_s": round(hub["cpu_s"], 2),
               "hub_phase_published_after_s": round(hub["published_seconds"], 3),
               "hub_cpu_us_per_point": round(1e6 * hub["cpu_s"] / (args.batches * args.readings * len(METRICS)), 3),
+              # the CPU budget of the path (2 cores here): what the store and the broker spent per point
+              "store_cpu_us_per_point_direct": round(1e6 * store_cpu_direct / sent, 3),
+              "store_cpu_us_per_point_hub_phase": round(1e6 * store_cpu_hub / sent, 3),
+              "broker_cpu_us_per_point_hub_phase": round(1e6 * broker_cpu_hub / sent, 3),
               "hub_counters": {k: v for k, v in hub["stats"].items() if not k.startswith("ingest.readings")},
               "cpus": os.cpu_count()}
     if args.json:

@@ -345,7 +345,8 @@ class Hub:
         if self.shared_ingest:
             out.extend(self._ingest_tasks())
         if self.config.hub.memory_trim_s > 0:  # RSS follows live objects, not the peak of the last alert start
-            out.append(("memtrim", lambda: memtrim.trim_every(self.config.hub.memory_trim_s)))
+            out.append(("memtrim", lambda: memtrim.trim_every(self.config.hub.memory_trim_s,
+                                                              quiet=lambda: not self.engine.busy)))
         if (probe := memprobe_settings()) is not None:
             out.append(("memprobe", lambda: run_probe(*probe)))
         return out

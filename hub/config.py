@@ -2,7 +2,8 @@
 
     [hub]
     state_dir = "state/hub"         # relative paths are relative to this file
-    tenant = ""                     # the city on a shared broker: topics under dozor/v1/<tenant>/ ("" = dozor/v1/)
+    tenant = ""                     # the city on a shared broker: topics under dozor/v1/<tenant>/ ("" = dozor/v1/);
+                                    # a named tenant's default [mqtt] client_id is dozor-hub@<tenant>
     api_host = "127.0.0.1"
     api_port = 8080
     command_ttl_s = 30
@@ -103,7 +104,7 @@ class HubSettings(_Section):
     advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     follower_refresh_s: float = Field(default=0.5, gt=0, le=60)
     audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
-    memory_trim_s: float = Field(default=30.0, ge=0, le=3600)  # give freed heap back to the OS this often (0: never)
+    memory_trim_s: float = Field(default=60.0, ge=0, le=3600)  # freed heap back to the OS this often, between alerts
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
     leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
 
@@ -367,6 +368,8 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     mqtt = m.model_copy(update={k: credentials.resolve(v if v is None or v.is_absolute() else base / v) for k, v in
                                 (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file),
                                  ("ingest_cert_file", m.ingest_cert_file), ("ingest_key_file", m.ingest_key_file))})
+    if hub.tenant and "client_id" not in (data.get("mqtt") or {}):  # two cities' hubs must not share a session
+        mqtt = mqtt.model_copy(update={"client_id": f"{mqtt.client_id}@{hub.tenant}"})
     return cfg.model_copy(update={"hub": resolved, "store": store, "mqtt": mqtt})
 
 

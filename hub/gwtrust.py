@@ -312,8 +312,9 @@ class Verifier:
         if channel == "state" or now - gw.floor_saved_at > FLOOR_EVERY_S:
             gw.floor_saved_at = now
             try:
+                # (no version update here: this write is not an enrollment change, and taking the store's version
+                # now would swallow enrollments other processes made since the last refresh)
                 self.store.put_floor(gateway, gw.enrollment.epoch, {**gw.guard.floor(), "state_sha": gw.state_sha})
-                self._version = self.store.data_version()
             except StoreError as exc:
                 log.error("cannot persist the replay floor of %s: %s", gateway, exc)
         return True

@@ -73,7 +73,7 @@ class Layout:
         return self.root / STATE
 
 
-def _load_state(lay: Layout) -> dict:
+def load_state(lay: Layout) -> dict:
     try:
         return json.loads(lay.state.read_text())
     except FileNotFoundError:
@@ -81,17 +81,17 @@ def _load_state(lay: Layout) -> dict:
                              f"run `dozor provision init {lay.root} --broker-host HOST` first") from None
 
 
-def _save_state(lay: Layout, state: dict) -> None:
+def save_state(lay: Layout, state: dict) -> None:
     tmp = lay.state.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(lay.state)
 
 
-def _ca(lay: Layout) -> pki.Issued:
+def load_ca(lay: Layout) -> pki.Issued:
     return pki.Issued(pki.load_key(lay.ca_key), pki.load_cert(lay.ca_cert))
 
 
-def _issue_client(ca: pki.Issued, cn: str, cert: Path, key: Path) -> int:
+def issue_client(ca: pki.Issued, cn: str, cert: Path, key: Path) -> int:
     leaf = pki.issue(ca, cn)
     leaf.write(cert, key)
     return leaf.cert.serial_number
@@ -102,7 +102,7 @@ def _write_crl(lay: Layout, state: dict) -> None:
     revoked = [g["serial"] for gateways in every for g in gateways.values() if g.get("revoked")]
     revoked += state.get("revoked_serials", [])
     crl = lay.broker / "crl.pem"
-    crl.write_bytes(pki.make_crl(_ca(lay), revoked))
+    crl.write_bytes(pki.make_crl(load_ca(lay), revoked))
     crl.chmod(0o644)
 
 
@@ -126,7 +126,7 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     prior = json.loads(lay.state.read_text()) if lay.state.exists() else None
     if not lay.ca_key.exists():
         pki.make_ca(f"{city} CA").write(lay.ca_cert, lay.ca_key)
-    ca = _ca(lay)
+    ca = load_ca(lay)
     state = prior or {"created": time.time(), "gateways": {}, "revoked_serials": []}
     hosts = tuple(dict.fromkeys((broker_host, "mosquitto", "localhost", "127.0.0.1")))
     server = lay.broker / "server.crt"
@@ -134,7 +134,7 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
         pki.issue(ca, broker_host, server_hosts=hosts).write(server, lay.broker / "server.key")
     for cn, name in ((t.HUB_ID, "client"), (t.HUB_INGEST_ID, "ingest")):
         if not (lay.hub / f"{name}.crt").exists():
-            state.setdefault("hub_serials", {})[cn] = _issue_client(ca, cn, lay.hub / f"{name}.crt",
+            state.setdefault("hub_serials", {})[cn] = issue_client(ca, cn, lay.hub / f"{name}.crt",
                                                                       lay.hub / f"{name}.key")
     uid = _broker_uid(broker_user)
     for p in (lay.broker / "server.key", lay.broker / "data"):
@@ -152,7 +152,7 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
     for p in (lay.hub / "client.key", lay.hub / "ingest.key"):
         if p.stat().st_uid != huid:
             os.chown(p, huid, -1)
-    _own(hub_state_dir, huid)
+    own(hub_state_dir, huid)
     state.update(broker_uid=uid, hub_uid=huid, broker_host=broker_host, port=port, bind=bind,
                  hub_state_dir=str(hub_state_dir), hub_keys=keys.public_keys_b64(), api_host=api_host,
                  api_port=api_port)
@@ -164,7 +164,7 @@ def init(root: Path, *, broker_host: str, port: int = 8883, bind: str = "0.0.0.0
         (lay.hub / "zones.json").write_text(t.zones_json([]))
     _write_crl(lay, state)
     _write_compose_env(lay, state)
-    _save_state(lay, state)
+    save_state(lay, state)
     out = listing(root)
     out["admin_token_written"] = admin_written
     if not admin_written and not (lay.hub / "admin-token").exists():
@@ -248,7 +248,7 @@ def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/do
     check_id(gw, "gateway id")
     check_id(zone, "zone")
     lay = Layout(root.resolve())
-    state = _load_state(lay)
+    state = load_state(lay)
     sc = tenants.scope(lay.root, state, tenant)
     if gw in t.RESERVED:
         raise ProvisionError(f"{gw!r} is the hub's own identity; choose another gateway id")
@@ -259,7 +259,7 @@ def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/do
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(lay.ca_cert, out / "ca.crt")
     serial = prior["serial"] if prior and (out / "client.key").exists() else \
-        _issue_client(_ca(lay), sc.cn(gw), out / "client.crt", out / "client.key")
+        issue_client(load_ca(lay), sc.cn(gw), out / "client.crt", out / "client.key")
     from hub.keys import load_or_create  # every key the hub announces now (active and staged: a rotation)
 
     hub = sc.hub_record(state)
@@ -270,7 +270,7 @@ def add_gateway(root: Path, gw: str, *, zone: str, state_dir: str = "/var/lib/do
     _register_with_hub(sc.hub, gw, zone)
     sc.gateways(state)[gw] = {"zone": zone, "serial": serial, "revoked": False, "identity_kid": kid,
                               "created": (prior or {}).get("created", time.time())}
-    _save_state(lay, state)
+    save_state(lay, state)
     if tenant or state.get("tenants"):  # per-identity ACL blocks: this gateway needs its own (then kill -HUP)
         (lay.broker / "acl").write_text(tenants.broker_acl(state))
     return {"gateway": gw, "zone": zone, "bundle": str(out), "serial": f"{serial:x}", "identity_kid": kid,
@@ -286,7 +286,7 @@ def _enroll_identity(sc: tenants.Scope, hub_uid: int, gw: str, out: Path) -> str
 
     ident = load_or_create(out)
     enroll(sc.hub_state_dir, gw, ident.public_b64, actor=f"local:{_who()}", reason="dozor provision gateway")
-    _own(sc.hub_state_dir, hub_uid)
+    own(sc.hub_state_dir, hub_uid)
     return ident.kid
 
 
@@ -297,7 +297,7 @@ def _who() -> str:
         return str(os.geteuid())
 
 
-def _own(folder: Path, uid: int) -> None:
+def own(folder: Path, uid: int) -> None:
     """The hub's state (SQLite with WAL) must stay writable by the user that runs the hub."""
     for p in (folder, *folder.rglob("*")):
         if p.stat().st_uid != uid:
@@ -326,7 +326,7 @@ def revoke(root: Path, gw: str, tenant: str = "") -> dict:
     (removed from every zone, so no alert is addressed to it, and its identity key un-enrolled, so the hub
     ignores anything it signs from then on)."""
     lay = Layout(root.resolve())
-    state = _load_state(lay)
+    state = load_state(lay)
     sc = tenants.scope(lay.root, state, tenant)
     entry = sc.gateways(state).get(gw)
     if entry is None:
@@ -342,7 +342,7 @@ def revoke(root: Path, gw: str, tenant: str = "") -> dict:
     from hub.gwtrust import revoke as untrust
 
     hub_revoked = untrust(sc.hub_state_dir, gw, reason="dozor provision revoke", actor="provision")
-    _save_state(lay, state)
+    save_state(lay, state)
     if state.get("tenants"):
         (lay.broker / "acl").write_text(tenants.broker_acl(state))  # its ACL block goes too
     return {"gateway": gw, "revoked": True, "hub_enrollment_removed": hub_revoked,
@@ -353,7 +353,7 @@ def revoke(root: Path, gw: str, tenant: str = "") -> dict:
 
 def listing(root: Path) -> dict:
     lay = Layout(root.resolve())
-    state = _load_state(lay)
+    state = load_state(lay)
     return {"dir": str(lay.root), "broker": broker_url(state), "bind": state["bind"],
             "admin_token_file": str(lay.hub / "admin-token"),
             "hub_state_dir": state["hub_state_dir"], "hub_keys": state["hub_keys"],

@@ -112,14 +112,14 @@ def add_tenant(root: Path, tenant: str, *, hub_state_dir: Path, api_host: str = 
     if not tenant:
         raise city.ProvisionError("a tenant needs a name: the folder's own city is the default tenant")
     lay = city.Layout(root.resolve())
-    state = city._load_state(lay)
+    state = city.load_state(lay)
     record = state.setdefault("tenants", {}).setdefault(tenant, {"created": time.time(), "gateways": {}})
     sc = Scope(lay.root, tenant, hub_state_dir)
     sc.hub.mkdir(parents=True, exist_ok=True)
-    ca = city._ca(lay)
+    ca = city.load_ca(lay)
     for cn, name in zip(hub_ids(tenant), ("client", "ingest"), strict=True):
         if not (sc.hub / f"{name}.crt").exists():
-            record.setdefault("hub_serials", {})[cn] = city._issue_client(ca, cn, sc.hub / f"{name}.crt",
+            record.setdefault("hub_serials", {})[cn] = city.issue_client(ca, cn, sc.hub / f"{name}.crt",
                                                                          sc.hub / f"{name}.key")
     hub_state_dir = hub_state_dir if hub_state_dir.is_absolute() else (Path.cwd() / hub_state_dir)
     hub_state_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ def add_tenant(root: Path, tenant: str, *, hub_state_dir: Path, api_host: str = 
     for p in (sc.hub / "client.key", sc.hub / "ingest.key"):
         if p.stat().st_uid != huid:
             os.chown(p, huid, -1)
-    city._own(hub_state_dir, huid)
+    city.own(hub_state_dir, huid)
     record.update(hub_state_dir=str(hub_state_dir), hub_keys=keys.public_keys_b64(), api_host=api_host,
                   api_port=api_port, hub_uid=huid)
     (sc.hub / "hub.toml").write_text(t.hub_toml(broker_url=city.broker_url(state), state_dir=hub_state_dir,
@@ -140,7 +140,7 @@ def add_tenant(root: Path, tenant: str, *, hub_state_dir: Path, api_host: str = 
                                                 database=f"dozor-{tenant}"))  # its own bucket (hub/grafana/tenant.py)
     if not (sc.hub / "zones.json").exists():
         (sc.hub / "zones.json").write_text(t.zones_json([]))
-    city._save_state(lay, state)
+    city.save_state(lay, state)
     (lay.broker / "acl").write_text(broker_acl(state))
     return {"tenant": tenant, "hub_config": str(sc.hub / "hub.toml"), "hub_state_dir": str(hub_state_dir),
             "hub_keys": record["hub_keys"], "admin_token_written": admin_written,

@@ -260,9 +260,9 @@ def _texture(x: np.ndarray, fs: int) -> tuple[float, float]:
         a = int(np.argmax(c[n1:] - c[:-n1]))
         e = e[a: a + n1]
         d = d[a * ENV_DECIM: (a + n1) * ENV_DECIM]
-    d64 = d.astype(np.float64)
-    m2 = float(np.mean(d64 * d64)) + 1e-30
-    crackle = float(np.log10(max(float(np.mean(d64**4)) / (m2 * m2), 1e-3)))
+    sq = np.square(d, dtype=np.float64)
+    m2 = float(np.mean(sq)) + 1e-30
+    crackle = float(np.log10(max(float(np.mean(sq * sq)) / (m2 * m2), 1e-3)))
     w = int(fe / 2)
     segs = e[: e.size - e.size % w].reshape(-1, w)
     segs = segs - segs.mean(axis=1, keepdims=True)

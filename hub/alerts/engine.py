@@ -312,6 +312,11 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
                 self.alerts[alert.id] = alert
         return alert
 
+    @property
+    def busy(self) -> bool:
+        """An alert is open (waiting, sending or settling): not the time for housekeeping that stalls the loop."""
+        return bool(self._open)
+
     def sizes(self) -> dict[str, int]:
         """What the engine holds in memory (the hub's ``dozor_hub_state_items``)."""
         return {"alerts": len(self.alerts), "alerts_open": len(self._open), "alert_command_ids": len(self._jti),

@@ -31,11 +31,7 @@ def test_loud_exhaust_is_detected_as_exhaust(seed):
     hit = covering(events, src)
     assert len(hit) == 1
     e = hit[0]
-    assert not e.suppressed and e.klass in ("exhaust", "other")
-    if src["lafmax_7p5_db"] >= 95.0:
-        assert e.klass == "exhaust"
-    # below 95 dB a straight pipe whose energy sits below 150 Hz is legitimately close to a bus or a legal
-    # motorcycle, which the training family now contains: it may be called "other", never a horn or a siren
+    assert e.klass == "exhaust" and not e.suppressed
     assert e.levels.lafmax_7p5 == pytest.approx(src["lafmax_7p5_db"], abs=1.0)
     margin = e.uncertainty.margin_db
     if not e.flags:
@@ -79,14 +75,29 @@ def test_wind_gusts_are_not_exhaust():
 
 def test_mixed_scenes_precision_recall():
     total: dict[str, int] = {}
+    by_classifier = masked = 0  # misses of the classifier / of exhausts inside an event a siren suppressed
     for i in range(8):
         scene, events = run(9_000 + i, duration=40.0, mix={"exhaust": 2})
         for k, v in score_scene(scene.labels, events, candidate_db=85, enforcement_db=95, uncertainty_db=2,
                                 margin_db=2).items():
             total[k] = total.get(k, 0) + v
+        sirens = [s for s in scene.sources if s["class"] == "siren"]
+        for s in scene.sources:
+            if s["class"] != "exhaust" or s["lafmax_7p5_db"] < 87 or any(
+                    o["t_start"] < s["t_peak"] + 2 and s["t_peak"] - 2 < o["t_end"] for o in sirens):
+                continue  # not a true loud exhaust of the scoring (bench.noise_scoring)
+            cover = [e for e in events if e.start - 1 <= s["t_peak"] <= e.end + 1 and e.candidate]
+            if any(e.klass == "exhaust" and not e.suppressed for e in cover):
+                continue
+            if cover and all(e.suppressed for e in cover):
+                masked += 1  # the siren detector's call (tests/noise/test_suppression.py): a siren must be near
+                assert any(o["t_start"] - 5 < max(e.end for e in cover) and min(e.start for e in cover) < o["t_end"] + 5
+                           for o in sirens), "suppressed with no siren within 5 s"
+            else:
+                by_classifier += 1
     tp, fp, fn = total.get("tp", 0), total.get("fp", 0), total.get("fn", 0)
-    assert tp >= 5
-    # the second-pass model (issue 13) trades some recall on this family's default mix for precision against
-    # buses, trucks and legal motorcycles; see docs/benchmarks.md for the pooled figures with intervals
-    assert tp / (tp + fp) >= 0.8 and tp / (tp + fn) >= 0.7
+    assert tp >= 5 and fn == by_classifier + masked
+    assert tp / (tp + fp) >= 0.8
+    assert tp / (tp + by_classifier) >= 0.8  # the classifier's recall (restored from the loosened 0.7)
+    assert tp / (tp + fn) >= 0.7  # with exhausts merged into a siren-suppressed event (kept near a siren)
     assert total.get("siren_enforcement", 0) == 0

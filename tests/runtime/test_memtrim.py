@@ -51,3 +51,24 @@ def test_limit_arenas_respects_the_environment(monkeypatch):
     assert memtrim.limit_arenas(2) is False  # the deployer's setting wins
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert memtrim.limit_arenas(2) is True
+
+
+async def test_trim_every_waits_for_a_quiet_moment(monkeypatch):
+    import asyncio
+
+    asked, trimmed = asyncio.Event(), asyncio.Event()
+    state = {"busy": True, "asks": 0}
+    monkeypatch.setattr(memtrim, "trim", lambda: trimmed.set() or True)
+
+    def quiet() -> bool:
+        state["asks"] += 1
+        if state["asks"] >= 3:
+            asked.set()
+        return not state["busy"]
+
+    task = asyncio.create_task(memtrim.trim_every(0.01, quiet=quiet, recheck_s=0.01))
+    await asyncio.wait_for(asked.wait(), 10)
+    assert not trimmed.is_set()  # an alert is open: no trim
+    state["busy"] = False
+    await asyncio.wait_for(trimmed.wait(), 10)
+    task.cancel()

@@ -49,7 +49,7 @@ def start_city(tmp: Path, tenant: str, broker_url: str, gateways: list[str], *, 
     port = free_port()
     config = folder / "hub.toml"
     config.write_text(f'[hub]\ntenant = "{tenant}"\nstate_dir = "state"\nzones = "zones.json"\napi_port = {port}\n'
-                      'confirm_deadline_s = 1.0\nflush_interval_s = 0.05\n'
+                      'confirm_deadline_s = 1.0\nflush_interval_s = 0.05\naudit_anchor_interval_s = 0.5\n'
                       f'[mqtt]\nurl = "{broker_url}"\nclient_id = "hub-{tenant}"\n' + extra)
     r = dozor("users", "add", "op", "--role", "operator", "--config", str(config), "--json")
     assert r.returncode == 0, r.stderr

@@ -18,6 +18,7 @@ from contract import topics
 from contract.command import public_key_from_b64
 from contract.models import DeviceKind, Reading, TelemetryBatch
 from tests.hub.fakegw import FakeGateway
+from tests.repo.test_migrate import dozor
 from tests.tenants.helpers import start_city
 
 pytestmark = pytest.mark.integration
@@ -130,6 +131,15 @@ async def test_operator_and_alert_of_one_city_never_reach_the_other(mosquitto, v
         assert only_bucha and {m["tenant"] for m in only_bucha} == {"bucha"}
         assert exported(victoria, '{tenant="odesa"}', extra_label="tenant=bucha") == []
 
+        # each city's own audit chain, its signed head retained under its own prefix: `audit verify --broker`
+        # of each hub's config checks its head against its own chain and key
+        heads = {t: topics.Topics(t).hub_audit_head for t in ("odesa", "bucha")}
+        await eventually_async(lambda: asyncio.to_thread(lambda: set(heads.values()) <= set(tap.topics())),
+                               "both audit heads retained")
+        for city in (odesa, bucha):
+            r = await asyncio.to_thread(dozor, "audit", "verify", "--config", str(city.config), "--broker",
+                                        mosquitto.url, "--json")
+            assert r.returncode == 0, (city.tenant, r.stdout, r.stderr)
         seen = tap.topics()
         by_tenant = {t: {s for s in seen if topics.tenant_of(s) == t} for t in ("", "odesa", "bucha")}
         assert by_tenant[""] == set()  # no city wrote to the default tenant's topics

@@ -103,7 +103,11 @@ def test_configs_take_a_tenant_and_explain_a_bad_one(tmp_path):
     from hub.errors import ConfigError as HubConfigError
 
     assert hub_config({}, base=tmp_path).hub.topics == topics.DEFAULT  # no tenant: today's layout
-    assert hub_config({"hub": {"tenant": "bucha"}}, base=tmp_path).hub.topics.root == "dozor/v1/bucha"
+    bucha = hub_config({"hub": {"tenant": "bucha"}}, base=tmp_path)
+    assert bucha.hub.topics.root == "dozor/v1/bucha"
+    assert bucha.mqtt.client_id == "dozor-hub@bucha"  # not the default city's session
+    assert hub_config({}, base=tmp_path).mqtt.client_id == "dozor-hub"
+    assert hub_config({"hub": {"tenant": "bucha"}, "mqtt": {"client_id": "x"}}, base=tmp_path).mqtt.client_id == "x"
     with pytest.raises(HubConfigError, match="invalid tenant 'zone'"):
         hub_config({"hub": {"tenant": "zone"}}, base=tmp_path)
     from contract.command import b64url, key_id, public_raw

@@ -326,3 +326,32 @@ def test_held_births_go_through_after_the_trust_refresh_without_waiting_for_anot
     d.verifier.refresh()
     assert d.release_held() == 2 and not d.held_births
     assert [b.gateway for b in births] == ["gw-a"]  # the forged one was checked again and refused
+
+
+def test_an_enrollment_made_while_another_gateway_talks_is_not_lost(tmp_path):
+    """The hub loaded gw-a; a technician enrolls gw-b (another process); gw-a's birth then saves its replay floor.
+    That write used to take the store's version as seen, so gw-b's enrollment was never loaded: gw-b stayed
+    not_enrolled until the next enrollment change (seen in bench.city with six gateways enrolled in a row)."""
+    from contract import topics
+    from contract.models import DeviceInfo, DeviceKind, GatewayState, Heartbeat
+    from hub.metrics import HubMetrics
+    from hub.mqtt import Dispatcher
+    from tests.gwident import Sealer, public_b64
+
+    TrustStore(tmp_path).enroll("gw-a", public_b64("gw-a"), actor="test")
+    now = [1000.0]
+    d = Dispatcher(HubMetrics())
+    d.verifier = Verifier(TrustStore(tmp_path), count=lambda channel, reason: None, clock=lambda: now[0])
+    d.verifier.refresh()
+    births, beats = [], []
+    d.on("state", births.append)
+    d.on("heartbeat", beats.append)
+    TrustStore(tmp_path).enroll("gw-b", public_b64("gw-b"), actor="test")  # the CLI, while the hub runs
+    seal_a, seal_b = Sealer("gw-a"), Sealer("gw-b")
+    d.dispatch(topics.gw("gw-a", "state"), seal_a(GatewayState(
+        gateway="gw-a", state="online", session=1, ts=1.0, devices=(DeviceInfo(id="siren-1", kind=DeviceKind.SIREN),))))
+    assert [b.gateway for b in births] == ["gw-a"]  # its floor is saved now
+    now[0] += 5
+    d.dispatch(topics.gw("gw-b", "heartbeat"), seal_b(Heartbeat(gateway="gw-b", session=1, seq=1, ts=2.0,
+                                                                uptime_s=1.0)))
+    assert [b.gateway for b in beats] == ["gw-b"]

@@ -1,0 +1,194 @@
+"""City scale (issue 14 §5): a whole city's sirens from two hubs on PostgreSQL, against one hub on SQLite.
+
+    python -m bench.city --json                                                  # 2,000 gateways x 5 sirens
+    python -m bench.city --gateways 400 --sirens-per-gateway 5 --workers 4 --json   # what 2 cores carry well
+    python -m bench.city --gateways 6 --sirens-per-gateway 2 --workers 1 --alerts 1 --json   # the test's run
+
+Two phases, each on its own Mosquitto and its own city (``--workers`` `dozor sim city` processes; every gateway
+has its own MQTT connection and its own Modbus bus on a pty; siren spin-up 0, so the figures are the system's):
+
+1. ``postgres``: two `dozor hub run` processes on one PostgreSQL (``simulators.postgres``), a leader and a
+   follower (bench.failover's set-up). ``--alerts`` exercise alerts over every zone, each sent through the leader,
+   waited for and stopped; then one more sent through the follower, with the leader `kill -9`ed while it runs.
+2. ``sqlite``: one hub on the embedded SQLite backend, the same city and the same alerts (no failover).
+
+Per backend: ``p50_ms`` / ``p99_ms`` (each siren, API call -> its "sounding" ack, as the hub recorded it, over all
+alerts), ``dispatch_ms_p50`` / ``dispatch_ms_max`` (API call -> the last signed command written to the broker, the
+hub's own ``dispatch_ms``), ``confirmed`` / ``sirens`` over all alerts; for postgres also ``failover_s`` (kill ->
+the follower leads) and ``failover_alert_completed``. Top level: ``p99_ratio_pg_to_sqlite`` (goal <= 1.5) and
+``dispatch_goal_ms`` (250, for 2,000 gateways).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.alert_latency import pct, stop_processes
+from bench.broker_failover import start, wait_for
+from bench.failover import hub_toml, prepare
+from dozor.client import HubClient
+from hub.identity import Role, UserStore
+from hub.keys import KEY_FILE, RING_FILE
+from simulators.brokers import Mosquitto, free_port
+from simulators.city import CityPlan
+from simulators.postgres import Postgres
+
+DOZOR = str(Path(sys.executable).with_name("dozor"))
+
+
+def city(args: argparse.Namespace, root: Path, broker: str, hub_config: Path, tag: str) -> list[subprocess.Popen]:
+    per = math.ceil(args.gateways / args.workers)
+    procs = []
+    for w in range(args.workers):
+        n = min(per, args.gateways - w * per)
+        if n > 0:
+            procs.append(start([DOZOR, "sim", "city", "--gateways", str(n), "--first", str(1 + w * per),
+                                "--sirens-per-gateway", str(args.sirens_per_gateway), "--broker", broker,
+                                "--hub-config", str(hub_config), "--spinup-s", "0", "--heartbeat-s", "10",
+                                "--state-dir", str(root / f"city-{tag}-{w}")], root / f"city-{tag}-{w}.log"))
+    return procs
+
+
+async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float) -> dict:
+    """``n`` exercise alerts over every zone, one after the other; per-siren confirm times and dispatch times."""
+    ms: list[float] = []
+    dispatch: list[float] = []
+    confirmed = total = 0
+    for _ in range(n):
+        alert = await asyncio.to_thread(client.create_alert, zones, "air-raid", "exercise", duration_s=120)
+        await wait_for(lambda a=alert: _settled(client, a.id), limit_s, "every siren to answer")
+        detail = await asyncio.to_thread(client.alert, alert.id)
+        ms += [d.confirm_ms for d in detail.devices if d.state == "sounding" and d.confirm_ms is not None]
+        confirmed += detail.summary.confirmed
+        total += detail.summary.total
+        if detail.dispatch_ms is not None:
+            dispatch.append(detail.dispatch_ms)
+        await asyncio.to_thread(client.stop, alert.id)
+        await asyncio.sleep(2)  # the stop reaches every siren before the next alert
+    return {"alerts": n, "sirens": total, "confirmed": confirmed,
+            "p50_ms": round(pct(ms, 0.5), 1) if ms else None, "p99_ms": round(pct(ms, 0.99), 1) if ms else None,
+            "dispatch_ms_p50": round(pct(dispatch, 0.5), 1) if dispatch else None,
+            "dispatch_ms_max": round(max(dispatch), 1) if dispatch else None}
+
+
+def _settled(client: HubClient, alert_id: str):
+    detail = client.alert(alert_id, devices=False)
+    s = detail.summary
+    return detail if s.total > 0 and s.pending == 0 else None
+
+
+async def _online(client: HubClient, n: int, limit_s: float) -> float:
+    t0 = time.monotonic()
+    await wait_for(lambda: sum(g.state == "online" for g in client.gateways()) == n, limit_s, "every gateway online")
+    await asyncio.sleep(2)  # births, subscriptions and first heartbeats settle
+    return round(time.monotonic() - t0, 1)
+
+
+async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -> dict:
+    ports = free_port(), free_port()
+    procs: list[subprocess.Popen] = []
+    zones = [z["id"] for z in plan.zones_config()]
+    with Postgres() as pg, Mosquitto() as broker:
+        url = pg.database()
+        a_cfg, b_cfg = (hub_toml(root, f"pg-{n}", p, pg, url, broker.url, args.lease_s)
+                        for n, p in zip("ab", ports, strict=True))
+        token = await asyncio.to_thread(prepare, a_cfg)
+        try:
+            procs.append(start([DOZOR, "hub", "run", "--config", str(a_cfg)], root / "pg-a.log"))
+            leader = HubClient(f"http://127.0.0.1:{ports[0]}", token, timeout=60)
+            await wait_for(leader.health, 60, "the first hub")
+            (root / "state-pg-b").mkdir()
+            for name in (KEY_FILE, RING_FILE):  # the follower signs with the same key (the gateways pin it)
+                if (root / "state-pg-a" / name).exists():
+                    shutil.copy2(root / "state-pg-a" / name, root / "state-pg-b" / name)
+            procs.append(start([DOZOR, "hub", "run", "--config", str(b_cfg)], root / "pg-b.log"))
+            follower = HubClient(f"http://127.0.0.1:{ports[1]}", token, timeout=60)
+            await wait_for(lambda: follower.health().get("role") == "follower", 60, "the follower")
+            procs += city(args, root, broker.url, a_cfg, "pg")
+            boot_s = await _online(leader, args.gateways, args.timeout)
+            out = {**await alerts(leader, zones, args.alerts, args.timeout), "fleet_boot_s": boot_s}
+            alert = await asyncio.to_thread(follower.create_alert, zones, "air-raid", "exercise", duration_s=120)
+            await asyncio.sleep(args.kill_after_s)
+            procs[0].kill()
+            killed = time.monotonic()
+            await asyncio.to_thread(procs[0].wait, 10)
+            await wait_for(lambda: follower.health().get("role") == "leader", args.timeout, "the takeover", every=0.05)
+            out["failover_s"] = round(time.monotonic() - killed, 2)
+            done = await wait_for(lambda: _settled(follower, alert.id), args.timeout, "the alert after the takeover")
+            out["failover_alert_completed"] = done.summary.confirmed == done.summary.total > 0
+            out["failover_alert_confirmed"] = done.summary.confirmed
+        finally:
+            stop_processes(procs)
+    return out
+
+
+async def sqlite_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -> dict:
+    port = free_port()
+    procs: list[subprocess.Popen] = []
+    with Mosquitto() as broker:
+        cfg = root / "sqlite.toml"
+        cfg.write_text(f'[hub]\nstate_dir = "state-sqlite"\napi_port = {port}\nzones = "zones.json"\n'
+                       f'confirm_deadline_s = 3\nmax_retries = 10\n[mqtt]\nurl = "{broker.url}"\n')
+        store = UserStore.in_state_dir(root / "state-sqlite")
+        _, token = store.add("bench", Role.operator)
+        store.close()
+        try:
+            procs.append(start([DOZOR, "hub", "run", "--config", str(cfg)], root / "sqlite.log"))
+            client = HubClient(f"http://127.0.0.1:{port}", token, timeout=60)
+            await wait_for(client.health, 60, "the hub")
+            procs += city(args, root, broker.url, cfg, "sqlite")
+            boot_s = await _online(client, args.gateways, args.timeout)
+            return {**await alerts(client, [z["id"] for z in plan.zones_config()], args.alerts, args.timeout),
+                    "fleet_boot_s": boot_s}
+        finally:
+            stop_processes(procs)
+
+
+async def run(args: argparse.Namespace, root: Path) -> dict:
+    plan = CityPlan(args.gateways, args.sirens_per_gateway, zones=max(1, min(args.zones, args.gateways)))
+    (root / "zones.json").write_text(json.dumps(plan.zones_config()))
+    pg = await postgres_phase(args, root, plan)
+    lite = await sqlite_phase(args, root, plan)
+    ratio = round(pg["p99_ms"] / lite["p99_ms"], 2) if pg.get("p99_ms") and lite.get("p99_ms") else None
+    return {"gateways": args.gateways, "sirens": args.gateways * args.sirens_per_gateway, "workers": args.workers,
+            "postgres": pg, "sqlite": lite, "p99_ratio_pg_to_sqlite": ratio, "dispatch_goal_ms": 250,
+            "load1_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gateways", type=int, default=2000)
+    ap.add_argument("--sirens-per-gateway", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=8, help="`dozor sim city` processes")
+    ap.add_argument("--zones", type=int, default=20)
+    ap.add_argument("--alerts", type=int, default=3, help="alerts per backend (plus one failover alert on postgres)")
+    ap.add_argument("--lease-s", type=float, default=2.0, help="[hub] leader_lease_s of the two PostgreSQL hubs")
+    ap.add_argument("--kill-after-s", type=float, default=0.2, help="from the failover alert's start to the kill")
+    ap.add_argument("--timeout", type=float, default=600.0, help="the longest wait for any step")
+    ap.add_argument("--keep", action="store_true", help="keep the run's directory (logs) and print its path")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="dozor-bench-city-"))
+    try:
+        result = asyncio.run(run(args, root))
+    finally:
+        if args.keep:
+            print(f"logs in {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,30 @@
+"""`python -m bench.city` (issue 14 §5) run small: two real hubs on a real PostgreSQL with a leader kill -9 during
+an alert, then one hub on SQLite, each with a real Mosquitto and a `dozor sim city`. Asserts the counts the
+benchmark reports (never its times), so the benchmark behind docs/benchmarks.md keeps working."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_city_bench_small_run_confirms_every_siren_on_both_backends():
+    out = subprocess.run([sys.executable, "-m", "bench.city", "--gateways", "6", "--sirens-per-gateway", "2",
+                          "--workers", "2", "--alerts", "1", "--timeout", "120", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for backend in ("postgres", "sqlite"):
+        got = result[backend]
+        assert got["alerts"] == 1 and got["sirens"] == 12 and got["confirmed"] == 12, got
+        assert got["p50_ms"] is not None and got["p99_ms"] >= got["p50_ms"] and got["dispatch_ms_max"] is not None
+    assert result["postgres"]["failover_alert_completed"] is True
+    assert result["postgres"]["failover_alert_confirmed"] == 12
+    assert result["p99_ratio_pg_to_sqlite"] is not None
