@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from hub.errors import StoreError
 from runtime.supervise import Supervisor
 
 if TYPE_CHECKING:
@@ -25,14 +26,17 @@ log = logging.getLogger("hub.app")
 SHUTDOWN_WATCHDOG_S = 18.0  # under the 20 s a supervisor (systemd, the tests) waits after SIGTERM
 
 
-async def _bounded(aw: Awaitable[object], limit_s: float, what: str) -> None:
-    """One shutdown step, at most ``limit_s``: a step that hangs is logged and left behind, never waited for."""
+async def _bounded(aw: Awaitable[object], limit_s: float, what: str) -> bool:
+    """One shutdown step, at most ``limit_s``: a step that hangs is logged and left behind, never waited for.
+    Returns whether it ended in time."""
     try:
         await asyncio.wait_for(aw, limit_s)
     except TimeoutError:
         log.error("shutdown: %s did not end within %.0f s; going on", what, limit_s)
+        return False
     except Exception:  # noqa: BLE001 - a failing shutdown step must not stop the others
         log.exception("shutdown: %s failed", what)
+    return True
 
 
 async def shutdown(hub: Hub, sup: Supervisor, tasks: list[asyncio.Task], *, watchdog: bool) -> None:
@@ -51,7 +55,9 @@ async def shutdown(hub: Hub, sup: Supervisor, tasks: list[asyncio.Task], *, watc
     if hub.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(hub.ingest.commit(), 5)
-    await _bounded(sup.aclose(), 10, "supervised tasks")  # every supervised task cancelled and awaited
+    if not await _bounded(sup.aclose(), 10, "supervised tasks"):  # every supervised task cancelled and awaited
+        for name, stack in sup.stacks().items():
+            log.error("shutdown: task %s ignored its cancellation, waiting at %s", name, stack)
     api = tasks[0]
     for task in tasks[1:]:
         task.cancel()
@@ -71,7 +77,10 @@ async def shutdown(hub: Hub, sup: Supervisor, tasks: list[asyncio.Task], *, watc
         hub.leader.release()  # a clean stop: the standby need not wait for the expiry
     if hub.proxy is not None:
         await _bounded(hub.proxy.aclose(), 2, "leader proxy")
-    hub.store.close()
+    try:  # the last flush: refused (and logged) when the lease ran out during a slow stop; the state is the next
+        hub.store.close()  # leader's then, and the process still exits cleanly
+    except StoreError as exc:
+        log.error("shutdown: the last hub state write was refused: %s", exc)
     hub.gwtrust.close()
     with contextlib.suppress(Exception):
         hub.audit.close()

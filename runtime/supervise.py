@@ -67,6 +67,16 @@ class Supervisor:
     def alive(self) -> dict[str, bool]:
         return {name: not t.done() for name, t in self._tasks.items()}
 
+    def stacks(self) -> dict[str, str]:
+        """Where each task that has not ended is waiting (for a shutdown that hangs: which task, and on what)."""
+        out = {}
+        for name, task in self._tasks.items():
+            if not task.done():
+                frames = task.get_stack()
+                out[name] = " <- ".join(f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+                                        for f in reversed(frames)) or "?"
+        return out
+
     async def _guard(self, name: str, factory: Factory, restart: bool) -> None:
         backoff = Backoff(self.restart_min_s, cap=self.restart_max_s, healthy_s=10.0)
         while True:
