@@ -55,9 +55,12 @@ async def shutdown(hub: Hub, sup: Supervisor, tasks: list[asyncio.Task], *, watc
     if hub.ingest is not None:  # commit and ack what arrived while the ingest connection is still up
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(hub.ingest.commit(), 5)
-    if not await _bounded(sup.aclose(), 10, "supervised tasks"):  # every supervised task cancelled and awaited
-        for name, stack in sup.stacks().items():
-            log.error("shutdown: task %s ignored its cancellation, waiting at %s", name, stack)
+    closing = asyncio.ensure_future(sup.aclose())  # every supervised task cancelled and awaited, at most 10 s
+    if not (await asyncio.wait({closing}, timeout=10))[0]:
+        for name, stack in sup.stacks().items():  # named while still stuck, before giving up on them
+            log.error("shutdown: task %s did not end within 10 s of its cancellation, waiting at %s", name, stack)
+        closing.cancel()
+    await asyncio.gather(closing, return_exceptions=True)
     api = tasks[0]
     for task in tasks[1:]:
         task.cancel()
