@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import uvicorn
 from fastapi import APIRouter
 
-from contract.models import Ack, GatewayState, Heartbeat, HubState, ZoneState
+from contract.models import HubState
 from hub.alerts import AlertEngine, AlertHook
 from hub.alerts.actors import SYSTEM
 from hub.api import create_app
@@ -33,7 +33,7 @@ from hub.audit.retention import ARCHIVE_DIR
 from hub.audit.service import Anchorer, record_signing_key, retain
 from hub.config import HubConfig
 from hub.errors import ConfigError, HubError
-from hub.grafana import points
+from hub.events import GatewayEvents
 from hub.gwtrust import GatewayTrust, TrustStore, Verifier
 from hub.ha import Follower, LeaderProxy, holder_name, instance_id
 from hub.identity import Actor, UserStore, WindowLimiter, parse_role
@@ -48,10 +48,10 @@ from hub.limits import Guard
 from hub.memprobe import from_env as memprobe_settings
 from hub.memprobe import run_probe
 from hub.metrics import HubMetrics, IngestCollector, StateSizes
-from hub.models import AlertOut, ResidentReach
+from hub.models import ResidentReach
 from hub.mqtt import CONTROL, INGEST, Dispatcher, HubMqtt
 from hub.nodes import NodeRegistry, firmware_source_version
-from hub.registry import OFFLINE, ONLINE, Registry
+from hub.registry import Registry
 from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
@@ -71,7 +71,7 @@ ALERT_CHAIN_KINDS = frozenset({"request", "confirm", "confirm_refused", "start",
                                "superseded"})
 
 
-class Hub:
+class Hub(GatewayEvents):
     def __init__(self, config: HubConfig, *, routers: Iterable[APIRouter] = (),
                  hooks: Iterable[AlertHook] = ()) -> None:
         """``routers`` are mounted on the API (e.g. the residents page); ``hooks`` are called with every
@@ -214,84 +214,6 @@ class Hub:
             return
         who = None if actor == SYSTEM else Actor(actor["name"], parse_role(actor["role"]), actor["via"])
         self.audit.append(who, f"alert.{kind}", subject or "", details)
-
-    # zones of gateways (the zone tag of readings, AQI and fleet points)
-    def _home_zones(self) -> dict[str, str]:
-        """The first zone in the zones file that lists each gateway (then: that lists one of its devices)."""
-        home: dict[str, str] = {}
-        for zone in self.zones:
-            for gw in zone.gateways:
-                home.setdefault(gw, zone.id)
-        for zone in self.zones:
-            for ref in zone.devices:
-                home.setdefault(ref.split("/", 1)[0], zone.id)
-        return home
-
-    def zone_of(self, gateway: str) -> str | None:
-        """GatewayState.zone from the gateway's birth, else the zones file."""
-        rec = self.registry.gateways.get(gateway)
-        if rec is not None and rec.zone:
-            return rec.zone
-        return self._home_zone.get(gateway)
-
-    def _emit(self, make) -> None:
-        """Fleet/alert points into the ingest spool; a bad point is logged and counted, never raised."""
-        if self.ingest is None:
-            return
-        try:
-            lines = make()
-        except Exception:  # noqa: BLE001 - a point we cannot write must not break state tracking
-            self.ingest.ingest.counters["rejected_points"] += 1
-            log.exception("cannot write a fleet/alert point")
-            return
-        self.ingest.add_lines(lines if isinstance(lines, list) else [lines])
-
-    # handlers (sync, called from the MQTT message loop)
-    def _on_state(self, msg) -> None:
-        assert isinstance(msg, GatewayState)
-        self.registry.on_state(msg)
-        rec = self.registry.gateways.get(msg.gateway)
-        if rec is not None and rec.session == msg.session:  # not a stale state of an older session
-            self._nodes(lambda: self.nodes.on_birth(msg))
-            self._emit(lambda: points.gateway_state_line(msg, zone=self.zone_of(msg.gateway)))
-
-    def _on_heartbeat(self, msg) -> None:
-        assert isinstance(msg, Heartbeat)
-        self.registry.on_heartbeat(msg)
-        rec = self.registry.gateways.get(msg.gateway)
-        if rec is not None and rec.session == msg.session:
-            self._nodes(lambda: self.nodes.on_heartbeat(msg, self.registry.devices_of(msg.gateway)))
-            self._emit(lambda: points.heartbeat_lines(msg, zone=self.zone_of(msg.gateway)))
-
-    def _nodes(self, update) -> None:
-        """Field-node registry updates from gateway messages: a bug there is logged and counted, never raised."""
-        try:
-            update()
-        except Exception:  # noqa: BLE001 - must not break gateway state tracking
-            self.metrics.store_errors.inc()
-            log.exception("cannot update the node registry")
-
-    def _on_ack(self, msg) -> None:
-        assert isinstance(msg, Ack)
-        self.engine.on_ack(msg)
-        self._emit(lambda: points.ack_line(msg))
-
-    def _on_gateway_change(self, gateway: str, state: str) -> None:
-        """The hub's own verdicts (births and last-wills are written from the messages themselves)."""
-        rec = self.registry.gateways.get(gateway)
-        if rec is None or rec.reason not in ("heartbeat timeout", "heartbeat") or rec.state != state:
-            return
-        if (state == OFFLINE) != (rec.reason == "heartbeat timeout") or state not in (ONLINE, OFFLINE):
-            return
-        if self._verdicts.get(gateway) == rec.since:  # listeners also run on persists without a change
-            return
-        self._verdicts[gateway] = rec.since
-        self._emit(lambda: points.gateway_online_line(
-            gateway, state == ONLINE, time.time(), session=rec.session, zone=self.zone_of(gateway),
-            cause=rec.reason.replace(" ", "_")))
-
-    async def _zone_points(self, _alert: AlertOut, states: list[ZoneState]) -> None:
-        self._emit(lambda: [points.zone_state_line(s) for s in states])
 
     async def _on_connect(self) -> None:
         self.engine.on_reconnect()
