@@ -26,19 +26,16 @@ import asyncio
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from bench.alert_latency import pct, stop_processes
 from bench.broker_failover import start, wait_for
-from bench.failover import hub_toml, prepare
+from bench.failover import hub_toml, run_in_tmpdir, settled, start_two_hubs
 from dozor.client import HubClient
 from hub.identity import Role, UserStore
-from hub.keys import KEY_FILE, RING_FILE
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import CityPlan
 from simulators.postgres import Postgres
@@ -66,7 +63,7 @@ async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float) ->
     confirmed = total = 0
     for _ in range(n):
         alert = await asyncio.to_thread(client.create_alert, zones, "air-raid", "exercise", duration_s=120)
-        await wait_for(lambda a=alert: _settled(client, a.id), limit_s, "every siren to answer")
+        await wait_for(lambda a=alert: settled(client, a.id), limit_s, "every siren to answer")
         detail = await asyncio.to_thread(client.alert, alert.id)
         ms += [d.confirm_ms for d in detail.devices if d.state == "sounding" and d.confirm_ms is not None]
         confirmed += detail.summary.confirmed
@@ -79,12 +76,6 @@ async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float) ->
             "p50_ms": round(pct(ms, 0.5), 1) if ms else None, "p99_ms": round(pct(ms, 0.99), 1) if ms else None,
             "dispatch_ms_p50": round(pct(dispatch, 0.5), 1) if dispatch else None,
             "dispatch_ms_max": round(max(dispatch), 1) if dispatch else None}
-
-
-def _settled(client: HubClient, alert_id: str):
-    detail = client.alert(alert_id, devices=False)
-    s = detail.summary
-    return detail if s.total > 0 and s.pending == 0 else None
 
 
 async def _online(client: HubClient, n: int, limit_s: float) -> float:
@@ -102,18 +93,8 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
         url = pg.database()
         a_cfg, b_cfg = (hub_toml(root, f"pg-{n}", p, pg, url, broker.url, args.lease_s)
                         for n, p in zip("ab", ports, strict=True))
-        token = await asyncio.to_thread(prepare, a_cfg)
         try:
-            procs.append(start([DOZOR, "hub", "run", "--config", str(a_cfg)], root / "pg-a.log"))
-            leader = HubClient(f"http://127.0.0.1:{ports[0]}", token, timeout=60)
-            await wait_for(leader.health, 60, "the first hub")
-            (root / "state-pg-b").mkdir()
-            for name in (KEY_FILE, RING_FILE):  # the follower signs with the same key (the gateways pin it)
-                if (root / "state-pg-a" / name).exists():
-                    shutil.copy2(root / "state-pg-a" / name, root / "state-pg-b" / name)
-            procs.append(start([DOZOR, "hub", "run", "--config", str(b_cfg)], root / "pg-b.log"))
-            follower = HubClient(f"http://127.0.0.1:{ports[1]}", token, timeout=60)
-            await wait_for(lambda: follower.health().get("role") == "follower", 60, "the follower")
+            leader, follower, _ = await start_two_hubs(root, (a_cfg, b_cfg), ports, procs)
             procs += city(args, root, broker.url, a_cfg, "pg")
             boot_s = await _online(leader, args.gateways, args.timeout)
             out = {**await alerts(leader, zones, args.alerts, args.timeout), "fleet_boot_s": boot_s}
@@ -124,7 +105,7 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
             await asyncio.to_thread(procs[0].wait, 10)
             await wait_for(lambda: follower.health().get("role") == "leader", args.timeout, "the takeover", every=0.05)
             out["failover_s"] = round(time.monotonic() - killed, 2)
-            done = await wait_for(lambda: _settled(follower, alert.id), args.timeout, "the alert after the takeover")
+            done = await wait_for(lambda: settled(follower, alert.id), args.timeout, "the alert after the takeover")
             out["failover_alert_completed"] = done.summary.confirmed == done.summary.total > 0
             out["failover_alert_confirmed"] = done.summary.confirmed
         finally:
@@ -178,16 +159,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the run's directory (logs) and print its path")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="dozor-bench-city-"))
-    try:
-        result = asyncio.run(run(args, root))
-    finally:
-        if args.keep:
-            print(f"logs in {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
-
+    run_in_tmpdir(args, "dozor-bench-city-", run, logs=("pg-a.log", "pg-b.log", "sqlite.log"))
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

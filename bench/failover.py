@@ -98,6 +98,53 @@ def hub_toml(root: Path, name: str, port: int, pg: Postgres, url: str, broker: s
     return path
 
 
+async def start_two_hubs(root: Path, configs: tuple[Path, Path], ports: tuple[int, int],
+                         procs: list[subprocess.Popen]) -> tuple[HubClient, HubClient, dict]:
+    """`dozor hub migrate` and an operator, the leader, then the follower with the leader's signing keys (the
+    gateways pin them); both processes go to ``procs``. Returns (leader, follower, the leader's /healthz)."""
+    a_cfg, b_cfg = configs
+    token = await asyncio.to_thread(prepare, a_cfg)
+    procs.append(start([DOZOR, "hub", "run", "--config", str(a_cfg)], root / f"{a_cfg.stem}.log"))
+    leader = HubClient(f"http://127.0.0.1:{ports[0]}", token, timeout=60)
+    health = await wait_for(leader.health, 60, "the first hub")
+    a_state, b_state = root / f"state-{a_cfg.stem}", root / f"state-{b_cfg.stem}"
+    b_state.mkdir()
+    for name in (KEY_FILE, RING_FILE):
+        if (a_state / name).exists():
+            shutil.copy2(a_state / name, b_state / name)
+    procs.append(start([DOZOR, "hub", "run", "--config", str(b_cfg)], root / f"{b_cfg.stem}.log"))
+    follower = HubClient(f"http://127.0.0.1:{ports[1]}", token, timeout=60)
+    await wait_for(lambda: follower.health().get("role") == "follower", 60, "the follower")
+    return leader, follower, health
+
+
+def settled(client: HubClient, alert_id: str):
+    """The alert once no siren is pending any more (the cheap summary, no per-device list), else None."""
+    detail = client.alert(alert_id, devices=False)
+    s = detail.summary
+    return detail if s.total > 0 and s.pending == 0 else None
+
+
+def run_in_tmpdir(args: argparse.Namespace, prefix: str, run, logs: tuple[str, ...] = ()) -> None:
+    """``run(args, root)`` in a fresh directory (kept with ``--keep``); print its result as JSON. When a step
+    times out, the tails of ``logs`` say why."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        result = asyncio.run(run(args, root))
+    except SystemExit:
+        for name in logs:
+            if (root / name).exists():
+                print(f"--- {name} (last lines)\n" + "\n".join((root / name).read_text(errors="replace")
+                                                              .splitlines()[-25:]), file=sys.stderr)
+        raise
+    finally:
+        if args.keep:
+            print(f"logs in {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
 def prepare(config: Path) -> str:
     """`dozor hub migrate`, then an operator; returns the operator's token."""
     subprocess.run([DOZOR, "hub", "migrate", "--config", str(config)], check=True, capture_output=True)
@@ -115,21 +162,11 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
         url = pg.database()
         a_cfg, b_cfg = (hub_toml(root, n, p, pg, url, broker.url, args.lease_s) for n, p in zip("ab", ports,
                                                                                                  strict=True))
-        token = await asyncio.to_thread(prepare, a_cfg)
         wire = Wire()
         watch = MqttSession(MqttParams("127.0.0.1", broker.port, "bench-wire"), on_message=wire)
         try:
-            procs.append(start([DOZOR, "hub", "run", "--config", str(a_cfg)], root / "a.log"))
-            leader = HubClient(f"http://127.0.0.1:{ports[0]}", token, timeout=30)
-            health = await wait_for(leader.health, 60, "the first hub")
+            leader, follower, health = await start_two_hubs(root, (a_cfg, b_cfg), ports, procs)
             wire.keys = {health["kid"]: public_key_from_b64(health["public_key"])}
-            (root / "state-b").mkdir()
-            for name in (KEY_FILE, RING_FILE):  # the follower signs with the same key (the gateways pin it)
-                if (root / "state-a" / name).exists():
-                    shutil.copy2(root / "state-a" / name, root / "state-b" / name)
-            procs.append(start([DOZOR, "hub", "run", "--config", str(b_cfg)], root / "b.log"))
-            follower = HubClient(f"http://127.0.0.1:{ports[1]}", token, timeout=30)
-            await wait_for(lambda: follower.health().get("role") == "follower", 60, "the follower")
             procs.append(start(
                 [DOZOR, "sim", "city", "--gateways", str(args.gateways), "--sirens-per-gateway",
                  str(args.sirens_per_gateway), "--broker", broker.url, "--hub-config", str(a_cfg),
@@ -148,7 +185,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
                 await wait_for(lambda: follower.health().get("role") == "leader", args.timeout, "the takeover",
                                every=0.05)
                 failover_s = time.monotonic() - killed
-                done = await wait_for(lambda: _settled(follower, alert.id), args.timeout, "the alert settled")
+                done = await wait_for(lambda: settled(follower, alert.id), args.timeout, "the alert settled")
                 alert_done_s = time.monotonic() - killed
                 await asyncio.sleep(1.0)  # late acks and re-sends are on the wire too
                 detail = await asyncio.to_thread(follower.alert, alert.id)
@@ -165,12 +202,6 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
             "unreadable_on_wire": wire.bad}
 
 
-def _settled(client: HubClient, alert_id: str):
-    detail = client.alert(alert_id, devices=False)
-    s = detail.summary
-    return detail if s.total > 0 and s.pending == 0 else None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gateways", type=int, default=50)
@@ -182,22 +213,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the run's directory (logs) and print its path")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="dozor-bench-hub-failover-"))
-    try:
-        result = asyncio.run(run(args, root))
-    except SystemExit:  # a step timed out: the logs say why (kept with --keep)
-        for name in ("a.log", "b.log", "city.log"):
-            if (root / name).exists():
-                print(f"--- {name} (last lines)\n" + "\n".join((root / name).read_text(errors="replace")
-                                                              .splitlines()[-25:]), file=sys.stderr)
-        raise
-    finally:
-        if args.keep:
-            print(f"logs in {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
-
+    run_in_tmpdir(args, "dozor-bench-hub-failover-", run, logs=("a.log", "b.log", "city.log"))
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
