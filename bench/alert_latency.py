@@ -29,6 +29,7 @@ from dozor.client import HubClient
 from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import CityPlan
+from simulators.procs import stop_processes
 
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 
@@ -36,17 +37,6 @@ DOZOR = str(Path(sys.executable).with_name("dozor"))
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
-
-
-def stop_processes(procs: list[subprocess.Popen], grace_s: float = 15) -> None:
-    """SIGTERM every process, last started first; SIGKILL what has not exited after ``grace_s``."""
-    for p in reversed(procs):
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.alert_latency import stop_processes
 from contract import topics
 from contract.models import GatewayState, HubState, decode
 from contract.signed import split
@@ -38,6 +37,7 @@ from runtime.mqtt import MqttParams, MqttSession
 from simulators.brokers import free_port
 from simulators.city import CityPlan
 from simulators.nats import NatsCluster
+from simulators.procs import stop_processes
 
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 

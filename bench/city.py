@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.alert_latency import pct, stop_processes
+from bench.alert_latency import pct
 from bench.broker_failover import start, wait_for
 from bench.failover import hub_toml, run_in_tmpdir, settled, start_two_hubs
 from dozor.client import HubClient
@@ -39,6 +39,7 @@ from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import CityPlan
 from simulators.postgres import Postgres
+from simulators.procs import stop_processes
 
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 

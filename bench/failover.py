@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.alert_latency import stop_processes
 from bench.broker_failover import start, wait_for
 from contract import topics
 from contract.command import public_key_from_b64, verify_command
@@ -42,6 +41,7 @@ from runtime.mqtt import MqttParams, MqttSession
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import CityPlan
 from simulators.postgres import Postgres
+from simulators.procs import stop_processes
 
 CONFIRMED = {"sounding", "playing", "done"}  # a siren's device states that count as confirmed (as the CLI's)
 DOZOR = str(Path(sys.executable).with_name("dozor"))

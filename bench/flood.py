@@ -23,12 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.alert_latency import _done, _healthy, pct, stop_processes, wait_for
+from bench.alert_latency import _done, _healthy, pct, wait_for
 from bench.gateway_footprint import proc_cpu_s
 from dozor.client import HubClient
 from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port
 from simulators.city import CityPlan
+from simulators.procs import stop_processes
 
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 JUNK = [b"{not json", b'{"v":1}', b'{"v":1,"gateway":"forged","session":1,"seq":1,"ts":1,"uptime_s":1}',

@@ -27,12 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.alert_latency import stop_processes
 from bench.gateway_footprint import proc_rss_mb
 from dozor.client import HubClient, HubClientError
 from hub.identity import Role, UserStore
 from simulators.brokers import Mosquitto, free_port, wait_port
 from simulators.city import CityPlan
+from simulators.procs import stop_processes
 from simulators.pty_link import PtyLink
 from simulators.sensors import SimNoiseNode
 from simulators.tsdb import VictoriaMetrics

@@ -65,6 +65,19 @@ async def setup_pair(postgres_server, mosquitto, tmp_path, retries: int = 5):
     return a, b, a_log, b_log, ports, token
 
 
+
+def kill_pair(procs, logs, fakes=()) -> None:
+    """A test's teardown of its two hubs: stop the fake gateways, kill -9 what still runs, show the logs' tails."""
+    for f in fakes:
+        f.stop()
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    for log in logs:
+        if log.exists():
+            print(log.name, log.read_text()[-2000:])
+
 async def test_standby_takes_over_a_killed_leader_mid_alert(postgres_server, mosquitto, tmp_path):
     a, b, a_log, b_log, (pa, pb), token = await setup_pair(postgres_server, mosquitto, tmp_path)
     fakes: list[FakeGateway] = []
@@ -101,15 +114,7 @@ async def test_standby_takes_over_a_killed_leader_mid_alert(postgres_server, mos
         b.terminate()
         assert b.wait(20) == 0
     finally:
-        for f in fakes:
-            f.stop()
-        for p in (a, b):
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        for log in (a_log, b_log):
-            if log.exists():
-                print(log.name, log.read_text()[-2000:])
+        kill_pair((a, b), (a_log, b_log), fakes)
 
 
 async def test_a_paused_leader_is_fenced_and_exits(postgres_server, mosquitto, tmp_path):
@@ -126,8 +131,4 @@ async def test_a_paused_leader_is_fenced_and_exits(postgres_server, mosquitto, t
         for p in (a, b):
             if p.poll() is None:
                 p.send_signal(signal.SIGCONT)
-                p.kill()
-                p.wait(10)
-        for log in (a_log, b_log):
-            if log.exists():
-                print(log.name, log.read_text()[-2000:])
+        kill_pair((a, b), (a_log, b_log))

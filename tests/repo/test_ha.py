@@ -17,7 +17,8 @@ from contract.command import public_key_from_b64
 from contract.models import AckStage, DeviceKind
 from tests.hub.fakegw import FakeGateway
 from tests.hub.helpers import eventually
-from tests.repo.test_failover import setup_pair, wait_text
+from tests.repo.test_failover import kill_pair, setup_pair, wait_text
+from tests.repo.test_hub_postgres import until
 from tests.repo.test_migrate import DOZOR
 
 
@@ -27,14 +28,6 @@ def operator_cli(hub: int | str, token: str, *args: str) -> subprocess.Popen:
     url = hub if isinstance(hub, str) else f"http://127.0.0.1:{hub}"
     return subprocess.Popen([DOZOR, *args, "--hub", url], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "DOZOR_TOKEN": token})
-
-
-async def _until(check, what: str, limit_s: float = 30.0) -> None:
-    for _ in range(int(limit_s / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_cli_follows_an_alert_through_the_follower_across_a_leader_kill(postgres_server, mosquitto, tmp_path):
@@ -54,7 +47,7 @@ async def test_cli_follows_an_alert_through_the_follower_across_a_leader_kill(po
 
             async def both_online() -> bool:  # the leader heard the births; the follower reads them from the database
                 return sum(g["state"] == "online" for g in (await follower.get("/api/v1/gateways")).json()) == 2
-            await _until(both_online, "both gateways online on the follower")
+            await until(both_online, "both gateways online on the follower")
             # an alert action without credentials is refused by the leader the follower forwards it to
             r = await follower.post("/api/v1/alerts", headers={"Authorization": ""},
                                     json={"zones": ["all"], "signal": "air-raid", "mode": "exercise"})
@@ -68,12 +61,12 @@ async def test_cli_follows_an_alert_through_the_follower_across_a_leader_kill(po
 
             async def half() -> bool:
                 return (await follower.get(f"/api/v1/alerts/{alert_id}")).json()["summary"]["confirmed"] == 1
-            await _until(half, "the answering gateway confirmed (read on the follower)")
+            await until(half, "the answering gateway confirmed (read on the follower)")
 
             async def page() -> bool:  # the follower's resident page, live view and CAP feed show the alert
                 texts = [(await follower.get(path)).text for path in ("/api/v1/zones/all/state?tester=1", "/cap/feed.xml")]
                 return all(alert_id in text for text in texts)
-            await _until(page, "the alert on the follower's resident page and CAP feed")
+            await until(page, "the alert on the follower's resident page and CAP feed")
             zones = {z["id"]: z for z in (await follower.get("/api/v1/zones")).json()}
             assert zones["all"]["alert"] == alert_id and zones["all"]["status"] == "active", zones
             assert (await follower.get("/healthz")).json()["role"] == "follower"
@@ -102,12 +95,4 @@ async def test_cli_follows_an_alert_through_the_follower_across_a_leader_kill(po
         if cli is not None and cli.poll() is None:
             cli.kill()
             cli.wait(10)
-        for f in fakes:
-            f.stop()
-        for p in (a, b):
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        for log in (a_log, b_log):
-            if log.exists():
-                print(log.name, log.read_text()[-2000:])
+        kill_pair((a, b), (a_log, b_log), fakes)

@@ -21,6 +21,7 @@ from hub.config import load_config
 from hub.gwtrust import enroll
 from hub.keys import KEY_FILE, RING_FILE
 from simulators.brokers import free_port, wait_port
+from simulators.procs import stop_processes
 from tests.gwident import public_b64
 from tests.hub.fakegw import FakeGateway
 from tests.identity.helpers import DOZOR
@@ -97,10 +98,4 @@ async def test_documented_two_hub_setup_runs(postgres_server, mosquitto, tmp_pat
     finally:
         if fake is not None:
             fake.stop()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs, grace_s=20)

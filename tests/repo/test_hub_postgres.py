@@ -96,7 +96,7 @@ async def test_hub_on_postgres_killed_mid_alert_resumes_from_the_database(postgr
             print(log.read_text()[-3000:])
 
 
-async def _until(check, what: str, limit_s: float = 30.0) -> None:
+async def until(check, what: str, limit_s: float = 30.0) -> None:
     """Poll an async check until it holds; the limit only bounds a failing test."""
     for _ in range(int(limit_s / 0.05)):
         if await check():
@@ -111,7 +111,7 @@ async def alert_half_confirmed(http: httpx.AsyncClient, silent: FakeGateway) -> 
     async def online() -> bool:
         return sum(g["state"] == "online" for g in (await http.get("/api/v1/gateways")).json()) == 2
 
-    await _until(online, "both gateways online")
+    await until(online, "both gateways online")
     r = await http.post("/api/v1/alerts", json={"zones": ["all"], "signal": "air-raid", "mode": "exercise",
                                                 "duration_s": 300})
     assert r.status_code == 201, r.text
@@ -121,5 +121,5 @@ async def alert_half_confirmed(http: httpx.AsyncClient, silent: FakeGateway) -> 
     async def confirmed() -> bool:
         return (await http.get(f"/api/v1/alerts/{alert_id}")).json()["summary"]["confirmed"] == 1
 
-    await _until(confirmed, "the answering gateway confirmed")
+    await until(confirmed, "the answering gateway confirmed")
     return alert_id

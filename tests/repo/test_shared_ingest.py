@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 
 import httpx
 import pytest
 
 from simulators.brokers import free_port, wait_port
+from simulators.procs import stop_processes
 from simulators.tsdb import VictoriaMetrics
 from tests.hub.helpers import eventually
 from tests.ingest.helpers import NOISE, Publisher, noise_batch, vm_samples
@@ -86,14 +86,7 @@ async def test_two_hubs_split_the_telemetry_and_store_it_exactly_once(postgres_s
     finally:
         if pub is not None:
             pub.close()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        stop_processes(procs, grace_s=20)
         for log in logs:
             if log.exists():
                 print(log.name, log.read_text()[-1500:])
