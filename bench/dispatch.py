@@ -196,7 +196,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
         try:
             if args.backend == "postgres":
                 with Postgres() as pg:
-                    config = hub_toml(root, "hub", port, pg, pg.database(), broker.url, 5.0)
+                    config = hub_toml(root, "hub", port, pg, pg.database(), broker.url, None)
                     _confirm_deadline(config)
                     out = await measure(args, root, plan, config, port, broker, procs)
                     stop_processes(procs)
