@@ -136,6 +136,7 @@ class MqttSession:
         self._misc: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
         self._sock = None
+        self.received = 0  # messages in this session
         self._probe: select.poll | None = None  # the socket's error state, read once per misc tick
         self._client = self._make_client()
 
@@ -360,6 +361,7 @@ class MqttSession:
             fut.set_result(None)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        self.received += 1
         if self.on_message is None:
             return
         try:
@@ -415,10 +417,17 @@ class MqttSession:
             raise MqttLinkError(f"subscribe refused: {paho.error_string(rc)}")
         fut = self._loop.create_future()
         self._subs[mid] = fut
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout or self.params.publish_timeout_s)
-        except TimeoutError:
-            raise MqttLinkError("no SUBACK in time") from None
+        # A persistent session's queued messages come before the SUBACK: while they keep arriving the link is
+        # alive, and giving up would only have them all delivered again (a hub behind a long backlog would
+        # never get its SUBACK). No message and no SUBACK for a whole timeout: the link is dead.
+        while True:
+            seen = self.received
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), timeout or self.params.publish_timeout_s)
+                return
+            except TimeoutError:
+                if self.received == seen:
+                    raise MqttLinkError("no SUBACK in time") from None
 
     def ack(self, mid: int, qos: int) -> None:
         """Send the PUBACK of a received QoS 1 message (``manual_ack=True``); a no-op once disconnected."""

@@ -1,5 +1,6 @@
-"""runtime/mqtt.py against a TCP reset that lands together with several packets, through a real Mosquitto and
-the misbehaving relay (simulators/netcut.py), on both event loops the services run on.
+"""runtime/mqtt.py on a busy or broken link: a TCP reset that lands together with several packets, and a SUBACK
+behind a persistent session's backlog. Real Mosquitto; the reset comes from the misbehaving relay
+(simulators/netcut.py), on both event loops the services run on.
 
 uvloop closes an fd's watcher on a poll error without calling the reader again (uvloop issue 552). paho reads one
 packet per reader call, so before the fix the packets behind the first and the reset itself waited for the
@@ -9,6 +10,7 @@ keepalive timeout (60 s here): messages late, the link mute, and the next publis
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import uvloop
@@ -57,3 +59,36 @@ def test_packets_that_arrive_with_a_reset_are_read_and_the_session_ends(mosquitt
     assert ended.startswith("link error"), ended
     assert sorted(got) == [b"m0", b"m1", b"m2"]  # none left behind in the socket
     assert after == "MqttLinkError"  # not a RuntimeError from the event loop
+
+
+async def backlog(broker_port: int) -> tuple[int, str]:
+    params = MqttParams("127.0.0.1", broker_port, "backlog-sub", clean_session=False, publish_timeout_s=1.0)
+    async with MqttSession(params) as first:
+        await first.subscribe([("backlog/#", 1)])
+    async with MqttSession(MqttParams("127.0.0.1", broker_port, "backlog-pub")) as pub:
+        for i in range(40):
+            await pub.publish(f"backlog/{i}", b"x", qos=1)
+    got: list[str] = []
+
+    def slow(topic: str, *_: object) -> None:  # a busy hub: each queued message costs it 0.1 s
+        time.sleep(0.1)
+        got.append(topic)
+    async with MqttSession(params, on_message=slow) as again:
+        try:
+            await again.subscribe([("backlog/#", 1)])  # its SUBACK is behind ~2 s of queued messages
+            outcome = "subscribed"
+        except MqttLinkError as exc:
+            outcome = str(exc)
+        for _ in range(100):
+            if len(got) >= 40:
+                break
+            await asyncio.sleep(0.1)
+    return len(got), outcome
+
+
+def test_a_subscribe_behind_a_backlog_waits_while_messages_arrive(mosquitto):
+    """A persistent session's queued messages come before the SUBACK. The subscribe timeout (1 s here) counts
+    silence, not the backlog: giving up while messages flow would have them delivered again, forever."""
+    n, outcome = asyncio.run(backlog(mosquitto.port))
+    assert outcome == "subscribed"
+    assert n == 40
