@@ -107,8 +107,8 @@ class HubSettings(_Section):
     memory_trim_s: float = Field(default=60.0, ge=0, le=3600)  # freed heap back to the OS this often, between alerts
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
     # PostgreSQL: a standby hub takes over 0.75-1.25 x this long after the leader died (renewed every quarter of
-    # it; the leader trusts it for 0.8 x after each renewal). Shorter: a faster takeover, but a leader whose loop
-    # or database stalls for 3/4 of it loses the lease and exits (docs/operations.md "Two hubs, one city").
+    # it from a thread; the leader trusts it for 0.8 x after each renewal). Shorter: a faster takeover, but a
+    # leader that cannot renew for 3/4 of it (database, CPU) loses it and exits (docs/operations.md).
     leader_lease_s: float = Field(default=3.0, ge=1, le=300)
 
     @field_validator("tenant")
