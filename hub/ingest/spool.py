@@ -59,7 +59,7 @@ SEEN_MAX_AGE_S = 14 * 86400.0  # longer than a gateway keeps telemetry (7 days):
 SEEN_MAX_KEYS = 2_000_000  # ~100 MB at most; 500 gateways x 1 batch/s fill it in ~67 min only if age allows
 DEAD_MAX_LINES = 100_000
 PRUNE_EVERY_S = 60.0
-RECENT_MAX_LINES = 400_000  # bodies kept in memory for the writer (~50 MB of line protocol at most)
+RECENT_MAX_LINES = 100_000  # bodies kept in memory for the writer (~12 MB of line protocol at most)
 
 Group = tuple[str | None, Sequence[str]] | tuple[str | None, Sequence[str], int]
 
@@ -216,12 +216,13 @@ class Spool:
         return skipped
 
     def _remember(self, ids: list[int], rows: list[tuple[str, int]]) -> None:
-        """Cache committed bodies (under the mutex), evicting the oldest beyond ``RECENT_MAX_LINES``."""
+        """Cache committed bodies (under the mutex) up to ``RECENT_MAX_LINES``: beyond it (a backlog) new rows
+        are not cached, so the cache keeps the oldest, the ones the writer sends next."""
         for row_id, row in zip(ids, rows, strict=True):
+            if self._recent_lines + row[1] > RECENT_MAX_LINES:
+                return
             self._recent[row_id] = row
             self._recent_lines += row[1]
-        while self._recent_lines > RECENT_MAX_LINES:
-            self._recent_lines -= self._recent.pop(next(iter(self._recent)))[1]
 
     def _forget(self, ids: Sequence[int]) -> None:
         for row_id in ids:

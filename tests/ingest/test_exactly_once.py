@@ -111,8 +111,8 @@ def test_a_write_overlaps_a_commit_and_each_row_is_sent_once(victoria, tmp_path)
     assert eventually_raw(victoria, f'{{__name__="sds011_pm2_5",gateway="{gw}"}}', 6) == 6
 
 
-def test_rows_evicted_from_the_memory_cache_are_read_back(victoria, tmp_path, monkeypatch):
-    """The writer sends committed bodies from memory; beyond the cache's bound it reads them from SQLite."""
+def test_rows_beyond_the_memory_cache_are_read_back(victoria, tmp_path, monkeypatch):
+    """The writer sends committed bodies from memory; rows beyond the cache's bound it reads from SQLite."""
     monkeypatch.setattr(spool_module, "RECENT_MAX_LINES", 10)
     gw = "gw-evicted"
     ing = Ingest()
