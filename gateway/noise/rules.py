@@ -5,7 +5,8 @@
   5:6 tone pair (civil-defence two-tone) in ``TWO_TONE_LIMIT`` of them;
 - ``horn_tones``: a horn's signature: the level jumps by at least ``HORN_ONSET_DB`` within 50 ms (a horn
   switches on; a pass-by swells over seconds) and the sound is tones: narrow peaks that are not engine orders
-  in at least ``HORN_TONAL`` of the long or the short frames, or a spectral flatness (100-6000 Hz) of at most
+  (or are the root of a comb: a disc horn's pulses make one) in at least ``HORN_TONAL`` of the long or the
+  short frames, or a spectral flatness (100-6000 Hz) of at most
   ``HORN_FLATNESS`` (a few lines hold the energy; an exhaust's turbulence never leaves its spectrum that
   bare). Steady horn tones have no rpm sweep; a two-tone horn's alternating pitch looks like a sweep, but its
   onset gives it away.
@@ -26,7 +27,8 @@ HORN_FLATNESS = 0.02
 
 
 def horn_tones(ft: Features) -> bool:
-    return ft.onset >= HORN_ONSET_DB and (max(ft.tonal, ft.tonal_fast) >= HORN_TONAL or ft.flatness <= HORN_FLATNESS)
+    tones = max(ft.tonal, ft.tonal_fast, ft.comb)  # a horn's tone may be a full comb too (a pulsed disc horn)
+    return ft.onset >= HORN_ONSET_DB and (tones >= HORN_TONAL or ft.flatness <= HORN_FLATNESS)
 
 
 def feature_flags(ft: Features | None) -> list[str]:
