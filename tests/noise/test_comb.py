@@ -125,3 +125,39 @@ def test_the_training_familys_domain_randomisation_is_declared_and_off_by_defaul
             delay, q = sc.labels["ground_reflection"]
             assert 0 < delay < 0.02 and 0 < q <= WIDE_RANGES["ground_q"][1]
     assert any(r is not None for r in reflections)  # p = 0.5 per scene: these seeds draw one
+
+
+@pytest.mark.parametrize(("corner_hz", "level"), [(10.0, 98.0), (40.0, 104.0)])
+def test_wind_buffeting_is_never_an_enforcement_case(corner_hz, level):
+    """Wind on the microphone: power ~ f^-2 above a low corner, gated by slow gusts, aperiodic. Loud enough to
+    pass the limit, it is flagged ``wind`` (whatever the model calls it) and is no case."""
+    from scipy import signal
+
+    rng = np.random.default_rng(int(corner_hz))
+    seconds = 12.0
+    n = int(seconds * FS)
+    w = signal.sosfilt(signal.butter(2, corner_hz, fs=FS, output="sos"), rng.standard_normal(n))
+    gust = np.exp(-0.5 * ((np.arange(n) / FS - 6.0) / 0.6) ** 2)
+    x = at_mic(w * gust, level) + at_mic(noise(seconds), 58.0)
+    cfg = AnalyzerConfig(meter=MeterConfig(full_scale_db=FULL_SCALE), detector=DetectorConfig(distance_m=7.5))
+    _, events = analyze_array(x.astype(np.float32), cfg)
+    loud = max(events, key=lambda e: e.levels.lafmax)
+    assert loud.levels.lafmax_7p5 >= level - 2
+    assert "wind" in loud.flags and not loud.enforcement
+
+
+@pytest.mark.parametrize(("firing_hz", "width_ms"), [(20.0, 0.2), (40.0, 0.2), (80.0, 1.0)])
+def test_firing_pulses_are_not_a_horn_onset(firing_hz, width_ms):
+    """``onset`` is a sustained rise: a slow engine's pulses (10 ms level swinging by 20 dB) stay far below the
+    horn threshold, a horn switching on far above it."""
+    from gateway.noise.classifier import _onset
+    from gateway.noise.rules import HORN_ONSET_DB
+    from tests.noise.test_tones import _horn
+
+    eng = at_mic(pulse_engine(4.0, firing_hz, 1.2 * firing_hz, width_ms), 95.0) + at_mic(noise(4.0), 60.0)
+    assert _onset(eng.astype(np.float32), FS) < HORN_ONSET_DB / 2
+    horn = np.zeros(6 * FS)
+    h = _horn(1.2, 4.0, seed=1)
+    horn[FS: FS + h.size] = h
+    x = at_mic(horn, 100.0) + at_mic(noise(6.0), 62.0)
+    assert _onset(x.astype(np.float32), FS) > 2 * HORN_ONSET_DB
