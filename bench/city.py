@@ -154,7 +154,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8, help="`dozor sim city` processes")
     ap.add_argument("--zones", type=int, default=20)
     ap.add_argument("--alerts", type=int, default=3, help="alerts per backend (plus one failover alert on postgres)")
-    ap.add_argument("--lease-s", type=float, default=2.0, help="[hub] leader_lease_s of the two PostgreSQL hubs")
+    ap.add_argument("--lease-s", type=float, default=None,
+                    help="[hub] leader_lease_s of the two PostgreSQL hubs (default: the hub's default, 3 s)")
     ap.add_argument("--kill-after-s", type=float, default=0.2, help="from the failover alert's start to the kill")
     ap.add_argument("--timeout", type=float, default=600.0, help="the longest wait for any step")
     ap.add_argument("--keep", action="store_true", help="keep the run's directory (logs) and print its path")

@@ -9,7 +9,8 @@ takes the acks the broker queued for the hubs' shared session.
 
 An MQTT client on the broker sees every command and every ack on the wire. Prints (times from the kill):
 
-- ``failover_s``: until the follower's /healthz says it leads (its lease; ``[hub] leader_lease_s`` = --lease-s);
+- ``failover_s``: until the follower's /healthz says it leads (its lease: ``[hub] leader_lease_s``, the hub's
+  default unless --lease-s; ``lease_s`` in the output is the one used);
 - ``alert_done_s``: until the alert shows every siren confirmed, failed or unreachable;
 - ``alert_completed``: every siren confirmed; ``sirens_total``, ``sirens_confirmed`` (the hub's own summary);
 - ``lost_acks``: sirens a gateway acked "sounding" on the wire that the hub does not show confirmed;
@@ -36,6 +37,7 @@ from contract.command import public_key_from_b64, verify_command
 from contract.models import Ack, AckStage, decode
 from contract.signed import split
 from dozor.client import HubClient
+from hub.config import HubSettings
 from hub.keys import KEY_FILE, RING_FILE
 from runtime.mqtt import MqttParams, MqttSession
 from simulators.brokers import Mosquitto, free_port
@@ -87,10 +89,12 @@ class Wire:
             sum(len(e) > 1 for (a, _, _), e in self.effects.items() if a == alert)
 
 
-def hub_toml(root: Path, name: str, port: int, pg: Postgres, url: str, broker: str, lease_s: float) -> Path:
+def hub_toml(root: Path, name: str, port: int, pg: Postgres, url: str, broker: str, lease_s: float | None) -> Path:
+    """A hub config on ``url``; ``lease_s`` None: the hub's default ``[hub] leader_lease_s``."""
     path = root / f"{name}.toml"
+    lease = "" if lease_s is None else f"leader_lease_s = {lease_s}\n"
     path.write_text(f'[hub]\nstate_dir = "state-{name}"\napi_port = {port}\nzones = "zones.json"\n'
-                    f'confirm_deadline_s = 3\nmax_retries = 10\nleader_lease_s = {lease_s}\n'
+                    f'confirm_deadline_s = 3\nmax_retries = 10\n{lease}'
                     f'[mqtt]\nurl = "{broker}"\nclient_id = "hub-ha"\n'
                     '[two_person]\nactual = []\n'
                     f'[database]\nurl = "{url}"\npassword_file = "{pg.password_file}"\n')
@@ -197,7 +201,8 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
             "alert_completed": s.confirmed == s.total and s.total > 0, "sirens_total": s.total,
             "sirens_confirmed": s.confirmed, "lost_acks": len(wire.acked_sounding(alert.id) - confirmed),
             "duplicate_effects": wire.duplicate_effects(alert.id), "gateways": args.gateways,
-            "lease_s": args.lease_s, "commands_on_wire": wire.commands(alert.id),
+            "lease_s": args.lease_s if args.lease_s is not None else HubSettings().leader_lease_s,
+            "commands_on_wire": wire.commands(alert.id),
             "acks_sounding_on_wire": len(wire.acked_sounding(alert.id)), "sounding_before_kill": before_kill,
             "unreadable_on_wire": wire.bad}
 
@@ -206,7 +211,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gateways", type=int, default=50)
     ap.add_argument("--sirens-per-gateway", type=int, default=2)
-    ap.add_argument("--lease-s", type=float, default=2.0, help="[hub] leader_lease_s of both hubs")
+    ap.add_argument("--lease-s", type=float, default=None,
+                    help="[hub] leader_lease_s of both hubs (default: the hub's default, 3 s)")
     ap.add_argument("--spinup-s", type=float, default=1.5, help="siren spin-up: the window the kill lands in")
     ap.add_argument("--kill-after-s", type=float, default=0.3, help="from the alert's start to the kill")
     ap.add_argument("--timeout", type=float, default=180.0, help="the longest wait for any step")

@@ -11,6 +11,8 @@ The transport is swappable (httpx style), so tests can pass ``httpx.ASGITranspor
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -48,15 +50,36 @@ class HubClientError(DozorError):
         super().__init__(message)
 
 
+def _no_leader_retry_s(r: httpx.Response) -> float | None:
+    """Seconds to wait before sending again, for a 503 no_leader that reached no leader; else None."""
+    if r.status_code != 503:
+        return None
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("error") != "no_leader" or body.get("reached_leader") is not False:
+        return None
+    try:
+        return min(max(float(r.headers.get("retry-after", "1")), 0.1), 5.0)
+    except ValueError:
+        return 1.0
+
+
 class HubClient:
     def __init__(self, base_url: str = DEFAULT_URL, token: str | None = None, *,
-                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
+                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0,
+                 leader_wait_s: float = 30.0, on_wait: Callable[[str], None] | None = None) -> None:
         # several hubs of one city (comma-separated): a hub that cannot be reached is skipped for the next one
         # (the request never left, so even an alert action is safe to send again); any of them serves and
         # forwards alert actions to the leader (docs/operations.md "Two hubs, one city")
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [DEFAULT_URL]
         self.base_url = self.urls[0]
         self.timeout = timeout
+        # while a takeover runs, hubs answer 503 no_leader; a request that reached no leader is sent again for up
+        # to this long (``on_wait`` hears why, once per request)
+        self.leader_wait_s = leader_wait_s
+        self.on_wait = on_wait
         self._has_token = bool(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
@@ -105,6 +128,23 @@ class HubClient:
 
     def _send(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
               timeout: float | None = None, want_json: bool = True) -> Any:
+        deadline = time.monotonic() + self.leader_wait_s
+        told = False
+        while True:
+            r = self._request(method, path, json=json, params=params, timeout=timeout)
+            wait = _no_leader_retry_s(r)
+            if wait is None or time.monotonic() + wait > deadline:
+                return self._answer(r, method, path, want_json)
+            if not told and self.on_wait is not None:
+                self.on_wait(f"no hub leads right now (a takeover is under way); retrying {method} {path} for up "
+                             f"to {self.leader_wait_s:g}s")
+                told = True
+            time.sleep(wait)
+            if len(self.urls) > 1:  # the next hub may be the one that took over
+                self.base_url = self.urls[(self.urls.index(self.base_url) + 1) % len(self.urls)]
+
+    def _request(self, method: str, path: str, *, json: Any, params: dict | None,
+                 timeout: float | None) -> httpx.Response:
         for left in range(len(self.urls) - 1, -1, -1):
             try:
                 r = self._http.request(method, self.base_url + path, json=json, params=params,
@@ -119,6 +159,9 @@ class HubClient:
                 raise HubClientError(f"hub at {self.base_url} did not answer within {self.timeout:g}s") from None
             except httpx.HTTPError as exc:
                 raise HubClientError(f"talking to the hub at {self.base_url} failed: {exc}") from None
+        return r
+
+    def _answer(self, r: httpx.Response, method: str, path: str, want_json: bool) -> Any:
         if r.status_code == 401 and not self._has_token:
             raise HubClientError(f"no token given, and the hub at {self.base_url} needs one: pass your user token "
                                  "with --token, DOZOR_TOKEN or DOZOR_TOKEN_FILE (`dozor users add NAME --role ROLE` "

@@ -297,7 +297,7 @@ class Hub(GatewayEvents):
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self.config.hub.flush_interval_s)
-            self.engine._flush()
+            self.engine.flush_queued()
 
     async def run(self, *, handle_signals: bool = False) -> None:
         """Run until cancelled, or until SIGINT/SIGTERM when ``handle_signals`` (the CLI); then shut down

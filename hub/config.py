@@ -106,7 +106,10 @@ class HubSettings(_Section):
     audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
     memory_trim_s: float = Field(default=60.0, ge=0, le=3600)  # freed heap back to the OS this often, between alerts
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
-    leader_lease_s: float = Field(default=5.0, ge=1, le=300)  # PostgreSQL: a standby hub takes over this long after
+    # PostgreSQL: a standby hub takes over 0.75-1.25 x this long after the leader died (renewed every quarter of
+    # it from a thread; the leader trusts it for 0.8 x after each renewal). Shorter: a faster takeover, but a
+    # leader that cannot renew for 3/4 of it (database, CPU) loses it and exits (docs/operations.md).
+    leader_lease_s: float = Field(default=3.0, ge=1, le=300)
 
     @field_validator("tenant")
     @classmethod

@@ -175,7 +175,10 @@ class LeaderProxy:
             resp = await self.client.request(request.method, target, headers=headers, content=await request.body())
         except httpx.HTTPError as exc:
             self.hub.metrics.publish_errors.labels("forward").inc()
-            return _no_leader(f"the leader at {url} did not answer ({type(exc).__name__})")
+            # a refused connection never carried the request: safe to send again. A timeout after sending may
+            # have reached the leader, so the caller must look before it repeats an alert action
+            return _no_leader(f"the leader at {url} did not answer ({type(exc).__name__})",
+                              reached=not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)))
         self.hub.metrics.alert_ops.labels("forwarded").inc()
         keep = {k: v for k, v in resp.headers.items() if k in ("content-type", "retry-after")}
         return Response(resp.content, status_code=resp.status_code, headers=keep)
@@ -185,6 +188,9 @@ class LeaderProxy:
             await self.client.aclose()
 
 
-def _no_leader(detail: str) -> Response:
-    return JSONResponse({"error": "no_leader", "detail": f"{detail}; a takeover takes up to [hub] leader_lease_s, "
-                         "retry"}, status_code=503, headers={"retry-after": "1"})
+def _no_leader(detail: str, *, reached: bool = False) -> Response:
+    """503 while no hub leads. ``reached_leader`` false: the request was executed nowhere, so a client may send it
+    again (``dozor`` does, for up to its --leader-wait)."""
+    return JSONResponse({"error": "no_leader", "reached_leader": reached,
+                         "detail": f"{detail}; a takeover takes up to [hub] leader_lease_s, retry"},
+                        status_code=503, headers={"retry-after": "1"})

@@ -8,7 +8,9 @@ over the broker session with the acks queued for it).
 
 Fencing: a leader that loses its lease (paused with SIGSTOP past the expiry, cut off from the database) sends no
 command (``publish`` and ``publish_nowait`` refuse once ``Lease.valid()`` is false), writes no hub state (``Store``
-flushes check the lease inside their transaction) and stops (exit code 2) when its renewal fails.
+flushes check the lease inside their transaction) and stops (exit code 2) when its renewal fails. The renewal
+runs in a thread of its own, so a busy event loop does not cost the lease; a loop silent for ``LOOP_STALL_TTLS``
+leases does (the thread stops renewing).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import asyncio
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable
 
 from hub.errors import StoreError
@@ -24,6 +28,7 @@ from hub.repo.db import Database
 from hub.repo.lease import Lease
 
 log = logging.getLogger(__name__)
+LOOP_STALL_TTLS = 4  # the lease is renewed through an event-loop stall of up to this many leases (12 s by default)
 
 
 class Leadership:
@@ -33,6 +38,7 @@ class Leadership:
         self.lease = Lease(db, "hub", self.holder, ttl_s=ttl_s)
         self.on_fenced = on_fenced
         self.lost = asyncio.Event()
+        self.loop_seen = time.monotonic()  # the event loop's last sign of life (the renewal thread reads it)
 
     async def take(self) -> None:
         """Wait until this hub holds the lease (at once when no other hub does)."""
@@ -52,15 +58,49 @@ class Leadership:
         log.warning("hub %s leads (lease term %d)", self.holder, self.lease.token)
 
     async def keep(self) -> None:
-        """Renew the lease; when another hub has taken it, set ``lost`` (the hub stops)."""
-        while True:
-            await asyncio.sleep(self.lease.ttl_s / 4)
-            if not await asyncio.to_thread(self.lease.acquire):
-                cur = await asyncio.to_thread(self.lease.current)
-                log.error("lost the state database lease to %s: this hub stops sending and exits",
-                          (cur or {}).get("holder", "?"))
-                self.lost.set()
-                await asyncio.Event().wait()  # the hub stops on ``lost``; nothing to restart here
+        """Renew the lease every quarter of it from a thread of its own, so a busy event loop (a city's
+        dispatch, a takeover reading 10,000 device rows, a starved machine) does not cost the lease; the loop
+        only proves it is alive. When another hub has taken the lease, set ``lost`` (the hub stops)."""
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        self.loop_seen = time.monotonic()
+        thread = threading.Thread(target=self._renew, args=(loop, stop), name="hub-lease", daemon=True)
+        thread.start()
+        try:
+            while True:
+                self.loop_seen = time.monotonic()
+                await asyncio.sleep(self.lease.ttl_s / 4)
+        finally:
+            stop.set()
+            thread.join(timeout=self.lease.ttl_s)  # no renewal after this (a release follows at shutdown)
+
+    def _renew(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+        """The renewal thread. It stops renewing when the event loop has not run for ``LOOP_STALL_TTLS`` leases
+        (a wedged hub must not keep the city's leadership); the lease then expires and a follower takes over.
+        Fencing is unchanged: every command and write checks the lease (a paused process pauses this thread too,
+        and ``Lease.valid`` runs on a monotonic clock)."""
+        stalled = False
+        while not stop.wait(self.lease.ttl_s / 4):
+            quiet = time.monotonic() - self.loop_seen
+            if quiet > LOOP_STALL_TTLS * self.lease.ttl_s:
+                if not stalled:
+                    log.error("the event loop has not run for %.1f s: the hub lease is no longer renewed", quiet)
+                stalled = True
+                continue
+            stalled = False
+            try:
+                held = self.lease.acquire()
+                cur = None if held else self.lease.current()
+            except StoreError as exc:  # the lease may expire; the next renewal says whether it is still ours
+                log.error("cannot renew the hub lease: %s", exc)
+                continue
+            if not held:
+                loop.call_soon_threadsafe(self._lose, (cur or {}).get("holder", "?"))
+                return
+
+    def _lose(self, holder: str) -> None:
+        log.error("lost the state database lease to %s: this hub stops sending and exits", holder)
+        self.lost.set()
 
     def fence(self, publish: Callable[..., Awaitable[bool]]) -> Callable[..., Awaitable[bool]]:
         async def fenced(*args, **kwargs) -> bool:

@@ -10,6 +10,7 @@ process kill -9 (only an OS crash can lose the last transactions).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -85,15 +86,19 @@ class Store:
         return bool(self._alerts or self._devices or self._commands or self._audit or self._gateways
                     or self._zones)
 
-    def flush(self, *, devices: bool = True) -> int:
+    def flush(self, *, devices: bool = True, max_devices: int | None = None) -> int:
         """Commit the queued writes in one transaction; returns the number of rows written.
 
         ``devices=False`` leaves the per-device rows for the next flush (the alert start path: a restarted
-        hub rebuilds missing device rows from the commands' targets)."""
+        hub rebuilds missing device rows from the commands' targets); ``max_devices`` writes at most that many
+        of them (the oldest queued) and leaves the rest queued, so one flush never holds the loop for a whole
+        city's rows."""
         if not self.dirty:
             return 0
         alerts, commands = self._alerts, self._commands
         devices_q = self._devices if devices else {}
+        if devices and max_devices is not None and len(devices_q) > max_devices:
+            devices_q = {k: devices_q[k] for k in itertools.islice(devices_q, max_devices)}
         audit, gateways, zones = self._audit, self._gateways, self._zones
         batches = ((UPSERT_ALERT, [(k, *_alert_row(v)) for k, v in alerts.items()]),
                    (UPSERT_DEVICE, [(*k, _dumps(v.doc())) for k, v in devices_q.items()]),
@@ -101,6 +106,8 @@ class Store:
                    ("INSERT INTO audit (ts, alert, kind, detail) VALUES (?,?,?,?)", audit),
                    (UPSERT_GATEWAY, list(gateways.items())),
                    (UPSERT_ZONE, [(k, *v) for k, v in zones.items()]))
+        if not any(rows for _, rows in batches):
+            return 0  # only device rows are queued, and this flush leaves them
         try:
             with self.db.transaction() as tx:
                 if self.fence is not None:
@@ -111,8 +118,11 @@ class Store:
         except StoreError as exc:  # the queued writes stay queued: the next flush retries them
             raise StoreError(f"cannot write hub state {self.path}: {exc}") from None
         self._alerts, self._commands = {}, []
-        if devices:
+        if devices_q is self._devices:
             self._devices = {}
+        else:
+            for key in devices_q:
+                del self._devices[key]
         self._audit, self._gateways, self._zones = [], {}, {}
         self.flushes += 1
         return len(alerts) + len(devices_q) + len(commands) + len(audit) + len(gateways) + len(zones)

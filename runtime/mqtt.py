@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import select
 import ssl
 import threading
 import time
@@ -125,7 +126,7 @@ class MqttSession:
         self.params = params
         self.on_message = on_message
         self.log = log or logging.getLogger("dozor.runtime.mqtt")
-        self.counters = {"callback_errors": 0, "publish_timeouts": 0, "puback_stalls": 0}
+        self.counters = {"callback_errors": 0, "publish_timeouts": 0, "puback_stalls": 0, "watch_repairs": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
         self._closed: asyncio.Future[None] | None = None
@@ -135,6 +136,8 @@ class MqttSession:
         self._misc: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
         self._sock = None
+        self.received = 0  # messages in this session
+        self._probe: select.poll | None = None  # the socket's error state, read once per misc tick
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -205,9 +208,8 @@ class MqttSession:
             await reap(task)
         sock = self._sock
         if sock is not None and self._loop is not None:
-            self._loop.remove_reader(sock)
-            self._loop.remove_writer(sock)
-            self._sock = None
+            self._unwatch(sock)
+            self._sock = self._probe = None
         with contextlib.suppress(Exception):
             self._client.disconnect()
         self._lost(MqttLinkError("session closed"))
@@ -238,6 +240,7 @@ class MqttSession:
         """paho's housekeeping (keepalive pings, retries) and the PUBACK watchdog."""
         stuck = self.params.stuck_puback_s
         while self._client.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._probe_socket()
             if stuck > 0 and self._pending:
                 oldest = min(t for _, t in self._pending.values())
                 if time.monotonic() - oldest > stuck:
@@ -249,6 +252,45 @@ class MqttSession:
                     return
             await asyncio.sleep(min(1.0, stuck / 4) if stuck > 0 else 1.0)
         self._lost(MqttLinkError("connection lost"))
+
+    def _probe_socket(self) -> None:
+        """A socket error or hang-up that the event loop's watcher did not deliver: read, so paho sees it.
+
+        uvloop (libuv) answers a poll error (a TCP reset) by closing the fd's watcher, without calling the reader
+        again (uvloop issue 552). If the reader had returned before reaching the reset (paho reads one packet
+        per call), the messages still in the socket and the reset itself would wait for the keepalive timeout,
+        and the next ``add_writer`` for the fd raises RuntimeError. Found in a soak: a hub's alert start failed
+        that way and its sessions stayed mute for 30 s. One ``poll(0)`` per misc tick finds it within a second."""
+        if self._probe is None or self._sock is None:
+            return
+        events = self._probe.poll(0)
+        if events and events[0][1] & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+            self._repair(self._sock, "error or hang-up on the socket")
+
+    def _repair(self, sock, why: str) -> None:
+        """Watch ``sock`` afresh and read it now: paho then reads what waits or learns that the link is gone."""
+        self.counters["watch_repairs"] += 1
+        self.log.info("MQTT %s: %s; reading it directly", self.params.client_id, why)
+        assert self._loop is not None
+        self._unwatch(sock)
+        try:
+            self._loop.add_reader(sock, self._client.loop_read)
+            if self._client.want_write():
+                self._loop.add_writer(sock, self._client.loop_write)
+        except (RuntimeError, ValueError, OSError) as exc:
+            self._lost(MqttLinkError(f"the event loop cannot watch the socket: {exc}"))
+        self._client.loop_read()
+
+    def _unwatch(self, sock) -> None:
+        """Stop watching ``sock``. A watcher the loop closed on its own (see ``_probe_socket``) is taken out of
+        the loop all the same; what ``remove_*`` still raises for it is counted."""
+        assert self._loop is not None
+        for remove in (self._loop.remove_reader, self._loop.remove_writer):
+            try:
+                remove(sock)
+            except (RuntimeError, ValueError, OSError) as exc:
+                self.counters["watch_repairs"] += 1
+                self.log.debug("MQTT %s: %s: %s", self.params.client_id, remove.__name__, exc)
 
     # ---- paho callbacks (loop thread, except socket_open/register_write during connect) ----------------------
 
@@ -262,21 +304,29 @@ class MqttSession:
         def attach() -> None:
             self._sock = sock
             assert self._loop is not None
-            self._loop.add_reader(sock, client.loop_read)
+            probe = select.poll()
+            probe.register(sock, select.POLLERR | select.POLLHUP)
+            self._probe = probe
+            try:
+                self._loop.add_reader(sock, client.loop_read)
+            except RuntimeError as exc:  # a watcher of an earlier socket with this fd, closed by the loop
+                self._repair(sock, f"watching the new socket failed ({exc})")
         self._call(attach)
 
     def _on_socket_close(self, client: paho.Client, userdata: object, sock) -> None:
         def detach() -> None:
             if self._loop is not None:
-                self._loop.remove_reader(sock)
-                self._loop.remove_writer(sock)
-            self._sock = None
+                self._unwatch(sock)
+            self._sock = self._probe = None
         self._call(detach)
 
     def _on_register_write(self, client: paho.Client, userdata: object, sock) -> None:
         def add() -> None:
             if self._loop is not None and self._sock is sock:
-                self._loop.add_writer(sock, client.loop_write)
+                try:
+                    self._loop.add_writer(sock, client.loop_write)
+                except RuntimeError as exc:  # the loop closed the fd's watcher (see _probe_socket)
+                    self._repair(sock, f"watching the socket for writing failed ({exc})")
         self._call(add)
 
     def _on_unregister_write(self, client: paho.Client, userdata: object, sock) -> None:
@@ -311,6 +361,7 @@ class MqttSession:
             fut.set_result(None)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        self.received += 1
         if self.on_message is None:
             return
         try:
@@ -331,6 +382,7 @@ class MqttSession:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttLinkError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        self._check()  # the socket may have turned out dead while the message was queued (see _repair)
         if qos > 0 and not info.is_published():
             self._pending.setdefault(info.mid, (None, time.monotonic()))
         return info.mid
@@ -343,6 +395,7 @@ class MqttSession:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttLinkError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        self._check()  # the socket may have turned out dead while the message was queued (see _repair)
         self.flush_writes()  # to the socket now: no loop wake-up for "writable" per message (gateway CPU)
         if qos == 0 or info.is_published():
             return
@@ -364,10 +417,17 @@ class MqttSession:
             raise MqttLinkError(f"subscribe refused: {paho.error_string(rc)}")
         fut = self._loop.create_future()
         self._subs[mid] = fut
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout or self.params.publish_timeout_s)
-        except TimeoutError:
-            raise MqttLinkError("no SUBACK in time") from None
+        # A persistent session's queued messages come before the SUBACK: while they keep arriving the link is
+        # alive, and giving up would only have them all delivered again (a hub behind a long backlog would
+        # never get its SUBACK). No message and no SUBACK for a whole timeout: the link is dead.
+        while True:
+            seen = self.received
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), timeout or self.params.publish_timeout_s)
+                return
+            except TimeoutError:
+                if self.received == seen:
+                    raise MqttLinkError("no SUBACK in time") from None
 
     def ack(self, mid: int, qos: int) -> None:
         """Send the PUBACK of a received QoS 1 message (``manual_ack=True``); a no-op once disconnected."""

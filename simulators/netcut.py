@@ -12,6 +12,9 @@ Faults (each counted in ``stats``; ``heal()`` clears them all):
   (other packets pass), the "slow PUBACK with the connection up" case.
 - ``reset_mid_packet(direction)``: the next MQTT packet in that direction is cut in half and both sockets
   are reset (RST), a connection torn down in the middle of a packet.
+- ``reset_after_packets(direction, n)``: the next ``n`` whole MQTT packets in that direction are gathered and
+  written in one go, immediately followed by a reset: the receiver finds several packets *and* the reset in
+  one wake-up (a NAT box or a broker dropping a busy connection between packets).
 
 Directions: ``"up"`` is client -> broker, ``"down"`` is broker -> client.
 """
@@ -67,6 +70,7 @@ class NetCut:
         self._rate: float | None = None
         self._puback_delay = 0.0
         self._reset: set[str] = set()
+        self._reset_after: dict[str, int] = {}
 
     async def start(self) -> NetCut:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -114,6 +118,11 @@ class NetCut:
                 if self._rate:
                     await asyncio.sleep(len(data) / self._rate)
                     self.stats[f"throttled_bytes_{direction}"] += len(data)
+                if direction in self._reset_after:
+                    buf += data
+                    if await self._burst_and_reset(direction, buf, dst, pair):
+                        return
+                    continue
                 if not (direction in self._reset or (direction == "down" and self._puback_delay > 0) or buf):
                     dst.write(data)
                     await dst.drain()
@@ -137,6 +146,23 @@ class NetCut:
                     dst.write(packet)
                 await dst.drain()
         dst.close()
+
+    async def _burst_and_reset(self, direction: str, buf: bytearray, dst: asyncio.StreamWriter,
+                               pair: tuple[asyncio.StreamWriter, ...]) -> bool:
+        """``reset_after_packets``: True once the packets went out in one write and both sockets were reset."""
+        end, count = 0, 0
+        while count < self._reset_after[direction] and (n := _packet_len(buf[end:])) is not None:
+            end, count = end + n, count + 1
+        if count < self._reset_after[direction]:
+            return False
+        del self._reset_after[direction]
+        self.stats[f"resets_{direction}"] += 1
+        dst.write(bytes(buf[:end]))
+        with contextlib.suppress(ConnectionError):
+            await dst.drain()
+        for w in pair:
+            _rst(w)
+        return True
 
     @staticmethod
     def _late_write(dst: asyncio.StreamWriter, packet: bytes) -> None:
@@ -171,6 +197,9 @@ class NetCut:
     def reset_mid_packet(self, direction: str) -> None:
         self._reset.add(self._dir(direction))
 
+    def reset_after_packets(self, direction: str, n: int = 3) -> None:
+        self._reset_after[self._dir(direction)] = max(1, n)
+
     def heal(self) -> None:
         """End every fault except a ``cut`` (use ``restore`` for that); connections that survived go on."""
         for ev in self._flowing.values():
@@ -179,6 +208,7 @@ class NetCut:
         self._rate = None
         self._puback_delay = 0.0
         self._reset.clear()
+        self._reset_after.clear()
 
     @staticmethod
     def _dir(direction: str) -> str:

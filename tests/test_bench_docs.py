@@ -4,6 +4,7 @@ benchmarks themselves are run by hand (they are never timed tests)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -30,3 +31,11 @@ def test_documented_bench_command_and_flags_exist(command):
     assert out.returncode == 0, out.stderr[-1000:]
     for flag in (a for a in args[3:] if a.startswith("--")):
         assert flag in out.stdout, f"{command}: {flag} is not an option of {module}"
+
+
+def test_the_replay_window_memory_bench_runs_as_documented():
+    out = subprocess.run([sys.executable, "-m", "bench.replay_window_mem", "--gateways", "2"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-1000:]
+    doc = json.loads(out.stdout)
+    assert doc["gateways"] == 2 and doc["counters_each"] > 0 and doc["traced_mib"] >= 0

@@ -57,7 +57,13 @@ def resolve_token(token: str | None) -> str | None:
 def client(hub: str | None, token: str | None):
     from dozor.client import HubClient
 
-    return HubClient(hub or DEFAULT_HUB, resolve_token(token))
+    raw = os.environ.get("DOZOR_LEADER_WAIT_S", "30")
+    try:
+        wait = max(0.0, float(raw))
+    except ValueError:
+        fail(f"DOZOR_LEADER_WAIT_S={raw!r} is not a number of seconds", code=EXIT_USAGE)
+    return HubClient(hub or DEFAULT_HUB, resolve_token(token), leader_wait_s=wait,
+                     on_wait=lambda why: err_console.print(f"[yellow]note:[/] {why}"))
 
 
 def fail(message: str, *, as_json: bool = False, code: int = EXIT_ERROR) -> NoReturn:

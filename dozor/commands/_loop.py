@@ -1,5 +1,7 @@
 """The event loop for long-running services: uvloop where it is installed (`pip install dozor[fast]`), else
-asyncio's own. Both behave the same for dozor; uvloop only costs less CPU per event (docs/benchmarks.md)."""
+asyncio's own. uvloop costs less CPU per event (docs/benchmarks.md). One difference matters: on a socket error
+uvloop drops the fd's watcher without calling the reader again; runtime/mqtt.py probes for that (tests run the
+MQTT layer on both loops: tests/runtime/test_mqtt_reset.py)."""
 
 from __future__ import annotations
 

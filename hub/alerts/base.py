@@ -21,6 +21,8 @@ from hub.zones import Zones
 from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger("hub.alerts")
+DEFER_DEVICES_S = 2.0  # the longest a dispatch in progress holds back the periodic flush of device rows
+DEVICE_ROWS_PER_FLUSH = 2000  # per periodic flush (0.2 s): a city's 10,000 rows go over five ticks, acks in between
 
 AlertHook = Callable[[AlertOut, list[ZoneState]], Awaitable[None]]
 Publish = Callable[[str, bytes, int, bool], Awaitable[bool]]
@@ -112,9 +114,20 @@ class EngineBase:
         alert.updated_at = self.clock()
         self.store.put_alert(alert.id, alert)  # serialised at the next flush: many changes, one write
 
-    def _flush(self, *, devices: bool = True) -> None:
+    def flush_queued(self) -> None:
+        """The periodic flush (hub/app.py). While a phase's commands are still going out (at most
+        ``DEFER_DEVICES_S`` after its request) the per-device rows wait for the next tick: 10,000 of them are
+        hundreds of milliseconds of the loop, and nothing needs them sooner (the alert row names every target
+        and the command rows record what was sent: a restarted hub rebuilds the device tracks from those). At
+        most ``DEVICE_ROWS_PER_FLUSH`` device rows go per tick, so acks are handled between the ticks."""
+        now = self.mono()
+        busy = any(a.tracking and a.dispatch_ms is None and now - a.phase_t0 < DEFER_DEVICES_S
+                   for a in self._open.values())
+        self._flush(devices=not busy, max_devices=DEVICE_ROWS_PER_FLUSH)
+
+    def _flush(self, *, devices: bool = True, max_devices: int | None = None) -> None:
         try:
-            self.store.flush(devices=devices)
+            self.store.flush(devices=devices, max_devices=max_devices)
         except Exception:  # noqa: BLE001 - StoreError: keep alerting; writes are retried by the next flush
             self.metrics.store_errors.inc()
             log.exception("hub state write failed")

@@ -3,7 +3,9 @@ confirm deadline; escalation of what fails; re-sends when a gateway or the broke
 
 Hot-path rules: commands for all gateways are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
-command leaves (a restarted hub knows their acks).
+command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 50, 100, ... gateways (one
+commit each; the loop handles acks between them), and per-device rows wait until the last step is out
+(``EngineBase.flush_queued``): measured with ``python -m bench.dispatch`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ log = logging.getLogger("hub.alerts")
 MAX_TARGETS = 256  # per command (contract limit); bigger gateways get several commands
 MAX_ESCALATIONS = 1000
 STOP_RESEND_MAX_S = 30.0  # a stop is re-sent until confirmed; after max_retries the interval doubles up to this
-SEND_CHUNK = 25  # gateways signed and put on the wire per step; the loop handles acks in between
+SEND_CHUNK = 25  # gateways signed and put on the wire in the first step; the loop handles acks between steps
+SEND_CHUNK_MAX = 800  # each next step doubles, up to this many gateways
 
 
 class DispatchMixin(EngineBase):
@@ -92,8 +95,11 @@ class DispatchMixin(EngineBase):
         groups: dict[str, list[Track]] = {}
         for track in tracks:
             groups.setdefault(track.gateway, []).append(track)
-        gws = list(groups)
-        return [[t for gw in gws[i:i + SEND_CHUNK] for t in groups[gw]] for i in range(0, len(gws), SEND_CHUNK)]
+        gws, out, i, size = list(groups), [], 0, SEND_CHUNK
+        while i < len(gws):  # 25, 50, 100, ... gateways: the first commands leave at once, and a city of
+            out.append([t for gw in gws[i:i + size] for t in groups[gw]])  # 2,000 costs 7 commits, not 80
+            i, size = i + size, min(size * 2, SEND_CHUNK_MAX)
+        return out
 
     async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]]) -> None:
         for chunk in chunks:

@@ -191,8 +191,10 @@ class Alert:
                        last_confirm_ms=times[-1] if times else None, p50_confirm_ms=percentile(times, 50),
                        p99_confirm_ms=percentile(times, 99))
 
-    def persist_doc(self) -> dict:
-        return {"id": self.id, "signal": self.signal.value, "mode": self.mode.value, "zones": self.zones,
+    def persist_doc(self, *, targets: bool = True) -> dict:
+        """The alert's row; ``targets=False`` leaves out the list of every (gateway, device, kind) it targets
+        (10,000 entries for a whole city), which only the store needs."""
+        doc = {"id": self.id, "signal": self.signal.value, "mode": self.mode.value, "zones": self.zones,
                 "duration_s": self.duration_s, "created_at": self.created_at, "expires_at": self.expires_at,
                 "message": self.message.model_dump(exclude_none=True) if self.message else None,
                 "status": self.status.value, "version": self.version, "phase": self.phase.value, "phase_seq": self.phase_seq,
@@ -203,8 +205,10 @@ class Alert:
                 "confirmed_by": self.confirmed_by, "confirm_by": self.confirm_by, "break_glass": self.break_glass,
                 "supersedes": self.supersedes, "superseded_by": self.superseded_by, "affects": self.affects,
                 "escalations": self.escalations, "history": self.history,
-                "requested_by": self.requested_by, "acted_by": self.acted_by,
-                "targets": [[t.gateway, t.device, t.kind] for t in self.tracks.values()]}
+                "requested_by": self.requested_by, "acted_by": self.acted_by}
+        if targets:
+            doc["targets"] = [[t.gateway, t.device, t.kind] for t in self.tracks.values()]
+        return doc
 
     def row(self) -> tuple[str, float, dict]:
         return self.status.value, self.created_at, self.persist_doc()
@@ -234,7 +238,7 @@ class Alert:
         return alert
 
     def out(self, *, detail: bool = False) -> AlertOut:
-        base = {k: v for k, v in self.persist_doc().items() if k in AlertOut.model_fields}
+        base = {k: v for k, v in self.persist_doc(targets=False).items() if k in AlertOut.model_fields}
         base["summary"] = self.summary()
         if not detail:
             return AlertOut.model_validate(base)

@@ -2,7 +2,11 @@
 
 Every batch of lines is first committed to SQLite (WAL, ``synchronous=FULL``), then written oldest first;
 a row is deleted only after the store accepted it (from the flush's own connection, ``synchronous=NORMAL``: the
-delete survives a kill -9; a power cut can at worst have those lines written once more). A batch is stored as
+delete survives a kill -9; a power cut can at worst have those lines written once more). The delete never waits
+in SQLite's busy handler: it takes the spool's mutex, at once if no commit holds it, else after the next write
+at the latest (that write skips the rows still to delete), so store writes overlap the commits' fsyncs. The
+writer sends the bodies of recently committed rows from memory (``RECENT_MAX_LINES``), older ones are read
+back from SQLite; which rows exist is always SQLite's answer. A batch is stored as
 one text blob; batches are packed into rows of at most ``max_lines_per_write`` lines, and one store request
 carries as many consecutive rows as fit in that size. While the store is unavailable the spool keeps
 growing and retries with the shared ``runtime.backoff`` (jittered, capped); ``flush`` before the next retry time
@@ -55,6 +59,7 @@ SEEN_MAX_AGE_S = 14 * 86400.0  # longer than a gateway keeps telemetry (7 days):
 SEEN_MAX_KEYS = 2_000_000  # ~100 MB at most; 500 gateways x 1 batch/s fill it in ~67 min only if age allows
 DEAD_MAX_LINES = 100_000
 PRUNE_EVERY_S = 60.0
+RECENT_MAX_LINES = 400_000  # bodies kept in memory for the writer (~50 MB of line protocol at most)
 
 Group = tuple[str | None, Sequence[str]] | tuple[str | None, Sequence[str], int]
 
@@ -97,6 +102,10 @@ class Spool:
         self.last_error: str | None = None
         self._mutex = threading.RLock()
         self._flush_lock = threading.Lock()
+        # the bodies of recently committed rows (id -> body), so a flush sends them without reading them back;
+        # SQLite stays the truth (which rows exist), this is only a cache, bounded by RECENT_MAX_LINES
+        self._recent: dict[int, tuple[str, int]] = {}
+        self._recent_lines = 0
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -190,8 +199,8 @@ class Spool:
                     else:
                         chunks += group
                 rows = self._pack(counted) + self._rows(chunks)
-                self._db.executemany("INSERT INTO spool (body, n, ts) VALUES (?, ?, ?)",
-                                     [(body, n, now) for body, n in rows])
+                ids = [self._db.execute("INSERT INTO spool (body, n, ts) VALUES (?, ?, ?)", (body, n, now)).lastrowid
+                       for body, n in rows]
                 added = sum(n for _, n in rows)
                 self._pending += added
                 if self._pending > self.max_pending_lines:
@@ -201,9 +210,23 @@ class Spool:
         except sqlite3.Error as exc:
             self._pending = int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
             raise SpoolError(f"spool {self.path}: {exc}") from exc
+        self._remember(ids, rows)
         self.counters["spooled_lines"] += added
         self.counters["duplicate_groups"] += skipped
         return skipped
+
+    def _remember(self, ids: list[int], rows: list[tuple[str, int]]) -> None:
+        """Cache committed bodies (under the mutex), evicting the oldest beyond ``RECENT_MAX_LINES``."""
+        for row_id, row in zip(ids, rows, strict=True):
+            self._recent[row_id] = row
+            self._recent_lines += row[1]
+        while self._recent_lines > RECENT_MAX_LINES:
+            self._recent_lines -= self._recent.pop(next(iter(self._recent)))[1]
+
+    def _forget(self, ids: Sequence[int]) -> None:
+        for row_id in ids:
+            if (row := self._recent.pop(row_id, None)) is not None:
+                self._recent_lines -= row[1]
 
     def _drop_oldest(self) -> None:
         dropped = 0
@@ -212,6 +235,7 @@ class Spool:
             if row is None:
                 break
             self._db.execute("DELETE FROM spool WHERE id = ?", (row[0],))
+            self._forget((row[0],))
             self._pending -= row[1]
             dropped += row[1]
         self.counters["dropped_lines"] += dropped
@@ -241,9 +265,12 @@ class Spool:
         with self._flush_lock:
             return self._flush(force)
 
-    def _take(self, single: bool) -> tuple[list[int], list[str], int]:
-        """The next rows to write: ids, bodies, line count (empty when the spool is)."""
-        found = self._exec("SELECT id, n FROM spool ORDER BY id LIMIT ?", (1 if single else 256,), db=self._wdb).fetchall()
+    def _take(self, single: bool, after: int | None) -> tuple[list[int], list[str], int]:
+        """The next rows to write (ids above ``after``, if given: rows written whose delete is still pending):
+        ids, bodies, line count (empty when the spool is). Bodies come from the cache when it has them."""
+        where, args = ("WHERE id > ? ", (after,)) if after is not None else ("", ())
+        found = self._exec(f"SELECT id, n FROM spool {where}ORDER BY id LIMIT ?", (*args, 1 if single else 256),
+                           db=self._wdb).fetchall()
         if not found:
             return [], [], 0
         ids, n = [found[0][0]], found[0][1]
@@ -252,11 +279,14 @@ class Spool:
                 break
             ids.append(row_id)
             n += k
+        cached = [self._recent.get(row_id) for row_id in ids]
+        if None not in cached:
+            return ids, [row[0] for row in cached if row is not None], n
         marks = ",".join("?" * len(ids))
         bodies = [b for (b,) in self._exec(f"SELECT body FROM spool WHERE id IN ({marks}) ORDER BY id", ids,
                                            db=self._wdb)]
         if len(bodies) != len(ids):  # dropped at the bound between the two reads: take again
-            return self._take(single)
+            return self._take(single, after)
         return ids, bodies, n
 
     def _flush(self, force: bool) -> FlushResult:
@@ -264,36 +294,61 @@ class Spool:
             return FlushResult(0, self.pending_lines, False)
         written = 0
         single = False
-        while True:
-            ids, bodies, n = self._take(single)
-            if not ids:
-                return FlushResult(written, 0, True)
-            try:
-                self.writer.write(bodies)
-            except StoreUnavailable as exc:
-                self.counters["write_failures"] += 1
-                self.last_error = str(exc)
-                self.next_try = self._clock() + self.backoff.next_delay()
-                return FlushResult(written, self.pending_lines, False)
-            except StoreRejected as exc:
-                self.counters["rejected_batches"] += 1
-                if len(ids) > 1:  # find the bad row: one by one, then halves
-                    single = True
+        done: list[tuple[list[int], int]] = []  # written, delete pending (at most one write's worth of waiting)
+        try:
+            while True:
+                ids, bodies, n = self._take(single, done[-1][0][-1] if done else None)
+                if not ids:
+                    self._delete(done, wait=True)
+                    return FlushResult(written, 0, True)
+                try:
+                    self.writer.write(bodies)
+                except StoreUnavailable as exc:
+                    self.counters["write_failures"] += 1
+                    self.last_error = str(exc)
+                    self.next_try = self._clock() + self.backoff.next_delay()
+                    self._delete(done, wait=True)
+                    return FlushResult(written, self.pending_lines, False)
+                except StoreRejected as exc:
+                    self.counters["rejected_batches"] += 1
+                    self._delete(done, wait=True)
+                    if len(ids) > 1:  # find the bad row: one by one, then halves
+                        single = True
+                        continue
+                    with self._mutex:
+                        self._split_or_bury(ids[0], bodies[0].split("\n"), exc)
                     continue
-                with self._mutex:
-                    self._split_or_bury(ids[0], bodies[0].split("\n"), exc)
-                continue
-            gone = self._exec(f"DELETE FROM spool WHERE id IN ({','.join('?' * len(ids))})", ids, db=self._wdb).rowcount
-            with self._mutex:
-                if gone == len(ids):
-                    self._pending -= n
-                else:  # some were dropped at the bound meanwhile (counted there): recount
-                    self._pending = int(self._exec("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
-            self.backoff.reset()
-            self.next_try = float("-inf")
-            self.last_error = None
-            written += n
-            self.counters["written_lines"] += n
+                # deleted at once if no commit holds the spool; else after the next write at the latest, so
+                # this write overlaps the commit's fsync (the exactly-once window stays one write long)
+                self._delete(done, wait=bool(done))
+                done.append((ids, n))
+                self._delete(done, wait=False)
+                self.backoff.reset()
+                self.next_try = float("-inf")
+                self.last_error = None
+                written += n
+                self.counters["written_lines"] += n
+        finally:
+            self._delete(done, wait=True)
+
+    def _delete(self, done: list[tuple[list[int], int]], *, wait: bool) -> None:
+        """Delete written rows (``done``, emptied) in one statement; without ``wait``, only if the mutex is
+        free right now (a commit holds it through its fsync)."""
+        if not done or not self._mutex.acquire(blocking=wait):
+            return
+        try:
+            ids = [row_id for row_ids, _ in done for row_id in row_ids]
+            n = sum(k for _, k in done)
+            done.clear()
+            gone = self._exec(f"DELETE FROM spool WHERE id IN ({','.join('?' * len(ids))})", ids,
+                              db=self._wdb).rowcount
+            self._forget(ids)
+            if gone == len(ids):
+                self._pending -= n
+            else:  # some were dropped at the bound meanwhile (counted there): recount
+                self._pending = int(self._exec("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
+        finally:
+            self._mutex.release()
 
     def _split_or_bury(self, row_id: int, lines: list[str], exc: StoreRejected) -> None:
         """Replace a rejected row by its two halves (in place, order kept), or bury a single line."""
@@ -318,6 +373,7 @@ class Spool:
         if len(lines) == 1:
             self.counters["dead_lines"] += 1
             self._pending -= 1
+        self._forget((row_id,))
 
     # ---- reporting ---------------------------------------------------------------------------------------------
 

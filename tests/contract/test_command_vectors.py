@@ -73,3 +73,26 @@ def test_deeply_nested_json_is_malformed_not_a_crash(where):
         c.verify_command(token, keys=KEYS, audience="gw-001", now=VEC["now"])
     # a nested header cannot be parsed at all; a swapped payload fails the signature before it is parsed
     assert info.value.reason.value == ("malformed" if where == "header" else "bad_signature")
+
+
+_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(aud=_ids, targets=st.lists(_ids, min_size=1, max_size=5, unique=True),
+       by=st.none() | st.text(max_size=40), iat=st.integers(0, 2**40), act=st.sampled_from(list(c.Action)))
+def test_the_hubs_signer_makes_the_same_bytes_as_pyjwt(aud, targets, by, iat, act):
+    """sign_command builds the JWS itself (the hub's hot path): byte for byte what PyJWT makes, for any claims
+    (non-ASCII names of who ordered it too), so the wire and every gateway's verifier are unchanged."""
+    import jwt
+
+    key = mv.HUB
+    params = c.CommandParams(signal=c.Signal.AIR_RAID, duration_s=60) if act is c.Action.ACTIVATE else \
+        c.CommandParams()
+    claims = c.CommandClaims(aud=aud, jti="j" * 12, iat=iat, exp=iat + 30, act=act, targets=tuple(targets),
+                             params=params, alert="a-1", mode=c.Mode.EXERCISE, by=by)
+    kid = c.key_id(key.public_key())
+    want = jwt.encode(claims.model_dump(mode="json", exclude_none=True), key, algorithm=c.ALG,
+                      headers={"kid": kid, "typ": c.TYP})
+    assert c.sign_command(claims, key, kid) == want
+    assert c.verify_command(want, keys={kid: key.public_key()}, audience=aud, now=iat + 1).jti == "j" * 12

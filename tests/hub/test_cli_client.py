@@ -112,3 +112,33 @@ def test_client_errors_are_readable_for_odd_answers():
             client.zones()
         with pytest.raises(HubClientError, match="not JSON"):
             client.gateways()
+
+
+def test_client_repeats_only_what_reached_no_leader():
+    """503 no_leader with reached_leader false is sent again (here until the 3rd try); with reached_leader true
+    (the old leader may have run it) it is never repeated, and the wait is bounded by leader_wait_s."""
+    import httpx
+
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        reached = request.url.path.endswith("/stop") and "a-2" in request.url.path
+        if reached or len(calls) < 3 or "a-3" in request.url.path:
+            return httpx.Response(503, json={"error": "no_leader", "reached_leader": reached, "detail": "x"},
+                                  headers={"retry-after": "0"})
+        return httpx.Response(200, json=[])
+
+    notes: list[str] = []
+    with HubClient("http://hub.invalid", "t", transport=httpx.MockTransport(answer), leader_wait_s=5,
+                   on_wait=notes.append) as client:
+        assert client.alerts() == [] and len(calls) == 3 and len(notes) == 1
+        calls.clear()
+        with pytest.raises(HubClientError, match="503") as err:
+            client.stop("a-2")
+        assert err.value.code == "no_leader" and len(calls) == 1
+    with HubClient("http://hub.invalid", "t", transport=httpx.MockTransport(answer), leader_wait_s=2) as client:
+        calls.clear()
+        with pytest.raises(HubClientError, match="503"):
+            client.stop("a-3")
+        assert 1 < len(calls) < 100  # sent again every 0.1 s (retry-after 0 is raised to 0.1), then given up

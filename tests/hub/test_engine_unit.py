@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -108,3 +109,37 @@ def test_percentile_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile(values, 100) == 100
     assert percentile([7.0], 99) == 7.0 and percentile([], 50) is None
+
+
+def test_a_big_phase_goes_out_in_doubling_steps_each_gateway_whole_and_once():
+    """2,000 gateways go out in 7 steps (7 commits), not 80: 25, 50, 100, ... up to SEND_CHUNK_MAX gateways."""
+    from hub.alerts.dispatch import SEND_CHUNK, SEND_CHUNK_MAX, DispatchMixin
+    from hub.alerts.model import Track
+
+    tracks = [Track(f"gw-{g:04d}", f"siren-{s}", "siren") for g in range(2000) for s in range(5)]
+    chunks = DispatchMixin._chunks(tracks)
+    gateways = [sorted({t.gateway for t in c}) for c in chunks]
+    assert [len(g) for g in gateways] == [25, 50, 100, 200, 400, 800, 425]
+    assert SEND_CHUNK == 25 and SEND_CHUNK_MAX == 800
+    assert sorted(id(t) for c in chunks for t in c) == sorted(id(t) for t in tracks)  # each track once
+    assert sum(len(g) for g in gateways) == len({gw for g in gateways for gw in g}) == 2000  # never split
+
+
+async def test_device_rows_wait_while_a_phase_is_going_out_then_go_in_bounded_flushes(hub, monkeypatch):
+    from hub.alerts import base
+
+    out = await hub.engine.start(AlertRequest(zones=["north"], signal="test", mode="exercise"))
+    alert = hub.engine.alerts[out.id]
+    assert alert.dispatch_ms is None  # the phase task has not run its last step yet
+    hub.engine.flush_queued()
+    assert hub.store.load_alert(out.id) is not None and hub.store.load_devices(out.id) == []
+    assert len(hub.store.load_commands(out.id, alert.phase_seq)) == 2  # commands are durable before they leave
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert alert.dispatch_ms is not None
+    assert len(alert.tracks) == 4
+    monkeypatch.setattr(base, "DEVICE_ROWS_PER_FLUSH", 3)  # 3 rows per periodic flush: the rest stays queued
+    hub.engine.flush_queued()
+    assert len(hub.store.load_devices(out.id)) == 3 and hub.store.dirty
+    hub.engine.flush_queued()
+    assert len(hub.store.load_devices(out.id)) == 4 and not hub.store.dirty

@@ -29,11 +29,14 @@ from tests.tokens import record
 ZONES = [{"id": "all", "name": "All", "gateways": ["gw-a", "gw-b"]}]
 
 
-def hub_config(tmp: Path, name: str, port: int, broker_url: str, database: str, retries: int = 5) -> Path:
+def hub_config(tmp: Path, name: str, port: int, broker_url: str, database: str, retries: int = 5,
+               lease_s: float | None = 2) -> Path:
+    """``lease_s`` None: the hub's default ``leader_lease_s``."""
     (tmp / "zones.json").write_text(json.dumps(ZONES))
     path = tmp / f"{name}.toml"
+    lease = "" if lease_s is None else f"leader_lease_s = {lease_s:g}\n"
     path.write_text(f'[hub]\nstate_dir = "state-{name}"\nzones = "zones.json"\napi_port = {port}\n'
-                    f'confirm_deadline_s = 1.0\nmax_retries = {retries}\nflush_interval_s = 0.05\nleader_lease_s = 2\n'
+                    f'confirm_deadline_s = 1.0\nmax_retries = {retries}\nflush_interval_s = 0.05\n{lease}'
                     f'[mqtt]\nurl = "{broker_url}"\nclient_id = "hub-ha"\n' + database)
     return path
 
@@ -42,10 +45,10 @@ async def wait_text(path: Path, text: str, limit_s: float = 30.0) -> None:
     await eventually(lambda: path.exists() and text in path.read_text(), limit_s, what=f"{text!r} in {path.name}")
 
 
-async def setup_pair(postgres_server, mosquitto, tmp_path, retries: int = 5):
+async def setup_pair(postgres_server, mosquitto, tmp_path, retries: int = 5, lease_s: float | None = 2):
     database = pg_section(postgres_server, postgres_server.database())
     ports = free_port(), free_port()
-    a_cfg, b_cfg = (hub_config(tmp_path, n, p, mosquitto.url, database, retries)
+    a_cfg, b_cfg = (hub_config(tmp_path, n, p, mosquitto.url, database, retries, lease_s)
                     for n, p in zip("ab", ports, strict=True))
     assert dozor("hub", "migrate", "--config", str(a_cfg)).returncode == 0
     token = record(json.loads(dozor("users", "add", "boss", "--role", "admin", "--config", str(a_cfg),
@@ -118,7 +121,9 @@ async def test_standby_takes_over_a_killed_leader_mid_alert(postgres_server, mos
 
 
 async def test_a_paused_leader_is_fenced_and_exits(postgres_server, mosquitto, tmp_path):
-    a, b, a_log, b_log, (pa, pb), _ = await setup_pair(postgres_server, mosquitto, tmp_path)
+    """With the default lease (``[hub] leader_lease_s`` 3 s): what a deployment runs."""
+    a, b, a_log, b_log, (pa, pb), _ = await setup_pair(postgres_server, mosquitto, tmp_path, lease_s=None)
+    assert "leader_lease_s" not in (tmp_path / "a.toml").read_text()
     try:
         a.send_signal(signal.SIGSTOP)
         await wait_text(b_log, "leads (lease term 2)")

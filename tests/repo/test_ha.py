@@ -96,3 +96,36 @@ async def test_cli_follows_an_alert_through_the_follower_across_a_leader_kill(po
             cli.kill()
             cli.wait(10)
         kill_pair((a, b), (a_log, b_log), fakes)
+
+
+async def test_an_alert_action_during_a_takeover_waits_for_the_new_leader(postgres_server, mosquitto, tmp_path):
+    """The leader is killed; before the follower's lease wait is over (10 s here) an operator stops the alert
+    through the follower. The follower cannot reach a leader and answers 503 no_leader, saying the request reached
+    no one; the CLI says so, sends it again, and the hub that took over stops the alert."""
+    a, b, a_log, b_log, (pa, pb), token = await setup_pair(postgres_server, mosquitto, tmp_path, lease_s=10)
+    fakes: list[FakeGateway] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with httpx.AsyncClient(timeout=10, headers=headers) as http:
+            keys = {(h := (await http.get(f"http://127.0.0.1:{pb}/healthz")).json())["kid"]:
+                    public_key_from_b64(h["public_key"])}
+            fakes = [FakeGateway(mosquitto.port, gw, keys, [("siren-1", DeviceKind.SIREN)]).start()
+                     for gw in ("gw-a", "gw-b")]
+            r = await http.post(f"http://127.0.0.1:{pa}/api/v1/alerts",
+                                json={"zones": ["all"], "signal": "air-raid", "mode": "exercise", "duration_s": 600})
+            assert r.status_code in (200, 201), r.text
+            alert_id = r.json()["id"]
+            a.send_signal(signal.SIGKILL)
+            a.wait(10)
+            refused = await http.post(f"http://127.0.0.1:{pb}/api/v1/alerts/{alert_id}/stop")
+            assert refused.status_code == 503, refused.text  # no one leads yet: the follower says so ...
+            assert refused.json()["error"] == "no_leader" and refused.json()["reached_leader"] is False
+            proc = operator_cli(pb, token, "alert", "stop", alert_id, "--no-wait")  # ... and the CLI waits it out
+            out, err = await asyncio.to_thread(proc.communicate, timeout=90)
+            assert proc.returncode == 0, (out, err)
+            assert "no hub leads right now" in err, err
+            assert "leads (lease term 2)" in b_log.read_text()
+            status = (await http.get(f"http://127.0.0.1:{pb}/api/v1/alerts/{alert_id}")).json()["status"]
+            assert status == "stopped", status
+    finally:
+        kill_pair((a, b), (a_log, b_log), fakes)

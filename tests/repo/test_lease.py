@@ -134,3 +134,34 @@ def test_a_paused_leader_sends_nothing_after_losing_its_lease(postgres_server, t
         child.kill()
         child.wait(10)
         db.close()
+
+
+async def test_the_leader_keeps_its_lease_through_a_loop_stall_but_not_a_wedged_loop(state_backend: Backend,
+                                                                                        monkeypatch):
+    """The lease is renewed from a thread: an event loop blocked for longer than the lease (a city's dispatch on a
+    starved machine) keeps it, so no second hub takes over; a loop blocked for LOOP_STALL_TTLS leases lets it
+    expire, another hub takes it, and the stalled one learns it lost as soon as its loop runs again."""
+    import asyncio
+
+    from hub import leader as leader_mod
+    from hub.leader import Leadership
+
+    monkeypatch.setattr(leader_mod, "LOOP_STALL_TTLS", 3)
+    db = state_backend.open("hub")
+    lead = Leadership(db, 1.5, holder="hub-a")
+    other = Lease(db, "hub", "hub-b", ttl_s=1.5)
+    try:
+        await lead.take()
+        keeper = asyncio.create_task(lead.keep())
+        await asyncio.sleep(0.3)
+        time.sleep(3.5)  # noqa: ASYNC251 - the loop blocked for over two leases: the thread renews meanwhile
+        assert not other.acquire() and lead.lease.valid() and not lead.lost.is_set()
+        time.sleep(6.5)  # noqa: ASYNC251 - blocked past LOOP_STALL_TTLS leases: no renewal, the lease expires
+        assert other.acquire() and other.token == 2
+        await asyncio.wait_for(lead.lost.wait(), 10)  # the loop runs again: the thread's renewal failed
+        assert not lead.lease.valid()
+        keeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await keeper
+    finally:
+        db.close()

@@ -238,3 +238,20 @@ def test_push_subscriptions_persist_and_expire(state_backend: Backend):
     expired = open_store()
     assert len(expired) == 1 and expired.evicted == 1
     expired.close()
+
+
+def test_a_bounded_flush_writes_the_oldest_device_rows_and_keeps_the_rest_queued(state_backend: Backend):
+    store = _store(state_backend)
+    try:
+        store.put_alert("A", _Row("active", 1.0, {"id": "A", "tracking": True, "zones_settled": False}))
+        for i in range(5):
+            store.put_device("A", "gw-a", f"s{i}", _Row("", 0, {"device": f"s{i}"}))
+        assert store.flush(devices=False) == 1 and store.load_devices("A") == []  # the alert row only
+        assert store.flush(max_devices=2) == 2
+        assert [d["device"] for d in store.load_devices("A")] == ["s0", "s1"] and store.dirty
+        store.put_device("A", "gw-a", "s0", _Row("", 0, {"device": "s0", "stage": "done"}))  # queued again
+        assert store.flush(max_devices=10) == 4 and not store.dirty
+        assert sorted(d["device"] for d in store.load_devices("A")) == ["s0", "s1", "s2", "s3", "s4"]
+        assert {"device": "s0", "stage": "done"} in store.load_devices("A")
+    finally:
+        store.close()

@@ -74,6 +74,28 @@ def test_replay_guard_admits_each_session_counter_once_and_never_goes_back(steps
                 restored.admit(session, ctr)
 
 
+@given(steps=st.lists(st.one_of(st.integers(1, 3 * WINDOW), st.integers(-WINDOW - 5, WINDOW + 5)), min_size=1,
+                     max_size=200))
+@settings(max_examples=300)
+def test_replay_guard_window_matches_a_plain_set_of_every_counter_and_stays_small(steps):
+    """An independent model: every admitted counter in a set, never trimmed. The guard's bitmap must accept and
+    refuse exactly as it does (a counter admitted once, nothing WINDOW or more below the highest), with memory
+    bounded by WINDOW bits whatever the traffic (a set of counters used to grow to 2 x WINDOW ints)."""
+    guard, seen, high = ReplayGuard(), set(), -1
+    ctr = 0
+    for step in steps:
+        ctr = step if step > WINDOW + 5 else max(1, ctr + step)  # jumps ahead, or near the last counter
+        fresh = ctr not in seen and ctr > high - WINDOW
+        try:
+            guard.admit(7, ctr)
+            assert fresh, f"ctr {ctr} admitted twice or too old (high {high})"
+            seen.add(ctr)
+            high = max(high, ctr)
+        except Unverified as exc:
+            assert not fresh and exc.reason == "replayed", (ctr, high, exc)
+        assert guard.high == high and guard.window.bit_length() <= WINDOW
+
+
 def test_replay_guard_bounds_session_steps_and_old_counters():
     guard = ReplayGuard()
     guard.admit(5, 1)
