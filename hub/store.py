@@ -27,8 +27,8 @@ def _dumps(doc: Any) -> str:
 
 
 def _alert_row(row: Any) -> tuple[str, float, str]:
-    status, created, doc = row.row()
-    return status, created, _dumps(doc)
+    status, created, doc = row.row()  # the doc as a dict, or already as JSON (hub.alerts.model.Alert.row)
+    return status, created, doc if isinstance(doc, str) else _dumps(doc)
 
 
 def _upsert(table: str, cols: str, key: str) -> str:

@@ -99,10 +99,12 @@ def _comb(x: np.ndarray, delay: int, refl: float) -> np.ndarray:
 
 
 def pulse_exhaust(rng: np.random.Generator, t: np.ndarray, fs: int, *, moto: bool, t_peak: float, speed: float,
-                  dist: float) -> tuple[np.ndarray, dict[str, object]]:
-    """A straight pipe as a pulse train: one pulse per firing through a pipe resonance."""
+                  dist: float, rpm_range: tuple[float, float] | None = None,
+                  pops=None) -> tuple[np.ndarray, dict[str, object]]:
+    """A straight pipe as a pulse train: one pulse per firing through a pipe resonance. ``rpm_range``
+    overrides the family's rpm range (a fast engine); ``pops(n, pulse_peak)`` adds overrun crackle."""
     cyl = int(src.pick(rng, "moto_cylinders" if moto else "car_cylinders"))
-    lo, hi = src.RANGES["moto_rpm" if moto else "car_rpm"]  # type: ignore[misc]
+    lo, hi = rpm_range or src.RANGES["moto_rpm" if moto else "car_rpm"]  # type: ignore[misc]
     ts = t - t[0]
     rpm = np.clip(_rpm_story(rng, ts, fs, lo, hi), 600, 14000)
     gain, dopp = src.passby(t, t_peak, speed, dist)
@@ -129,6 +131,8 @@ def pulse_exhaust(rng: np.random.Generator, t: np.ndarray, fs: int, *, moto: boo
     turb = src.band_noise(rng, t.size, 200, 6000, fs) * signal.sosfilt(
         signal.butter(1, 200, fs=fs, output="sos"), train)
     x = src.norm(x) + src.norm(turb) * 10 ** (u(rng, "turbulence_db") / 20)
+    if pops is not None:
+        x = x + pops(t.size, float(np.percentile(np.abs(x), 99.9)))
     tyre = src.band_noise(rng, t.size, float(rng.uniform(400, 800)), float(rng.uniform(1800, 4000)), fs)
     x = x + src.norm(tyre) * 10 ** (float(rng.uniform(-24, -8)) / 20)
     f_fire = rpm / 60 * cyl / 2
@@ -165,7 +169,7 @@ def moto_legal(rng: np.random.Generator, t: np.ndarray, fs: int, *, t_peak: floa
 
 
 def horn_tones(rng: np.random.Generator, t: np.ndarray, fs: int, *, air: bool, t_peak: float,
-               dist: float) -> tuple[np.ndarray, dict[str, object]]:
+               dist: float, amps: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, object]]:
     """A car two-tone/single horn or a truck air-horn chord, from a vehicle moving at 0-12 m/s."""
     speed = u(rng, "horn_speed_mps")
     _, dopp = src.passby(t, t_peak, speed, dist)
@@ -178,7 +182,8 @@ def horn_tones(rng: np.random.Generator, t: np.ndarray, fs: int, *, air: bool, t
         f1 = src.u(rng, "horn_f1_hz")
         f = [f1] if rng.random() < 0.25 else [f1, f1 * ratio]
     n_odd, even = int(rng.integers(2, 9)), float(rng.uniform(0, 0.8))
-    x = sum(float(rng.uniform(0.5, 1.0)) * src.square_tone(src.phase(fi * dopp, fs) + rng.uniform(0, 6), n_odd, even)
+    x = sum(float(rng.uniform(0.5, 1.0)) * (src.square_tone(src.phase(fi * dopp, fs) + rng.uniform(0, 6), n_odd, even)
+                                            if amps is None else src.harmonic_tone(src.phase(fi * dopp, fs), amps))
             for fi in f)
     env = np.zeros(t.size)
     pos = int(rng.uniform(0, 0.3) * fs)
@@ -191,10 +196,11 @@ def horn_tones(rng: np.random.Generator, t: np.ndarray, fs: int, *, air: bool, t
     return x * env, {"f_hz": [round(v, 1) for v in f], "air": air, "speed_mps": round(speed, 2)}
 
 
-def far_siren(rng: np.random.Generator, t: np.ndarray, fs: int) -> tuple[np.ndarray, dict[str, object]]:
+def far_siren(rng: np.random.Generator, t: np.ndarray, fs: int,
+              amps: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, object]]:
     """An emergency siren far away: stationary, soft-clipped waveform, no Doppler, slow level sway."""
     kind = str(src.pick(rng, "ev_siren_kinds"))
-    x, meta = src.ev_siren(rng, t, fs, kind, t_peak=float(t[0]), speed=0.0, dist=1.0)
+    x, meta = src.ev_siren(rng, t, fs, kind, t_peak=float(t[0]), speed=0.0, dist=1.0, amps=amps)
     drive = u(rng, "siren_drive")
     x = np.tanh(drive * src.norm(x)) / np.tanh(drive)
     sway = 1 + 0.3 * src.norm(src.band_noise(rng, t.size, 0.05, 0.5, fs, order=1))

@@ -41,6 +41,7 @@ from scipy import signal
 
 from simulators import noise_extras as ext
 from simulators import noise_sources as src
+from simulators import noise_wide as wide
 
 C_SOUND = 343.0
 P_REF_DB = 120.0  # default SPL of a digital full-scale sine
@@ -54,7 +55,7 @@ CLASS_OF = {
 # training family use. ``generate``'s defaults leave the ``simulators.noise_extras`` sources off.
 STREET_MIX = {"exhaust": 1.8, "legal": 2.0, "horn": 0.4, "cd_siren": 0.2, "ev_siren": 0.3, "wind": 0.3,
               "rain": 0.25, "heavy": 0.9, "moto_legal": 0.6, "pair": 0.45, "pulse": 0.5, "horn_passby": 0.6,
-              "far_siren": 0.15, "voices": 0.5, "birds": 0.4}
+              "far_siren": 0.15, "voices": 0.5, "birds": 0.4, "wide": 1.0}
 
 
 @dataclass
@@ -135,22 +136,28 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     fsdb = float(full_scale_db if full_scale_db is not None else src.pick(rng, "full_scale_db"))
     p = {"exhaust": 1.5, "legal": 1.5, "horn": 0.35, "cd_siren": 0.25, "ev_siren": 0.25, "wind": 0.2,
          "rain": 0.2, "far": float(src.RANGES["far_cars_mean"]), "heavy": 0, "moto_legal": 0, "pair": 0.0,
-         "pulse": 0.0, "horn_passby": 0.0, "far_siren": 0.0, "voices": 0, "birds": 0,
+         "pulse": 0.0, "horn_passby": 0.0, "far_siren": 0.0, "voices": 0, "birds": 0, "wide": 0.0,
          **(mix or {})}  # type: ignore[arg-type]
     rx = np.random.default_rng([seed & 0xFFFFFFFF, 13])  # the extra sources' own draws (noise_extras)
+    rw = np.random.default_rng([seed & 0xFFFFFFFF, 17]) if p["wide"] else None  # domain randomisation
+    refl = wide.reflection(rw, dist) if rw is not None else None
     audio = np.zeros(n)
     sources: list[dict[str, object]] = []
     taken: list[float] = []
     corr = 20 * math.log10(dist / 7.5)  # level at the mic = level at 7.5 m - corr (point source)
 
-    def add(x: np.ndarray, i0: int, target_mic_db: float) -> float:
+    def add(x: np.ndarray, i0: int, target_mic_db: float, point: bool = True) -> float:
         """Scale x to its target LAFmax at the microphone and mix it in; returns the gain used."""
+        if refl is not None and point:  # a ground reflection is part of what the microphone hears
+            x = wide.reflect(x, fs, refl)
         measured = lafmax_db(x, fs, fsdb)
         g = 10 ** ((target_mic_db - measured) / 20)
         audio[i0: i0 + x.size] += g * x
         return g
 
     bg, bg_meta = src.background(rng, n, fs)
+    if rw is not None:
+        bg = wide.texture(rw, bg, fs)
     bg_db = src.u(rng, "background_laeq_db")
     audio += bg * 10 ** ((bg_db - laeq_db(bg, fs, fsdb)) / 20)
     sources.append({"kind": "background", "class": "none", "laeq_db": round(bg_db, 2), **bg_meta})
@@ -171,9 +178,16 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
             make = ext.heavy if kind == "heavy" else ext.moto_legal
             x, meta = make(rx, tt, fs, t_peak=tp, speed=speed, dist=lane_m)
         elif loud and p["pulse"] and rx.random() < p["pulse"]:
-            x, meta = ext.pulse_exhaust(rx, tt, fs, moto=moto, t_peak=tp, speed=speed, dist=lane_m)
+            fast = rw is not None and wide.chance(rw, "fast_engine_prob")
+            pops = (lambda m, pk: wide.pops(rw, m, fs, pk)) if rw is not None and wide.chance(
+                rw, "pulse_crackle_prob") else None
+            x, meta = ext.pulse_exhaust(rx, tt, fs, moto=moto, t_peak=tp, speed=speed, dist=lane_m, pops=pops,
+                                        rpm_range=wide.WIDE_RANGES["moto_rpm_fast" if moto else "car_rpm_fast"]
+                                        if fast else None)  # type: ignore[arg-type]
         else:
-            x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m)
+            fast = loud and rw is not None and wide.chance(rw, "fast_engine_prob")
+            rpm0 = wide.u(rw, "moto_rpm_fast" if moto else "car_rpm_fast") if fast else None  # type: ignore[arg-type]
+            x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m, rpm0=rpm0)
         mic = l75 - 20 * math.log10(lane_m / 7.5)
         add(x, i0, mic)
         sources.append({"kind": kind, "class": CLASS_OF[kind], "t_peak": round(tp, 3),
@@ -220,7 +234,7 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         tp = _place(rng, taken, 3.0, duration_s - 3.0, float(rng.uniform(2.0, 7.0)))
         if tp is not None:
             i0, tt = window(tp, 2.0)
-            x, meta = src.horn(rng, tt, fs)
+            x, meta = src.horn(rng, tt, fs, None if rw is None else wide.tone_amps(rw, 910.0, fs)[1])
             l75 = src.u(rng, "horn_db")
             add(x, i0, l75 - corr)
             on = np.flatnonzero(np.abs(x) > 0)
@@ -233,7 +247,8 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
             kind = ev_kind or str(src.pick(rng, "ev_siren_kinds"))
             i0, tt = window(tp, 8.0)
             speed = float(rng.uniform(8, 22))
-            x, meta = src.ev_siren(rng, tt, fs, kind, t_peak=tp, speed=speed, dist=dist)
+            amps = None if rw is None else wide.tone_amps(rw, 2000.0, fs)[1]
+            x, meta = src.ev_siren(rng, tt, fs, kind, t_peak=tp, speed=speed, dist=dist, amps=amps)
             l75 = src.u(rng, "ev_siren_db")
             g = add(x, i0, l75 - corr)
             sources.append({"kind": kind, "class": "siren", "t_peak": round(tp, 3), "t_start": round(tt[0], 3),
@@ -247,11 +262,11 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
                 continue
             i0, tt = window(tp, float(rng.uniform(1.0, 3.0)))
             l_mic = src.u(rng, "wind_mic_db")
-            add(src.wind(rng, tt.size, fs), i0, l_mic)
+            add(src.wind(rng, tt.size, fs), i0, l_mic, point=False)
             sources.append({"kind": "wind_gust", "class": "other", "t_peak": round(tp, 3),
                             "t_start": round(tt[0], 3), "t_end": round(tt[-1], 3), "lafmax_mic_db": round(l_mic, 2),
                             "lafmax_7p5_db": round(l_mic + corr, 2)})
-    _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, duration_s)
+    _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, duration_s, rw)
     zone_active: list[list[float]] = []
     if rng.random() < p["cd_siren"]:
         two = bool(rng.random() < 0.5) if cd_two_tone is None else cd_two_tone
@@ -278,11 +293,13 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         "v": 1, "family": "train", "seed": seed, "fs": fs, "duration_s": duration_s, "distance_m": round(dist, 3),
         "full_scale_db": fsdb, "zone_siren_active": zone_active, "sources": sources,
         "peak_fs": round(peak, 4), "clipped_samples": clipped,
+        **({"wide": True, "ground_reflection": None if refl is None else [round(refl[0], 6), round(refl[1], 3)]}
+           if rw is not None else {}),
     }
     return Scene(audio=audio.astype(np.float32), fs=fs, labels=labels, sources=sources)
 
 
-def _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, duration_s) -> None:
+def _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, duration_s, rw=None) -> None:
     """Horns from passing vehicles (car and air horns, Doppler), far sirens, voices and birds."""
     corr = 20 * math.log10(dist / 7.5)
     if p["horn_passby"] and rx.random() < p["horn_passby"]:
@@ -290,7 +307,8 @@ def _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, durati
         if tp is not None:
             i0, tt = window(tp, 2.5)
             air = bool(rx.random() < 0.3)
-            x, meta = ext.horn_tones(rx, tt, fs, air=air, t_peak=tp, dist=dist)
+            amps = None if rw is None else wide.tone_amps(rw, 910.0, fs)[1]
+            x, meta = ext.horn_tones(rx, tt, fs, air=air, t_peak=tp, dist=dist, amps=amps)
             l75 = src.u(rx, "horn_db")
             add(x, i0, l75 - corr)
             on = np.flatnonzero(np.abs(x) > 0)
@@ -302,7 +320,7 @@ def _extras(rx, p, audio, sources, taken, t, fs, fsdb, dist, add, window, durati
         start = float(rx.uniform(0, max(0.0, duration_s - length)))
         i0 = int(start * fs)
         tt = t[i0: i0 + int(length * fs)]
-        x, meta = ext.far_siren(rx, tt, fs)
+        x, meta = ext.far_siren(rx, tt, fs, None if rw is None else wide.tone_amps(rw, 2000.0, fs)[1])
         l_mic = ext.u(rx, "far_siren_mic_db")
         g = add(x, i0, l_mic)
         sources.append({"kind": "far_siren", "class": "siren", "t_start": round(start, 3),

@@ -120,6 +120,11 @@ def envelope(n: int, fs: int, attack: float, release: float) -> np.ndarray:
     return env
 
 
+def harmonic_tone(ph: np.ndarray, amps: np.ndarray) -> np.ndarray:
+    """sum_k amps[k-1] sin(k (ph + 1.7)): a tone with the harmonic envelope ``amps`` (fixed phases, no draws)."""
+    return sum(float(a) * np.sin((i + 1) * (ph + 1.7)) for i, a in enumerate(amps))
+
+
 def square_tone(ph: np.ndarray, n_odd: int = 4, even: float = 0.0) -> np.ndarray:
     out = sum(np.sin((2 * k + 1) * ph) / (2 * k + 1) for k in range(n_odd))
     if even:
@@ -169,9 +174,11 @@ def wind(rng: np.random.Generator, n: int, fs: int) -> np.ndarray:
 # ---------------------------------------------------------------- vehicles
 
 def engine(rng: np.random.Generator, t: np.ndarray, fs: int, *, loud: bool, moto: bool, t_peak: float,
-           speed: float, dist: float) -> tuple[np.ndarray, dict[str, object]]:
+           speed: float, dist: float, rpm0: float | None = None) -> tuple[np.ndarray, dict[str, object]]:
+    """``rpm0``: the starting rpm, drawn by the caller (``noise_wide``: a fast engine), else from RANGES."""
     cyl = int(pick(rng, "moto_cylinders" if moto else "car_cylinders"))
-    rpm0 = u(rng, "moto_rpm" if moto else "car_rpm")
+    drawn = u(rng, "moto_rpm" if moto else "car_rpm")
+    rpm0 = drawn if rpm0 is None else rpm0
     rpm1 = rpm0 * u(rng, "rpm_sweep_loud" if loud else "rpm_sweep_legal")
     ts = t - t[0]
     dur = ts[-1] if ts[-1] > 0 else 1.0
@@ -233,15 +240,18 @@ def engine(rng: np.random.Generator, t: np.ndarray, fs: int, *, loud: bool, moto
     return mix * gain * direct, meta
 
 
-def horn(rng: np.random.Generator, t: np.ndarray, fs: int) -> tuple[np.ndarray, dict[str, object]]:
+def horn(rng: np.random.Generator, t: np.ndarray, fs: int,
+         amps: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, object]]:
+    """``amps``: harmonic envelope of the tones (``noise_wide.tone_amps``), else square-ish."""
     f1 = u(rng, "horn_f1_hz")
     ratio = u(rng, "horn_ratio")
     single = rng.random() < float(RANGES["horn_single_tone_prob"])  # type: ignore[arg-type]
     vib = 1 + 0.003 * np.sin(2 * np.pi * rng.uniform(3, 8) * t)
     n_odd, even = int(rng.integers(3, 9)), float(rng.uniform(0, 0.6))
-    x = square_tone(phase(f1 * vib, fs), n_odd, even)
+    tone = (lambda ph: square_tone(ph, n_odd, even)) if amps is None else (lambda ph: harmonic_tone(ph, amps))
+    x = tone(phase(f1 * vib, fs))
     if not single:
-        x = x + float(rng.uniform(0.5, 1.0)) * square_tone(phase(f1 * ratio * vib, fs) + 1.0, n_odd, even)
+        x = x + float(rng.uniform(0.5, 1.0)) * tone(phase(f1 * ratio * vib, fs) + 1.0)
     env = np.zeros(t.size)
     honks = ui(rng, "horn_honks")
     pos = 0
@@ -280,7 +290,7 @@ def cd_siren(rng: np.random.Generator, t: np.ndarray, fs: int, two_tone: bool) -
 
 
 def ev_siren(rng: np.random.Generator, t: np.ndarray, fs: int, kind: str, *, t_peak: float, speed: float,
-             dist: float) -> tuple[np.ndarray, dict]:
+             dist: float, amps: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     ts = t - t[0]
     lo, hi = u(rng, "ev_low_hz"), u(rng, "ev_high_hz")
     if kind == "ev_siren_yelp":
@@ -296,5 +306,7 @@ def ev_siren(rng: np.random.Generator, t: np.ndarray, fs: int, kind: str, *, t_p
         f = signal.sosfiltfilt(signal.butter(1, 40, fs=fs, output="sos"), f)
     gain, dopp = passby(t, t_peak, speed, dist)
     x = square_tone(phase(f * dopp, fs), int(rng.integers(2, 6)), float(rng.uniform(0, 0.4)))
+    if amps is not None:
+        x = harmonic_tone(phase(f * dopp, fs), amps)
     eng = norm(band_noise(rng, t.size, 80, 1500, fs)) * float(rng.uniform(0.05, 0.4))
     return (norm(x) + eng) * gain, {"f_hz": [round(lo, 1), round(hi, 1)], "period_s": round(float(period), 3)}

@@ -6,7 +6,11 @@ Features (computed only for events, from the raw samples of the event):
   spectrum, is narrow, holds most of the energy and is *not* one order of a low harmonic series (a siren or a
   horn; an engine order or a voice harmonic is such an order, ``gateway.noise.harmonics``);
 - ``series``: share of those narrow-peak frames whose peak *is* an order of a low harmonic series;
-- ``onset``: the steepest 50 ms rise of the 10 ms level near the event's maximum, dB (horns switch on);
+- ``comb``: share of loud frames whose narrow peak is the fundamental of a comb with even orders (a fast
+  engine firing above 250 Hz, ``harmonics.comb_root``); such frames are not ``tonal`` either;
+- ``onset``: the steepest sustained rise near the event's maximum, dB (the mean power of the 100 ms before a
+  step against the lower of the two 80 ms windows after it: horns switch on and stay on; pops and slow firing
+  pulses do not);
 - ``level_7p5``: the event's LAFmax at 7.5 m (from the level meter; the model may weigh it: a legal car, bus or
   motorcycle with a silencer rarely passes 90 dB, a straight pipe often does);
 - ``sweep_oct``: range of the dominant pitch over the tonal frames (wail and yelp sweeps, hi-lo);
@@ -34,7 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.fft as sfft
 
-from gateway.noise.harmonics import series_member
+from gateway.noise.harmonics import comb_root, series_member
 
 CLASSES = ("exhaust", "siren", "horn", "other")
 NFFT = 4096
@@ -66,10 +70,11 @@ class Features:
     low_mid_frac: float = 0.0
     high_frac: float = 0.0
     series: float = 0.0  # share of the narrow-peak frames whose peak is an order of a low harmonic series
-    onset: float = 0.0  # steepest rise of the 10 ms level within 50 ms, dB (a horn switches on; a pass-by swells)
+    onset: float = 0.0  # steepest sustained rise (100 ms before vs two 80 ms windows after), dB (horns)
     level_7p5: float = 0.0  # the event's LAFmax at 7.5 m, dB (legal vehicles rarely pass 90 dB; straight pipes do)
     pulse: float = 0.0  # periodicity of the high-band envelope at 25-400 Hz (firing pulses through a pipe)
     crackle: float = 0.0  # log10 kurtosis of the differentiated signal in the loudest second (pops, crackle)
+    comb: float = 0.0  # share of loud frames whose narrow peak is the fundamental of an engine-like comb
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
@@ -158,11 +163,17 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     conc = near.sum(axis=1) / pl[:, (f >= 150) & (f <= 5000)].sum(axis=1).clip(1e-30)
     tonal_mask = (prom >= 20) & (conc >= 0.3) & _narrow(pl, kpk, 6)
     n_tonal = int(tonal_mask.sum())
+    comb = 0.0
     if n_tonal:  # an order of a low harmonic series (engine, voice) is not a siren's or a horn's tone
         ser = np.zeros_like(tonal_mask)
         ser[tonal_mask] = series_member(pl[tonal_mask], kpk[tonal_mask], df)
-        tonal_mask &= ~ser
         series = float(ser.sum() / n_tonal)
+        tonal_mask &= ~ser
+        if tonal_mask.any():  # nor is the fundamental of a comb with even orders (a fast engine's firing)
+            cmb = np.zeros_like(tonal_mask)
+            cmb[tonal_mask] = comb_root(pl[tonal_mask], kpk[tonal_mask], df)
+            tonal_mask &= ~cmb
+            comb = float(cmb.mean())
     else:
         series = 0.0
     tonal = float(tonal_mask.mean())
@@ -202,6 +213,8 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     tf = (promf >= 15) & (concf >= 0.3) & _narrow(pfl, kf, 4)
     if tf.any():
         tf[tf] &= ~series_member(pfl[tf], kf[tf], dff)
+    if tf.any():
+        tf[tf] &= ~comb_root(pfl[tf], kf[tf], dff)
     tonal_fast = float(tf.mean())
     steady = pair = 0.0
     if tf.sum() >= 2:
@@ -236,7 +249,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
                     float(np.percentile(best, 90)), float(np.log2(np.median(f0[strong]) if strong.any() else 25.0)),
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, _onset(x, fs), float(level_7p5),
-                    *_texture(x, fs))
+                    *_texture(x, fs), comb)
 
 
 ENV_DECIM = 24  # envelope rate fs / 24 (2 kHz at 48 kHz): firing rates up to 400 Hz are resolved
@@ -275,14 +288,24 @@ def _texture(x: np.ndarray, fs: int) -> tuple[float, float]:
 
 
 def _onset(x: np.ndarray, fs: int) -> float:
-    """Steepest rise, dB, of the 10 ms RMS level over 50 ms, among windows within 20 dB of the loudest."""
+    """Steepest *sustained* rise, dB: the mean power of the 80 ms after a step and of the 80 ms after that (the
+    lower of the two) over the mean power of the 100 ms before it, among steps whose level after is within 20
+    dB of the loudest. A horn switches on and stays on (a beep lasts >= 0.15 s); a pass-by swells over
+    seconds; a crackle pop is over within a few ms, and a slow engine's firing pulses (a single at 2,400 rpm
+    fires every 50 ms) average out over these windows, so neither is a sustained rise however spiky the 10 ms
+    level is."""
     m = fs // 100
     n = x.size // m
-    if n < 6:
+    if n < 30:
         return 0.0
-    lv = 10 * np.log10(np.mean(np.square(x[: n * m].reshape(n, m), dtype=np.float64), axis=1) + 1e-20)
-    rise = lv[5:] - lv[:-5]
-    loud = lv[5:] >= lv.max() - 20
+    pw = np.mean(np.square(x[: n * m].reshape(n, m), dtype=np.float64), axis=1) + 1e-20
+    c = np.concatenate([[0.0], np.cumsum(pw)])
+    i = np.arange(10, n - 16)
+    before = (c[i] - c[i - 10]) / 10
+    after = np.minimum(c[i + 8] - c[i], c[i + 16] - c[i + 8]) / 8
+    lv_after = 10 * np.log10(after)
+    rise = lv_after - 10 * np.log10(before)
+    loud = lv_after >= lv_after.max() - 20
     return float(rise[loud].max()) if loud.any() else 0.0
 
 

@@ -13,6 +13,9 @@ peak bin ``k``, True when for some order h >= 2 the fundamental ``f0 = f_peak / 
 ``f_peak - f0`` and ``f_peak + f0`` carry a local maximum within 20 dB of the peak that stands ``drop_db``
 above the valleys half-way between the orders. A two-tone horn (ratio 1.1-1.4) or siren has one neighbour
 at most; odd-harmonic waveforms have none at +- f0.
+
+``comb_root(p, k, df)``: True when the peak is itself the *fundamental* of such a comb (a fast engine whose
+firing frequency is above 250 Hz), told from a siren's or a horn's tone by its even orders (below).
 """
 
 from __future__ import annotations
@@ -54,3 +57,57 @@ def series_member(p: np.ndarray, k: np.ndarray, df: float, *, f0_min: float = F0
         valley = np.minimum(at(fp + s * 0.5 * f0), at(fp + s * 1.5 * f0))
         both = both & (v >= floor) & (v >= g * valley)
     return both.any(axis=1)
+
+
+COMB_F_MIN = 150.0
+COMB_F_MAX = 1500.0
+
+
+def comb_root(p: np.ndarray, k: np.ndarray, df: float, *, f_min: float = COMB_F_MIN, f_max: float = COMB_F_MAX,
+              drop_db: float = 6.0, within_db: float = 25.0, even_tol_db: float = 3.0) -> np.ndarray:
+    """Is each row's peak (bin ``k``) the *fundamental* of an engine-like comb of integer multiples?
+
+    ``series_member`` finds an engine order by its neighbours on both sides, so it cannot see the case where
+    the dominant peak is the engine's own firing frequency (a four-cylinder at 9,000 rpm fires at 300 Hz, a
+    V12 at 6,000 rpm at 600 Hz: the firing frequency is then the loudest narrow line above 250 Hz and has
+    nothing below it). Such a peak is a comb root when orders 2, 3 and 4 (``f_peak`` times 2, 3, 4) all
+    carry a local maximum within ``within_db`` of the peak that stands ``drop_db`` above the valleys half an
+    order either side, *and* the even orders are not weaker than the odd ones (mean dB of orders 2 and 4 at
+    least the mean of 3 and 5 minus ``even_tol_db``). A train of firing pulses has a smooth harmonic envelope
+    (even and odd alike); a siren's or a horn's square-ish, soft-clipped or triangular tone is dominated by
+    its odd harmonics, so it stays a tone. The fundamental must lie in [``f_min``, ``f_max``] Hz and be at
+    least 4 bins wide so the orders are resolved."""
+    n_rows, n_bins = p.shape
+    if n_rows == 0:
+        return np.zeros(0, dtype=bool)
+    k = np.asarray(k, dtype=np.int64)
+    fp = k * df
+    ok = (fp >= max(f_min, 4 * df)) & (fp <= f_max) & (5.5 * fp < (n_bins - 2) * df)
+    if not ok.any():
+        return np.zeros(n_rows, dtype=bool)
+    rows = np.arange(n_rows)
+    peak = p[rows, np.clip(k, 0, n_bins - 1)]
+    inv = 1.0 / df
+    g = 10 ** (drop_db / 10)
+    floor = peak * 10 ** (-within_db / 10)
+
+    def at(f: np.ndarray) -> np.ndarray:
+        return p[rows, np.clip(np.rint(f * inv).astype(np.int64), 0, n_bins - 1)]
+
+    def local(f: np.ndarray, h: int) -> np.ndarray:  # the peak bin is +-0.5 bin off: order h is +-h/2 bins off
+        kk = np.rint(f * inv).astype(np.int64)
+        w = 1 + h // 2
+        cols = np.clip(kk[:, None] + np.arange(-w, w + 1)[None, :], 0, n_bins - 1)
+        return p[rows[:, None], cols].max(axis=1)
+
+    level = {}
+    both = ok.copy()
+    for h in (2, 3, 4, 5):
+        v = local(h * fp, h)
+        level[h] = 10 * np.log10(v + 1e-30)
+        if h <= 4:
+            valley = np.minimum(at((h - 0.5) * fp), at((h + 0.5) * fp))
+            both &= (v >= floor) & (v >= g * valley)
+    even = 0.5 * (level[2] + level[4])
+    odd = 0.5 * (level[3] + level[5])
+    return both & (even >= odd - even_tol_db)

@@ -23,7 +23,7 @@ from gateway.noise.errors import NoiseError
 CLASSES = ("exhaust", "siren", "horn", "other")
 FEATURES = ("tonal", "sweep_oct", "sweep_rate", "two_tone_56", "engine", "f0_move", "lf_frac", "duration_s",
             "tonal_fast", "pitch_steady", "pair", "engine_p90", "f0_med", "flatness", "centroid", "mid_frac",
-            "low_mid_frac", "high_frac", "series", "onset", "level_7p5", "pulse", "crackle")
+            "low_mid_frac", "high_frac", "series", "onset", "level_7p5", "pulse", "crackle", "comb")
 DEFAULT_PATH = Path(__file__).parent / "models" / "classifier.json"
 MAX_BYTES = 200_000
 FORMAT = "dozor-noise-mlp/1"

@@ -10,7 +10,8 @@
    the low frequencies, or a broad resonance never qualify however loud they are. Nor does a peak that is one
    order of a low harmonic series (``gateway.noise.harmonics.series_member``: narrow peaks at +- a 30-500 Hz
    spacing on both sides): engine orders, which follow the rpm, and voices are such series; a siren's or a
-   horn's tone has no such neighbours. Tonal frames form a *run*
+   horn's tone has no such neighbours. Nor is the root of such a comb (``comb_root``: orders 2-4 present, even
+   orders as strong as odd ones: an engine firing above 250 Hz; a siren's tone is odd-harmonic). Tonal frames form a *run*
    only with continuity of frequency (the peak moves <= ``max_jump_oct`` between tonal frames) and gaps of at
    most ``gap_s`` (limited bridging); a run counts once it holds ``min_frames`` tonal frames. When at least
    60 % of the last ``window_s`` seconds were frames of runs, a siren is sounding until fewer than 20 % are;
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.models import Signal, ZoneState, ZoneStatus
-from gateway.noise.harmonics import series_member
+from gateway.noise.harmonics import comb_root, series_member
 
 SILENT = {Signal.SILENT_TEST}
 
@@ -137,6 +138,8 @@ class SirenSuppressor:
         if tonal.any():  # engine orders and voices are harmonic series of a low fundamental: not a siren
             df = float(self._df if power.shape[1] == self._band.size else self._sdf)
             tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df)
+            if tonal.any():  # nor the firing frequency of a fast engine (a comb root with even orders)
+                tonal[tonal] &= ~comb_root(power[tonal], pk[tonal], df)
         return tonal, pk
 
     def feed(self, index: np.ndarray, power: np.ndarray, short: np.ndarray | None = None) -> None:

@@ -4,6 +4,7 @@ it is persisted as (hub/store.py) and answered as (hub/models.py). No I/O."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Iterable
@@ -133,6 +134,7 @@ class Alert:
     outstanding: int = 0
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     by_gateway: dict[str, list[Track]] = field(default_factory=dict)
+    targets_json: str | None = field(default=None, repr=False)  # the target list as JSON, made once (row())
 
     def by_label(self) -> str | None:
         """Who ordered the current phase, as the signed command's ``by`` claim and CAP <senderName> say it:
@@ -210,8 +212,14 @@ class Alert:
             doc["targets"] = [[t.gateway, t.device, t.kind] for t in self.tracks.values()]
         return doc
 
-    def row(self) -> tuple[str, float, dict]:
-        return self.status.value, self.created_at, self.persist_doc()
+    def row(self) -> tuple[str, float, str]:
+        """(status, created, the persisted doc as JSON). The target list (10,000 entries for a city; the tracks
+        are fixed once the alert exists) is serialised once, not at every save of the alert."""
+        if self.targets_json is None:
+            self.targets_json = json.dumps([[t.gateway, t.device, t.kind] for t in self.tracks.values()],
+                                           separators=(",", ":"))
+        head = json.dumps(self.persist_doc(targets=False), separators=(",", ":"), default=str)
+        return self.status.value, self.created_at, f'{head[:-1]},"targets":{self.targets_json}}}'
 
     @classmethod
     def from_docs(cls, doc: dict, devices: Iterable[dict]) -> Alert:

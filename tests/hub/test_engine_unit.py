@@ -143,3 +143,17 @@ async def test_device_rows_wait_while_a_phase_is_going_out_then_go_in_bounded_fl
     assert len(hub.store.load_devices(out.id)) == 3 and hub.store.dirty
     hub.engine.flush_queued()
     assert len(hub.store.load_devices(out.id)) == 4 and not hub.store.dirty
+
+
+async def test_the_alert_row_is_the_persisted_doc_with_its_targets_serialised_once(hub):
+    import json
+
+    out = await hub.engine.start(AlertRequest(zones=["north"], signal="test", mode="exercise"))
+    alert = hub.engine.alerts[out.id]
+    status, _, doc = alert.row()
+    assert status == "active" and json.loads(doc) == json.loads(json.dumps(alert.persist_doc(), default=str))
+    cached = alert.targets_json
+    alert.attempt = 3  # a later save: a new doc, the same target list object
+    assert json.loads(alert.row()[2])["attempt"] == 3 and alert.targets_json is cached
+    hub.engine._flush()
+    assert hub.store.load_alert(out.id)["targets"] == [[t.gateway, t.device, t.kind] for t in alert.tracks.values()]

@@ -31,7 +31,11 @@ def test_loud_exhaust_is_detected_as_exhaust(seed):
     hit = covering(events, src)
     assert len(hit) == 1
     e = hit[0]
-    assert e.klass == "exhaust" and not e.suppressed
+    assert not e.suppressed
+    if src["lafmax_7p5_db"] >= 87.0:  # a true loud exhaust of the scoring (candidate 85 + 2 dB, bench.noise_scoring)
+        assert e.klass == "exhaust"
+    else:  # within 2 dB of the candidate threshold, where buses and legal motorcycles also pass: ambiguous
+        assert e.klass in ("exhaust", "other") and not e.enforcement
     assert e.levels.lafmax_7p5 == pytest.approx(src["lafmax_7p5_db"], abs=1.0)
     margin = e.uncertainty.margin_db
     if not e.flags:
