@@ -46,6 +46,12 @@ class HubSettings(_Section):
     # (default: api_url, right when all run on one host), and how often a follower re-reads the shared state
     advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     follower_refresh_s: float = Field(default=0.5, gt=0, le=60)
+    # HTTPS without a front: the API's certificate chain and key (PEM, the key private to the hub's user). Then
+    # api_url is https://. peer_ca_file: the CA a follower verifies the leader's https advertise_url with, when
+    # forwarding an operator's request and token (default: the system's CAs).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    peer_ca_file: Path | None = None
     audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
     memory_trim_s: float = Field(default=60.0, ge=0, le=3600)  # freed heap back to the OS this often, between alerts
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
