@@ -16,7 +16,8 @@ An event longer than ``max_duration_s`` (dense traffic: a queue of vehicles keep
 threshold) is first cut into pass-bys: at the lowest level between every two maxima that stand at least
 ``long_split_db`` above the level between them (scipy's peak prominence), so a loud vehicle in a queue gets
 its own event, whose LAFmax is its own. Only pieces still longer than ``max_duration_s`` keep ``too_long``, and
-only the last piece of an event closed at ``hard_limit_s`` is ``cut``.
+only the last piece of an event closed at ``hard_limit_s`` (or at the end of the input) is ``cut``, and only
+while its level there is within ``down_db`` of its maximum: 10 dB down, a pass-by's maximum is behind it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class DetectorConfig:
     max_duration_s: float = 20.0
     hard_limit_s: float = 40.0
     split_db: float = 8.0  # a dip this deep between two rises splits an event (one peak per pass-by)
-    long_split_db: float = 5.0  # ... and this deep, in an event longer than max_duration_s (a queue)
+    long_split_db: float = 4.0  # ... and this deep, in an event longer than max_duration_s (a queue)
+    down_db: float = 10.0  # an event cut while its level is this far under its maximum is complete (not cut)
     mic_height_m: float | None = None  # microphone above the road; None: horizontal distances only
     source_height_m: float = 0.5  # a tailpipe's height above the road
 
@@ -188,7 +190,11 @@ class PassByDetector:
             self.counters["events"] += 1
             if too_long:
                 self.counters["too_long"] += 1
-            out.append(RawEvent(a, b, p, lv, too_long, cut and k == len(pieces) - 1))
+            last = k == len(pieces) - 1
+            done = len(levels) == n and levels[-1] <= lv - self.config.down_db  # its maximum is behind it
+            if cut and last and done:
+                self.counters["cut_after_max"] += 1
+            out.append(RawEvent(a, b, p, lv, too_long, cut and last and not done))
 
     def _pieces(self, start: int, lv: np.ndarray) -> list[tuple[int, int, int, float]]:
         """A long event cut at the lowest frame between maxima of >= long_split_db prominence."""

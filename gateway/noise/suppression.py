@@ -12,7 +12,9 @@
    spacing on both sides): engine orders, which follow the rpm, and voices are such series; a siren's or a
    horn's tone has no such neighbours. Nor is the root of such a comb (``comb_root``: orders 2-4 present, even
    orders as strong as odd ones: an engine firing above 250 Hz; a siren's tone is odd-harmonic). Tonal frames form a *run*
-   only with continuity of frequency (the peak moves <= ``max_jump_oct`` between tonal frames) and gaps of at
+   only with continuity of frequency (the peak moves <= ``max_jump_oct`` between tonal frames, or returns to within
+   ``alt_oct`` of the run's previous tone: a two-tone siren whose tones, or the harmonics the peak picks, lie
+   more than an octave apart) and gaps of at
    most ``gap_s`` (limited bridging); a run counts once it holds ``min_frames`` tonal frames. When at least
    60 % of the last ``window_s`` seconds were frames of runs, a siren is sounding until fewer than 20 % are;
    the interval is backdated to ``lead_s`` before the run start (a rotor siren's run-up is not yet tonal) and
@@ -63,6 +65,7 @@ class SuppressionConfig:
     narrow_bins: int = 4  # a tonal peak drops min_drop_db within this many bins on both sides
     min_drop_db: float = 12.0
     max_jump_oct: float = 1.0  # continuity of frequency between consecutive tonal frames of a run
+    alt_oct: float = 0.1  # ... or a return to within this of the run's previous tone (two tones > 1 octave apart)
     min_frames: int = 6  # tonal frames before a run counts (0.75 s at 8 Hz)
     hold_prominence_db: float = 8.0  # a counted run's own tone, still narrow, keeps it going at this prominence
     hold_max_s: float = 6.0  # ... for at most this long after the last frame that was tonal on its own
@@ -90,6 +93,7 @@ class SirenSuppressor:
         self._sref: np.ndarray | None = None
         self._sdf = 0.0
         self._run_f = 1.0
+        self._alt_f = 1.0  # the run's other tone (two-tone and hi-lo sirens alternate between two)
         self._last_full = -1e9
         self._run_n = 0
         self.frames_seen = 0
@@ -193,13 +197,17 @@ class SirenSuppressor:
                     self.tone_log.append((t, self._tone_ms(short[j], f / self._sdf, self._saw2)))
                 else:
                     self.tone_log.append((t, self._tone_ms(power[j], f / self._df, self._aw2)))
-                continues = (self._run_start is not None and t - self._last_tonal <= c.gap_s + 1e-9
-                             and abs(np.log2(f / self._run_f)) <= c.max_jump_oct)
-                if not continues:
+                near = self._run_start is not None and t - self._last_tonal <= c.gap_s + 1e-9
+                jump = abs(np.log2(f / self._run_f))
+                back = near and abs(np.log2(f / self._alt_f)) <= c.alt_oct  # a two-tone's other tone, again
+                if not (near and jump <= c.max_jump_oct) and not back:
+                    self._alt_f = self._run_f
                     if self._active_since is None:
                         self._close_run()
                         self._run_start = t - 1 / self.frame_hz
                     self._run_n = 0
+                elif jump > c.alt_oct:
+                    self._alt_f = self._run_f
                 self._run_f = f
                 self._run_n += 1
                 self._last_tonal = t

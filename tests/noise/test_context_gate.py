@@ -93,3 +93,4 @@ def test_the_documented_rule_uses_the_code_s_numbers():
     assert f"`L − {TONE_HEARD_DB:g} dB` (`TONE_HEARD_DB`)" in doc
     assert f"within {EDGE_PEAK_S:g} s of its start or end (`EDGE_PEAK_S`)" in doc
     assert f"≥ {D().long_split_db:g} dB (`long_split_db`)" in doc and f"longer than {D().max_duration_s:g} s" in doc
+    assert f"within {D().down_db:g} dB (`down_db`)" in doc

@@ -105,3 +105,15 @@ def test_a_loud_vehicle_in_a_long_queue_gets_its_own_event():
 def test_a_steady_long_event_stays_one_too_long_event():
     ev, d = run([70] + [90 + 0.5 * math.sin(k / 3) for k in range(250)] + [70])  # ripple < long_split_db
     assert len(ev) == 1 and ev[0].too_long and d.counters["long_pieces"] == 0
+
+
+def test_an_event_cut_after_its_maximum_is_complete():
+    """The input ends (or the hard limit comes) while the level is still above the threshold: ``cut`` only if
+    the level there is within down_db of the maximum (the maximum may still be ahead)."""
+    falling = [70] + _passby(104.0, 60)[:45] + [90.0] * 5  # ends 14 dB under its maximum
+    ev, d = run(falling)
+    assert len(ev) == 1 and not ev[0].cut and ev[0].lafmax == pytest.approx(104.0, abs=0.05)
+    assert d.counters["cut_after_max"] == 1
+    rising = [70] + _passby(104.0, 60)[:28]  # ends 2 frames before its maximum would come
+    ev, d = run(rising)
+    assert len(ev) == 1 and ev[0].cut and d.counters["cut_after_max"] == 0
