@@ -19,7 +19,8 @@ from gateway.noise.dsp import LevelMeter, MeterConfig, summarize
 from simulators.holdout_scenes import RANGES, generate, quiet, scene_seeds, scenes
 from simulators.holdout_scenes import meter as hm
 from simulators.holdout_scenes.engines import Tonal
-from simulators.holdout_scenes.render import C_AIR, Path as Lane, render
+from simulators.holdout_scenes.render import C_AIR, render
+from simulators.holdout_scenes.render import Path as Lane
 from simulators.holdout_scenes.spec import Coin, Pick, Uni
 from simulators.noise_scene import Scene
 
