@@ -55,7 +55,7 @@ from hub.registry import Registry
 from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
-from hub.serving import ApiServer, check_secrets, warn_inline_secrets
+from hub.serving import ApiServer, check_secrets, warn_inline_secrets, warn_plain_forwarding
 from hub.shutdown import shutdown
 from hub.store import Store
 from hub.violations.service import Violations
@@ -320,9 +320,13 @@ class Hub(GatewayEvents):
         guarded = Guard(self.proxy or self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
                         on_too_large=self.metrics.api_body_too_large.inc,
                         on_limited=lambda what: self.metrics.api_rate_limited.labels(what).inc())
-        self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
-                                                    log_level="warning", lifespan="off", access_log=False))
+        tls = {} if cfg.tls_cert_file is None else {"ssl_certfile": str(cfg.tls_cert_file),
+                                                    "ssl_keyfile": str(cfg.tls_key_file)}
+        self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port, log_level="warning",
+                                               lifespan="off", access_log=False, **tls))
         warn_inline_secrets(self.config)
+        if self.leader is not None:
+            warn_plain_forwarding(self.config, cfg.advertise_url or self.config.api_url)
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
                  self.config.mqtt.shown, self.keys.kid)
         sup = Supervisor("hub", on_failure=lambda name: self.metrics.task_failures.labels(name).inc(), log=log)

@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import logging
 import socket
+import ssl
 from typing import TYPE_CHECKING
 
 import httpx
@@ -34,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.models import ZoneState
-from hub.errors import StoreError
+from hub.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -142,6 +143,12 @@ class LeaderProxy:
         self.hub = hub
         self.timeout_s = timeout_s
         self.client: httpx.AsyncClient | None = None
+        # an https leader is verified: against [hub] peer_ca_file, else the system's CAs (never skipped)
+        ca = hub.config.hub.peer_ca_file
+        try:
+            self.verify: ssl.SSLContext | bool = True if ca is None else ssl.create_default_context(cafile=str(ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"[hub] peer_ca_file {ca}: not a readable PEM CA bundle ({exc})") from None
 
     def _following(self) -> bool:
         follower = getattr(self.hub, "follower", None)
@@ -169,7 +176,7 @@ class LeaderProxy:
         headers = {k: v for k, v in request.headers.items() if k in PASS_HEADERS}
         headers[FORWARDED] = leadership.holder
         if self.client is None:
-            self.client = httpx.AsyncClient(timeout=self.timeout_s)
+            self.client = httpx.AsyncClient(timeout=self.timeout_s, verify=self.verify)
         target = url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             resp = await self.client.request(request.method, target, headers=headers, content=await request.body())
