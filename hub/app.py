@@ -323,7 +323,8 @@ class Hub(GatewayEvents):
         tls = {} if cfg.tls_cert_file is None else {"ssl_certfile": str(cfg.tls_cert_file),
                                                     "ssl_keyfile": str(cfg.tls_key_file)}
         self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port, log_level="warning",
-                                               lifespan="off", access_log=False, **tls))
+                                               lifespan="off", access_log=False, proxy_headers=True,
+                                               forwarded_allow_ips=list(cfg.trusted_proxies), **tls))
         warn_inline_secrets(self.config)
         if self.leader is not None:
             warn_plain_forwarding(self.config, cfg.advertise_url or self.config.api_url)

@@ -19,6 +19,7 @@
     login_failures_per_min = 10     # failed logins per client address before 429
     public_requests_per_min = 120   # per client address: resident subscribe and live stream (429 beyond)
     audit_anchor_interval_s = 60    # how often the hub signs and publishes the audit chain head
+    trusted_proxies = ["127.0.0.1", "::1"]  # whose X-Forwarded-For names the client (the TLS front, other hubs)
     tls_cert_file = "api.crt"       # optional: serve the API over HTTPS itself (with tls_key_file = "api.key")
     peer_ca_file = "ca.crt"         # optional: the CA other hubs' https advertise_url is verified with
 

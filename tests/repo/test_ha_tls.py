@@ -3,7 +3,8 @@ leader. Three real `dozor hub run` processes on one PostgreSQL: the leader serve
 ([hub] tls_cert_file/tls_key_file, a throwaway CA) and advertises https://; one follower trusts that CA
 ([hub] peer_ca_file) and forwards; the other cannot verify the leader's certificate (only the system's CAs), so
 it must not send the request, and the token, anywhere: 503 no_leader with reached_leader false, and the leader
-never sees it."""
+never sees it. A follower also authenticates before it forwards, so strangers' failed logins through it cannot
+lock operators out at the leader (where every forwarded request comes from the follower's address)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ async def test_a_follower_forwards_only_to_a_leader_it_can_verify(postgres_serve
     ports = free_port(), free_port(), free_port()
     lead_url = f"https://127.0.0.1:{ports[0]}"
     cfgs = [config(tmp_path, "a", ports[0], mosquitto.url, database,
-                   f'tls_cert_file = "{pki["cert"]}"\ntls_key_file = "{pki["key"]}"\nadvertise_url = "{lead_url}"\n'),
+                   f'tls_cert_file = "{pki["cert"]}"\ntls_key_file = "{pki["key"]}"\nadvertise_url = "{lead_url}"\n'
+                   'trusted_proxies = ["192.0.2.1"]\n'),  # the leader does not believe the followers' X-Forwarded-For
             config(tmp_path, "b", ports[1], mosquitto.url, database, f'peer_ca_file = "{pki["ca"]}"\n'),
             config(tmp_path, "c", ports[2], mosquitto.url, database)]  # the system's CAs only
     assert dozor("hub", "migrate", "--config", str(cfgs[0])).returncode == 0
@@ -87,6 +89,16 @@ async def test_a_follower_forwards_only_to_a_leader_it_can_verify(postgres_serve
 
             alerts = (await tls.get(f"{lead_url}/api/v1/alerts", headers=auth)).json()
             assert [(a["id"], a["requested_by"]["name"]) for a in alerts] == [(created, "olena")]
+
+            # a stranger's failed logins through the follower count against the stranger (X-Forwarded-For from
+            # the trusted front, here loopback), at the follower: they never lock the operator out
+            stranger = {"Authorization": "Bearer dzr_nope.nope", "X-Forwarded-For": "203.0.113.9"}
+            codes = [(await plain.post(f"http://127.0.0.1:{ports[1]}/api/v1/alerts", json=alert_body(),
+                                       headers=stranger)).status_code for _ in range(12)]
+            assert codes[:10] == [401] * 10 and codes[10:] == [429, 429], codes
+            r = await plain.post(f"http://127.0.0.1:{ports[1]}/api/v1/alerts/{created}/stop",
+                                 headers={**auth, "X-Forwarded-For": "198.51.100.7"})
+            assert r.status_code == 200, r.text
             metrics = (await plain.get(f"http://127.0.0.1:{ports[2]}/metrics", headers=auth)).text
             assert 'dozor_hub_publish_errors_total{kind="forward"} 1.0' in metrics
         await asyncio.sleep(0)
