@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from simulators.brokers import Mosquitto
 from tests import tokens
 from tests.leaks import LeakScanner
+
+# Rich fixes a console's width when it is created (at the first in-process CLI call) from COLUMNS; pytest-xdist
+# workers run with COLUMNS=80, which cut table cells that tests look for. One wide width for every runner.
+os.environ["COLUMNS"] = "200"
 
 
 @pytest.fixture
