@@ -55,7 +55,7 @@ from hub.registry import Registry
 from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
-from hub.serving import ApiServer, check_secrets, warn_inline_secrets
+from hub.serving import ApiServer, check_secrets, warn_inline_secrets, warn_plain_forwarding
 from hub.shutdown import shutdown
 from hub.store import Store
 from hub.violations.service import Violations
@@ -299,6 +299,14 @@ class Hub(GatewayEvents):
             await asyncio.sleep(self.config.hub.flush_interval_s)
             self.engine.flush_queued()
 
+    async def _start_signer(self) -> None:
+        try:
+            await self.engine.signer.start(self.keys.private, self.keys.kid)
+        except Exception as exc:  # noqa: BLE001 - big phases are then signed on the event loop (slower, correct)
+            self.metrics.task_failures.labels("signer").inc()
+            log.error("cannot start the command signer process (%r): commands are signed on the event loop", exc)
+            self.engine.signer.close()
+
     async def run(self, *, handle_signals: bool = False) -> None:
         """Run until cancelled, or until SIGINT/SIGTERM when ``handle_signals`` (the CLI); then shut down
         cleanly: HubState offline, API closed, queued state flushed."""
@@ -312,9 +320,14 @@ class Hub(GatewayEvents):
         guarded = Guard(self.proxy or self.app, public=WindowLimiter(cfg.public_requests_per_min, 60.0),
                         on_too_large=self.metrics.api_body_too_large.inc,
                         on_limited=lambda what: self.metrics.api_rate_limited.labels(what).inc())
-        self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port,
-                                                    log_level="warning", lifespan="off", access_log=False))
+        tls = {} if cfg.tls_cert_file is None else {"ssl_certfile": str(cfg.tls_cert_file),
+                                                    "ssl_keyfile": str(cfg.tls_key_file)}
+        self.server = ApiServer(uvicorn.Config(guarded, host=cfg.api_host, port=cfg.api_port, log_level="warning",
+                                               lifespan="off", access_log=False, proxy_headers=True,
+                                               forwarded_allow_ips=list(cfg.trusted_proxies), **tls))
         warn_inline_secrets(self.config)
+        if self.leader is not None:
+            warn_plain_forwarding(self.config, cfg.advertise_url or self.config.api_url)
         log.info("hub %s: API on %s, MQTT %s, signing key %s", cfg.state_dir, self.config.api_url,
                  self.config.mqtt.shown, self.keys.kid)
         sup = Supervisor("hub", on_failure=lambda name: self.metrics.task_failures.labels(name).inc(), log=log)
@@ -331,6 +344,7 @@ class Hub(GatewayEvents):
         tasks.append(asyncio.create_task(stop.wait(), name="signal"))
         try:
             await self.residents.start()  # Web Push workers spawn before the first alert, not during it
+            await self._start_signer()  # so does the command signer process (a follower's too: warm at takeover)
             if self.leader is not None:  # a follower serves (hub.ha) until it holds the lease
                 lead = asyncio.create_task(self._lead(), name="lead")
                 await asyncio.wait([lead, *tasks], return_when=asyncio.FIRST_COMPLETED)

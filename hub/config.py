@@ -19,6 +19,9 @@
     login_failures_per_min = 10     # failed logins per client address before 429
     public_requests_per_min = 120   # per client address: resident subscribe and live stream (429 beyond)
     audit_anchor_interval_s = 60    # how often the hub signs and publishes the audit chain head
+    trusted_proxies = ["127.0.0.1", "::1"]  # whose X-Forwarded-For names the client (the TLS front, other hubs)
+    tls_cert_file = "api.crt"       # optional: serve the API over HTTPS itself (with tls_key_file = "api.key")
+    peer_ca_file = "ca.crt"         # optional: the CA other hubs' https advertise_url is verified with
 
     [mqtt]
     url = "mqtt://127.0.0.1:1883"   # or, for a clustered broker (NATS, EMQX), its nodes instead of url:
@@ -108,7 +111,8 @@ class HubConfig(_Section):
     @property
     def api_url(self) -> str:
         host = self.hub.api_host
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.hub.api_port}"
+        scheme = "https" if self.hub.tls_cert_file is not None else "http"
+        return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{self.hub.api_port}"
 
 
 def _format(exc: ValidationError, source: str) -> str:
@@ -143,9 +147,12 @@ def parse_config(data: dict, *, base: Path, source: str = "<config>") -> HubConf
     resolved = hub.model_copy(update={
         "state_dir": hub.state_dir if hub.state_dir.is_absolute() else (base / hub.state_dir),
         "zones": hub.zones if hub.zones.is_absolute() else (base / hub.zones),
-        "metrics_token_file": None if hub.metrics_token_file is None else (
-            hub.metrics_token_file if hub.metrics_token_file.is_absolute() else base / hub.metrics_token_file),
+        **{k: None if v is None else (v if v.is_absolute() else base / v) for k, v in (
+            ("metrics_token_file", hub.metrics_token_file), ("tls_cert_file", hub.tls_cert_file),
+            ("tls_key_file", hub.tls_key_file), ("peer_ca_file", hub.peer_ca_file))},
     })
+    if (hub.tls_cert_file is None) != (hub.tls_key_file is None):
+        raise ConfigError(f"{source}: [hub] tls_cert_file and tls_key_file go together (HTTPS needs both)")
     if cfg.residents is not None:
         cfg = cfg.model_copy(update={"residents": _resolve_residents(cfg.residents, base)})
     if cfg.oidc is not None:

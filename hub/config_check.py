@@ -76,7 +76,11 @@ def _files(cfg: HubConfig, file: str, index: dict[str, int]) -> list[Problem]:
                    ("mqtt.ingest_cert_file", m.ingest_cert_file)):
         if p is not None and not p.is_file():
             add(key, f"{p} does not exist")
-    for key, p in (("mqtt.key_file", m.key_file), ("mqtt.ingest_key_file", m.ingest_key_file)):
+    for key, p in (("hub.tls_cert_file", cfg.hub.tls_cert_file), ("hub.peer_ca_file", cfg.hub.peer_ca_file)):
+        if p is not None and not p.is_file():
+            add(key, f"{p} does not exist")
+    for key, p in (("mqtt.key_file", m.key_file), ("mqtt.ingest_key_file", m.ingest_key_file),
+                   ("hub.tls_key_file", cfg.hub.tls_key_file)):
         if p is not None:
             try:
                 check_private(p, "key file")

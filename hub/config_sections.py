@@ -6,6 +6,7 @@ Their keys and defaults are documented in hub/config.py, which puts them togethe
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -46,6 +47,15 @@ class HubSettings(_Section):
     # (default: api_url, right when all run on one host), and how often a follower re-reads the shared state
     advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     follower_refresh_s: float = Field(default=0.5, gt=0, le=60)
+    # HTTPS without a front: the API's certificate chain and key (PEM, the key private to the hub's user). Then
+    # api_url is https://. peer_ca_file: the CA a follower verifies the leader's https advertise_url with, when
+    # forwarding an operator's request and token (default: the system's CAs).
+    # whose X-Forwarded-For the API believes (addresses or networks): the TLS front (Caddy) and the other hubs.
+    # Per-client limits (login failures, public requests) then count the real client, not the proxy.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    peer_ca_file: Path | None = None
     audit_retention_days: float = Field(default=3650.0, gt=0)  # older records move to state_dir/audit-archive/
     memory_trim_s: float = Field(default=60.0, ge=0, le=3600)  # freed heap back to the OS this often, between alerts
     tenant: str = ""  # a named tenant's topics live under dozor/v1/<tenant>/ (contract/topics.py)
@@ -53,6 +63,17 @@ class HubSettings(_Section):
     # it from a thread; the leader trusts it for 0.8 x after each renewal). Shorter: a faster takeover, but a
     # leader that cannot renew for 3/4 of it (database, CPU) loses it and exits (docs/operations.md).
     leader_lease_s: float = Field(default=3.0, ge=1, le=300)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for p in proxies:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {p!r} is not an IP address or network (e.g. "
+                                 '"10.0.0.0/24")') from None
+        return proxies
 
     @field_validator("tenant")
     @classmethod

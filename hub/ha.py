@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import socket
+import ssl
 from typing import TYPE_CHECKING
 
 import httpx
@@ -34,7 +36,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.models import ZoneState
-from hub.errors import StoreError
+from hub.errors import ConfigError, StoreError
+from hub.identity.auth import RateLimited, RequestError, client_address
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -142,6 +145,12 @@ class LeaderProxy:
         self.hub = hub
         self.timeout_s = timeout_s
         self.client: httpx.AsyncClient | None = None
+        # an https leader is verified: against [hub] peer_ca_file, else the system's CAs (never skipped)
+        ca = hub.config.hub.peer_ca_file
+        try:
+            self.verify: ssl.SSLContext | bool = True if ca is None else ssl.create_default_context(cafile=str(ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"[hub] peer_ca_file {ca}: not a readable PEM CA bundle ({exc})") from None
 
     def _following(self) -> bool:
         follower = getattr(self.hub, "follower", None)
@@ -166,10 +175,14 @@ class LeaderProxy:
         url = url_of(current["holder"]) if current and current["expires_in_s"] > 0 else None
         if url is None or current["holder"] == leadership.holder:
             return _no_leader("no hub leads right now")
+        refused = await self._authenticate(request)
+        if refused is not None:
+            return refused
         headers = {k: v for k, v in request.headers.items() if k in PASS_HEADERS}
         headers[FORWARDED] = leadership.holder
+        headers["x-forwarded-for"] = client_address(request)  # believed by a leader that lists us as a proxy
         if self.client is None:
-            self.client = httpx.AsyncClient(timeout=self.timeout_s)
+            self.client = httpx.AsyncClient(timeout=self.timeout_s, verify=self.verify)
         target = url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             resp = await self.client.request(request.method, target, headers=headers, content=await request.body())
@@ -182,6 +195,23 @@ class LeaderProxy:
         self.hub.metrics.alert_ops.labels("forwarded").inc()
         keep = {k: v for k, v in resp.headers.items() if k in ("content-type", "retry-after")}
         return Response(resp.content, status_code=resp.status_code, headers=keep)
+
+    async def _authenticate(self, request: Request) -> Response | None:
+        """A bad or missing token stops here, counted against the real client by this hub's own limiter: at the
+        leader every forwarded request comes from this hub's address, and strangers' failed logins there would
+        lock every operator who goes through this hub out. The leader authenticates (and authorizes) again."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        try:
+            await self.hub.identity.authenticate(token if scheme.lower() == "bearer" else None,
+                                                 client_address(request))
+        except RequestError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+            if isinstance(exc, RateLimited):
+                headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+            if exc.status == 401:
+                self.hub.metrics.api_auth_failures.inc()
+            return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status, headers=headers)
+        return None
 
     async def aclose(self) -> None:
         if self.client is not None:

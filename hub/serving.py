@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -21,7 +22,7 @@ def check_secrets(config: HubConfig) -> None:
     """Refuse to start with a private key or token that group or others can read (it may have leaked already)."""
     m, state = config.mqtt, config.hub.state_dir
     for path, what in ((m.key_file, "MQTT client key"), (m.ingest_key_file, "MQTT ingest client key"),
-                       (state / KEY_FILE, "hub signing key")):
+                       (state / KEY_FILE, "hub signing key"), (config.hub.tls_key_file, "API TLS key")):
         if path is not None:
             try:
                 check_private(path, what)
@@ -42,3 +43,13 @@ class ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield
+
+
+def warn_plain_forwarding(config: HubConfig, leading_url: str) -> None:
+    """Followers send operators' tokens to the leader's advertised URL: over plain HTTP to another machine, anyone
+    on that network path can read them."""
+    host = urlsplit(leading_url).hostname or ""
+    if leading_url.startswith("http://") and host not in ("localhost", "::1") and not host.startswith("127."):
+        log.warning("[hub] advertise_url %s is plain HTTP: followers forward operators' requests and tokens to it "
+                    "in clear text; serve the API over HTTPS ([hub] tls_cert_file/tls_key_file, or a TLS front) "
+                    "and advertise https:// (docs/operations.md)", leading_url)

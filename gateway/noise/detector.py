@@ -11,6 +11,12 @@ or a vehicle and a siren, whose sounds overlap above the threshold). Events shor
 (``short``) and not reported. Events longer than ``max_duration_s`` are reported with ``too_long`` set (a
 pass-by does not last that long: such an event may never become an enforcement case). An event still open
 after ``hard_limit_s`` is closed there and a new one opens, which bounds memory.
+
+An event longer than ``max_duration_s`` (dense traffic: a queue of vehicles keeps the level above the
+threshold) is first cut into pass-bys: at the lowest level between every two maxima that stand at least
+``long_split_db`` above the level between them (scipy's peak prominence), so a loud vehicle in a queue gets
+its own event, whose LAFmax is its own. Only pieces still longer than ``max_duration_s`` keep ``too_long``, and
+only the last piece of an event closed at ``hard_limit_s`` is ``cut``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from gateway.noise.dsp import FRAME_HZ
 from gateway.noise.errors import ConfigError
@@ -39,6 +46,7 @@ class DetectorConfig:
     max_duration_s: float = 20.0
     hard_limit_s: float = 40.0
     split_db: float = 8.0  # a dip this deep between two rises splits an event (one peak per pass-by)
+    long_split_db: float = 5.0  # ... and this deep, in an event longer than max_duration_s (a queue)
     mic_height_m: float | None = None  # microphone above the road; None: horizontal distances only
     source_height_m: float = 0.5  # a tailpipe's height above the road
 
@@ -53,6 +61,7 @@ class DetectorConfig:
             (0 < self.min_duration_s < self.max_duration_s, "need 0 < min_duration_s < max_duration_s"),
             (self.max_duration_s <= self.hard_limit_s <= 60, "need max_duration_s <= hard_limit_s <= 60 s"),
             (3 <= self.split_db <= 40, f"split_db {self.split_db}: expected 3..40 dB"),
+            (2 <= self.long_split_db <= self.split_db, "long_split_db: expected 2 dB..split_db"),
             (0 <= self.lane_half_width_m < self.distance_m, "need 0 <= lane_half_width_m < distance_m"),
             (self.meter_class in (1, 2), f"meter_class {self.meter_class}: expected 1 or 2"),
             (self.mic_height_m is None or 0.0 <= self.mic_height_m <= 30.0, "mic_height_m: expected 0..30 m"),
@@ -110,6 +119,7 @@ class PassByDetector:
         self._max = round(c.max_duration_s * FRAME_HZ)
         self._hard = round(c.hard_limit_s * FRAME_HZ)
         self._open: list[float] | None = None  # [start, peak, lafmax]
+        self._levels: list[float] = []  # the open event's frame levels (for cutting a long one into pass-bys)
         self._last_index = -1
         self.counters: Counter[str] = Counter()
 
@@ -127,7 +137,9 @@ class PassByDetector:
             if ev is None:
                 if level >= self._on:
                     self._open = [i, i, level, i, level, i, level]  # start, peak, max, dip, min, post, max
+                    self._levels = [level]
                 continue
+            self._levels.append(level)
             if level < ev[4] and ev[2] - level > 0:
                 ev[3], ev[4] = i, level  # deepest dip since the peak
                 ev[5], ev[6] = i, level  # highest point after that dip
@@ -140,9 +152,11 @@ class PassByDetector:
                 self._close(i, cut=False, out=out)
             elif ev[2] - ev[4] >= self.config.split_db and ev[6] - ev[4] >= self.config.split_db:
                 dip, post_i, post_l = ev[3], ev[5], ev[6]
+                rest = self._levels[dip - int(ev[0]):]
                 self._close(dip, cut=False, out=out)
                 self.counters["splits"] += 1
                 self._open = [dip, post_i, post_l, post_i, post_l, post_i, post_l]
+                self._levels = rest
             elif i + 1 - ev[0] >= self._hard:
                 self._close(i + 1, cut=True, out=out)
         self._last_index = int(idx[-1])
@@ -158,13 +172,33 @@ class PassByDetector:
     def _close(self, end: int, *, cut: bool, out: list[RawEvent]) -> None:
         assert self._open is not None
         start, peak, lafmax = self._open[:3]
+        start = int(start)
         self._open = None
-        n = end - int(start)
+        levels, self._levels = self._levels[: end - start], []
+        n = end - start
         if n < self._min:
             self.counters["short"] += 1
             return
-        self.counters["events"] += 1
-        too_long = n > self._max
-        if too_long:
-            self.counters["too_long"] += 1
-        out.append(RawEvent(int(start), end, int(peak), float(lafmax), too_long, cut))
+        pieces = [(start, end, int(peak), float(lafmax))]
+        if n > self._max and len(levels) == n:
+            pieces = self._pieces(start, np.asarray(levels))
+            self.counters["long_pieces"] += len(pieces) - 1
+        for k, (a, b, p, lv) in enumerate(pieces):
+            too_long = b - a > self._max
+            self.counters["events"] += 1
+            if too_long:
+                self.counters["too_long"] += 1
+            out.append(RawEvent(a, b, p, lv, too_long, cut and k == len(pieces) - 1))
+
+    def _pieces(self, start: int, lv: np.ndarray) -> list[tuple[int, int, int, float]]:
+        """A long event cut at the lowest frame between maxima of >= long_split_db prominence."""
+        peaks, _ = find_peaks(np.concatenate([[-np.inf], lv, [-np.inf]]), prominence=self.config.long_split_db)
+        peaks = peaks - 1
+        cuts = [0] + [int(p0 + np.argmin(lv[p0:p1])) for p0, p1 in zip(peaks[:-1], peaks[1:], strict=True)] + [lv.size]
+        out = []
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            if b - a < self._min:
+                continue
+            p = a + int(np.argmax(lv[a:b]))
+            out.append((start + a, start + b, start + p, float(lv[p])))
+        return out or [(start, start + lv.size, start + int(np.argmax(lv)), float(lv.max()))]

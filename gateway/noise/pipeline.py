@@ -10,9 +10,7 @@ seen what followed.
 
 from __future__ import annotations
 
-import io
 import math
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -36,8 +34,9 @@ from contract.evidence import (
 )
 from contract.models import ZoneState
 from gateway.noise import classifier
+from gateway.noise.buffers import CLIP_GUARD_S, Ring, overload_bound, wav_b64
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
-from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, TAU_FAST, LevelMeter, MeterConfig, to_db
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
 from gateway.noise.rules import feature_flags
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram, third_octave_levels
@@ -49,7 +48,12 @@ RING_S = 60.0
 CORE_S = 2.0
 MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough)
 ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
-CLIP_GUARD_S = 0.02  # A-weighting impulse response: energy after 10 ms is -71 dB, after 20 ms -87 dB of its total
+TONE_MATTERS_DB = 20.0  # a siren tone this far under an event's LAFmax adds < 0.05 dB: it does not suppress it
+TONE_HEARD_DB = 30.0  # ... and one this far under it, heard inside the event, flags it (the siren overlaps it)
+EDGE_PEAK_S = 0.3  # a pass-by rises and falls over seconds: a maximum this close to an event's edge is someone else's
+_Ring = Ring  # older name (tests)
+__all__ = ["CLIP_GUARD_S", "CORE_S", "AnalyzerConfig", "FeedResult", "NoiseAnalyzer", "SecondLevels",
+           "analyze_array"]
 
 
 @dataclass(frozen=True)
@@ -103,37 +107,6 @@ class FeedResult:
     events: list[NoiseEvidence]
 
 
-class _Ring:
-    """Keeps the last ``cap`` samples; addresses them by absolute sample number."""
-
-    def __init__(self, cap: int) -> None:
-        self.buf = np.zeros(cap, dtype=np.float32)
-        self.cap = cap
-        self.end = 0  # absolute index after the newest sample
-
-    def push(self, x: np.ndarray) -> None:
-        n = x.size
-        if n >= self.cap:
-            self.end += n
-            self.buf[np.arange(self.end - self.cap, self.end) % self.cap] = x[-self.cap:]
-            return
-        i = self.end % self.cap
-        k = min(n, self.cap - i)
-        self.buf[i: i + k] = x[:k]
-        self.buf[: n - k] = x[k:]
-        self.end += n
-
-    def get(self, a: int, b: int) -> np.ndarray:
-        a = max(a, self.end - self.cap, 0)
-        b = min(b, self.end)
-        if b <= a:
-            return np.zeros(0, dtype=np.float32)
-        i, j = a % self.cap, b % self.cap
-        if i < j or (j == 0 and b > a and i != 0):
-            return self.buf[i: j or self.cap].copy()
-        return np.concatenate([self.buf[i:], self.buf[:j]])
-
-
 class NoiseAnalyzer:
     def __init__(self, config: AnalyzerConfig | None = None, *, key: Ed25519PrivateKey | None = None) -> None:
         self.config = config or AnalyzerConfig()
@@ -146,7 +119,7 @@ class NoiseAnalyzer:
         self.suppressor = SirenSuppressor(self.spec.freqs, SPEC_HZ, c.suppression, t0=c.t0)
         self.key = key
         self.counters: Counter[str] = Counter()
-        self._ring = _Ring(int(RING_S * self.fs))
+        self._ring = Ring(int(RING_S * self.fs))
         n_frames = int((RING_S + 2 * TRACE_MARGIN_S) * FRAME_HZ)
         self._frames = np.zeros(n_frames, dtype=FRAME_DTYPE)
         self._frames_end = 0
@@ -283,24 +256,31 @@ class NoiseAnalyzer:
             lead = self.suppressor.config.lead_s + 1.0
             own = (start_s - lead, end_s + self.suppressor.config.hold_s + 1.0)
         # suppression looks at the event's core (its peak +- 2 s): a siren dying away as a loud exhaust
-        # approaches must not hide the exhaust, but a siren sounding around the peak always suppresses
-        reasons = self.suppressor.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S), own=own)
+        # approaches must not hide the exhaust, but a siren sounding around the peak within TONE_MATTERS_DB
+        # of its level always suppresses (docs/noise-suppression.md); a siren heard anywhere inside the event
+        # (within TONE_HEARD_DB) flags it; one that stopped before it, or is far away, does neither
+        sup = self.suppressor
+        floor = 10 ** ((ev.lafmax - self.k_db - TONE_MATTERS_DB) / 10)
+        heard = 10 ** ((ev.lafmax - self.k_db - TONE_HEARD_DB) / 10)
+        reasons = sup.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S), own=own, floor_ms=floor)
         if klass == "siren":
             reasons.append("classified_siren")
-            self.suppressor.siren_event(start_s, end_s)
+            sup.siren_event(start_s, end_s)
         flags = []
-        if not reasons and (self.suppressor.reasons(start_s - CORE_S, end_s + CORE_S, own=own)
-                            or self.suppressor.tonal_nearby(start_s - CORE_S, end_s + CORE_S, own=own)):
+        if not reasons and (sup.reasons(start_s, end_s, own=own, floor_ms=heard, out_ms=floor)
+                            or sup.tonal_nearby(start_s, end_s, own=own, floor_ms=heard, out_ms=floor)):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
         flags += feature_flags(ft)  # siren-like tones, a horn's abrupt tones: never enforceable
         if ev.too_long:
             flags.append("too_long")
+        if min(ev.peak - ev.start, ev.end - 1 - ev.peak) < EDGE_PEAK_S * FRAME_HZ:
+            flags.append("edge_peak")  # no interior maximum: the level was made at a boundary, not by a pass-by
         if ev.cut:
             flags.append("cut")
         overload = None
         if clipped:
             flags.append("clipped")
-            overload = self._overload(ev, frames, corr, margin)
+            overload = self._overload(ev, frames, corr, margin, clipped)
             if overload.proves_exceedance:
                 flags.append("exceedance_proven_unclipped")  # the unclipped part alone exceeds limit + margin
         suppressed = bool(reasons)
@@ -318,7 +298,7 @@ class NoiseAnalyzer:
         if c.audio_clip and c.clip_seconds > 0:
             half = int(c.clip_seconds * fs / 2)
             raw = self._ring.get(pc - half, pc + half)
-            clip = AudioClip(t0=round(c.t0 + max(pc - half, 0) / fs, 3), data=_wav_b64(raw, fs))
+            clip = AudioClip(t0=round(c.t0 + max(pc - half, 0) / fs, 3), data=wav_b64(raw, fs))
         record = NoiseEvidence(
             id=f"{c.gateway}.{c.sensor}.{round((c.t0 + start_s) * 1000)}",
             gateway=c.gateway,
@@ -336,7 +316,8 @@ class NoiseAnalyzer:
             candidate=lafmax_ref >= det.candidate_db, enforcement=enforcement, flags=tuple(flags),
             thresholds={"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,
                         "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m,
-                        "min_exhaust_score": MIN_EXHAUST_SCORE,
+                        "min_exhaust_score": MIN_EXHAUST_SCORE, "tone_matters_db": TONE_MATTERS_DB,
+                        "tone_heard_db": TONE_HEARD_DB, "edge_peak_s": EDGE_PEAK_S,
                         **({"mic_height_m": det.mic_height_m, "source_height_m": det.source_height_m}
                            if det.mic_height_m is not None else {})},
             trace=trace, spectrum=spectrum, audio=clip,
@@ -345,43 +326,18 @@ class NoiseAnalyzer:
         )
         return sign(record, self.key) if self.key is not None else record
 
-
-    def _overload(self, ev: RawEvent, frames: np.ndarray, corr: float, margin: float) -> Overload:
-        """A lower bound of the true LAFmax from the samples the clipping did not touch: A-weighted samples
-        from a clipped one to ``CLIP_GUARD_S`` after it are set to zero (energy only ever removed, nothing
-        reconstructed), then the Fast detector runs over what is left."""
+    def _overload(self, ev: RawEvent, frames: np.ndarray, corr: float, margin: float, clipped: int) -> Overload:
+        """The overload block of a clipped event (``buffers.overload_bound``: from unclipped samples only)."""
         fs, fsamp = self.fs, self.config.meter.frame_samples
         pre = int(0.5 * fs)
         a0 = ev.start * fsamp - pre
         seg = self._ring.get(a0, ev.end * fsamp)
         head = min(pre, max(0, seg.size - 1)) if a0 >= 0 else max(0, min(pre + a0, seg.size - 1))
-        lvl = self.config.meter.clip_level
-        y = signal.sosfilt(self._asos, seg) if seg.size else seg
-        hit = np.abs(seg) >= lvl
-        if hit.any():
-            guard = int(CLIP_GUARD_S * fs)
-            last = np.maximum.accumulate(np.where(hit, np.arange(seg.size), -guard - 1))
-            y = np.where(np.arange(seg.size) - last <= guard, 0.0, y)
-        a = math.exp(-1.0 / (fs * TAU_FAST))
-        env = signal.lfilter([1 - a], [1, -a], (y * y)[head:]) if seg.size > head else np.zeros(0)
-        best = float(env.max()) if env.size else 0.0
-        un = round(float(to_db(best, self.k_db)), 2) if best > 0 else None
-        un75 = round(un + corr, 2) if un is not None else None
-        det = self.config.detector
-        return Overload(clipped_samples=int(frames["clipped"].sum()), clipped_frames=int((frames["clipped"] > 0).sum()),
-                        full_scale_db=self.config.meter.full_scale_db, unclipped_lafmax=un, unclipped_lafmax_7p5=un75,
-                        proves_exceedance=un75 is not None and un75 - margin >= det.enforcement_db)
-
-
-def _wav_b64(x: np.ndarray, fs: int) -> str:
-    import base64
-
-    data = np.clip(np.round(np.asarray(x, dtype=np.float64) * 32767), -32768, 32767).astype("<i2").tobytes()
-    buf = io.BytesIO()
-    buf.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, fs,
-                                                                                   fs * 2, 2, 16))
-    buf.write(b"data" + struct.pack("<I", len(data)) + data)
-    return base64.b64encode(buf.getvalue()).decode()
+        m = self.config.meter
+        return overload_bound(seg, head, fs=fs, asos=self._asos, clip_level=m.clip_level, k_db=self.k_db, corr=corr,
+                              margin=margin, enforcement_db=self.config.detector.enforcement_db,
+                              clipped_samples=clipped, clipped_frames=int((frames["clipped"] > 0).sum()),
+                              full_scale_db=m.full_scale_db)
 
 
 def analyze_array(x: np.ndarray, config: AnalyzerConfig | None = None, *, block: int = 48_000,

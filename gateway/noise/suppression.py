@@ -20,6 +20,14 @@
    too (``siren_event``), so a siren masked by passing traffic stays known. ``run_frames`` counts the frames
    in runs (the false-alarm measure of ``bench.noise_accuracy``: <= 1 % of frames on siren-free scenes).
 
+Every tonal frame (on its own or held) also records the A-weighted mean square of its tone: the bins
+around the tone's frequency and its first ``tone_harmonics`` multiples (``tone_log``). That is how much the
+tone could add to a level, so a query can ask whether the tone *matters* for an event: a run or interval
+counts against an event only where a tone of it was heard inside the asked window at no less than
+``floor_ms`` (the pipeline passes the event's LAFmax minus ``TONE_MATTERS_DB``). A siren that ended seconds
+before a pass-by, or is far away and 20 dB under it, neither suppresses nor blocks it; intervals the
+classifier opened (``siren_event``; no tone need be heard) count within their own span only.
+
 An event that overlaps either kind of interval, or that the classifier calls a siren, is flagged
 ``suppressed`` with its reasons. It is kept and reported, never dropped, and can never become an
 enforcement case.
@@ -34,6 +42,7 @@ import numpy as np
 
 from contract.models import Signal, ZoneState, ZoneStatus
 from gateway.noise.harmonics import comb_root, series_member
+from gateway.noise.weighting import a_weighting_db
 
 SILENT = {Signal.SILENT_TEST}
 
@@ -57,6 +66,9 @@ class SuppressionConfig:
     min_frames: int = 6  # tonal frames before a run counts (0.75 s at 8 Hz)
     hold_prominence_db: float = 8.0  # a counted run's own tone, still narrow, keeps it going at this prominence
     hold_max_s: float = 6.0  # ... for at most this long after the last frame that was tonal on its own
+    tone_harmonics: int = 6  # a tone's level: its bins and those of this many multiples (A-weighted)
+    tone_bins: int = 2  # +- bins around each (the Hann main lobe and a slow sweep within a frame)
+    tone_log_s: float = 90.0  # tone levels are kept this long (an event is finished <= 20 s after it ends)
 
 
 class SirenSuppressor:
@@ -91,6 +103,10 @@ class SirenSuppressor:
         self._zone_versions: dict[str, int] = {}
         self._zone_open: dict[str, float] = {}
         self.tonal_frames = 0
+        self.tone_log: deque[tuple[float, float]] = deque(maxlen=max(1, round(self.config.tone_log_s * frame_hz)))
+        self.event_spans: list[tuple[float, float]] = []  # events the classifier called a siren
+        self._aw2 = 10 ** (a_weighting_db(np.maximum(freqs, 1.0)) / 10)
+        self._saw2: np.ndarray | None = None
 
     # ------------------------------------------------------------ hub zone state
     def zone_state(self, state: ZoneState) -> None:
@@ -154,9 +170,13 @@ class SirenSuppressor:
                 self._sband = (fs_ >= 250) & (fs_ <= 3000)
                 self._sref = (fs_ >= 150) & (fs_ <= 5000)
                 self._sdf = float(fs_[1])
+                self._saw2 = 10 ** (a_weighting_db(np.maximum(fs_, 1.0)) / 10)
             ts_, spk = self._tonal(short, self._sband, self._sref, 5, c.min_prominence_db)
             freq = np.where(tonal, freq, spk * self._sdf)
+            via_short = ts_ & ~tonal
             tonal = tonal | ts_
+        else:
+            via_short = np.zeros(tonal.size, dtype=bool)
         self.tonal_frames += int(tonal.sum())
         for j, (i, is_tonal, f) in enumerate(zip(index.tolist(), tonal.tolist(), freq.tolist(), strict=True)):
             t = (i + 1) / self.frame_hz
@@ -169,6 +189,10 @@ class SirenSuppressor:
                 if held is not None:
                     is_tonal, f = True, held
             if is_tonal:
+                if via_short[j] and short is not None and self._saw2 is not None:
+                    self.tone_log.append((t, self._tone_ms(short[j], f / self._sdf, self._saw2)))
+                else:
+                    self.tone_log.append((t, self._tone_ms(power[j], f / self._df, self._aw2)))
                 continues = (self._run_start is not None and t - self._last_tonal <= c.gap_s + 1e-9
                              and abs(np.log2(f / self._run_f)) <= c.max_jump_oct)
                 if not continues:
@@ -221,6 +245,27 @@ class SirenSuppressor:
             return None
         return k * self._df
 
+    def _tone_ms(self, row: np.ndarray, k: float, aw2: np.ndarray) -> float:
+        """A-weighted mean square of a tone at bin ``k`` and its harmonics (the spectra sum to the mean square)."""
+        c = self.config
+        w = c.tone_bins
+        ks = np.rint(k * np.arange(1, c.tone_harmonics + 1)).astype(np.int64)
+        ks = ks[(ks >= w) & (ks < row.size - w)]
+        if ks.size == 0:
+            return 0.0
+        idx = (ks[:, None] + np.arange(-w, w + 1)[None, :]).ravel()
+        return float(np.dot(row[idx], aw2[idx]))
+
+    def _unseen(self, a: float, b: float, own: tuple[float, float]) -> bool:
+        """Does [a, b] reach out of ``own`` where no frame was seen (before the log, or not yet heard)?"""
+        t_last = self.frames_seen / self.frame_hz
+        first = max(0.0, t_last - self.config.tone_log_s)
+        return (a < own[0] and own[0] <= first) or (b > own[1] and own[1] >= t_last)
+
+    def tone_max(self, start: float, end: float) -> float:
+        """The largest tone mean square (A-weighted) heard in (start, end] (0 if none)."""
+        return max((ms for t, ms in self.tone_log if start < t <= end), default=0.0)
+
     def _close_run(self) -> None:
         c = self.config
         if (self._run_start is not None and self._run_n >= c.min_frames
@@ -237,6 +282,7 @@ class SirenSuppressor:
         """
         c = self.config
         a = start - c.lead_s
+        self.event_spans.append((start, end))
         if self._active_since is not None:
             iv = self.local_intervals[-1]
             iv[0] = min(iv[0], a)
@@ -251,25 +297,54 @@ class SirenSuppressor:
             self.local_intervals.append([a, end + c.hold_s])
 
     # ------------------------------------------------------------ queries
-    def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None) -> bool:
-        """Did a tonal run (>= ``min_run_s``, or one still going on) that did not switch the detector on
-        touch [start, end]? A siren may be starting, masked or far away: not enough to suppress, enough
-        to keep the event from becoming an enforcement case."""
-        if any(a < end and start < b and not _within(a, b, own) for a, b in self.tonal_runs):
+    def _matters(self, a: float, b: float, start: float, end: float, floor_ms: float | None,
+                 own: tuple[float, float] | None = None, out_ms: float | None = None) -> bool:
+        """Does interval [a, b] count against the window [start, end]? Without ``floor_ms``: when they overlap
+        and [a, b] does not lie within ``own``. With it: when a tone at >= ``floor_ms`` was heard where they
+        overlap, or a classifier-called siren's own span comes within ``lead_s`` of that overlap (its interval
+        needs no tone: the classifier heard it); and, given ``own`` (a confident exhaust's span: its engine
+        tone is a tone too), only if the interval also reaches out of ``own`` with a tone at >= ``out_ms``
+        (default ``floor_ms``) there (a siren goes on before or after a pass-by; an engine order fades with it)."""
+        if not (a < end and start < b) or _within(a, b, own):
+            return False
+        if floor_ms is None:
             return True
-        if own is not None and self._run_start is not None and own[0] <= self._run_start - self.config.lead_s:
-            return False  # the current run started within the event's own span
-        return (self._active_since is None and self._run_start is not None
-                and self._run_n >= self.config.min_frames and self._run_start - self.config.lead_s < end)
+        pad = self.config.lead_s
+        lo, hi = max(a, start), min(b, end)
+        if any(sa < hi + pad and lo - pad < sb for sa, sb in self.event_spans):
+            return True
+        if own is not None and not self._unseen(a, b, own) and (
+                max(self.tone_max(a, own[0]), self.tone_max(own[1], b)) < (out_ms or floor_ms)):
+            return False
+        return self.tone_max(lo, hi) >= floor_ms
 
-    def reasons(self, start: float, end: float, own: tuple[float, float] | None = None) -> list[str]:
+    def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None,
+                     floor_ms: float | None = None, out_ms: float | None = None) -> bool:
+        """Did a tonal run (>= ``min_run_s``, or one still going on) that did not switch the detector on
+        touch [start, end] (with ``floor_ms``: with a tone that loud inside the window)? A siren may be
+        starting, masked or far away: not enough to suppress, enough to keep the event from becoming an
+        enforcement case."""
+        if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.tonal_runs):
+            return True
+        if (floor_ms is None and own is not None and self._run_start is not None
+                and own[0] <= self._run_start - self.config.lead_s):
+            return False  # the current run started within the event's own span (with floor_ms: _matters decides
+            #               from the tone heard after the span: a siren starting during a pass-by goes on)
+        return (self._active_since is None and self._run_start is not None
+                and self._run_n >= self.config.min_frames
+                and self._matters(self._run_start - self.config.lead_s, float("inf"), start, end, floor_ms, own,
+                                  out_ms))
+
+    def reasons(self, start: float, end: float, own: tuple[float, float] | None = None,
+                floor_ms: float | None = None, out_ms: float | None = None) -> list[str]:
         """Why an event over [start, end] (stream seconds) is suppressed; empty if it is not. Local tonal
-        intervals lying within ``own`` (the span of a confident exhaust: its engine tone) are not counted;
-        the hub's zone state always is."""
+        intervals lying within ``own`` (the span of a confident exhaust: its engine tone) are not counted,
+        nor, with ``floor_ms``, those whose tone inside the window stayed below it; the hub's zone state
+        always is."""
         out = []
         if any(a < end and start < b for a, b in self.zone_intervals):
             out.append("zone_state")
-        if any(a < end and start < b and not _within(a, b, own) for a, b in self.local_intervals):
+        if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.local_intervals):
             out.append("local_tonal")
         return out
 

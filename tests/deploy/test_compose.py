@@ -130,3 +130,25 @@ def test_compose_runs_natively_on_the_generated_files(tmp_path):
                     caddy.wait(10)
     finally:
         shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def test_the_hub_trusts_exactly_caddys_fixed_compose_address(tmp_path):
+    """Behind Caddy every client reaches the hub from Caddy's address: unless the hub believes Caddy's
+    X-Forwarded-For, ten strangers' failed logins would lock every operator out, and 120 residents a minute would
+    use up the whole city's live-page limit. The compose hub config names Caddy, and nothing else, as a proxy."""
+    import ipaddress
+    import tomllib
+
+    from dozor.provision.templates import COMPOSE_CADDY_ADDRESS, hub_toml
+    from hub.config import parse_config
+
+    caddy = COMPOSE["services"]["caddy"]["networks"]["default"]["ipv4_address"]
+    subnet = COMPOSE["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert caddy == COMPOSE_CADDY_ADDRESS and ipaddress.ip_address(caddy) in ipaddress.ip_network(subnet)
+    for svc in ("hub", "mosquitto", "influxdb", "grafana", "city"):  # nothing else is pinned to Caddy's address
+        assert caddy not in json.dumps(COMPOSE["services"][svc])
+    kw = {"broker_url": "mqtts://mq:8883", "state_dir": tmp_path, "api_port": 8080, "store_url": ""}
+    compose = parse_config(tomllib.loads(hub_toml(api_host="0.0.0.0", **kw)), base=tmp_path)
+    assert compose.hub.trusted_proxies == ("127.0.0.1", "::1", caddy)
+    local = parse_config(tomllib.loads(hub_toml(api_host="127.0.0.1", **kw)), base=tmp_path)
+    assert local.hub.trusted_proxies == ("127.0.0.1", "::1")  # the systemd path: Caddy on the same machine

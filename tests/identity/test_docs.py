@@ -27,7 +27,7 @@ def commands(doc: str, heading: str) -> list[str]:
     out = []
     for line in text[start:end].splitlines():
         line = line.strip()
-        if line.startswith("dozor "):
+        if re.match(r"(?:[A-Z_]+=\S+\s+)*dozor ", line):  # optionally after environment assignments
             out.append(re.sub(r"\s+#.*$", "", line))
     assert out, f"no commands under {heading} in {doc}"
     return out

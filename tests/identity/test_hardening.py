@@ -121,6 +121,30 @@ async def test_failed_logins_are_limited_per_address(deployed):
     assert 'dozor_hub_api_auth_refusals_total{reason="unknown"} 5.0' in text
 
 
+async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(deployed):
+    """[hub] trusted_proxies (default: loopback, the TLS front on the same machine): a front's X-Forwarded-For names
+    the real client, so strangers behind the front cannot lock operators out; anyone else's is ignored, so a
+    client cannot dodge its own limit by inventing addresses."""
+    port, admin = deployed["port"], deployed["admin"]
+    bad = f"Bearer dzr_0123456789ab_{'x' * 43}"
+    async with other_address_client(port) as http:  # 127.0.0.2: not a trusted proxy
+        for i in range(5):
+            r = await http.get("/api/v1/alerts", headers={"Authorization": bad, "X-Forwarded-For": f"192.0.2.{i}"})
+            assert r.status_code == 401, i
+        r = await http.get("/api/v1/alerts", headers={"Authorization": f"Bearer {admin}",
+                                                      "X-Forwarded-For": "192.0.2.99"})
+        assert r.status_code == 429 and "127.0.0.2" in r.json()["detail"]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as front:  # the trusted front
+        for i in range(5):
+            r = await front.get("/api/v1/alerts", headers={"Authorization": bad, "X-Forwarded-For": "203.0.113.9"})
+            assert r.status_code == 401, i
+        r = await front.get("/api/v1/alerts", headers={"Authorization": bad, "X-Forwarded-For": "203.0.113.9"})
+        assert r.status_code == 429 and "203.0.113.9" in r.json()["detail"]
+        r = await front.get("/api/v1/alerts", headers={"Authorization": f"Bearer {admin}",
+                                                       "X-Forwarded-For": "198.51.100.7"})
+        assert r.status_code == 200  # the operator behind the same front is not affected
+
+
 async def test_public_endpoints_are_limited_per_address(deployed):
     port = deployed["port"]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:

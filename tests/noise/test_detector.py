@@ -76,3 +76,32 @@ def test_two_overlapping_passbys_are_split_at_the_dip():
 def test_bad_config_is_refused(kw):
     with pytest.raises(ConfigError):
         DetectorConfig(**kw)
+
+
+def _passby(peak_db: float, n: int = 60) -> list[float]:
+    """A pass-by's 10 Hz level: 1/r envelope of a vehicle at 50 km/h, 7.5 m from the microphone."""
+    t = (np.arange(n) - n // 2) / 10
+    return list(peak_db - 10 * np.log10(1 + (13.9 * t / 7.5) ** 2))
+
+
+def test_a_loud_vehicle_in_a_long_queue_gets_its_own_event():
+    """A queue keeps the level above the threshold for 30 s; each vehicle dips ~6 dB (< split_db) between
+    neighbours. The loud one (104 dB) is cut out with its own LAFmax; the pieces are not too_long."""
+    queue = []
+    for k in range(10):
+        queue += _passby(104.0 if k == 5 else 92.0, 30)
+    lv = [70] * 5 + [max(v, 86.0) for v in queue] + [70] * 5
+    ev, d = run(lv)
+    assert len(ev) >= 8 and d.counters["long_pieces"] == len(ev) - 1
+    assert not any(e.too_long or e.cut for e in ev)
+    loud = max(ev, key=lambda e: e.lafmax)
+    assert loud.lafmax == pytest.approx(104.0, abs=0.05) and loud.duration_s <= 4.0  # one vehicle: 3 s apart
+    assert loud.start < loud.peak < loud.end - 1  # an interior maximum
+    assert [e.start for e in ev[1:]] == [e.end for e in ev[:-1]]  # nothing lost between pieces
+    for k in range(1, len(lv), 37):  # streaming: block boundaries still do not matter
+        assert run(lv, split_at=k)[0] == ev
+
+
+def test_a_steady_long_event_stays_one_too_long_event():
+    ev, d = run([70] + [90 + 0.5 * math.sin(k / 3) for k in range(250)] + [70])  # ripple < long_split_db
+    assert len(ev) == 1 and ev[0].too_long and d.counters["long_pieces"] == 0
