@@ -143,12 +143,21 @@ class DispatchMixin(EngineBase):
             return None
 
     async def _land(self, batch: Batch, signed: asyncio.Future[list[bytes]] | None) -> None:
+        signatures = None
+        if signed is not None:
+            await asyncio.wait([signed])  # never raises the future's own outcome (only this task's cancellation)
+            if signed.cancelled():  # its process was replaced (a new key) or closed after another failure
+                pass
+            elif signed.exception() is not None:
+                self._signer_failed(signed.exception())  # type: ignore[arg-type]
+            else:
+                signatures = signed.result()
         try:
-            if signed is None:
-                raise RuntimeError("no signer process")
-            batch.attach(await signed)
-        except Exception as exc:  # noqa: BLE001 - counted and logged; this batch is signed on the loop
-            if signed is not None:
+            if signatures is None:
+                raise LookupError("no signatures from the signer process")
+            batch.attach(signatures)
+        except (LookupError, ValueError) as exc:  # this batch is signed on the loop
+            if signatures is not None:
                 self._signer_failed(exc)
             batch.sign()
         self._commit(batch, retry=False, recheck=True)

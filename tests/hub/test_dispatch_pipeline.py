@@ -158,6 +158,21 @@ async def test_a_dead_signer_process_costs_speed_not_commands(rig):
     assert sorted(c.aud for c in rig.claims(out.id)) == [f"gw-{i:03d}" for i in range(GATEWAYS)]
 
 
+async def test_a_step_whose_signing_was_cancelled_is_signed_on_the_loop(rig):
+    """Closing the worker (a new key, or another step's failure) cancels steps still queued for it (two phases in
+    flight can have more than one): such a step is signed on the loop and sent, and the phase task goes on."""
+    out = await rig.engine.start(AlertRequest(zones=["all"], signal="air-raid", mode="exercise"))
+    await rig.until_sent(out.id)
+    alert = rig.engine.alerts[out.id]
+    rig.sent.clear()
+    batch = rig.engine._prepare(alert, list(alert.tracks.values())[:40])
+    cancelled: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+    cancelled.cancel()
+    await rig.engine._land(batch, cancelled)
+    assert sorted(c.aud for c in rig.claims(out.id)) == [f"gw-{i:03d}" for i in range(20)]  # 2 sirens each
+    assert signer_failures(rig) == 0  # a cancellation is not the worker's failure
+
+
 def test_the_collector_is_held_off_only_while_a_hold_lasts():
     was = gc.isenabled()
     gc.enable()
