@@ -23,6 +23,7 @@ from simulators.holdout_scenes.render import C_AIR, render
 from simulators.holdout_scenes.render import Path as Lane
 from simulators.holdout_scenes.spec import Coin, Pick, Uni
 from simulators.noise_scene import Scene
+from tests.noise.spectra import peak_frequency
 
 FS = 48_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,12 +202,7 @@ def test_doppler_shift_of_a_passing_tone_has_the_right_sign_and_size() -> None:
     y = render(_Tone(12_000), path, -10 * FS, 10 * FS, FS, None)
 
     def freq(t: float) -> float:
-        i = int((t + 10.0) * FS)
-        seg = y[i - FS // 4:i + FS // 4] * np.hanning(FS // 2)
-        spec = np.abs(np.fft.rfft(seg, 32 * FS))
-        k = int(np.argmax(spec))
-        a, b, c = np.log(spec[k - 1:k + 2])
-        return (k + 0.5 * (a - c) / (a - 2 * b + c)) / 32
+        return peak_frequency(y, t, FS)
 
     def expected(t: float) -> float:
         tau, r, cos = path.geometry(np.array([t]))
