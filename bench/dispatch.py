@@ -117,25 +117,38 @@ def check(cmds: list[tuple[str, bytes]], hub_keys: dict, alert_id: str) -> tuple
     return bad, len(targeted)
 
 
-def cpu_ms(pid: int) -> float:
-    """CPU time (user + system, all threads) the process has used so far, from /proc (10 ms ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_ms(pid: int, stat: str = "stat") -> float:
+    """CPU time (user + system, all threads) the process has used so far, from /proc (10 ms ticks); with
+    ``stat="task/<pid>/stat"`` its main thread's only (the hub's event loop)."""
+    try:
+        fields = Path(f"/proc/{pid}/{stat}").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a child that has gone
+        return 0.0
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def hub_cpu(pid: int) -> tuple[float, float, float]:
+    """(the hub process, its event-loop thread, its child processes: the command signer) CPU ms so far."""
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        kids = []
+    return cpu_ms(pid), cpu_ms(pid, f"task/{pid}/stat"), sum(cpu_ms(k) for k in kids)
+
+
 async def timed(client: HubClient, cmds: Commands, n: int, call, limit_s: float, hub: int) -> tuple:
-    """Run ``call`` (an API call) and wait for ``n`` commands; (its result, wire ms, the call's own ms, the hub
-    process's CPU ms from the call to the last command)."""
+    """Run ``call`` (an API call) and wait for ``n`` commands; (its result, wire ms, the call's own ms, the hub's
+    CPU ms from the call to the last command: (process, event loop, signer process))."""
     cmds.expect(n)
-    cpu0, t0 = cpu_ms(hub), time.monotonic()
+    cpu0, t0 = hub_cpu(hub), time.monotonic()
     out = await asyncio.to_thread(call)
     t_call = time.monotonic()
     try:
         await asyncio.wait_for(cmds.done.wait(), limit_s)
     except TimeoutError:
         raise SystemExit(f"only {len(cmds.got)} of {n} commands arrived within {limit_s} s") from None
-    cpu = cpu_ms(hub) - cpu0  # read a little after the last command: an upper bound of the hub's share
-    return out, round((cmds.last - t0) * 1000, 1), round((t_call - t0) * 1000, 1), round(cpu)
+    cpu = [round(b - a) for a, b in zip(cpu0, hub_cpu(hub), strict=True)]  # read a little after the last command
+    return out, round((cmds.last - t0) * 1000, 1), round((t_call - t0) * 1000, 1), cpu
 
 
 async def measure(args: argparse.Namespace, root: Path, plan: CityPlan, config: Path, port: int,
@@ -161,6 +174,7 @@ async def measure(args: argparse.Namespace, root: Path, plan: CityPlan, config: 
         await asyncio.sleep(1.0)  # the births' fleet points and node records settle
         zones = [z["id"] for z in plan.zones_config()]
         wire, hub, call, cpu, stop_wire, bad, targeted, stops = [], [], [], [], [], 0, [], 0
+        loop_cpu, signer_cpu = [], []
         pid = procs[-1].pid
         for _ in range(args.alerts):
             alert, w, c, u = await timed(client, cmds, plan.gateways, lambda: client.create_alert(
@@ -168,7 +182,9 @@ async def measure(args: argparse.Namespace, root: Path, plan: CityPlan, config: 
             activate = list(cmds.got)
             wire.append(w)
             call.append(c)
-            cpu.append(u)
+            cpu.append(u[0])
+            loop_cpu.append(u[1])
+            signer_cpu.append(u[2])
             detail = await wait_for(lambda a=alert: (d := client.alert(a.id, devices=False)).dispatch_ms is not None
                                     and d, args.timeout, "the hub's dispatch_ms")
             hub.append(detail.dispatch_ms)
@@ -184,7 +200,8 @@ async def measure(args: argparse.Namespace, root: Path, plan: CityPlan, config: 
             "stop_commands": stops,
             "wire_ms": wire, "wire_ms_p50": round(pct(wire, 0.5), 1), "wire_ms_max": max(wire),
             "dispatch_ms": hub, "dispatch_ms_p50": round(pct(hub, 0.5), 1), "dispatch_ms_max": max(hub),
-            "hub_cpu_ms": cpu, "api_call_ms": call, "stop_wire_ms": stop_wire}
+            "hub_cpu_ms": cpu, "hub_loop_cpu_ms": loop_cpu, "signer_cpu_ms": signer_cpu, "api_call_ms": call,
+            "stop_wire_ms": stop_wire}
 
 
 async def run(args: argparse.Namespace, root: Path) -> dict:

@@ -25,11 +25,14 @@ compact batches gateways send, by default; 1 for the per-reading ``TelemetryBatc
    sessions, so nothing is a duplicate); ``points_per_s`` = points / (publish start -> the hub's spool has
    written every line to the store, read from /healthz). Then the store is queried:
    ``points_stored`` = sum(count_over_time(...)) in VictoriaMetrics, which must equal ``points_sent``.
+   With ``--hubs N`` (N > 1) N hubs split the telemetry through the shared subscription group ``[mqtt]
+   share_group`` (PostgreSQL state, one spool each); ``per_hub_batches`` says how the broker split it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -139,53 +142,85 @@ def raw_phase(port: int, args, t0: float, workdir: Path) -> float:
     return args.batches * args.readings * len(METRICS) / (end - start)
 
 
-def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path) -> dict:
-    api_port = free_port()
+def _hub_configs(port: int, vm: VictoriaMetrics, args, workdir: Path, database: str | None) -> list[tuple[Path, int]]:
+    """One config per hub (``--hubs``): with more than one, a PostgreSQL state database and the shared
+    subscription group ``[mqtt] share_group`` (issue 14): each hub ingests its share, with its own spool."""
     (workdir / "zones.json").write_text(json.dumps([{"id": "bench", "gateways": [
         f"bench-gw-{g:03d}" for g in range(args.gateways)]}]))
-    (workdir / "hub.toml").write_text(
-        f'[hub]\nstate_dir = "state"\napi_port = {api_port}\nzones = "zones.json"\n'
-        f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-hub"\n'
-        f'[store]\nkind = "v2"\nurl = "{vm.url}"\ndatabase = "dozor"\nflush_interval_s = {args.flush_interval}\n')
-    users = UserStore.in_state_dir(workdir / "state")  # a hub refuses to start without users
-    users.add("bench", Role.viewer)
-    users.close()
-    hub_log = open(workdir / "hub.log", "wb")  # noqa: SIM115 - owned by the child
-    hub = subprocess.Popen([DOZOR, "hub", "run", "--config", str(workdir / "hub.toml"), "--log-level", "WARNING"],
-                           stdout=hub_log, stderr=subprocess.STDOUT)
+    out = []
+    for i in range(args.hubs):
+        api_port = free_port()
+        path = workdir / f"hub-{i}.toml"
+        shared = 'share_group = "bench-ingest"\n' if database else ""
+        path.write_text(
+            f'[hub]\nstate_dir = "state-{i}"\napi_port = {api_port}\nzones = "zones.json"\n'
+            f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-hub"\n{shared}'
+            f'[store]\nkind = "v2"\nurl = "{vm.url}"\ndatabase = "dozor"\nflush_interval_s = {args.flush_interval}\n'
+            + (database or ""))
+        out.append((path, api_port))
+    return out
+
+
+def hub_phase(port: int, vm: VictoriaMetrics, args, t0: float, workdir: Path, database: str | None = None) -> dict:
+    configs = _hub_configs(port, vm, args, workdir, database)
+    if database:  # the shared state database: schema and a user, once
+        for cmd in (["hub", "migrate"], ["users", "add", "bench", "--role", "viewer"]):
+            done = subprocess.run([DOZOR, *cmd, "--config", str(configs[0][0])], capture_output=True, text=True,
+                                  timeout=120, cwd=workdir)
+            if done.returncode != 0:
+                raise RuntimeError(f"dozor {' '.join(cmd)}: {done.stderr[-500:]}")
+    else:
+        users = UserStore.in_state_dir(workdir / "state-0")  # a hub refuses to start without users
+        users.add("bench", Role.viewer)
+        users.close()
+    hubs, logs = [], []
     try:
-        wait_port(api_port, 30)
-        url = f"http://127.0.0.1:{api_port}/healthz"
+        for i, (cfg, _) in enumerate(configs):
+            logs.append(open(workdir / f"hub-{i}.log", "wb"))  # noqa: SIM115 - owned by the child
+            hubs.append(subprocess.Popen([DOZOR, "hub", "run", "--config", str(cfg), "--log-level", "WARNING"],
+                                         stdout=logs[-1], stderr=subprocess.STDOUT, cwd=workdir))
+        urls = []
+        for _, api_port in configs:
+            wait_port(api_port, 30)
+            urls.append(f"http://127.0.0.1:{api_port}/healthz")
         with httpx.Client(timeout=10) as http:
-            while not http.get(url).json().get("mqtt_ingest"):
+            deadline = time.monotonic() + 30
+            while not all(http.get(url).json().get("mqtt_ingest") for url in urls):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("a hub's ingest connection did not come up")
                 time.sleep(0.05)
             lines = args.batches * args.readings
-            cpu0 = _cpu_s(hub.pid)
+            cpu0 = sum(_cpu_s(h.pid) for h in hubs)
             start, acked = publish(port, batches=args.batches, readings=args.readings, gateways=args.gateways,
                                    session=2, t0=t0 + 3600, workers=args.publishers, wire=args.wire)
             published = time.time()  # the broker acked every message of the publishers
             deadline = time.monotonic() + args.timeout
             received = None
             while True:
-                stats = http.get(url).json()["ingest"]
+                each = [http.get(url).json()["ingest"] for url in urls]
+                stats = {k: sum(e.get(k, 0) for e in each) for k in each[0]}
                 if received is None and stats.get("ingest.batches", 0) >= args.batches:
                     received = time.time()
                 if stats.get("spool.written_lines", 0) >= lines and stats.get("buffered_lines", 1) == 0:
                     break
-                if time.monotonic() > deadline or hub.poll() is not None:
-                    raise RuntimeError(f"hub phase stalled: {stats}")
+                if time.monotonic() > deadline or any(h.poll() is not None for h in hubs):
+                    raise RuntimeError(f"hub phase stalled: {each}")
                 time.sleep(0.05)  # each poll costs the hub an HTTP request: not too often
             end = time.time()
-            cpu = _cpu_s(hub.pid) - cpu0
+            cpu = sum(_cpu_s(h.pid) for h in hubs) - cpu0
     finally:
-        hub.terminate()
-        try:
-            hub.wait(30)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-        hub_log.close()
-    return {"seconds": end - start, "acked": acked, "stats": stats,
-            "received_seconds": (received or end) - start, "cpu_s": cpu, "published_seconds": published - start}
+        for h in hubs:
+            h.terminate()
+        for h in hubs:
+            try:
+                h.wait(30)
+            except subprocess.TimeoutExpired:
+                h.kill()
+        for log in logs:
+            log.close()
+    return {"seconds": end - start, "acked": acked, "stats": stats, "per_hub_batches": [
+        e.get("ingest.batches", 0) for e in each], "received_seconds": (received or end) - start, "cpu_s": cpu,
+        "published_seconds": published - start}
 
 
 def _cpu_s(pid: int) -> float:
@@ -234,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="Mosquitto max_inflight_messages per client (0 = unlimited; Mosquitto's default is 20)")
     ap.add_argument("--wire", type=int, choices=(1, 2), default=2,
                     help="telemetry wire version the publishers send (2: compact, what gateways send; 1: per reading)")
+    ap.add_argument("--hubs", type=int, default=1,
+                    help="hub processes ingesting through one MQTT shared subscription group ([mqtt] share_group; "
+                         "more than 1 needs PostgreSQL for the hubs' shared state)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--keep", action="store_true", help="keep the work directory (hub log, spool)")
     ap.add_argument("--json", action="store_true")
@@ -248,14 +286,20 @@ def main(argv: list[str] | None = None) -> int:
     t0 = round(time.time() - 6 * 3600)  # recent past: inside every retention and lookback window
     try:
         with Mosquitto(extra_conf=f"max_inflight_messages {args.broker_inflight}\n") as broker, \
-                VictoriaMetrics() as vm:
+                VictoriaMetrics() as vm, contextlib.ExitStack() as stack:
+            database = None
+            if args.hubs > 1:  # shared ingest needs the PostgreSQL state backend (leader and followers)
+                from simulators.postgres import Postgres
+
+                pg = stack.enter_context(Postgres())
+                database = f'[database]\nurl = "{pg.database()}"\npassword_file = "{pg.password_file}"\n'
             assert vm.proc is not None and broker.proc is not None
             cpu0 = _cpu_s(vm.proc.pid)
             direct = direct_phase(vm, args, t0)
             store_cpu_direct = _cpu_s(vm.proc.pid) - cpu0
             raw = raw_phase(broker.port, args, t0, workdir)
             cpu0, bcpu0 = _cpu_s(vm.proc.pid), _cpu_s(broker.proc.pid)
-            hub = hub_phase(broker.port, vm, args, t0, workdir)
+            hub = hub_phase(broker.port, vm, args, t0, workdir, database)
             store_cpu_hub, broker_cpu_hub = _cpu_s(vm.proc.pid) - cpu0, _cpu_s(broker.proc.pid) - bcpu0
             points_stored = stored(vm)
     finally:
@@ -265,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"points_sent": sent, "points_stored": points_stored, "points_per_s": round(per_s),
               "raw_delivery_per_s": round(raw), "store_direct_per_s": round(direct),
               "ratio_to_limit": round(per_s / min(direct, raw), 3), "ratio": round(per_s / raw, 3),
-              "batches": args.batches,
+              "batches": args.batches, "hubs": args.hubs, "per_hub_batches": hub["per_hub_batches"],
               "points_per_batch": per_batch, "publishers": args.publishers,
               "broker_inflight": args.broker_inflight, "wire": args.wire, "hub_seconds": round(hub["seconds"], 3),
               "hub_received_all_after_s": round(hub["received_seconds"], 3),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -26,6 +27,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from contract.errors import CommandRejected, RejectReason
 from contract.models import Action, Id, Mode, Model, Sha256Hex, Signal
+from contract.topics import ID_RE
 
 TYP = "dozor-cmd+jwt"
 ALG = "EdDSA"
@@ -33,6 +35,12 @@ MAX_LIFETIME_S = 900  # a command older than this is never valid: bounds the rep
 DEFAULT_LEEWAY_S = 5.0  # tolerated clock skew for iat in the future
 MAX_DURATION_S = 3600
 MAX_TOKEN_BYTES = 16 * 1024
+MAX_TARGETS = 256  # devices per command
+JTI_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+_JTI_RE = re.compile(r"[A-Za-z0-9_.:-]{8,128}")  # CommandClaims.jti, for fullmatch
+_ID = ID_RE.pattern.removeprefix("^").removesuffix("$")  # the id grammar (contract.topics), for fullmatch
+_ID_RE = re.compile(_ID)
+_TARGETS_RE = re.compile(f'{_ID}(?:","{_ID})*')  # ids joined by '","' ('"' and ',' are never in an id)
 
 
 class AssetRef(Model):
@@ -49,11 +57,11 @@ class CommandParams(Model):
 class CommandClaims(Model):
     iss: str = Field(default="dozor-hub", max_length=64)
     aud: Id
-    jti: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    jti: str = Field(min_length=8, max_length=128, pattern=JTI_PATTERN)
     iat: int
     exp: int
     act: Action
-    targets: Annotated[tuple[Id, ...], Field(min_length=1, max_length=256)]
+    targets: Annotated[tuple[Id, ...], Field(min_length=1, max_length=MAX_TARGETS)]
     params: CommandParams = CommandParams()
     alert: str | None = Field(default=None, max_length=128)
     mode: Mode
@@ -124,10 +132,54 @@ def sign_command(claims: CommandClaims, key: Ed25519PrivateKey, kid: str | None 
     """A compact JWS (EdDSA), byte for byte what ``jwt.encode(payload, key, algorithm=ALG, headers={"kid": kid,
     "typ": TYP})`` makes (tests/contract checks it against PyJWT), without PyJWT's per-call key preparation and
     header validation: the hub signs one command per gateway per phase, so this is its hottest path."""
-    kid = kid or key_id(key.public_key())
+    return seal(signing_input(claims, kid or key_id(key.public_key())), key).decode()
+
+
+def signing_input(claims: CommandClaims, kid: str) -> bytes:
+    """The JWS signing input (header.payload, base64url) of one command's claims."""
     payload = json.dumps(claims.model_dump(mode="json", exclude_none=True), separators=(",", ":")).encode()
-    signing_input = _header_segment(kid) + b"." + base64.urlsafe_b64encode(payload).rstrip(b"=")
-    return (signing_input + b"." + base64.urlsafe_b64encode(key.sign(signing_input)).rstrip(b"=")).decode()
+    return _header_segment(kid) + b"." + base64.urlsafe_b64encode(payload).rstrip(b"=")
+
+
+class CommandTemplate:
+    """The claims of many commands that differ only in ``aud``, ``jti`` and ``targets`` (one phase's commands,
+    one per gateway), encoded by string concatenation instead of a model and a ``json.dumps`` each: the bytes are
+    exactly ``sign_command``'s (tests/contract checks it). ``claims`` is validated once, as a whole; per command
+    the varying parts are checked against the same grammar (``ID_RE`` ids, 1-256 distinct targets, a jti of
+    the model's pattern) and a value outside it raises ``ValueError``. Nothing here is signed in advance: each
+    command's signing input is new and ``seal`` signs it once."""
+
+    def __init__(self, claims: CommandClaims, kid: str) -> None:
+        marks = {"aud": "@@dozor-aud@@", "jti": "@@dozor-jti@@", "targets": "@@dozor-targets@@"}
+        doc = claims.model_dump(mode="json", exclude_none=True)
+        doc.update(marks)
+        text = json.dumps(doc, separators=(",", ":"))
+        parts = [text]
+        for key in ("aud", "jti", "targets"):  # the model's field order: aud, jti, ..., targets
+            head, sep, tail = parts[-1].partition(json.dumps(marks[key]))
+            if not sep or marks[key] in head or marks[key] in tail:
+                raise ValueError(f"claims text collides with the template mark for {key}")
+            parts[-1:] = [head, tail]
+        self._pre, self._mid1, self._mid2, self._post = parts
+        self.header = _header_segment(kid)
+
+    def claims_json(self, aud: str, jti: str, targets_json: str) -> bytes:
+        return f'{self._pre}"{aud}"{self._mid1}"{jti}"{self._mid2}{targets_json}{self._post}'.encode()
+
+    def signing_input(self, aud: str, jti: str, targets: tuple[str, ...]) -> tuple[bytes, str]:
+        """(the JWS signing input of one command, its targets as JSON: what the hub stores with it)."""
+        joined = '","'.join(targets)
+        if not _ID_RE.fullmatch(aud) or not _JTI_RE.fullmatch(jti) or not 0 < len(targets) <= MAX_TARGETS \
+                or len(set(targets)) != len(targets) or not _TARGETS_RE.fullmatch(joined):
+            raise ValueError(f"command for {aud!r} outside the contract: jti {jti!r}, targets {targets!r}")
+        targets_json = f'["{joined}"]'  # ids need no JSON escaping (their grammar has no quote, backslash, ...)
+        payload = base64.urlsafe_b64encode(self.claims_json(aud, jti, targets_json)).rstrip(b"=")
+        return self.header + b"." + payload, targets_json
+
+
+def seal(signing_input: bytes, key: Ed25519PrivateKey) -> bytes:
+    """The compact JWS of a signing input: one Ed25519 signature (cryptography releases the GIL meanwhile)."""
+    return signing_input + b"." + base64.urlsafe_b64encode(key.sign(signing_input)).rstrip(b"=")
 
 
 def token_sha256(token: str | bytes) -> str:

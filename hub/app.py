@@ -299,6 +299,14 @@ class Hub(GatewayEvents):
             await asyncio.sleep(self.config.hub.flush_interval_s)
             self.engine.flush_queued()
 
+    async def _start_signer(self) -> None:
+        try:
+            await self.engine.signer.start(self.keys.private, self.keys.kid)
+        except Exception as exc:  # noqa: BLE001 - big phases are then signed on the event loop (slower, correct)
+            self.metrics.task_failures.labels("signer").inc()
+            log.error("cannot start the command signer process (%r): commands are signed on the event loop", exc)
+            self.engine.signer.close()
+
     async def run(self, *, handle_signals: bool = False) -> None:
         """Run until cancelled, or until SIGINT/SIGTERM when ``handle_signals`` (the CLI); then shut down
         cleanly: HubState offline, API closed, queued state flushed."""
@@ -336,6 +344,7 @@ class Hub(GatewayEvents):
         tasks.append(asyncio.create_task(stop.wait(), name="signal"))
         try:
             await self.residents.start()  # Web Push workers spawn before the first alert, not during it
+            await self._start_signer()  # so does the command signer process (a follower's too: warm at takeover)
             if self.leader is not None:  # a follower serves (hub.ha) until it holds the lease
                 lead = asyncio.create_task(self._lead(), name="lead")
                 await asyncio.wait([lead, *tasks], return_when=asyncio.FIRST_COMPLETED)

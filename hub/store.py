@@ -69,8 +69,10 @@ class Store:
         self._devices[(alert_id, gateway, device)] = row
 
     def put_command(self, jti: str, alert_id: str, gateway: str, phase_seq: int, act: str,
-                    targets: list[str], sent: float, token_sha256: str) -> None:
-        self._commands.append((jti, alert_id, gateway, phase_seq, act, _dumps(targets), sent, token_sha256))
+                    targets: list[str] | str, sent: float, token_sha256: str) -> None:
+        """``targets``: the device ids, or already their JSON list (the command's own encoding of them)."""
+        text = targets if isinstance(targets, str) else _dumps(targets)
+        self._commands.append((jti, alert_id, gateway, phase_seq, act, text, sent, token_sha256))
 
     def audit(self, kind: str, detail: dict, alert_id: str | None = None) -> None:
         self._audit.append((time.time(), alert_id, kind, _dumps(detail)))

@@ -16,6 +16,7 @@ from hub.keys import HubKeys
 from hub.metrics import HubMetrics
 from hub.models import AlertOut
 from hub.registry import Registry
+from hub.signproc import SignerProcess
 from hub.store import Store
 from hub.zones import Zones
 from runtime.ratelog import RateLimitedLog
@@ -40,6 +41,7 @@ class EngineBase:
     is_connected: Callable[[], bool]
     flush_writes: Callable[[], None]
     metrics: HubMetrics
+    signer: SignerProcess
     clock: Callable[[], float]
     mono: Callable[[], float]
     alerts: dict[str, Alert]
@@ -51,6 +53,7 @@ class EngineBase:
     _tasks: set[asyncio.Task]
     _task_log: RateLimitedLog  # a failing engine task: one line per cause every 30 s
     holder: dict[tuple[str, str], str]
+    holder_changes = 0  # bumped by every change of ``holder`` (overlap.py): a signed batch re-checks only then
     _open: dict[str, Alert]  # pending, or zone states not settled yet: all that tick() looks at
     audit_sink: Callable[[dict, str, str | None, dict], None] | None  # hub.audit.append(actor, action, subject, ...)
 

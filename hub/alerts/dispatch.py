@@ -11,12 +11,19 @@ commit each; the loop handles acks between them), and per-device rows wait until
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from contract import topics
-from contract.command import CommandClaims, CommandParams, sign_command, token_sha256
+from contract.command import (
+    MAX_TARGETS,  # per command; bigger gateways get several commands
+    CommandClaims,
+    CommandParams,
+    CommandTemplate,
+    signing_input,
+    token_sha256,
+)
 from contract.models import Action, Signal
 from hub.alerts.base import EngineBase
 from hub.alerts.model import (
@@ -33,15 +40,15 @@ from hub.alerts.model import (
     Track,
     reason_label,
 )
+from hub.alerts.signer import GC_PAUSE, Batch, Outgoing, new_jtis
 from hub.registry import OFFLINE, ONLINE
 
 log = logging.getLogger("hub.alerts")
 
-MAX_TARGETS = 256  # per command (contract limit); bigger gateways get several commands
 MAX_ESCALATIONS = 1000
 STOP_RESEND_MAX_S = 30.0  # a stop is re-sent until confirmed; after max_retries the interval doubles up to this
 SEND_CHUNK = 25  # gateways signed and put on the wire in the first step; the loop handles acks between steps
-SEND_CHUNK_MAX = 800  # each next step doubles, up to this many gateways
+SEND_CHUNK_MAX = 200  # each next step doubles, up to this many gateways (signing the next overlaps sending one)
 
 
 class DispatchMixin(EngineBase):
@@ -85,10 +92,13 @@ class DispatchMixin(EngineBase):
         old = self._trackers.pop(alert.id, None)
         if old is not None:
             old.cancel()
+        gc_back = GC_PAUSE.hold()  # until this phase's last command is out (or its task ends before that)
         if chunks:
             self._send(alert, chunks[0], retry=False)
         self._publish_zones(alert)
-        self._trackers[alert.id] = self._spawn(self._phase(alert, alert.phase_seq, chunks[1:]), tracker_of=alert)
+        task = self._spawn(self._phase(alert, alert.phase_seq, chunks[1:], gc_back), tracker_of=alert)
+        task.add_done_callback(gc_back)
+        self._trackers[alert.id] = task
 
     @staticmethod
     def _chunks(tracks: Iterable[Track]) -> list[list[Track]]:
@@ -101,21 +111,70 @@ class DispatchMixin(EngineBase):
             i, size = i + size, min(size * 2, SEND_CHUNK_MAX)
         return out
 
-    async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]]) -> None:
+    async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]],
+                     sent: Callable[[], None] = lambda: None) -> None:
+        """The phase's other steps, pipelined: step i+1 is prepared and handed to the signer process before
+        step i is committed and written to the socket, so the signatures overlap the store and broker writes."""
+        ahead: tuple[Batch, asyncio.Future[list[bytes]] | None] | None = None
         for chunk in chunks:
-            await asyncio.sleep(0)
             if alert.phase_seq != seq:
-                return
-            self._send(alert, chunk, retry=False)
+                break
+            batch = self._prepare(alert, chunk)
+            current = (batch, self._sign_elsewhere(batch)) if batch.commands else None
+            if ahead is not None:
+                await self._land(*ahead)
+            ahead = current
+        if ahead is not None:
+            await self._land(*ahead)
+        sent()
+        if alert.phase_seq != seq:
+            return
         alert.dispatch_ms = round((self.mono() - alert.phase_t0) * 1000, 1)
         log.info("alert %s %s: %d commands on the wire %.1f ms after the request", alert.id, alert.phase,
                  sum(1 for _ in alert.by_gateway), alert.dispatch_ms)
         self._save(alert)
         await self._track(alert, seq)
 
+    def _sign_elsewhere(self, batch: Batch) -> asyncio.Future[list[bytes]] | None:
+        try:
+            return self.signer.submit(batch.key, batch.kid, batch.inputs)
+        except Exception as exc:  # noqa: BLE001 - e.g. the process cannot start: _land signs on the loop
+            self._signer_failed(exc)
+            return None
+
+    async def _land(self, batch: Batch, signed: asyncio.Future[list[bytes]] | None) -> None:
+        signatures = None
+        if signed is not None:
+            await asyncio.wait([signed])  # never raises the future's own outcome (only this task's cancellation)
+            if signed.cancelled():  # its process was replaced (a new key) or closed after another failure
+                pass
+            elif signed.exception() is not None:
+                self._signer_failed(signed.exception())  # type: ignore[arg-type]
+            else:
+                signatures = signed.result()
+        try:
+            if signatures is None:
+                raise LookupError("no signatures from the signer process")
+            batch.attach(signatures)
+        except (LookupError, ValueError) as exc:  # this batch is signed on the loop
+            if signatures is not None:
+                self._signer_failed(exc)
+            batch.sign()
+        self._commit(batch, retry=False, recheck=True)
+
+    def _signer_failed(self, exc: BaseException) -> None:
+        self.metrics.task_failures.labels("signer").inc()
+        self._task_log.error(f"signer:{type(exc).__name__}", "command signer process failed (%r); signing on the "
+                             "event loop, a new process at the next big phase", exc)
+        self.signer.close()
+
     def _send(self, alert: Alert, tracks: list[Track], *, retry: bool) -> int:
         """Sign one command per gateway for ``tracks``, commit them, and hand them all to the MQTT client
         (written to the socket at once); nothing here waits per gateway."""
+        return self._commit(self._prepare(alert, tracks).sign(), retry=retry)
+
+    def _prepare(self, alert: Alert, tracks: list[Track]) -> Batch:
+        """The commands for ``tracks`` (those this alert may drive), claims encoded, not yet signed."""
         groups: dict[str, list[Track]] = {}
         for track in tracks:
             if not self._may_send(alert, (track.gateway, track.device)):  # another alert holds it (overlap.py)
@@ -130,26 +189,61 @@ class DispatchMixin(EngineBase):
             duration = max(1, min(int(-(-remaining // 1)), self.cfg.all_clear_duration_s
                                   if alert.phase == PHASE_ALL_CLEAR else alert.duration_s))
             params = CommandParams(signal=alert.phase_signal, duration_s=duration)
+        kid = self.keys.kid
+        batch = Batch(alert, alert.phase_seq, act, self.keys.private, kid, self.holder_changes)
+        pieces = [(gw, gw_tracks[i:i + MAX_TARGETS]) for gw, gw_tracks in groups.items()
+                  for i in range(0, len(gw_tracks), MAX_TARGETS)]
+        if not pieces:
+            return batch
+
+        def claims(gw: str, jti: str, targets: tuple[str, ...]) -> CommandClaims:
+            return CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
+                                 targets=targets, params=params, alert=alert.id, mode=alert.mode,
+                                 by=alert.by_label())
+
+        jtis = new_jtis(len(pieces))
+        first = claims(pieces[0][0], jtis[0], tuple(t.device for t in pieces[0][1]))  # validates the shared part
+        try:
+            template: CommandTemplate | None = CommandTemplate(first, kid)
+        except ValueError:  # e.g. an operator name holding a template mark: every command encoded on its own
+            template = None
+        for (gw, chunk), jti in zip(pieces, jtis, strict=True):
+            targets = tuple(t.device for t in chunk)
+            try:
+                if template is None:
+                    raise ValueError("no template")
+                data, targets_json = template.signing_input(gw, jti, targets)
+            except ValueError:  # outside the template's grammar: the model decides (and raises as it did)
+                data, targets_json = signing_input(claims(gw, jti, targets), kid), json.dumps(list(targets))
+            batch.commands.append(Outgoing(gw, jti, targets, chunk, data, targets_json))
+        return batch
+
+    def _commit(self, batch: Batch, *, retry: bool, recheck: bool = False) -> int:
+        """Record a signed batch (command index, store), make it durable, then put it on the wire. ``recheck``:
+        it was signed while the loop ran on, so a newer phase drops it, and if the holders of devices changed
+        meanwhile, a command naming a device this alert no longer holds is not sent (its other devices get a
+        fresh command)."""
+        alert = batch.alert
+        if alert.phase_seq != batch.seq:
+            return 0
         out: list[tuple[str, bytes]] = []
+        redo: list[Track] = []
+        recheck = recheck and batch.holders != self.holder_changes  # another alert took or freed devices meanwhile
         tenant = self.cfg.topics
         now = self.clock()
-        for gw, gw_tracks in groups.items():
-            for i in range(0, len(gw_tracks), MAX_TARGETS):
-                chunk = gw_tracks[i:i + MAX_TARGETS]
-                jti = uuid.uuid4().hex
-                targets = tuple(t.device for t in chunk)
-                claims = CommandClaims(aud=gw, jti=jti, iat=iat, exp=iat + self.cfg.command_ttl_s, act=act,
-                                       targets=targets, params=params, alert=alert.id, mode=alert.mode,
-                                       by=alert.by_label())
-                token = sign_command(claims, self.keys.private, self.keys.kid)
-                sha = token_sha256(token)
-                self._jti[jti] = CmdRef(alert.id, gw, alert.phase_seq, targets, act.value)
-                self._token[sha] = jti
-                self.store.put_command(jti, alert.id, gw, alert.phase_seq, act.value, list(targets), now, sha)
-                for t in chunk:
-                    t.attempts += 1
-                    self.store.put_device(alert.id, t.gateway, t.device, t)
-                out.append((tenant.gw(gw, topics.GwChannel.CMD), token.encode()))
+        act = batch.act.value
+        for cmd in batch.commands:
+            if recheck and not all(self._may_send(alert, (t.gateway, t.device)) for t in cmd.tracks):
+                redo.extend(cmd.tracks)
+                continue
+            sha = token_sha256(cmd.token)
+            self._jti[cmd.jti] = CmdRef(alert.id, cmd.gateway, batch.seq, cmd.targets, act)
+            self._token[sha] = cmd.jti
+            self.store.put_command(cmd.jti, alert.id, cmd.gateway, batch.seq, act, cmd.targets_json, now, sha)
+            for t in cmd.tracks:
+                t.attempts += 1
+                self.store.put_device(alert.id, t.gateway, t.device, t)
+            out.append((tenant.gw(cmd.gateway, topics.GwChannel.CMD), cmd.token))
         alert.last_sent_at, alert.last_sent_mono = now, self.mono()
         if retry:
             self._save(alert)  # (a phase's first send saves the alert once, after its last chunk)
@@ -157,14 +251,16 @@ class DispatchMixin(EngineBase):
         if self.publish_nowait is not None:
             sent = sum(self.publish_nowait(topic, token, 1, False) for topic, token in out)
             self.flush_writes()
-            self.metrics.commands_sent.labels(act.value).inc(sent)
+            self.metrics.commands_sent.labels(act).inc(sent)
             if sent < len(out):  # not connected: the tracker re-sends at the deadline
                 self.metrics.publish_errors.labels("command").inc(len(out) - sent)
         else:
             for topic, token in out:
-                self._spawn(self._publish_cmd(topic, token, act.value))
+                self._spawn(self._publish_cmd(topic, token, act))
         if retry:
             self.metrics.command_retries.inc(len(out))
+        if redo:
+            return len(out) + self._send(alert, redo, retry=retry)
         return len(out)
 
     async def _publish_cmd(self, topic: str, token: bytes, act: str) -> None:

@@ -52,6 +52,7 @@ from hub.alerts.model import (
 from hub.alerts.overlap import OverlapMixin
 from hub.alerts.persistence import PersistenceMixin
 from hub.alerts.policy import needs_second_person
+from hub.alerts.signer import GC_PAUSE
 from hub.alerts.tracking import TrackingMixin
 from hub.alerts.zonestate import ZoneStateMixin
 from hub.config import HubSettings, TwoPersonSettings
@@ -60,6 +61,7 @@ from hub.keys import HubKeys
 from hub.metrics import HubMetrics
 from hub.models import AlertDetail, AlertOut, AlertRequest
 from hub.registry import Registry
+from hub.signproc import SignerProcess
 from hub.store import Store
 from hub.zones import Zones
 from runtime.ratelog import RateLimitedLog
@@ -96,6 +98,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         self._trackers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
         self._task_log = RateLimitedLog(log, 30.0)
+        self.signer = SignerProcess()  # signs a big phase's later steps while the loop sends earlier ones
         registry.listeners.append(self._on_gateway)
 
     # ================================================================ operator actions
@@ -105,7 +108,13 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
     async def start(self, req: AlertRequest, actor: object = None) -> AlertOut:
         """A new alert: sent at once, or ``pending_confirmation`` when the two-person rule covers it (then
         nothing leaves the hub until ``confirm``). Break glass sends at once for a supervisor with a reason."""
-        t0 = self.mono()
+        gc_back = GC_PAUSE.hold()  # building a city's 10,000 tracks is no time for a collection either
+        try:
+            return self._start(req, actor, self.mono())
+        finally:
+            gc_back()  # the phase, if one began, holds the collector off until its commands are out
+
+    def _start(self, req: AlertRequest, actor: object, t0: float) -> AlertOut:
         now = self.clock()
         who = actor_doc(actor)
         if req.signal is Signal.ALL_CLEAR:
@@ -327,6 +336,7 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         """Expire requests and alerts, end all-clear windows, release finished alerts' sirens. Looks only at
         the open alerts (pending, or zone states not settled yet), never at the whole history."""
         now = self.clock()
+        GC_PAUSE.expire()  # a phase task that never ended must not keep the garbage collector off
         for alert in list(self._open.values()):
             if alert.status is State.PENDING_CONFIRMATION:
                 if now >= (alert.confirm_by or 0):
@@ -367,3 +377,4 @@ class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.signer.close()

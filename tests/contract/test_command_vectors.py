@@ -96,3 +96,53 @@ def test_the_hubs_signer_makes_the_same_bytes_as_pyjwt(aud, targets, by, iat, ac
                       headers={"kid": kid, "typ": c.TYP})
     assert c.sign_command(claims, key, kid) == want
     assert c.verify_command(want, keys={kid: key.public_key()}, audience=aud, now=iat + 1).jti == "j" * 12
+
+
+@settings(max_examples=80, deadline=None)
+@given(first=_ids, aud=_ids, targets=st.lists(_ids, min_size=1, max_size=8, unique=True),
+       by=st.none() | st.text(max_size=40), alert=st.none() | st.text(max_size=30),
+       jti=st.from_regex(r"[A-Za-z0-9_.:-]{8,40}", fullmatch=True), act=st.sampled_from(list(c.Action)))
+def test_a_phase_template_makes_the_same_bytes_as_the_model(first, aud, targets, by, alert, jti, act):
+    """The hub encodes a phase's commands from one template (only aud, jti and targets vary): every token is byte
+    for byte what sign_command makes from the full model (and so what PyJWT makes), whatever the shared fields
+    hold (non-ASCII names, quotes, text that looks like the template's own marks is refused instead)."""
+    key = mv.HUB
+    kid = c.key_id(key.public_key())
+    params = c.CommandParams(signal=c.Signal.AIR_RAID, duration_s=60) if act is c.Action.ACTIVATE else \
+        c.CommandParams()
+
+    def claims(gw: str, j: str, t: tuple[str, ...]) -> c.CommandClaims:
+        return c.CommandClaims(aud=gw, jti=j, iat=1_700_000_000, exp=1_700_000_030, act=act, targets=t,
+                               params=params, alert=alert, mode=c.Mode.EXERCISE, by=by)
+
+    template = c.CommandTemplate(claims(first, "f" * 10, ("x-1",)), kid)
+    data, targets_json = template.signing_input(aud, jti, tuple(targets))
+    assert c.seal(data, key).decode() == c.sign_command(claims(aud, jti, tuple(targets)), key, kid)
+    assert json.loads(targets_json) == targets
+
+
+@pytest.mark.parametrize("aud, jti, targets", [
+    ("gw-1\n", "j" * 10, ("s-1",)),  # a trailing newline ($ would let it through; the model does not)
+    ("gw-1", "j" * 10, ('s"1',)),  # a quote would break out of the JSON string
+    ("gw-1", "j" * 10, ("s-1", "s-1")),  # duplicates
+    ("gw-1", "j" * 10, ()),  # no target
+    ("gw-1", "j" * 10, tuple(f"s-{i}" for i in range(c.MAX_TARGETS + 1))),  # too many
+    ("gw-1", "short", ("s-1",)),  # jti under 8 characters
+    ("gw-1", "j" * 9 + "/", ("s-1",)),  # jti outside its alphabet
+    ("gw-1", "j" * 10, ("s-1", "s\\2")),  # a backslash would be an escape
+])
+def test_a_phase_template_refuses_what_the_model_refuses(aud, jti, targets):
+    kid = c.key_id(mv.HUB.public_key())
+    template = c.CommandTemplate(c.CommandClaims(aud="gw-0", jti="f" * 10, iat=1, exp=31, act=c.Action.STOP,
+                                                 targets=("x",), mode=c.Mode.EXERCISE), kid)
+    with pytest.raises(ValueError):
+        template.signing_input(aud, jti, targets)
+    with pytest.raises(ValueError):  # and so does the model, which the hub then falls back to
+        c.CommandClaims(aud=aud, jti=jti, iat=1, exp=31, act=c.Action.STOP, targets=targets, mode=c.Mode.EXERCISE)
+
+
+def test_claims_that_hold_a_template_mark_are_encoded_one_by_one():
+    claims = c.CommandClaims(aud="gw-0", jti="f" * 10, iat=1, exp=31, act=c.Action.STOP, targets=("x",),
+                             mode=c.Mode.EXERCISE, by='"@@dozor-aud@@"')
+    with pytest.raises(ValueError):
+        c.CommandTemplate(claims, "kid")

@@ -6,6 +6,7 @@ simulated controllers). The commands are the ones docs/operations.md shows under
 from __future__ import annotations
 
 import json
+import re
 
 import jwt
 import pytest
@@ -40,10 +41,18 @@ async def test_rotation_stage_activate_retire_with_three_gateways_and_no_alert_l
         await wait(lambda: not any(s.sounding for r in rigs for s in r.sirens), f"alert {alerts} stopped")
 
     async def repin(gw: GatewayProc) -> None:
-        gw.pin((await dozor("hub", "pubkey", "--config", cfg)).stdout)  # pasted as printed
+        printed = (await dozor("hub", "pubkey", "--config", cfg)).stdout
+        gw.pin(printed)  # pasted as printed
+        kids = {k for k in re.findall(r'^"([^"]+)"\s*=', printed, re.M)}
+        assert kids
         await gw.stop()
         gw.start()
         await wait(gw.online, f"{gw.id} back online")
+
+        async def announced() -> bool:  # the restarted gateway's birth, not the hub's view of the last session
+            return set((await pins())[gw.id]["keys"]) == kids
+
+        await wait(announced, f"{gw.id}'s new pins at the hub")
 
     async def pins() -> dict[str, dict]:
         res = await dozor("gateways", "--json", env=hub.env)
