@@ -16,6 +16,7 @@ from simulators.noise_scene import Scene
 from simulators.street_scenes import RANGES, generate, quiet, scene_seeds, scenes
 from simulators.street_scenes import acoustics as ac
 from simulators.street_scenes.ranges import C, P, U
+from tests.noise.spectra import peak_frequency
 
 FS = 48_000
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "noise-scenes.md"
@@ -141,12 +142,7 @@ def test_doppler_shift_of_a_passing_tone_has_the_right_sign_and_size() -> None:
                   ground_q=None)
 
     def freq(t: float) -> float:
-        i = int((t + 10.0) * FS)
-        seg = y[i - FS // 4:i + FS // 4] * np.hanning(FS // 2)
-        spec = np.abs(np.fft.rfft(seg, 32 * FS))
-        k = int(np.argmax(spec))
-        a, b, c = np.log(spec[k - 1:k + 2])
-        return (k + 0.5 * (a - c) / (a - 2 * b + c)) / 32
+        return peak_frequency(y, t, FS)
 
     def expected(t: float) -> float:
         tau = float(ac.emission_time(np.array([t]), 0.0, v, lane)[0])
