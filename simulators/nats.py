@@ -85,11 +85,17 @@ class NatsCluster:
         # nats-server parses an environment value as a config value: letters and digits, a letter first, stay text
         self.password = password or "p" + secrets.token_hex(16)
         self._route_password = "r" + secrets.token_hex(16)
-        self.nodes = [NatsNode(i, free_port(), free_port(), free_port(), free_port(), self.dir / f"n{i}")
-                      for i in range(nodes)]
         self.config = config or CONFIG
-        for n in self.nodes:
+        self.nodes = self._fresh_nodes(nodes)
+
+    def _fresh_nodes(self, count: int) -> list[NatsNode]:
+        """``count`` nodes on newly picked free ports, each with an empty data dir."""
+        nodes = [NatsNode(i, free_port(), free_port(), free_port(), free_port(), self.dir / f"n{i}")
+                 for i in range(count)]
+        for n in nodes:
+            shutil.rmtree(n.dir, ignore_errors=True)
             n.dir.mkdir()
+        return nodes
 
     @property
     def urls(self) -> list[str]:
@@ -160,7 +166,15 @@ class NatsCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> NatsCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BrokerError as first:  # a port picked as free taken meanwhile (parallel test workers): once more
+            self.nodes = self._fresh_nodes(len(self.nodes))
+            try:
+                return self.start()
+            except BrokerError:
+                self.close()
+                raise first from None
 
     def __exit__(self, *exc: object) -> None:
         self.close()
