@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gateway.noise.dsp import LevelMeter, MeterConfig, summarize
+from simulators.noise_scene import Scene
+
 
 def peak_frequency(y: np.ndarray, t: float, fs: int, t0: float = -10.0) -> float:
     """The frequency (Hz) of the strongest tone of ``y`` in the half second around ``t`` (``y`` starts at ``t0``):
@@ -15,3 +18,10 @@ def peak_frequency(y: np.ndarray, t: float, fs: int, t0: float = -10.0) -> float
     k = int(np.argmax(spec))
     a, b, c = np.log(spec[k - 1:k + 2])
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) / 32
+
+
+def meter(scene: Scene) -> tuple[list, object]:
+    """The project's level meter over a whole scene, at the scene's full scale: its frames and their summary."""
+    m = LevelMeter(MeterConfig(fs=scene.fs, full_scale_db=float(scene.labels["full_scale_db"])))
+    frames = m.feed(scene.audio)
+    return frames, summarize(frames, m.k_db)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from bench import noise_accuracy
-from gateway.noise.dsp import LevelMeter, MeterConfig, summarize
 from simulators.holdout_scenes import RANGES, generate, quiet, scene_seeds, scenes
 from simulators.holdout_scenes import meter as hm
 from simulators.holdout_scenes.engines import Tonal
@@ -23,7 +22,7 @@ from simulators.holdout_scenes.render import C_AIR, render
 from simulators.holdout_scenes.render import Path as Lane
 from simulators.holdout_scenes.spec import Coin, Pick, Uni
 from simulators.noise_scene import Scene
-from tests.noise.spectra import peak_frequency
+from tests.noise.spectra import meter, peak_frequency
 
 FS = 48_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +32,6 @@ DOCS = ROOT / "docs" / "noise-scenes.md"
 def section() -> str:
     text = DOCS.read_text()
     return text[text.index("## Held-out family"):]
-
-
-def meter(scene: Scene):
-    m = LevelMeter(MeterConfig(fs=scene.fs, full_scale_db=float(scene.labels["full_scale_db"])))
-    frames = m.feed(scene.audio)
-    return frames, summarize(frames, m.k_db)
 
 
 @pytest.fixture(scope="module")

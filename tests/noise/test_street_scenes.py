@@ -11,21 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.noise.dsp import LevelMeter, MeterConfig, summarize
 from simulators.noise_scene import Scene
 from simulators.street_scenes import RANGES, generate, quiet, scene_seeds, scenes
 from simulators.street_scenes import acoustics as ac
 from simulators.street_scenes.ranges import C, P, U
-from tests.noise.spectra import peak_frequency
+from tests.noise.spectra import meter, peak_frequency
 
 FS = 48_000
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "noise-scenes.md"
-
-
-def meter(scene: Scene):
-    m = LevelMeter(MeterConfig(fs=scene.fs, full_scale_db=float(scene.labels["full_scale_db"])))
-    frames = m.feed(scene.audio)
-    return frames, summarize(frames, m.k_db)
 
 
 @pytest.fixture(scope="module")
