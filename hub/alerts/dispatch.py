@@ -143,22 +143,19 @@ class DispatchMixin(EngineBase):
             return None
 
     async def _land(self, batch: Batch, signed: asyncio.Future[list[bytes]] | None) -> None:
-        signatures = None
+        attached = False
         if signed is not None:
             await asyncio.wait([signed])  # never raises the future's own outcome (only this task's cancellation)
-            if signed.cancelled():  # its process was replaced (a new key) or closed after another failure
-                pass
-            elif signed.exception() is not None:
+            # cancelled: its process was replaced (a new key) or closed after another failure
+            if not signed.cancelled() and signed.exception() is not None:
                 self._signer_failed(signed.exception())  # type: ignore[arg-type]
-            else:
-                signatures = signed.result()
-        try:
-            if signatures is None:
-                raise LookupError("no signatures from the signer process")
-            batch.attach(signatures)
-        except (LookupError, ValueError) as exc:  # this batch is signed on the loop
-            if signatures is not None:
-                self._signer_failed(exc)
+            elif not signed.cancelled():
+                try:
+                    batch.attach(signed.result())
+                    attached = True
+                except ValueError as exc:  # a wrong number of signatures
+                    self._signer_failed(exc)
+        if not attached:  # this batch is signed on the loop
             batch.sign()
         self._commit(batch, retry=False, recheck=True)
 
