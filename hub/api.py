@@ -63,6 +63,19 @@ OPERATOR = Depends(require(Role.operator))
 SUPERVISOR = Depends(require(Role.supervisor))
 
 
+
+def error_response(exc: RequestError, metrics) -> JSONResponse:
+    """A refused request as every API answer gives it: 401 with WWW-Authenticate, 429 with Retry-After, counted."""
+    headers = {}
+    if exc.status == 401:
+        metrics.api_auth_failures.inc()
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    else:
+        metrics.api_bad_requests.labels(exc.code).inc()
+    return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status, headers=headers)
+
 def _readable(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -93,15 +106,7 @@ def create_app(hub: Hub, routers: Iterable[APIRouter] = ()) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
-        headers = {}
-        if exc.status == 401:
-            metrics.api_auth_failures.inc()
-            headers["WWW-Authenticate"] = "Bearer"
-        elif isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-        else:
-            metrics.api_bad_requests.labels(exc.code).inc()
-        return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status, headers=headers)
+        return error_response(exc, metrics)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:  # a bug: say so clearly, log it, count it

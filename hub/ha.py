@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -36,8 +35,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.models import ZoneState
+from hub.api import error_response
 from hub.errors import ConfigError, StoreError
-from hub.identity.auth import RateLimited, RequestError, client_address
+from hub.identity.auth import RequestError, client_address
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -205,12 +205,7 @@ class LeaderProxy:
             await self.hub.identity.authenticate(token if scheme.lower() == "bearer" else None,
                                                  client_address(request))
         except RequestError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-            if isinstance(exc, RateLimited):
-                headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-            if exc.status == 401:
-                self.hub.metrics.api_auth_failures.inc()
-            return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status, headers=headers)
+            return error_response(exc, self.hub.metrics)
         return None
 
     async def aclose(self) -> None:
