@@ -3,8 +3,9 @@ confirm deadline; escalation of what fails; re-sends when a gateway or the broke
 
 Hot-path rules: commands for all gateways are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
-command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 50, 100, ... gateways (one
-commit each; the loop handles acks between them), and per-device rows wait until the last step is out
+command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 50, 100, ... 400 gateways
+(one commit each; the loop handles acks between them), the signer process (hub/signproc.py) signing the next
+``SIGN_AHEAD`` steps while the loop lands one, and per-device rows wait until the last step is out
 (``EngineBase.flush_queued``): measured with ``python -m bench.dispatch`` (docs/benchmarks.md).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from contract import topics
@@ -42,13 +44,16 @@ from hub.alerts.model import (
 )
 from hub.alerts.signer import GC_PAUSE, Batch, Outgoing, new_jtis
 from hub.registry import OFFLINE, ONLINE
+from hub.signproc import Signed, SignerError
 
 log = logging.getLogger("hub.alerts")
+Step = tuple[Batch, "asyncio.Future[Signed] | None"]  # a prepared step and its signatures to come
 
 MAX_ESCALATIONS = 1000
 STOP_RESEND_MAX_S = 30.0  # a stop is re-sent until confirmed; after max_retries the interval doubles up to this
 SEND_CHUNK = 25  # gateways signed and put on the wire in the first step; the loop handles acks between steps
-SEND_CHUNK_MAX = 200  # each next step doubles, up to this many gateways (signing the next overlaps sending one)
+SEND_CHUNK_MAX = 400  # each next step doubles, up to this many gateways (signing the next overlaps sending one)
+SIGN_AHEAD = 2  # steps handed to the signer process before the loop lands the one before them
 
 
 class DispatchMixin(EngineBase):
@@ -71,32 +76,41 @@ class DispatchMixin(EngineBase):
         # A stop after a stop (the operator pressed it again) keeps what is already confirmed silent.
         silent = {key for key, t in alert.tracks.items() if t.state == DONE} if phase == PHASE_STOP and \
             prev_phase == PHASE_STOP else set()
+        now, offline = self.clock(), {}  # gateway -> offline, asked once per gateway, not per siren
         for key, track in alert.tracks.items():
             if key in silent:
                 continue
-            track.reset()
-            if track.superseded_by is None and self.registry.state_of(track.gateway) == OFFLINE:
-                track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
+            track.reset(now)
+            if track.superseded_by is None:
+                off = offline.get(track.gateway)
+                if off is None:
+                    off = offline[track.gateway] = self.registry.state_of(track.gateway) == OFFLINE
+                if off:
+                    track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
         alert.settled = asyncio.Event()
         alert.index()
         self._open[alert.id] = alert  # tick watches it until its zone states settle
         alert.last_sent_at, alert.last_sent_mono = self.clock(), self.mono()
         self._save(alert)
-        self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
-        # The first chunk of commands is signed, stored and written to the socket right here; then the zone
-        # states and the hooks start as tasks, and the other chunks follow in a task that yields between
-        # chunks, so hooks run alongside the sends (never before or after them in series) and early acks
-        # are handled while later gateways are still being signed for.
+        # The first step's commands are prepared here and the next SIGN_AHEAD steps go to the signer process
+        # at once, so it signs while the loop makes the alert durable, then signs, stores and writes the
+        # first step to the socket itself, right here; then the zone states and the hooks start as tasks, and
+        # the other steps follow in a task that yields between steps, so hooks run alongside the sends (never
+        # before or after them in series) and early acks are handled between steps.
         chunks = self._chunks(t for t in alert.tracks.values()
                               if t.superseded_by is None and (t.state != DONE or phase != PHASE_STOP))
         old = self._trackers.pop(alert.id, None)
         if old is not None:
             old.cancel()
         gc_back = GC_PAUSE.hold()  # until this phase's last command is out (or its task ends before that)
-        if chunks:
-            self._send(alert, chunks[0], retry=False)
+        first = self._prepare(alert, chunks[0]) if chunks else None
+        ahead = deque(step for chunk in chunks[1:1 + SIGN_AHEAD] if (step := self._submit(alert, chunk)))
+        self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
+        if first is not None:
+            self._commit(first.sign(), retry=False)
         self._publish_zones(alert)
-        task = self._spawn(self._phase(alert, alert.phase_seq, chunks[1:], gc_back), tracker_of=alert)
+        task = self._spawn(self._phase(alert, alert.phase_seq, chunks[1 + SIGN_AHEAD:], ahead, gc_back),
+                           tracker_of=alert)
         task.add_done_callback(gc_back)
         self._trackers[alert.id] = task
 
@@ -111,21 +125,20 @@ class DispatchMixin(EngineBase):
             i, size = i + size, min(size * 2, SEND_CHUNK_MAX)
         return out
 
-    async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]],
+    async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]], ahead: deque[Step],
                      sent: Callable[[], None] = lambda: None) -> None:
-        """The phase's other steps, pipelined: step i+1 is prepared and handed to the signer process before
-        step i is committed and written to the socket, so the signatures overlap the store and broker writes."""
-        ahead: tuple[Batch, asyncio.Future[list[bytes]] | None] | None = None
+        """The phase's other steps, pipelined: ``ahead`` holds the steps already handed to the signer process;
+        each time one is landed (committed, then written to the socket) the next is prepared and handed over,
+        so the signer always has a step queued while the loop stores and sends."""
         for chunk in chunks:
             if alert.phase_seq != seq:
                 break
-            batch = self._prepare(alert, chunk)
-            current = (batch, self._sign_elsewhere(batch)) if batch.commands else None
-            if ahead is not None:
-                await self._land(*ahead)
-            ahead = current
-        if ahead is not None:
-            await self._land(*ahead)
+            if ahead:
+                await self._land(*ahead.popleft())
+            if (step := self._submit(alert, chunk)) is not None:
+                ahead.append(step)
+        while ahead:  # (a superseded phase's steps are dropped unsent by _commit)
+            await self._land(*ahead.popleft())
         sent()
         if alert.phase_seq != seq:
             return
@@ -135,14 +148,21 @@ class DispatchMixin(EngineBase):
         self._save(alert)
         await self._track(alert, seq)
 
-    def _sign_elsewhere(self, batch: Batch) -> asyncio.Future[list[bytes]] | None:
+    def _submit(self, alert: Alert, tracks: list[Track]) -> Step | None:
+        """Prepare a step and hand it to the signer process (None: nothing in it may be sent)."""
+        batch = self._prepare(alert, tracks)
+        if not batch.commands:
+            return None
+        return batch, self._sign_elsewhere(batch)
+
+    def _sign_elsewhere(self, batch: Batch) -> asyncio.Future[Signed] | None:
         try:
             return self.signer.submit(batch.key, batch.kid, batch.inputs)
         except Exception as exc:  # noqa: BLE001 - e.g. the process cannot start: _land signs on the loop
             self._signer_failed(exc)
             return None
 
-    async def _land(self, batch: Batch, signed: asyncio.Future[list[bytes]] | None) -> None:
+    async def _land(self, batch: Batch, signed: asyncio.Future[Signed] | None) -> None:
         attached = False
         if signed is not None:
             await asyncio.wait([signed])  # never raises the future's own outcome (only this task's cancellation)
@@ -162,8 +182,9 @@ class DispatchMixin(EngineBase):
     def _signer_failed(self, exc: BaseException) -> None:
         self.metrics.task_failures.labels("signer").inc()
         self._task_log.error(f"signer:{type(exc).__name__}", "command signer process failed (%r); signing on the "
-                             "event loop, a new process at the next big phase", exc)
-        self.signer.close()
+                             "event loop, a new process for the next step", exc)
+        if not isinstance(exc, SignerError):  # (a SignerError: the process is already closed, maybe replaced)
+            self.signer.close()
 
     def _send(self, alert: Alert, tracks: list[Track], *, retry: bool) -> int:
         """Sign one command per gateway for ``tracks``, commit them, and hand them all to the MQTT client
@@ -233,7 +254,7 @@ class DispatchMixin(EngineBase):
             if recheck and not all(self._may_send(alert, (t.gateway, t.device)) for t in cmd.tracks):
                 redo.extend(cmd.tracks)
                 continue
-            sha = token_sha256(cmd.token)
+            sha = cmd.sha or token_sha256(cmd.token)
             self._jti[cmd.jti] = CmdRef(alert.id, cmd.gateway, batch.seq, cmd.targets, act)
             self._token[sha] = cmd.jti
             self.store.put_command(cmd.jti, alert.id, cmd.gateway, batch.seq, act, cmd.targets_json, now, sha)
