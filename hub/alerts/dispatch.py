@@ -3,7 +3,7 @@ confirm deadline; escalation of what fails; re-sends when a gateway or the broke
 
 Hot-path rules: commands for all gateways are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
-command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 50, 100, ... 400 gateways
+command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 100, 400, 800 gateways
 (one commit each; the loop handles acks between them), the signer process (hub/signproc.py) signing the next
 ``SIGN_AHEAD`` steps while the loop lands one, and per-device rows wait until the last step is out
 (``EngineBase.flush_queued``): measured with ``python -m bench.dispatch`` (docs/benchmarks.md).
@@ -52,7 +52,8 @@ Step = tuple[Batch, "asyncio.Future[Signed] | None"]  # a prepared step and its 
 MAX_ESCALATIONS = 1000
 STOP_RESEND_MAX_S = 30.0  # a stop is re-sent until confirmed; after max_retries the interval doubles up to this
 SEND_CHUNK = 25  # gateways signed and put on the wire in the first step; the loop handles acks between steps
-SEND_CHUNK_MAX = 400  # each next step doubles, up to this many gateways (signing the next overlaps sending one)
+SEND_CHUNK_GROWTH = 4  # each next step is this many times bigger ...
+SEND_CHUNK_MAX = 800  # ... up to this many gateways (2,000 gateways: 25, 100, 400, 800, 675: five commits)
 SIGN_AHEAD = 2  # steps handed to the signer process before the loop lands the one before them
 
 
@@ -120,9 +121,9 @@ class DispatchMixin(EngineBase):
         for track in tracks:
             groups.setdefault(track.gateway, []).append(track)
         gws, out, i, size = list(groups), [], 0, SEND_CHUNK
-        while i < len(gws):  # 25, 50, 100, ... gateways: the first commands leave at once, and a city of
-            out.append([t for gw in gws[i:i + size] for t in groups[gw]])  # 2,000 costs 7 commits, not 80
-            i, size = i + size, min(size * 2, SEND_CHUNK_MAX)
+        while i < len(gws):  # 25, 100, 400, ... gateways: the first commands leave at once, and a city of
+            out.append([t for gw in gws[i:i + size] for t in groups[gw]])  # 2,000 costs 5 commits, not 80
+            i, size = i + size, min(size * SEND_CHUNK_GROWTH, SEND_CHUNK_MAX)
         return out
 
     async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]], ahead: deque[Step],

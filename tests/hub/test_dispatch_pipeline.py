@@ -29,7 +29,7 @@ from hub.repo.lease import Lease
 from hub.store import Store
 from hub.zones import Zones
 
-GATEWAYS = 300  # steps of 25 (in the API call), then 50, 100, 125 gateways through the signer process
+GATEWAYS = 600  # steps of 25 (in the API call), then 100 and 400 (handed to the signer at once), then 75 gateways
 
 
 class Rig:
