@@ -1,5 +1,5 @@
-"""Dispatch: a phase's commands, signed one per gateway and put on the wire in chunks; retries at the
-confirm deadline; escalation of what fails; re-sends when a gateway or the broker comes back.
+"""Dispatch: a phase's commands, signed one per gateway and put on the wire in steps (retries, escalation and
+re-sends are retry.py's, through ``_send`` here).
 
 Hot-path rules: commands for all gateways are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
@@ -29,10 +29,7 @@ from contract.command import (
 from contract.models import Action, Signal
 from hub.alerts.base import EngineBase
 from hub.alerts.model import (
-    ACCEPTED,
     DONE,
-    FAILED,
-    PENDING,
     PHASE_ACTIVATE,
     PHASE_ALL_CLEAR,
     PHASE_STOP,
@@ -40,17 +37,14 @@ from hub.alerts.model import (
     Alert,
     CmdRef,
     Track,
-    reason_label,
 )
 from hub.alerts.signer import GC_PAUSE, Batch, Outgoing, new_jtis
-from hub.registry import OFFLINE, ONLINE
+from hub.registry import OFFLINE
 from hub.signproc import Signed, SignerError
 
 log = logging.getLogger("hub.alerts")
 Step = tuple[Batch, "asyncio.Future[Signed] | None"]  # a prepared step and its signatures to come
 
-MAX_ESCALATIONS = 1000
-STOP_RESEND_MAX_S = 30.0  # a stop is re-sent until confirmed; after max_retries the interval doubles up to this
 SEND_CHUNK = 25  # gateways signed and put on the wire in the first step; the loop handles acks between steps
 SEND_CHUNK_GROWTH = 4  # each next step is this many times bigger ...
 SEND_CHUNK_MAX = 800  # ... up to this many gateways (2,000 gateways: 25, 100, 400, 800, 675: five commits)
@@ -195,8 +189,9 @@ class DispatchMixin(EngineBase):
     def _prepare(self, alert: Alert, tracks: list[Track]) -> Batch:
         """The commands for ``tracks`` (those this alert may drive), claims encoded, not yet signed."""
         groups: dict[str, list[Track]] = {}
+        may_send = self._may_send
         for track in tracks:
-            if not self._may_send(alert, (track.gateway, track.device)):  # another alert holds it (overlap.py)
+            if not may_send(alert, (track.gateway, track.device)):  # another alert holds it (overlap.py)
                 self.metrics.commands_withheld.inc()
                 continue
             groups.setdefault(track.gateway, []).append(track)
@@ -251,18 +246,21 @@ class DispatchMixin(EngineBase):
         tenant = self.cfg.topics
         now = self.clock()
         act = batch.act.value
+        jti_index, token_index, put_command, seq = self._jti, self._token, self.store.put_command, batch.seq
+        sent_tracks: list[Track] = []
         for cmd in batch.commands:
             if recheck and not all(self._may_send(alert, (t.gateway, t.device)) for t in cmd.tracks):
                 redo.extend(cmd.tracks)
                 continue
             sha = cmd.sha or token_sha256(cmd.token)
-            self._jti[cmd.jti] = CmdRef(alert.id, cmd.gateway, batch.seq, cmd.targets, act)
-            self._token[sha] = cmd.jti
-            self.store.put_command(cmd.jti, alert.id, cmd.gateway, batch.seq, act, cmd.targets_json, now, sha)
-            for t in cmd.tracks:
-                t.attempts += 1
-                self.store.put_device(alert.id, t.gateway, t.device, t)
+            jti_index[cmd.jti] = CmdRef(alert.id, cmd.gateway, seq, cmd.targets, act)
+            token_index[sha] = cmd.jti
+            put_command(cmd.jti, alert.id, cmd.gateway, seq, act, cmd.targets_json, now, sha)
+            sent_tracks.extend(cmd.tracks)
             out.append((tenant.gw(cmd.gateway, topics.GwChannel.CMD), cmd.token))
+        for t in sent_tracks:
+            t.attempts += 1
+        self.store.put_devices(alert.id, sent_tracks)
         alert.last_sent_at, alert.last_sent_mono = now, self.mono()
         if retry:
             self._save(alert)  # (a phase's first send saves the alert once, after its last chunk)
@@ -287,109 +285,3 @@ class DispatchMixin(EngineBase):
             self.metrics.commands_sent.labels(act).inc()
         else:
             self.metrics.publish_errors.labels("command").inc()
-
-    async def _track(self, alert: Alert, seq: int) -> None:
-        """Retry what is not confirmed by the deadline; after max_retries give up and escalate."""
-        while alert.phase_seq == seq and alert.outstanding:
-            deadline = self.cfg.confirm_deadline_s
-            stop = alert.phase == PHASE_STOP
-            if stop and alert.attempt >= self.cfg.max_retries:  # a stop is never given up: re-send, backing off
-                deadline = min(STOP_RESEND_MAX_S, deadline * 2 ** (alert.attempt - self.cfg.max_retries + 1))
-            wait = alert.last_sent_mono + deadline - self.mono()
-            if wait > 0:
-                try:
-                    await asyncio.wait_for(alert.settled.wait(), wait)
-                except TimeoutError:
-                    pass
-                continue
-            todo = [t for t in alert.tracks.values() if t.outstanding]
-            if not todo:
-                break
-            ended = alert.phase != PHASE_STOP and self.clock() >= alert.phase_ends_at
-            if not self.is_connected() and not ended:
-                # Without a broker a retry cannot leave: do not burn attempts, wait for on_reconnect()
-                alert.last_sent_mono = self.mono()
-                continue
-            if stop and alert.attempt >= self.cfg.max_retries:
-                self._stop_not_confirmed(alert, todo)
-                alert.attempt += 1
-                self._send(alert, todo, retry=True)
-                continue
-            if alert.attempt < self.cfg.max_retries and not ended:
-                alert.attempt += 1
-                log.warning("alert %s: retry %d/%d for %d devices not confirmed after %.1fs", alert.id,
-                            alert.attempt, self.cfg.max_retries, len(todo), self.cfg.confirm_deadline_s)
-                self._audit("retry", {"attempt": alert.attempt, "devices": len(todo)}, alert.id)
-                self._send(alert, todo, retry=True)
-                continue
-            for t in todo:
-                if t.state == FAILED:
-                    pass  # escalated when it failed; it stays failed with the gateway's reason
-                elif t.state == ACCEPTED:
-                    t.state, t.reason = FAILED, "timeout"
-                    self._escalate(alert, t, FAILED, "accepted but never confirmed")
-                else:
-                    t.state = UNREACHABLE
-                    t.reason = "gateway_offline" if self.registry.state_of(t.gateway) == OFFLINE else "no_ack"
-                    self._escalate(alert, t, UNREACHABLE, t.reason)
-                t.given_up, t.updated_at = True, self.clock()
-                self.store.put_device(alert.id, t.gateway, t.device, t)
-            alert.recount()
-        if alert.phase_seq == seq:
-            alert.tracking = False
-            alert.updated_at = self.clock()
-            s = alert.summary()
-            log.warning("alert %s %s: %d/%d confirmed, %d failed, %d unreachable, p99 %s ms", alert.id,
-                        alert.phase, s.confirmed, s.total, s.failed, s.unreachable, s.p99_confirm_ms)
-            self._save(alert)
-            if self._trackers.get(alert.id) is asyncio.current_task():
-                del self._trackers[alert.id]
-
-    def _stop_not_confirmed(self, alert: Alert, todo: list[Track]) -> None:
-        """Stop targets still not confirmed silent after max_retries: escalate each once, keep re-sending
-        (with a fresh command each time) until an authenticated ack says the device is silent."""
-        for t in todo:
-            if t.state in (PENDING, UNREACHABLE) and t.reason not in ("no_ack", "gateway_offline"):
-                t.state = UNREACHABLE
-                t.reason = "gateway_offline" if self.registry.state_of(t.gateway) == OFFLINE else "no_ack"
-                t.updated_at = self.clock()
-                self._escalate(alert, t, UNREACHABLE, f"stop not confirmed ({t.reason}); re-sending until it is")
-                self.store.put_device(alert.id, t.gateway, t.device, t)
-
-    def _escalate(self, alert: Alert, track: Track, outcome: str, reason: str) -> None:
-        log.error("alert %s: %s/%s %s (%s) [%s %s]", alert.id, track.gateway, track.device, outcome, reason,
-                  alert.mode.value, alert.phase)
-        self.metrics.escalations.labels(outcome, reason_label(track.reason or reason)).inc()
-        if len(alert.escalations) < MAX_ESCALATIONS:
-            alert.escalations.append({"gateway": track.gateway, "device": track.device, "outcome": outcome,
-                                      "reason": reason, "phase": alert.phase, "ts": self.clock()})
-        self._audit("escalation", {"gateway": track.gateway, "device": track.device, "outcome": outcome,
-                                        "reason": reason}, alert.id)
-        self._save(alert)
-
-    # ================================================================ gateways coming and going
-    def _on_gateway(self, gateway: str, state: str) -> None:
-        for alert_id in list(self._trackers):
-            alert = self.alerts[alert_id]
-            tracks = [t for t in alert.by_gateway.get(gateway, ()) if t.outstanding]
-            if not tracks:
-                continue
-            if state == ONLINE:
-                log.info("alert %s: gateway %s is online again, re-sending to %d devices", alert.id, gateway,
-                         len(tracks))
-                self._send(alert, tracks, retry=True)
-            elif state == OFFLINE:
-                for t in tracks:
-                    if t.state == PENDING:
-                        t.state, t.reason, t.updated_at = UNREACHABLE, "gateway_offline", self.clock()
-                        self.store.put_device(alert.id, t.gateway, t.device, t)
-
-    def on_reconnect(self) -> None:
-        """After an MQTT (re)connect: re-send what is still outstanding (it may never have left)."""
-        for alert_id in list(self._trackers):
-            alert = self.alerts[alert_id]
-            tracks = [t for t in alert.tracks.values() if t.outstanding]
-            if tracks:
-                log.warning("alert %s: MQTT (re)connected, re-sending to %d outstanding devices", alert.id,
-                            len(tracks))
-                self._send(alert, tracks, retry=True)
