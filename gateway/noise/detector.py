@@ -15,7 +15,11 @@ after ``hard_limit_s`` is closed there and a new one opens, which bounds memory.
 An event longer than ``max_duration_s`` (dense traffic: a queue of vehicles keeps the level above the
 threshold) is first cut into pass-bys: at the lowest level between every two maxima that stand at least
 ``long_split_db`` above the level between them (scipy's peak prominence), so a loud vehicle in a queue gets
-its own event, whose LAFmax is its own. Only pieces still longer than ``max_duration_s`` keep ``too_long``, and
+its own event, whose LAFmax is its own. A piece still longer than ``max_duration_s`` whose maximum stands out
+(one vehicle far louder than a queue that never dips 4 dB) is cut once more around that maximum: the span
+where the level stays within ``down_db`` of it (or, if that is still too long, within half the height of the
+maximum over the piece's median level, if that rise is >= ``long_split_db``) is the vehicle's pass-by. Only pieces still longer than
+``max_duration_s`` keep ``too_long``, and
 only the last piece of an event closed at ``hard_limit_s`` (or at the end of the input) is ``cut``, and only
 while its level there is within ``down_db`` of its maximum: 10 dB down, a pass-by's maximum is behind it.
 """
@@ -201,10 +205,36 @@ class PassByDetector:
         peaks, _ = find_peaks(np.concatenate([[-np.inf], lv, [-np.inf]]), prominence=self.config.long_split_db)
         peaks = peaks - 1
         cuts = [0] + [int(p0 + np.argmin(lv[p0:p1])) for p0, p1 in zip(peaks[:-1], peaks[1:], strict=True)] + [lv.size]
-        out = []
+        spans: list[tuple[int, int]] = []
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            spans += self._around_peak(lv, a, b) if b - a > self._max else [(a, b)]
+        out = []
+        for a, b in spans:
             if b - a < self._min:
                 continue
             p = a + int(np.argmax(lv[a:b]))
             out.append((start + a, start + b, start + p, float(lv[p])))
         return out or [(start, start + lv.size, start + int(np.argmax(lv)), float(lv.max()))]
+
+    def _around_peak(self, lv: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
+        """A piece still longer than max_duration_s (one vehicle far louder than a queue without dips, or a
+        queue behind it): its maximum's pass-by is the span around it where the level stays within
+        ``down_db`` of the maximum, or within half its rise over the piece's median level (a rise of at least
+        long_split_db);
+        if that is a pass-by's length, it becomes its own piece and the flanks
+        before and after it others (whose maxima then lie at their edges: ``edge_peak``)."""
+        c = self.config
+        p = a + int(np.argmax(lv[a:b]))
+        rise = float(lv[p] - np.median(lv[a:b]))  # how far the maximum stands above the piece's typical level
+        for drop in (c.down_db, rise / 2):
+            if rise < c.long_split_db:  # nothing stands out of the piece: a steady sound, not a pass-by
+                break
+            low = lv[a:b] < lv[p] - drop
+            before = np.flatnonzero(low[: p - a])
+            after = np.flatnonzero(low[p - a:])
+            s0 = a + (int(before[-1]) + 1 if before.size else 0)
+            s1 = p + (int(after[0]) if after.size else b - p)
+            if s1 - s0 <= self._max and (s0, s1) != (a, b):
+                self.counters["peak_pieces"] += 1
+                return [(x, y) for x, y in ((a, s0), (s0, s1), (s1, b)) if y > x]
+        return [(a, b)]
