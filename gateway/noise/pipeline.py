@@ -168,7 +168,8 @@ class NoiseAnalyzer:
 
     def _store(self, frames: np.ndarray) -> None:
         cap = self._frames.size
-        for fr in np.array_split(frames, max(1, math.ceil(frames.size / cap))) if frames.size else []:
+        parts = [frames] if frames.size <= cap else np.array_split(frames, math.ceil(frames.size / cap))
+        for fr in parts if frames.size else []:
             idx = fr["index"] % cap
             self._frames[idx] = fr
         self._frames_end = self.meter.frames_done
