@@ -54,7 +54,7 @@ CLASS_OF = {
 # training family use. ``generate``'s defaults leave the ``simulators.noise_extras`` sources off.
 STREET_MIX = {"exhaust": 1.8, "legal": 2.0, "horn": 0.4, "cd_siren": 0.2, "ev_siren": 0.3, "wind": 0.3,
               "rain": 0.25, "heavy": 0.9, "moto_legal": 0.6, "pair": 0.45, "pulse": 0.5, "horn_passby": 0.6,
-              "far_siren": 0.15, "voices": 0.5, "birds": 0.4, "wide": 1.0, "texture": 1.0}
+              "far_siren": 0.15, "voices": 0.5, "birds": 0.4, "wide": 1.0}
 
 
 @dataclass
@@ -252,7 +252,7 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     if rng.random() < p["cd_siren"]:
         two = bool(rng.random() < 0.5) if cd_two_tone is None else cd_two_tone
         kind = "cd_siren_two_tone" if two else "cd_siren_wail"
-        length = float(rng.uniform(18, min(40.0, duration_s)))
+        length = float(rng.uniform(min(18.0, duration_s), min(40.0, duration_s)))  # the whole scene if shorter
         start = float(rng.uniform(0, max(0.0, duration_s - length)))
         i0 = int(start * fs)
         tt = t[i0: min(n, i0 + int(length * fs))]

@@ -28,7 +28,7 @@ from dozor.commands._common import JsonOpt, console, emit_json, fail
 # denser than a street (more labelled events per second of audio), every source kind of the training family on
 TRAIN_MIX = {"exhaust": 1.2, "legal": 1.0, "far": 0.5, "horn": 0.3, "cd_siren": 0.15, "ev_siren": 0.3, "wind": 0.25,
              "rain": 0.25, "heavy": 0.6, "moto_legal": 0.5, "pair": 0.5, "pulse": 0.6, "horn_passby": 0.5,
-             "far_siren": 0.15, "voices": 0.4, "birds": 0.3, "wide": 1.0, "texture": 1.0}
+             "far_siren": 0.15, "voices": 0.4, "birds": 0.3, "wide": 1.0}
 SCENE_S = 20.0
 HIDDEN, EPOCHS, L2 = 32, 3000, 3e-3  # the MLP's size and fitting (full-batch Adam)
 CV_FOLDS = 4
@@ -105,7 +105,6 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     from gateway.noise.model import CLASSES, FEATURES, fit
     from simulators.noise_extras import EXTRA_RANGES
     from simulators.noise_sources import RANGES
-    from simulators.noise_texture import TEXTURE_RANGES
     from simulators.noise_wide import WIDE_RANGES
 
     if corpus is not None and corpus.exists():
@@ -124,7 +123,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     x = np.array([[float(f[k]) for k in FEATURES] for f, _ in rows])
     y = np.array([CLASSES.index(lab) for _, lab in rows])
     counts = Counter(lab for _, lab in rows)
-    ranges_sha = hashlib.sha256(json.dumps([RANGES, EXTRA_RANGES, WIDE_RANGES, TEXTURE_RANGES], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    ranges_sha = hashlib.sha256(json.dumps([RANGES, EXTRA_RANGES, WIDE_RANGES], sort_keys=True, default=str).encode()).hexdigest()[:12]
     meta = {"trained_by": f"dozor noise train --scenes {scenes} --seed {seed}", "events": dict(counts),
             "ranges_sha256_12": ranges_sha, "family": "simulators.noise_scene", "scene_s": SCENE_S,
             "mix": TRAIN_MIX}

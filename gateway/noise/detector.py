@@ -108,6 +108,7 @@ class RawEvent:
     lafmax: float  # measured at the microphone, dB
     too_long: bool
     cut: bool  # closed at hard_limit_s while still above threshold
+    parent: tuple[int, int] | None = None  # the long piece this one was cut from around its maximum (frames)
 
     @property
     def duration_s(self) -> float:
@@ -185,11 +186,11 @@ class PassByDetector:
         if n < self._min:
             self.counters["short"] += 1
             return
-        pieces = [(start, end, int(peak), float(lafmax))]
+        pieces: list[tuple] = [(start, end, int(peak), float(lafmax))]
         if n > self._max and len(levels) == n:
             pieces = self._pieces(start, np.asarray(levels))
             self.counters["long_pieces"] += len(pieces) - 1
-        for k, (a, b, p, lv) in enumerate(pieces):
+        for k, (a, b, p, lv, *parent) in enumerate(pieces):
             too_long = b - a > self._max
             self.counters["events"] += 1
             if too_long:
@@ -198,22 +199,24 @@ class PassByDetector:
             done = len(levels) == n and levels[-1] <= lv - self.config.down_db  # its maximum is behind it
             if cut and last and done:
                 self.counters["cut_after_max"] += 1
-            out.append(RawEvent(a, b, p, lv, too_long, cut and last and not done))
+            out.append(RawEvent(a, b, p, lv, too_long, cut and last and not done, parent[0] if parent else None))
 
     def _pieces(self, start: int, lv: np.ndarray) -> list[tuple[int, int, int, float]]:
         """A long event cut at the lowest frame between maxima of >= long_split_db prominence."""
         peaks, _ = find_peaks(np.concatenate([[-np.inf], lv, [-np.inf]]), prominence=self.config.long_split_db)
         peaks = peaks - 1
         cuts = [0] + [int(p0 + np.argmin(lv[p0:p1])) for p0, p1 in zip(peaks[:-1], peaks[1:], strict=True)] + [lv.size]
-        spans: list[tuple[int, int]] = []
+        spans: list[tuple[int, int, tuple[int, int] | None]] = []
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            spans += self._around_peak(lv, a, b) if b - a > self._max else [(a, b)]
+            around = self._around_peak(lv, a, b) if b - a > self._max else [(a, b)]
+            parent = (start + a, start + b) if len(around) > 1 else None
+            spans += [(x, y, parent) for x, y in around]
         out = []
-        for a, b in spans:
+        for a, b, parent in spans:
             if b - a < self._min:
                 continue
             p = a + int(np.argmax(lv[a:b]))
-            out.append((start + a, start + b, start + p, float(lv[p])))
+            out.append((start + a, start + b, start + p, float(lv[p]), parent))
         return out or [(start, start + lv.size, start + int(np.argmax(lv)), float(lv.max()))]
 
     def _around_peak(self, lv: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
@@ -222,7 +225,8 @@ class PassByDetector:
         ``down_db`` of the maximum, or within half its rise over the piece's median level (a rise of at least
         long_split_db);
         if that is a pass-by's length, it becomes its own piece and the flanks
-        before and after it others (whose maxima then lie at their edges: ``edge_peak``)."""
+        before and after it others (whose maxima then lie at their edges: ``edge_peak``). Each keeps the span
+        of the piece it was cut from (``RawEvent.parent``): a siren heard anywhere in it still blocks the case."""
         c = self.config
         p = a + int(np.argmax(lv[a:b]))
         rise = float(lv[p] - np.median(lv[a:b]))  # how far the maximum stands above the piece's typical level

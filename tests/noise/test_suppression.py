@@ -83,12 +83,15 @@ def test_sirens_with_exhaust_never_make_enforcement_cases(seed, local):
         assert not e.enforcement
         core = e.start < siren["t_end"] - 1 and siren["t_start"] + 1 < e.end
         if core:  # blocked for a siren reason, or (a siren masked > 6 s by traffic) never enforceable anyway
-            assert e.suppressed or {"siren_nearby", "tonal_content", "cut", "too_long"} & set(e.flags)
+            # (edge_peak: the flank of a long piece cut around a standing-out maximum, sixth pass)
+            assert e.suppressed or {"siren_nearby", "tonal_content", "cut", "too_long", "edge_peak"} & set(e.flags)
     # events the siren itself makes (its own level at the event's peak within 10 dB of the event's LAFmax)
     # are suppressed; a much louder exhaust passing during the siren is flagged and never enforced (above)
     caused = [e for e in during if siren["t_start"] + 2 < e.peak < siren["t_end"] - 2
               and siren_level_during(siren, e.peak - 0.5, e.peak + 0.5) >= e.levels.lafmax - 10]
-    assert all(e.suppression for e in caused)
+    # (a flank of a long piece cut around a standing-out maximum has its maximum at its edge, made by the
+    # neighbouring pass-by: edge_peak, never a case, whatever it is suppressed for)
+    assert all(e.suppression or ("edge_peak" in e.flags and not e.enforcement) for e in caused)
 
 
 def _run_frames(audio: np.ndarray, config: SuppressionConfig | None = None) -> tuple[int, int]:

@@ -87,10 +87,10 @@ def test_textures_colourings_and_platoons_are_drawn_and_off_without_the_mix_key(
     """Issue 13, sixth pass: ``texture`` adds band textures to the background, platoons of vehicles passing close
     together, and leaves the scene bit for bit unchanged when it is off."""
     base = {k: v for k, v in STREET_MIX.items() if k != "texture"}
-    assert STREET_MIX["texture"] == 1.0
+    assert "texture" not in STREET_MIX  # opt-in: the committed model was not trained on it
     platoons = textured = 0
     for seed in range(3):
-        on = generate(seed, duration_s=20.0, full_scale_db=130.0, mix=STREET_MIX)
+        on = generate(seed, duration_s=20.0, full_scale_db=130.0, mix={**STREET_MIX, "texture": 1.0})
         bg = on.sources[0]
         assert bg["kind"] == "background" and 2 <= len(bg["texture_hz"]) <= 6
         textured += 1
