@@ -1,7 +1,8 @@
 """Sixth-pass variety for the TRAINING scene family (issue 13): textures, vehicle colourings, platoons.
 
-``noise_scene.generate(mix={"texture": 1.0, ...})`` switches these on (``STREET_MIX`` and ``dozor noise train``'s
-``TRAIN_MIX`` do); they draw from their own random generator, so scenes without ``texture`` are unchanged. They
+``noise_scene.generate(mix={"texture": 1.0, ...})`` switches these on (opt-in: ``STREET_MIX`` and ``dozor noise
+train``'s ``TRAIN_MIX`` leave them off, as the committed model was not trained on them); they draw from their own
+random generator, so scenes without ``texture`` are unchanged. They
 follow the issue's list of what real streets span, from physics, not from any other scene family:
 
 - a background **texture** built from a few randomly placed bands of noise (centres 30 Hz-6 kHz, 0.3-2

@@ -16,7 +16,8 @@ An event longer than ``max_duration_s`` (dense traffic: a queue of vehicles keep
 threshold) is first cut into pass-bys: at the lowest level between every two maxima that stand at least
 ``long_split_db`` above the level between them (scipy's peak prominence), so a loud vehicle in a queue gets
 its own event, whose LAFmax is its own. A piece still longer than ``max_duration_s`` whose maximum stands out
-(one vehicle far louder than a queue that never dips 4 dB) is cut once more around that maximum: the span
+(one vehicle far louder than a queue that never dips 4 dB) and reaches ``enforcement_db + uncertainty_db`` is
+cut once more around that maximum: the span
 where the level stays within ``down_db`` of it (or, if that is still too long, within half the height of the
 maximum over the piece's median level, if that rise is >= ``long_split_db``) is the vehicle's pass-by. Only pieces still longer than
 ``max_duration_s`` keep ``too_long``, and
@@ -122,6 +123,7 @@ class PassByDetector:
         self._corr = c.distance_correction_db
         self._on = c.candidate_db - self._corr  # thresholds expressed at the microphone
         self._off = self._on - c.hysteresis_db
+        self._case = c.enforcement_db + c.uncertainty_db - self._corr  # a level that could be a case, at the mic
         self._min = max(1, round(c.min_duration_s * FRAME_HZ))
         self._max = round(c.max_duration_s * FRAME_HZ)
         self._hard = round(c.hard_limit_s * FRAME_HZ)
@@ -221,7 +223,8 @@ class PassByDetector:
 
     def _around_peak(self, lv: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
         """A piece still longer than max_duration_s (one vehicle far louder than a queue without dips, or a
-        queue behind it): its maximum's pass-by is the span around it where the level stays within
+        queue behind it) whose maximum reaches enforcement_db + uncertainty_db (at 7.5 m; quieter ones could
+        never be a case, so they stay one too_long event and cost no more): its maximum's pass-by is the span around it where the level stays within
         ``down_db`` of the maximum, or within half its rise over the piece's median level (a rise of at least
         long_split_db);
         if that is a pass-by's length, it becomes its own piece and the flanks
@@ -229,6 +232,8 @@ class PassByDetector:
         of the piece it was cut from (``RawEvent.parent``): a siren heard anywhere in it still blocks the case."""
         c = self.config
         p = a + int(np.argmax(lv[a:b]))
+        if lv[p] < self._case:  # only a maximum that could make a case is worth its own event (and its cost)
+            return [(a, b)]
         rise = float(lv[p] - np.median(lv[a:b]))  # how far the maximum stands above the piece's typical level
         for drop in (c.down_db, rise / 2):
             if rise < c.long_split_db:  # nothing stands out of the piece: a steady sound, not a pass-by

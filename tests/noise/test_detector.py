@@ -136,6 +136,16 @@ def test_a_loud_vehicle_over_a_queue_without_dips_gets_its_own_event():
         assert all(e.too_long for e in ev if e is not loud and e.duration_s > 20)
 
 
+def test_a_maximum_that_could_never_be_a_case_leaves_the_queue_one_event():
+    """Cutting costs an event's analysis: a maximum under enforcement_db + uncertainty_db (97 dB at 7.5 m) could
+    never make a case, so the queue stays one too_long event."""
+    lv = [70] * 5 + [88.0 + 0.5 * math.sin(k / 3) for k in range(300)] + [70] * 5
+    for k, v in enumerate(_passby(96.0, 60)):
+        lv[150 + k] = max(lv[150 + k], v)
+    ev, d = run(lv)
+    assert len(ev) == 1 and ev[0].too_long and d.counters["peak_pieces"] == 0
+
+
 def test_a_long_steady_sound_is_not_cut_around_its_maximum():
     """A siren-like steady level over 30 s with a 3 dB swell: no pass-by stands out, it stays too_long."""
     lv = [70] + [92 + 3 * math.exp(-((k - 150) / 40) ** 2) for k in range(300)] + [70]
