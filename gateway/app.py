@@ -93,6 +93,7 @@ class Gateway:
             self.telemetry = Telemetry(self.id, self.outbox, state_dir=cfg.gateway.state_dir, topics=cfg.gateway.topics,
                                        counters=self.counters, log=self.log,
                                        settings=TelemetrySettings(flush_s=tcfg.flush_s, rate=tcfg.drain_rate,
+                                                                  coalesce_s=tcfg.coalesce_ms / 1000,
                                                                   burst=tcfg.drain_burst,
                                                                   wire_version=tcfg.wire_version))
             for bcfg in cfg.bus:  # every serial port is owned by one bus object; drivers register with it

@@ -164,6 +164,9 @@ class TelemetrySection(_M):
 
     outbox_max_mb: float = Field(default=64.0, gt=0, le=100_000)
     flush_s: float = Field(default=1.0, gt=0, le=3600)
+    # group commit's coalescing window (ms): a tenth of the fastest 4 Hz poll at most, so readings merge into fewer
+    # commits while each is still on disk long before its driver polls again (a waiting driver ends it at once)
+    coalesce_ms: float = Field(default=15.0, ge=0, le=25)
     drain_rate: float = Field(default=2000.0, gt=0, le=1_000_000)  # backlog items per second after a reconnect
     drain_burst: float = Field(default=4000.0, gt=0, le=1_000_000)
     health_interval_s: float = Field(default=60.0, gt=0, le=86_400)

@@ -38,10 +38,10 @@ its key and de-duplicated). So a reading costs two thread hops and one fsync, no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -50,21 +50,22 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from contract import topics
-from contract.codecs import telemetry as wire
-from contract.codecs.telemetry import NotCompactable
 from contract.codecs.validate import Validator, check_ranges
-from contract.models import Event, Reading, TelemetryBatch
+from contract.models import Event, Reading
 from gateway.counters import Counters
-from gateway.outbox import Lane, Outbox, OutboxError, TokenBucket
+from gateway.outbox import Lane, Outbox, OutboxError
+from gateway.telemetry_drain import STATE_KEY, Drain
 from gateway.telemetry_types import Flush, TelemetryError, TelemetrySettings
 from runtime.backoff import Backoff
 
+__all__ = ["STATE_KEY", "Telemetry", "TelemetryError", "TelemetrySettings"]
+
 Publish = Callable[[str, bytes, int], Awaitable[None]]
+Queued = tuple[str, str, bytes, Lane, Reading | None]  # stream, topic, payload, lane, the reading (if one)
 STATE_FILE = "telemetry.json"  # before the state moved into the outbox: read once, if present
-STATE_KEY = "telemetry"  # the outbox meta key of the drain's state (session, pending flush)
 
 
-class Telemetry:
+class Telemetry(Drain):
     def __init__(self, gateway_id: str, outbox: Outbox, *, publish: Publish | None = None,
                  state_dir: str | os.PathLike[str] | None = None, validator: Validator | None = None,
                  counters: Counters | None = None, log: logging.Logger | logging.LoggerAdapter | None = None,
@@ -83,7 +84,11 @@ class Telemetry:
         self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
         self.bucket = self._new_bucket()
         self.session, self.seq, self.pending = self._load_state()
-        self._queue: list[tuple[str, str, bytes, Lane]] = []
+        self._queue: list[Queued] = []
+        self._settling = 0  # drivers waiting in stored() before their next poll
+        self._submitted = self._stored_n = 0  # items queued / stored so far (in queue order)
+        self._committed = asyncio.Event()  # set (and replaced) at every commit
+        self._poll_due = threading.Event()  # set when one starts waiting (ends the coalescing window)
         self._queued = asyncio.Event()
         self._stored = asyncio.Event()
         self._stored.set()
@@ -95,9 +100,6 @@ class Telemetry:
         self._validator_synced: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
         self.live_from = outbox.last_id()  # ids above this are live; at or below, backlog (historical)
-
-    def _new_bucket(self) -> TokenBucket:
-        return TokenBucket(self.settings.rate, self.settings.burst)
 
     # ------------------------------------------------------------ state (session, pending flush)
     def _load_state(self) -> tuple[int, int, Flush | None]:
@@ -122,16 +124,6 @@ class Telemetry:
         self._save(session, pending)
         return session, 0, pending
 
-    def _save(self, session: int, pending: Flush | None) -> None:
-        """Persist the drain's state in the outbox (inside ``outbox.group()``: in that transaction)."""
-        if self.state_path is None:
-            return
-        self.outbox.set_meta(STATE_KEY, self._state_body(session, pending))
-
-    @staticmethod
-    def _state_body(session: int, pending: Flush | None) -> bytes:
-        return json.dumps({"session": session, "pending": pending.to_json() if pending else None}).encode()
-
     # ------------------------------------------------------------ intake
     def submit_reading(self, reading: Reading) -> bool:
         """Validate and queue one reading for the outbox. False (counted) if nothing valid was left."""
@@ -140,7 +132,7 @@ class Telemetry:
             self._sync_validator()
             if removed:
                 reading = reading.model_copy(update={"metrics": metrics})
-            return self._enqueue("health", self.t_telemetry, reading.to_bytes(), Lane.NORMAL)
+            return self._enqueue("health", self.t_telemetry, reading.to_bytes(), Lane.NORMAL, reading)
         checked = self.validator.check(reading)
         self._sync_validator()
         if checked is None:
@@ -148,7 +140,7 @@ class Telemetry:
             self.log.warning("reading from %s rejected: no valid metric in %s", reading.device,
                              sorted(reading.metrics))
             return False
-        return self._enqueue("telemetry", self.t_telemetry, checked.to_bytes(), Lane.NORMAL)
+        return self._enqueue("telemetry", self.t_telemetry, checked.to_bytes(), Lane.NORMAL, checked)
 
     def submit_event(self, device: str | None, kind: str, ts: float, data: dict[str, object], *,
                      priority: bool = False) -> str | None:
@@ -164,7 +156,7 @@ class Telemetry:
         ok = self._enqueue("event", self.t_event, payload, Lane.PRIORITY if priority else Lane.NORMAL)
         return event_id if ok else None
 
-    def _enqueue(self, stream: str, topic: str, payload: bytes, lane: Lane) -> bool:
+    def _enqueue(self, stream: str, topic: str, payload: bytes, lane: Lane, reading: Reading | None = None) -> bool:
         if len(payload) + len(topic) > min(self.outbox.max_bytes, self.settings.max_batch_bytes):
             self.counters.inc(f"telemetry_too_large.{stream}")
             self.log.error("%s item of %d bytes is larger than a batch may be; dropped", stream, len(payload))
@@ -174,7 +166,8 @@ class Telemetry:
             self.log.error("telemetry queue full (%d): %s item dropped; is the disk stuck?", len(self._queue),
                            stream)
             return False
-        self._queue.append((stream, topic, payload, lane))
+        self._queue.append((stream, topic, payload, lane, reading))
+        self._submitted += 1
         self._stored.clear()
         self._queued.set()
         return True
@@ -190,19 +183,66 @@ class Telemetry:
         """The drain waits for data: the writer may form its next flush (saves a thread hop and a commit)."""
         return self.pending is None and self._running.is_set() and self.publish is not None and bool(self._tasks)
 
-    def _store(self, items: list[tuple[str, str, bytes, Lane]], form: bool) -> Flush | None:
-        """(worker thread) Store ``items`` and, if ``form``, take the next flush: one transaction, one fsync."""
+    def _store(self, items: list[Queued], form: bool) -> Flush | None:
+        """(worker thread) Store ``items`` and, if ``form``, take the next flush: one transaction, one fsync.
+
+        Direct flush: when nothing else waits in the outbox and ``items`` are readings that fit one batch, they
+        are not inserted as rows at all: the flush formed from them, persisted in the outbox's ``meta`` (as every
+        pending flush is, for re-sending with its key after a restart), IS their durable copy. One small row
+        written and overwritten instead of rows and two indexes inserted, read back, re-parsed and deleted."""
+        readings = self._direct(items) if form else None
+        if readings is not None:
+            return self._flush_of([], readings, [], historical=False)
         with self.outbox.group():
-            self.outbox.put_many(items)
+            self.outbox.put_many([q[:4] for q in items])
             return self._next_flush() if form else None
 
-    async def stored(self) -> None:
-        """Wait until everything submitted so far is in the outbox."""
-        await self._stored.wait()
+    def _direct(self, items: list[Queued]) -> list[Reading] | None:
+        s = self.settings
+        if (self.state_path is None or len(items) > s.max_batch_items
+                or self.outbox.depth > self.outbox.inflight  # something already waits: keep the order
+                or sum(len(q[2]) + len(q[1]) for q in items) > s.max_batch_bytes):
+            return None
+        readings = [q[4] for q in items]
+        return None if any(r is None for r in readings) else readings  # type: ignore[return-value]
+
+    @property
+    def submitted(self) -> int:
+        """How many items were queued so far: a driver's mark for ``stored(mark)``."""
+        return self._submitted
+
+    async def stored(self, mark: int | None = None) -> None:
+        """Wait until everything submitted so far (or the first ``mark`` items: a driver's own readings) is in
+        the outbox. A driver waits here before it polls again: that ends the writer's coalescing window at once
+        (no poll is ever delayed by the window)."""
+        mark = self._submitted if mark is None else mark
+        if self._stored_n >= mark:
+            return
+        self._settling += 1
+        self._poll_due.set()
+        try:
+            while self._stored_n < mark:
+                await self._committed.wait()
+        finally:
+            self._settling -= 1
 
     @property
     def all_stored(self) -> bool:
         return self._stored.is_set()
+
+    def _store_next(self, form: bool) -> tuple[list[Queued], Flush | None]:
+        """(worker thread) Group commit with a short coalescing window, then ``_store``: when the drain is idle,
+        wait up to ``coalesce_s`` after the first queued item for more, unless a driver waits for the disk
+        (``stored()``: it is about to poll), then commit what is queued. The window is waited here, in the worker
+        thread the commit runs in anyway, so it costs the event loop no timer and no extra wake-up. It is bounded
+        (``[telemetry] coalesce_ms`` ≤ 25 ms, a tenth of the fastest poll; never more than ``flush_s``), starts
+        only when data is queued, and never runs on a tick."""
+        window = min(self.settings.coalesce_s, self.settings.flush_s)
+        self._poll_due.clear()
+        if form and window > 0 and not self._settling:
+            self._poll_due.wait(window)
+        items = self._queue[:1000]  # the loop only appends meanwhile; the writer deletes what was stored
+        return items, self._store(items, form)
 
     async def _writer(self) -> None:
         backoff = Backoff(self.settings.retry_min_s, cap=self.settings.retry_max_s)
@@ -210,15 +250,15 @@ class Telemetry:
             await self._queued.wait()
             self._queued.clear()
             while self._queue:
-                items = self._queue[:1000]
                 try:
                     if self._drain_idle() and not self._forming.locked():
                         async with self._forming:
-                            flush = await asyncio.to_thread(self._store, items, self._drain_idle())
+                            items, flush = await asyncio.to_thread(self._store_next, self._drain_idle())
                             if flush is not None:
                                 self.pending = flush
                     else:
-                        await asyncio.to_thread(self.outbox.put_many, items)
+                        items = self._queue[:1000]
+                        await asyncio.to_thread(self.outbox.put_many, [q[:4] for q in items])
                 except OutboxError as exc:
                     self.counters.inc("telemetry_store_errors")
                     delay = backoff.next_delay()
@@ -227,178 +267,10 @@ class Telemetry:
                     continue
                 backoff.reset()
                 del self._queue[:len(items)]
+                self._stored_n += len(items)  # items are stored in the order they were queued
+                committed, self._committed = self._committed, asyncio.Event()
+                committed.set()
                 for stream, *_ in items:
                     self.counters.inc("telemetry_accepted" if stream != "event" else "telemetry_events_accepted")
                 self._kick.set()
             self._stored.set()
-
-    # ------------------------------------------------------------ control (for the uplink)
-    def pause(self) -> None:
-        """Stop draining after the current publish (e.g. while the uplink is down or busy)."""
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def on_connected(self) -> None:
-        """The uplink (re)connected: resume, retry at once, and pace the backlog from a fresh bucket; what is
-        stored from now on is live and overtakes the backlog."""
-        self.bucket = self._new_bucket()
-        try:
-            self.live_from = self.outbox.last_id()
-        except OutboxError as exc:
-            self.counters.inc("telemetry_drain_errors")
-            self.log.error("cannot read the outbox: %s", exc)
-        self._running.set()
-        self._reconnected.set()
-        self._kick.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    # ------------------------------------------------------------ drain
-    async def run(self) -> None:
-        """Writer and drain, until cancelled."""
-        if self.publish is None:
-            raise TelemetryError("no publish function: Telemetry(..., publish=uplink.publish_bulk)")
-        self._tasks = [asyncio.create_task(self._writer(), name=f"telemetry {self.gateway_id} writer"),
-                       asyncio.create_task(self._drain(), name=f"telemetry {self.gateway_id} drain")]
-        try:
-            await asyncio.gather(*self._tasks)
-        finally:
-            for t in self._tasks:
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _nap(self, seconds: float, *, on_data: bool) -> None:
-        """Sleep, but wake early on a reconnect, and (when idle) as soon as new items are stored. One event and a
-        timeout scope, no helper tasks: the drain naps once per reading."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await (self._kick if on_data else self._reconnected).wait()  # a reconnect sets both
-        self._reconnected.clear()  # consumed: what happened meanwhile is picked up by the next round
-        if on_data:
-            self._kick.clear()
-
-    async def _drain(self) -> None:
-        backoff = Backoff(self.settings.retry_min_s, cap=self.settings.retry_max_s)
-        while True:
-            await self._running.wait()
-            if self.pending is None and self.outbox.depth <= self.outbox.inflight:  # nothing waits: no thread hop
-                await self._nap(self.settings.flush_s, on_data=True)
-                continue
-            if self.pending is None:
-                try:
-                    async with self._forming:
-                        if self.pending is None:
-                            self.pending = await asyncio.to_thread(self._next_flush)
-                except OutboxError as exc:
-                    self.counters.inc("telemetry_drain_errors")
-                    self.log.error("cannot read the outbox: %s", exc)
-                    await asyncio.sleep(backoff.next_delay())
-                    continue
-                if self.pending is None:
-                    waiting = self.outbox.depth - self.outbox.inflight
-                    if waiting > 0:  # out of tokens: wait for the bucket, not for more data
-                        await self._nap(max(0.01, self.bucket.wait_s(1)), on_data=True)  # live overtakes
-                    else:
-                        await self._nap(self.settings.flush_s, on_data=True)
-                    continue
-            await self._running.wait()  # paused while the flush was being formed: hold it
-            if await self._send(self.pending):
-                self.pending = None  # what was stored meanwhile goes next, at once (group commit, no tick)
-                backoff.reset()
-            else:
-                await self._nap(backoff.next_delay(), on_data=False)
-
-    def _next_flush(self) -> Flush | None:
-        """(worker thread) Take the next items from the outbox and freeze them into a flush with a new seq."""
-        s = self.settings
-        items = self.outbox.batch(s.max_batch_bytes, s.max_batch_items, lanes=[Lane.PRIORITY], skip_stream="ack")
-        room = s.max_batch_items - len(items)
-        room_bytes = s.max_batch_bytes - sum(i.size for i in items)
-        historical = False
-        if room > 0 and room_bytes > 0:
-            live = self.outbox.batch(room_bytes, room, lanes=[Lane.NORMAL], skip_stream="ack", min_id=self.live_from)
-            if live:
-                items += live
-            elif (tokens := min(room, self.bucket.available())) > 0:
-                old = self.outbox.batch(room_bytes, tokens, lanes=[Lane.NORMAL], skip_stream="ack",
-                                        max_id=self.live_from)
-                self.bucket.take(len(old))
-                items += old
-                historical = bool(old)
-        if not items:
-            return None
-        readings: list[Reading] = []
-        messages: list[tuple[str, bytes]] = []
-        for item in items:
-            if item.stream in ("telemetry", "health"):
-                try:
-                    readings.append(Reading.model_validate_json(item.payload))
-                except ValidationError:
-                    self.counters.inc("telemetry_corrupt_items")
-                    self.log.error("outbox item %d is not a Reading; dropped", item.id)
-            else:
-                messages.append((item.topic, item.payload))
-        batch = None
-        if readings:
-            batch = self._encode(readings, historical)
-            self.counters.inc("telemetry_historical_batches" if historical else "telemetry_live_batches")
-        flush = Flush(self.session, self.seq, [i.id for i in items], batch, len(readings), messages)
-        if batch is not None:
-            self.seq += 1
-            self._save(self.session, flush)
-        return flush
-
-    def _encode(self, readings: list[Reading], historical: bool) -> bytes:
-        """The batch in the configured wire version; version 1 for a batch version 2 cannot carry (counted)."""
-        if self.settings.wire_version >= 2:
-            try:
-                return wire.encode(self.gateway_id, self.session, self.seq, readings, historical=historical)
-            except NotCompactable as exc:
-                self.counters.inc("telemetry_v1_fallbacks")
-                self.log.warning("batch sent as wire version 1: %s", exc)
-        return TelemetryBatch(gateway=self.gateway_id, session=self.session, seq=self.seq,
-                              readings=tuple(readings), historical=historical).to_bytes()
-
-    async def _send(self, flush: Flush) -> bool:
-        assert self.publish is not None
-        flush.attempts += 1
-        if flush.attempts > 1:
-            self.counters.inc("telemetry_flush_retries")
-        try:
-            while flush.sent_messages < len(flush.messages):
-                topic, payload = flush.messages[flush.sent_messages]
-                async with asyncio.timeout(self.settings.publish_timeout_s):  # no helper task per publish
-                    await self.publish(topic, payload, 1)
-                flush.sent_messages += 1
-                self.counters.inc("telemetry_events_published")
-            if flush.batch is not None:
-                async with asyncio.timeout(self.settings.publish_timeout_s):
-                    await self.publish(self.t_telemetry, flush.batch, 1)
-                self.counters.inc("telemetry_batches_published")
-                self.counters.inc("telemetry_readings_published", flush.readings)
-                if flush.attempts > 1:
-                    self.counters.inc("telemetry_batches_republished")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any uplink failure: keep the flush, retry it
-            self.counters.inc("telemetry_publish_failed")
-            if flush.attempts == 1 or flush.attempts % 20 == 0:
-                self.log.warning("telemetry publish failed (session %d seq %d, attempt %d): %s", flush.session,
-                                 flush.seq, flush.attempts, exc or type(exc).__name__)
-            return False
-        try:
-            self._acked(flush)  # no fsync of its own (durable=False): a few page writes, on the loop (no thread hop)
-        except (OutboxError, OSError) as exc:
-            self.counters.inc("telemetry_ack_errors")
-            self.log.error("published but cannot ack the outbox: %s (the same flush is re-sent)", exc)
-            return False
-        return True
-
-    def _acked(self, flush: Flush) -> None:
-        clear = flush.batch is not None and self.state_path is not None
-        self.outbox.ack(flush.ids, durable=False, meta=(STATE_KEY, self._state_body(self.session, None)) if clear
-                        else None)

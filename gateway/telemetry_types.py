@@ -16,6 +16,9 @@ class TelemetryError(GatewayError):
 @dataclass(frozen=True, slots=True)
 class TelemetrySettings:
     flush_s: float = 1.0  # how long readings gather before a batch leaves (when there is no backlog)
+    # group commit's coalescing window: after the first reading of a commit, wait this long for more (ended early
+    # when a driver waits to poll; never longer than flush_s). 0: commit as soon as the previous commit is done.
+    coalesce_s: float = 0.015
     max_batch_items: int = 500
     max_batch_bytes: int = 128 * 1024  # well under contract MAX_PAYLOAD_BYTES
     rate: float = 100.0  # normal-lane items per second while draining a backlog

@@ -234,7 +234,7 @@ class HubMqtt:
                             keepalive_s=cfg.keepalive_s, clean_session=not cfg.persistent_session, will=will,
                             tls=cfg.tls_files(), connect_timeout_s=cfg.connect_timeout_s,
                             publish_timeout_s=cfg.publish_timeout_s, stuck_puback_s=cfg.stuck_puback_s,
-                            max_inflight=1000, manual_ack=self.defer_ack is not None)
+                            max_inflight=0, manual_ack=self.defer_ack is not None)
         session = MqttSession(params, on_message=self._on_message, log=client_log)
         self.session_for_acks = session if self.defer_ack is not None else None
         async with session:

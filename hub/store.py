@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,10 @@ class Store:
     def put_device(self, alert_id: str, gateway: str, device: str, row: Any) -> None:
         """Queue a device row; ``row`` has ``.doc()``, read at flush time, so many updates cost one write."""
         self._devices[(alert_id, gateway, device)] = row
+
+    def put_devices(self, alert_id: str, rows: Iterable[Any]) -> None:
+        """``put_device`` for many rows at once, each with ``.gateway`` and ``.device`` (a phase's tracks)."""
+        self._devices.update(((alert_id, r.gateway, r.device), r) for r in rows)
 
     def put_command(self, jti: str, alert_id: str, gateway: str, phase_seq: int, act: str,
                     targets: list[str] | str, sent: float, token_sha256: str) -> None:

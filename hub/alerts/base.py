@@ -110,7 +110,10 @@ class EngineBase:
         await asyncio.sleep(self.cfg.confirm_deadline_s)
         await self._track(alert, seq)
 
-    async def _track(self, alert: Alert, seq: int) -> None:
+    async def _track(self, alert: Alert, seq: int) -> None:  # retry.py
+        raise NotImplementedError
+
+    def _send(self, alert: Alert, tracks: list, *, retry: bool) -> int:  # dispatch.py
         raise NotImplementedError
 
     def _save(self, alert: Alert) -> None:

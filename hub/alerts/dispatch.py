@@ -1,10 +1,11 @@
-"""Dispatch: a phase's commands, signed one per gateway and put on the wire in chunks; retries at the
-confirm deadline; escalation of what fails; re-sends when a gateway or the broker comes back.
+"""Dispatch: a phase's commands, signed one per gateway and put on the wire in steps (retries, escalation and
+re-sends are retry.py's, through ``_send`` here).
 
 Hot-path rules: commands for all gateways are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
-command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 50, 100, ... gateways (one
-commit each; the loop handles acks between them), and per-device rows wait until the last step is out
+command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 100, 400, 800 gateways
+(one commit each; the loop handles acks between them), the signer process (hub/signproc.py) signing the next
+``SIGN_AHEAD`` steps while the loop lands one, and per-device rows wait until the last step is out
 (``EngineBase.flush_queued``): measured with ``python -m bench.dispatch`` (docs/benchmarks.md).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from contract import topics
@@ -27,10 +29,7 @@ from contract.command import (
 from contract.models import Action, Signal
 from hub.alerts.base import EngineBase
 from hub.alerts.model import (
-    ACCEPTED,
     DONE,
-    FAILED,
-    PENDING,
     PHASE_ACTIVATE,
     PHASE_ALL_CLEAR,
     PHASE_STOP,
@@ -38,17 +37,18 @@ from hub.alerts.model import (
     Alert,
     CmdRef,
     Track,
-    reason_label,
 )
 from hub.alerts.signer import GC_PAUSE, Batch, Outgoing, new_jtis
-from hub.registry import OFFLINE, ONLINE
+from hub.registry import OFFLINE
+from hub.signproc import Signed, SignerError
 
 log = logging.getLogger("hub.alerts")
+Step = tuple[Batch, "asyncio.Future[Signed] | None"]  # a prepared step and its signatures to come
 
-MAX_ESCALATIONS = 1000
-STOP_RESEND_MAX_S = 30.0  # a stop is re-sent until confirmed; after max_retries the interval doubles up to this
 SEND_CHUNK = 25  # gateways signed and put on the wire in the first step; the loop handles acks between steps
-SEND_CHUNK_MAX = 200  # each next step doubles, up to this many gateways (signing the next overlaps sending one)
+SEND_CHUNK_GROWTH = 4  # each next step is this many times bigger ...
+SEND_CHUNK_MAX = 800  # ... up to this many gateways (2,000 gateways: 25, 100, 400, 800, 675: five commits)
+SIGN_AHEAD = 2  # steps handed to the signer process before the loop lands the one before them
 
 
 class DispatchMixin(EngineBase):
@@ -71,32 +71,41 @@ class DispatchMixin(EngineBase):
         # A stop after a stop (the operator pressed it again) keeps what is already confirmed silent.
         silent = {key for key, t in alert.tracks.items() if t.state == DONE} if phase == PHASE_STOP and \
             prev_phase == PHASE_STOP else set()
+        now, offline = self.clock(), {}  # gateway -> offline, asked once per gateway, not per siren
         for key, track in alert.tracks.items():
             if key in silent:
                 continue
-            track.reset()
-            if track.superseded_by is None and self.registry.state_of(track.gateway) == OFFLINE:
-                track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
+            track.reset(now)
+            if track.superseded_by is None:
+                off = offline.get(track.gateway)
+                if off is None:
+                    off = offline[track.gateway] = self.registry.state_of(track.gateway) == OFFLINE
+                if off:
+                    track.state, track.reason = UNREACHABLE, "gateway_offline"  # tentative: still sent and retried
         alert.settled = asyncio.Event()
         alert.index()
         self._open[alert.id] = alert  # tick watches it until its zone states settle
         alert.last_sent_at, alert.last_sent_mono = self.clock(), self.mono()
         self._save(alert)
-        self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
-        # The first chunk of commands is signed, stored and written to the socket right here; then the zone
-        # states and the hooks start as tasks, and the other chunks follow in a task that yields between
-        # chunks, so hooks run alongside the sends (never before or after them in series) and early acks
-        # are handled while later gateways are still being signed for.
+        # The first step's commands are prepared here and the next SIGN_AHEAD steps go to the signer process
+        # at once, so it signs while the loop makes the alert durable, then signs, stores and writes the
+        # first step to the socket itself, right here; then the zone states and the hooks start as tasks, and
+        # the other steps follow in a task that yields between steps, so hooks run alongside the sends (never
+        # before or after them in series) and early acks are handled between steps.
         chunks = self._chunks(t for t in alert.tracks.values()
                               if t.superseded_by is None and (t.state != DONE or phase != PHASE_STOP))
         old = self._trackers.pop(alert.id, None)
         if old is not None:
             old.cancel()
         gc_back = GC_PAUSE.hold()  # until this phase's last command is out (or its task ends before that)
-        if chunks:
-            self._send(alert, chunks[0], retry=False)
+        first = self._prepare(alert, chunks[0]) if chunks else None
+        ahead = deque(step for chunk in chunks[1:1 + SIGN_AHEAD] if (step := self._submit(alert, chunk)))
+        self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
+        if first is not None:
+            self._commit(first.sign(), retry=False)
         self._publish_zones(alert)
-        task = self._spawn(self._phase(alert, alert.phase_seq, chunks[1:], gc_back), tracker_of=alert)
+        task = self._spawn(self._phase(alert, alert.phase_seq, chunks[1 + SIGN_AHEAD:], ahead, gc_back),
+                           tracker_of=alert)
         task.add_done_callback(gc_back)
         self._trackers[alert.id] = task
 
@@ -106,26 +115,25 @@ class DispatchMixin(EngineBase):
         for track in tracks:
             groups.setdefault(track.gateway, []).append(track)
         gws, out, i, size = list(groups), [], 0, SEND_CHUNK
-        while i < len(gws):  # 25, 50, 100, ... gateways: the first commands leave at once, and a city of
-            out.append([t for gw in gws[i:i + size] for t in groups[gw]])  # 2,000 costs 7 commits, not 80
-            i, size = i + size, min(size * 2, SEND_CHUNK_MAX)
+        while i < len(gws):  # 25, 100, 400, ... gateways: the first commands leave at once, and a city of
+            out.append([t for gw in gws[i:i + size] for t in groups[gw]])  # 2,000 costs 5 commits, not 80
+            i, size = i + size, min(size * SEND_CHUNK_GROWTH, SEND_CHUNK_MAX)
         return out
 
-    async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]],
+    async def _phase(self, alert: Alert, seq: int, chunks: list[list[Track]], ahead: deque[Step],
                      sent: Callable[[], None] = lambda: None) -> None:
-        """The phase's other steps, pipelined: step i+1 is prepared and handed to the signer process before
-        step i is committed and written to the socket, so the signatures overlap the store and broker writes."""
-        ahead: tuple[Batch, asyncio.Future[list[bytes]] | None] | None = None
+        """The phase's other steps, pipelined: ``ahead`` holds the steps already handed to the signer process;
+        each time one is landed (committed, then written to the socket) the next is prepared and handed over,
+        so the signer always has a step queued while the loop stores and sends."""
         for chunk in chunks:
             if alert.phase_seq != seq:
                 break
-            batch = self._prepare(alert, chunk)
-            current = (batch, self._sign_elsewhere(batch)) if batch.commands else None
-            if ahead is not None:
-                await self._land(*ahead)
-            ahead = current
-        if ahead is not None:
-            await self._land(*ahead)
+            if ahead:
+                await self._land(*ahead.popleft())
+            if (step := self._submit(alert, chunk)) is not None:
+                ahead.append(step)
+        while ahead:  # (a superseded phase's steps are dropped unsent by _commit)
+            await self._land(*ahead.popleft())
         sent()
         if alert.phase_seq != seq:
             return
@@ -135,14 +143,21 @@ class DispatchMixin(EngineBase):
         self._save(alert)
         await self._track(alert, seq)
 
-    def _sign_elsewhere(self, batch: Batch) -> asyncio.Future[list[bytes]] | None:
+    def _submit(self, alert: Alert, tracks: list[Track]) -> Step | None:
+        """Prepare a step and hand it to the signer process (None: nothing in it may be sent)."""
+        batch = self._prepare(alert, tracks)
+        if not batch.commands:
+            return None
+        return batch, self._sign_elsewhere(batch)
+
+    def _sign_elsewhere(self, batch: Batch) -> asyncio.Future[Signed] | None:
         try:
             return self.signer.submit(batch.key, batch.kid, batch.inputs)
         except Exception as exc:  # noqa: BLE001 - e.g. the process cannot start: _land signs on the loop
             self._signer_failed(exc)
             return None
 
-    async def _land(self, batch: Batch, signed: asyncio.Future[list[bytes]] | None) -> None:
+    async def _land(self, batch: Batch, signed: asyncio.Future[Signed] | None) -> None:
         attached = False
         if signed is not None:
             await asyncio.wait([signed])  # never raises the future's own outcome (only this task's cancellation)
@@ -162,8 +177,9 @@ class DispatchMixin(EngineBase):
     def _signer_failed(self, exc: BaseException) -> None:
         self.metrics.task_failures.labels("signer").inc()
         self._task_log.error(f"signer:{type(exc).__name__}", "command signer process failed (%r); signing on the "
-                             "event loop, a new process at the next big phase", exc)
-        self.signer.close()
+                             "event loop, a new process for the next step", exc)
+        if not isinstance(exc, SignerError):  # (a SignerError: the process is already closed, maybe replaced)
+            self.signer.close()
 
     def _send(self, alert: Alert, tracks: list[Track], *, retry: bool) -> int:
         """Sign one command per gateway for ``tracks``, commit them, and hand them all to the MQTT client
@@ -173,8 +189,9 @@ class DispatchMixin(EngineBase):
     def _prepare(self, alert: Alert, tracks: list[Track]) -> Batch:
         """The commands for ``tracks`` (those this alert may drive), claims encoded, not yet signed."""
         groups: dict[str, list[Track]] = {}
+        may_send = self._may_send
         for track in tracks:
-            if not self._may_send(alert, (track.gateway, track.device)):  # another alert holds it (overlap.py)
+            if not may_send(alert, (track.gateway, track.device)):  # another alert holds it (overlap.py)
                 self.metrics.commands_withheld.inc()
                 continue
             groups.setdefault(track.gateway, []).append(track)
@@ -229,18 +246,21 @@ class DispatchMixin(EngineBase):
         tenant = self.cfg.topics
         now = self.clock()
         act = batch.act.value
+        jti_index, token_index, put_command, seq = self._jti, self._token, self.store.put_command, batch.seq
+        sent_tracks: list[Track] = []
         for cmd in batch.commands:
             if recheck and not all(self._may_send(alert, (t.gateway, t.device)) for t in cmd.tracks):
                 redo.extend(cmd.tracks)
                 continue
-            sha = token_sha256(cmd.token)
-            self._jti[cmd.jti] = CmdRef(alert.id, cmd.gateway, batch.seq, cmd.targets, act)
-            self._token[sha] = cmd.jti
-            self.store.put_command(cmd.jti, alert.id, cmd.gateway, batch.seq, act, cmd.targets_json, now, sha)
-            for t in cmd.tracks:
-                t.attempts += 1
-                self.store.put_device(alert.id, t.gateway, t.device, t)
+            sha = cmd.sha or token_sha256(cmd.token)
+            jti_index[cmd.jti] = CmdRef(alert.id, cmd.gateway, seq, cmd.targets, act)
+            token_index[sha] = cmd.jti
+            put_command(cmd.jti, alert.id, cmd.gateway, seq, act, cmd.targets_json, now, sha)
+            sent_tracks.extend(cmd.tracks)
             out.append((tenant.gw(cmd.gateway, topics.GwChannel.CMD), cmd.token))
+        for t in sent_tracks:
+            t.attempts += 1
+        self.store.put_devices(alert.id, sent_tracks)
         alert.last_sent_at, alert.last_sent_mono = now, self.mono()
         if retry:
             self._save(alert)  # (a phase's first send saves the alert once, after its last chunk)
@@ -265,109 +285,3 @@ class DispatchMixin(EngineBase):
             self.metrics.commands_sent.labels(act).inc()
         else:
             self.metrics.publish_errors.labels("command").inc()
-
-    async def _track(self, alert: Alert, seq: int) -> None:
-        """Retry what is not confirmed by the deadline; after max_retries give up and escalate."""
-        while alert.phase_seq == seq and alert.outstanding:
-            deadline = self.cfg.confirm_deadline_s
-            stop = alert.phase == PHASE_STOP
-            if stop and alert.attempt >= self.cfg.max_retries:  # a stop is never given up: re-send, backing off
-                deadline = min(STOP_RESEND_MAX_S, deadline * 2 ** (alert.attempt - self.cfg.max_retries + 1))
-            wait = alert.last_sent_mono + deadline - self.mono()
-            if wait > 0:
-                try:
-                    await asyncio.wait_for(alert.settled.wait(), wait)
-                except TimeoutError:
-                    pass
-                continue
-            todo = [t for t in alert.tracks.values() if t.outstanding]
-            if not todo:
-                break
-            ended = alert.phase != PHASE_STOP and self.clock() >= alert.phase_ends_at
-            if not self.is_connected() and not ended:
-                # Without a broker a retry cannot leave: do not burn attempts, wait for on_reconnect()
-                alert.last_sent_mono = self.mono()
-                continue
-            if stop and alert.attempt >= self.cfg.max_retries:
-                self._stop_not_confirmed(alert, todo)
-                alert.attempt += 1
-                self._send(alert, todo, retry=True)
-                continue
-            if alert.attempt < self.cfg.max_retries and not ended:
-                alert.attempt += 1
-                log.warning("alert %s: retry %d/%d for %d devices not confirmed after %.1fs", alert.id,
-                            alert.attempt, self.cfg.max_retries, len(todo), self.cfg.confirm_deadline_s)
-                self._audit("retry", {"attempt": alert.attempt, "devices": len(todo)}, alert.id)
-                self._send(alert, todo, retry=True)
-                continue
-            for t in todo:
-                if t.state == FAILED:
-                    pass  # escalated when it failed; it stays failed with the gateway's reason
-                elif t.state == ACCEPTED:
-                    t.state, t.reason = FAILED, "timeout"
-                    self._escalate(alert, t, FAILED, "accepted but never confirmed")
-                else:
-                    t.state = UNREACHABLE
-                    t.reason = "gateway_offline" if self.registry.state_of(t.gateway) == OFFLINE else "no_ack"
-                    self._escalate(alert, t, UNREACHABLE, t.reason)
-                t.given_up, t.updated_at = True, self.clock()
-                self.store.put_device(alert.id, t.gateway, t.device, t)
-            alert.recount()
-        if alert.phase_seq == seq:
-            alert.tracking = False
-            alert.updated_at = self.clock()
-            s = alert.summary()
-            log.warning("alert %s %s: %d/%d confirmed, %d failed, %d unreachable, p99 %s ms", alert.id,
-                        alert.phase, s.confirmed, s.total, s.failed, s.unreachable, s.p99_confirm_ms)
-            self._save(alert)
-            if self._trackers.get(alert.id) is asyncio.current_task():
-                del self._trackers[alert.id]
-
-    def _stop_not_confirmed(self, alert: Alert, todo: list[Track]) -> None:
-        """Stop targets still not confirmed silent after max_retries: escalate each once, keep re-sending
-        (with a fresh command each time) until an authenticated ack says the device is silent."""
-        for t in todo:
-            if t.state in (PENDING, UNREACHABLE) and t.reason not in ("no_ack", "gateway_offline"):
-                t.state = UNREACHABLE
-                t.reason = "gateway_offline" if self.registry.state_of(t.gateway) == OFFLINE else "no_ack"
-                t.updated_at = self.clock()
-                self._escalate(alert, t, UNREACHABLE, f"stop not confirmed ({t.reason}); re-sending until it is")
-                self.store.put_device(alert.id, t.gateway, t.device, t)
-
-    def _escalate(self, alert: Alert, track: Track, outcome: str, reason: str) -> None:
-        log.error("alert %s: %s/%s %s (%s) [%s %s]", alert.id, track.gateway, track.device, outcome, reason,
-                  alert.mode.value, alert.phase)
-        self.metrics.escalations.labels(outcome, reason_label(track.reason or reason)).inc()
-        if len(alert.escalations) < MAX_ESCALATIONS:
-            alert.escalations.append({"gateway": track.gateway, "device": track.device, "outcome": outcome,
-                                      "reason": reason, "phase": alert.phase, "ts": self.clock()})
-        self._audit("escalation", {"gateway": track.gateway, "device": track.device, "outcome": outcome,
-                                        "reason": reason}, alert.id)
-        self._save(alert)
-
-    # ================================================================ gateways coming and going
-    def _on_gateway(self, gateway: str, state: str) -> None:
-        for alert_id in list(self._trackers):
-            alert = self.alerts[alert_id]
-            tracks = [t for t in alert.by_gateway.get(gateway, ()) if t.outstanding]
-            if not tracks:
-                continue
-            if state == ONLINE:
-                log.info("alert %s: gateway %s is online again, re-sending to %d devices", alert.id, gateway,
-                         len(tracks))
-                self._send(alert, tracks, retry=True)
-            elif state == OFFLINE:
-                for t in tracks:
-                    if t.state == PENDING:
-                        t.state, t.reason, t.updated_at = UNREACHABLE, "gateway_offline", self.clock()
-                        self.store.put_device(alert.id, t.gateway, t.device, t)
-
-    def on_reconnect(self) -> None:
-        """After an MQTT (re)connect: re-send what is still outstanding (it may never have left)."""
-        for alert_id in list(self._trackers):
-            alert = self.alerts[alert_id]
-            tracks = [t for t in alert.tracks.values() if t.outstanding]
-            if tracks:
-                log.warning("alert %s: MQTT (re)connected, re-sending to %d outstanding devices", alert.id,
-                            len(tracks))
-                self._send(alert, tracks, retry=True)

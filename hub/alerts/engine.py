@@ -11,8 +11,8 @@ after the last retry ends unreachable (no ack at all) or failed (accepted but ne
 ``confirm_ms`` is hub-clock (monotonic) time from the start of the phase (the API call for an alert)
 to the ack that confirmed the device (sounding/playing, or done for a silent test or a stop).
 
-The package's seams: ``lifecycle`` (pure state machine), ``model`` (the record), ``dispatch`` (signing,
-sending, retries, escalation), ``tracking`` (acks), ``zonestate`` (rendering and publishing zone states),
+The package's seams: ``lifecycle`` (pure state machine), ``model`` (the record), ``dispatch`` (signing and
+sending a phase), ``retry`` (retries, escalation, re-sends), ``tracking`` (acks), ``zonestate`` (rendering and publishing zone states),
 ``persistence`` (store, restart), ``policy`` (two-person rule, overlap precedence), ``actions`` (who did
 what). This module holds the operator actions and the clock.
 
@@ -52,6 +52,7 @@ from hub.alerts.model import (
 from hub.alerts.overlap import OverlapMixin
 from hub.alerts.persistence import PersistenceMixin
 from hub.alerts.policy import needs_second_person
+from hub.alerts.retry import RetryMixin
 from hub.alerts.signer import GC_PAUSE
 from hub.alerts.tracking import TrackingMixin
 from hub.alerts.zonestate import ZoneStateMixin
@@ -69,7 +70,7 @@ from runtime.ratelog import RateLimitedLog
 log = logging.getLogger("hub.alerts")
 
 
-class AlertEngine(DispatchMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin, OverlapMixin):
+class AlertEngine(DispatchMixin, RetryMixin, TrackingMixin, ZoneStateMixin, PersistenceMixin, OverlapMixin):
     def __init__(self, settings: HubSettings, keys: HubKeys, zones: Zones, registry: Registry, store: Store,
                  publish: Publish, metrics: HubMetrics, *, publish_nowait: PublishNowait | None = None,
                  clock: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic,

@@ -78,11 +78,11 @@ class Track:
                 "attempts": self.attempts, "updated_at": self.updated_at, "given_up": self.given_up,
                 "superseded_by": self.superseded_by}
 
-    def reset(self) -> None:
+    def reset(self, now: float | None = None) -> None:
         if self.superseded_by is not None:
             return  # taken over by another alert: stays out of every later phase
         self.state, self.reason, self.confirm_ms, self.accepted_ms = PENDING, None, None, None
-        self.attempts, self.given_up, self.updated_at = 0, False, time.time()
+        self.attempts, self.given_up, self.updated_at = 0, False, time.time() if now is None else now
 
 
 @dataclass(slots=True)

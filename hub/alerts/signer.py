@@ -7,7 +7,6 @@ whose phase was superseded while it was being signed is dropped unsent).
 
 from __future__ import annotations
 
-import base64
 import gc
 import os
 import time
@@ -38,6 +37,7 @@ class Outgoing:
     signing_input: bytes
     targets_json: str
     token: bytes = b""
+    sha: str = ""  # hex SHA-256 of ``token`` (the signer process computes it with the signature)
 
 
 @dataclass(slots=True)
@@ -60,12 +60,13 @@ class Batch:
     def inputs(self) -> list[bytes]:
         return [cmd.signing_input for cmd in self.commands]
 
-    def attach(self, signatures: list[bytes]) -> Batch:
-        """The signer process's signatures, in order: each command's token is its signing input and signature."""
-        if len(signatures) != len(self.commands):
-            raise ValueError(f"{len(signatures)} signatures for {len(self.commands)} commands")
-        for cmd, sig in zip(self.commands, signatures, strict=True):
-            cmd.token = cmd.signing_input + b"." + base64.urlsafe_b64encode(sig).rstrip(b"=")
+    def attach(self, signed: list[tuple[bytes, str]]) -> Batch:
+        """The signer process's answer, in order: each command's token is its signing input and the base64url
+        signature, with the token's SHA-256 as the process computed it."""
+        if len(signed) != len(self.commands):
+            raise ValueError(f"{len(signed)} signatures for {len(self.commands)} commands")
+        for cmd, (sig, sha) in zip(self.commands, signed, strict=True):
+            cmd.token, cmd.sha = cmd.signing_input + b"." + sig, sha
         return self
 
 

@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 
 from contract import topics
-from contract.models import HubState, ZoneState, decode
+from contract.codecs import telemetry as tcodec
+from contract.models import Heartbeat, HubState, ZoneState, decode
+from contract.signed import Unverified, split
 from simulators.nats import NatsCluster
 from simulators.tsdb import VictoriaMetrics
 from tests.brokers.cluster import ZONES, NatsCity, Watcher, nats_city
-from tests.e2e.test_zero_loss import settled, stored, until
+from tests.e2e.test_zero_loss import samples, settled, stored, until
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +54,39 @@ def serial_losses(log: Path) -> int:
     gateway had them, so outside the path under test; the gateway counts them as ``seq_lost``)."""
     found = re.findall(r"sensor noise-1: seq_lost now (\d+)", log.read_text(errors="replace"))
     return int(found[-1]) if found else 0
+
+
+def unsealed(payload: bytes) -> bytes:
+    try:
+        return split(payload)[0]
+    except Unverified:
+        return payload
+
+
+def seen_readings(watch: Watcher, gw: str = "gw-a", device: str = "noise-1") -> list[int]:
+    """Timestamps (ms) of ``device``'s readings in every telemetry batch a third client saw, duplicates kept."""
+    out = []
+    for _, topic, payload, _ in watch.messages:
+        if topic != topics.gw(gw, "telemetry"):
+            continue
+        out += [round(r.ts * 1000) for r in tcodec.decode_batch(unsealed(payload)).readings if r.device == device]
+    return out
+
+
+def diagnosis(vm: VictoriaMetrics, watch: Watcher, produced: int, accepted: int) -> str:
+    """What a timeout leaves to read: where the readings the store lacks were last seen."""
+    stored_ts = set(samples(vm))
+    seen = seen_readings(watch)
+    beats = [decode(Heartbeat, unsealed(p)) for _, t, p, _ in watch.messages
+             if t == topics.gw("gw-a", "heartbeat") and p]
+    last = beats[-1] if beats else None
+    return json.dumps({
+        "produced": produced, "accepted": accepted, "stored": len(samples(vm)),
+        "seen_by_a_third_client": len(seen), "seen_distinct": len(set(seen)),
+        "seen_not_stored": sorted(set(seen) - stored_ts)[:20],
+        "gw-a_outbox": last.outbox.model_dump() if last and last.outbox else None,
+        "gw-a_counters": {k: v for k, v in (last.counters if last else {}).items()
+                          if "noise" in k or "outbox" in k or "drop" in k or "lost" in k}})
 
 
 async def retained_problems(city: NatsCity, node: int, client_id: str) -> list[str]:
@@ -148,8 +183,11 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
             def accepted() -> int:  # produced, less what the pty lost before the gateway had it (seq_lost)
                 return produced - (serial_losses(log) - lost0)
 
+            def explain() -> str:
+                return diagnosis(vm, watch, produced, accepted())
+
             await produce(city, 20)
-            await until(lambda: stored(vm) >= accepted(), "readings before any loss")
+            await until(lambda: stored(vm) >= accepted(), "readings before any loss", explain=explain)
             # 1. the gateway's node dies mid-stream (the hub is elsewhere)
             before = await asyncio.to_thread(city.online)
             producing = asyncio.create_task(produce(city, 100))
@@ -161,7 +199,8 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
                               "gw-a's birth from a surviving node")
             moved = next(t for t, s, _ in watch.births("gw-a") if s.session > before["gw-a"]) - killed_at
             print(f"\ngw-a moved {moved:.2f} s after kill -9 of its node n{k}")
-            await until(lambda: stored(vm) >= accepted(), "readings after the gateway's node died", attempts=1200)
+            await until(lambda: stored(vm) >= accepted(), "readings after the gateway's node died", attempts=1200,
+                        explain=explain)
             assert await asyncio.to_thread(settled, vm, produced) == accepted()  # RAW: each reading once
             # the retained state survived and the hub (on another node) did not reconnect
             await check_retained(city, third, "telemetry")
@@ -173,12 +212,12 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
             cluster.kill(hub_node)
             await producing
             await produce(city, 20)
-            await until(lambda: stored(vm) >= accepted(), "readings after the hub's node died", attempts=1200)
+            await until(lambda: stored(vm) >= accepted(), "readings after the hub's node died", attempts=1200,
+                        explain=explain)
             assert await asyncio.to_thread(settled, vm, produced) == accepted()
             assert serial_losses(log) - lost0 <= produced // 20, "the simulated serial link lost too much to count"
             await until(lambda: set(city.online()) == set(firsts), "every gateway online again", attempts=900)
             ingest = [line for line in (tmp_path / "hub.log").read_text().splitlines()
                       if "as dozor-hub-ingest" in line and "MQTT connected to" in line]
             assert len(ingest) >= 2, ingest  # the ingest connection resumed its session on another node
-            print(json.dumps({"produced": produced, "lost_on_the_pty": serial_losses(log) - lost0,
-                              "stored": stored(vm)}))
+            print(json.dumps({"lost_on_the_pty": serial_losses(log) - lost0}), explain())

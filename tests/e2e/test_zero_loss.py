@@ -46,14 +46,16 @@ async def run_dozor(*args: str) -> str:
     return out.decode()
 
 
-async def until(predicate, what: str, attempts: int = 600, every: float = 0.1):
+async def until(predicate, what: str, attempts: int = 600, every: float = 0.1, explain=None):
+    """Poll ``predicate``; on timeout fail, with ``explain()`` (what the state was) in the message."""
     for _ in range(attempts):
         with contextlib.suppress(httpx.TransportError, OSError, HubClientError):  # not up yet
             value = await asyncio.to_thread(predicate)
             if value:
                 return value
         await asyncio.sleep(every)
-    pytest.fail(f"timed out waiting for {what}")
+    detail = await asyncio.to_thread(explain) if explain is not None else None
+    pytest.fail(f"timed out waiting for {what}" + (f": {detail}" if detail else ""))
 
 
 def samples(vm: VictoriaMetrics) -> list[int]:

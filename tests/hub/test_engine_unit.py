@@ -112,16 +112,16 @@ def test_percentile_nearest_rank():
 
 
 def test_a_big_phase_goes_out_in_doubling_steps_each_gateway_whole_and_once():
-    """2,000 gateways go out in 13 steps (13 commits), not 80: 25, 50, 100, then SEND_CHUNK_MAX (200) gateways a
-    step, so the signer process signs one step while the loop commits and sends the one before (pipelined)."""
-    from hub.alerts.dispatch import SEND_CHUNK, SEND_CHUNK_MAX, DispatchMixin
+    """2,000 gateways go out in 5 steps (5 commits), not 80: 25, 100, 400, then SEND_CHUNK_MAX (800) gateways a
+    step, so the signer process signs the next steps while the loop commits and sends one (pipelined)."""
+    from hub.alerts.dispatch import SEND_CHUNK, SEND_CHUNK_GROWTH, SEND_CHUNK_MAX, DispatchMixin
     from hub.alerts.model import Track
 
     tracks = [Track(f"gw-{g:04d}", f"siren-{s}", "siren") for g in range(2000) for s in range(5)]
     chunks = DispatchMixin._chunks(tracks)
     gateways = [sorted({t.gateway for t in c}) for c in chunks]
-    assert [len(g) for g in gateways] == [25, 50, 100, *[200] * 9, 25]
-    assert SEND_CHUNK == 25 and SEND_CHUNK_MAX == 200
+    assert [len(g) for g in gateways] == [25, 100, 400, 800, 675]
+    assert SEND_CHUNK == 25 and SEND_CHUNK_GROWTH == 4 and SEND_CHUNK_MAX == 800
     assert sorted(id(t) for c in chunks for t in c) == sorted(id(t) for t in tracks)  # each track once
     assert sum(len(g) for g in gateways) == len({gw for g in gateways for gw in g}) == 2000  # never split
 

@@ -96,6 +96,7 @@ class SensorDriver(Device):
         self.events = 0
         self.last_good: float | None = None  # loop time of the last good frame / measurement
         self._unsent: deque[tuple[str, tuple[Any, ...]]] = deque()
+        self._mark: int | None = None  # the sink's count of submitted items after this driver's last one
         self._synced: dict[str, int] = {}
         self._task: asyncio.Task | None = None
         self._started_at = 0.0
@@ -120,18 +121,21 @@ class SensorDriver(Device):
                 self.sink.submit_reading(*args)
             else:
                 self.sink.submit_event(*args)
+            self._mark = getattr(self.sink, "submitted", None)
         except Exception:
             self.bump("sink_errors")
             self.log.exception("sensor %s: the telemetry sink refused a %s", self.id, what)
 
     async def settle(self) -> None:
-        """Wait until the readings reported so far are on disk (the outbox's group commit) before polling
-        again; bounded by ``SETTLE_MAX_S`` (counted ``poll_before_stored``)."""
+        """Wait until the readings this driver reported so far are on disk (the outbox's group commit) before
+        polling again; bounded by ``SETTLE_MAX_S`` (counted ``poll_before_stored``). Only its own: other
+        drivers' readings still in the commit window do not hold this one's poll (a sink without marks: all)."""
         stored = getattr(self.sink, "stored", None)
         if stored is None or getattr(self.sink, "all_stored", True):
             return
         try:
-            await asyncio.wait_for(stored(), SETTLE_MAX_S)
+            async with asyncio.timeout(SETTLE_MAX_S):  # no helper task per poll
+                await (stored() if self._mark is None else stored(self._mark))
         except TimeoutError:
             self.bump("poll_before_stored")
 
