@@ -10,8 +10,9 @@ A reading counts as *accepted* once ``put_many`` returned (durable, ``telemetry_
 task moves the queue into the outbox in a worker thread, so the fsync never stalls command handling.
 
 Group commit: the writer task moves everything queued into the outbox in one transaction as soon as the
-previous commit is done (never on a fixed tick), and drivers wait for ``stored()`` before they poll again,
-so a reading a driver reported is on disk before the next poll.
+previous commit is done (never on a fixed tick), after a coalescing window of at most ``coalesce_s`` that any
+driver waiting to poll ends at once; and each driver waits for ``stored(mark)`` (its own readings) before it
+polls again, so a reading a driver reported is on disk before that driver's next poll.
 
 Fresh data first: on every ``on_connected()`` the outbox's last id becomes the boundary between *historical*
 items (stored while the link was down or before a restart) and *live* ones. Live items go out at once, as soon
@@ -29,10 +30,12 @@ the outbox (its ``meta`` table, key ``telemetry``) in the same transaction that 
 cleared in the same transaction that acks them, so even after a power loss between PUBACK and the outbox ack
 it is re-sent with its original key. Every start of the pipeline is a new ``session``.
 
-Cost per reading (a gateway polls 16 sensors at 1 Hz on a Pi): when the drain is idle, the writer stores the
-new items AND forms the next flush from them in one worker-thread call and one transaction (one fsync); the
-ack after the PUBACK commits without an fsync of its own (lost on a power loss, the flush is re-sent with
-its key and de-duplicated). So a reading costs two thread hops and one fsync, not four and six.
+Cost per reading (a gateway polls 16 sensors at 1 Hz on a Pi): when the drain is idle and nothing else waits
+in the outbox, the writer forms the next flush straight from the queued readings in one worker-thread call,
+and the flush persisted in ``meta`` is their one durable copy (one commit, one fsync; no outbox rows); after
+its PUBACK nothing is committed: the next flush overwrites it, or it is cleared when the drain idles or stops
+(a restart in between re-sends it with its key, de-duplicated). Otherwise the items go into outbox rows and
+the ack after the PUBACK deletes them without an fsync of its own.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Dispatch: a phase's commands, signed one per gateway and put on the wire in steps (retries, escalation and
 re-sends are retry.py's, through ``_send`` here).
 
-Hot-path rules: commands for all gateways are signed in one pass and handed to the MQTT client at once;
+Hot-path rules: a step's commands are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
 command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 100, 400, 800 gateways
 (one commit each; the loop handles acks between them), the signer process (hub/signproc.py) signing the next

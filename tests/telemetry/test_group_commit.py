@@ -151,3 +151,22 @@ async def test_the_window_merges_readings_and_a_waiting_driver_ends_it(tmp_path)
         finally:
             await _stop(task)
     assert [x.device for x in rec.batches()[0].readings] == ["pm-a", "pm-b"], "one commit, one batch, in order"
+
+
+def test_the_coalescing_window_is_configured_and_bounded(tmp_path):
+    from gateway.config import parse_config
+    from gateway.errors import ConfigError
+    from tests.gateway.helpers import config_text
+
+    def window(extra: str) -> float:
+        return parse_config(config_text(tmp_path / "state", extra=extra), file="t.toml", base=tmp_path,
+                            check_files=False).telemetry.coalesce_ms
+
+    assert window("") == 15.0 and window("[telemetry]\ncoalesce_ms = 0\n") == 0.0
+    for bad in ("26", "-1"):  # beyond a tenth of a 4 Hz poll, or negative: refused with the key's name
+        try:
+            window(f"[telemetry]\ncoalesce_ms = {bad}\n")
+        except ConfigError as exc:
+            assert "coalesce_ms" in str(exc) or any("coalesce_ms" in str(p.key) for p in exc.details)
+        else:
+            raise AssertionError(f"coalesce_ms = {bad} was accepted")
