@@ -28,23 +28,22 @@ This module must not import gateway (import layers): it is pure numpy/scipy plus
 
 from __future__ import annotations
 
-import json
 import math
-import struct
-import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from scipy import signal
 
 from simulators import noise_extras as ext
 from simulators import noise_sources as src
+from simulators import noise_texture as tx
 from simulators import noise_wide as wide
+from simulators.noise_io import SceneInputStream, SceneMicrophone, wav_bytes, write_scene
+from simulators.noise_measure import P_REF_DB, laeq_db, laf_trace_db, lafmax_db
+
+__all__ = ["CLASS_OF", "P_REF_DB", "STREET_MIX", "Scene", "SceneInputStream", "SceneMicrophone", "generate", "laeq_db",
+           "laf_trace_db", "lafmax_db", "scenes", "wav_bytes", "write_scene"]
 
 C_SOUND = 343.0
-P_REF_DB = 120.0  # default SPL of a digital full-scale sine
 CLASS_OF = {
     "exhaust_car": "exhaust", "exhaust_moto": "exhaust", "legal_car": "other", "horn": "horn",
     "cd_siren_wail": "siren", "cd_siren_two_tone": "siren", "ev_siren_yelp": "siren",
@@ -64,49 +63,6 @@ class Scene:
     fs: int
     labels: dict[str, object]
     sources: list[dict[str, object]] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- measuring (independent of gateway)
-
-def _a_weight_gain(f: np.ndarray) -> np.ndarray:
-    f1, f2, f3, f4 = 20.598997, 107.65265, 737.86223, 12194.217
-    f2_ = f * f
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num = f4**2 * f2_**2
-        den = (f2_ + f1**2) * np.sqrt(f2_ + f2**2) * np.sqrt(f2_ + f3**2) * (f2_ + f4**2)
-        g = num / den * 10 ** (1.9997 / 20)
-    return np.nan_to_num(g)
-
-
-def lafmax_db(x: np.ndarray, fs: int, full_scale_db: float = P_REF_DB) -> float:
-    """A-weighted Fast maximum of ``x`` (frequency-domain A-weighting, exponential Fast detector)."""
-    n = int(2 ** math.ceil(math.log2(max(len(x), 2))))
-    spec = np.fft.rfft(x, n)
-    spec *= _a_weight_gain(np.fft.rfftfreq(n, 1 / fs))
-    y = np.fft.irfft(spec, n)[: len(x)]
-    a = math.exp(-1 / (fs * 0.125))
-    env = signal.lfilter([1 - a], [1, -a], y * y)
-    return 10 * math.log10(max(float(env.max()), 1e-30)) + full_scale_db + 10 * math.log10(2)
-
-
-def laf_trace_db(x: np.ndarray, fs: int, full_scale_db: float = P_REF_DB) -> list[float]:
-    """10 Hz trace of the A-weighted Fast level of ``x`` alone (maximum per 100 ms), dB."""
-    n = int(2 ** math.ceil(math.log2(max(len(x), 2))))
-    spec = np.fft.rfft(x, n) * _a_weight_gain(np.fft.rfftfreq(n, 1 / fs))
-    y = np.fft.irfft(spec, n)[: len(x)]
-    a = math.exp(-1 / (fs * 0.125))
-    env = signal.lfilter([1 - a], [1, -a], y * y)
-    step = fs // 10
-    m = env[: len(env) // step * step].reshape(-1, step).max(axis=1)
-    k = full_scale_db + 10 * math.log10(2)
-    return [round(10 * math.log10(max(float(v), 1e-30)) + k, 1) for v in m]
-
-
-def laeq_db(x: np.ndarray, fs: int, full_scale_db: float = P_REF_DB) -> float:
-    n = int(2 ** math.ceil(math.log2(max(len(x), 2))))
-    spec = np.fft.rfft(x, n) * _a_weight_gain(np.fft.rfftfreq(n, 1 / fs))
-    y = np.fft.irfft(spec, n)[: len(x)]
-    return 10 * math.log10(max(float(np.mean(y * y)), 1e-30)) + full_scale_db + 10 * math.log10(2)
 
 
 # ---------------------------------------------------------------- scene
@@ -136,11 +92,12 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     fsdb = float(full_scale_db if full_scale_db is not None else src.pick(rng, "full_scale_db"))
     p = {"exhaust": 1.5, "legal": 1.5, "horn": 0.35, "cd_siren": 0.25, "ev_siren": 0.25, "wind": 0.2,
          "rain": 0.2, "far": float(src.RANGES["far_cars_mean"]), "heavy": 0, "moto_legal": 0, "pair": 0.0,
-         "pulse": 0.0, "horn_passby": 0.0, "far_siren": 0.0, "voices": 0, "birds": 0, "wide": 0.0,
+         "pulse": 0.0, "horn_passby": 0.0, "far_siren": 0.0, "voices": 0, "birds": 0, "wide": 0.0, "texture": 0.0,
          **(mix or {})}  # type: ignore[arg-type]
     rx = np.random.default_rng([seed & 0xFFFFFFFF, 13])  # the extra sources' own draws (noise_extras)
     rw = np.random.default_rng([seed & 0xFFFFFFFF, 17]) if p["wide"] else None  # domain randomisation
     refl = wide.reflection(rw, dist) if rw is not None else None
+    rt = np.random.default_rng([seed & 0xFFFFFFFF, 19]) if p["texture"] else None  # sixth pass (noise_texture)
     audio = np.zeros(n)
     sources: list[dict[str, object]] = []
     taken: list[float] = []
@@ -158,6 +115,10 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     bg, bg_meta = src.background(rng, n, fs)
     if rw is not None:
         bg = wide.texture(rw, bg, fs)
+    if rt is not None:  # randomly modulated noise bands: a recorded-style texture
+        tex, tex_meta = tx.band_texture(rt, n, fs, float(np.sqrt(np.mean(bg**2))))
+        bg = bg + tex
+        bg_meta = {**bg_meta, **tex_meta}
     bg_db = src.u(rng, "background_laeq_db")
     audio += bg * 10 ** ((bg_db - laeq_db(bg, fs, fsdb)) / 20)
     sources.append({"kind": "background", "class": "none", "laeq_db": round(bg_db, 2), **bg_meta})
@@ -166,6 +127,11 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         r_db = src.u(rng, "rain_laeq_db")
         audio += r * 10 ** ((r_db - laeq_db(r, fs, fsdb)) / 20)
         sources.append({"kind": "rain", "class": "none", "laeq_db": round(r_db, 2)})
+    if rt is not None and tx.chance(rt, "heavy_rain_prob"):  # a downpour
+        r = src.rain(rt, n, fs)
+        r_db = tx.u(rt, "heavy_rain_laeq_db")
+        audio += r * 10 ** ((r_db - laeq_db(r, fs, fsdb)) / 20)
+        sources.append({"kind": "rain", "class": "none", "laeq_db": round(r_db, 2), "heavy": True})
 
     def window(tp: float, half: float) -> tuple[int, np.ndarray]:
         i0, i1 = max(0, int((tp - half) * fs)), min(n, int((tp + half) * fs))
@@ -188,6 +154,8 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
             fast = loud and rw is not None and wide.chance(rw, "fast_engine_prob")
             rpm0 = wide.u(rw, "moto_rpm_fast" if moto else "car_rpm_fast") if fast else None  # type: ignore[arg-type]
             x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m, rpm0=rpm0)
+        if rt is not None:  # a silencer's chambers, the body, the outlet: a random colouring
+            x = tx.colour(rt, x, fs)
         mic = l75 - 20 * math.log10(lane_m / 7.5)
         add(x, i0, mic)
         sources.append({"kind": kind, "class": CLASS_OF[kind], "t_peak": round(tp, 3),
@@ -225,6 +193,16 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         tp = _place(rng, taken, 4.0, duration_s - 4.0, float(rng.uniform(2.5, 5.0)))
         if tp is not None:
             vehicle("legal_car", tp, src.u(rng, "legal_db"), False, False)
+    for tp, loud in tx.platoon(rt, duration_s) if rt is not None else []:  # a queue released together
+        taken.append(tp)
+        if loud:
+            moto = bool(rt.random() < 0.5)
+            vehicle("exhaust_moto" if moto else "exhaust_car", tp, src.u(rt, "exhaust_db"), True, moto)
+        else:
+            kind = str(ext.pick(rt, "pair_kinds"))
+            kind = "legal_car" if kind == "exhaust" else kind
+            vehicle(kind, tp, src.u(rt, "legal_db") if kind == "legal_car" else ext.u(rt, f"{kind}_db"), False, False)
+        sources[-1]["platoon"] = True
     for _ in range(count(p["far"])):  # far lanes and side streets: below the candidate threshold
         tp = float(rng.uniform(min(3.0, duration_s / 2), max(duration_s - 3.0, duration_s / 2)))
         lane = dist + float(rng.uniform(8, 30))
@@ -262,7 +240,10 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
                 continue
             i0, tt = window(tp, float(rng.uniform(1.0, 3.0)))
             l_mic = src.u(rng, "wind_mic_db")
-            add(src.wind(rng, tt.size, fs), i0, l_mic, point=False)
+            w = src.wind(rng, tt.size, fs)
+            if rt is not None and rt.random() < 0.5:  # buffeting reaching higher
+                w = tx.wind(rt, tt.size, fs)
+            add(w, i0, l_mic, point=False)
             sources.append({"kind": "wind_gust", "class": "other", "t_peak": round(tp, 3),
                             "t_start": round(tt[0], 3), "t_end": round(tt[-1], 3), "lafmax_mic_db": round(l_mic, 2),
                             "lafmax_7p5_db": round(l_mic + corr, 2)})
@@ -271,7 +252,7 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     if rng.random() < p["cd_siren"]:
         two = bool(rng.random() < 0.5) if cd_two_tone is None else cd_two_tone
         kind = "cd_siren_two_tone" if two else "cd_siren_wail"
-        length = float(rng.uniform(18, min(40.0, duration_s)))
+        length = float(rng.uniform(min(18.0, duration_s), min(40.0, duration_s)))  # the whole scene if shorter
         start = float(rng.uniform(0, max(0.0, duration_s - length)))
         i0 = int(start * fs)
         tt = t[i0: min(n, i0 + int(length * fs))]
@@ -344,98 +325,3 @@ def scenes(count: int, seed: int, **kw: object):
     for i in range(count):
         yield generate(seed * 100_003 + i, **kw)  # type: ignore[arg-type]
 
-# ---------------------------------------------------------------- output
-
-def wav_bytes(audio: np.ndarray, fs: int, *, bits: int = 16) -> bytes:
-    """A canonical RIFF/WAVE file: PCM 16-bit (clipped to full scale) or 32-bit IEEE float, mono."""
-    x = np.asarray(audio, dtype=np.float64)
-    if bits == 16:
-        data = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2").tobytes()
-        fmt, width = 1, 2
-    elif bits == 32:
-        data = x.astype("<f4").tobytes()
-        fmt, width = 3, 4
-    else:
-        raise ValueError("bits must be 16 or 32")
-    fmt_chunk = struct.pack("<HHIIHH", fmt, 1, fs, fs * width, width, width * 8)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt_chunk + b"data" + struct.pack("<I", len(data)) + data
-    if len(data) % 2:
-        body += b"\0"
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
-def write_scene(scene: Scene, wav_path: Path, labels_path: Path | None, *, bits: int = 16) -> None:
-    wav_path.write_bytes(wav_bytes(scene.audio, scene.fs, bits=bits))
-    if labels_path is not None:
-        labels_path.write_text(json.dumps(scene.labels, indent=1))
-
-
-class SceneMicrophone:
-    """A simulated microphone: yields a scene's samples in fixed blocks, like an audio input stream.
-
-    ``stream_factory`` has the signature of ``sounddevice.InputStream`` (what the gateway's microphone
-    source calls): the stream it returns plays the scene once through the callback, from its own thread,
-    ``speed`` times faster than real time, and then falls silent like an unplugged microphone. Streams
-    opened after that (``plays`` reached) never call back.
-    """
-
-    def __init__(self, scene: Scene, block: int = 4800, *, speed: float = 1.0, plays: int = 1) -> None:
-        self.scene = scene
-        self.block = block
-        self.samplerate = scene.fs
-        self.speed = speed
-        self.plays = plays
-        self.opened = 0  # streams opened
-        self.delivered = 0  # blocks handed to callbacks
-        self.finished = threading.Event()  # the last block of the last play was delivered
-
-    def blocks(self):
-        a = self.scene.audio
-        for i in range(0, a.size, self.block):
-            yield a[i: i + self.block]
-
-    def stream_factory(self, **kw: object) -> SceneInputStream:
-        self.opened += 1
-        return SceneInputStream(self, play=self.opened <= self.plays, **kw)
-
-
-class SceneInputStream:
-    """The part of ``sounddevice.InputStream`` a consumer uses: ``start``, ``stop``, ``close``."""
-
-    def __init__(self, mic: SceneMicrophone, *, play: bool, samplerate: float, blocksize: int, callback,
-                 device: object = None, channels: int = 1, dtype: str = "float32") -> None:
-        if int(samplerate) != mic.scene.fs:
-            raise ValueError(f"invalid sample rate {samplerate}: the scene is {mic.scene.fs} Hz")
-        self.mic, self.play, self.callback = mic, play, callback
-        self.block = int(blocksize) or mic.block
-        self.channels = channels
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.play:
-            self._thread = threading.Thread(target=self._run, name="scene-microphone", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        a, fs, mic = self.mic.scene.audio, self.mic.scene.fs, self.mic
-        t_start = time.monotonic()
-        for i in range(0, a.size, self.block):
-            if self._stop.is_set():
-                return
-            x = a[i: i + self.block]
-            self.callback(np.repeat(x[:, None], self.channels, axis=1), x.size, None, None)
-            mic.delivered += 1
-            if mic.speed > 0:
-                ahead = t_start + (i + x.size) / fs / mic.speed - time.monotonic()
-                if ahead > 0 and self._stop.wait(ahead):
-                    return
-        mic.finished.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
-
-    def close(self) -> None:
-        self.stop()

@@ -38,7 +38,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.fft as sfft
 
-from gateway.noise.harmonics import comb_root, series_member
+from gateway.noise.harmonics import clip_index, comb_root, series_member
+from gateway.noise.spectrum import median1, median_rows
 
 CLASSES = ("exhaust", "siren", "horn", "other")
 NFFT = 4096
@@ -81,6 +82,23 @@ class Features:
 
 
 _WINDOWS: dict[int, np.ndarray] = {}
+_COLS: dict[tuple[int, float], dict] = {}
+
+
+def _cols(f: np.ndarray) -> dict:
+    """Column slices of the frequency axis ``f`` (sorted): each range ``features`` uses, keyed ``(lo, hi)``;
+    ``hi`` ending in .1 means ``f <= hi - 0.1`` (inclusive), else ``f < hi``; the bins are the boolean masks'."""
+    key = (f.size, float(f[1]))
+    out = _COLS.get(key)
+    if out is None:
+        out = {}
+        for lo, hi in ((20, 8000.1), (20, 150), (150, 500), (500, 2000), (2000, 8000), (100, 6000.1),
+                       (50, 8000.1), (250, 3000.1), (150, 5000.1)):
+            m = (f >= lo) & ((f <= round(hi)) if hi != round(hi) else (f < hi))
+            idx = np.flatnonzero(m)
+            out[lo, hi] = slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
+        out = _COLS.setdefault(key, out)
+    return out
 
 
 def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15.0) -> np.ndarray:
@@ -104,7 +122,7 @@ def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15
 
 def _peak_freq(p: np.ndarray, k: np.ndarray, df: float) -> np.ndarray:
     """Parabolic interpolation of the peak at bins k (in log power)."""
-    k = np.clip(k, 1, p.shape[1] - 2)
+    k = clip_index(k, 1, p.shape[1] - 2)
     rows = np.arange(p.shape[0])
     a, b, c = (np.log(p[rows, k + d] + 1e-30) for d in (-1, 0, 1))
     den = a - 2 * b + c
@@ -118,9 +136,9 @@ def _narrow(p: np.ndarray, k: np.ndarray, w: int, drop_db: float = 10.0) -> np.n
     n = p.shape[1]
     r = np.arange(p.shape[0])
     v = p[r, k]
-    nb = np.maximum(p[r, np.clip(k - 1, 0, n - 1)], p[r, np.clip(k + 1, 0, n - 1)])
-    lo = np.min(np.stack([p[r, np.clip(k - d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
-    hi = np.min(np.stack([p[r, np.clip(k + d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
+    nb = np.maximum(p[r, clip_index(k - 1, 0, n - 1)], p[r, clip_index(k + 1, 0, n - 1)])
+    lo = np.min(np.stack([p[r, clip_index(k - d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
+    hi = np.min(np.stack([p[r, clip_index(k + d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
     g = 10 ** (drop_db / 10)
     return (v >= nb) & (v >= g * lo) & (v >= g * hi) & (k > w) & (k < n - 1 - w)
 
@@ -135,32 +153,37 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         c = x.size // 2 if peak is None else peak
         a = min(max(0, c - cap // 2), x.size - cap)
         x = x[a: a + cap]
-    c2 = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
+    c2 = np.zeros(x.size + 1)
+    np.cumsum(np.square(x, dtype=np.float64), out=c2[1:])
     pl = _stft(x, NFFT, HOP, c2)  # frames within 15 dB of the loudest
     p = pl
     df = fs / NFFT
     f = np.arange(p.shape[1]) * df
-    tot = pl[:, (f >= 20) & (f <= 8000)].sum(axis=1) + 1e-30
-    lf_frac = float(np.median(pl[:, (f >= 20) & (f < 150)].sum(axis=1) / tot))
-    shares = [float(np.median(pl[:, (f >= a) & (f < b)].sum(axis=1) / tot)) for a, b in
-              ((150, 500), (500, 2000), (2000, 8000))]
-    fb = (f >= 100) & (f <= 6000)
-    lp_ = np.log(pl[:, fb] + 1e-30)
-    flat = float(np.median(np.exp(lp_.mean(axis=1)) / (pl[:, fb].mean(axis=1) + 1e-30)))
-    fc = (f >= 50) & (f <= 8000)
-    cen = float(np.median((pl[:, fc] * f[fc]).sum(axis=1) / (pl[:, fc].sum(axis=1) + 1e-30)))
+    cols = _cols(f)  # the frequency ranges below as column slices (copied in the layout a mask's selection has,
+    #                 so the sums are bit for bit the same)
+    band_sum = lambda a, b: np.asfortranarray(pl[:, cols[a, b]]).sum(axis=1)  # noqa: E731
+    tot = band_sum(20, 8000.1) + 1e-30
+    lf_frac = float(median1(band_sum(20, 150) / tot))
+    shares = [float(median1(band_sum(a, b) / tot)) for a, b in ((150, 500), (500, 2000), (2000, 8000))]
+    pb = np.asfortranarray(pl[:, cols[100, 6000.1]])
+    lp_ = np.log(pb + 1e-30)
+    flat = float(median1(np.exp(lp_.mean(axis=1)) / (pb.mean(axis=1) + 1e-30)))
+    fc = cols[50, 8000.1]
+    pc = np.asfortranarray(pl[:, fc])
+    cen = float(median1((pc * f[fc]).sum(axis=1) / (pc.sum(axis=1) + 1e-30)))
 
     # --- tonal peak 250..3000 Hz
-    band = (f >= 250) & (f <= 3000)
-    b0 = int(np.argmax(band))
+    band = cols[250, 3000.1]
+    b0 = band.start
     kpk = b0 + np.argmax(pl[:, band], axis=1)
-    ref = np.median(pl[:, (f >= 150) & (f <= 5000)], axis=1) + 1e-30
+    pref = np.asfortranarray(pl[:, cols[150, 5000.1]])
+    ref = median_rows(pref) + 1e-30
     rows = np.arange(pl.shape[0])
     prom = 10 * np.log10(pl[rows, kpk] / ref)
-    near = np.zeros_like(pl)
+    near = np.zeros((pl.shape[0], 5), dtype=pl.dtype)  # the peak's +-2 bins (inside the spectrum: 250-3000 Hz)
     for d in (-2, -1, 0, 1, 2):
-        near[rows, np.clip(kpk + d, 0, pl.shape[1] - 1)] = pl[rows, np.clip(kpk + d, 0, pl.shape[1] - 1)]
-    conc = near.sum(axis=1) / pl[:, (f >= 150) & (f <= 5000)].sum(axis=1).clip(1e-30)
+        near[:, d + 2] = pl[rows, kpk + d]
+    conc = near.sum(axis=1) / pref.sum(axis=1).clip(1e-30)
     tonal_mask = (prom >= 20) & (conc >= 0.3) & _narrow(pl, kpk, 6)
     n_tonal = int(tonal_mask.sum())
     comb = 0.0
@@ -184,10 +207,10 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         ft = fpk[tonal_mask]
         pt = pl[tonal_mask]
         r = np.arange(pt.shape[0])
-        main = pt[r, np.clip(np.round(ft / df).astype(int), 0, p.shape[1] - 1)]
+        main = pt[r, clip_index(np.round(ft / df).astype(int), 0, p.shape[1] - 1)]
         hits = np.zeros(ft.size, dtype=bool)
         for ratio in (6 / 5, 5 / 6):
-            kk = np.clip(np.round(ft * ratio / df).astype(int), 2, p.shape[1] - 3)
+            kk = clip_index(np.round(ft * ratio / df).astype(int), 2, p.shape[1] - 3)
             cand3 = np.stack([pt[r, kk + d] for d in (-1, 0, 1)])
             loc_k = kk + np.argmax(cand3, axis=0) - 1
             v = pt[r, loc_k]
@@ -207,8 +230,8 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     rf = np.arange(pfl.shape[0])
     kf = int(np.argmax(bandf)) + np.argmax(pfl[:, bandf], axis=1)
     reff_band = pfl[:, (ff >= 150) & (ff <= 5000)]
-    promf = 10 * np.log10(pfl[rf, kf] / (np.median(reff_band, axis=1) + 1e-30))
-    nearf = sum(pfl[rf, np.clip(kf + d, 0, pfl.shape[1] - 1)] for d in (-1, 0, 1))
+    promf = 10 * np.log10(pfl[rf, kf] / (median_rows(reff_band) + 1e-30))
+    nearf = sum(pfl[rf, clip_index(kf + d, 0, pfl.shape[1] - 1)] for d in (-1, 0, 1))
     concf = nearf / (reff_band.sum(axis=1) + 1e-30)
     tf = (promf >= 15) & (concf >= 0.3) & _narrow(pfl, kf, 4)
     if tf.any():
@@ -224,30 +247,31 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     if tf.sum() >= 4 and tonal_fast >= 0.3:
         lp = np.log2(_peak_freq(pfl, kf, dff)[tf])
         sweep_oct = float(np.percentile(lp, 95) - np.percentile(lp, 5))
-        sweep_rate = float(np.median(np.abs(np.diff(lp)))) * fs / HOP_FAST
+        sweep_rate = float(median1(np.abs(np.diff(lp)))) * fs / HOP_FAST
 
     # --- engine orders: comb salience of a low fundamental (harmonic peaks above the half-way valleys)
     pe = _stft(x, NFFT_ENGINE, NFFT_ENGINE // 2, c2)
     dfe = fs / NFFT_ENGINE
     cand = np.arange(25.0, 320.0, dfe / 2)
-    logp = np.log10(pe + 1e-30)
-    sal = np.zeros((pe.shape[0], cand.size))
     n_h = 8
     nb = pe.shape[1]
+    used = min(nb, int(np.ceil(cand[-1] * (n_h + 0.5) / dfe)) + 3)  # the bins the orders and valleys reach
+    logp = np.log10(pe[:, :used] + 1e-30)
+    sal = np.zeros((pe.shape[0], cand.size))
     for h in range(1, n_h + 1):
-        kk = np.clip(np.round(cand * h / dfe).astype(int), 1, nb - 2)
-        lo = np.clip(np.round(cand * (h - 0.5) / dfe).astype(int), 0, nb - 1)
-        hi = np.clip(np.round(cand * (h + 0.5) / dfe).astype(int), 0, nb - 1)
+        kk = clip_index(np.round(cand * h / dfe).astype(int), 1, nb - 2)
+        lo = clip_index(np.round(cand * (h - 0.5) / dfe).astype(int), 0, nb - 1)
+        hi = clip_index(np.round(cand * (h + 0.5) / dfe).astype(int), 0, nb - 1)
         v = np.maximum(np.maximum(logp[:, kk], logp[:, kk - 1]), logp[:, kk + 1])
         sal += v - 0.5 * (logp[:, lo] + logp[:, hi])
     sal = 10 * sal / n_h
     best = sal.max(axis=1)
     f0 = cand[np.argmax(sal, axis=1)]
-    engine = float(np.median(best))
+    engine = float(median1(best))
     strong = best >= np.percentile(best, 50)
     f0_move = float(np.ptp(np.log2(f0[strong]))) if strong.sum() >= 2 else 0.0
     return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
-                    float(np.percentile(best, 90)), float(np.log2(np.median(f0[strong]) if strong.any() else 25.0)),
+                    float(np.percentile(best, 90)), float(np.log2(median1(f0[strong]) if strong.any() else 25.0)),
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, _onset(x, fs), float(level_7p5),
                     *_texture(x, fs), comb)
 
@@ -283,7 +307,7 @@ def _texture(x: np.ndarray, fs: int) -> tuple[float, float]:
     ac = np.fft.irfft(spec.real**2 + spec.imag**2, axis=1)[:, :w]
     ac = ac / (ac[:, :1] + 1e-30)
     lo, hi = int(fe / 400), int(fe / 25) + 1
-    pulse = float(np.median(ac[:, lo:hi].max(axis=1))) if segs.shape[0] else 0.0
+    pulse = float(median1(ac[:, lo:hi].max(axis=1))) if segs.shape[0] else 0.0
     return pulse, crackle
 
 

@@ -15,7 +15,12 @@ after ``hard_limit_s`` is closed there and a new one opens, which bounds memory.
 An event longer than ``max_duration_s`` (dense traffic: a queue of vehicles keeps the level above the
 threshold) is first cut into pass-bys: at the lowest level between every two maxima that stand at least
 ``long_split_db`` above the level between them (scipy's peak prominence), so a loud vehicle in a queue gets
-its own event, whose LAFmax is its own. Only pieces still longer than ``max_duration_s`` keep ``too_long``, and
+its own event, whose LAFmax is its own. A piece still longer than ``max_duration_s`` whose maximum stands out
+(one vehicle far louder than a queue that never dips 4 dB) and reaches ``enforcement_db + uncertainty_db`` is
+cut once more around that maximum: the span
+where the level stays within ``down_db`` of it (or, if that is still too long, within half the height of the
+maximum over the piece's median level, if that rise is >= ``long_split_db``) is the vehicle's pass-by. Only pieces still longer than
+``max_duration_s`` keep ``too_long``, and
 only the last piece of an event closed at ``hard_limit_s`` (or at the end of the input) is ``cut``, and only
 while its level there is within ``down_db`` of its maximum: 10 dB down, a pass-by's maximum is behind it.
 """
@@ -104,6 +109,7 @@ class RawEvent:
     lafmax: float  # measured at the microphone, dB
     too_long: bool
     cut: bool  # closed at hard_limit_s while still above threshold
+    parent: tuple[int, int] | None = None  # the long piece this one was cut from around its maximum (frames)
 
     @property
     def duration_s(self) -> float:
@@ -117,6 +123,7 @@ class PassByDetector:
         self._corr = c.distance_correction_db
         self._on = c.candidate_db - self._corr  # thresholds expressed at the microphone
         self._off = self._on - c.hysteresis_db
+        self._case = c.enforcement_db + c.uncertainty_db - self._corr  # a level that could be a case, at the mic
         self._min = max(1, round(c.min_duration_s * FRAME_HZ))
         self._max = round(c.max_duration_s * FRAME_HZ)
         self._hard = round(c.hard_limit_s * FRAME_HZ)
@@ -181,11 +188,11 @@ class PassByDetector:
         if n < self._min:
             self.counters["short"] += 1
             return
-        pieces = [(start, end, int(peak), float(lafmax))]
+        pieces: list[tuple] = [(start, end, int(peak), float(lafmax))]
         if n > self._max and len(levels) == n:
             pieces = self._pieces(start, np.asarray(levels))
             self.counters["long_pieces"] += len(pieces) - 1
-        for k, (a, b, p, lv) in enumerate(pieces):
+        for k, (a, b, p, lv, *parent) in enumerate(pieces):
             too_long = b - a > self._max
             self.counters["events"] += 1
             if too_long:
@@ -194,17 +201,49 @@ class PassByDetector:
             done = len(levels) == n and levels[-1] <= lv - self.config.down_db  # its maximum is behind it
             if cut and last and done:
                 self.counters["cut_after_max"] += 1
-            out.append(RawEvent(a, b, p, lv, too_long, cut and last and not done))
+            out.append(RawEvent(a, b, p, lv, too_long, cut and last and not done, parent[0] if parent else None))
 
     def _pieces(self, start: int, lv: np.ndarray) -> list[tuple[int, int, int, float]]:
         """A long event cut at the lowest frame between maxima of >= long_split_db prominence."""
         peaks, _ = find_peaks(np.concatenate([[-np.inf], lv, [-np.inf]]), prominence=self.config.long_split_db)
         peaks = peaks - 1
         cuts = [0] + [int(p0 + np.argmin(lv[p0:p1])) for p0, p1 in zip(peaks[:-1], peaks[1:], strict=True)] + [lv.size]
-        out = []
+        spans: list[tuple[int, int, tuple[int, int] | None]] = []
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            around = self._around_peak(lv, a, b) if b - a > self._max else [(a, b)]
+            parent = (start + a, start + b) if len(around) > 1 else None
+            spans += [(x, y, parent) for x, y in around]
+        out = []
+        for a, b, parent in spans:
             if b - a < self._min:
                 continue
             p = a + int(np.argmax(lv[a:b]))
-            out.append((start + a, start + b, start + p, float(lv[p])))
+            out.append((start + a, start + b, start + p, float(lv[p]), parent))
         return out or [(start, start + lv.size, start + int(np.argmax(lv)), float(lv.max()))]
+
+    def _around_peak(self, lv: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
+        """A piece still longer than max_duration_s (one vehicle far louder than a queue without dips, or a
+        queue behind it) whose maximum reaches enforcement_db + uncertainty_db (at 7.5 m; quieter ones could
+        never be a case, so they stay one too_long event and cost no more): its maximum's pass-by is the span around it where the level stays within
+        ``down_db`` of the maximum, or within half its rise over the piece's median level (a rise of at least
+        long_split_db);
+        if that is a pass-by's length, it becomes its own piece and the flanks
+        before and after it others (whose maxima then lie at their edges: ``edge_peak``). Each keeps the span
+        of the piece it was cut from (``RawEvent.parent``): a siren heard anywhere in it still blocks the case."""
+        c = self.config
+        p = a + int(np.argmax(lv[a:b]))
+        if lv[p] < self._case:  # only a maximum that could make a case is worth its own event (and its cost)
+            return [(a, b)]
+        rise = float(lv[p] - np.median(lv[a:b]))  # how far the maximum stands above the piece's typical level
+        for drop in (c.down_db, rise / 2):
+            if rise < c.long_split_db:  # nothing stands out of the piece: a steady sound, not a pass-by
+                break
+            low = lv[a:b] < lv[p] - drop
+            before = np.flatnonzero(low[: p - a])
+            after = np.flatnonzero(low[p - a:])
+            s0 = a + (int(before[-1]) + 1 if before.size else 0)
+            s1 = p + (int(after[0]) if after.size else b - p)
+            if s1 - s0 <= self._max and (s0, s1) != (a, b):
+                self.counters["peak_pieces"] += 1
+                return [(x, y) for x, y in ((a, s0), (s0, s1), (s1, b)) if y > x]
+        return [(a, b)]

@@ -168,7 +168,8 @@ class NoiseAnalyzer:
 
     def _store(self, frames: np.ndarray) -> None:
         cap = self._frames.size
-        for fr in np.array_split(frames, max(1, math.ceil(frames.size / cap))) if frames.size else []:
+        parts = [frames] if frames.size <= cap else np.array_split(frames, math.ceil(frames.size / cap))
+        for fr in parts if frames.size else []:
             idx = fr["index"] % cap
             self._frames[idx] = fr
         self._frames_end = self.meter.frames_done
@@ -270,6 +271,10 @@ class NoiseAnalyzer:
         if not reasons and (sup.reasons(start_s, end_s, own=own, floor_ms=heard, out_ms=floor)
                             or sup.tonal_nearby(start_s, end_s, own=own, floor_ms=heard, out_ms=floor)):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
+        elif not reasons and ev.parent is not None:  # a piece cut out of a long event around its maximum answers
+            pa, pb = ev.parent[0] / FRAME_HZ, ev.parent[1] / FRAME_HZ  # for all of it, whatever the tone's
+            if sup.reasons(pa, pb, own=own) or sup.tonal_nearby(pa, pb, own=own):  # level (as when too_long)
+                flags.append("siren_nearby")
         flags += feature_flags(ft)  # siren-like tones, a horn's abrupt tones: never enforceable
         if ev.too_long:
             flags.append("too_long")

@@ -44,6 +44,7 @@ import numpy as np
 
 from contract.models import Signal, ZoneState, ZoneStatus
 from gateway.noise.harmonics import comb_root, series_member
+from gateway.noise.spectrum import median1, median_rows
 from gateway.noise.weighting import a_weighting_db
 
 SILENT = {Signal.SILENT_TEST}
@@ -67,6 +68,8 @@ class SuppressionConfig:
     max_jump_oct: float = 1.0  # continuity of frequency between consecutive tonal frames of a run
     alt_oct: float = 0.1  # ... or a return to within this of the run's previous tone (two tones > 1 octave apart)
     min_frames: int = 6  # tonal frames before a run counts (0.75 s at 8 Hz)
+    engine_oct: float = 0.25  # a narrow peak this close to the run's tone that *is* an engine order ...
+    engine_ratio: float = 3.0  # ... : the run counts only with this many tonal frames per such excused frame
     hold_prominence_db: float = 8.0  # a counted run's own tone, still narrow, keeps it going at this prominence
     hold_max_s: float = 6.0  # ... for at most this long after the last frame that was tonal on its own
     tone_harmonics: int = 6  # a tone's level: its bins and those of this many multiples (A-weighted)
@@ -96,6 +99,8 @@ class SirenSuppressor:
         self._alt_f = 1.0  # the run's other tone (two-tone and hi-lo sirens alternate between two)
         self._last_full = -1e9
         self._run_n = 0
+        self._run_x = 0  # frames of the current run whose tone was excused as an engine order (before it counted)
+        self._counted = False  # the current run counts (min_frames, and engine_ratio tonal frames per excused one)
         self.frames_seen = 0
         self.run_frames = 0
         self._run_start: float | None = None  # first tonal frame of the current run
@@ -108,6 +113,8 @@ class SirenSuppressor:
         self._zone_open: dict[str, float] = {}
         self.tonal_frames = 0
         self.tone_log: deque[tuple[float, float]] = deque(maxlen=max(1, round(self.config.tone_log_s * frame_hz)))
+        self._edges: dict[int, tuple[int, int, int, int]] = {}  # spectrum size -> band and ref edges
+        self._tone_arr: tuple | None = None  # (key, times, mean squares): tone_log as arrays for queries
         self.event_spans: list[tuple[float, float]] = []  # events the classifier called a siren
         self._aw2 = 10 ** (a_weighting_db(np.maximum(freqs, 1.0)) / 10)
         self._saw2: np.ndarray | None = None
@@ -137,37 +144,41 @@ class SirenSuppressor:
 
     # ------------------------------------------------------------ local tonal detector
     def _tonal(self, power: np.ndarray, band: np.ndarray, ref: np.ndarray, w: int,
-               prom_db: float) -> tuple[np.ndarray, np.ndarray]:
-        """(tonal mask, peak bin) of frames: a narrow, prominent dominant peak in 250-3000 Hz."""
+               prom_db: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(tonal mask, peak bin, excused mask) of frames: a narrow, prominent dominant peak in 250-3000 Hz;
+        ``excused``: such a peak that is an engine order or an engine's comb root (not tonal)."""
         c = self.config
-        idx = np.flatnonzero(band)
-        b0, b1 = int(idx[0]), int(idx[-1]) + 1  # the band lies >= w bins inside the spectrum
-        r0, r1 = (int(i) for i in np.flatnonzero(ref)[[0, -1]])
+        key = band.size
+        if key not in self._edges:  # the long and the short spectrum: one pair of masks each
+            self._edges[key] = _edges(band, ref)
+        b0, b1, r0, r1 = self._edges[key]  # the band lies >= w bins inside the spectrum
         pk = b0 + np.argmax(power[:, b0:b1], axis=1)
         flat = power.ravel()
         base = np.arange(power.shape[0]) * power.shape[1] + pk
         at = lambda d: flat[base + d]  # noqa: E731  (the bin d away from each frame's peak)
         v = at(0)
         ref_band = power[:, r0: r1 + 1]
-        med = np.median(ref_band, axis=1) + 1e-30
+        med = median_rows(ref_band) + 1e-30
         conc = (at(-2) + at(-1) + v + at(1) + at(2)) / (ref_band.sum(axis=1) + 1e-30)
         g = 10 ** (c.min_drop_db / 10)
         narrow = ((v >= at(-1)) & (v >= at(1)) & (v >= g * np.maximum(at(-w), at(w)))
                   & (pk > b0) & (pk < b1 - 1))
         tonal = (v >= med * 10 ** (prom_db / 10)) & (conc >= c.min_concentration) & narrow
+        cand = tonal.copy()
         if tonal.any():  # engine orders and voices are harmonic series of a low fundamental: not a siren
             df = float(self._df if power.shape[1] == self._band.size else self._sdf)
             tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df)
             if tonal.any():  # nor the firing frequency of a fast engine (a comb root with even orders)
                 tonal[tonal] &= ~comb_root(power[tonal], pk[tonal], df)
-        return tonal, pk
+        return tonal, pk, cand & ~tonal
 
     def feed(self, index: np.ndarray, power: np.ndarray, short: np.ndarray | None = None) -> None:
         if index.size == 0:
             return
         c = self.config
-        tonal, pk = self._tonal(power, self._band, self._ref, c.narrow_bins, c.min_prominence_db)
+        tonal, pk, excused = self._tonal(power, self._band, self._ref, c.narrow_bins, c.min_prominence_db)
         freq = pk * self._df
+        exc_f = np.where(excused, freq, 0.0)
         if short is not None:
             if self._sband is None:
                 fs_ = np.arange(short.shape[1]) * self._df * (power.shape[1] - 1) / (short.shape[1] - 1)
@@ -175,19 +186,24 @@ class SirenSuppressor:
                 self._sref = (fs_ >= 150) & (fs_ <= 5000)
                 self._sdf = float(fs_[1])
                 self._saw2 = 10 ** (a_weighting_db(np.maximum(fs_, 1.0)) / 10)
-            ts_, spk = self._tonal(short, self._sband, self._sref, 5, c.min_prominence_db)
+            ts_, spk, sx = self._tonal(short, self._sband, self._sref, 5, c.min_prominence_db)
             freq = np.where(tonal, freq, spk * self._sdf)
+            exc_f = np.where(excused | ~sx, exc_f, spk * self._sdf)
             via_short = ts_ & ~tonal
             tonal = tonal | ts_
         else:
             via_short = np.zeros(tonal.size, dtype=bool)
         self.tonal_frames += int(tonal.sum())
-        for j, (i, is_tonal, f) in enumerate(zip(index.tolist(), tonal.tolist(), freq.tolist(), strict=True)):
+        for j, (i, is_tonal, f, fx) in enumerate(zip(index.tolist(), tonal.tolist(), freq.tolist(), exc_f.tolist(),
+                                                    strict=True)):
             t = (i + 1) / self.frame_hz
             full = is_tonal
             self.frames_seen += 1
             in_run = False
-            if (not is_tonal and self._run_n >= c.min_frames  # a counted run: follow its tone through masking
+            if (not is_tonal and not self._counted and fx > 0 and self._run_start is not None
+                    and abs(np.log2(fx / self._run_f)) <= c.engine_oct):
+                self._run_x += 1  # the run's tone is, in this frame, an engine order (an engine's flickering line)
+            if (not is_tonal and self._counted  # a counted run: follow its tone through masking
                     and t - self._last_full <= c.hold_max_s):
                 held = self._held(power[j], self._run_f)
                 if held is not None:
@@ -205,7 +221,8 @@ class SirenSuppressor:
                     if self._active_since is None:
                         self._close_run()
                         self._run_start = t - 1 / self.frame_hz
-                    self._run_n = 0
+                    self._run_n = self._run_x = 0
+                    self._counted = False
                 elif jump > c.alt_oct:
                     self._alt_f = self._run_f
                 self._run_f = f
@@ -213,12 +230,14 @@ class SirenSuppressor:
                 self._last_tonal = t
                 if full:
                     self._last_full = t
-                if self._run_n == c.min_frames:  # the run now counts: so do its earlier frames
-                    for k in range(1, min(c.min_frames, len(self._hist) + 1)):
+                if (not self._counted and self._run_n >= c.min_frames
+                        and self._run_n >= c.engine_ratio * self._run_x):  # the run now counts: so do its earlier frames
+                    self._counted = True
+                    for k in range(1, min(self._run_n, len(self._hist) + 1)):
                         if self._hist[-k] is False and self._hist_tonal[-k]:
                             self._hist[-k] = True
-                    self.run_frames += c.min_frames - 1
-                in_run = self._run_n >= c.min_frames
+                            self.run_frames += 1
+                in_run = self._counted
             elif self._run_start is not None and t - self._last_tonal > c.gap_s and self._active_since is None:
                 self._close_run()
             if in_run:
@@ -234,7 +253,8 @@ class SirenSuppressor:
                 self.local_intervals[-1][1] = self._last_tonal + c.hold_s
                 self._active_since = None
                 self._run_start = None
-                self._run_n = 0
+                self._run_n = self._run_x = 0
+                self._counted = False
 
     def _held(self, row: np.ndarray, f: float) -> float | None:
         """The frequency of a narrow peak within 3 % of ``f`` standing ``hold_prominence_db`` above the
@@ -249,7 +269,7 @@ class SirenSuppressor:
         side = max(float(row[k - c.narrow_bins]), float(row[k + c.narrow_bins]))
         if v < row[k - 1] or v < row[k + 1] or v < 10 ** (c.min_drop_db / 10) * side:
             return None
-        if 10 * np.log10(v / (float(np.median(row[self._ref])) + 1e-30) + 1e-30) < c.hold_prominence_db:
+        if 10 * np.log10(v / (float(median1(row[self._ref])) + 1e-30) + 1e-30) < c.hold_prominence_db:
             return None
         return k * self._df
 
@@ -272,15 +292,20 @@ class SirenSuppressor:
 
     def tone_max(self, start: float, end: float) -> float:
         """The largest tone mean square (A-weighted) heard in (start, end] (0 if none)."""
-        return max((ms for t, ms in self.tone_log if start < t <= end), default=0.0)
+        if self._tone_arr is None or self._tone_arr[0] != (len(self.tone_log), self.frames_seen):
+            ts_ms = np.array(self.tone_log, dtype=np.float64).reshape(-1, 2)
+            self._tone_arr = ((len(self.tone_log), self.frames_seen), ts_ms[:, 0], ts_ms[:, 1])
+        _, ts, ms = self._tone_arr
+        sel = ms[(ts > start) & (ts <= end)]
+        return float(sel.max()) if sel.size else 0.0
 
     def _close_run(self) -> None:
         c = self.config
-        if (self._run_start is not None and self._run_n >= c.min_frames
+        if (self._run_start is not None and self._counted
                 and self._last_tonal - self._run_start >= c.min_run_s and self._active_since is None):
             self.tonal_runs.append([self._run_start - c.lead_s, self._last_tonal + c.hold_s])
         if self._active_since is None:
-            self._run_start, self._run_n = None, 0
+            self._run_start, self._run_n, self._run_x, self._counted = None, 0, 0, False
 
     def siren_event(self, start: float, end: float) -> None:
         """The classifier called an event a siren: treat it as local evidence of a sounding siren.
@@ -339,7 +364,7 @@ class SirenSuppressor:
             return False  # the current run started within the event's own span (with floor_ms: _matters decides
             #               from the tone heard after the span: a siren starting during a pass-by goes on)
         return (self._active_since is None and self._run_start is not None
-                and self._run_n >= self.config.min_frames
+                and self._counted
                 and self._matters(self._run_start - self.config.lead_s, float("inf"), start, end, floor_ms, own,
                                   out_ms))
 
@@ -355,6 +380,13 @@ class SirenSuppressor:
         if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.local_intervals):
             out.append("local_tonal")
         return out
+
+
+def _edges(band: np.ndarray, ref: np.ndarray) -> tuple[int, int, int, int]:
+    """(first, last + 1) bin of ``band`` and (first, last) bin of ``ref``."""
+    idx = np.flatnonzero(band)
+    r = np.flatnonzero(ref)
+    return int(idx[0]), int(idx[-1]) + 1, int(r[0]), int(r[-1])
 
 
 def _within(a: float, b: float, own: tuple[float, float] | None) -> bool:

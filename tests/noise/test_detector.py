@@ -117,3 +117,37 @@ def test_an_event_cut_after_its_maximum_is_complete():
     rising = [70] + _passby(104.0, 60)[:28]  # ends 2 frames before its maximum would come
     ev, d = run(rising)
     assert len(ev) == 1 and ev[0].cut and d.counters["cut_after_max"] == 0
+
+
+def test_a_loud_vehicle_over_a_queue_without_dips_gets_its_own_event():
+    """Issue 13, sixth pass: a queue whose level never dips 4 dB between vehicles (no second maximum of 4 dB
+    prominence) keeps one 30 s piece; the loud vehicle standing out of it is cut out around its maximum (within
+    down_db, or half its rise over the queue), so it is not ``too_long``; the flanks keep it."""
+    for queue_db, loud_db in ((88.0, 104.0), (96.0, 104.0)):
+        lv = [70] * 5 + [queue_db + 0.5 * math.sin(k / 3) for k in range(300)] + [70] * 5
+        for k, v in enumerate(_passby(loud_db, 60)):
+            lv[150 + k] = max(lv[150 + k], v)
+        ev, d = run(lv)
+        loud = max(ev, key=lambda e: e.lafmax)
+        assert loud.lafmax == pytest.approx(loud_db, abs=0.05) and not loud.too_long and not loud.cut
+        assert loud.duration_s <= 6.0 and loud.start < loud.peak < loud.end - 1
+        assert d.counters["peak_pieces"] == 1
+        assert [e.start for e in ev[1:]] == [e.end for e in ev[:-1]]  # nothing lost between pieces
+        assert all(e.too_long for e in ev if e is not loud and e.duration_s > 20)
+
+
+def test_a_maximum_that_could_never_be_a_case_leaves_the_queue_one_event():
+    """Cutting costs an event's analysis: a maximum under enforcement_db + uncertainty_db (97 dB at 7.5 m) could
+    never make a case, so the queue stays one too_long event."""
+    lv = [70] * 5 + [88.0 + 0.5 * math.sin(k / 3) for k in range(300)] + [70] * 5
+    for k, v in enumerate(_passby(96.0, 60)):
+        lv[150 + k] = max(lv[150 + k], v)
+    ev, d = run(lv)
+    assert len(ev) == 1 and ev[0].too_long and d.counters["peak_pieces"] == 0
+
+
+def test_a_long_steady_sound_is_not_cut_around_its_maximum():
+    """A siren-like steady level over 30 s with a 3 dB swell: no pass-by stands out, it stays too_long."""
+    lv = [70] + [92 + 3 * math.exp(-((k - 150) / 40) ** 2) for k in range(300)] + [70]
+    ev, d = run(lv)
+    assert len(ev) == 1 and ev[0].too_long and d.counters["peak_pieces"] == 0
