@@ -70,13 +70,15 @@ RANGES: dict[str, object] = {
 }
 
 
-def u(rng: np.random.Generator, key: str) -> float:
-    lo, hi = RANGES[key]  # type: ignore[misc]
+def u(rng: np.random.Generator, key: str, ranges: dict = RANGES) -> float:
+    """A uniform draw from the declared range ``ranges[key]`` (a float in [lo, hi))."""
+    lo, hi = ranges[key]
     return float(rng.uniform(lo, hi))
 
 
-def ui(rng: np.random.Generator, key: str) -> int:
-    lo, hi = RANGES[key]  # type: ignore[misc]
+def ui(rng: np.random.Generator, key: str, ranges: dict = RANGES) -> int:
+    """A uniform integer draw from the declared range ``ranges[key]`` (both ends included)."""
+    lo, hi = ranges[key]
     return int(rng.integers(lo, hi + 1))
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from simulators import noise_sources as src
+
 TEXTURE_RANGES: dict[str, object] = {
     "texture_bands": (2, 6),  # randomly modulated noise bands in the background texture
     "texture_hz": (30.0, 6000.0),  # band centre (log-uniform)
@@ -47,13 +49,11 @@ TEXTURE_RANGES: dict[str, object] = {
 
 
 def u(rng: np.random.Generator, key: str) -> float:
-    lo, hi = TEXTURE_RANGES[key]  # type: ignore[misc]
-    return float(rng.uniform(lo, hi))
+    return src.u(rng, key, TEXTURE_RANGES)
 
 
 def ui(rng: np.random.Generator, key: str) -> int:
-    lo, hi = TEXTURE_RANGES[key]  # type: ignore[misc]
-    return int(rng.integers(lo, hi + 1))
+    return src.ui(rng, key, TEXTURE_RANGES)
 
 
 def chance(rng: np.random.Generator, key: str) -> bool:
