@@ -48,41 +48,66 @@ async def test_the_signer_answers_each_request_in_order_even_one_bigger_than_its
         signer.close()
 
 
-def counting_subscriber(port: int, topic: str, want: int) -> tuple[paho.Client, threading.Event]:
-    """A plain paho client on its own thread: it keeps receiving while the test blocks the event loop."""
-    got, done, subscribed = [0], threading.Event(), threading.Event()
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="count-cmds", protocol=paho.MQTTv311)
+class CountingSubscriber:
+    """A plain paho client on its own thread (it keeps receiving while the test blocks the event loop), at QoS 0 so
+    the broker passes messages on in the order it received them. It counts the commands that came before the
+    marker. Its events are also set when its connection closes, so a broken broker fails the test and never
+    hangs it."""
 
-    def on_message(*_: object) -> None:
-        got[0] += 1
-        if got[0] >= want:
-            done.set()
+    def __init__(self, port: int, topic: str, marker: str) -> None:
+        self.commands, self.at_marker, self.granted = 0, None, None
+        self.marked, self.subscribed = threading.Event(), threading.Event()
+        self.client = client = paho.Client(CallbackAPIVersion.VERSION2, client_id="count-cmds",
+                                           protocol=paho.MQTTv311)
 
-    client.on_message = on_message
-    client.on_subscribe = lambda *_: subscribed.set()
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    client.subscribe(topic, 1)
-    assert subscribed.wait(20)
-    return client, done
+        def on_message(_c: object, _u: object, msg: paho.MQTTMessage) -> None:
+            if msg.topic == marker:
+                self.at_marker = self.commands
+                self.marked.set()
+            else:
+                self.commands += 1
+
+        def on_subscribe(_c: object, _u: object, _mid: int, codes: list, _p: object) -> None:
+            self.granted = [int(c.value) for c in codes]
+            self.subscribed.set()
+
+        def on_disconnect(*_: object) -> None:
+            self.subscribed.set()
+            self.marked.set()
+
+        client.on_message, client.on_subscribe, client.on_disconnect = on_message, on_subscribe, on_disconnect
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        client.subscribe([(topic, 0), (marker, 0)])
+        self.subscribed.wait()
+        assert self.granted == [0, 0], self.granted
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 async def test_the_control_connection_writes_every_command_at_once_without_waiting_for_pubacks():
     """With paho's default inflight window (the hub had 1,000), commands past the window wait for PUBACKs, which
-    only the event loop reads; here the loop is blocked after the writes, and every command still arrives."""
+    only the event loop reads; here the loop stays blocked after the writes. A QoS 0 marker written after the
+    commands on the same connection is no part of that window: the broker has every command before it, or the
+    window held some back (old code: 1,000 of 1,500 before the marker)."""
     n = 1500
     with Mosquitto() as broker:
         metrics = HubMetrics()
         control = HubMqtt(MqttSettings(url=broker.url, client_id="hub-window"), Dispatcher(metrics), metrics)
         task = asyncio.create_task(control.run())
-        sub, done = counting_subscriber(broker.port, "window/+/cmd", n)
+        sub = CountingSubscriber(broker.port, "window/+/cmd", "window/marker")
         try:
-            await asyncio.wait_for(control.connected.wait(), 20)
+            connected = asyncio.ensure_future(control.connected.wait())
+            await asyncio.wait([connected, task], return_when=asyncio.FIRST_COMPLETED)  # or the client died
+            assert control.connected.is_set(), task
             assert all(control.publish_nowait(f"window/gw-{i}/cmd", b"c" * 40, 1, False) for i in range(n))
+            assert control.publish_nowait("window/marker", b"", 0, False)
             control.flush_writes()
-            assert done.wait(60)  # blocking: no PUBACK is read by the hub until every command has arrived
+            sub.marked.wait()  # blocking: no PUBACK is read by the hub meanwhile
+            assert sub.at_marker == n, f"{sub.at_marker} of {n} commands were on the wire before the marker"
         finally:
-            sub.loop_stop()
-            sub.disconnect()
+            sub.close()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
