@@ -78,3 +78,7 @@ class MqttParams:
     stuck_puback_s: float = 15.0  # 0: off
     max_inflight: int = 100
     manual_ack: bool = False
+    # packets read per readable event at most: 1 is paho's own (one packet per ``loop_read``); more saves the event
+    # loop's round trip per packet on a connection that receives a stream (the hub's ingest), while the loop's other
+    # callbacks wait at most that many packets
+    read_burst: int = 1

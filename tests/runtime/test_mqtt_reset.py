@@ -22,10 +22,11 @@ KEEPALIVE_S = 60
 DEADLINE_S = 10  # a protocol deadline far below the keepalive timeout (1.5 x 60 s) that used to end it
 
 
-async def scenario(broker_port: int) -> tuple[list[bytes], str, str, int]:
+async def scenario(broker_port: int, burst: int = 1) -> tuple[list[bytes], str, str, int]:
     cut = await NetCut(broker_port).start()
     got: list[bytes] = []
-    sub = MqttSession(MqttParams("127.0.0.1", cut.port, "reset-sub", keepalive_s=KEEPALIVE_S, stuck_puback_s=0),
+    sub = MqttSession(MqttParams("127.0.0.1", cut.port, "reset-sub", keepalive_s=KEEPALIVE_S, stuck_puback_s=0,
+                                 read_burst=burst),
                       on_message=lambda topic, payload, *_: got.append(payload))
     pub = MqttSession(MqttParams("127.0.0.1", broker_port, "reset-pub", keepalive_s=KEEPALIVE_S))
     try:
@@ -51,10 +52,11 @@ async def scenario(broker_port: int) -> tuple[list[bytes], str, str, int]:
         await cut.close()
 
 
+@pytest.mark.parametrize("burst", [1, 32])  # 32: several packets per readable event, as the hub's ingest reads
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-def test_packets_that_arrive_with_a_reset_are_read_and_the_session_ends(mosquitto, loop):
+def test_packets_that_arrive_with_a_reset_are_read_and_the_session_ends(mosquitto, loop, burst):
     run = uvloop.run if loop == "uvloop" else asyncio.run
-    got, ended, after, resets = run(scenario(mosquitto.port))
+    got, ended, after, resets = run(scenario(mosquitto.port, burst))
     assert resets == 1
     assert ended.startswith("link error"), ended
     assert sorted(got) == [b"m0", b"m1", b"m2"]  # none left behind in the socket
