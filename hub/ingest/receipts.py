@@ -28,7 +28,7 @@ MAX_PENDING_GATEWAYS = 100_000  # bounded: a receipt is worth little once old (t
 
 class Receipts:
     def __init__(self, publish: Callable[[str, bytes, int], object], *,
-                 topics: topics_mod.Topics = topics_mod.DEFAULT, interval_s: float = 0.25) -> None:
+                 topics: topics_mod.Topics = topics_mod.DEFAULT, interval_s: float = 1.0) -> None:
         self.publish = publish  # (topic, payload, qos) -> truthy when handed to the client
         self.topics = topics
         self.interval_s = interval_s
