@@ -15,7 +15,8 @@ has its own MQTT connection and its own Modbus bus on a pty; siren spin-up 0, so
 Per backend: ``p50_ms`` / ``p99_ms`` (each siren, API call -> its "sounding" ack, as the hub recorded it, over all
 alerts), ``dispatch_ms_p50`` / ``dispatch_ms_max`` (API call -> the last signed command written to the broker, the
 hub's own ``dispatch_ms``), ``confirmed`` / ``sirens`` over all alerts, ``stop_confirmed_s_max`` (stop call -> every
-siren's "done" at the hub; the next alert waits for it); for postgres also ``failover_s`` (kill ->
+siren's "done" at the hub; the next alert waits for it), ``alert_wall_s_max`` (call -> every siren answered) and
+``hub_alert_cpu_s_max`` (the hub processes' CPU in that window, both hubs on postgres); for postgres also ``failover_s`` (kill ->
 the follower leads) and ``failover_alert_completed``. Top level: ``p99_ratio_pg_to_sqlite`` (goal <= 1.5) and
 ``dispatch_goal_ms`` (250, for 2,000 gateways).
 
@@ -111,18 +112,22 @@ def sim_counters(root: Path, tag: str, workers: int) -> dict[str, int]:
 
 
 async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float,
-                 sims: list[subprocess.Popen] | None = None) -> dict:
+                 sims: list[subprocess.Popen] | None = None, hubs: list[subprocess.Popen] | None = None) -> dict:
     """``n`` exercise alerts over every zone, one after the other; per-siren confirm times and dispatch times."""
     ms: list[float] = []
     dispatch: list[float] = []
     cpu: list[float] = []
     stop_s: list[float] = []
+    hub_cpu: list[float] = []
+    wall: list[float] = []
     confirmed = total = 0
     for _ in range(n):
-        c0 = cpu_s(sims or [])
+        c0, h0, t0 = cpu_s(sims or []), cpu_s(hubs or []), time.monotonic()
         alert = await asyncio.to_thread(client.create_alert, zones, "air-raid", "exercise", duration_s=120)
         await wait_for(lambda a=alert: settled(client, a.id), limit_s, "every siren to answer")
         cpu.append(cpu_s(sims or []) - c0)
+        hub_cpu.append(cpu_s(hubs or []) - h0)
+        wall.append(time.monotonic() - t0)
         detail = await asyncio.to_thread(client.alert, alert.id)
         ms += [d.confirm_ms for d in detail.devices if d.state == "sounding" and d.confirm_ms is not None]
         confirmed += detail.summary.confirmed
@@ -139,7 +144,9 @@ async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float,
             "p50_ms": round(pct(ms, 0.5), 1) if ms else None, "p99_ms": round(pct(ms, 0.99), 1) if ms else None,
             "dispatch_ms_p50": round(pct(dispatch, 0.5), 1) if dispatch else None,
             "dispatch_ms_max": round(max(dispatch), 1) if dispatch else None,
-            "alert_cpu_s": round(max(cpu), 2) if cpu else None,
+            "sim_alert_cpu_s_max": round(max(cpu), 2) if cpu else None,
+            "alert_wall_s_max": round(max(wall), 2) if wall else None,
+            "hub_alert_cpu_s_max": round(max(hub_cpu), 2) if hub_cpu and hubs else None,
             "stop_confirmed_s_max": round(max(stop_s), 2) if stop_s else None}
 
 
@@ -169,7 +176,7 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
             procs += sims
             boot_s = await _online(leader, args.gateways, args.timeout)
             idle = await idle_cpu(args, sims)
-            out = {**await alerts(leader, zones, args.alerts, args.timeout, sims), "fleet_boot_s": boot_s}
+            out = {**await alerts(leader, zones, args.alerts, args.timeout, sims, procs[:2]), "fleet_boot_s": boot_s}
             out["sim_cpu"] = sim_cpu(args, idle, out)
             alert = await asyncio.to_thread(follower.create_alert, zones, "air-raid", "exercise", duration_s=120)
             await asyncio.sleep(args.kill_after_s)
@@ -189,7 +196,7 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
 
 
 def sim_cpu(args: argparse.Namespace, idle: dict, out: dict) -> dict:
-    alert = out.get("alert_cpu_s")
+    alert = out.get("sim_alert_cpu_s_max")
     return {**idle, "alert_cpu_s": alert,
             "alert_cpu_s_per_500_gateways": round(alert * 500 / args.gateways, 2) if alert is not None else None}
 
@@ -212,7 +219,8 @@ async def sqlite_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -> 
             procs += sims
             boot_s = await _online(client, args.gateways, args.timeout)
             idle = await idle_cpu(args, sims)
-            out = {**await alerts(client, [z["id"] for z in plan.zones_config()], args.alerts, args.timeout, sims),
+            out = {**await alerts(client, [z["id"] for z in plan.zones_config()], args.alerts, args.timeout, sims,
+                                  procs[:1]),
                    "fleet_boot_s": boot_s}
             out["sim_cpu"] = sim_cpu(args, idle, out)
         finally:

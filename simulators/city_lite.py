@@ -10,7 +10,7 @@ with the session and per-session counter of ``contract.signed``. Commands are ve
 What it leaves out, on purpose: the pty, the Modbus RTU bus and the siren controllers (``simulators.city`` runs
 real gateway instances with those, and tests/e2e measures that path), the telemetry outbox and acks on disk (acks
 wait in memory until their PUBACK; a lite gateway that dies loses them, and the hub's re-sends cover that).
-Heartbeats start at a random point of the first interval, so a process's gateways do not all beat in one tick.
+Heartbeats are jittered (``LiteGateway._heartbeats``), so a process's gateways do not all beat in one tick.
 """
 
 from __future__ import annotations
@@ -196,8 +196,11 @@ class LiteGateway:
                 raise results[done]
 
     async def _heartbeats(self, mqtt: MqttSession) -> None:
+        """Soon after the birth (a real gateway beats at once), then every 0.9-1.0 x heartbeat_s: the subtractive
+        jitter never stretches an interval past the hub's 2 x heartbeat_s timeout, and it drifts the phases of
+        a process's gateways apart so they do not all beat in the same tick."""
         period = self.settings.heartbeat_s
-        await asyncio.sleep(random.uniform(0.05, 1.0) * period)  # spread a process's heartbeats over the interval
+        await asyncio.sleep(random.uniform(0.0, 0.2) * period)
         seq = 0
         while True:
             hb = Heartbeat(gateway=self.id, session=self.session, seq=seq, ts=time.time(),
@@ -206,7 +209,7 @@ class LiteGateway:
             await mqtt.publish(self.t_heartbeat, self._seal(hb), qos=0)
             self.counters["mqtt_heartbeats"] += 1
             seq += 1
-            await asyncio.sleep(period)
+            await asyncio.sleep(period * random.uniform(0.9, 1.0))
 
 
 @dataclass
