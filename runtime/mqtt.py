@@ -73,9 +73,10 @@ class MqttSession:
         self._sock = None
         self.received = 0  # messages in this session
         self._probe: select.poll | None = None  # the socket's error state, read once per misc tick
-        self._ready: select.poll | None = None  # readable now? (``read_burst`` > 1)
-        self.read_events = 0  # readable events handled (``read_burst`` > 1: several packets each)
+        self._ready: select.poll | None = None  # readable now? and events handled (``read_burst`` > 1)
+        self.read_events = 0
         self._client = self._make_client()
+        self._on_readable = self._read_burst if params.read_burst > 1 else self._client.loop_read
 
     def _make_client(self) -> paho.Client:
         p = self.params
@@ -211,21 +212,16 @@ class MqttSession:
         assert self._loop is not None
         self._unwatch(sock)
         try:
-            self._loop.add_reader(sock, self._reader())
+            self._loop.add_reader(sock, self._on_readable)
             if self._client.want_write():
                 self._loop.add_writer(sock, self._client.loop_write)
         except (RuntimeError, ValueError, OSError) as exc:
             self._lost(MqttLinkError(f"the event loop cannot watch the socket: {exc}"))
         self._client.loop_read()
 
-    def _reader(self) -> Callable[[], object]:
-        return self._read_burst if self.params.read_burst > 1 else self._client.loop_read
-
     def _read_burst(self) -> None:
-        """One readable event: up to ``read_burst`` packets, while the socket has more bytes. A partial packet ends
-        the burst (the socket then has nothing more), so nothing ever blocks; the rest waits for the next event, in
-        order, as with one packet per event. TLS bytes already decrypted (which the loop's watcher cannot see) are
-        always read on."""
+        """One readable event: up to ``read_burst`` packets while the socket has more bytes; a partial packet ends
+        it (never blocks; the rest comes at the next event, in order). Decrypted TLS bytes are always read on."""
         self.read_events += 1
         client, sock, ready = self._client, self._sock, self._ready
         pending = getattr(sock, "pending", None)  # ssl.SSLSocket
@@ -270,7 +266,7 @@ class MqttSession:
                 ready.register(sock, select.POLLIN)
                 self._ready = ready
             try:
-                self._loop.add_reader(sock, self._reader())
+                self._loop.add_reader(sock, self._on_readable)
             except RuntimeError as exc:  # a watcher of an earlier socket with this fd, closed by the loop
                 self._repair(sock, f"watching the new socket failed ({exc})")
         self._call(attach)
