@@ -8,6 +8,9 @@ Features (computed only for events, from the raw samples of the event):
 - ``series``: share of those narrow-peak frames whose peak *is* an order of a low harmonic series;
 - ``comb``: share of loud frames whose narrow peak is the fundamental of a comb with even orders (a fast
   engine firing above 250 Hz, ``harmonics.comb_root``); such frames are not ``tonal`` either;
+- ``alternation``: two-tone steps of the dominant narrow peak (any narrow peak, excused or not) between held
+  pitches 1.08-1.6x apart and back, each tone sounding alone (``alternations``): a two-tone siren even when its
+  tones are full combs that the two tests above excuse (not a model input; ``rules.two_tone_steps`` uses it);
 - ``onset``: the steepest sustained rise near the event's maximum, dB (the mean power of the 100 ms before a
   step against the lower of the two 80 ms windows after it: horns switch on and stay on; pops and slow firing
   pulses do not);
@@ -75,6 +78,7 @@ class Features:
     pulse: float = 0.0  # periodicity of the high-band envelope at 25-400 Hz (firing pulses through a pipe)
     crackle: float = 0.0  # log10 kurtosis of the differentiated signal in the loudest second (pops, crackle)
     comb: float = 0.0  # share of loud frames whose narrow peak is the fundamental of an engine-like comb
+    alternation: float = 0.0  # two-tone steps: held pitch -> 1.08-1.6x -> back, each tone alone (``alternations``)
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
@@ -100,7 +104,8 @@ def _cols(f: np.ndarray) -> dict:
     return out
 
 
-def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15.0) -> np.ndarray:
+def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15.0,
+          where: list | None = None) -> np.ndarray:
     """Hann power spectra (float32) of the frames whose energy is within ``loud_db`` of the loudest frame's
     (only those are transformed: the cost of an event's features scales with its loud part). ``c``: the
     cumulative sum of x**2 with a leading 0 (frame energies without transforming)."""
@@ -110,6 +115,8 @@ def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15
     starts = np.arange(0, x.size - nfft + 1, hop)
     e = c[starts + nfft] - c[starts]
     starts = starts[e >= e.max() * 10 ** (-loud_db / 10)]
+    if where is not None:
+        where.append(starts // hop)
     w = _WINDOWS.get(nfft)
     if w is None:
         w = _WINDOWS.setdefault(nfft, np.hanning(nfft).astype(np.float32))
@@ -154,7 +161,8 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         x = x[a: a + cap]
     c2 = np.zeros(x.size + 1)
     np.cumsum(np.square(x, dtype=np.float64), out=c2[1:])
-    pl = _stft(x, NFFT, HOP, c2)  # frames within 15 dB of the loudest
+    where: list = []
+    pl = _stft(x, NFFT, HOP, c2, where=where)  # frames within 15 dB of the loudest
     p = pl
     df = fs / NFFT
     f = np.arange(p.shape[1]) * df
@@ -184,6 +192,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         near[:, d + 2] = pl[rows, kpk + d]
     conc = near.sum(axis=1) / pref.sum(axis=1).clip(1e-30)
     tonal_mask = (prom >= 20) & (conc >= 0.3) & _narrow(pl, kpk, 6)
+    narrow_any = tonal_mask.copy()
     n_tonal = int(tonal_mask.sum())
     comb = 0.0
     if n_tonal:  # an order of a low harmonic series (engine, voice) is not a siren's or a horn's tone
@@ -200,6 +209,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         series = 0.0
     tonal = float(tonal_mask.mean())
     fpk = _peak_freq(pl, kpk, df)
+    alternation = alternations(pl, kpk, fpk, narrow_any, where[0], df)
 
     two = 0.0
     if tonal_mask.any():
@@ -272,5 +282,55 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
                     float(np.percentile(best, 90)), float(np.log2(median1(f0[strong]) if strong.any() else 25.0)),
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, onset(x, fs), float(level_7p5),
-                    *texture(x, fs), comb)
+                    *texture(x, fs), comb, alternation)
 
+
+
+HOLD_RATIO = 1.01  # a narrow peak holds its pitch into the next frame within 1 % (a Doppler glide moves < 1 %)
+ALT_STEP = (1.08, 1.6)  # a two-tone step (horn and siren pairs: 1.1-1.4; hi-lo up to 1.5), not an octave
+ALT_BACK = 1.015  # the step back has the same size within 1.5 % (Doppler moves both tones alike)
+ALT_ALONE_DB = 10.0  # neither tone sounds (within this) while the other holds: they alternate, not coexist
+
+
+def alternations(p: np.ndarray, k: np.ndarray, fpk: np.ndarray, narrow: np.ndarray, frame_no: np.ndarray,
+                 df: float) -> float:
+    """Two-tone alternations: steps of the dominant narrow peak between held pitches (runs of frames holding
+    their pitch within 1 %) by 1.08-1.6x and back by the same ratio (within 1.5 %), where the tone of one run
+    is absent (``ALT_ALONE_DB`` under the dominant peak) in the middle frame of the other's run and vice versa
+    (the frames at the step overlap both tones). A two-tone siren alternates its tones, and Doppler moves both
+    alike, so the ratio holds, even when each tone is a full harmonic comb; an engine's dominant order may hop
+    between orders 4 and 5 (1.25x) but both orders sound together; a gear change steps once and then sweeps.
+    Counted per step-and-back (0 for a constant or sweeping pitch). Cost: a pass over the event's long frames
+    (already computed), per event, never per frame of the stream."""
+    if fpk.size < 3:
+        return 0.0
+    lf = np.log2(np.maximum(fpk, 1.0))
+    held = (np.diff(frame_no) == 1) & narrow[:-1] & narrow[1:] & (np.abs(np.diff(lf)) < np.log2(HOLD_RATIO))
+    runs: list[tuple[int, int]] = []  # (first, last) frame of each run of held frames
+    i, n = 0, held.size
+    while i < n:
+        if held[i]:
+            j = i
+            while j < n and held[j]:
+                j += 1
+            runs.append((i, j))
+            i = j
+        else:
+            i += 1
+    if len(runs) < 3:
+        return 0.0
+    nb = p.shape[1]
+    g = 10 ** (-ALT_ALONE_DB / 10)
+
+    def alone(r: int, f: float) -> bool:  # frame r has nothing within ALT_ALONE_DB of its peak at f
+        kk = int(round(f / df))
+        return bool(p[r, max(kk - 1, 0): min(kk + 2, nb)].max() <= g * p[r, k[r]])
+
+    steps = []
+    for (a0, a1), (b0, b1) in zip(runs, runs[1:], strict=False):
+        st = lf[b0] - lf[a1]
+        ok = (frame_no[b0] - frame_no[a1] <= 3 and np.log2(ALT_STEP[0]) <= abs(st) <= np.log2(ALT_STEP[1])
+              and alone((a0 + a1) // 2, fpk[b0]) and alone((b0 + b1) // 2, fpk[a1]))
+        steps.append(st if ok else 0.0)
+    alt = sum(1 for s1, s2 in zip(steps, steps[1:], strict=False) if s1 and s2 and abs(s1 + s2) < np.log2(ALT_BACK))
+    return float(alt)
