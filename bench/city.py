@@ -14,9 +14,20 @@ has its own MQTT connection and its own Modbus bus on a pty; siren spin-up 0, so
 
 Per backend: ``p50_ms`` / ``p99_ms`` (each siren, API call -> its "sounding" ack, as the hub recorded it, over all
 alerts), ``dispatch_ms_p50`` / ``dispatch_ms_max`` (API call -> the last signed command written to the broker, the
-hub's own ``dispatch_ms``), ``confirmed`` / ``sirens`` over all alerts; for postgres also ``failover_s`` (kill ->
+hub's own ``dispatch_ms``), ``confirmed`` / ``sirens`` over all alerts, ``stop_confirmed_s_max`` (stop call -> every
+siren's "done" at the hub; the next alert waits for it), ``alert_wall_s_max`` (call -> every siren answered) and
+``hub_alert_cpu_s_max`` (the hub processes' CPU in that window, both hubs on postgres); for postgres also ``failover_s`` (kill ->
 the follower leads) and ``failover_alert_completed``. Top level: ``p99_ratio_pg_to_sqlite`` (goal <= 1.5) and
 ``dispatch_goal_ms`` (250, for 2,000 gateways).
+
+``--simulator``: ``full`` runs real gateway instances with Modbus sirens on ptys (``simulators.city``); ``lite``
+runs lite gateways (``dozor sim city --lite``, ``simulators.city_lite``: every gateway still has its own MQTT
+connection, identity key, signed birth, heartbeats and acks, and verifies every command with the contract, but
+its sirens are in-memory state machines); ``auto`` (the default) is ``full`` up to 400 gateways and ``lite``
+above, which is what 2 cores carry. The result says which ran (``simulator``). Per backend also ``sim_cpu``: the
+simulator processes' CPU (/proc, all threads) while the fleet idles (``idle_cores``, ``idle_pct_per_500_gateways``)
+and per alert (``alert_cpu_s`` max, ``alert_cpu_s_per_500_gateways``); for ``lite`` also ``sim_counters`` (the
+city's own counts: commands received, accepted, rejected, acks sent).
 """
 
 from __future__ import annotations
@@ -44,8 +55,16 @@ from simulators.procs import stop_processes
 DOZOR = str(Path(sys.executable).with_name("dozor"))
 
 
+LITE_ABOVE = 400  # --simulator auto: lite gateways above this many
+
+
+def simulator(args: argparse.Namespace) -> str:
+    return args.simulator if args.simulator != "auto" else ("lite" if args.gateways > LITE_ABOVE else "full")
+
+
 def city(args: argparse.Namespace, root: Path, broker: str, hub_config: Path, tag: str) -> list[subprocess.Popen]:
     per = math.ceil(args.gateways / args.workers)
+    lite = ["--lite"] if simulator(args) == "lite" else []
     procs = []
     for w in range(args.workers):
         n = min(per, args.gateways - w * per)
@@ -53,30 +72,87 @@ def city(args: argparse.Namespace, root: Path, broker: str, hub_config: Path, ta
             procs.append(start([DOZOR, "sim", "city", "--gateways", str(n), "--first", str(1 + w * per),
                                 "--sirens-per-gateway", str(args.sirens_per_gateway), "--broker", broker,
                                 "--hub-config", str(hub_config), "--spinup-s", "0", "--heartbeat-s", "10",
-                                "--state-dir", str(root / f"city-{tag}-{w}")], root / f"city-{tag}-{w}.log"))
+                                "--state-dir", str(root / f"city-{tag}-{w}"), *lite], root / f"city-{tag}-{w}.log"))
     return procs
 
 
-async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float) -> dict:
+def cpu_s(procs: list[subprocess.Popen]) -> float:
+    """CPU seconds (user + system, all threads) the running processes have used so far (/proc/PID/stat)."""
+    total = 0
+    for p in procs:
+        try:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def idle_cpu(args: argparse.Namespace, sims: list[subprocess.Popen]) -> dict:
+    """The simulator processes' CPU while the whole fleet is online and nothing happens."""
+    c0, t0 = cpu_s(sims), time.monotonic()
+    await asyncio.sleep(args.idle_s)
+    cores = (cpu_s(sims) - c0) / (time.monotonic() - t0)
+    return {"idle_s": args.idle_s, "idle_cores": round(cores, 3),
+            "idle_pct_per_500_gateways": round(100 * cores * 500 / args.gateways, 1)}
+
+
+def sim_counters(root: Path, tag: str, workers: int) -> dict[str, int]:
+    """The lite city processes' own counts: the JSON line each prints when it stops."""
+    total: dict[str, int] = {}
+    for w in range(workers):
+        log = root / f"city-{tag}-{w}.log"
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("{")] \
+            if log.exists() else []
+        if lines:
+            for k, v in json.loads(lines[-1])["counters"].items():
+                if k.startswith(("cmd_", "ack_")) or k in ("mqtt_acks_published", "mqtt_births"):
+                    total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
+
+
+async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float,
+                 sims: list[subprocess.Popen] | None = None, hubs: list[subprocess.Popen] | None = None) -> dict:
     """``n`` exercise alerts over every zone, one after the other; per-siren confirm times and dispatch times."""
     ms: list[float] = []
     dispatch: list[float] = []
+    cpu: list[float] = []
+    stop_s: list[float] = []
+    hub_cpu: list[float] = []
+    wall: list[float] = []
     confirmed = total = 0
     for _ in range(n):
+        c0, h0, t0 = cpu_s(sims or []), cpu_s(hubs or []), time.monotonic()
         alert = await asyncio.to_thread(client.create_alert, zones, "air-raid", "exercise", duration_s=120)
         await wait_for(lambda a=alert: settled(client, a.id), limit_s, "every siren to answer")
+        cpu.append(cpu_s(sims or []) - c0)
+        hub_cpu.append(cpu_s(hubs or []) - h0)
+        wall.append(time.monotonic() - t0)
         detail = await asyncio.to_thread(client.alert, alert.id)
         ms += [d.confirm_ms for d in detail.devices if d.state == "sounding" and d.confirm_ms is not None]
         confirmed += detail.summary.confirmed
         total += detail.summary.total
         if detail.dispatch_ms is not None:
             dispatch.append(detail.dispatch_ms)
+        t_stop = time.monotonic()
         await asyncio.to_thread(client.stop, alert.id)
-        await asyncio.sleep(2)  # the stop reaches every siren before the next alert
+        # the next alert starts once the hub has every siren's signed "done" (not on a fixed pause: at 2,000
+        # gateways a stop outlasts any pause, and the next alert then took the devices over mid-stop)
+        await wait_for(lambda a=alert: silent(client, a.id), limit_s, "every siren to confirm the stop", every=0.5)
+        stop_s.append(time.monotonic() - t_stop)
     return {"alerts": n, "sirens": total, "confirmed": confirmed,
             "p50_ms": round(pct(ms, 0.5), 1) if ms else None, "p99_ms": round(pct(ms, 0.99), 1) if ms else None,
             "dispatch_ms_p50": round(pct(dispatch, 0.5), 1) if dispatch else None,
-            "dispatch_ms_max": round(max(dispatch), 1) if dispatch else None}
+            "dispatch_ms_max": round(max(dispatch), 1) if dispatch else None,
+            "sim_alert_cpu_s_max": round(max(cpu), 2) if cpu else None,
+            "alert_wall_s_max": round(max(wall), 2) if wall else None,
+            "hub_alert_cpu_s_max": round(max(hub_cpu), 2) if hub_cpu and hubs else None,
+            "stop_confirmed_s_max": round(max(stop_s), 2) if stop_s else None}
+
+
+def silent(client: HubClient, alert_id: str) -> bool:
+    """Every device of the alert confirmed silent (its stop's signed "done" ack at the hub)."""
+    return all(d.state == "done" for d in client.alert(alert_id).devices)
 
 
 async def _online(client: HubClient, n: int, limit_s: float) -> float:
@@ -96,9 +172,12 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
                         for n, p in zip("ab", ports, strict=True))
         try:
             leader, follower, _ = await start_two_hubs(root, (a_cfg, b_cfg), ports, procs)
-            procs += city(args, root, broker.url, a_cfg, "pg")
+            sims = city(args, root, broker.url, a_cfg, "pg")
+            procs += sims
             boot_s = await _online(leader, args.gateways, args.timeout)
-            out = {**await alerts(leader, zones, args.alerts, args.timeout), "fleet_boot_s": boot_s}
+            idle = await idle_cpu(args, sims)
+            out = {**await alerts(leader, zones, args.alerts, args.timeout, sims, procs[:2]), "fleet_boot_s": boot_s}
+            out["sim_cpu"] = sim_cpu(args, idle, out)
             alert = await asyncio.to_thread(follower.create_alert, zones, "air-raid", "exercise", duration_s=120)
             await asyncio.sleep(args.kill_after_s)
             procs[0].kill()
@@ -111,7 +190,15 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
             out["failover_alert_confirmed"] = done.summary.confirmed
         finally:
             stop_processes(procs)
+    if simulator(args) == "lite":
+        out["sim_counters"] = sim_counters(root, "pg", args.workers)
     return out
+
+
+def sim_cpu(args: argparse.Namespace, idle: dict, out: dict) -> dict:
+    alert = out.get("sim_alert_cpu_s_max")
+    return {**idle, "alert_cpu_s": alert,
+            "alert_cpu_s_per_500_gateways": round(alert * 500 / args.gateways, 2) if alert is not None else None}
 
 
 async def sqlite_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -> dict:
@@ -128,21 +215,30 @@ async def sqlite_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -> 
             procs.append(start([DOZOR, "hub", "run", "--config", str(cfg)], root / "sqlite.log"))
             client = HubClient(f"http://127.0.0.1:{port}", token, timeout=60)
             await wait_for(client.health, 60, "the hub")
-            procs += city(args, root, broker.url, cfg, "sqlite")
+            sims = city(args, root, broker.url, cfg, "sqlite")
+            procs += sims
             boot_s = await _online(client, args.gateways, args.timeout)
-            return {**await alerts(client, [z["id"] for z in plan.zones_config()], args.alerts, args.timeout),
-                    "fleet_boot_s": boot_s}
+            idle = await idle_cpu(args, sims)
+            out = {**await alerts(client, [z["id"] for z in plan.zones_config()], args.alerts, args.timeout, sims,
+                                  procs[:1]),
+                   "fleet_boot_s": boot_s}
+            out["sim_cpu"] = sim_cpu(args, idle, out)
         finally:
             stop_processes(procs)
+    if simulator(args) == "lite":
+        out["sim_counters"] = sim_counters(root, "sqlite", args.workers)
+    return out
 
 
 async def run(args: argparse.Namespace, root: Path) -> dict:
+    load_start = round(os.getloadavg()[0], 2)
     plan = CityPlan(args.gateways, args.sirens_per_gateway, zones=max(1, min(args.zones, args.gateways)))
     (root / "zones.json").write_text(json.dumps(plan.zones_config()))
     pg = await postgres_phase(args, root, plan)
     lite = await sqlite_phase(args, root, plan)
     ratio = round(pg["p99_ms"] / lite["p99_ms"], 2) if pg.get("p99_ms") and lite.get("p99_ms") else None
     return {"gateways": args.gateways, "sirens": args.gateways * args.sirens_per_gateway, "workers": args.workers,
+            "simulator": simulator(args), "load1_start": load_start,
             "postgres": pg, "sqlite": lite, "p99_ratio_pg_to_sqlite": ratio, "dispatch_goal_ms": 250,
             "load1_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
 
@@ -157,6 +253,10 @@ def main() -> None:
     ap.add_argument("--lease-s", type=float, default=None,
                     help="[hub] leader_lease_s of the two PostgreSQL hubs (default: the hub's default, 3 s)")
     ap.add_argument("--kill-after-s", type=float, default=0.2, help="from the failover alert's start to the kill")
+    ap.add_argument("--simulator", choices=("auto", "full", "lite"), default="auto",
+                    help=f"full: real gateways with Modbus sirens on ptys; lite: `dozor sim city --lite`; auto: "
+                    f"full up to {LITE_ABOVE} gateways, lite above")
+    ap.add_argument("--idle-s", type=float, default=10.0, help="how long the simulators' idle CPU is measured")
     ap.add_argument("--timeout", type=float, default=600.0, help="the longest wait for any step")
     ap.add_argument("--keep", action="store_true", help="keep the run's directory (logs) and print its path")
     ap.add_argument("--json", action="store_true")

@@ -41,6 +41,7 @@ class GwChannel(StrEnum):
     EVENT = "event"
     CMD = "cmd"
     ACK = "ack"
+    RECEIPT = "receipt"  # hub -> gateway: telemetry committed (contract.codecs.receipt)
 
 
 def check_id(value: str, what: str = "id") -> str:

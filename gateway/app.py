@@ -30,6 +30,7 @@ from gateway.health import HealthProbe, run_health
 from gateway.identity import GatewayIdentity
 from gateway.identity import load_or_create as load_identity
 from gateway.outbox import Outbox
+from gateway.receipts import ReceiptWindow
 from gateway.replay import StateStore
 from gateway.telemetry import Telemetry, TelemetrySettings
 from gateway.uart import UartBus, UartSettings
@@ -146,6 +147,10 @@ class Gateway:
             if self.zone_watch is not None:
                 self.uplink.subscriptions[cfg.gateway.topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk
+            if cfg.telemetry.receipt_timeout_s > 0:  # keep what the broker PUBACKed until the hub's receipt
+                self.telemetry.receipts = ReceiptWindow(self.counters, self.log,
+                                                        timeout_s=cfg.telemetry.receipt_timeout_s)
+                self.uplink.subscriptions[cfg.gateway.topics.gw(self.id, "receipt")] = self.telemetry.receipts.on_payload
             self.uplink.on_connected.append(self.telemetry.on_connected)
             self.uplink.on_disconnected.append(self.telemetry.pause)
         except BaseException:

@@ -18,6 +18,7 @@ from contract.codecs.telemetry import NotCompactable
 from contract.models import Reading, TelemetryBatch
 from gateway.counters import Counters
 from gateway.outbox import Lane, Outbox, OutboxError, TokenBucket
+from gateway.receipts import Held, ReceiptWindow, event_key
 from gateway.telemetry_types import Flush, TelemetryError, TelemetrySettings
 from runtime.backoff import Backoff
 
@@ -48,6 +49,7 @@ class Drain:
     _forming: asyncio.Lock
     _tasks: list[asyncio.Task]
     _sent_in_meta: bool = False  # the meta row still holds a direct flush that was sent and PUBACKed
+    receipts: ReceiptWindow | None = None  # gateway.receipts: what was PUBACKed, until the hub's receipt
 
     def _new_bucket(self) -> TokenBucket:
         return TokenBucket(self.settings.rate, self.settings.burst)
@@ -127,6 +129,8 @@ class Drain:
         backoff = Backoff(self.settings.retry_min_s, cap=self.settings.retry_max_s)
         while True:
             await self._running.wait()
+            if self.receipts is not None and (overdue := self.receipts.due()):
+                await self._resend(overdue)
             if self.pending is None and self.outbox.depth <= self.outbox.inflight:  # nothing waits: no thread hop
                 await self._nap(self.settings.flush_s, on_data=True)
                 self._clear_sent()
@@ -240,6 +244,8 @@ class Drain:
                 self.log.warning("telemetry publish failed (session %d seq %d, attempt %d): %s", flush.session,
                                  flush.seq, flush.attempts, exc or type(exc).__name__)
             return False
+        if self.receipts is not None:
+            self._hold(flush)
         try:
             self._acked(flush)  # no fsync of its own (durable=False): a few page writes, on the loop (no thread hop)
         except (OutboxError, OSError) as exc:
@@ -247,6 +253,30 @@ class Drain:
             self.log.error("published but cannot ack the outbox: %s (the same flush is re-sent)", exc)
             return False
         return True
+
+    def _hold(self, flush: Flush) -> None:
+        """The flush is PUBACKed: its batch and events wait in the receipt window for the hub's receipt."""
+        assert self.receipts is not None
+        for topic, payload in flush.messages:
+            if (key := event_key(payload)) is not None:
+                self.receipts.hold(key, topic, payload)
+        if flush.batch is not None:
+            self.receipts.hold(("t", flush.session, flush.seq), self.t_telemetry, flush.batch)
+
+    async def _resend(self, items: list[Held]) -> None:
+        """Publish again what the hub has not receipted in time (same key and bytes: the hub de-duplicates)."""
+        assert self.publish is not None
+        for item in items:
+            try:
+                async with asyncio.timeout(self.settings.publish_timeout_s):
+                    await self.publish(item.topic, item.payload, 1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the link: the item stays held and is due again later
+                self.counters.inc("telemetry_receipt_resend_failed")
+                self.log.warning("re-send without receipt failed: %s", exc or type(exc).__name__)
+                return
+            self.counters.inc("telemetry_receipt_resends")
 
     def _acked(self, flush: Flush) -> None:
         clear = flush.batch is not None and self.state_path is not None

@@ -40,6 +40,7 @@ from hub.identity import Actor, UserStore, WindowLimiter, parse_role
 from hub.identity.setup import build_authenticator
 from hub.ingest.latest import LatestCache
 from hub.ingest.pipeline import Ingest
+from hub.ingest.receipts import Receipts
 from hub.ingest.service import IngestConfig, IngestService
 from hub.ingest.writer import TargetConfig
 from hub.keys import KeyRing
@@ -149,6 +150,7 @@ class Hub(GatewayEvents):
         self._verdicts: dict[str, float] = {}  # gateway -> registry `since` of the last verdict point written
         self.latest = LatestCache()
         self.ingest: IngestService | None = None
+        self.receipts: Receipts | None = None
         store = config.store
         if store.kind != "none":
             assert store.spool is not None
@@ -164,6 +166,9 @@ class Hub(GatewayEvents):
             self.pipeline = self.ingest.ingest
             if config.mqtt.persistent_session:  # PUBACK telemetry only once it is in the durable spool
                 self.mqtt_ingest.defer_ack = self.ingest.defer_ack
+            if config.mqtt.receipts:  # and tell each gateway what is durable (a PUBACK is only the broker's word)
+                self.receipts = Receipts(self.mqtt_ingest.publish_nowait, topics=self.dispatcher.topics)
+                self.ingest.on_committed = self.receipts.add
             self.dispatcher.on("telemetry", self.ingest.on_telemetry)
             self.dispatcher.on("event", self.ingest.on_event)
         else:  # no store: readings only feed the cache (still deduplicated and range-checked)
@@ -287,7 +292,8 @@ class Hub(GatewayEvents):
         return out
 
     def _ingest_tasks(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
-        return [("mqtt-ingest", self.mqtt_ingest.run), *([("ingest", self.ingest.run)] if self.ingest else [])]
+        return [("mqtt-ingest", self.mqtt_ingest.run), *([("ingest", self.ingest.run)] if self.ingest else []),
+                *([("receipts", self.receipts.run)] if self.receipts else [])]
 
     async def _release_held(self, interval_s: float = 0.25) -> None:
         while True:  # births refused before their gateway's enrollment was seen go through once it is

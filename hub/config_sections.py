@@ -102,6 +102,9 @@ class MqttSettings(BrokerAddress, _Section):
     password: str | None = None
     keepalive_s: int = Field(default=15, ge=2, le=600)
     persistent_session: bool = True  # acks sent while the hub restarts wait for it at the broker
+    # Telemetry receipts (hub.ingest.receipts): after each spool commit, tell the gateways which batches and events
+    # are durable, so they re-send what a broker acknowledged and then lost. Off: gateways trust the PUBACK.
+    receipts: bool = True
     reconnect_min_s: float = Field(default=0.2, gt=0)
     reconnect_max_s: float = Field(default=2.0, gt=0)  # the longest wait after the broker returns
     connect_timeout_s: float = Field(default=5.0, gt=0, le=120)

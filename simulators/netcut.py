@@ -15,6 +15,13 @@ Faults (each counted in ``stats``; ``heal()`` clears them all):
 - ``reset_after_packets(direction, n)``: the next ``n`` whole MQTT packets in that direction are gathered and
   written in one go, immediately followed by a reset: the receiver finds several packets *and* the reset in
   one wake-up (a NAT box or a broker dropping a busy connection between packets).
+- ``ack_and_lose(n, topic_suffix)``: MQTT-aware: the next ``n`` QoS 1 PUBLISH packets from the client whose topic
+  ends with ``topic_suffix`` never reach the broker, and the relay answers each with the PUBACK the broker would
+  have sent: a broker that acknowledges a message and then loses it (a clustered broker losing the node that
+  acked it, a broker killed with the message still in memory).
+
+The relay forwards whole MQTT packets (it tracks packet boundaries in both directions), so a fault that starts
+mid-stream never splits one.
 
 Directions: ``"up"`` is client -> broker, ``"down"`` is broker -> client.
 """
@@ -31,6 +38,7 @@ from simulators.brokers import free_port
 
 DIRECTIONS = ("up", "down")
 PUBACK = 4
+PUBLISH = 3
 
 
 def _packet_len(buf: bytes | bytearray) -> int | None:
@@ -71,6 +79,7 @@ class NetCut:
         self._puback_delay = 0.0
         self._reset: set[str] = set()
         self._reset_after: dict[str, int] = {}
+        self._lose: list[list] = []  # [remaining, topic suffix] for ack_and_lose
 
     async def start(self) -> NetCut:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -123,10 +132,6 @@ class NetCut:
                     if await self._burst_and_reset(direction, buf, dst, pair):
                         return
                     continue
-                if not (direction in self._reset or (direction == "down" and self._puback_delay > 0) or buf):
-                    dst.write(data)
-                    await dst.drain()
-                    continue
                 buf += data
                 while (n := _packet_len(buf)) is not None:
                     packet, buf = bytes(buf[:n]), buf[n:]
@@ -139,6 +144,8 @@ class NetCut:
                         for w in pair:
                             _rst(w)
                         return
+                    if direction == "up" and self._lose and self._lost_and_acked(packet, pair[0]):
+                        continue
                     if direction == "down" and packet[0] >> 4 == PUBACK and self._puback_delay > 0:
                         self.stats["delayed_pubacks"] += 1
                         loop.call_later(self._puback_delay, self._late_write, dst, packet)
@@ -163,6 +170,26 @@ class NetCut:
         for w in pair:
             _rst(w)
         return True
+
+    def _lost_and_acked(self, packet: bytes, client: asyncio.StreamWriter) -> bool:
+        """``ack_and_lose``: True if ``packet`` is a QoS 1 PUBLISH to lose (then its PUBACK went to the client)."""
+        if packet[0] >> 4 != PUBLISH or (packet[0] >> 1) & 3 != 1:
+            return False
+        i = 1
+        while packet[i] & 0x80:  # the remaining-length bytes
+            i += 1
+        i += 1
+        tlen = int.from_bytes(packet[i:i + 2], "big")
+        topic = packet[i + 2:i + 2 + tlen].decode("utf-8", "replace")
+        pid = packet[i + 2 + tlen:i + 4 + tlen]
+        for rule in self._lose:
+            if rule[0] > 0 and topic.endswith(rule[1]):
+                rule[0] -= 1
+                self._lose = [r for r in self._lose if r[0] > 0]
+                self.stats["acked_and_lost"] += 1
+                client.write(bytes([PUBACK << 4, 2]) + pid)
+                return True
+        return False
 
     @staticmethod
     def _late_write(dst: asyncio.StreamWriter, packet: bytes) -> None:
@@ -200,6 +227,9 @@ class NetCut:
     def reset_after_packets(self, direction: str, n: int = 3) -> None:
         self._reset_after[self._dir(direction)] = max(1, n)
 
+    def ack_and_lose(self, n: int = 1, topic_suffix: str = "") -> None:
+        self._lose.append([max(1, n), topic_suffix])
+
     def heal(self) -> None:
         """End every fault except a ``cut`` (use ``restore`` for that); connections that survived go on."""
         for ev in self._flowing.values():
@@ -209,6 +239,7 @@ class NetCut:
         self._puback_delay = 0.0
         self._reset.clear()
         self._reset_after.clear()
+        self._lose.clear()
 
     @staticmethod
     def _dir(direction: str) -> str:

@@ -105,6 +105,10 @@ def register(app: typer.Typer) -> None:
         bundles: Path | None = typer.Option(None, "--bundles", help="a provisioned city's gateways/ folder: each "
                                             "gateway connects with its own certificate and pins its bundle's "
                                             "hub keys (dozor provision gateway gw-0001 ...)"),
+        lite: bool = typer.Option(False, "--lite", help="lite gateways for city-scale load: each keeps its own MQTT "
+                                  "connection, identity key, signed birth, heartbeats and acks and verifies every "
+                                  "command with the contract, but its sirens are state machines in memory (no pty, "
+                                  "no Modbus); sirens only (simulators/city_lite.py)"),
     ) -> None:
         """Run N gateways, each with its own MQTT connection and M sirens on a virtual RS-485 bus."""
         from pydantic import ValidationError
@@ -122,20 +126,24 @@ def register(app: typer.Typer) -> None:
             write_zones.write_text(json.dumps(plan.zones_config(), indent=2) + "\n")
             typer.echo(f"wrote {write_zones} ({plan.zone_count} zones)")
             return
+        if lite and (bundles is not None or speakers_per_gateway):
+            fail("--lite simulates sirens over a plain or password broker login only: drop --bundles and "
+                 "--speakers-per-gateway (or --lite)", code=2)
         from hub.errors import HubError
 
+        enroll_at = None  # where the lite city enrolls its gateways' identity keys (the hub's state)
         factory = gateway_factory
         try:
             if hub_config is not None:
                 enroll_dir, keys = hub_from_config(hub_config)
                 keys.update(hub_keys_from(None, hub_key) if hub_key else {})
-                factory = enrolling_factory(enroll_dir)
+                factory, enroll_at = enrolling_factory(enroll_dir), enroll_dir
             elif bundles is not None and not hub_state and not hub_key:
                 keys = bundle_hub_keys(bundles, plan.gateway_ids())
             else:
                 keys = hub_keys_from(hub_state, hub_key)
                 if hub_state is not None:  # the hub's own state dir: enroll there too, as --hub-config does
-                    factory = enrolling_factory(hub_state)
+                    factory, enroll_at = enrolling_factory(hub_state), hub_state
         except (OSError, ValueError, HubError) as exc:
             fail(str(exc), code=2)
         import resource
@@ -152,6 +160,10 @@ def register(app: typer.Typer) -> None:
                 fail("--broker-user needs the password in $DOZOR_BROKER_PASSWORD (never on the command line)", code=2)
             login = {"username": broker_user, "password": password}
 
+        if lite:
+            _loop.run(run_lite(plan, brokers, keys, root, enroll_at, login, spinup_s, heartbeat_s))
+            return
+
         async def main() -> None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -163,3 +175,42 @@ def register(app: typer.Typer) -> None:
                 await stop.wait()
 
         _loop.run(main())
+
+
+def lite_enroller(where):
+    """Enroll a lite city's identity keys in the hub's trust store (a state dir or the hub's backend) in one
+    session, as `dozor gateways enroll` does one by one."""
+    from hub.gwtrust import TrustStore
+    from hub.repo import Backend
+
+    def enroll(pairs: list[tuple[str, str]]) -> None:
+        store = TrustStore.in_backend(where) if isinstance(where, Backend) else TrustStore(where)
+        try:
+            for gid, public_b64 in pairs:
+                store.enroll(gid, public_b64, actor="sim city", reason="simulated city (lite)")
+        finally:
+            store.close()
+
+    return enroll
+
+
+async def run_lite(plan, brokers: str, keys: dict[str, str], root: Path, enroll_at, login: dict[str, str],
+                   spinup_s: float, heartbeat_s: float) -> None:
+    """`dozor sim city --lite`: the plan's gateways as lite gateways in this process until SIGINT/SIGTERM; then
+    one JSON line of the city's counters on stdout (commands received, accepted, rejected by reason, acks)."""
+    from contract.broker import BrokerAddress
+    from simulators.city_lite import LiteCity, LiteSettings
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    settings = LiteSettings(BrokerAddress(urls=tuple(brokers.split(","))), keys, spinup_s=spinup_s,
+                            heartbeat_s=heartbeat_s, username=login.get("username"), password=login.get("password"))
+    city = LiteCity(plan, settings, root, enroll=lite_enroller(enroll_at) if enroll_at is not None else None)
+    async with city:
+        typer.echo(f"lite city up: {plan.gateways} gateways, {plan.sirens_total} sirens, broker {brokers}", err=True)
+        await stop.wait()
+        doc = {"gateways": plan.gateways, "online": city.online(), "sounding": city.sounding(),
+               "crashed": city.crashed(), "counters": dict(sorted(city.counters().items()))}
+    typer.echo(json.dumps(doc))

@@ -89,14 +89,14 @@ def broker_acl(state: dict) -> str:
         out.append(f"# city {tenant or '(default tenant)'}: topics under {top.root}/")
         roots = [f"{top.root}/gw/#", f"{top.root}/zone/#", f"{top.root}/hub/#"] if not tenant else [f"{top.root}/#"]
         out += [f"user {control}", *(f"topic readwrite {r}" for r in roots), "",
-                f"user {ingest}", f"topic read {top.root}/gw/#", ""]
+                f"user {ingest}", f"topic read {top.root}/gw/#", f"topic write {top.sub_gateways('receipt')}", ""]
         for gw, entry in sorted(gateways.items()):
             if entry.get("revoked"):
                 continue
             out.append(f"user {Scope(Path('.'), tenant, Path('.')).cn(gw)}")
             out += [f"topic write {top.gw(gw, ch)}" for ch in GW_WRITES]
-            out += [f"topic read {top.gw(gw, 'cmd')}", f"topic read {top.hub_state}", f"topic read {top.sub_zones}",
-                    ""]
+            out += [f"topic read {top.gw(gw, 'cmd')}", f"topic read {top.gw(gw, 'receipt')}",
+                    f"topic read {top.hub_state}", f"topic read {top.sub_zones}", ""]
     return "\n".join(out)
 
 

@@ -5,7 +5,10 @@ level records and finished events. Per-block work is the level meter (A-weightin
 8 Hz spectrogram for the local siren detector and the pass-by detector; feature extraction, LCpeak and
 the 1/3-octave spectrum run only for events, on the raw samples kept in a ring buffer. An event is
 finished ``finalize_delay_s`` after it ends, so its trace covers 5 s after it and the siren detector has
-seen what followed.
+seen what followed. The spectrogram and the local siren detector run on batches of up to ``TONAL_BATCH_S``
+of the ring's samples, and always on everything received before an event is finished (nothing else reads
+them): their per-call cost is paid once per batch instead of once per chunk, with the same results, since
+both are frame-sequential (``tests/noise/test_dsp_equivalence.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from contract.models import ZoneState
 from gateway.noise import classifier
 from gateway.noise.buffers import CLIP_GUARD_S, Ring, overload_bound, wav_b64
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
-from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, percentile_rows, to_db
 from gateway.noise.errors import ConfigError
 from gateway.noise.rules import feature_flags
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram, third_octave_levels
@@ -50,6 +53,7 @@ MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax al
 ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
 TONE_MATTERS_DB = 20.0  # a siren tone this far under an event's LAFmax adds < 0.05 dB: it does not suppress it
 TONE_HEARD_DB = 30.0  # ... and one this far under it, heard inside the event, flags it (the siren overlaps it)
+TONAL_BATCH_S = 10.0  # the local siren detector catches up at least this often (and before any event is finished)
 EDGE_PEAK_S = 0.3  # a pass-by rises and falls over seconds: a maximum this close to an event's edge is someone else's
 _Ring = Ring  # older name (tests)
 __all__ = ["CLIP_GUARD_S", "CORE_S", "AnalyzerConfig", "FeedResult", "NoiseAnalyzer", "SecondLevels",
@@ -130,6 +134,9 @@ class NoiseAnalyzer:
         self._chunk = max(1, int(c.chunk_s * self.fs))
         self._queued: list[np.ndarray] = []
         self._queued_n = 0
+        self._model_version: tuple[object, str] | None = None  # (model, its version): hashed once, not per event
+        self._tonal_from = 0  # first sample (absolute) the spectrogram and the siren detector have not seen
+        self._tonal_batch = int(TONAL_BATCH_S * self.fs)
 
     def zone_state(self, state: ZoneState) -> None:
         """Apply the hub's retained public zone state (decoded and validated by the MQTT layer)."""
@@ -152,18 +159,31 @@ class NoiseAnalyzer:
 
     def _process(self, x: np.ndarray) -> FeedResult:
         frames = self.meter.feed(x)
+        if self._ring.end + x.size - self._tonal_from > self._ring.cap:  # the ring would drop unseen samples
+            self._tonal_catch_up()
+            self.suppressor.feed(*self.spec.feed(x))
+            self._tonal_from = self._ring.end + x.size
         self._ring.push(x)
-        self.suppressor.feed(*self.spec.feed(x))
         self._store(frames)
         seconds = self._seconds(frames)
         self._pending.extend(self.detector.feed(frames))
         events = self._finalize(flush=False)
+        if self._ring.end - self._tonal_from >= self._tonal_batch:
+            self._tonal_catch_up()
         return FeedResult(seconds, events)
+
+    def _tonal_catch_up(self) -> None:
+        """Run the spectrogram and the local siren detector over the samples they have not seen yet."""
+        if self._ring.end > self._tonal_from:
+            x = self._ring.get(self._tonal_from, self._ring.end)
+            self._tonal_from = self._ring.end
+            self.suppressor.feed(*self.spec.feed(x))
 
     def close(self) -> FeedResult:
         """End of stream: process what is queued, close any open event and finish everything pending."""
         head = self._process(self._take()) if self._queued_n else FeedResult([], [])
         self._pending.extend(self.detector.flush())
+        self._tonal_catch_up()
         return FeedResult(head.seconds, head.events + self._finalize(flush=True))
 
     def _store(self, frames: np.ndarray) -> None:
@@ -190,7 +210,7 @@ class NoiseAnalyzer:
             return []
         s = buf[: n * FRAME_HZ].reshape(n, FRAME_HZ)
         laeq = to_db(s["ms"].mean(axis=1), self.k_db)
-        la10, la90 = np.percentile(s["laf"], [90, 10], axis=1)
+        la10, la90 = percentile_rows(s["laf"], (90, 10))  # np.percentile's values, without its overhead
         return [SecondLevels(t=float(t), laeq=float(q), lafmax=float(m), las=float(las), clipped=int(c),
                              la10=float(a), la90=float(b))
                 for t, q, m, las, c, a, b in zip((s["index"][:, 0] / FRAME_HZ).tolist(), laeq.tolist(),
@@ -203,6 +223,8 @@ class NoiseAnalyzer:
         delay = round(self.config.finalize_delay_s * FRAME_HZ)
         ready = [e for e in self._pending if flush or e.end + delay <= done_frames]
         self._pending = [e for e in self._pending if e not in ready]
+        if ready:
+            self._tonal_catch_up()  # the siren detector must have heard everything up to now
         out = []
         for ev in ready:
             out.append(self._evidence(ev))
@@ -229,21 +251,9 @@ class NoiseAnalyzer:
         klass = max(sc, key=lambda k: sc[k]) if ft is not None else "other"
         if audio.size < (ev.end - ev.start) * fsamp:
             self.counters["audio_partial"] += 1
-        # LCpeak: C-weighted peak over the event, with 0.5 s of run-in for the filter
-        pre = int(0.5 * fs)
-        seg = self._ring.get(ev.start * fsamp - pre, ev.end * fsamp)
-        lcpeak = None
-        if seg.size > pre:
-            yc = signal.sosfilt(self._csos, seg)[min(pre, seg.size - 1):]
-            lcpeak = round(float(20 * math.log10(max(float(np.max(np.abs(yc))), 1e-15)) + self.k_db
-                                 - 10 * math.log10(2)), 2)
-        # 1/3-octave LZeq over the second centred on the peak
+        lcpeak = self._lcpeak(ev.start * fsamp, ev.end * fsamp)
         pc = int(peak_s * fs)
-        spec_x = self._ring.get(pc - fs // 2, pc + fs // 2)
-        spectrum = None
-        if spec_x.size >= fs // 4:
-            bands, lv = third_octave_levels(spec_x, fs, self.k_db)
-            spectrum = Spectrum(t_center=round(c.t0 + peak_s, 3), bands_hz=tuple(bands), levels_db=tuple(lv))
+        spectrum = self._spectrum(pc, peak_s)
         trace_frames = self._frames_range(ev.start - int(TRACE_MARGIN_S * FRAME_HZ),
                                           ev.end + int(TRACE_MARGIN_S * FRAME_HZ))
         trace = Trace(t0=round(c.t0 + (float(trace_frames["index"][0]) / FRAME_HZ if trace_frames.size else start_s), 3),
@@ -326,10 +336,35 @@ class NoiseAnalyzer:
                         **({"mic_height_m": det.mic_height_m, "source_height_m": det.source_height_m}
                            if det.mic_height_m is not None else {})},
             trace=trace, spectrum=spectrum, audio=clip,
-            model=ModelInfo(name="mlp" if model is not None else "rules", version=classifier.model_version(model)),
+            model=ModelInfo(name="mlp" if model is not None else "rules", version=self._version_of(model)),
             overload=overload, uncertainty=Uncertainty(**det.budget.as_dict(margin)),
         )
         return sign(record, self.key) if self.key is not None else record
+
+    def _lcpeak(self, a: int, b: int) -> float | None:
+        """LCpeak: the C-weighted peak over samples [a, b), with 0.5 s of run-in for the filter."""
+        pre = int(0.5 * self.fs)
+        seg = self._ring.get(a - pre, b)
+        if seg.size <= pre:
+            return None
+        yc = signal.sosfilt(self._csos, seg)[min(pre, seg.size - 1):]
+        peak = max(float(yc.max()), -float(yc.min()))  # = max |yc|, without an |yc| array
+        return round(float(20 * math.log10(max(peak, 1e-15)) + self.k_db - 10 * math.log10(2)), 2)
+
+    def _spectrum(self, pc: int, peak_s: float) -> Spectrum | None:
+        """The 1/3-octave LZeq over the second centred on sample ``pc`` (the event's peak)."""
+        x = self._ring.get(pc - self.fs // 2, pc + self.fs // 2)
+        if x.size < self.fs // 4:
+            return None
+        bands, lv = third_octave_levels(x, self.fs, self.k_db)
+        return Spectrum(t_center=round(self.config.t0 + peak_s, 3), bands_hz=tuple(bands), levels_db=tuple(lv))
+
+    def _version_of(self, model) -> str:
+        """``classifier.model_version(model)``, kept while the model object stays the same (the version hashes
+        the model's weights: a SHA-256 of their JSON per event cost more than the event's LCpeak)."""
+        if self._model_version is None or self._model_version[0] is not model:
+            self._model_version = (model, classifier.model_version(model))
+        return self._model_version[1]
 
     def _overload(self, ev: RawEvent, frames: np.ndarray, corr: float, margin: float, clipped: int) -> Overload:
         """The overload block of a clipped event (``buffers.overload_bound``: from unclipped samples only)."""

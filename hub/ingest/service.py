@@ -50,7 +50,7 @@ class IngestService:
 
     def __init__(self, config: IngestConfig, *, zone_of: ZoneOf | None = None,
                  on_reading: OnReading | None = None, on_rows: OnRows | None = None, ack_batch: int = 16,
-                 ack_delay_s: float = 0.05) -> None:
+                 ack_delay_s: float = 0.05, on_committed: Callable[[list[str | None]], object] | None = None) -> None:
         self.config = config
         self.ingest = Ingest(aqi_tables=config.aqi_tables, zone_of=zone_of, on_reading=on_reading, on_rows=on_rows)
         self.spool = Spool(config.spool_path, make_writer(config.target),
@@ -61,6 +61,9 @@ class IngestService:
         self._buffered = 0  # lines in _buffer
         self._local: list[str] = []   # from add_lines: nobody else holds these
         self._acks: list[Callable[[], object] | None] = []  # None: a message without an ack (QoS 0)
+        # keys of gateway messages that left nothing to spool (every reading refused): receipted at the next commit
+        self._keys_only: list[str] = []
+        self.on_committed = on_committed  # (keys now durable) -> None: hub.ingest.receipts tells the gateways
         self.ack_batch = ack_batch
         self.ack_delay_s = ack_delay_s
         self._kick = asyncio.Event()
@@ -74,11 +77,14 @@ class IngestService:
             self.ingest.counters["not_a_batch"] += 1
             return
         chunks, n = self.ingest.batch_text(msg)
+        key = f"t:{msg.gateway}:{msg.session}:{msg.seq}"
         if n:
-            self._buffer.append((f"t:{msg.gateway}:{msg.session}:{msg.seq}", chunks, n))
+            self._buffer.append((key, chunks, n))
             self._buffered += n
             if msg.historical:
                 self.ingest.counters["historical_batches"] += 1
+        else:
+            self._keys_only.append(key)
 
     def on_event(self, msg: object) -> None:
         if not isinstance(msg, Event):
@@ -87,6 +93,8 @@ class IngestService:
         if lines := self.ingest.event_lines(msg):
             self._buffer.append((f"e:{msg.gateway}:{msg.id}", lines, len(lines)))
             self._buffered += len(lines)
+        else:
+            self._keys_only.append(f"e:{msg.gateway}:{msg.id}")
 
     def defer_ack(self, send: Callable[[], object] | None) -> None:
         """The MQTT connection hands over a message's PUBACK; it is sent after the next commit."""
@@ -113,14 +121,22 @@ class IngestService:
     async def _commit(self) -> None:
         lines, local, acks, buffered = self._buffer, self._local, self._acks, self._buffered
         self._buffer, self._local, self._acks, self._buffered = [], [], [], 0
+        keys_only, self._keys_only = self._keys_only, []
         if lines or local:
             try:
                 await asyncio.to_thread(self.spool.put_groups, [(None, local), *lines])
             except Exception:  # not committed (disk error): keep everything, ack nothing
                 self._buffer[:0], self._local[:0], self._acks[:0] = lines, local, acks
+                self._keys_only[:0] = keys_only
                 self._buffered += buffered
                 raise
             self._spooled.set()
+        if self.on_committed is not None and (lines or keys_only):
+            try:
+                self.on_committed([key for key, _, _ in lines] + keys_only)
+            except Exception:  # noqa: BLE001 - receipts are an extra: a failure costs re-sends, never the ingest
+                self.ingest.counters["receipt_errors"] += 1
+                log.exception("telemetry receipts failed")
         for send in acks:
             if send is not None:
                 try:

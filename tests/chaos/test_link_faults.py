@@ -4,7 +4,9 @@ reaching the broker through the MQTT-aware relay. Each fault runs during an aler
 
 - stall: the uplink direction stops with TCP open;   - half_open: broker -> gateway bytes silently dropped;
 - throttle: 1.5 kB/s both ways;                      - slow_puback: every PUBACK 4 s late;
-- reset: the next gateway packet is cut in half and the connection reset.
+- reset: the next gateway packet is cut in half and the connection reset;
+- ack_and_lose: the "broker" PUBACKs the next 3 telemetry batches and loses them (a clustered broker losing the
+  node that acked, a broker killed with them in memory): only the hub's receipts bring them back.
 
 Each run asserts: every siren command ends acked (confirmed by the hub), every reading stored exactly once
 (RAW samples in VictoriaMetrics, no duplicate), the uplink recovers by itself (nothing is restarted by the test)
@@ -41,11 +43,13 @@ FAULTS = {
     "throttle": lambda r: r.throttle(1500),
     "slow_puback": lambda r: r.delay_pubacks(FAULT_S),
     "reset": lambda r: r.reset_mid_packet("up"),
+    "ack_and_lose": lambda r: r.ack_and_lose(3, "/telemetry"),
 }
+RECEIPT_TIMEOUT_S = 2.0
 
 
 @contextlib.asynccontextmanager
-async def city(tmp_path: Path):
+async def city(tmp_path: Path, receipt_timeout_s: float = RECEIPT_TIMEOUT_S):
     with Mosquitto(persistence=True) as broker, VictoriaMetrics() as vm:
         relay = await NetCut(broker.port).start()
         link = await PtyLink().start()
@@ -69,6 +73,7 @@ async def city(tmp_path: Path):
                     f'[gateway]\nid = "{GW}"\nzone = "z1"\nstate_dir = "{tmp_path / "gw"}"\nheartbeat_s = 1\n'
                     f'[mqtt]\nurl = "mqtt://127.0.0.1:{relay.port}"\nkeepalive_s = 5\nreconnect_min_s = 0.1\n'
                     "reconnect_max_s = 0.5\npublish_timeout_s = 1.5\nstuck_puback_s = 2\n"
+                    f"[telemetry]\nreceipt_timeout_s = {receipt_timeout_s}\n"
                     f'[trust.hub_keys]\n"{kid}" = "{pub}"\n'
                     f'[[bus]]\nname = "uart-1"\nport = "{link.a}"\nkind = "uart"\nbaudrate = 115200\n'
                     '[[device]]\nid = "noise-1"\nkind = "noise_node"\nbus = "uart-1"\nstale_s = 86400\n'
@@ -122,9 +127,11 @@ async def test_a_misbehaving_link_during_an_alert_and_during_telemetry(tmp_path,
         # during telemetry: readings produced while the link misbehaves are stored exactly once
         await produce(5)
         await until(lambda: stored(vm) >= produced, "readings before the fault")
+        lost_before = relay.stats["acked_and_lost"]
         FAULTS[fault](relay)
         await produce(int(FAULT_S / 0.1))
         relay.heal()
+        assert fault != "ack_and_lose" or relay.stats["acked_and_lost"] - lost_before == 3  # the fault did happen
         await produce(5)
         await until(lambda: stored(vm) >= produced, f"readings after {fault}", attempts=400)
         assert await asyncio.to_thread(settled, vm, produced) == produced  # raw: once each
@@ -134,3 +141,23 @@ async def test_a_misbehaving_link_during_an_alert_and_during_telemetry(tmp_path,
         assert gw.state == "online" and {d.id for d in gw.devices} == {"noise-1", "siren-1"}
         await until(lambda: next(g for g in client.gateways() if g.id == GW).last_heartbeat_age_s < 3,
                     "fresh heartbeats")
+
+
+async def test_without_receipts_a_broker_that_acks_and_loses_loses_readings(tmp_path):
+    """The oracle for the ack_and_lose case above: with receipts off (``receipt_timeout_s = 0``) the gateway trusts
+    the PUBACK, and the three batches the relay acknowledged and dropped are never stored."""
+    produced = 0
+    async with city(tmp_path, receipt_timeout_s=0) as (client, relay, node, rig, vm):
+        for _ in range(3):
+            assert node.send_levels()
+            produced += 1
+            await asyncio.sleep(0.1)
+        await until(lambda: stored(vm) >= produced, "readings before the fault")
+        relay.ack_and_lose(3, "/telemetry")
+        for _ in range(30):
+            assert node.send_levels()
+            produced += 1
+            await asyncio.sleep(0.1)
+        await until(lambda: relay.stats["acked_and_lost"] == 3, "three batches acked and lost")
+        kept = await asyncio.to_thread(settled, vm, produced)
+        assert 3 <= produced - kept < 30, (produced, kept)  # each lost batch held at least one reading

@@ -199,3 +199,34 @@ def test_the_documented_layout_is_what_provision_writes(city):
             assert (root / rel.rstrip("/")).exists(), rel
     for name in re.findall(r"`(gateway\.toml|ca\.crt|client\.crt|client\.key|identity-key)`", table):
         assert (root / "gateways" / "gw-a" / name).exists(), name
+
+
+def test_only_the_hub_ingest_identity_can_send_a_gateway_its_receipts(city):
+    """Telemetry receipts (hub -> gateway): the ingest identity may write them, a gateway may read only its own and
+    write none (a forged receipt would make a gateway stop re-sending what the broker lost)."""
+    root, broker = city
+    ingest = connect(broker.port, **ident(root, "ingest"), client_id="dozor-hub-ingest")
+    a = connect(broker.port, **ident(root, "gw-a"), client_id="dozor-gw-gw-a")
+    b = connect(broker.port, **ident(root, "gw-b"), client_id="dozor-gw-gw-b")
+    assert ingest.connected.is_set() and a.connected.is_set() and b.connected.is_set()
+    a.client.subscribe("dozor/v1/gw/gw-a/receipt", qos=1)
+    assert a.subscribed.wait(5)
+    b.subscribed.clear()
+    b.client.subscribe("dozor/v1/gw/gw-a/receipt", qos=1)  # another gateway's receipts
+    assert b.subscribed.wait(5)
+    b.client.publish("dozor/v1/gw/gw-a/receipt", b"forged by gw-b", qos=1).wait_for_publish(5)
+    a.client.publish("dozor/v1/gw/gw-a/receipt", b"forged by gw-a itself", qos=1).wait_for_publish(5)
+    ingest.client.publish("dozor/v1/gw/gw-a/receipt", b"from the hub", qos=1).wait_for_publish(5)
+    marker = "dozor/v1/gw/gw-a/cmd"  # after the receipts: once gw-a has it, any wrongly allowed one was there too
+    hub = connect(broker.port, **ident(root, "hub"), client_id="dozor-hub")
+    a.client.subscribe(marker, qos=1)
+    time.sleep(0.3)
+    hub.client.publish(marker, b"marker", qos=1).wait_for_publish(5)
+    for _ in range(100):
+        if any(t == marker for t, _ in a.messages):
+            break
+        time.sleep(0.05)
+    assert [(t, p) for t, p in a.messages if t != marker] == [("dozor/v1/gw/gw-a/receipt", b"from the hub")]
+    assert b.messages == []
+    for c in (a, b, ingest, hub):
+        c.close()

@@ -29,3 +29,23 @@ def test_city_bench_small_run_confirms_every_siren_on_both_backends():
     assert result["postgres"]["failover_alert_completed"] is True
     assert result["postgres"]["failover_alert_confirmed"] == 12
     assert result["p99_ratio_pg_to_sqlite"] is not None
+
+
+def test_city_bench_with_lite_gateways_confirms_every_siren_and_reports_the_simulators():
+    """`--simulator lite` (what the goal's size uses: `dozor sim city --lite`), run small: the same counts, and the
+    lite city's own counts agree with the hub's (every command accepted, none refused)."""
+    out = subprocess.run([sys.executable, "-m", "bench.city", "--gateways", "6", "--sirens-per-gateway", "2",
+                          "--workers", "2", "--alerts", "1", "--timeout", "120", "--simulator", "lite",
+                          "--idle-s", "1", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["simulator"] == "lite"
+    for backend in ("postgres", "sqlite"):
+        got = result[backend]
+        assert got["alerts"] == 1 and got["sirens"] == 12 and got["confirmed"] == 12, got
+        assert {"idle_cores", "idle_pct_per_500_gateways", "alert_cpu_s"} <= set(got["sim_cpu"])
+        counts = got["sim_counters"]
+        assert counts["mqtt_births"] >= 6 and counts.get("cmd_rejected", 0) == 0, counts
+        assert counts["cmd_accepted"] == counts["cmd_received"] == counts["ack_accepted"], counts
+        assert counts["ack_sounding"] >= 6, counts  # one per gateway and activation (its sirens share one ack)
+    assert result["postgres"]["failover_alert_completed"] is True

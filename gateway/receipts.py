@@ -1,0 +1,123 @@
+"""Telemetry receipts, gateway side: what the drain published and the broker PUBACKed stays here until the hub's
+receipt (``contract.codecs.receipt``) says it is in the hub's durable spool; what has no receipt after
+``timeout_s`` is published again (same key, same bytes: the hub de-duplicates) at most ``max_resends`` times.
+
+A PUBACK is only the broker's word: a clustered broker losing a node can acknowledge a QoS 1 publish and lose it
+(NATS 2.9), and a single broker killed with ``kill -9`` loses the QoS 1 messages it held in memory. The outbox
+covers the gateway's own crash up to the PUBACK; this window covers the broker's loss after it.
+
+- **Held in memory, bounded** (``max_held`` messages): a gateway that restarts *and* whose last batches the broker
+  lost at the same time loses those batches (two faults at once; docs/operations.md says so).
+- **Only against a hub that sends receipts.** Re-sends start once a first receipt has arrived (a hub older than
+  receipts, or with ``[mqtt] receipts = false``, never sends one: nothing is re-sent, held items age out).
+- Never raises on input: a malformed receipt is counted (``telemetry_receipt_bad``) and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from contract.codecs import receipt as codec
+from contract.errors import MalformedMessage
+from gateway.counters import Counters
+from runtime.ratelog import RateLimitedLog
+
+Key = tuple[str, int, int] | tuple[str, str]  # ("t", session, seq) | ("e", event id)
+
+
+@dataclass(slots=True)
+class Held:
+    key: Key
+    topic: str
+    payload: bytes
+    due: float
+    resends: int = 0
+
+
+def event_key(payload: bytes) -> Key | None:
+    """The receipt key of a stored event payload (plain JSON with an ``id``), or None."""
+    try:
+        ident = json.loads(payload).get("id")
+    except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
+        return None
+    return ("e", ident) if isinstance(ident, str) and ident else None
+
+
+class ReceiptWindow:
+    def __init__(self, counters: Counters, log: logging.Logger | logging.LoggerAdapter, *, timeout_s: float = 15.0,
+                 max_held: int = 4096, max_resends: int = 5, clock: Callable[[], float] = time.monotonic) -> None:
+        self.counters = counters
+        self.log = RateLimitedLog(log, 60.0)
+        self.timeout_s = timeout_s
+        self.max_held = max_held
+        self.max_resends = max_resends
+        self.clock = clock
+        self.held: dict[Key, Held] = {}  # in send order (a re-sent item moves to the end)
+        self.active = False  # a receipt has arrived: the hub sends them
+        self._earliest = float("inf")  # no held item is due before this (a lower bound: scans stay rare)
+
+    @property
+    def enabled(self) -> bool:
+        return self.timeout_s > 0
+
+    def hold(self, key: Key, topic: str, payload: bytes) -> None:
+        """``payload`` was published on ``topic`` and PUBACKed: keep it until its receipt."""
+        if not self.enabled:
+            return
+        self.held.pop(key, None)
+        item = self.held[key] = Held(key, topic, payload, self.clock() + self.timeout_s)
+        self._earliest = min(self._earliest, item.due)
+        while len(self.held) > self.max_held:
+            self.held.pop(next(iter(self.held)))
+            self.counters.inc("telemetry_receipt_overflow" if self.active else "telemetry_receipt_unused")
+
+    def on_payload(self, payload: bytes) -> None:
+        """The uplink's handler for ``…/receipt``. Never raises."""
+        try:
+            r = codec.decode(payload)
+        except MalformedMessage as exc:
+            self.counters.inc("telemetry_receipt_bad")
+            self.log.warning("bad-receipt", "receipt refused: %s", exc)
+            return
+        self.active = True
+        self.counters.inc("telemetry_receipts")
+        done = 0
+        for seq in r.seqs:
+            done += self.held.pop(("t", r.session, seq), None) is not None
+        for ident in r.events:
+            done += self.held.pop(("e", ident), None) is not None
+        self.counters.inc("telemetry_receipted", done)
+
+    def due(self) -> list[Held]:
+        """Held items whose receipt is overdue, to publish again now (each moves to the end with a new deadline);
+        items re-sent ``max_resends`` times without a receipt are given up (counted, logged)."""
+        if not self.active or not self.held:
+            return []
+        now, out = self.clock(), []
+        if now < self._earliest:
+            return out
+        for item in list(self.held.values()):
+            if item.due > now:
+                continue
+            del self.held[item.key]
+            if item.resends >= self.max_resends:
+                self.counters.inc("telemetry_receipt_gave_up")
+                self.log.warning("receipt-gave-up", "no receipt for %s after %d re-sends; given up", item.key,
+                                 item.resends)
+                continue
+            item.resends += 1
+            item.due = now + self.timeout_s * min(2 ** item.resends, 8)
+            self.held[item.key] = item
+            out.append(item)
+        self._earliest = min((h.due for h in self.held.values()), default=float("inf"))
+        return out
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the earliest held item is due (None: nothing to wait for)."""
+        if not self.active or not self.held:
+            return None
+        return max(0.0, self._earliest - self.clock())
