@@ -104,6 +104,8 @@ class LevelMeter:
             cols.append((1 - a) * a ** (m - 1 - k))
             self._decay.append(a**m)
         self._w = np.stack(cols, axis=1).astype(np.float32)
+        self._one = np.ones(1)
+        self._den = [np.array([1.0, -c]) for c in self._decay]  # y[t] = c y[t-1] + u[t] at the tick rate
         self._y = [0.0, 0.0]  # Fast and Slow mean-square states at the last tick end
         self._rest = np.zeros(0, dtype=np.float32)  # weighted samples short of a whole tick
         self._rest_raw_clipped = 0
@@ -153,7 +155,7 @@ class LevelMeter:
         out[:, 0] = u[:, 0]
         for i in (0, 1):
             c = self._decay[i]
-            out[:, i + 1], _ = signal.lfilter([1.0], [1.0, -c], u[:, i + 1], zi=[c * self._y[i]])
+            out[:, i + 1], _ = signal.lfilter(self._one, self._den[i], u[:, i + 1], zi=np.array([c * self._y[i]]))
             self._y[i] = float(out[-1, i + 1])
         return self._frames(out, tick_clips)
 
