@@ -27,7 +27,8 @@ its sirens are in-memory state machines); ``auto`` (the default) is ``full`` up 
 above, which is what 2 cores carry. The result says which ran (``simulator``). Per backend also ``sim_cpu``: the
 simulator processes' CPU (/proc, all threads) while the fleet idles (``idle_cores``, ``idle_pct_per_500_gateways``)
 and per alert (``alert_cpu_s`` max, ``alert_cpu_s_per_500_gateways``); for ``lite`` also ``sim_counters`` (the
-city's own counts: commands received, accepted, rejected, acks sent).
+city's own counts: commands received, accepted, rejected, acks sent) and ``sim_timings`` (the worst process's
+``sounding_ms``, command read -> its "sounding" ack PUBACKed, and ``loop_lag_ms``, how late its loop ran).
 """
 
 from __future__ import annotations
@@ -97,18 +98,28 @@ async def idle_cpu(args: argparse.Namespace, sims: list[subprocess.Popen]) -> di
             "idle_pct_per_500_gateways": round(100 * cores * 500 / args.gateways, 1)}
 
 
-def sim_counters(root: Path, tag: str, workers: int) -> dict[str, int]:
-    """The lite city processes' own counts: the JSON line each prints when it stops."""
+def sim_report(root: Path, tag: str, workers: int) -> dict:
+    """The lite city processes' own counts and timings, from the JSON line each prints when it stops: counters
+    summed; ``sounding_ms`` / ``loop_lag_ms`` the worst process's p99 and max (the simulator's share of the hub's
+    confirm time, and how late its loop ran)."""
     total: dict[str, int] = {}
+    worst: dict[str, dict[str, float]] = {}
     for w in range(workers):
         log = root / f"city-{tag}-{w}.log"
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("{")] \
             if log.exists() else []
-        if lines:
-            for k, v in json.loads(lines[-1])["counters"].items():
-                if k.startswith(("cmd_", "ack_")) or k in ("mqtt_acks_published", "mqtt_births"):
-                    total[k] = total.get(k, 0) + v
-    return dict(sorted(total.items()))
+        if not lines:
+            continue
+        doc = json.loads(lines[-1])
+        for k, v in doc["counters"].items():
+            if k.startswith(("cmd_", "ack_")) or k in ("mqtt_acks_published", "mqtt_births"):
+                total[k] = total.get(k, 0) + v
+        for name in ("sounding_ms", "loop_lag_ms"):
+            got = doc.get(name) or {}
+            for q in ("p50", "p99", "max"):
+                if got.get(q) is not None:
+                    worst.setdefault(name, {})[q] = max(worst.get(name, {}).get(q, 0.0), got[q])
+    return {"sim_counters": dict(sorted(total.items())), "sim_timings": worst}
 
 
 async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float,
@@ -191,7 +202,7 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
         finally:
             stop_processes(procs)
     if simulator(args) == "lite":
-        out["sim_counters"] = sim_counters(root, "pg", args.workers)
+        out.update(sim_report(root, "pg", args.workers))
     return out
 
 
@@ -226,7 +237,7 @@ async def sqlite_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -> 
         finally:
             stop_processes(procs)
     if simulator(args) == "lite":
-        out["sim_counters"] = sim_counters(root, "sqlite", args.workers)
+        out.update(sim_report(root, "sqlite", args.workers))
     return out
 
 

@@ -13,7 +13,9 @@ given, and is printed so a run can be repeated. Each scene is analysed with the 
 distance and (where labelled) height from its labels, and the hub's siren zone intervals if the labels have them.
 
 Reported per family, with 95 % Wilson intervals: exhaust precision, recall and F1; enforcement precision and
-recall (exhausts >= 3 dB over the limit); siren-, horn- and legal-car-caused enforcement cases; the confusion
+recall (exhausts >= 3 dB over the limit); siren-, horn- and legal-car-caused enforcement cases (horn and legal
+car also by level: ``horn_caused_by_level``, ``legal_car_caused_by_level``; and ``exhaust_piece``, wrong cases
+inside an over-limit exhaust's own span: pieces of its pass-by split off by the detector); the confusion
 matrix; the level error at 7.5 m of isolated pass-bys; the local tonal detector's false alarms (share of
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
 missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``.
@@ -113,6 +115,9 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
                         "siren_caused": total["siren_enforcement"],
                         "siren_overlap": total["siren_overlap_enforcement"],
                         "horn_caused": total["horn_enforcement"], "legal_car_caused": total["legal_enforcement"],
+                        "horn_caused_by_level": total["horn_level_enforcement"],
+                        "legal_car_caused_by_level": total["legal_level_enforcement"],
+                        "exhaust_piece": total["exhaust_piece_enforcement"],
                         "below_limit_exhaust": total["enf_below_limit_exhaust"],
                         "miss_reasons": {k[9:]: v for k, v in sorted(total.items()) if k.startswith("enf_miss:")}},
         "confusion": {k[5:]: v for k, v in sorted(total.items()) if k.startswith("conf:")},

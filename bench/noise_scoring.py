@@ -12,6 +12,11 @@ Definitions (all times in stream seconds; a *label* is one labelled source of a 
 - a *siren-caused* case: a labelled siren's own level at the microphone (its 10 Hz LAF trace, or, without
   one, its time span) came within 10 dB of the event's LAFmax during the event; *horn-caused*: a horn's peak
   matches the event and no exhaust at or above the threshold does; *legal-car-caused*: only legal cars match;
+- the same two by level (``horn_level``, ``legal_level``): a wrong case counts only if the matching horn's (legal
+  car's) own LAFmax at the microphone comes within 10 dB of the event's LAFmax (a horn 12 dB under the event's
+  maximum did not make its level); ``exhaust_piece``: a wrong case lying inside the span (``t_start`` -
+  ``t_end``) of an over-limit exhaust whose own LAFmax at the microphone reaches the event's: a piece of that
+  exhaust's pass-by the detector split off (a second case for the same vehicle), not matched by the +-1 s rule;
 - level error: event LAFmax at 7.5 m minus the label, for *isolated* pass-bys (no other labelled source
   within 15 dB of it closer than 5 s or inside the same event, no clipping in the event);
 - ``enf_miss:<reason>``: for each enforcement truth without a case, why (``miss_reason``): aggregate
@@ -51,6 +56,17 @@ def siren_level_during(src: dict, a: float, b: float) -> float:
     i0, i1 = max(0, int((a - t0) * 10)), max(0, int(math.ceil((b - t0) * 10)))
     part = trace[i0:i1]
     return max(part) if part else -math.inf
+
+
+def _mic_db(s: dict, labels: dict) -> float:
+    """A labelled source's own LAFmax at the microphone (from its 7.5 m level by the point-source rule if the
+    family does not label it)."""
+    if "lafmax_mic_db" in s:
+        return float(s["lafmax_mic_db"])
+    if "lafmax_7p5_db" not in s:
+        return -math.inf
+    d = float(s.get("source_distance_m") or labels["distance_m"])
+    return float(s["lafmax_7p5_db"]) - 20 * math.log10(max(d, 0.5) / 7.5)
 
 
 def _matches(e, s: dict) -> bool:
@@ -101,12 +117,18 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
         else:
             out["enf_wrong"] += 1
             kinds = {s.get("class") for s in sources if _matches(e, s)}
+            loud = [s for s in sources if _matches(e, s) and _mic_db(s, labels) >= e.levels.lafmax - CAUSE_DB]
             if "horn" in kinds:
                 out["horn_enforcement"] += 1
+                out["horn_level_enforcement"] += any(s.get("class") == "horn" for s in loud)
             if kinds & {"exhaust"}:
                 out["enf_below_limit_exhaust"] += 1
             elif any(s.get("kind") == "legal_car" for s in sources if _matches(e, s)):
                 out["legal_enforcement"] += 1
+                out["legal_level_enforcement"] += any(s.get("kind") == "legal_car" for s in loud)
+            if any(s.get("t_start", 1e9) <= e.end and e.start <= s.get("t_end", -1e9)
+                   and _mic_db(s, labels) >= e.levels.lafmax for s in over_limit):
+                out["exhaust_piece_enforcement"] += 1
     for s in enf_truth:
         out["enf_truth"] += 1
         if any(_matches(e, s) for e in enf):

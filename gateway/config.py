@@ -172,7 +172,7 @@ class TelemetrySection(_M):
     health_interval_s: float = Field(default=60.0, gt=0, le=86_400)
     wire_version: Literal[1, 2] = 2  # telemetry batches: 2 compact (hub >= the compact format), 1 per reading
     # A PUBACKed batch or event without the hub's receipt (gateway.receipts) after this long is sent again (then
-    # after 2x, 4x, 8x; at most 5 times). 0: trust the broker's PUBACK alone.
+    # after 2x, 4x, then every 8x; docs/protocol.md "Receipts"). 0: trust the broker's PUBACK alone.
     receipt_timeout_s: float = Field(default=10.0, ge=0, le=3600)
 
 

@@ -10,6 +10,9 @@ covers the gateway's own crash up to the PUBACK; this window covers the broker's
   lost at the same time loses those batches (two faults at once; docs/operations.md says so).
 - **Only against a hub that sends receipts.** Re-sends start once a first receipt has arrived (a hub older than
   receipts, or with ``[mqtt] receipts = false``, never sends one: nothing is re-sent, held items age out).
+- **Given up only while the hub answers.** An item re-sent ``max_resends`` times is given up only if receipts
+  for other items came after its last re-send (the hub is up and never stored it: e.g. it refuses that payload).
+  While no receipt comes at all (the hub down), items stay held and are re-sent every ``8 × timeout_s``.
 - Never raises on input: a malformed receipt is counted (``telemetry_receipt_bad``) and ignored.
 """
 
@@ -35,6 +38,7 @@ class Held:
     topic: str
     payload: bytes
     due: float
+    sent: float  # when it was last published
     resends: int = 0
 
 
@@ -59,6 +63,7 @@ class ReceiptWindow:
         self.held: dict[Key, Held] = {}  # in send order (a re-sent item moves to the end)
         self.active = False  # a receipt has arrived: the hub sends them
         self._earliest = float("inf")  # no held item is due before this (a lower bound: scans stay rare)
+        self.last_receipt = float("-inf")  # when a receipt last released something
 
     @property
     def enabled(self) -> bool:
@@ -69,7 +74,8 @@ class ReceiptWindow:
         if not self.enabled:
             return
         self.held.pop(key, None)
-        item = self.held[key] = Held(key, topic, payload, self.clock() + self.timeout_s)
+        now = self.clock()
+        item = self.held[key] = Held(key, topic, payload, now + self.timeout_s, now)
         self._earliest = min(self._earliest, item.due)
         while len(self.held) > self.max_held:
             self.held.pop(next(iter(self.held)))
@@ -91,10 +97,12 @@ class ReceiptWindow:
         for ident in r.events:
             done += self.held.pop(("e", ident), None) is not None
         self.counters.inc("telemetry_receipted", done)
+        if done:
+            self.last_receipt = self.clock()
 
     def due(self) -> list[Held]:
         """Held items whose receipt is overdue, to publish again now (each moves to the end with a new deadline);
-        items re-sent ``max_resends`` times without a receipt are given up (counted, logged)."""
+        items re-sent ``max_resends`` times are given up (counted, logged) if the hub receipted others since."""
         if not self.active or not self.held:
             return []
         now, out = self.clock(), []
@@ -104,13 +112,13 @@ class ReceiptWindow:
             if item.due > now:
                 continue
             del self.held[item.key]
-            if item.resends >= self.max_resends:
+            if item.resends >= self.max_resends and self.last_receipt > item.sent:
                 self.counters.inc("telemetry_receipt_gave_up")
                 self.log.warning("receipt-gave-up", "no receipt for %s after %d re-sends; given up", item.key,
                                  item.resends)
                 continue
             item.resends += 1
-            item.due = now + self.timeout_s * min(2 ** item.resends, 8)
+            item.sent, item.due = now, now + self.timeout_s * min(2 ** item.resends, 8)
             self.held[item.key] = item
             out.append(item)
         self._earliest = min((h.due for h in self.held.values()), default=float("inf"))

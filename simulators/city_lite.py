@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from contract import topics
 from contract.broker import BrokerAddress
 from contract.command import b64url, key_id, public_key_from_b64, public_raw
-from contract.models import Ack, DeviceInfo, DeviceKind, GatewayState, Heartbeat
+from contract.models import Ack, AckStage, Action, DeviceInfo, DeviceKind, GatewayState, Heartbeat
 from contract.signed import WILL_CTR, seal
 from runtime import keyfiles
 from runtime.backoff import Backoff
@@ -44,6 +44,7 @@ from simulators.city_lite_sirens import LiteSirens
 log = logging.getLogger("dozor.sim.city_lite")
 SW_VERSION = "dozor-sim-lite/0.1"
 STATE_FILE = "lite-state.json"  # {"session": n, "floor": t}
+MAX_TIMED = 1000  # activation commands per gateway whose "sounding" ack is still to be timed
 
 
 @dataclass
@@ -82,6 +83,8 @@ class LiteGateway:
         self.connected = asyncio.Event()
         self._acks: deque[Ack] = deque()
         self._wake = asyncio.Event()
+        self._received: dict[str, float] = {}  # jti -> when the activation command arrived (monotonic)
+        self.sounding_ms: list[float] = []  # command in -> its "sounding" ack PUBACKed by the broker
 
     def _state(self) -> tuple[int, int, bool]:
         """(last session, floor, restarted): the state file survives a restart, the replay store does not."""
@@ -123,7 +126,12 @@ class LiteGateway:
         if topic != self.t_cmd:
             self.counters["mqtt_unexpected_topic"] += 1
             return
-        self.sirens.handle(bytes(payload))
+        received = time.monotonic()
+        claims = self.sirens.handle(bytes(payload))
+        if claims is not None and claims.act is Action.ACTIVATE:
+            self._received[claims.jti] = received
+            if len(self._received) > MAX_TIMED:
+                del self._received[next(iter(self._received))]
 
     # ------------------------------------------------------------ the reconnect loop
     async def run(self) -> None:
@@ -189,8 +197,11 @@ class LiteGateway:
             results = await asyncio.gather(*(mqtt.publish(self.t_ack, self._seal(a), qos=1) for a in batch),
                                            return_exceptions=True)
             done = next((n for n, r in enumerate(results) if isinstance(r, BaseException)), len(results))
+            now = time.monotonic()
             for _ in range(done):
-                self._acks.popleft()
+                ack = self._acks.popleft()
+                if ack.stage is AckStage.SOUNDING and (t := self._received.pop(ack.cmd, None)) is not None:
+                    self.sounding_ms.append((now - t) * 1000)
             self.counters["mqtt_acks_published"] += done
             if done < len(results):
                 raise results[done]
@@ -224,6 +235,8 @@ class LiteCity:
     max_connecting: int = 32  # connection attempts in flight at once (a fleet's start, a broker's return)
     gateways: list[LiteGateway] = field(default_factory=list)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    lags_ms: list[float] = field(default_factory=list)  # how late the loop woke a 100 ms sleep, once per sleep
+    _lag: asyncio.Task | None = field(default=None, init=False, repr=False)
 
     async def start(self) -> LiteCity:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -237,10 +250,25 @@ class LiteCity:
         if self.enroll is not None:
             await asyncio.to_thread(self.enroll, [(g.id, g.public_b64) for g in self.gateways])
         self.tasks = [asyncio.create_task(g.run(), name=f"lite gateway {g.id}") for g in self.gateways]
+        self._lag = asyncio.create_task(self._watch_lag(), name="lite city loop lag")
         log.info("lite city up: %d gateways, %d sirens", len(self.gateways), self.plan.sirens_total)
         return self
 
+    async def _watch_lag(self) -> None:
+        """The loop's lag (a starved process answers late even when its own work is small): bounded samples."""
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.1)
+            self.lags_ms.append((loop.time() - t - 0.1) * 1000)
+            if len(self.lags_ms) > 100_000:
+                del self.lags_ms[:50_000]
+
     async def stop(self) -> None:
+        if self._lag is not None:
+            self._lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
@@ -268,6 +296,20 @@ class LiteCity:
             total.update(g.counters)
         return total
 
+    def timings(self) -> dict[str, dict[str, float | int | None]]:
+        """The simulator's own share of the hub's confirm time: ``sounding_ms`` (an activation command read from
+        the socket -> its "sounding" ack's PUBACK) and ``loop_lag_ms`` (how late this process's loop runs)."""
+        return {"sounding_ms": _spread([m for g in self.gateways for m in g.sounding_ms]),
+                "loop_lag_ms": _spread(self.lags_ms)}
+
     def crashed(self) -> list[str]:
         """Gateways whose run() ended on its own (it must run until cancelled)."""
         return [g.id for g, t in zip(self.gateways, self.tasks, strict=True) if t.done() and not t.cancelled()]
+
+
+def _spread(values: list[float]) -> dict[str, float | int | None]:
+    ms = sorted(values)
+    if not ms:
+        return {"n": 0, "p50": None, "p99": None, "max": None}
+    return {"n": len(ms), "p50": round(ms[len(ms) // 2], 1), "p99": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1),
+            "max": round(ms[-1], 1)}

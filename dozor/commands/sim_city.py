@@ -197,7 +197,8 @@ def lite_enroller(where):
 async def run_lite(plan, brokers: str, keys: dict[str, str], root: Path, enroll_at, login: dict[str, str],
                    spinup_s: float, heartbeat_s: float) -> None:
     """`dozor sim city --lite`: the plan's gateways as lite gateways in this process until SIGINT/SIGTERM; then
-    one JSON line of the city's counters on stdout (commands received, accepted, rejected by reason, acks)."""
+    one JSON line of the city's counters on stdout (commands received, accepted, rejected by reason, acks) and its
+    own timings (``LiteCity.timings``: command in -> "sounding" ack PUBACKed, the event loop's lag)."""
     from contract.broker import BrokerAddress
     from simulators.city_lite import LiteCity, LiteSettings
 
@@ -212,5 +213,5 @@ async def run_lite(plan, brokers: str, keys: dict[str, str], root: Path, enroll_
         typer.echo(f"lite city up: {plan.gateways} gateways, {plan.sirens_total} sirens, broker {brokers}", err=True)
         await stop.wait()
         doc = {"gateways": plan.gateways, "online": city.online(), "sounding": city.sounding(),
-               "crashed": city.crashed(), "counters": dict(sorted(city.counters().items()))}
+               "crashed": city.crashed(), "counters": dict(sorted(city.counters().items())), **city.timings()}
     typer.echo(json.dumps(doc))

@@ -100,6 +100,30 @@ def test_scoring_counts_horn_and_legal_car_enforcement_cases():
     assert sc["enf_found"] == sc["enf_truth"] == 1 and sc["fp"] == 2 and sc["tp"] == 1
 
 
+def test_scoring_attributes_horn_and_legal_car_cases_by_level_and_counts_exhaust_pieces():
+    """The held-out family's seed 32025: a piece of a 106 dB (at the mic) straight pipe's pass-by, split off
+    3 s before its peak, covers a horn 12 dB quieter (not horn-caused by level); another covers a horn 5 dB
+    under the event (horn-caused by level too); a tail piece covers only a quiet legal car. All three lie in
+    an over-limit exhaust's span: exhaust pieces. A horn alone at the event's level stays horn-caused."""
+    labels = {"distance_m": 14.0, "sources": [
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 45.3, "t_start": 41.0, "t_end": 50.0,
+         "lafmax_7p5_db": 111.4, "lafmax_mic_db": 106.4},
+        {"kind": "horn_single", "class": "horn", "t_peak": 43.2, "lafmax_7p5_db": 92.7, "lafmax_mic_db": 87.9},
+        {"kind": "exhaust_moto", "class": "exhaust", "t_peak": 31.4, "t_start": 23.5, "t_end": 32.0,
+         "lafmax_7p5_db": 115.1, "lafmax_mic_db": 114.9},
+        {"kind": "horn_single", "class": "horn", "t_peak": 23.5, "lafmax_7p5_db": 106.1, "lafmax_mic_db": 102.7},
+        {"kind": "legal_car", "class": "other", "t_peak": 54.6, "lafmax_7p5_db": 77.5, "lafmax_mic_db": 72.3},
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 49.2, "t_start": 40.7, "t_end": 57.7,
+         "lafmax_7p5_db": 109.9, "lafmax_mic_db": 104.5},
+        {"kind": "horn_single", "class": "horn", "t_peak": 80.0, "lafmax_7p5_db": 108.0, "lafmax_mic_db": 103.0}]}
+    events = [_E(40.7, 42.4, enforcement=True, lafmax=99.2), _E(20.0, 29.3, enforcement=True, lafmax=107.3),
+              _E(55.3, 58.0, enforcement=True, lafmax=94.2), _E(79.0, 81.0, enforcement=True, lafmax=103.0)]
+    sc = score_scene(labels, events, candidate_db=85, enforcement_db=95, uncertainty_db=2, margin_db=2)
+    assert sc["enf_wrong"] == 4 and sc["horn_enforcement"] == 3 and sc["legal_enforcement"] == 1
+    assert sc["horn_level_enforcement"] == 2 and sc.get("legal_level_enforcement", 0) == 0
+    assert sc["exhaust_piece_enforcement"] == 3
+
+
 def test_scoring_says_why_an_enforcement_case_was_missed():
     labels = {"distance_m": 7.5, "sources": [
         {"kind": "exhaust_car", "class": "exhaust", "t_peak": t, "lafmax_7p5_db": 102.0} for t in (5, 20, 35, 50, 65)]}

@@ -48,4 +48,5 @@ def test_city_bench_with_lite_gateways_confirms_every_siren_and_reports_the_simu
         assert counts["mqtt_births"] >= 6 and counts.get("cmd_rejected", 0) == 0, counts
         assert counts["cmd_accepted"] == counts["cmd_received"] == counts["ack_accepted"], counts
         assert counts["ack_sounding"] >= 6, counts  # one per gateway and activation (its sirens share one ack)
+        assert {"sounding_ms", "loop_lag_ms"} <= set(got["sim_timings"]), got["sim_timings"]
     assert result["postgres"]["failover_alert_completed"] is True

@@ -79,7 +79,7 @@ def test_what_the_hub_receipts_is_released_and_nothing_is_resent():
     assert c.get("telemetry_receipted") == 3 and c.get("telemetry_receipts") == 1
 
 
-def test_an_overdue_item_is_resent_with_backoff_then_given_up():
+def test_an_overdue_item_is_resent_with_backoff_then_given_up_while_the_hub_answers_others():
     w, c, clock = window(timeout_s=10, max_resends=2)
     w.on_payload(codec.encode(codec.Receipt(7)))  # the hub sends receipts
     w.hold(("t", 7, 1), "tel", b"one")
@@ -93,9 +93,26 @@ def test_an_overdue_item_is_resent_with_backoff_then_given_up():
     assert w.due() == []
     clock.t = 30
     assert [h.resends for h in w.due()] == [2]
+    clock.t = 100  # the hub is up: it receipts another batch, never this one
+    w.hold(("t", 7, 3), "tel", b"three")
+    w.on_payload(codec.encode(codec.Receipt(7, (3,))))
     clock.t = 1000
     assert w.due() == [] and w.held == {}
     assert c.get("telemetry_receipt_gave_up") == 1
+
+
+def test_while_no_receipt_comes_at_all_items_are_kept_and_resent():
+    w, c, clock = window(timeout_s=10, max_resends=2)
+    w.on_payload(codec.encode(codec.Receipt(7)))
+    w.hold(("t", 7, 1), "tel", b"one")
+    resent = 0
+    for t in range(10, 2000, 10):  # the hub is down for half an hour
+        clock.t = t
+        resent += len(w.due())
+    assert ("t", 7, 1) in w.held and c.get("telemetry_receipt_gave_up") == 0
+    assert 20 <= resent <= 2000 / 80 + 3  # every 8 x timeout once backed off
+    w.on_payload(codec.encode(codec.Receipt(7, (1,))))
+    assert w.held == {}
 
 
 def test_a_receipt_of_another_session_releases_nothing():

@@ -93,6 +93,8 @@ async def test_lite_city_sounds_a_signed_alert_and_refuses_forged_foreign_and_re
 
         await wait(covered, "every siren of the lite city sounding at the hub")
         assert city.sounding() == GATEWAYS * SIRENS
+        timed = city.timings()
+        assert timed["sounding_ms"]["n"] >= GATEWAYS and timed["loop_lag_ms"]["n"] > 0, timed  # one sounding ack each
         states = await hub.device_states(alert)
         assert set(states.values()) == {"sounding"} and len(states) == GATEWAYS * SIRENS
         for g in city.gateways:

@@ -1,0 +1,336 @@
+"""Spectral features of one event's audio, the classifier's input (``gateway.noise.classifier`` decides).
+
+Features (computed only for events, from the raw samples of the event):
+
+- ``tonal``: fraction of loud frames whose dominant peak (250-3000 Hz) stands >= 20 dB above the median
+  spectrum, is narrow, holds most of the energy and is *not* one order of a low harmonic series (a siren or a
+  horn; an engine order or a voice harmonic is such an order, ``gateway.noise.harmonics``);
+- ``series``: share of those narrow-peak frames whose peak *is* an order of a low harmonic series;
+- ``comb``: share of loud frames whose narrow peak is the fundamental of a comb with even orders (a fast
+  engine firing above 250 Hz, ``harmonics.comb_root``); such frames are not ``tonal`` either;
+- ``alternation``: two-tone steps of the dominant narrow peak (any narrow peak, excused or not) between held
+  pitches 1.08-1.6x apart and back, each tone sounding alone (``alternations``): a two-tone siren even when its
+  tones are full combs that the two tests above excuse (not a model input; ``rules.two_tone_steps`` uses it);
+- ``onset``: the steepest sustained rise near the event's maximum, dB (the mean power of the 100 ms before a
+  step against the lower of the two 80 ms windows after it: horns switch on and stay on; pops and slow firing
+  pulses do not);
+- ``level_7p5``: the event's LAFmax at 7.5 m (from the level meter; the model may weigh it: a legal car, bus or
+  motorcycle with a silencer rarely passes 90 dB, a straight pipe often does);
+- ``sweep_oct``: range of the dominant pitch over the tonal frames (wail and yelp sweeps, hi-lo);
+- ``sweep_rate``: median frame-to-frame pitch change, octaves per second (yelp is fast, wail slow);
+- ``two_tone_56``: fraction of tonal frames with a second peak at 6/5 or 5/6 of the dominant one (the
+  minor third of civil-defence sirens; car horns sit at a major third or fourth);
+- ``engine``: harmonic salience of a low fundamental (20-320 Hz, 8 orders) in dB above the median;
+- ``f0_move``: range of that fundamental over the event, octaves (engine orders follow rpm and Doppler);
+- ``lf_frac``: share of the energy below 150 Hz (wind);
+- ``duration_s``.
+
+and the further descriptors in ``Features`` (short-window tonality, pitch steadiness, simultaneous tone
+pairs, strongest-frame harmonic salience, spectral flatness, centroid and band shares).
+
+Time-domain and tone-pair descriptors (``pulse``, ``crackle``, ``onset``, ``pair``) are in
+``gateway.noise.event_shape``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.fft as sfft
+
+from gateway.noise.event_shape import onset, pair_share, texture
+from gateway.noise.harmonics import clip_index, comb_root, series_member
+from gateway.noise.spectrum import median1, median_rows
+
+CLASSES = ("exhaust", "siren", "horn", "other")
+NFFT = 4096
+HOP = 2048
+MAX_SECONDS = 8.0  # long events are classified on the 8 s around their loudest part
+NFFT_FAST = 1024
+HOP_FAST = 768
+NFFT_ENGINE = 8192
+
+
+@dataclass(frozen=True)
+class Features:
+    tonal: float
+    sweep_oct: float
+    sweep_rate: float
+    two_tone_56: float
+    engine: float
+    f0_move: float
+    lf_frac: float
+    duration_s: float
+    tonal_fast: float = 0.0  # share of short (21 ms) frames with a narrow dominant peak
+    pitch_steady: float = 0.0  # share of those whose pitch stays within 2 % of the previous one's
+    pair: float = 0.0  # share of tonal frames with a simultaneous second narrow peak at 1.08-1.45x (horn)
+    engine_p90: float = 0.0  # harmonic salience of the strongest frames
+    f0_med: float = 0.0  # log2 of the median engine fundamental
+    flatness: float = 0.0  # median spectral flatness 100-6000 Hz (broadband roar -> high)
+    centroid: float = 0.0  # log2 of the median spectral centroid, 50-8000 Hz
+    mid_frac: float = 0.0  # energy shares 150-500, 500-2000, 2000-8000 Hz
+    low_mid_frac: float = 0.0
+    high_frac: float = 0.0
+    series: float = 0.0  # share of the narrow-peak frames whose peak is an order of a low harmonic series
+    onset: float = 0.0  # steepest sustained rise (100 ms before vs two 80 ms windows after), dB (horns)
+    level_7p5: float = 0.0  # the event's LAFmax at 7.5 m, dB (legal vehicles rarely pass 90 dB; straight pipes do)
+    pulse: float = 0.0  # periodicity of the high-band envelope at 25-400 Hz (firing pulses through a pipe)
+    crackle: float = 0.0  # log10 kurtosis of the differentiated signal in the loudest second (pops, crackle)
+    comb: float = 0.0  # share of loud frames whose narrow peak is the fundamental of an engine-like comb
+    alternation: float = 0.0  # two-tone steps: held pitch -> 1.08-1.6x -> back, each tone alone (``alternations``)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+
+_WINDOWS: dict[int, np.ndarray] = {}
+_COLS: dict[tuple[int, float], dict] = {}
+
+
+def _cols(f: np.ndarray) -> dict:
+    """Column slices of the frequency axis ``f`` (sorted): each range ``features`` uses, keyed ``(lo, hi)``;
+    ``hi`` ending in .1 means ``f <= hi - 0.1`` (inclusive), else ``f < hi``; the bins are the boolean masks'."""
+    key = (f.size, float(f[1]))
+    out = _COLS.get(key)
+    if out is None:
+        out = {}
+        for lo, hi in ((20, 8000.1), (20, 150), (150, 500), (500, 2000), (2000, 8000), (100, 6000.1),
+                       (50, 8000.1), (250, 3000.1), (150, 5000.1)):
+            m = (f >= lo) & ((f <= round(hi)) if hi != round(hi) else (f < hi))
+            idx = np.flatnonzero(m)
+            out[lo, hi] = slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
+        out = _COLS.setdefault(key, out)
+    return out
+
+
+def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15.0,
+          where: list | None = None) -> np.ndarray:
+    """Hann power spectra (float32) of the frames whose energy is within ``loud_db`` of the loudest frame's
+    (only those are transformed: the cost of an event's features scales with its loud part). ``c``: the
+    cumulative sum of x**2 with a leading 0 (frame energies without transforming)."""
+    if x.size < nfft:
+        x = np.pad(x, (0, nfft - x.size))
+        c = np.concatenate([c, np.full(nfft + 1 - c.size, c[-1])])
+    starts = np.arange(0, x.size - nfft + 1, hop)
+    e = c[starts + nfft] - c[starts]
+    starts = starts[e >= e.max() * 10 ** (-loud_db / 10)]
+    if where is not None:
+        where.append(starts // hop)
+    w = _WINDOWS.get(nfft)
+    if w is None:
+        w = _WINDOWS.setdefault(nfft, np.hanning(nfft).astype(np.float32))
+    frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[starts]
+    frames *= w
+    spec = sfft.rfft(frames, axis=1)
+    return spec.real**2 + spec.imag**2
+
+
+def _peak_freq(p: np.ndarray, k: np.ndarray, df: float) -> np.ndarray:
+    """Parabolic interpolation of the peak at bins k (in log power)."""
+    k = clip_index(k, 1, p.shape[1] - 2)
+    rows = np.arange(p.shape[0])
+    a, b, c = (np.log(p[rows, k + d] + 1e-30) for d in (-1, 0, 1))
+    den = a - 2 * b + c
+    off = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
+    return (k + np.clip(off, -0.5, 0.5)) * df
+
+
+def _narrow(p: np.ndarray, k: np.ndarray, w: int, drop_db: float = 10.0) -> np.ndarray:
+    """True where bin k is a local maximum with a valley ``drop_db`` below it within ``w`` bins on both sides (a
+    narrow peak; a second tone close by, as in a two-tone horn, does not make it broad)."""
+    n = p.shape[1]
+    r = np.arange(p.shape[0])
+    v = p[r, k]
+    nb = np.maximum(p[r, clip_index(k - 1, 0, n - 1)], p[r, clip_index(k + 1, 0, n - 1)])
+    lo = np.min(np.stack([p[r, clip_index(k - d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
+    hi = np.min(np.stack([p[r, clip_index(k + d, 0, n - 1)] for d in range(2, w + 1)]), axis=0)
+    g = 10 ** (drop_db / 10)
+    return (v >= nb) & (v >= g * lo) & (v >= g * hi) & (k > w) & (k < n - 1 - w)
+
+
+def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: float = 0.0) -> Features:
+    """Features of one event's raw samples (full-scale units); ``peak``: sample index of the maximum;
+    ``level_7p5``: the event's LAFmax at 7.5 m (dB), from the level meter."""
+    x = np.asarray(x, dtype=np.float32)
+    duration = x.size / fs
+    cap = int(MAX_SECONDS * fs)
+    if x.size > cap:
+        c = x.size // 2 if peak is None else peak
+        a = min(max(0, c - cap // 2), x.size - cap)
+        x = x[a: a + cap]
+    c2 = np.zeros(x.size + 1)
+    np.cumsum(np.square(x, dtype=np.float64), out=c2[1:])
+    where: list = []
+    pl = _stft(x, NFFT, HOP, c2, where=where)  # frames within 15 dB of the loudest
+    p = pl
+    df = fs / NFFT
+    f = np.arange(p.shape[1]) * df
+    cols = _cols(f)  # the frequency ranges below as column slices (copied in the layout a mask's selection has,
+    #                 so the sums are bit for bit the same)
+    band_sum = lambda a, b: np.asfortranarray(pl[:, cols[a, b]]).sum(axis=1)  # noqa: E731
+    tot = band_sum(20, 8000.1) + 1e-30
+    lf_frac = float(median1(band_sum(20, 150) / tot))
+    shares = [float(median1(band_sum(a, b) / tot)) for a, b in ((150, 500), (500, 2000), (2000, 8000))]
+    pb = np.asfortranarray(pl[:, cols[100, 6000.1]])
+    lp_ = np.log(pb + 1e-30)
+    flat = float(median1(np.exp(lp_.mean(axis=1)) / (pb.mean(axis=1) + 1e-30)))
+    fc = cols[50, 8000.1]
+    pc = np.asfortranarray(pl[:, fc])
+    cen = float(median1((pc * f[fc]).sum(axis=1) / (pc.sum(axis=1) + 1e-30)))
+
+    # --- tonal peak 250..3000 Hz
+    band = cols[250, 3000.1]
+    b0 = band.start
+    kpk = b0 + np.argmax(pl[:, band], axis=1)
+    pref = np.asfortranarray(pl[:, cols[150, 5000.1]])
+    ref = median_rows(pref) + 1e-30
+    rows = np.arange(pl.shape[0])
+    prom = 10 * np.log10(pl[rows, kpk] / ref)
+    near = np.zeros((pl.shape[0], 5), dtype=pl.dtype)  # the peak's +-2 bins (inside the spectrum: 250-3000 Hz)
+    for d in (-2, -1, 0, 1, 2):
+        near[:, d + 2] = pl[rows, kpk + d]
+    conc = near.sum(axis=1) / pref.sum(axis=1).clip(1e-30)
+    tonal_mask = (prom >= 20) & (conc >= 0.3) & _narrow(pl, kpk, 6)
+    narrow_any = tonal_mask.copy()
+    n_tonal = int(tonal_mask.sum())
+    comb = 0.0
+    if n_tonal:  # an order of a low harmonic series (engine, voice) is not a siren's or a horn's tone
+        ser = np.zeros_like(tonal_mask)
+        ser[tonal_mask] = series_member(pl[tonal_mask], kpk[tonal_mask], df)
+        series = float(ser.sum() / n_tonal)
+        tonal_mask &= ~ser
+        if tonal_mask.any():  # nor is the fundamental of a comb with even orders (a fast engine's firing)
+            cmb = np.zeros_like(tonal_mask)
+            cmb[tonal_mask] = comb_root(pl[tonal_mask], kpk[tonal_mask], df)
+            tonal_mask &= ~cmb
+            comb = float(cmb.mean())
+    else:
+        series = 0.0
+    tonal = float(tonal_mask.mean())
+    fpk = _peak_freq(pl, kpk, df)
+    alternation = alternations(pl, kpk, fpk, narrow_any, where[0], df)
+
+    two = 0.0
+    if tonal_mask.any():
+        ft = fpk[tonal_mask]
+        pt = pl[tonal_mask]
+        r = np.arange(pt.shape[0])
+        main = pt[r, clip_index(np.round(ft / df).astype(int), 0, p.shape[1] - 1)]
+        hits = np.zeros(ft.size, dtype=bool)
+        for ratio in (6 / 5, 5 / 6):
+            kk = clip_index(np.round(ft * ratio / df).astype(int), 2, p.shape[1] - 3)
+            cand3 = np.stack([pt[r, kk + d] for d in (-1, 0, 1)])
+            loc_k = kk + np.argmax(cand3, axis=0) - 1
+            v = pt[r, loc_k]
+            is_peak = (v > pt[r, loc_k - 1]) & (v > pt[r, loc_k + 1])
+            f2 = _peak_freq(pt, loc_k, df)
+            strong = v >= main * 10 ** (-1.5)
+            exact = np.abs(f2 / ft / ratio - 1) < 0.02
+            hits |= is_peak & strong & exact & (10 * np.log10(v / ref[tonal_mask]) >= 15)
+        two = float(hits.sum() / max(pl.shape[0], 1))
+
+    # --- pitch track with a short window (yelp sweeps smear a long one)
+    sweep_oct = sweep_rate = 0.0
+    pfl = _stft(x, NFFT_FAST, HOP_FAST, c2)
+    dff = fs / NFFT_FAST
+    ff = np.arange(pfl.shape[1]) * dff
+    bandf = (ff >= 250) & (ff <= 3000)
+    rf = np.arange(pfl.shape[0])
+    kf = int(np.argmax(bandf)) + np.argmax(pfl[:, bandf], axis=1)
+    reff_band = pfl[:, (ff >= 150) & (ff <= 5000)]
+    promf = 10 * np.log10(pfl[rf, kf] / (median_rows(reff_band) + 1e-30))
+    nearf = sum(pfl[rf, clip_index(kf + d, 0, pfl.shape[1] - 1)] for d in (-1, 0, 1))
+    concf = nearf / (reff_band.sum(axis=1) + 1e-30)
+    tf = (promf >= 15) & (concf >= 0.3) & _narrow(pfl, kf, 4)
+    if tf.any():
+        tf[tf] &= ~series_member(pfl[tf], kf[tf], dff)
+    if tf.any():
+        tf[tf] &= ~comb_root(pfl[tf], kf[tf], dff)
+    tonal_fast = float(tf.mean())
+    steady = pair = 0.0
+    if tf.sum() >= 2:
+        lp_all = np.log2(_peak_freq(pfl, kf, dff)[tf])
+        steady = float(np.mean(np.abs(np.diff(lp_all)) < np.log2(1.02)))
+        pair = pair_share(pfl[tf], kf[tf], dff, promf[tf])
+    if tf.sum() >= 4 and tonal_fast >= 0.3:
+        lp = np.log2(_peak_freq(pfl, kf, dff)[tf])
+        sweep_oct = float(np.percentile(lp, 95) - np.percentile(lp, 5))
+        sweep_rate = float(median1(np.abs(np.diff(lp)))) * fs / HOP_FAST
+
+    # --- engine orders: comb salience of a low fundamental (harmonic peaks above the half-way valleys)
+    pe = _stft(x, NFFT_ENGINE, NFFT_ENGINE // 2, c2)
+    dfe = fs / NFFT_ENGINE
+    cand = np.arange(25.0, 320.0, dfe / 2)
+    n_h = 8
+    nb = pe.shape[1]
+    used = min(nb, int(np.ceil(cand[-1] * (n_h + 0.5) / dfe)) + 3)  # the bins the orders and valleys reach
+    logp = np.log10(pe[:, :used] + 1e-30)
+    sal = np.zeros((pe.shape[0], cand.size))
+    for h in range(1, n_h + 1):
+        kk = clip_index(np.round(cand * h / dfe).astype(int), 1, nb - 2)
+        lo = clip_index(np.round(cand * (h - 0.5) / dfe).astype(int), 0, nb - 1)
+        hi = clip_index(np.round(cand * (h + 0.5) / dfe).astype(int), 0, nb - 1)
+        v = np.maximum(np.maximum(logp[:, kk], logp[:, kk - 1]), logp[:, kk + 1])
+        sal += v - 0.5 * (logp[:, lo] + logp[:, hi])
+    sal = 10 * sal / n_h
+    best = sal.max(axis=1)
+    f0 = cand[np.argmax(sal, axis=1)]
+    engine = float(median1(best))
+    strong = best >= np.percentile(best, 50)
+    f0_move = float(np.ptp(np.log2(f0[strong]))) if strong.sum() >= 2 else 0.0
+    return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
+                    float(np.percentile(best, 90)), float(np.log2(median1(f0[strong]) if strong.any() else 25.0)),
+                    flat, float(np.log2(max(cen, 1.0))), *shares, series, onset(x, fs), float(level_7p5),
+                    *texture(x, fs), comb, alternation)
+
+
+
+HOLD_RATIO = 1.01  # a narrow peak holds its pitch into the next frame within 1 % (a Doppler glide moves < 1 %)
+ALT_STEP = (1.08, 1.6)  # a two-tone step (horn and siren pairs: 1.1-1.4; hi-lo up to 1.5), not an octave
+ALT_BACK = 1.015  # the step back has the same size within 1.5 % (Doppler moves both tones alike)
+ALT_ALONE_DB = 10.0  # neither tone sounds (within this) while the other holds: they alternate, not coexist
+
+
+def alternations(p: np.ndarray, k: np.ndarray, fpk: np.ndarray, narrow: np.ndarray, frame_no: np.ndarray,
+                 df: float) -> float:
+    """Two-tone alternations: steps of the dominant narrow peak between held pitches (runs of frames holding
+    their pitch within 1 %) by 1.08-1.6x and back by the same ratio (within 1.5 %), where the tone of one run
+    is absent (``ALT_ALONE_DB`` under the dominant peak) in the middle frame of the other's run and vice versa
+    (the frames at the step overlap both tones). A two-tone siren alternates its tones, and Doppler moves both
+    alike, so the ratio holds, even when each tone is a full harmonic comb; an engine's dominant order may hop
+    between orders 4 and 5 (1.25x) but both orders sound together; a gear change steps once and then sweeps.
+    Counted per step-and-back (0 for a constant or sweeping pitch). Cost: a pass over the event's long frames
+    (already computed), per event, never per frame of the stream."""
+    if fpk.size < 3:
+        return 0.0
+    lf = np.log2(np.maximum(fpk, 1.0))
+    held = (np.diff(frame_no) == 1) & narrow[:-1] & narrow[1:] & (np.abs(np.diff(lf)) < np.log2(HOLD_RATIO))
+    runs: list[tuple[int, int]] = []  # (first, last) frame of each run of held frames
+    i, n = 0, held.size
+    while i < n:
+        if held[i]:
+            j = i
+            while j < n and held[j]:
+                j += 1
+            runs.append((i, j))
+            i = j
+        else:
+            i += 1
+    if len(runs) < 3:
+        return 0.0
+    nb = p.shape[1]
+    g = 10 ** (-ALT_ALONE_DB / 10)
+
+    def alone(r: int, f: float) -> bool:  # frame r has nothing within ALT_ALONE_DB of its peak at f
+        kk = int(round(f / df))
+        return bool(p[r, max(kk - 1, 0): min(kk + 2, nb)].max() <= g * p[r, k[r]])
+
+    steps = []
+    for (a0, a1), (b0, b1) in zip(runs, runs[1:], strict=False):
+        st = lf[b0] - lf[a1]
+        ok = (frame_no[b0] - frame_no[a1] <= 3 and np.log2(ALT_STEP[0]) <= abs(st) <= np.log2(ALT_STEP[1])
+              and alone((a0 + a1) // 2, fpk[b0]) and alone((b0 + b1) // 2, fpk[a1]))
+        steps.append(st if ok else 0.0)
+    alt = sum(1 for s1, s2 in zip(steps, steps[1:], strict=False) if s1 and s2 and abs(s1 + s2) < np.log2(ALT_BACK))
+    return float(alt)
