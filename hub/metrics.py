@@ -41,6 +41,8 @@ class HubMetrics:
         self.confirm = Histogram(p + "confirm_seconds", "Alert creation to sounding/playing ack (hub clock)",
                                  buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 3, 5, 10, 30), registry=r)
         self.hook_errors = Counter(p + "hook_errors", "Alert hooks that raised", ["hook"], registry=r)
+        self.loop_stalls = Counter(p + "loop_stalls", "Times the hub's event loop did not run for over 1 s "
+                                   "(heartbeat timeouts discount them)", registry=r)
         self.gateway_events = Counter(p + "gateway_transitions", "Gateway online/offline transitions",
                                       ["state", "reason"], registry=r)
         self.stale_states = Counter(p + "stale_gateway_states", "Gateway states ignored (lower session)",

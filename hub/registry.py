@@ -21,6 +21,8 @@ from hub.store import Store
 log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE, UNKNOWN = "online", "offline", "unknown"
+STALL_S = 1.0  # the registry's check ran this much later than due: the hub's loop stalled
+STALL_MEMORY_S = 600.0  # a stall is discounted from silences that began before it, for this long
 Listener = Callable[[str, str], None]  # (gateway, new state)
 
 
@@ -58,6 +60,10 @@ class Registry:
         self.store = store
         self.metrics = metrics
         self.mono = mono
+        # Stalls of the hub's own loop (time when each ended, its length): a gateway's heartbeats wait unread in the
+        # socket while the hub does not run, so that time is not the gateway's silence (check_timeouts).
+        self._last_check: float | None = None
+        self._stalls: list[tuple[float, float]] = []
         self.gateways: dict[str, GatewayRecord] = {}
         self.listeners: list[Listener] = []
         self.reload()
@@ -162,19 +168,34 @@ class Registry:
             self.store.put_gateway(rec.id, rec.persist_doc())
             self.store.audit("gateway", {"gateway": rec.id, "state": rec.state, "reason": "epoch reset"})
 
-    def check_timeouts(self) -> list[str]:
-        """Mark offline every online gateway silent for more than 2 x heartbeat_s. Returns their ids."""
+    def check_timeouts(self, interval_s: float = 0.25) -> list[str]:
+        """Mark offline every online gateway silent for more than 2 x heartbeat_s. Returns their ids.
+
+        Called every ``interval_s``; a longer gap since the last call is a stall of the hub's own event loop
+        (a loaded machine, a long GC), and the stalled time is not counted as any gateway's silence: what the
+        gateways sent meanwhile is still unread. Stalls are remembered ``STALL_MEMORY_S``."""
         now = self.mono()
+        if self._last_check is not None and (stalled := now - self._last_check - interval_s) > STALL_S:
+            self._stalls.append((now, stalled))
+            self.metrics.loop_stalls.inc()
+            log.warning("the hub's loop did not run for %.1f s: heartbeat timeouts wait for that long", stalled)
+        self._last_check = now
+        if self._stalls and self._stalls[0][0] < now - STALL_MEMORY_S:
+            self._stalls = [s for s in self._stalls if s[0] >= now - STALL_MEMORY_S]
         lost = [rec for rec in self.gateways.values() if rec.state == ONLINE and rec.last_seen_mono is not None
-                and now - rec.last_seen_mono > 2 * rec.heartbeat_s]
+                and self._silence(rec.last_seen_mono, now) > 2 * rec.heartbeat_s]
         for rec in lost:
             self._set(rec, OFFLINE, "heartbeat timeout")
         return [rec.id for rec in lost]
 
+    def _silence(self, since: float, now: float) -> float:
+        """``now - since``, less the hub's own stalls in that time."""
+        return now - since - sum(min(length, end - since) for end, length in self._stalls if end > since)
+
     async def run(self, interval_s: float = 0.25) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            self.check_timeouts()
+            self.check_timeouts(interval_s)
 
     # ------------------------------------------------------------ internals
     def _set(self, rec: GatewayRecord, state: str, reason: str, *, force_persist: bool = False) -> None:
