@@ -70,8 +70,20 @@ def forwarded(method: str, path: str) -> bool:
     return method not in ("GET", "HEAD") or path.endswith("/preview")
 
 
+FOLLOWER_DUTY = 0.1  # a follower spends at most about this share of its time re-reading the shared state
+FOLLOWER_MAX_WAIT_S = 5.0  # ... but its mirror is never older than this plus one re-read
+
+
+def next_wait(refresh_s: float, took_s: float) -> float:
+    """The wait before the next re-read: ``refresh_s``, or longer when a re-read is costly (a city of 2,000
+    gateways with open 10,000-siren alerts), so re-reading takes at most ``FOLLOWER_DUTY`` of the follower's time
+    (it shares the machine with the leader's dispatch) and the mirror is at most ``FOLLOWER_MAX_WAIT_S`` old."""
+    return max(refresh_s, min(FOLLOWER_MAX_WAIT_S, took_s * (1 - FOLLOWER_DUTY) / FOLLOWER_DUTY))
+
+
 class Follower:
-    """The mirror of a follower: re-reads what the leader wrote, every ``refresh_s``."""
+    """The mirror of a follower: re-reads what the leader wrote, every ``refresh_s`` (longer if that is costly:
+    ``next_wait``)."""
 
     def __init__(self, hub: Hub, refresh_s: float) -> None:
         self.hub = hub
@@ -121,14 +133,18 @@ class Follower:
         self.refreshes += 1
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            took = 0.0
             if self.following:
+                started = loop.time()
                 try:
                     await self.refresh()
                 except StoreError as exc:
                     self.hub.metrics.store_errors.inc()
                     log.error("follower: cannot read the shared state database: %s", exc)
-            await asyncio.sleep(self.refresh_s)
+                took = loop.time() - started
+            await asyncio.sleep(next_wait(self.refresh_s, took))
 
     def stop(self) -> None:
         """This instance leads now: forget the mirror (the engine resumes from the database)."""

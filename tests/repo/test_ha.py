@@ -129,3 +129,16 @@ async def test_an_alert_action_during_a_takeover_waits_for_the_new_leader(postgr
             assert status == "stopped", status
     finally:
         kill_pair((a, b), (a_log, b_log), fakes)
+
+
+def test_a_costly_mirror_re_read_waits_longer_but_never_leaves_the_mirror_stale():
+    """hub.ha.next_wait: a follower's re-read of the shared state takes at most a tenth of its time (a large city's
+    re-read every 0.5 s slowed the leader's dispatch on a shared machine ~2.6x), never less often than every 5 s."""
+    from hub.ha import FOLLOWER_DUTY, FOLLOWER_MAX_WAIT_S, next_wait
+
+    assert next_wait(0.5, 0.01) == 0.5  # cheap: the configured interval
+    for took in (0.1, 0.2, 0.4):
+        wait = next_wait(0.5, took)
+        assert wait > 0.5 and took / (took + wait) <= FOLLOWER_DUTY + 1e-9
+    assert next_wait(0.5, 3.0) == FOLLOWER_MAX_WAIT_S
+    assert next_wait(10.0, 3.0) == 10.0  # a longer configured interval stays
