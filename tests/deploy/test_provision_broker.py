@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import stat
+import threading
 import time
 
 import pytest
@@ -201,32 +202,40 @@ def test_the_documented_layout_is_what_provision_writes(city):
         assert (root / "gateways" / "gw-a" / name).exists(), name
 
 
+def until_set(conn, event) -> bool:
+    """Wait for ``event`` (a SUBACK, a message) with no time bound of its own: it ends when the event comes or the
+    connection closes (a dead broker, or keepalive's protocol deadline on a silent one). True: the event came."""
+    while not event.is_set() and not conn.disconnected.is_set():
+        event.wait(0.05)
+    return event.is_set()
+
+
 def test_only_the_hub_ingest_identity_can_send_a_gateway_its_receipts(city):
     """Telemetry receipts (hub -> gateway): the ingest identity may write them, a gateway may read only its own and
     write none (a forged receipt would make a gateway stop re-sending what the broker lost)."""
     root, broker = city
     ingest = connect(broker.port, **ident(root, "ingest"), client_id="dozor-hub-ingest")
+    hub = connect(broker.port, **ident(root, "hub"), client_id="dozor-hub")
     a = connect(broker.port, **ident(root, "gw-a"), client_id="dozor-gw-gw-a")
     b = connect(broker.port, **ident(root, "gw-b"), client_id="dozor-gw-gw-b")
-    assert ingest.connected.is_set() and a.connected.is_set() and b.connected.is_set()
-    a.client.subscribe("dozor/v1/gw/gw-a/receipt", qos=1)
-    assert a.subscribed.wait(5)
-    b.subscribed.clear()
-    b.client.subscribe("dozor/v1/gw/gw-a/receipt", qos=1)  # another gateway's receipts
-    assert b.subscribed.wait(5)
-    b.client.publish("dozor/v1/gw/gw-a/receipt", b"forged by gw-b", qos=1).wait_for_publish(5)
-    a.client.publish("dozor/v1/gw/gw-a/receipt", b"forged by gw-a itself", qos=1).wait_for_publish(5)
-    ingest.client.publish("dozor/v1/gw/gw-a/receipt", b"from the hub", qos=1).wait_for_publish(5)
-    marker = "dozor/v1/gw/gw-a/cmd"  # after the receipts: once gw-a has it, any wrongly allowed one was there too
-    hub = connect(broker.port, **ident(root, "hub"), client_id="dozor-hub")
-    a.client.subscribe(marker, qos=1)
-    time.sleep(0.3)
-    hub.client.publish(marker, b"marker", qos=1).wait_for_publish(5)
-    for _ in range(100):
-        if any(t == marker for t, _ in a.messages):
-            break
-        time.sleep(0.05)
+    assert all(c.connected.is_set() for c in (ingest, hub, a, b))
+    marker = "dozor/v1/gw/gw-a/cmd"  # sent after the receipts: once gw-a has it, any wrongly allowed one came too
+    a.client.subscribe([("dozor/v1/gw/gw-a/receipt", 1), (marker, 1)])  # one SUBACK for both
+    assert until_set(a, a.subscribed)
+    b.client.subscribe([("dozor/v1/gw/gw-a/receipt", 1), ("dozor/v1/gw/gw-b/cmd", 1)])  # another gateway's receipts
+    assert until_set(b, b.subscribed)
+    marked_a, marked_b = threading.Event(), threading.Event()
+    a.client.on_message = lambda _c, _u, m: (a.messages.append((m.topic, m.payload)),
+                                             m.topic == marker and marked_a.set())
+    b.client.on_message = lambda _c, _u, m: (b.messages.append((m.topic, m.payload)),
+                                             m.topic.endswith("gw-b/cmd") and marked_b.set())
+    b.client.publish("dozor/v1/gw/gw-a/receipt", b"forged by gw-b", qos=1).wait_for_publish()
+    a.client.publish("dozor/v1/gw/gw-a/receipt", b"forged by gw-a itself", qos=1).wait_for_publish()
+    ingest.client.publish("dozor/v1/gw/gw-a/receipt", b"from the hub", qos=1).wait_for_publish()
+    hub.client.publish(marker, b"marker", qos=1).wait_for_publish()
+    hub.client.publish("dozor/v1/gw/gw-b/cmd", b"marker", qos=1).wait_for_publish()
+    assert until_set(a, marked_a) and until_set(b, marked_b)
     assert [(t, p) for t, p in a.messages if t != marker] == [("dozor/v1/gw/gw-a/receipt", b"from the hub")]
-    assert b.messages == []
+    assert [t for t, _ in b.messages] == ["dozor/v1/gw/gw-b/cmd"]  # its own command, no receipt of gw-a's
     for c in (a, b, ingest, hub):
         c.close()
