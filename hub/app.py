@@ -160,7 +160,9 @@ class Hub(GatewayEvents):
                                   tenant=cfg.tenant)  # a named tenant: every series tagged tenant=<name>
             self.ingest = IngestService(IngestConfig(target=target, spool_path=store.spool,
                                                      flush_interval_s=store.flush_interval_s,
-                                                     backoff_cap_s=store.backoff_cap_s),
+                                                     backoff_cap_s=store.backoff_cap_s,
+                                                     head_check=store.head_check,
+                                                     head_check_url=store.head_check_url),
                                         zone_of=self.zone_of, on_reading=self.latest.on_reading,
                                         on_rows=self.latest.on_rows, ack_delay_s=store.commit_delay_s)
             self.pipeline = self.ingest.ingest

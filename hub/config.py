@@ -39,6 +39,8 @@
     spool = "spool.sqlite"          # durable spool; default state_dir/spool.sqlite
     flush_interval_s = 1.0          # how often the spool is written to the store
     commit_delay_s = 0.05           # longest a received message waits for its spool commit and PUBACK
+    head_check = "auto"             # after an unclean stop, ask the store what it holds of the spool's oldest lines
+                                    # (VictoriaMetrics' export API; "off": write them again); head_check_url: a vmselect
 
     [database]                      # where hub state lives (hub/repo/settings.py): "sqlite" files in state_dir,
     url = "sqlite"                  # or "postgresql://dozor@db:5432/dozor" with password_file / password_env

@@ -148,8 +148,11 @@ class StoreSettings(_Section):
     commit_delay_s: float = Field(default=0.05, gt=0, le=10)  # longest a message waits for its commit and PUBACK
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     backoff_cap_s: float = Field(default=30.0, gt=0, le=3600)
+    # after an unclean stop, ask the store which of the spool's oldest lines it already holds (hub/ingest/recovery.py)
+    head_check: Literal["auto", "off"] = "auto"
+    head_check_url: str = ""  # default: url (set a vmselect's for a VictoriaMetrics cluster)
 
-    @field_validator("url")
+    @field_validator("url", "head_check_url")
     @classmethod
     def _url(cls, url: str) -> str:
         if url == "":

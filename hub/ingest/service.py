@@ -23,6 +23,7 @@ from pathlib import Path
 from contract.models import CompactBatch, Event, TelemetryBatch
 from hub.aqi import DEFAULT_TABLES
 from hub.ingest.pipeline import Ingest, OnReading, OnRows, ZoneOf
+from hub.ingest.recovery import make_check
 from hub.ingest.spool import Backoff, FlushResult, Spool, SpoolError
 from hub.ingest.writer import TargetConfig, make_writer
 
@@ -37,6 +38,8 @@ class IngestConfig:
     aqi_tables: tuple[str, ...] = field(default=DEFAULT_TABLES)
     backoff_initial_s: float = 0.5
     backoff_cap_s: float = 60.0
+    head_check: str = "auto"  # after an unclean stop, ask the store what it holds of the spool's head: "auto", "off"
+    head_check_url: str = ""  # where to ask (default: the target's url; a vmselect for a VictoriaMetrics cluster)
 
 
 class IngestService:
@@ -54,7 +57,8 @@ class IngestService:
         self.config = config
         self.ingest = Ingest(aqi_tables=config.aqi_tables, zone_of=zone_of, on_reading=on_reading, on_rows=on_rows)
         self.spool = Spool(config.spool_path, make_writer(config.target),
-                           backoff=Backoff(config.backoff_initial_s, cap=config.backoff_cap_s))
+                           backoff=Backoff(config.backoff_initial_s, cap=config.backoff_cap_s),
+                           head_check=make_check(config.target, config.head_check, config.head_check_url))
         # from MQTT messages, grouped by their stable key (the spool de-duplicates by it, durably): text chunks of
         # one or more lines; their acks are in _acks when deferred
         self._buffer: list[tuple[str | None, list[str], int]] = []

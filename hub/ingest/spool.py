@@ -19,7 +19,9 @@ telemetry batch and ``e:<gateway>:<event id>`` for an event). ``put_groups`` rec
 table in the same transaction as the lines, and skips a group whose key is already there, so a batch the
 broker redelivers after a hub kill -9 (spooled, PUBACK not yet sent) is stored once, across restarts. Keys
 are kept ``SEEN_MAX_AGE_S`` and at most ``SEEN_MAX_KEYS``; the ``dead`` table keeps ``DEAD_MAX_LINES``.
-The spool itself is bounded by ``max_pending_lines``: beyond it the oldest rows are dropped and counted
+After an unclean stop (no clean ``close``), rows at the head may be in the store already (killed between the
+store's answer and the delete): the first flush asks ``head_check`` which of their lines the store still misses
+and writes only those (hub/ingest/recovery.py). The spool itself is bounded by ``max_pending_lines``: beyond it the oldest rows are dropped and counted
 (``dropped_lines``), logged as an error, never silently.
 
 All methods are synchronous and serialised by a mutex; an asyncio hub calls them through
@@ -41,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import HubError
+from hub.ingest.recovery import HeadCheck, check_head
+from hub.ingest.rows import pack, split_rows
 from hub.ingest.writer import StoreRejected, StoreUnavailable, Writer
 from runtime.backoff import Backoff
 
@@ -54,6 +58,7 @@ CREATE TABLE IF NOT EXISTS dead (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_ts ON seen (ts);
 CREATE INDEX IF NOT EXISTS spool_sizes ON spool (id, n);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 """
 SEEN_MAX_AGE_S = 14 * 86400.0  # longer than a gateway keeps telemetry (7 days): a redelivery is always caught
 SEEN_MAX_KEYS = 2_000_000  # ~100 MB at most; 500 gateways x 1 batch/s fill it in ~67 min only if age allows
@@ -62,6 +67,7 @@ PRUNE_EVERY_S = 60.0
 # rows are whole request bodies (~100 kB of line protocol): 64 kB pages cut the overflow-page chains SQLite writes,
 # frees and checkpoints 16-fold (the write path's CPU per 2 M points: deletes ~0.15 -> ~0.09 s)
 PAGE_SIZE = 65536
+HEAD_SETTLE_S = 3.0  # after an unclean stop, the head is checked this long after the open (see recovery.py)
 RECENT_MAX_LINES = 100_000  # bodies kept in memory for the writer (~12 MB of line protocol at most)
 
 Group = tuple[str | None, Sequence[str]] | tuple[str | None, Sequence[str], int]
@@ -90,7 +96,8 @@ class Spool:
     def __init__(self, path: str | os.PathLike[str], writer: Writer, *, backoff: Backoff | None = None,
                  clock: Callable[[], float] = time.monotonic, max_lines_per_write: int = 5000,
                  max_pending_lines: int = 50_000_000, seen_max_age_s: float = SEEN_MAX_AGE_S,
-                 seen_max_keys: int = SEEN_MAX_KEYS) -> None:
+                 seen_max_keys: int = SEEN_MAX_KEYS, head_check: HeadCheck | None = None,
+                 head_settle_s: float = HEAD_SETTLE_S) -> None:
         self.path = Path(path)
         self.writer = writer
         self.backoff = backoff or Backoff()
@@ -99,6 +106,9 @@ class Spool:
         self.max_pending_lines = max_pending_lines
         self.seen_max_age_s = seen_max_age_s
         self.seen_max_keys = seen_max_keys
+        self.head_check = head_check
+        self.head_settle_s = head_settle_s
+        self.head_checked_to: int | None = None
         self._last_prune = float("-inf")
         self.next_try = float("-inf")
         self.counters: Counter[str] = Counter()
@@ -116,6 +126,11 @@ class Spool:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             self._pending = int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
+            state = self._db.execute("SELECT v FROM meta WHERE k = 'state'").fetchone()
+            # rows left by an unclean stop may be in the store already (hub/ingest/recovery.py)
+            self.suspect_head = self._pending > 0 and (state is None or state[0] != "closed")
+            self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('state', 'open')")
+            self._opened = clock()
             # the flush's own connection: in WAL mode its reads never wait for a commit, and its deletes skip the
             # fsync (synchronous=NORMAL: a delete survives a kill -9; only a power cut can undo one, and then
             # those lines are written once more)
@@ -131,9 +146,15 @@ class Spool:
             raise SpoolError(f"spool {self.path}: {exc}") from exc
 
     def close(self) -> None:
+        """Close the files; the spool is marked closed cleanly (no write in flight), so the next open does not
+        check its head against the store."""
         with self._flush_lock, self._mutex, contextlib.suppress(sqlite3.Error):
+            if not self.suspect_head:  # an unchecked head stays suspect for the next open
+                self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('state', 'closed')")
             self._wdb.close()
             self._db.close()
+        if self.head_check is not None:
+            self.head_check.close()
 
     def __enter__(self) -> Spool:
         return self
@@ -146,39 +167,6 @@ class Spool:
     def put(self, lines: Sequence[str]) -> None:
         """Commit lines durably (split into rows of at most ``max_lines_per_write``)."""
         self.put_groups([(None, lines)])
-
-    def _pack(self, texts: list[tuple[str, int]]) -> list[tuple[str, int]]:
-        """Texts of known line counts (each at most a row) packed into rows of at most ``max_lines_per_write``."""
-        rows: list[tuple[str, int]] = []
-        cur: list[str] = []
-        cur_n = 0
-        for text, k in texts:
-            if cur and cur_n + k > self.max_lines_per_write:
-                rows.append(("\n".join(cur), cur_n))
-                cur, cur_n = [], 0
-            cur.append(text)
-            cur_n += k
-        if cur:
-            rows.append(("\n".join(cur), cur_n))
-        return rows
-
-    def _rows(self, chunks: list[str]) -> list[tuple[str, int]]:
-        """Text chunks (one or more ``\n``-joined lines each) packed into rows of at most ``max_lines_per_write``
-        lines; a chunk is split only if it is larger than a row (or has empty lines, which are dropped)."""
-        limit = self.max_lines_per_write
-        texts: list[tuple[str, int]] = []
-        for chunk in chunks:
-            if not chunk or chunk[0] == "\n" or chunk[-1] == "\n" or "\n\n" in chunk:
-                chunk = "\n".join([part for part in chunk.split("\n") if part])
-                if not chunk:
-                    continue
-            n = chunk.count("\n") + 1
-            if n <= limit:
-                texts.append((chunk, n))
-            else:
-                lines = chunk.split("\n")
-                texts += [("\n".join(lines[i:i + limit]), len(lines[i:i + limit])) for i in range(0, n, limit)]
-        return self._pack(texts)
 
     @_locked
     def put_groups(self, groups: Sequence[Group]) -> int:
@@ -202,7 +190,7 @@ class Spool:
                         counted.append(("\n".join(group), n[0]))
                     else:
                         chunks += group
-                rows = self._pack(counted) + self._rows(chunks)
+                rows = pack(counted, self.max_lines_per_write) + split_rows(chunks, self.max_lines_per_write)
                 ids = [self._db.execute("INSERT INTO spool (body, n, ts) VALUES (?, ?, ?)", (body, n, now)).lastrowid
                        for body, n in rows]
                 added = sum(n for _, n in rows)
@@ -297,6 +285,16 @@ class Spool:
     def _flush(self, force: bool) -> FlushResult:
         if not force and self._clock() < self.next_try:
             return FlushResult(0, self.pending_lines, False)
+        if self.suspect_head:
+            if self.head_check is not None and self._clock() - self._opened < self.head_settle_s:  # let the store make its newest writes searchable
+                return FlushResult(0, self.pending_lines, True)
+            try:
+                check_head(self)
+            except StoreUnavailable as exc:
+                self.counters["write_failures"] += 1
+                self.last_error = str(exc)
+                self.next_try = self._clock() + self.backoff.next_delay()
+                return FlushResult(0, self.pending_lines, False)
         written = 0
         single = False
         done: list[tuple[list[int], int]] = []  # written, delete pending (at most one write's worth of waiting)
@@ -335,6 +333,25 @@ class Spool:
                 self.counters["written_lines"] += n
         finally:
             self._delete(done, wait=True)
+
+    def head(self, after: int | None = None) -> tuple[list[int], list[str], int]:
+        """The oldest rows (above id ``after``): a request's worth of ids, bodies and their line count."""
+        return self._take(False, after)
+
+    @_locked
+    def replace_rows(self, ids: Sequence[int], lines: Sequence[str]) -> None:
+        """Rows ``ids`` (consecutive, oldest first) become one row of ``lines`` in the first one's place, or go."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                gone = self._db.execute(f"DELETE FROM spool WHERE id IN ({','.join('?' * len(ids))})", ids).rowcount
+                if lines and gone == len(ids):  # (else the bound dropped them meanwhile: counted there)
+                    self._db.execute("INSERT INTO spool (id, body, n, ts) VALUES (?, ?, ?, ?)",
+                                     (ids[0], "\n".join(lines), len(lines), time.time()))
+        except sqlite3.Error as exc:
+            raise SpoolError(f"spool {self.path}: {exc}") from exc
+        self._forget(ids)
+        self._pending = int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0])
 
     def _delete(self, done: list[tuple[list[int], int]], *, wait: bool) -> None:
         """Delete written rows (``done``, emptied) in one statement; without ``wait``, only if the mutex is
