@@ -15,7 +15,7 @@ while the store holds at least part of a request's lines and stops at the first 
 range (after ``/internal/force_flush`` where allowed, so the newest samples are searchable) and matches them as a
 multiset of (metric, labels, timestamp, value): VictoriaMetrics stores field ``f`` of measurement ``m`` as the
 series ``m_f`` with the line's tags as labels (plus ``db`` when written through ``/write?db=``). A store without
-that API (InfluxDB: 404) returns ``None``: the lines are written again, which that store absorbs.
+that API (InfluxDB: 404; any 4xx but 429) returns ``None``: the lines are written again, which that store absorbs.
 
 Limits: a reading identical to an already stored one in series, millisecond and value is taken as already
 stored (in a time-series store the two are indistinguishable anyway).
@@ -151,10 +151,11 @@ class VictoriaMetricsCheck:
         end = max(p.ts_ms for p in points) + 1
         r = self._get("POST", "/api/v1/export", data={"match[]": "{__name__=~\"" + "|".join(names) + "\"}",
                                                       "start": f"{start / 1000:.3f}", "end": f"{end / 1000:.3f}"})
-        if r.status_code in (404, 405):
-            return None  # no VictoriaMetrics export API here (InfluxDB overwrites identical points)
-        if r.status_code != 200:
+        if r.status_code >= 500 or r.status_code == 429:
             raise StoreUnavailable(self.name, f"http_{r.status_code}", r.text[:200])
+        if r.status_code != 200:  # no export API here, or not for us (InfluxDB: 404; it overwrites identical points)
+            log.info("spool head check: %s answered %d to an export: it cannot be asked", self.name, r.status_code)
+            return None
         held: Counter[tuple] = Counter()
         for text in r.text.splitlines():
             if not text.strip():
