@@ -148,8 +148,9 @@ class Gateway:
                 self.uplink.subscriptions[cfg.gateway.topics.zone_state(self.zone_watch.zone)] = self.zone_watch.on_payload
             self.telemetry.publish = self.uplink.publish_bulk
             if cfg.telemetry.receipt_timeout_s > 0:  # keep what the broker PUBACKed until the hub's receipt
-                self.telemetry.receipts = ReceiptWindow(self.counters, self.log,
-                                                        timeout_s=cfg.telemetry.receipt_timeout_s)
+                self.telemetry.receipts = ReceiptWindow(self.counters, self.log, timeout_s=cfg.telemetry.receipt_timeout_s,
+                                                        on_release=self.outbox.release_held)
+                self.telemetry.receipts.restore(self.outbox.held())  # what an earlier run had no receipt for
                 self.uplink.subscriptions[cfg.gateway.topics.gw(self.id, "receipt")] = self.telemetry.receipts.on_payload
             self.uplink.on_connected.append(self.telemetry.on_connected)
             self.uplink.on_disconnected.append(self.telemetry.pause)

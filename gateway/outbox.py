@@ -257,26 +257,54 @@ class Outbox(Bounds):
         return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
 
     @_locked
-    def ack(self, ids: Iterable[int], *, durable: bool = True, meta: tuple[str, bytes | None] | None = None) -> int:
-        """The broker acknowledged these items: delete them (and set ``meta`` in the same transaction). Returns how
-        many were deleted. ``durable=False`` commits without an fsync of its own: after a power loss the items
-        may come back (and are sent again, which the receiver de-duplicates); the next durable commit makes it
-        durable too (the WAL is written in order)."""
+    def ack(self, ids: Iterable[int], *, durable: bool = True, meta: tuple[str, bytes | None] | None = None,
+            held: Sequence[tuple[str, str, bytes]] = ()) -> int:
+        """The broker acknowledged these items: delete them (and set ``meta``, and keep ``held`` messages
+        ``(key, topic, payload)`` until the hub's receipt, in the same transaction). Returns how many were
+        deleted. ``durable=False`` commits without an fsync of its own: after a power loss the items may come back
+        (and are sent again, which the receiver de-duplicates); the next durable commit makes it durable too (the
+        WAL is written in order)."""
         ids = list(ids)
-        if not ids and meta is None:
+        if not ids and meta is None and not held:
             return 0
-        relaxed = not durable and self._synchronous != "NORMAL" and not self._group_depth
+        with self._relaxed(not durable), self._tx() as db:
+            n, _ = self._delete(db, ids)
+            if meta is not None:
+                self._set_meta(db, *meta)
+            if held:
+                now = self._clock()
+                db.executemany("INSERT OR REPLACE INTO held (key, topic, payload, ts) VALUES (?, ?, ?, ?)",
+                               [(key, topic, bytes(payload), now) for key, topic, payload in held])
+        return n
+
+    @contextlib.contextmanager
+    def _relaxed(self, relaxed: bool):
+        """Commits inside without an fsync of their own (``synchronous=NORMAL``), unless in a group."""
+        relaxed = relaxed and self._synchronous != "NORMAL" and not self._group_depth
         if relaxed:
             self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            with self._tx() as db:
-                n, _ = self._delete(db, ids)
-                if meta is not None:
-                    self._set_meta(db, *meta)
+            yield
         finally:
             if relaxed:
                 self._db.execute(f"PRAGMA synchronous={self._synchronous}")
-        return n
+
+    @_locked
+    def release_held(self, keys: Sequence[str]) -> None:
+        """The hub's receipt came for these held messages (or they were given up): forget them (no fsync: a
+        power cut may bring them back, and the hub de-duplicates what is then sent again)."""
+        if keys:
+            with self._relaxed(True), self._tx() as db:
+                db.executemany("DELETE FROM held WHERE key = ?", [(k,) for k in keys])
+
+    @_locked
+    def held(self) -> list[tuple[str, str, bytes]]:
+        """Messages still waiting for a receipt, oldest first (loaded into the receipt window at start)."""
+        try:
+            return [(k, t, bytes(p)) for k, t, p in self._db.execute(
+                "SELECT key, topic, payload FROM held ORDER BY ts, rowid")]
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from exc
 
     @_locked
     def set_meta(self, key: str, value: bytes | None) -> None:

@@ -65,6 +65,12 @@ CREATE TABLE IF NOT EXISTS dropped (
     n INTEGER NOT NULL,
     PRIMARY KEY (stream, reason)
 );
+CREATE TABLE IF NOT EXISTS held (  -- PUBACKed, waiting for the hub's receipt (gateway/receipts.py)
+    key TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    ts REAL NOT NULL
+);
 """
 
 

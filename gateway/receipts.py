@@ -6,8 +6,11 @@ A PUBACK is only the broker's word: a clustered broker losing a node can acknowl
 (NATS 2.9), and a single broker killed with ``kill -9`` loses the QoS 1 messages it held in memory. The outbox
 covers the gateway's own crash up to the PUBACK; this window covers the broker's loss after it.
 
-- **Held in memory, bounded** (``max_held`` messages): a gateway that restarts *and* whose last batches the broker
-  lost at the same time loses those batches (two faults at once; docs/operations.md says so).
+- **Held in memory and in the outbox, bounded** (``max_held`` messages): the drain stores each held message in the
+  outbox's ``held`` table in the transaction that acks its items, ``on_release`` deletes it when its receipt
+  comes (or it is given up or pushed out), and a restarted gateway ``restore``s the rest. So a gateway that
+  restarts while the broker loses its last batches still sends them again. Neither write has an fsync of its own
+  (the outbox's ack path): a power cut of the gateway may undo them, as it may undo the ack itself.
 - **Only against a hub that sends receipts.** Re-sends start once a first receipt has arrived (a hub older than
   receipts, or with ``[mqtt] receipts = false``, never sends one: nothing is re-sent, held items age out).
 - **Given up only while the hub answers.** An item re-sent ``max_resends`` times is given up only if receipts
@@ -42,6 +45,21 @@ class Held:
     resends: int = 0
 
 
+def key_text(key: Key) -> str:
+    """A key as the outbox stores it: ``t/<session>/<seq>`` or ``e/<event id>``."""
+    return "/".join(str(part) for part in key)
+
+
+def key_from_text(text: str) -> Key | None:
+    kind, _, rest = text.partition("/")
+    if kind == "e" and rest:
+        return ("e", rest)
+    session, _, seq = rest.partition("/")
+    if kind == "t" and session.isdigit() and seq.isdigit():
+        return ("t", int(session), int(seq))
+    return None
+
+
 def event_key(payload: bytes) -> Key | None:
     """The receipt key of a stored event payload (plain JSON with an ``id``), or None."""
     try:
@@ -53,8 +71,10 @@ def event_key(payload: bytes) -> Key | None:
 
 class ReceiptWindow:
     def __init__(self, counters: Counters, log: logging.Logger | logging.LoggerAdapter, *, timeout_s: float = 15.0,
-                 max_held: int = 4096, max_resends: int = 5, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_held: int = 4096, max_resends: int = 5, clock: Callable[[], float] = time.monotonic,
+                 on_release: Callable[[list[str]], object] | None = None) -> None:
         self.counters = counters
+        self.on_release = on_release  # (key texts) -> None: the outbox forgets them (gateway.outbox.release_held)
         self.log = RateLimitedLog(log, 60.0)
         self.timeout_s = timeout_s
         self.max_held = max_held
@@ -77,9 +97,33 @@ class ReceiptWindow:
         now = self.clock()
         item = self.held[key] = Held(key, topic, payload, now + self.timeout_s, now)
         self._earliest = min(self._earliest, item.due)
+        gone = []
         while len(self.held) > self.max_held:
-            self.held.pop(next(iter(self.held)))
+            gone.append(self.held.pop(next(iter(self.held))).key)
             self.counters.inc("telemetry_receipt_overflow" if self.active else "telemetry_receipt_unused")
+        self._release(gone)
+
+    def restore(self, rows: list[tuple[str, str, bytes]]) -> None:
+        """Held messages a previous run left in the outbox (oldest first): held again, due ``timeout_s`` from now
+        (re-sent once the hub's receipts show it is there)."""
+        bad = [text for text, _, _ in rows if key_from_text(text) is None]
+        for text, topic, payload in rows:
+            if (key := key_from_text(text)) is not None:
+                self.hold(key, topic, payload)
+        self.counters.inc("telemetry_receipt_restored", len(rows) - len(bad))
+        if bad:
+            self.counters.inc("telemetry_receipt_bad_keys", len(bad))
+        self._release(bad)
+
+    def _release(self, keys: list) -> None:
+        """Tell the outbox these are no longer held. Never raises (a receipt handler calls it)."""
+        if not keys or self.on_release is None:
+            return
+        try:
+            self.on_release([k if isinstance(k, str) else key_text(k) for k in keys])
+        except Exception as exc:  # noqa: BLE001 - the outbox's disk: the rows come back after a restart (re-sent, de-duplicated)
+            self.counters.inc("telemetry_receipt_store_errors")
+            self.log.warning("receipt-store", "cannot forget receipted messages in the outbox: %s", exc)
 
     def on_payload(self, payload: bytes) -> None:
         """The uplink's handler for ``…/receipt``. Never raises."""
@@ -91,21 +135,21 @@ class ReceiptWindow:
             return
         self.active = True
         self.counters.inc("telemetry_receipts")
-        done = 0
-        for seq in r.seqs:
-            done += self.held.pop(("t", r.session, seq), None) is not None
-        for ident in r.events:
-            done += self.held.pop(("e", ident), None) is not None
-        self.counters.inc("telemetry_receipted", done)
+        done: list[Key] = []
+        for key in [("t", r.session, seq) for seq in r.seqs] + [("e", ident) for ident in r.events]:
+            if self.held.pop(key, None) is not None:
+                done.append(key)
+        self.counters.inc("telemetry_receipted", len(done))
         if done:
             self.last_receipt = self.clock()
+            self._release(done)
 
     def due(self) -> list[Held]:
         """Held items whose receipt is overdue, to publish again now (each moves to the end with a new deadline);
         items re-sent ``max_resends`` times are given up (counted, logged) if the hub receipted others since."""
         if not self.active or not self.held:
             return []
-        now, out = self.clock(), []
+        now, out, gone = self.clock(), [], []
         if now < self._earliest:
             return out
         for item in list(self.held.values()):
@@ -116,12 +160,14 @@ class ReceiptWindow:
                 self.counters.inc("telemetry_receipt_gave_up")
                 self.log.warning("receipt-gave-up", "no receipt for %s after %d re-sends; given up", item.key,
                                  item.resends)
+                gone.append(item.key)
                 continue
             item.resends += 1
             item.sent, item.due = now, now + self.timeout_s * min(2 ** item.resends, 8)
             self.held[item.key] = item
             out.append(item)
         self._earliest = min((h.due for h in self.held.values()), default=float("inf"))
+        self._release(gone)
         return out
 
     def next_due_in(self) -> float | None:

@@ -18,7 +18,7 @@ from contract.codecs.telemetry import NotCompactable
 from contract.models import Reading, TelemetryBatch
 from gateway.counters import Counters
 from gateway.outbox import Lane, Outbox, OutboxError, TokenBucket
-from gateway.receipts import Held, ReceiptWindow, event_key
+from gateway.receipts import Held, Key, ReceiptWindow, event_key, key_text
 from gateway.telemetry_types import Flush, TelemetryError, TelemetrySettings
 from runtime.backoff import Backoff
 
@@ -244,24 +244,28 @@ class Drain:
                 self.log.warning("telemetry publish failed (session %d seq %d, attempt %d): %s", flush.session,
                                  flush.seq, flush.attempts, exc or type(exc).__name__)
             return False
-        if self.receipts is not None:
-            self._hold(flush)
+        held = self._hold(flush) if self.receipts is not None else []
         try:
-            self._acked(flush)  # no fsync of its own (durable=False): a few page writes, on the loop (no thread hop)
+            self._acked(flush, held)  # no fsync of its own (durable=False): a few page writes, on the loop
         except (OutboxError, OSError) as exc:
             self.counters.inc("telemetry_ack_errors")
             self.log.error("published but cannot ack the outbox: %s (the same flush is re-sent)", exc)
             return False
         return True
 
-    def _hold(self, flush: Flush) -> None:
-        """The flush is PUBACKed: its batch and events wait in the receipt window for the hub's receipt."""
+    def _hold(self, flush: Flush) -> list[tuple[str, str, bytes]]:
+        """The flush is PUBACKed: its batch and events wait in the receipt window for the hub's receipt (and in
+        the outbox's ``held`` table: the rows returned, stored with the ack)."""
         assert self.receipts is not None
-        for topic, payload in flush.messages:
-            if (key := event_key(payload)) is not None:
-                self.receipts.hold(key, topic, payload)
+        if not self.receipts.enabled:
+            return []
+        held: list[tuple[Key, str, bytes]] = [(key, topic, payload) for topic, payload in flush.messages
+                                              if (key := event_key(payload)) is not None]
         if flush.batch is not None:
-            self.receipts.hold(("t", flush.session, flush.seq), self.t_telemetry, flush.batch)
+            held.append((("t", flush.session, flush.seq), self.t_telemetry, flush.batch))
+        for key, topic, payload in held:
+            self.receipts.hold(key, topic, payload)
+        return [(key_text(key), topic, payload) for key, topic, payload in held]
 
     async def _resend(self, items: list[Held]) -> None:
         """Publish again what the hub has not receipted in time (same key and bytes: the hub de-duplicates)."""
@@ -278,11 +282,13 @@ class Drain:
                 return
             self.counters.inc("telemetry_receipt_resends")
 
-    def _acked(self, flush: Flush) -> None:
+    def _acked(self, flush: Flush, held: list[tuple[str, str, bytes]]) -> None:
         clear = flush.batch is not None and self.state_path is not None
         if clear and not flush.ids:  # a direct flush: no rows to delete, and its meta row is overwritten by the
-            self._sent_in_meta = True  # next flush's commit (or cleared when the drain idles): no commit here
+            self._sent_in_meta = True  # next flush's commit (or cleared when the drain idles): no commit for it
+            if held:
+                self.outbox.ack((), durable=False, held=held)
             return
         self._sent_in_meta = False
         self.outbox.ack(flush.ids, durable=False, meta=(STATE_KEY, self._state_body(self.session, None)) if clear
-                        else None)
+                        else None, held=held)

@@ -17,6 +17,7 @@ from hub.registry import OFFLINE, ONLINE
 
 if TYPE_CHECKING:
     from hub.alerts import AlertEngine
+    from hub.ingest.receipts import Receipts
     from hub.ingest.service import IngestService
     from hub.metrics import HubMetrics
     from hub.nodes import NodeRegistry
@@ -32,6 +33,7 @@ class GatewayEvents:
     engine: AlertEngine
     metrics: HubMetrics
     ingest: IngestService | None
+    receipts: Receipts | None
     zones: Zones
     _home_zone: dict[str, str]
     _verdicts: dict[str, Any]
@@ -73,6 +75,8 @@ class GatewayEvents:
         self.registry.on_state(msg)
         rec = self.registry.gateways.get(msg.gateway)
         if rec is not None and rec.session == msg.session:  # not a stale state of an older session
+            if self.receipts is not None and msg.state == "online":  # this hub receipts: a restarted gateway
+                self.receipts.hello(msg.gateway)  # re-sends what it holds without one (gateway/receipts.py)
             self._nodes(lambda: self.nodes.on_birth(msg))
             self._emit(lambda: points.gateway_state_line(msg, zone=self.zone_of(msg.gateway)))
 

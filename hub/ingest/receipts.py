@@ -35,6 +35,7 @@ class Receipts:
         # gateway -> session -> seqs; gateway -> event ids
         self._seqs: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
         self._events: dict[str, list[str]] = defaultdict(list)
+        self._hello: set[str] = set()  # gateways just born: an empty receipt says this hub sends receipts
         self.counters: Counter[str] = Counter()
         self._wake = asyncio.Event()
 
@@ -63,15 +64,27 @@ class Receipts:
         if added:
             self._wake.set()
 
+    def hello(self, gateway: str) -> None:
+        """A gateway was born: send it a receipt (empty unless something commits meanwhile), so a restarted
+        gateway knows receipts come and re-sends what it still holds without one, before new telemetry of its
+        own has been receipted."""
+        if gateway in self._hello or self.pending + len(self._hello) < MAX_PENDING_GATEWAYS:
+            self._hello.add(gateway)
+            self._wake.set()
+        else:
+            self.counters["receipts_dropped"] += 1
+
     @property
     def pending(self) -> int:
         return len(self._seqs.keys() | self._events.keys())
 
     def flush(self) -> int:
         """Send what was gathered; returns the number of receipts handed to the MQTT client."""
-        seqs, events = self._seqs, self._events
-        self._seqs, self._events = defaultdict(lambda: defaultdict(list)), defaultdict(list)
+        seqs, events, hello = self._seqs, self._events, self._hello
+        self._seqs, self._events, self._hello = defaultdict(lambda: defaultdict(list)), defaultdict(list), set()
         sent, m, e = 0, codec.MAX_SEQS, codec.MAX_EVENTS
+        for gateway in hello - seqs.keys() - events.keys():
+            sent += self._send(gateway, codec.Receipt(0, (), ()))
         for gateway in seqs.keys() | events.keys():
             bodies = [codec.Receipt(s, tuple(qs[i:i + m])) for s, qs in (seqs.get(gateway) or {}).items()
                       for i in range(0, len(qs), m)]

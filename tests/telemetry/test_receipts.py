@@ -16,7 +16,8 @@ from contract import topics
 from contract.codecs import receipt as codec
 from contract.errors import MalformedMessage
 from gateway.counters import Counters
-from gateway.receipts import ReceiptWindow, event_key
+from gateway.outbox import Lane, Outbox
+from gateway.receipts import ReceiptWindow, event_key, key_from_text, key_text
 from hub.ingest.receipts import Receipts
 
 LOG = logging.getLogger("test")
@@ -173,3 +174,84 @@ def test_a_failing_publish_is_counted_not_raised():
     r = Receipts(boom)
     r.add(["t:gw-1:1:1"])
     assert r.flush() == 0 and r.counters["receipts_unsent"] == 1
+
+
+# ---- held messages survive a gateway restart (the outbox's `held` table) --------------------------------------
+
+keys = st.one_of(st.tuples(st.just("t"), st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)),
+                 st.tuples(st.just("e"), st.text(min_size=1, max_size=codec.MAX_EVENT_ID)))
+
+
+@given(keys)
+def test_a_key_survives_its_text_form(key):
+    assert key_from_text(key_text(key)) == key
+
+
+@pytest.mark.parametrize("text", ["", "t", "t/1", "t/x/1", "t/1/-2", "e/", "x/1/2", "t/1/2/3"])
+def test_a_key_text_that_is_no_key_is_none(text):
+    assert key_from_text(text) is None
+
+
+def test_the_window_tells_the_store_what_it_no_longer_holds():
+    released: list[str] = []
+    w, c, clock = window(timeout_s=10, max_resends=1, max_held=3, on_release=released.extend)
+    w.on_payload(codec.encode(codec.Receipt(7)))
+    for seq in range(4):  # the fourth pushes the first out
+        w.hold(("t", 7, seq), "tel", b"x")
+    assert released == ["t/7/0"]
+    w.on_payload(codec.encode(codec.Receipt(7, (1,))))
+    assert released == ["t/7/0", "t/7/1"]
+    clock.t = 10
+    assert len(w.due()) == 2  # re-sent once each
+    clock.t = 11
+    w.hold(("t", 7, 9), "tel", b"y")
+    w.on_payload(codec.encode(codec.Receipt(7, (9,))))  # the hub answers others: the two are given up when due
+    clock.t = 100
+    assert w.due() == [] and sorted(released[3:]) == ["t/7/2", "t/7/3"]
+    assert c.get("telemetry_receipt_gave_up") == 2
+
+
+def test_a_restored_window_resends_once_the_hub_says_it_receipts():
+    released: list[str] = []
+    w, c, clock = window(timeout_s=10, on_release=released.extend)
+    w.restore([("t/7/1", "tel", b"one"), ("e/ev-1", "evt", b'{"id":"ev-1"}'), ("junk", "tel", b"?")])
+    assert set(w.held) == {("t", 7, 1), ("e", "ev-1")} and released == ["junk"]
+    assert c.get("telemetry_receipt_restored") == 2 and c.get("telemetry_receipt_bad_keys") == 1
+    clock.t = 10
+    assert w.due() == []  # no receipt yet: the hub may not send them
+    w.on_payload(codec.encode(codec.Receipt(0)))  # the hub's hello to a gateway just born
+    assert [h.payload for h in w.due()] == [b"one", b'{"id":"ev-1"}']
+
+
+def test_a_store_that_fails_is_counted_and_the_receipt_still_releases():
+    def broken(_keys):
+        raise OSError("disk full")
+
+    w, c, _ = window(timeout_s=10, on_release=broken)
+    w.hold(("t", 7, 1), "tel", b"x")
+    w.on_payload(codec.encode(codec.Receipt(7, (1,))))
+    assert w.held == {} and c.get("telemetry_receipt_store_errors") == 1
+
+
+def test_the_outbox_keeps_held_messages_across_a_reopen(tmp_path):
+    with Outbox(tmp_path / "outbox.db") as box:
+        ids = box.put_many([("telemetry", "tel", b"r1", Lane.NORMAL), ("telemetry", "tel", b"r2", Lane.NORMAL)])
+        assert box.ack(ids, durable=False, held=[("t/7/1", "tel", b"batch-1"), ("e/ev-1", "evt", b"{}")]) == 2
+        box.ack((), durable=False, held=[("t/7/2", "tel", b"batch-2")])
+        box.release_held(["t/7/1"])
+    with Outbox(tmp_path / "outbox.db") as box:
+        assert box.depth == 0
+        assert box.held() == [("e/ev-1", "evt", b"{}"), ("t/7/2", "tel", b"batch-2")]
+
+
+def test_the_hub_says_hello_to_a_gateway_just_born_once_and_not_beside_a_real_receipt():
+    sent: list[tuple[str, bytes, int]] = []
+    r = Receipts(lambda t, p, q: sent.append((t, p, q)) or True)
+    r.hello("gw-a")
+    r.hello("gw-a")
+    r.hello("gw-b")
+    r.add(["t:gw-b:5:1"])
+    assert r.flush() == 2
+    bodies = {topic.split("/")[3]: codec.decode(payload) for topic, payload, _ in sent}
+    assert bodies == {"gw-a": codec.Receipt(0, (), ()), "gw-b": codec.Receipt(5, (1,))}
+    assert r.flush() == 0
