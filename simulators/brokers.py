@@ -29,11 +29,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+def wait_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1",
+              proc: subprocess.Popen | None = None) -> None:
+    """Until something listens on ``port``; fails at once if ``proc`` (the server) exited. The timeout only
+    bounds a failing start: a loaded machine can take seconds to start a TLS broker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
             return
+        if proc is not None and proc.poll() is not None:
+            raise BrokerError(f"the server for {host}:{port} exited with {proc.returncode} before listening")
         time.sleep(0.02)
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout}s")
 
@@ -151,7 +156,7 @@ class Mosquitto(ChildServer):
                                      stdin=subprocess.DEVNULL)
         log.close()
         try:
-            wait_port(self.port)
+            wait_port(self.port, proc=self.proc)
         except BrokerError:
             self.stop()
             raise BrokerError(f"mosquitto did not start: {(self.dir / 'mosquitto.log').read_text()[-500:]}") from None

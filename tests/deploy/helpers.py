@@ -16,7 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from simulators.brokers import ChildServer, wait_port
+from simulators.brokers import BrokerError, ChildServer, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOZOR = str(Path(sys.executable).with_name("dozor"))
@@ -55,7 +55,10 @@ class GeneratedBroker(ChildServer):
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(["mosquitto", "-c", str(self.city / "broker" / "mosquitto.conf")],
                                          stdout=fh, stderr=fh, stdin=subprocess.DEVNULL)
-        wait_port(self.port)
+        try:
+            wait_port(self.port, proc=self.proc)
+        except BrokerError as exc:
+            raise BrokerError(f"{exc}: {self.log.read_text()[-1500:]}") from None
         return self
 
     def reload(self) -> None:
