@@ -41,6 +41,8 @@ _SPACE = re.compile(r"(?<!\\) ")
 _COMMA = re.compile(r"(?<!\\),")
 _UNESCAPE = re.compile(r"\\([, =])")
 DB_LABEL = "db"  # VictoriaMetrics' -influxDBLabel (default): the ?db= of a /write
+SELECTORS_PER_EXPORT = 200  # series selectors (match[]) per export request
+CLUSTER_GAP_MS = 60_000
 
 
 class HeadCheck(Protocol):
@@ -143,30 +145,16 @@ class VictoriaMetricsCheck:
         points = [p for p in parsed if p is not None]
         if not points:
             return list(lines)
-        names = sorted({f"{p.measurement}_{key}" for p in points for _, key, _ in p.fields})
         flushed = self._get("GET", "/internal/force_flush")  # make the newest samples searchable; best effort
         if flushed.status_code >= 500:
             raise StoreUnavailable(self.name, f"http_{flushed.status_code}", flushed.text[:200])
-        start = min(p.ts_ms for p in points) - 1
-        end = max(p.ts_ms for p in points) + 1
-        r = self._get("POST", "/api/v1/export", data={"match[]": "{__name__=~\"" + "|".join(names) + "\"}",
-                                                      "start": f"{start / 1000:.3f}", "end": f"{end / 1000:.3f}"})
-        if r.status_code >= 500 or r.status_code == 429:
-            raise StoreUnavailable(self.name, f"http_{r.status_code}", r.text[:200])
-        if r.status_code != 200:  # no export API here, or not for us (InfluxDB: 404; it overwrites identical points)
-            log.info("spool head check: %s answered %d to an export: it cannot be asked", self.name, r.status_code)
-            return None
         held: Counter[tuple] = Counter()
-        for text in r.text.splitlines():
-            if not text.strip():
-                continue
-            series = json.loads(text)
-            labels = dict(series["metric"])
-            name = labels.pop("__name__", "")
-            if labels.get(DB_LABEL) == self.database:  # added by the store for a /write?db=<database>
-                del labels[DB_LABEL]
-            for ts, value in zip(series["timestamps"], series["values"], strict=False):
-                held[(name, frozenset(labels.items()), int(ts), float(value))] += 1
+        for cluster in _clusters(points):  # only the head's series, in the time spans they have lines in
+            series = sorted({self._selector(p, key) for p in cluster for _, key, _ in p.fields})
+            start, end = cluster[0].ts_ms - 1, cluster[-1].ts_ms + 1
+            for i in range(0, len(series), SELECTORS_PER_EXPORT):
+                if not self._export(series[i:i + SELECTORS_PER_EXPORT], start, end, held):
+                    return None
         out: list[str] = []
         for line, point in zip(lines, parsed, strict=True):
             if point is None:
@@ -179,16 +167,61 @@ class VictoriaMetricsCheck:
                 out.append(f"{point.head} {','.join(todo)} {point.ts_ms}")
         return out
 
-    def _take(self, held: Counter[tuple], point: ParsedLine, key: str, value: float) -> bool:
-        """One stored sample of this field, if the store holds one not yet matched (then it is used up)."""
+    def _labels(self, point: ParsedLine) -> dict[str, str]:
         tags = dict(point.tags)
         if self.tenant:
             tags["tenant"] = self.tenant  # added by the writer (hub/ingest/tenant.py)
-        k = (f"{point.measurement}_{key}", frozenset(tags.items()), point.ts_ms, value)
+        return tags
+
+    def _selector(self, point: ParsedLine, key: str) -> str:
+        labels = {"__name__": f"{point.measurement}_{key}", **self._labels(point)}
+        return "{" + ",".join(f'{k}="{_quote(v)}"' for k, v in sorted(labels.items())) + "}"
+
+    def _export(self, selectors: list[str], start: int, end: int, held: Counter[tuple]) -> bool:
+        """Raw samples of these series in [start, end] ms into ``held``; False: this store cannot be asked."""
+        r = self._get("POST", "/api/v1/export", data={"match[]": selectors, "start": f"{start / 1000:.3f}",
+                                                      "end": f"{end / 1000:.3f}"})
+        if r.status_code >= 500 or r.status_code == 429:
+            raise StoreUnavailable(self.name, f"http_{r.status_code}", r.text[:200])
+        if r.status_code != 200:  # no export API here, or not for us (InfluxDB: 404; it overwrites identical points)
+            log.info("spool head check: %s answered %d to an export: it cannot be asked", self.name, r.status_code)
+            return False
+        for text in r.text.splitlines():
+            if not text.strip():
+                continue
+            series = json.loads(text)
+            labels = dict(series["metric"])
+            name = labels.pop("__name__", "")
+            if labels.get(DB_LABEL) == self.database:  # added by the store for a /write?db=<database>
+                del labels[DB_LABEL]
+            for ts, value in zip(series["timestamps"], series["values"], strict=False):
+                held[(name, frozenset(labels.items()), int(ts), float(value))] += 1
+        return True
+
+    def _take(self, held: Counter[tuple], point: ParsedLine, key: str, value: float) -> bool:
+        """One stored sample of this field, if the store holds one not yet matched (then it is used up)."""
+        k = (f"{point.measurement}_{key}", frozenset(self._labels(point).items()), point.ts_ms, value)
         if held[k] > 0:
             held[k] -= 1
             return True
         return False
+
+
+def _quote(value: str) -> str:
+    """A label value inside double quotes in a series selector."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _clusters(points: list[ParsedLine]) -> list[list[ParsedLine]]:
+    """Points by time, split where ``CLUSTER_GAP_MS`` passes without one: a backlog hours old and live lines in one
+    request are asked about separately, each for its own series, so an export never spans the whole city's hours."""
+    ordered = sorted(points, key=lambda p: p.ts_ms)
+    out: list[list[ParsedLine]] = [[ordered[0]]]
+    for p in ordered[1:]:
+        if p.ts_ms - out[-1][-1].ts_ms > CLUSTER_GAP_MS:
+            out.append([])
+        out[-1].append(p)
+    return out
 
 
 def make_check(config: TargetConfig, mode: str = "auto", url: str = "") -> HeadCheck | None:

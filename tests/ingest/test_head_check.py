@@ -49,8 +49,10 @@ raise SystemExit("not killed")
 """
 
 
-def lines_of(measurement: str, n: int, t0: int = 1_767_225_600_000) -> list[str]:
-    return [f"{measurement},device=d\\ {i % 3},gateway=gw-1 laeq={50 + i * 0.25},lamax={60 + i * 0.5} {t0 + i}"
+def lines_of(measurement: str, n: int, t0: int = 1_767_225_600_000, step: int = 1) -> list[str]:
+    """Two fields a line; device tags with a space and a double quote (escaped in line protocol and in series
+    selectors differently)."""
+    return [f'{measurement},device=d\\ "{i % 3},gateway=gw-1 laeq={50 + i * 0.25},lamax={60 + i * 0.5} {t0 + i * step}'
             for i in range(n)]
 
 
@@ -143,6 +145,22 @@ def test_a_partly_stored_request_is_completed_field_by_field(victoria, tmp_path)
         assert spool.counters["head_already_stored_lines"] == 10
     after = raw(victoria, meas)
     assert len(after) == 2 * 40 and set(after.values()) == {1}
+
+
+def test_a_request_spanning_a_backlog_and_live_lines_is_asked_about_span_by_span(victoria, tmp_path):
+    """One request holding readings an hour apart (a backlog drained next to live ones): each span is looked up
+    for its own series, and what the store holds of either is not written again."""
+    meas = "hc_spans"
+    lines = lines_of(meas, 30, step=120_000) + lines_of(meas, 20, t0=1_767_300_000_000)  # 2-minute gaps, then live
+    make_writer(TargetConfig("v1", victoria.url)).write(lines[::2])  # every other line is in the store already
+    run_child(tmp_path / "spool.sqlite", "v1", victoria.url, "before-write", lines)
+    target = TargetConfig("v1", victoria.url)
+    with Spool(tmp_path / "spool.sqlite", make_writer(target), head_check=make_check(target), head_settle_s=0,
+               max_lines_per_write=50) as spool:
+        assert spool.flush().pending_lines == 0
+        assert spool.counters["head_already_stored_lines"] == 25
+    after = raw(victoria, meas)
+    assert len(after) == 2 * 50 and set(after.values()) == {1}
 
 
 def test_influxdb_cannot_be_asked_and_overwrites_what_is_written_again(tmp_path):
