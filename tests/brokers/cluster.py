@@ -46,10 +46,20 @@ class Watcher:
 
     async def __aenter__(self) -> Watcher:
         c = self.cluster
-        client = await self._stack.enter_async_context(aiomqtt.Client(
-            "127.0.0.1", c.nodes[self.node].mqtt_port, identifier=self.client_id, username=c.username,
-            password=c.password, protocol=aiomqtt.ProtocolVersion.V311, clean_session=True))
-        await client.subscribe("dozor/v1/#", qos=1)
+        for attempt in range(3):  # the observer, not the system under test: a slow subscribe on a loaded machine
+            try:               # (NATS creates a JetStream consumer for it) is tried again
+                client = await self._stack.enter_async_context(aiomqtt.Client(
+                    "127.0.0.1", c.nodes[self.node].mqtt_port, identifier=self.client_id, username=c.username,
+                    password=c.password, protocol=aiomqtt.ProtocolVersion.V311, clean_session=True))
+                await client.subscribe("dozor/v1/#", qos=1)
+                break
+            except aiomqtt.MqttError:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self._stack.aclose()
+                self._stack = contextlib.AsyncExitStack()
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(1)
         self._task = asyncio.create_task(self._read(client))
         return self
 
