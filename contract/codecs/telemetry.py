@@ -1,6 +1,7 @@
 """Telemetry batches on the wire, both versions (sans-IO): ``encode`` (wire version 2, what gateways send),
 ``decode`` (either version, for the hub's bulk path), ``decode_batch`` (either version as a per-reading
-``TelemetryBatch``, for tools and tests) and ``parse_rows`` (the bulk check of one compact series).
+``TelemetryBatch``, for tools and tests) and ``parse_rows`` / ``parse_cells`` (the bulk check of one compact
+series).
 
 Version 1 (``contract.models.TelemetryBatch``) is one JSON object per reading. Version 2
 (``contract.models.CompactBatch``) groups the readings of one device with the same kind, flags and metric names
@@ -70,12 +71,22 @@ class Rows:
 
 def parse_rows(rows: str, width: int) -> Rows:
     """Check a series' rows in bulk (a handful of C-level passes, no object per row); MalformedMessage if bad."""
+    return parse_cells(rows, width)[0]
+
+
+def parse_cells(rows: str, width: int) -> tuple[Rows, list[str]]:
+    """``parse_rows``, and the rows split at their commas (``cells``: the items as sent, except that the last
+    item of a row and the first of the next one share a cell, ``"<ts>\n<first value>"``), which a receiver can
+    reuse to pass the numbers on as text (``hub.ingest.compact``) without splitting them again."""
     if not rows or rows.translate(_ALLOWED):
         raise MalformedMessage("bad_rows", detail="a character outside 0-9 e E . + - , newline")
-    lines = rows.split("\n")
-    n = len(lines)
+    cells = rows.split(",")
+    n = rows.count("\n") + 1
     commas = width - 1
-    if rows.count(",") != n * commas or set(map(str.count, lines, repeat(",", n))) != {commas}:
+    # every row has ``commas`` commas exactly: as many cells as that makes, and each row's newline in the cell
+    # where it must fall (cell k * commas for row k); the rows' n - 1 newlines then each sit in their own cell
+    if len(cells) != n * commas + 1 or (commas and n > 1 and not all(
+            map(str.__contains__, cells[commas:-1:commas], repeat("\n", n - 1)))):
         raise MalformedMessage("bad_width", detail=f"every row needs {width} items")
     text = rows.replace("\n", ",")
     try:
@@ -95,7 +106,7 @@ def parse_rows(rows: str, width: int) -> Rows:
     lo, hi = bounds[-1]
     if lo < 0 or hi > TS_MAX_MS or set(map(type, ts)) != {int}:
         raise MalformedMessage("bad_timestamp", detail="timestamps are integer milliseconds, 0..9999999999999")
-    return Rows(n, width, text, values, bounds)
+    return Rows(n, width, text, values, bounds), cells
 
 
 def series_readings(series: CompactSeries, rows: Rows) -> list[Reading]:

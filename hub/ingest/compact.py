@@ -3,9 +3,9 @@
 A compact series (``contract.codecs.telemetry``) arrives as text rows of JSON numbers, already checked by
 ``parse_rows`` (syntax, width, timestamps) with each column's (min, max). Here each column is held against
 the metric's physical range (``contract.codecs.validate.RANGES``; metrics without one must be finite), and if
-all are inside, the series becomes line protocol with one ``%`` format over all its items: the hub's own head
-(measurement and tags: the gateway from the authenticated topic, device, flags, zone) and field names, and the
-numbers exactly as the gateway wrote them. No object is built per reading or per value.
+all are inside, the series becomes line protocol with one ``%`` format over all its items and one ``replace`` of
+its newlines: the hub's own head (measurement and tags: the gateway from the authenticated topic, device, flags,
+zone) and field names, and the numbers exactly as the gateway wrote them. No object is built per reading.
 
 A series with anything out of range returns ``None``: the caller converts it reading by reading, which removes
 the bad values, flags the reading ``out_of_range`` and counts them, exactly as for version 1.
@@ -14,7 +14,6 @@ the bad values, flags the reading ``out_of_range`` and counts them, exactly as f
 from __future__ import annotations
 
 import math
-from itertools import repeat
 
 from contract.codecs.telemetry import Rows
 from contract.codecs.validate import RANGES
@@ -32,14 +31,21 @@ def in_range(fields: tuple[str, ...], rows: Rows) -> bool:
     return True
 
 
-def line_format(head: str, fields: tuple[str, ...]) -> str:
-    """``<head> f1=%s,f2=%s %s``: one line's format, ``%`` in the head escaped."""
-    return head.replace("%", "%%") + " " + ",".join([f + "=%s" for f in fields]) + " %s"
+def line_formats(head: str, fields: tuple[str, ...]) -> tuple[str, str, str]:
+    """What ``series_lines`` builds a series' lines from: the first cell's format ``<head> f1=%s``, each row's
+    format after it ``,f2=%s,... %s`` (its last cell is ``"<ts>\n<next row's first value>"``), and what each
+    ``\n`` becomes then: ``\n<head> f1=``. ``%`` in the head is escaped in the formats, not in the replacement."""
+    first = " " + fields[0] + "="
+    return (head.replace("%", "%%") + first + "%s", "".join(["," + f + "=%s" for f in fields[1:]]) + " %s",
+            "\n" + head + first)
 
 
-def series_lines(head: str, fields: tuple[str, ...], rows: Rows, formats: dict[tuple, str]) -> str | None:
-    """All rows of the series as ``\\n``-joined lines, or None when a value is out of range. ``formats`` caches
-    the per-series format (bounded by the caller's dict; cleared when large)."""
+def series_lines(head: str, fields: tuple[str, ...], rows: Rows, cells: list[str],
+                 formats: dict[tuple, tuple[str, str, str]]) -> str | None:
+    """All rows of the series as ``\n``-joined lines, or None when a value is out of range. ``cells`` are the
+    rows split at their commas (``contract.codecs.telemetry.parse_cells``): one ``%`` format over them and one
+    ``replace`` of the newlines, which start each next line. ``formats`` caches the per-series formats (bounded
+    by the caller's dict; cleared when large)."""
     if not in_range(fields, rows):
         return None
     key = (head, fields)
@@ -47,5 +53,6 @@ def series_lines(head: str, fields: tuple[str, ...], rows: Rows, formats: dict[t
     if fmt is None:
         if len(formats) >= 100_000:
             formats.clear()
-        fmt = formats[key] = line_format(head, fields)
-    return "\n".join(repeat(fmt, rows.n)) % tuple(rows.text.split(","))
+        fmt = formats[key] = line_formats(head, fields)
+    first, row, newline = fmt
+    return ((first + row * rows.n) % tuple(cells)).replace("\n", newline)

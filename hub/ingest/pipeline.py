@@ -46,7 +46,7 @@ class Ingest:
         self.zone_of = zone_of
         self.on_reading = on_reading
         self.on_rows = on_rows
-        self._formats: dict[tuple, str] = {}
+        self._formats: dict[tuple, tuple[str, str, str]] = {}
         self.counters: Counter[str] = Counter()
         self._heads: dict[tuple, str] = {}
         self._field_names: set[str] = set()
@@ -195,7 +195,7 @@ class Ingest:
         total = 0
         for series in batch.series:
             try:
-                rows = wire.parse_rows(series.rows, len(series.fields) + 1)
+                rows, cells = wire.parse_cells(series.rows, len(series.fields) + 1)
             except MalformedMessage as exc:
                 self.counters[f"rejected_series.{exc.reason}"] += 1
                 self.counters["rejected_readings"] += series.rows.count("\n") + 1
@@ -205,7 +205,7 @@ class Ingest:
             except LineProtocolError as exc:
                 self.counters[f"rejected_readings.{exc.reason}"] += rows.n
                 continue
-            text = series_lines(head, series.fields, rows, self._formats)
+            text = series_lines(head, series.fields, rows, cells, self._formats)
             if text is None:  # something out of range: the per-reading path removes and flags it
                 for reading in wire.series_readings(series, rows):
                     lines = self.reading_lines(gateway, reading, zone)

@@ -104,6 +104,7 @@ def test_parse_rows_fuzz_accepts_only_well_formed_rows(rows, width):
         assert len(items) == width and all(JSON_NUMBER.fullmatch(i) for i in items)
         assert re.fullmatch(r"-?[0-9]+", items[-1]) and 0 <= int(items[-1]) <= wire.TS_MAX_MS
     assert parsed.text.split(",") == [i for line in lines for i in line.split(",")]
+    assert wire.parse_cells(rows, width) == (parsed, rows.split(","))  # the cells a receiver formats from
 
 
 @settings(max_examples=300, deadline=None)
