@@ -54,9 +54,9 @@ class IngestService:
     caps unacked messages in flight per client: Mosquitto's max_inflight_messages, 20 by default).
 
     No event-loop round trips on the hot path: the ``ack_batch``-th waiting ack starts the commit in a worker
-    thread at once (from the MQTT read callback itself; one commit in flight at a time, the next one starts when
-    it is done), and the commit wakes the writer thread from that worker thread, so the store gets the lines as
-    soon as they are durable. (Through the loop, a commit and the write after it waited for five or six loop
+    thread at once (from the MQTT read callback itself; one commit in flight at a time, the next one starts as
+    soon as it is done if any message waits), and the commit wakes the writer thread from that worker thread, so
+    the store gets the lines as soon as they are durable. (Through the loop, a commit and the write after it waited for five or six loop
     turns, each a burst of up to 32 messages: ~320 messages a commit, the writer idle in between.)"""
 
     def __init__(self, config: IngestConfig, *, zone_of: ZoneOf | None = None,
@@ -168,9 +168,10 @@ class IngestService:
 
     def _committed(self, work: asyncio.Future[None], done: asyncio.Future[None], lines: list, local: list[str],
                    acks: list, keys_only: list[str], buffered: int) -> None:
-        """In the loop: a commit ended. Committed: receipts and acks go out. Failed (disk error): everything is
-        buffered again, in front of what came meanwhile, and nothing is acked. Then the next commit starts at
-        once if ``ack_batch`` acks wait already."""
+        """In the loop: a commit ended. Committed: receipts and acks go out, and if messages came meanwhile, their
+        commit starts at once (group commit: under load the commits follow each other, each taking what came during
+        the one before; the last messages of a burst never wait for ``ack_delay_s``). Failed (disk error):
+        everything is buffered again, in front of what came meanwhile, and nothing is acked."""
         self._inflight = None
         exc = work.exception() if not work.cancelled() else asyncio.CancelledError()
         if exc is None:
@@ -185,7 +186,7 @@ class IngestService:
             done.set_exception(exc if isinstance(exc, SpoolError) else SpoolError(f"spool commit failed: {exc!r}"))
             done.exception()  # retrieved here: nobody need wait for a commit started from the read path
             return
-        if len(self._acks) >= self.ack_batch:
+        if self._acks:
             self._start_commit(asyncio.get_running_loop())
 
     def _acknowledge(self, lines: list, keys_only: list[str], acks: list) -> None:

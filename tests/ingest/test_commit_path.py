@@ -58,6 +58,18 @@ async def test_a_full_ack_batch_commits_from_the_read_path_and_acks_only_what_is
         await svc.aclose()
 
 
+async def test_messages_that_came_during_a_commit_are_committed_right_after_it(victoria, tmp_path):
+    svc = service(tmp_path, victoria, ack_batch=4, ack_delay_s=3600.0)  # the ack timer never fires here
+    acked: list[tuple[int, int]] = []
+    try:
+        for seq in range(6):  # 4 start a commit; 2 more come while it is in flight (fewer than ack_batch)
+            deliver(svc, "gw-cp4", seq, acked)
+        await until(lambda: len(acked) == 6, "all six acks")  # group commit: the 2 go as soon as the 4 are done
+        assert [n for _, n in acked] == [4 * READINGS] * 4 + [6 * READINGS] * 2
+    finally:
+        await svc.aclose()
+
+
 async def test_a_failed_commit_keeps_lines_and_acks_and_the_next_one_spools_each_line_once(victoria, tmp_path):
     svc = service(tmp_path, victoria, ack_batch=2)
     acked: list[tuple[int, int]] = []
