@@ -37,11 +37,11 @@ from hub.errors import ConfigError, StoreError
 from hub.repo import Backend, Database
 from hub.repo.db import SqliteDatabase
 from hub.repo.schema import TRUST
+from hub.trustfloors import FLOOR_EVERY_S, FLOOR_WRITE_S, Floors
 
 log = logging.getLogger(__name__)
 TRUST_DB = "gateway-trust.sqlite"
 LOG_EVERY_S = 60.0
-FLOOR_EVERY_S = 10.0  # heartbeat/ack floors are persisted at most this often (births and wills at once)
 UNKNOWN_RECHECK_S = 1.0  # a gateway id found not enrolled is looked up in the store again at most this often
 
 
@@ -172,8 +172,16 @@ class TrustStore:
         self.db.execute("UPDATE enrollment SET clear_retained = 0 WHERE gateway = ? AND epoch = ?", (gateway, epoch))
 
     def put_floor(self, gateway: str, epoch: int, doc: dict) -> None:
-        self.db.execute("INSERT INTO floors (gateway, epoch, doc) VALUES (?, ?, ?) ON CONFLICT (gateway) DO UPDATE "
-                        "SET epoch = excluded.epoch, doc = excluded.doc", (gateway, epoch, json.dumps(doc)))
+        self.put_floors([(gateway, epoch, doc)])
+
+    def put_floors(self, rows: list[tuple[str, int, dict]]) -> None:
+        """Replay floors, (gateway, epoch, doc) each, in one transaction (hub.trustfloors)."""
+        with self.db.transaction() as tx:
+            tx.executemany(FLOOR_UPSERT, [(g, e, json.dumps(d)) for g, e, d in rows])
+
+
+FLOOR_UPSERT = ("INSERT INTO floors (gateway, epoch, doc) VALUES (?, ?, ?) ON CONFLICT (gateway) DO UPDATE "
+                "SET epoch = excluded.epoch, doc = excluded.doc")
 
 
 def _open(where: Path | Backend) -> TrustStore:
@@ -227,6 +235,9 @@ class Verifier:
         self._version = -1
         self._logged: dict[tuple[str, str], float] = {}
         self._checked: dict[str, float] = {}  # unknown gateway id -> when the store was last asked about it
+        # written by GatewayTrust.run: PostgreSQL's from a worker thread (a pool connection of its own); SQLite's
+        # one shared connection stays on the loop (a local write, and no transaction of another thread to join)
+        self.floors = Floors(store.put_floors, threaded=store.db.dialect == "postgres")
         self.refresh()
 
     # ------------------------------------------------------------ enrollment changes
@@ -317,13 +328,9 @@ class Verifier:
         if channel == "state":
             gw.state_sha, gw.retained_ok = gw.opened_sha, False
         if channel == "state" or now - gw.floor_saved_at > FLOOR_EVERY_S:
-            gw.floor_saved_at = now
-            try:
-                # (no version update here: this write is not an enrollment change, and taking the store's version
-                # now would swallow enrollments other processes made since the last refresh)
-                self.store.put_floor(gateway, gw.enrollment.epoch, {**gw.guard.floor(), "state_sha": gw.state_sha})
-            except StoreError as exc:
-                log.error("cannot persist the replay floor of %s: %s", gateway, exc)
+            gw.floor_saved_at = now  # written within FLOOR_WRITE_S (hub.trustfloors; no store version taken here:
+            # this write is not an enrollment change, and taking the version would swallow other processes' ones)
+            self.floors.take(gateway, gw.enrollment.epoch, {**gw.guard.floor(), "state_sha": gw.state_sha})
         return True
 
     def unverified_of(self, gateway: str) -> int:
@@ -371,8 +378,9 @@ class GatewayTrust:
                 self.store.retained_cleared(enr.gateway, enr.epoch)
                 log.warning("cleared the retained birth of gateway %s (epoch %d)", enr.gateway, enr.epoch)
 
-    async def run(self, interval_s: float = 0.5) -> None:
+    async def run(self, interval_s: float = FLOOR_WRITE_S) -> None:
         while True:
+            await self.verifier.floors.save()  # the replay floors taken since the last round, in a thread
             try:
                 self.verifier.refresh()
                 await self.clear_retained()
@@ -381,4 +389,5 @@ class GatewayTrust:
             await asyncio.sleep(interval_s)
 
     def close(self) -> None:
+        self.verifier.floors.save_now()
         self.store.close()

@@ -157,6 +157,34 @@ def test_alerts_devices_commands_registry_and_zone_states(state_backend: Backend
         store.close()
 
 
+async def test_replay_floors_are_taken_on_the_message_path_and_written_together(state_backend: Backend):
+    """Admitting a message only takes its gateway's floor (the latest per gateway); ``Floors.save`` writes what
+    is due in one transaction (on PostgreSQL from a worker thread), and a hub restarting from it refuses what
+    the floors cover."""
+    from contract.signed import ReplayGuard, Unverified
+
+    hub_side, cli_side = TrustStore.in_backend(state_backend), TrustStore.in_backend(state_backend)
+    try:
+        for gw in ("gw-a", "gw-b"):
+            cli_side.enroll(gw, public_b64(gw), reason="test")
+        verifier = Verifier(hub_side, count=lambda ch, r: None, clock=lambda: 1000.0)
+        assert verifier.floors.threaded == (state_backend.kind == "postgres")
+        assert verifier.admit("gw-a", "state", 1, 1) and verifier.admit("gw-b", "heartbeat", 1, 1)
+        assert verifier.admit("gw-a", "heartbeat", 1, 2)  # within FLOOR_EVERY_S of gw-a's birth: not taken
+        assert verifier.admit("gw-a", "state", 1, 3)  # a birth always is, replacing the one due
+        assert hub_side.floors() == {}  # nothing written on the message path
+        assert await verifier.floors.save() == 2 and await verifier.floors.save() == 0
+        floors = hub_side.floors()
+        assert {g: (e, d["high"]) for g, (e, d) in floors.items()} == {"gw-a": (1, 3), "gw-b": (1, 1)}
+        restored = ReplayGuard.from_floor(floors["gw-a"][1])
+        with pytest.raises(Unverified):
+            restored.admit(1, 3)
+        restored.admit(1, 4)
+    finally:
+        hub_side.close()
+        cli_side.close()
+
+
 def test_nodes_survive_a_restart_and_a_bad_row_is_skipped(state_backend: Backend):
     store = _store(state_backend)
     from hub.models import NodeRegistration

@@ -377,3 +377,26 @@ def test_an_enrollment_made_while_another_gateway_talks_is_not_lost(tmp_path):
     d.dispatch(topics.gw("gw-b", "heartbeat"), seal_b(Heartbeat(gateway="gw-b", session=1, seq=1, ts=2.0,
                                                                 uptime_s=1.0)))
     assert [b.gateway for b in beats] == ["gw-b"]
+
+
+async def test_replay_floors_that_cannot_be_written_wait_for_the_next_write_and_a_newer_one_wins(tmp_path):
+    """A failed write (here: the store's database is closed) loses no floor: they are written by the next call,
+    except where the gateway's floor moved on meanwhile (the newer snapshot is the one written)."""
+    from hub.trustfloors import Floors
+
+    store = TrustStore(tmp_path)
+    floors = Floors(store.put_floors, threaded=False)
+    floors.take("gw-a", 1, {"session": 1, "high": 5})
+    floors.take("gw-b", 1, {"session": 1, "high": 7})
+    store.close()
+    assert await floors.save() == 0 and set(floors.due) == {"gw-a", "gw-b"}  # kept
+    floors.take("gw-a", 1, {"session": 1, "high": 9})  # taken after the failure: newer
+    store = TrustStore(tmp_path)
+    floors.write = store.put_floors
+    try:
+        assert await floors.save() == 2 and floors.written == 2
+        assert {g: d["high"] for g, (_, d) in store.floors().items()} == {"gw-a": 9, "gw-b": 7}
+        floors.take("gw-b", 1, {"session": 1, "high": 8})
+        assert floors.save_now() == 1 and store.floors()["gw-b"][1]["high"] == 8  # a clean shutdown's write
+    finally:
+        store.close()
