@@ -38,6 +38,12 @@ class Tx:
     def executemany(self, sql: str, rows: Sequence[Args]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Args]) -> None:
+        """Plain inserts of new rows (no upsert: a row whose key exists fails the statement with ``Conflict``).
+        PostgreSQL: one ``COPY``, several times faster than ``executemany`` for a dispatch's command rows."""
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})",
+                         rows)
+
 
 class Database(Tx):
     """``query``/``execute``/``executemany`` each run alone (autocommit); ``transaction()`` groups statements."""
@@ -190,6 +196,12 @@ class _PgTx(Tx):
         if rows:
             with self.conn.cursor() as cur:
                 cur.executemany(pg_sql(sql), [tuple(r) for r in rows])
+
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Args]) -> None:
+        if rows:
+            with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
 
 
 class PostgresDatabase(Database):

@@ -157,6 +157,25 @@ def test_alerts_devices_commands_registry_and_zone_states(state_backend: Backend
         store.close()
 
 
+def test_command_rows_go_in_as_new_rows_and_a_stored_one_again_as_an_upsert(state_backend: Backend):
+    """Command rows are plain inserts (PostgreSQL: COPY); a row already stored (a flush that committed but whose
+    answer was lost, then queued again) is not a failure for ever: the flush writes it all again as upserts."""
+    store = _store(state_backend)
+    try:
+        store.put_command("j1", "A-1", "gw-a", 1, "activate", ["s1"], 10.5, "ab" * 32)
+        store.audit("alert", {"x": 1}, "A-1")
+        assert store.flush() == 2
+        store.put_command("j1", "A-1", "gw-a", 1, "activate", ["s1", "s2"], 10.5, "ab" * 32)  # the same id again
+        store.put_command("j2", "A-1", "gw-b", 1, "activate", ["s1"], 10.6, "cd" * 32)
+        store.audit("alert", {"x": 2}, "A-1")
+        assert store.flush() == 3 and not store.dirty
+        assert sorted((c["jti"], c["targets"]) for c in store.load_commands("A-1", 1)) == [
+            ("j1", ["s1", "s2"]), ("j2", ["s1"])]
+        assert [a["x"] for a in store.load_audit("A-1")] == [1, 2]  # the audit rows once each, in order
+    finally:
+        store.close()
+
+
 async def test_replay_floors_are_taken_on_the_message_path_and_written_together(state_backend: Backend):
     """Admitting a message only takes its gateway's floor (the latest per gateway); ``Floors.save`` writes what
     is due in one transaction (on PostgreSQL from a worker thread), and a hub restarting from it refuses what
