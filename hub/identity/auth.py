@@ -137,7 +137,10 @@ class Authenticator:
                 return await self.oidc.actor(token)
             self.on_failure("malformed")
             raise Unauthorized("token rejected")
-        cred = self.users.credential(key_id)
+        if self.users.db.dialect == "postgres":  # a round trip to another process: not on the event loop, which
+            cred = await asyncio.to_thread(self.users.credential, key_id)  # may be sending an alert's commands
+        else:  # SQLite: a local read on the loop's own connection
+            cred = self.users.credential(key_id)
         if cred is None:
             self.on_failure("unknown")
             raise Unauthorized("token rejected")
