@@ -19,7 +19,7 @@ from typing import Any
 
 from hub.errors import StoreError
 from hub.repo import Backend, Database, Tx
-from hub.repo.db import Conflict
+from hub.repo.db import Conflict, upsert_sql
 from hub.repo.schema import HUB
 
 
@@ -32,20 +32,13 @@ def _alert_row(row: Any) -> tuple[str, float, str]:
     return status, created, doc if isinstance(doc, str) else _dumps(doc)
 
 
-def _upsert(table: str, cols: str, key: str) -> str:
-    names = [c.strip() for c in cols.split(",")]
-    keys = [k.strip() for k in key.split(",")]
-    sets = ", ".join(f"{c} = excluded.{c}" for c in names if c not in keys)
-    return (f"INSERT INTO {table} ({cols}) VALUES ({','.join('?' * len(names))}) "
-            f"ON CONFLICT ({key}) DO UPDATE SET {sets}")
-
-
-UPSERT_ALERT = _upsert("alerts", "id, status, created, doc", "id")
-UPSERT_DEVICE = _upsert("alert_devices", "alert, gateway, device, doc", "alert, gateway, device")
+# (table, columns, key): upserted by Tx.upsert_many
+ALERTS = ("alerts", ("id", "status", "created", "doc"), ("id",))
+DEVICES = ("alert_devices", ("alert", "gateway", "device", "doc"), ("alert", "gateway", "device"))
+GATEWAYS = ("gateways", ("id", "doc"), ("id",))
+ZONES = ("zone_states", ("zone", "version", "doc"), ("zone",))
 COMMAND_COLUMNS = ("jti", "alert", "gateway", "phase_seq", "act", "targets", "sent", "token_sha256")
-UPSERT_COMMAND = _upsert("commands", ", ".join(COMMAND_COLUMNS), "jti")
-UPSERT_GATEWAY = _upsert("gateways", "id, doc", "id")
-UPSERT_ZONE = _upsert("zone_states", "zone, version, doc", "zone")
+UPSERT_COMMAND = upsert_sql("commands", COMMAND_COLUMNS, ("jti",))
 
 
 class Store:
@@ -108,10 +101,10 @@ class Store:
         if devices and max_devices is not None and len(devices_q) > max_devices:
             devices_q = {k: devices_q[k] for k in itertools.islice(devices_q, max_devices)}
         audit, gateways, zones = self._audit, self._gateways, self._zones
-        batches = ((UPSERT_ALERT, [(k, *_alert_row(v)) for k, v in alerts.items()]),
-                   (UPSERT_DEVICE, [(*k, _dumps(v.doc())) for k, v in devices_q.items()]),
-                   (UPSERT_GATEWAY, list(gateways.items())),
-                   (UPSERT_ZONE, [(k, *v) for k, v in zones.items()]))
+        batches = ((ALERTS, [(k, *_alert_row(v)) for k, v in alerts.items()]),
+                   (DEVICES, [(*k, _dumps(v.doc())) for k, v in devices_q.items()]),
+                   (GATEWAYS, list(gateways.items())),
+                   (ZONES, [(k, *v) for k, v in zones.items()]))
         if not (commands or audit or any(rows for _, rows in batches)):
             return 0  # only device rows are queued, and this flush leaves them
         try:
@@ -138,9 +131,9 @@ class Store:
         with self.db.transaction() as tx:
             if self.fence is not None:
                 self.fence(tx)
-            for sql, rows in batches:
+            for (table, columns, key), rows in batches:
                 if rows:
-                    tx.executemany(sql, rows)
+                    tx.upsert_many(table, columns, key, rows)
             if commands and fresh:
                 tx.insert_many("commands", COMMAND_COLUMNS, commands)
             elif commands:

@@ -44,6 +44,11 @@ class Tx:
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})",
                          rows)
 
+    def upsert_many(self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Args]) -> None:
+        """Insert or replace rows by ``key`` (each key at most once in ``rows``). PostgreSQL: a big batch goes
+        through a staging table (one ``COPY``, then one ``INSERT ... SELECT ... ON CONFLICT``)."""
+        self.executemany(upsert_sql(table, columns, key), rows)
+
 
 class Database(Tx):
     """``query``/``execute``/``executemany`` each run alone (autocommit); ``transaction()`` groups statements."""
@@ -176,6 +181,17 @@ def pg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+STAGE_FROM = 100  # PostgreSQL: an upsert of this many rows or more goes through a staging table (measured on this
+# machine, 2,000 device rows of a city's phase: 60-130 ms that way against 130-250 ms for executemany, at load 10)
+
+
+def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """Portable ``INSERT ... ON CONFLICT (key) DO UPDATE`` of ``columns`` (every column not in the key)."""
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+
+
 def lock_id(name: str) -> int:
     """A stable 32-bit advisory lock key for a lock name."""
     return zlib.crc32(f"dozor:{name}".encode())
@@ -202,6 +218,18 @@ class _PgTx(Tx):
             with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+
+    def upsert_many(self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Args]) -> None:
+        if len(rows) < STAGE_FROM:
+            self.executemany(upsert_sql(table, columns, key), rows)
+            return
+        # the staging table is this connection's own (TEMP), emptied at every commit; created once per connection
+        stage, cols = f"stage_{table}", ", ".join(columns)
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
+        self.insert_many(stage, columns, rows)
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
+                          f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
 
 
 class PostgresDatabase(Database):

@@ -176,6 +176,26 @@ def test_command_rows_go_in_as_new_rows_and_a_stored_one_again_as_an_upsert(stat
         store.close()
 
 
+def test_a_phase_of_device_rows_is_written_and_rewritten_in_one_go(state_backend: Backend):
+    """A city phase's device rows (thousands in one flush: on PostgreSQL through a staging table) insert, then
+    replace by key, never duplicate; a small batch next to them takes the plain path."""
+    from hub.repo.db import STAGE_FROM
+
+    store = _store(state_backend)
+    n = STAGE_FROM + 50
+    try:
+        for stage in ("sounding", "done"):
+            for i in range(n):
+                store.put_device("A-1", f"gw-{i:03d}", "s1", _Row("", 0, {"i": i, "stage": stage}))
+            store.put_gateway("gw-000", {"id": "gw-000", "stage": stage})
+            assert store.flush() == n + 1
+        devices = store.load_devices("A-1")
+        assert len(devices) == n and {d["stage"] for d in devices} == {"done"} and devices[7]["i"] == 7
+        assert store.load_gateways() == [{"id": "gw-000", "stage": "done"}]
+    finally:
+        store.close()
+
+
 async def test_replay_floors_are_taken_on_the_message_path_and_written_together(state_backend: Backend):
     """Admitting a message only takes its gateway's floor (the latest per gateway); ``Floors.save`` writes what
     is due in one transaction (on PostgreSQL from a worker thread), and a hub restarting from it refuses what
