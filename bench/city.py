@@ -16,7 +16,8 @@ Per backend: ``p50_ms`` / ``p99_ms`` (each siren, API call -> its "sounding" ack
 alerts), ``dispatch_ms_p50`` / ``dispatch_ms_max`` (API call -> the last signed command written to the broker, the
 hub's own ``dispatch_ms``), ``confirmed`` / ``sirens`` over all alerts, ``stop_confirmed_s_max`` (stop call -> every
 siren's "done" at the hub; the next alert waits for it), ``alert_wall_s_max`` (call -> every siren answered) and
-``hub_alert_cpu_s_max`` (the hub processes' CPU in that window, both hubs on postgres); for postgres also ``failover_s`` (kill ->
+``hub_alert_cpu_s_max`` (the hub processes' CPU in that window, both hubs on postgres; ``_each``: per hub, the
+leader first; ``db_alert_cpu_s_max``: PostgreSQL's server processes); for postgres also ``failover_s`` (kill ->
 the follower leads) and ``failover_alert_completed``. Top level: ``p99_ratio_pg_to_sqlite`` (goal <= 1.5) and
 ``dispatch_goal_ms`` (250, for 2,000 gateways).
 
@@ -89,6 +90,21 @@ def cpu_s(procs: list[subprocess.Popen]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children (PostgreSQL's postmaster and its backends) so far."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        todo += [int(k) for k in kids]
+    return total
+
+
 async def idle_cpu(args: argparse.Namespace, sims: list[subprocess.Popen]) -> dict:
     """The simulator processes' CPU while the whole fleet is online and nothing happens."""
     c0, t0 = cpu_s(sims), time.monotonic()
@@ -123,21 +139,28 @@ def sim_report(root: Path, tag: str, workers: int) -> dict:
 
 
 async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float,
-                 sims: list[subprocess.Popen] | None = None, hubs: list[subprocess.Popen] | None = None) -> dict:
+                 sims: list[subprocess.Popen] | None = None, hubs: list[subprocess.Popen] | None = None,
+                 db_pid: int | None = None) -> dict:
     """``n`` exercise alerts over every zone, one after the other; per-siren confirm times and dispatch times."""
     ms: list[float] = []
     dispatch: list[float] = []
     cpu: list[float] = []
     stop_s: list[float] = []
     hub_cpu: list[float] = []
+    each_cpu: list[list[float]] = []  # per hub process (postgres: leader, follower)
+    db_cpu: list[float] = []  # PostgreSQL's server processes
     wall: list[float] = []
     confirmed = total = 0
     for _ in range(n):
         c0, h0, t0 = cpu_s(sims or []), cpu_s(hubs or []), time.monotonic()
+        e0 = [cpu_s([h]) for h in hubs or []]
+        d0 = tree_cpu_s(db_pid) if db_pid else 0.0
         alert = await asyncio.to_thread(client.create_alert, zones, "air-raid", "exercise", duration_s=120)
         await wait_for(lambda a=alert: settled(client, a.id), limit_s, "every siren to answer")
         cpu.append(cpu_s(sims or []) - c0)
         hub_cpu.append(cpu_s(hubs or []) - h0)
+        each_cpu.append([cpu_s([h]) - c for h, c in zip(hubs or [], e0, strict=True)])
+        db_cpu.append(tree_cpu_s(db_pid) - d0 if db_pid else 0.0)
         wall.append(time.monotonic() - t0)
         detail = await asyncio.to_thread(client.alert, alert.id)
         ms += [d.confirm_ms for d in detail.devices if d.state == "sounding" and d.confirm_ms is not None]
@@ -154,10 +177,12 @@ async def alerts(client: HubClient, zones: list[str], n: int, limit_s: float,
     return {"alerts": n, "sirens": total, "confirmed": confirmed,
             "p50_ms": round(pct(ms, 0.5), 1) if ms else None, "p99_ms": round(pct(ms, 0.99), 1) if ms else None,
             "dispatch_ms_p50": round(pct(dispatch, 0.5), 1) if dispatch else None,
-            "dispatch_ms_max": round(max(dispatch), 1) if dispatch else None,
+            "dispatch_ms_max": round(max(dispatch), 1) if dispatch else None, "dispatch_ms_each": dispatch,
             "sim_alert_cpu_s_max": round(max(cpu), 2) if cpu else None,
             "alert_wall_s_max": round(max(wall), 2) if wall else None,
             "hub_alert_cpu_s_max": round(max(hub_cpu), 2) if hub_cpu and hubs else None,
+            "hub_alert_cpu_s_max_each": [round(max(c), 2) for c in zip(*each_cpu, strict=True)] if hubs else None,
+            **({"db_alert_cpu_s_max": round(max(db_cpu), 2)} if db_pid and db_cpu else {}),
             "stop_confirmed_s_max": round(max(stop_s), 2) if stop_s else None}
 
 
@@ -187,7 +212,8 @@ async def postgres_phase(args: argparse.Namespace, root: Path, plan: CityPlan) -
             procs += sims
             boot_s = await _online(leader, args.gateways, args.timeout)
             idle = await idle_cpu(args, sims)
-            out = {**await alerts(leader, zones, args.alerts, args.timeout, sims, procs[:2]), "fleet_boot_s": boot_s}
+            out = {**await alerts(leader, zones, args.alerts, args.timeout, sims, procs[:2],
+                                  pg.proc.pid if pg.proc else None), "fleet_boot_s": boot_s}
             out["sim_cpu"] = sim_cpu(args, idle, out)
             alert = await asyncio.to_thread(follower.create_alert, zones, "air-raid", "exercise", duration_s=120)
             await asyncio.sleep(args.kill_after_s)

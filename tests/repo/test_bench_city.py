@@ -29,6 +29,10 @@ def test_city_bench_small_run_confirms_every_siren_on_both_backends():
     assert result["postgres"]["failover_alert_completed"] is True
     assert result["postgres"]["failover_alert_confirmed"] == 12
     assert result["p99_ratio_pg_to_sqlite"] is not None
+    # the CPU per hub (leader, follower; one on SQLite) and PostgreSQL's own, and every alert's dispatch time
+    assert len(result["postgres"]["hub_alert_cpu_s_max_each"]) == 2 and "db_alert_cpu_s_max" in result["postgres"]
+    assert len(result["sqlite"]["hub_alert_cpu_s_max_each"]) == 1 and "db_alert_cpu_s_max" not in result["sqlite"]
+    assert all(len(result[b]["dispatch_ms_each"]) == 1 for b in ("postgres", "sqlite"))
 
 
 def test_city_bench_with_lite_gateways_confirms_every_siren_and_reports_the_simulators():
