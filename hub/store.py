@@ -10,10 +10,13 @@ process kill -9 (only an OS crash can lose the last transactions).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,23 @@ COMMAND_COLUMNS = ("jti", "alert", "gateway", "phase_seq", "act", "targets", "se
 UPSERT_COMMAND = upsert_sql("commands", COMMAND_COLUMNS, ("jti",))
 
 
+@dataclass
+class _Taken:
+    """The queued writes one transaction takes (the objects, to queue them again, and their rows)."""
+
+    alerts: dict
+    devices: dict
+    commands: list
+    audit: list
+    gateways: dict
+    zones: dict
+    batches: tuple
+
+    @property
+    def count(self) -> int:
+        return sum(len(x) for x in (self.alerts, self.devices, self.commands, self.audit, self.gateways, self.zones))
+
+
 class Store:
     def __init__(self, where: Path | Database) -> None:
         self.db = where if isinstance(where, Database) else Backend.sqlite(where.parent).open(HUB, path=where)
@@ -53,6 +73,10 @@ class Store:
         self._gateways: dict[str, str] = {}
         self._zones: dict[str, tuple[int, str]] = {}
         self.flushes = 0
+        self._idle = threading.Event()  # no flush_off_loop transaction in flight
+        self._idle.set()
+        self._failed: _Taken | None = None  # the rows of a flush_off_loop that failed
+        self._writer: asyncio.Lock | None = None
 
     # ------------------------------------------------------------ queued writes
     def put_alert(self, alert_id: str, row: Any) -> None:
@@ -85,7 +109,7 @@ class Store:
     @property
     def dirty(self) -> bool:
         return bool(self._alerts or self._devices or self._commands or self._audit or self._gateways
-                    or self._zones)
+                    or self._zones or self._failed)
 
     def flush(self, *, devices: bool = True, max_devices: int | None = None) -> int:
         """Commit the queued writes in one transaction; returns the number of rows written.
@@ -93,36 +117,90 @@ class Store:
         ``devices=False`` leaves the per-device rows for the next flush (the alert start path: a restarted
         hub rebuilds missing device rows from the commands' targets); ``max_devices`` writes at most that many
         of them (the oldest queued) and leaves the rest queued, so one flush never holds the loop for a whole
-        city's rows."""
-        if not self.dirty:
+        city's rows. A ``flush_off_loop`` still writing is waited for first: transactions commit in the order
+        their rows were taken."""
+        self._idle.wait()
+        taken = self._take(devices, max_devices)
+        if taken is None:
             return 0
-        alerts, commands = self._alerts, self._commands
+        try:
+            self._commit(taken)
+        except BaseException:
+            self._put_back(taken)  # the queued writes stay queued: the next flush retries them
+            raise
+        return taken.count
+
+    async def flush_off_loop(self) -> int:
+        """``flush(devices=False)`` with its transaction in a worker thread on PostgreSQL (a dispatch step's
+        commands wait for it, the event loop does not: acks and the next step go on meanwhile); SQLite flushes
+        here. One such write at a time; a plain ``flush`` meanwhile waits for it, and rows of a failed one are
+        queued again by the next flush (the rows queued since are newer and win)."""
+        if self.db.dialect != "postgres":
+            return self.flush(devices=False)
+        if self._writer is None:
+            self._writer = asyncio.Lock()
+        async with self._writer:
+            self._idle.wait()  # (a plain flush never leaves one in flight; this is for a cancelled caller's)
+            taken = self._take(False, None)
+            if taken is None:
+                return 0
+            self._idle.clear()
+            done = asyncio.get_running_loop().run_in_executor(None, self._commit_in_thread, taken)
+            done.add_done_callback(lambda f: f.cancelled() or f.exception())  # (seen here if the caller left)
+            await asyncio.shield(done)  # a cancelled caller leaves the transaction to finish (or fail) alone
+            return taken.count
+
+    def _commit_in_thread(self, taken: _Taken) -> None:
+        try:
+            self._commit(taken)
+        except BaseException:
+            self._failed = taken  # queued again (on the loop) by the next flush
+            raise
+        finally:
+            self._idle.set()
+
+    def _take(self, devices: bool, max_devices: int | None) -> _Taken | None:
+        """The queued writes for one transaction, taken out of the queues (serialised here, on the loop)."""
+        if self._failed is not None:
+            self._put_back(self._failed)
+            self._failed = None
+        if not self.dirty:
+            return None
         devices_q = self._devices if devices else {}
         if devices and max_devices is not None and len(devices_q) > max_devices:
             devices_q = {k: devices_q[k] for k in itertools.islice(devices_q, max_devices)}
-        audit, gateways, zones = self._audit, self._gateways, self._zones
-        batches = ((ALERTS, [(k, *_alert_row(v)) for k, v in alerts.items()]),
+        batches = ((ALERTS, [(k, *_alert_row(v)) for k, v in self._alerts.items()]),
                    (DEVICES, [(*k, _dumps(v.doc())) for k, v in devices_q.items()]),
-                   (GATEWAYS, list(gateways.items())),
-                   (ZONES, [(k, *v) for k, v in zones.items()]))
-        if not (commands or audit or any(rows for _, rows in batches)):
-            return 0  # only device rows are queued, and this flush leaves them
-        try:
-            try:
-                self._write(batches, commands, audit, fresh=True)
-            except Conflict:  # a command row already stored (a flush that committed but failed to say so)
-                self._write(batches, commands, audit, fresh=False)
-        except StoreError as exc:  # the queued writes stay queued: the next flush retries them
-            raise StoreError(f"cannot write hub state {self.path}: {exc}") from None
-        self._alerts, self._commands = {}, []
+                   (GATEWAYS, list(self._gateways.items())),
+                   (ZONES, [(k, *v) for k, v in self._zones.items()]))
+        if not (self._commands or self._audit or any(rows for _, rows in batches)):
+            return None  # only device rows are queued, and this flush leaves them
+        taken = _Taken(self._alerts, devices_q, self._commands, self._audit, self._gateways, self._zones, batches)
+        self._alerts, self._commands, self._audit, self._gateways, self._zones = {}, [], [], {}, {}
         if devices_q is self._devices:
             self._devices = {}
         else:
             for key in devices_q:
                 del self._devices[key]
-        self._audit, self._gateways, self._zones = [], {}, {}
+        return taken
+
+    def _put_back(self, taken: _Taken) -> None:
+        """Rows of a transaction that failed go back in front of the queues; what was queued since is newer."""
+        self._alerts = {**taken.alerts, **self._alerts}
+        self._devices = {**taken.devices, **self._devices}
+        self._commands, self._audit = taken.commands + self._commands, taken.audit + self._audit
+        self._gateways = {**taken.gateways, **self._gateways}
+        self._zones = {**taken.zones, **self._zones}
+
+    def _commit(self, taken: _Taken) -> None:
+        try:
+            try:
+                self._write(taken.batches, taken.commands, taken.audit, fresh=True)
+            except Conflict:  # a command row already stored (a flush that committed but failed to say so)
+                self._write(taken.batches, taken.commands, taken.audit, fresh=False)
+        except StoreError as exc:
+            raise StoreError(f"cannot write hub state {self.path}: {exc}") from None
         self.flushes += 1
-        return len(alerts) + len(devices_q) + len(commands) + len(audit) + len(gateways) + len(zones)
 
     def _write(self, batches: tuple, commands: list[tuple], audit: list[tuple], *, fresh: bool) -> None:
         """One transaction. ``fresh``: command rows are new (their ids are fresh random ones), so they go in as

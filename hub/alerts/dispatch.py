@@ -4,7 +4,8 @@ re-sends are retry.py's, through ``_send`` here).
 Hot-path rules: a step's commands are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
 command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 100, 400, 800 gateways
-(one commit each; the loop handles acks between them), the signer process (hub/signproc.py) signing the next
+(one commit each, on PostgreSQL in a worker thread: ``Store.flush_off_loop``; the loop handles acks between
+them and meanwhile), the signer process (hub/signproc.py) signing the next
 ``SIGN_AHEAD`` steps while the loop lands one, and per-device rows wait until the last step is out
 (``EngineBase.flush_queued``): measured with ``python -m bench.dispatch`` (docs/benchmarks.md).
 """
@@ -172,7 +173,25 @@ class DispatchMixin(EngineBase):
                     self._signer_failed(exc)
         if not attached:  # this batch is signed on the loop
             batch.sign()
-        self._commit(batch, retry=False, recheck=True)
+        if (recorded := self._record(batch, retry=False, recheck=True)) is None:
+            return  # a superseded phase's step is dropped unsent
+        cmds, redo = recorded
+        holders = self.holder_changes
+        try:  # durable before it leaves; on PostgreSQL the commit runs in a thread while the loop handles acks
+            await self.store.flush_off_loop()
+        except Exception:  # noqa: BLE001 - StoreError: keep alerting (as _flush does); the next flush retries
+            self.metrics.store_errors.inc()
+            log.exception("hub state write failed")
+        alert = batch.alert
+        if alert.phase_seq != batch.seq:
+            return  # superseded while it was being stored
+        if holders != self.holder_changes:  # another alert took or freed devices meanwhile: as in _record
+            held = [c for c in cmds if all(self._may_send(alert, (t.gateway, t.device)) for t in c.tracks)]
+            redo += [t for c in cmds if c not in held for t in c.tracks]
+            cmds = held
+        self._emit(cmds, batch.act.value, retry=False)
+        if redo:
+            self._send(alert, redo, retry=False)
 
     def _signer_failed(self, exc: BaseException) -> None:
         self.metrics.task_failures.labels("signer").inc()
@@ -233,17 +252,28 @@ class DispatchMixin(EngineBase):
         return batch
 
     def _commit(self, batch: Batch, *, retry: bool, recheck: bool = False) -> int:
-        """Record a signed batch (command index, store), make it durable, then put it on the wire. ``recheck``:
-        it was signed while the loop ran on, so a newer phase drops it, and if the holders of devices changed
-        meanwhile, a command naming a device this alert no longer holds is not sent (its other devices get a
-        fresh command)."""
+        """Record a signed batch (command index, store), make it durable, then put it on the wire."""
+        if (recorded := self._record(batch, retry=retry, recheck=recheck)) is None:
+            return 0
+        cmds, redo = recorded
+        self._flush(devices=False)  # commands are durable before they leave: a restarted hub knows their acks
+        self._emit(cmds, batch.act.value, retry=retry)
+        if redo:
+            return len(cmds) + self._send(batch.alert, redo, retry=retry)
+        return len(cmds)
+
+    def _record(self, batch: Batch, *, retry: bool,
+                recheck: bool) -> tuple[list[Outgoing], list[Track]] | None:
+        """Index a signed batch's commands and queue their rows; returns the commands to send and the tracks
+        that need a fresh command (None: the phase was superseded). ``recheck``: it was signed while the loop
+        ran on, so if the holders of devices changed meanwhile, a command naming a device this alert no longer
+        holds is not sent (its other devices get a fresh command)."""
         alert = batch.alert
         if alert.phase_seq != batch.seq:
-            return 0
-        out: list[tuple[str, bytes]] = []
+            return None
+        out: list[Outgoing] = []
         redo: list[Track] = []
         recheck = recheck and batch.holders != self.holder_changes  # another alert took or freed devices meanwhile
-        tenant = self.cfg.topics
         now = self.clock()
         act = batch.act.value
         jti_index, token_index, put_command, seq = self._jti, self._token, self.store.put_command, batch.seq
@@ -257,14 +287,19 @@ class DispatchMixin(EngineBase):
             token_index[sha] = cmd.jti
             put_command(cmd.jti, alert.id, cmd.gateway, seq, act, cmd.targets_json, now, sha)
             sent_tracks.extend(cmd.tracks)
-            out.append((tenant.gw(cmd.gateway, topics.GwChannel.CMD), cmd.token))
+            out.append(cmd)
         for t in sent_tracks:
             t.attempts += 1
         self.store.put_devices(alert.id, sent_tracks)
         alert.last_sent_at, alert.last_sent_mono = now, self.mono()
         if retry:
             self._save(alert)  # (a phase's first send saves the alert once, after its last chunk)
-        self._flush(devices=False)  # commands are durable before they leave: a restarted hub knows their acks
+        return out, redo
+
+    def _emit(self, cmds: list[Outgoing], act: str, *, retry: bool) -> None:
+        """Put recorded (and stored) commands on the wire."""
+        tenant = self.cfg.topics
+        out = [(tenant.gw(cmd.gateway, topics.GwChannel.CMD), cmd.token) for cmd in cmds]
         if self.publish_nowait is not None:
             sent = sum(self.publish_nowait(topic, token, 1, False) for topic, token in out)
             self.flush_writes()
@@ -276,9 +311,6 @@ class DispatchMixin(EngineBase):
                 self._spawn(self._publish_cmd(topic, token, act))
         if retry:
             self.metrics.command_retries.inc(len(out))
-        if redo:
-            return len(out) + self._send(alert, redo, retry=retry)
-        return len(out)
 
     async def _publish_cmd(self, topic: str, token: bytes, act: str) -> None:
         if await self.publish(topic, token, 1, False):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -193,6 +194,55 @@ def test_a_phase_of_device_rows_is_written_and_rewritten_in_one_go(state_backend
         assert len(devices) == n and {d["stage"] for d in devices} == {"done"} and devices[7]["i"] == 7
         assert store.load_gateways() == [{"id": "gw-000", "stage": "done"}]
     finally:
+        store.close()
+
+
+async def test_a_flush_off_the_loop_commits_before_any_later_flush_and_a_failed_one_is_written_again(
+        state_backend: Backend):
+    """``flush_off_loop`` (a dispatch step's commit; PostgreSQL: in a worker thread): a plain flush made while it
+    is still in its transaction waits for it, so the newer row is the one that stays; a failed one puts its rows
+    back behind what was queued since. The fence (the lease check inside the transaction) holds it open here."""
+    from hub.errors import StoreError
+
+    store = _store(state_backend)
+    entered, release, refuse = threading.Event(), threading.Event(), [False]
+
+    def fence(tx) -> None:
+        if not entered.is_set():  # only the first transaction is held open
+            entered.set()
+            release.wait(10)
+        if refuse[0]:
+            raise StoreError("fenced (test)")
+
+    try:
+        store.fence = fence
+        store.put_alert("A-1", _Row("active", 1.0, {"id": "A-1", "v": 1}))
+        store.put_command("j1", "A-1", "gw-a", 1, "activate", ["s1"], 1.5, "ab" * 32)
+        if state_backend.kind == "postgres":  # the transaction runs in a thread: a plain flush comes meanwhile
+            task = asyncio.create_task(store.flush_off_loop())
+            assert await asyncio.to_thread(entered.wait, 10)
+            store.put_alert("A-1", _Row("active", 1.0, {"id": "A-1", "v": 2}))
+            threading.Timer(0.3, release.set).start()
+            assert store.flush() == 1  # waited for the one in flight, then wrote v2 after it
+            assert await task == 2
+        else:  # SQLite flushes on the loop
+            release.set()
+            assert await store.flush_off_loop() == 2
+            store.put_alert("A-1", _Row("active", 1.0, {"id": "A-1", "v": 2}))
+            assert store.flush() == 1
+        assert store.load_alert("A-1") == {"id": "A-1", "v": 2}
+        refuse[0] = True
+        store.put_alert("A-1", _Row("active", 1.0, {"id": "A-1", "v": 3}))
+        store.put_command("j2", "A-1", "gw-a", 1, "activate", ["s1"], 1.6, "cd" * 32)
+        with pytest.raises(StoreError, match="fenced"):
+            await store.flush_off_loop()
+        assert store.dirty and store.load_alert("A-1")["v"] == 2
+        store.put_alert("A-1", _Row("active", 1.0, {"id": "A-1", "v": 4}))  # newer than the failed v3
+        refuse[0] = False
+        assert store.flush() == 2  # the alert (v4, not v3) and j2
+        assert store.load_alert("A-1")["v"] == 4 and {c["jti"] for c in store.load_commands("A-1", 1)} == {"j1", "j2"}
+    finally:
+        store.fence = None
         store.close()
 
 
