@@ -305,7 +305,7 @@ class Hub(GatewayEvents):
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self.config.hub.flush_interval_s)
-            self.engine.flush_queued()
+            await self.engine.flush_queued_off_loop()
 
     async def _start_signer(self) -> None:
         try:

@@ -130,18 +130,18 @@ class Store:
             raise
         return taken.count
 
-    async def flush_off_loop(self) -> int:
-        """``flush(devices=False)`` with its transaction in a worker thread on PostgreSQL (a dispatch step's
-        commands wait for it, the event loop does not: acks and the next step go on meanwhile); SQLite flushes
-        here. One such write at a time; a plain ``flush`` meanwhile waits for it, and rows of a failed one are
-        queued again by the next flush (the rows queued since are newer and win)."""
+    async def flush_off_loop(self, *, devices: bool = False, max_devices: int | None = None) -> int:
+        """``flush`` with its transaction in a worker thread on PostgreSQL (a dispatch step's commands wait for
+        it, the event loop does not: acks and the next step go on meanwhile; so do the periodic flush's device
+        rows); SQLite flushes here. One such write at a time; a plain ``flush`` meanwhile waits for it, and rows
+        of a failed one are queued again by the next flush (the rows queued since are newer and win)."""
         if self.db.dialect != "postgres":
-            return self.flush(devices=False)
+            return self.flush(devices=devices, max_devices=max_devices)
         if self._writer is None:
             self._writer = asyncio.Lock()
         async with self._writer:
             self._idle.wait()  # (a plain flush never leaves one in flight; this is for a cancelled caller's)
-            taken = self._take(False, None)
+            taken = self._take(devices, max_devices)
             if taken is None:
                 return 0
             self._idle.clear()

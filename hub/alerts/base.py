@@ -126,10 +126,21 @@ class EngineBase:
         hundreds of milliseconds of the loop, and nothing needs them sooner (the alert row names every target
         and the command rows record what was sent: a restarted hub rebuilds the device tracks from those). At
         most ``DEVICE_ROWS_PER_FLUSH`` device rows go per tick, so acks are handled between the ticks."""
+        self._flush(devices=not self._dispatching(), max_devices=DEVICE_ROWS_PER_FLUSH)
+
+    async def flush_queued_off_loop(self) -> None:
+        """``flush_queued`` with its transaction in a worker thread on PostgreSQL (``Store.flush_off_loop``):
+        2,000 device rows are tens of milliseconds of another process, which the loop spends on acks instead."""
+        try:
+            await self.store.flush_off_loop(devices=not self._dispatching(), max_devices=DEVICE_ROWS_PER_FLUSH)
+        except Exception:  # noqa: BLE001 - StoreError: keep alerting; writes are retried by the next flush
+            self.metrics.store_errors.inc()
+            log.exception("hub state write failed")
+
+    def _dispatching(self) -> bool:
         now = self.mono()
-        busy = any(a.tracking and a.dispatch_ms is None and now - a.phase_t0 < DEFER_DEVICES_S
+        return any(a.tracking and a.dispatch_ms is None and now - a.phase_t0 < DEFER_DEVICES_S
                    for a in self._open.values())
-        self._flush(devices=not busy, max_devices=DEVICE_ROWS_PER_FLUSH)
 
     def _flush(self, *, devices: bool = True, max_devices: int | None = None) -> None:
         try:

@@ -177,9 +177,11 @@ def test_command_rows_go_in_as_new_rows_and_a_stored_one_again_as_an_upsert(stat
         store.close()
 
 
-def test_a_phase_of_device_rows_is_written_and_rewritten_in_one_go(state_backend: Backend):
+async def test_a_phase_of_device_rows_is_written_and_rewritten_in_one_go(state_backend: Backend):
     """A city phase's device rows (thousands in one flush: on PostgreSQL through a staging table) insert, then
-    replace by key, never duplicate; a small batch next to them takes the plain path."""
+    replace by key, never duplicate; a small batch next to them takes the plain path. The second round goes as
+    the periodic flush sends it (``flush_off_loop``: on PostgreSQL from a worker thread), ``max_devices`` at a
+    time."""
     from hub.repo.db import STAGE_FROM
 
     store = _store(state_backend)
@@ -189,7 +191,11 @@ def test_a_phase_of_device_rows_is_written_and_rewritten_in_one_go(state_backend
             for i in range(n):
                 store.put_device("A-1", f"gw-{i:03d}", "s1", _Row("", 0, {"i": i, "stage": stage}))
             store.put_gateway("gw-000", {"id": "gw-000", "stage": stage})
-            assert store.flush() == n + 1
+            if stage == "sounding":
+                assert store.flush() == n + 1
+            else:
+                assert await store.flush_off_loop(devices=True, max_devices=n - 10) == n - 9
+                assert store.dirty and await store.flush_off_loop(devices=True) == 10 and not store.dirty
         devices = store.load_devices("A-1")
         assert len(devices) == n and {d["stage"] for d in devices} == {"done"} and devices[7]["i"] == 7
         assert store.load_gateways() == [{"id": "gw-000", "stage": "done"}]
