@@ -22,7 +22,11 @@ from hub.zones import Zones
 from runtime.ratelog import RateLimitedLog
 
 log = logging.getLogger("hub.alerts")
-DEFER_DEVICES_S = 2.0  # the longest a dispatch in progress holds back the periodic flush of device rows
+# The longest a dispatch in progress holds back the periodic flush of device rows (a stuck phase task must not
+# hold them for ever). 2 s was shorter than a 2,000-gateway dispatch on a loaded 2-core machine: the device rows
+# then went to PostgreSQL between the steps and each step's commit waited behind 2,000 of them (bench.city,
+# load 7-10: 0.9-2.3 s of a dispatch's step commits spent so, against 0.2 s where no device rows resumed).
+DEFER_DEVICES_S = 10.0
 DEVICE_ROWS_PER_FLUSH = 2000  # per periodic flush (0.2 s): a city's 10,000 rows go over five ticks, acks in between
 
 AlertHook = Callable[[AlertOut, list[ZoneState]], Awaitable[None]]
