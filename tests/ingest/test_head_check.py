@@ -73,6 +73,16 @@ def raw(vm: VictoriaMetrics, measurement: str) -> dict[tuple[str, str, int], int
     return out
 
 
+def recover(path, url: str) -> int:
+    """Open the spool the child left as a restarted hub does (the head check on) and flush it all; returns how many
+    lines the check found in the store already."""
+    target = TargetConfig("v1", url)
+    with Spool(path, make_writer(target), head_check=make_check(target), head_settle_s=0,
+               max_lines_per_write=50) as spool:
+        assert spool.flush().pending_lines == 0
+        return spool.counters["head_already_stored_lines"]
+
+
 @pytest.fixture(scope="module")
 def victoria():
     with VictoriaMetrics() as vm:
@@ -121,11 +131,7 @@ def test_without_the_check_the_same_kill_stores_readings_twice(victoria, tmp_pat
 def test_a_kill_before_the_write_checks_once_and_writes_everything(victoria, tmp_path):
     meas = "hc_before"
     run_child(tmp_path / "spool.sqlite", "v1", victoria.url, "before-write", lines_of(meas, 80))
-    target = TargetConfig("v1", victoria.url)
-    with Spool(tmp_path / "spool.sqlite", make_writer(target), head_check=make_check(target), head_settle_s=0,
-               max_lines_per_write=50) as spool:
-        assert spool.flush().pending_lines == 0
-        assert spool.counters["head_already_stored_lines"] == 0
+    assert recover(tmp_path / "spool.sqlite", victoria.url) == 0
     after = raw(victoria, meas)
     assert len(after) == 2 * 80 and set(after.values()) == {1}
 
@@ -138,11 +144,7 @@ def test_a_partly_stored_request_is_completed_field_by_field(victoria, tmp_path)
     first_field_only = f"{head} {fields.split(',')[0]} {ts}"
     make_writer(TargetConfig("v1", victoria.url)).write(lines[:10] + [first_field_only])
     run_child(tmp_path / "spool.sqlite", "v1", victoria.url, "before-write", lines)
-    target = TargetConfig("v1", victoria.url)
-    with Spool(tmp_path / "spool.sqlite", make_writer(target), head_check=make_check(target), head_settle_s=0,
-               max_lines_per_write=50) as spool:
-        assert spool.flush().pending_lines == 0
-        assert spool.counters["head_already_stored_lines"] == 10
+    assert recover(tmp_path / "spool.sqlite", victoria.url) == 10
     after = raw(victoria, meas)
     assert len(after) == 2 * 40 and set(after.values()) == {1}
 
@@ -154,11 +156,7 @@ def test_a_request_spanning_a_backlog_and_live_lines_is_asked_about_span_by_span
     lines = lines_of(meas, 30, step=120_000) + lines_of(meas, 20, t0=1_767_300_000_000)  # 2-minute gaps, then live
     make_writer(TargetConfig("v1", victoria.url)).write(lines[::2])  # every other line is in the store already
     run_child(tmp_path / "spool.sqlite", "v1", victoria.url, "before-write", lines)
-    target = TargetConfig("v1", victoria.url)
-    with Spool(tmp_path / "spool.sqlite", make_writer(target), head_check=make_check(target), head_settle_s=0,
-               max_lines_per_write=50) as spool:
-        assert spool.flush().pending_lines == 0
-        assert spool.counters["head_already_stored_lines"] == 25
+    assert recover(tmp_path / "spool.sqlite", victoria.url) == 25
     after = raw(victoria, meas)
     assert len(after) == 2 * 50 and set(after.values()) == {1}
 
