@@ -84,7 +84,11 @@ class Receipts:
         self._seqs, self._events, self._hello = defaultdict(lambda: defaultdict(list)), defaultdict(list), set()
         sent, m, e = 0, codec.MAX_SEQS, codec.MAX_EVENTS
         for gateway in hello - seqs.keys() - events.keys():
-            sent += self._send(gateway, codec.Receipt(0, (), ()))
+            if not self._send(gateway, codec.Receipt(0, (), ())):  # (the ingest connection not up yet: a birth
+                self._hello.add(gateway)  # retained on the broker reaches a starting hub first) tried again
+                self._wake.set()
+                continue
+            sent += 1
         for gateway in seqs.keys() | events.keys():
             bodies = [codec.Receipt(s, tuple(qs[i:i + m])) for s, qs in (seqs.get(gateway) or {}).items()
                       for i in range(0, len(qs), m)]

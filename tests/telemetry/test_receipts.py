@@ -255,3 +255,15 @@ def test_the_hub_says_hello_to_a_gateway_just_born_once_and_not_beside_a_real_re
     bodies = {topic.split("/")[3]: codec.decode(payload) for topic, payload, _ in sent}
     assert bodies == {"gw-a": codec.Receipt(0, (), ()), "gw-b": codec.Receipt(5, (1,))}
     assert r.flush() == 0
+
+
+def test_a_hello_that_cannot_go_yet_is_tried_again_at_the_next_flush():
+    """A starting hub sees retained births on its main connection before its ingest connection is up."""
+    sent: list[str] = []
+    up = False
+    r = Receipts(lambda t, p, q: up and (sent.append(t) or True))
+    r.hello("gw-a")
+    assert r.flush() == 0 and sent == []
+    up = True
+    assert r.flush() == 1 and sent == [topics.gw("gw-a", "receipt")]
+    assert r.flush() == 0
