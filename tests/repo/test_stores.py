@@ -203,6 +203,19 @@ async def test_a_phase_of_device_rows_is_written_and_rewritten_in_one_go(state_b
         store.close()
 
 
+class _WatchedEvent(threading.Event):
+    """A ``threading.Event`` that says when somebody starts waiting for it while it is clear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self.is_set():
+            self.waiting.set()
+        return super().wait(timeout)
+
+
 async def test_a_flush_off_the_loop_commits_before_any_later_flush_and_a_failed_one_is_written_again(
         state_backend: Backend):
     """``flush_off_loop`` (a dispatch step's commit; PostgreSQL: in a worker thread): a plain flush made while it
@@ -212,11 +225,13 @@ async def test_a_flush_off_the_loop_commits_before_any_later_flush_and_a_failed_
 
     store = _store(state_backend)
     entered, release, refuse = threading.Event(), threading.Event(), [False]
+    store._idle = idle = _WatchedEvent()  # noqa: SLF001 - the store's own "no write in flight" event, watched
+    idle.set()
 
     def fence(tx) -> None:
         if not entered.is_set():  # only the first transaction is held open
             entered.set()
-            release.wait(10)
+            release.wait(60)  # (a bound for a broken test only: the test releases it)
         if refuse[0]:
             raise StoreError("fenced (test)")
 
@@ -226,10 +241,12 @@ async def test_a_flush_off_the_loop_commits_before_any_later_flush_and_a_failed_
         store.put_command("j1", "A-1", "gw-a", 1, "activate", ["s1"], 1.5, "ab" * 32)
         if state_backend.kind == "postgres":  # the transaction runs in a thread: a plain flush comes meanwhile
             task = asyncio.create_task(store.flush_off_loop())
-            assert await asyncio.to_thread(entered.wait, 10)
+            await asyncio.to_thread(entered.wait, 60)
             store.put_alert("A-1", _Row("active", 1.0, {"id": "A-1", "v": 2}))
-            threading.Timer(0.3, release.set).start()
-            assert store.flush() == 1  # waited for the one in flight, then wrote v2 after it
+            plain = asyncio.create_task(asyncio.to_thread(store.flush))
+            await asyncio.to_thread(idle.waiting.wait, 60)  # the plain flush is waiting for the one in flight
+            release.set()
+            assert await plain == 1  # it waited, then wrote v2 after it (else v1 would have overwritten v2)
             assert await task == 2
         else:  # SQLite flushes on the loop
             release.set()
