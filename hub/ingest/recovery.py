@@ -124,7 +124,7 @@ class VictoriaMetricsCheck:
     def close(self) -> None:
         self._client.close()
 
-    def _get(self, method: str, path: str, **kwargs) -> httpx.Response:
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:
             return self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -145,7 +145,7 @@ class VictoriaMetricsCheck:
         points = [p for p in parsed if p is not None]
         if not points:
             return list(lines)
-        flushed = self._get("GET", "/internal/force_flush")  # make the newest samples searchable; best effort
+        flushed = self._request("GET", "/internal/force_flush")  # make the newest samples searchable; best effort
         if flushed.status_code >= 500:
             raise StoreUnavailable(self.name, f"http_{flushed.status_code}", flushed.text[:200])
         held: Counter[tuple] = Counter()
@@ -179,7 +179,7 @@ class VictoriaMetricsCheck:
 
     def _export(self, selectors: list[str], start: int, end: int, held: Counter[tuple]) -> bool:
         """Raw samples of these series in [start, end] ms into ``held``; False: this store cannot be asked."""
-        r = self._get("POST", "/api/v1/export", data={"match[]": selectors, "start": f"{start / 1000:.3f}",
+        r = self._request("POST", "/api/v1/export", data={"match[]": selectors, "start": f"{start / 1000:.3f}",
                                                       "end": f"{end / 1000:.3f}"})
         if r.status_code >= 500 or r.status_code == 429:
             raise StoreUnavailable(self.name, f"http_{r.status_code}", r.text[:200])
