@@ -56,6 +56,7 @@ from hub.registry import Registry
 from hub.residents import web as residents_web
 from hub.residents.channels import base as residents_channels
 from hub.residents.config import ResidentsConfig, build_residents
+from hub.sendfirst import SendFirst
 from hub.serving import ApiServer, check_secrets, warn_inline_secrets, warn_plain_forwarding
 from hub.shutdown import shutdown
 from hub.store import Store
@@ -128,6 +129,9 @@ class Hub(GatewayEvents):
                                   two_person=config.two_person)
         self.engine.is_connected = self.mqtt.connected.is_set
         self.engine.flush_writes = self.mqtt.flush_writes
+        # a phase's commands go out before the control connection's acks and heartbeats are handled
+        self.engine.send_first = self.mqtt.send_first = SendFirst(
+            self.dispatcher.dispatch, on_count=lambda what, n: self.metrics.held_back.labels(what).inc(n))
         self.engine.hooks.extend(hooks)
         self.engine.audit_sink = self._audit_alert
         # linked resident alerts: the page, live stream and CAP feed always; channels as configured

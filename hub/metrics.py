@@ -26,6 +26,9 @@ class HubMetrics:
         self.publish_errors = Counter(p + "publish_errors", "MQTT publishes that failed", ["kind"], registry=r)
         self.commands_sent = Counter(p + "commands_sent", "Signed commands published", ["act"], registry=r)
         self.command_retries = Counter(p + "command_retries", "Commands re-sent with a new jti", registry=r)
+        self.held_back = Counter(p + "control_messages_held", "Gateway messages on the control connection held "
+                                 "back while a phase's commands went out (deferred), or handled at once because "
+                                 "the queue was full (overflow): hub/sendfirst.py", ["outcome"], registry=r)
         self.acks = Counter(p + "acks", "Acks applied", ["stage"], registry=r)
         self.acks_ignored = Counter(p + "acks_ignored", "Acks that matched nothing live", ["reason"], registry=r)
         self.escalations = Counter(p + "alert_escalations", "Devices that failed, were rejected or stayed "

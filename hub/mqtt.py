@@ -21,6 +21,7 @@ from contract.errors import MalformedMessage
 from contract.models import Ack, Event, GatewayState, Heartbeat, HubState, TelemetryBatch, decode
 from hub.config import MqttSettings
 from hub.metrics import HubMetrics
+from hub.sendfirst import SendFirst
 from runtime.backoff import Backoff
 from runtime.mqtt import BrokerList, MqttLinkError, MqttParams, MqttSession, Will
 from runtime.ratelog import RateLimitedLog
@@ -215,9 +216,14 @@ class HubMqtt:
                     self.metrics.mqtt_broker_switches.labels(kind).inc()
             await asyncio.sleep(self.backoff.down())
 
+    send_first: SendFirst | None = None  # the control connection's gate (hub/sendfirst.py), set by the hub
+
     def _on_message(self, topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
-        """Every message the hub receives (loop thread): dispatch, then hand its PUBACK to the ingest."""
-        self.dispatcher.dispatch(topic, payload)
+        """Every message the hub receives (loop thread): dispatch (on the control connection, after the commands
+        of a phase going out: hub/sendfirst.py), then hand its PUBACK to the ingest."""
+        gate = self.send_first
+        if gate is None or not gate.offer(topic, payload):
+            self.dispatcher.dispatch(topic, payload)
         defer, session = self.defer_ack, self.session_for_acks
         if defer is not None and session is not None:
             try:

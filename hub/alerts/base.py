@@ -16,6 +16,7 @@ from hub.keys import HubKeys
 from hub.metrics import HubMetrics
 from hub.models import AlertOut
 from hub.registry import Registry
+from hub.sendfirst import SendFirst
 from hub.signproc import SignerProcess
 from hub.store import Store
 from hub.zones import Zones
@@ -44,6 +45,7 @@ class EngineBase:
     publish_nowait: PublishNowait | None
     is_connected: Callable[[], bool]
     flush_writes: Callable[[], None]
+    send_first: SendFirst | None  # hub/sendfirst.py: control messages wait while a phase's commands go out
     metrics: HubMetrics
     signer: SignerProcess
     clock: Callable[[], float]

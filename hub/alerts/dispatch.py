@@ -98,17 +98,29 @@ class DispatchMixin(EngineBase):
         old = self._trackers.pop(alert.id, None)
         if old is not None:
             old.cancel()
-        gc_back = GC_PAUSE.hold()  # until this phase's last command is out (or its task ends before that)
+        back = self._hold_for_phase()  # until this phase's last command is out (or its task ends before that)
         first = self._prepare(alert, chunks[0]) if chunks else None
         ahead = deque(step for chunk in chunks[1:1 + SIGN_AHEAD] if (step := self._submit(alert, chunk)))
         self._flush(devices=False)  # the alert and its targets are durable before the first command leaves
         if first is not None:
             self._commit(first.sign(), retry=False)
         self._publish_zones(alert)
-        task = self._spawn(self._phase(alert, alert.phase_seq, chunks[1 + SIGN_AHEAD:], ahead, gc_back),
+        task = self._spawn(self._phase(alert, alert.phase_seq, chunks[1 + SIGN_AHEAD:], ahead, back),
                            tracker_of=alert)
-        task.add_done_callback(gc_back)
+        task.add_done_callback(back)
         self._trackers[alert.id] = task
+
+    def _hold_for_phase(self) -> Callable[..., None]:
+        """The collector held off, and the gateway messages of the control connection held back (hub/sendfirst.py),
+        while a phase's commands go out; returns the release of both (idempotent)."""
+        backs = [GC_PAUSE.hold()]
+        if self.send_first is not None:
+            backs.append(self.send_first.hold())
+
+        def release(*_: object) -> None:
+            for back in backs:
+                back()
+        return release
 
     @staticmethod
     def _chunks(tracks: Iterable[Track]) -> list[list[Track]]:

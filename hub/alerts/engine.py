@@ -85,6 +85,7 @@ class AlertEngine(DispatchMixin, RetryMixin, TrackingMixin, ZoneStateMixin, Pers
         self.publish_nowait = publish_nowait
         self.is_connected: Callable[[], bool] = lambda: True  # the hub wires in its MQTT connection state
         self.flush_writes: Callable[[], None] = lambda: None  # ... and the client's immediate socket write
+        self.send_first = None  # ... and its control connection's gate (hub/sendfirst.py)
         self.audit_sink = None  # ... and the audit chain (hub.audit.append), when there is one
         self.metrics = metrics
         self.clock = clock

@@ -26,6 +26,7 @@ from hub.metrics import HubMetrics
 from hub.models import AlertRequest
 from hub.registry import Registry
 from hub.repo.lease import Lease
+from hub.sendfirst import SendFirst
 from hub.store import Store
 from hub.zones import Zones
 
@@ -246,3 +247,37 @@ def test_the_signer_process_does_not_outlive_a_killed_hub(tmp_path):
         if host.poll() is None:
             host.kill()
             host.wait(10)
+
+
+async def test_gateway_messages_that_arrive_while_a_phase_goes_out_wait_for_its_last_command(rig):
+    """hub/sendfirst.py wired into the engine: each gateway 'acks' as soon as its command is published; those
+    messages are handled only after the phase's last command is out, all of them, in arrival order."""
+    events: list[tuple[str, str]] = []
+    gate = SendFirst(lambda topic, _payload: events.append(("handled", topic)),
+                     max_wait_s=3600.0)  # the time bound has its own test (test_sendfirst.py); here: the holds
+    rig.engine.send_first = gate
+    capture = rig.capture
+
+    def capture_and_ack(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        ok = capture(topic, payload, qos, retain)
+        gw = topic.split("/")[-2]
+        events.append(("sent", gw))
+        if not gate.offer(gw, b"ack"):
+            events.append(("handled", gw))
+        return ok
+
+    rig.engine.publish_nowait = capture_and_ack
+    out = await rig.engine.start(AlertRequest(zones=["all"], signal="air-raid", mode="exercise"))
+    await rig.until_sent(out.id)
+    for _ in range(3000):
+        if sum(1 for kind, _ in events if kind == "handled") == GATEWAYS:
+            break
+        await asyncio.sleep(0.01)
+    sent = [gw for kind, gw in events if kind == "sent"]
+    handled = [gw for kind, gw in events if kind == "handled"]
+    assert len(sent) == GATEWAYS
+    assert handled == sent  # every one, in arrival order
+    last_sent = max(i for i, (kind, _) in enumerate(events) if kind == "sent")
+    first_handled = min(i for i, (kind, _) in enumerate(events) if kind == "handled")
+    assert first_handled > last_sent  # not one of them before the phase's last command
+    assert gate.deferred == GATEWAYS and gate.overflow == 0 and not gate.busy
