@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -76,7 +77,13 @@ def split(wire: bytes) -> tuple[bytes, str, bytes]:
     return payload, kid, sig
 
 
-def open_sealed(wire: bytes, keys: Mapping[str, Ed25519PublicKey]) -> bytes:
+class VerifyKey(Protocol):
+    """An Ed25519 public key as cryptography's: ``verify`` raises InvalidSignature (e.g. hub/sodium.py's)."""
+
+    def verify(self, signature: bytes, data: bytes) -> None: ...
+
+
+def open_sealed(wire: bytes, keys: Mapping[str, Ed25519PublicKey | VerifyKey]) -> bytes:
     """Verify a sealed message against the sender's enrolled keys (kid -> key); return the payload bytes."""
     payload, kid, sig = split(wire)
     key = keys.get(kid)

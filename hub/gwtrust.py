@@ -27,8 +27,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from contract import topics
 from contract.command import key_id, public_key_from_b64
 from contract.signed import ReplayGuard, Unverified, open_sealed
@@ -37,6 +35,7 @@ from hub.errors import ConfigError, StoreError
 from hub.repo import Backend, Database
 from hub.repo.db import SqliteDatabase
 from hub.repo.schema import TRUST
+from hub.sodium import SodiumKey
 from hub.trustfloors import FLOOR_EVERY_S, FLOOR_WRITE_S, Floors
 
 log = logging.getLogger(__name__)
@@ -211,7 +210,7 @@ def revoke(state_dir: Path | Backend, gateway: str, *, reason: str, actor: str =
 @dataclass
 class _Gw:
     enrollment: Enrollment
-    key: dict[str, Ed25519PublicKey]
+    key: dict[str, SodiumKey]  # kid -> key (libsodium: hub/sodium.py)
     guard: ReplayGuard
     floor_saved_at: float = 0.0
     unverified: int = 0
@@ -262,7 +261,7 @@ class Verifier:
             epoch, doc = floors.get(gateway, (None, None))
             restored = doc is not None and epoch == enr.epoch
             guard = ReplayGuard.from_floor(doc) if restored else ReplayGuard()
-            self.gateways[gateway] = _Gw(enr, {enr.kid: public_key_from_b64(enr.public_key)}, guard,
+            self.gateways[gateway] = _Gw(enr, {enr.kid: SodiumKey(public_key_from_b64(enr.public_key))}, guard,
                                          unverified=cur.unverified if cur else 0,
                                          state_sha=str(doc.get("state_sha", "")) if restored else "",
                                          retained_ok=restored and cur is None)
