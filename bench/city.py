@@ -21,6 +21,10 @@ leader first; ``db_alert_cpu_s_max``: PostgreSQL's server processes); for postgr
 the follower leads) and ``failover_alert_completed``. Top level: ``p99_ratio_pg_to_sqlite`` (goal <= 1.5) and
 ``dispatch_goal_ms`` (250, for 2,000 gateways).
 
+``--sim-nice N`` starts the simulator processes at nice level N (0 by default, reported as ``sim_nice``): in a city
+the gateways are other machines, and here they share the hubs' two cores, ~1 core of CPU per alert at 2,000 lite
+gateways; a positive level measures the central processes with the gateways' CPU running behind theirs.
+
 ``--simulator``: ``full`` runs real gateway instances with Modbus sirens on ptys (``simulators.city``); ``lite``
 runs lite gateways (``dozor sim city --lite``, ``simulators.city_lite``: every gateway still has its own MQTT
 connection, identity key, signed birth, heartbeats and acks, and verifies every command with the contract, but
@@ -71,7 +75,8 @@ def city(args: argparse.Namespace, root: Path, broker: str, hub_config: Path, ta
     for w in range(args.workers):
         n = min(per, args.gateways - w * per)
         if n > 0:
-            procs.append(start([DOZOR, "sim", "city", "--gateways", str(n), "--first", str(1 + w * per),
+            nice = ["nice", "-n", str(args.sim_nice)] if args.sim_nice else []
+            procs.append(start([*nice, DOZOR, "sim", "city", "--gateways", str(n), "--first", str(1 + w * per),
                                 "--sirens-per-gateway", str(args.sirens_per_gateway), "--broker", broker,
                                 "--hub-config", str(hub_config), "--spinup-s", "0", "--heartbeat-s", "10",
                                 "--state-dir", str(root / f"city-{tag}-{w}"), *lite], root / f"city-{tag}-{w}.log"))
@@ -275,7 +280,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
     lite = await sqlite_phase(args, root, plan)
     ratio = round(pg["p99_ms"] / lite["p99_ms"], 2) if pg.get("p99_ms") and lite.get("p99_ms") else None
     return {"gateways": args.gateways, "sirens": args.gateways * args.sirens_per_gateway, "workers": args.workers,
-            "simulator": simulator(args), "load1_start": load_start,
+            "simulator": simulator(args), "sim_nice": args.sim_nice, "load1_start": load_start,
             "postgres": pg, "sqlite": lite, "p99_ratio_pg_to_sqlite": ratio, "dispatch_goal_ms": 250,
             "load1_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
 
@@ -285,6 +290,9 @@ def main() -> None:
     ap.add_argument("--gateways", type=int, default=2000)
     ap.add_argument("--sirens-per-gateway", type=int, default=5)
     ap.add_argument("--workers", type=int, default=8, help="`dozor sim city` processes")
+    ap.add_argument("--sim-nice", type=int, default=0,
+                    help="run the simulator processes at this nice level (the gateways are other machines in a "
+                    "city: a positive level keeps their CPU from being charged to the hubs; the result says which)")
     ap.add_argument("--zones", type=int, default=20)
     ap.add_argument("--alerts", type=int, default=3, help="alerts per backend (plus one failover alert on postgres)")
     ap.add_argument("--lease-s", type=float, default=None,

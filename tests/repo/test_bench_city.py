@@ -40,10 +40,11 @@ def test_city_bench_with_lite_gateways_confirms_every_siren_and_reports_the_simu
     lite city's own counts agree with the hub's (every command accepted, none refused)."""
     out = subprocess.run([sys.executable, "-m", "bench.city", "--gateways", "6", "--sirens-per-gateway", "2",
                           "--workers", "2", "--alerts", "1", "--timeout", "120", "--simulator", "lite",
-                          "--idle-s", "1", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=400)
+                          "--idle-s", "1", "--sim-nice", "5", "--json"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["simulator"] == "lite"
+    assert result["simulator"] == "lite" and result["sim_nice"] == 5
     for backend in ("postgres", "sqlite"):
         got = result[backend]
         assert got["alerts"] == 1 and got["sirens"] == 12 and got["confirmed"] == 12, got
