@@ -83,7 +83,7 @@ class SendFirst:
         self.queued_bytes += len(payload)
         self.deferred += 1
         self._count("deferred", 1)
-        if len(self.queue) == 1:
+        if self._timer is None:  # whenever something waits, a timer bounds the wait
             self._arm_timer()
         if not self.holds:
             self._schedule_drain()
@@ -102,14 +102,19 @@ class SendFirst:
 
     def _on_timer(self) -> None:
         self._timer = None
+        self.expire()
+
+    def expire(self) -> None:
+        """If the oldest waiting message has waited ``max_wait_s``: every hold is void (a dispatch that outlasts
+        the bound is a slow one, and messages flow again) and the queue drains. Run by the gate's own timer."""
         if not self.queue:
             return
         if self.clock() - self.queue[0][0] >= self.max_wait_s:
-            if self.holds:  # a dispatch that outlasts the bound: it is a slow one, and messages flow again
+            if self.holds:
                 self._epoch += 1
                 self.holds = 0
             self._schedule_drain()
-        else:
+        if self._timer is None:
             self._arm_timer()
 
     def _schedule_drain(self) -> None:
@@ -125,6 +130,8 @@ class SendFirst:
     def _drain_slice(self) -> None:
         self._draining = False
         if self.holds:  # a new phase began: its commands first (the timer still bounds the wait)
+            if self.queue:
+                self._arm_timer()  # (re-armed for the oldest message's own deadline)
             return
         for _ in range(min(DRAIN_SLICE, len(self.queue))):
             self._handle_one()

@@ -95,3 +95,19 @@ async def test_no_message_waits_longer_than_the_bound_even_if_a_phase_never_ends
     assert rec.seen == ["a"]
     assert not g.busy  # the stale hold is void: messages flow at once again
     assert g.offer("b", b"x") is False
+
+
+async def test_a_phase_that_begins_as_the_bound_expires_does_not_strand_the_queue():
+    """The bound voids the holds and schedules the drain; a new phase holding before the drain runs must not
+    leave the waiting messages without a timer (they would wait for that phase, however long it lasts)."""
+    rec = Recorder()
+    now = [0.0]
+    g = gate(rec, max_wait_s=1000.0, clock=lambda: now[0])  # (its first timer: 1,000 s of real time away)
+    g.hold()
+    assert g.offer("a", b"x")
+    now[0] = 5000.0  # the gate's clock says the message has waited past the bound
+    g.expire()
+    assert not g.busy
+    g.hold()  # a new phase, before the drain got its loop turn
+    await rec.until(1)
+    assert rec.seen == ["a"]
