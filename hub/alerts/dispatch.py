@@ -4,8 +4,8 @@ re-sends are retry.py's, through ``_send`` here).
 Hot-path rules: a step's commands are signed in one pass and handed to the MQTT client at once;
 SQLite writes are queued and committed in batches; the alert and its commands are durable before the first
 command leaves (a restarted hub knows their acks). A phase goes out in steps of 25, 100, 400, 800 gateways
-(one commit each, on PostgreSQL in a worker thread: ``Store.flush_off_loop``; the loop handles acks between
-them and meanwhile), the signer process (hub/signproc.py) signing the next
+(one commit each, on PostgreSQL in a worker thread: ``Store.flush_off_loop``; the gateways' acks meanwhile
+wait for the phase's last command: hub/sendfirst.py), the signer process (hub/signproc.py) signing the next
 ``SIGN_AHEAD`` steps while the loop lands one, and per-device rows wait until the last step is out
 (``EngineBase.flush_queued``): measured with ``python -m bench.dispatch`` (docs/benchmarks.md).
 """
@@ -46,7 +46,7 @@ from hub.signproc import Signed, SignerError
 log = logging.getLogger("hub.alerts")
 Step = tuple[Batch, "asyncio.Future[Signed] | None"]  # a prepared step and its signatures to come
 
-SEND_CHUNK = 25  # gateways signed and put on the wire in the first step; the loop handles acks between steps
+SEND_CHUNK = 25  # gateways signed and put on the wire in the first step (inside the API call)
 SEND_CHUNK_GROWTH = 4  # each next step is this many times bigger ...
 SEND_CHUNK_MAX = 800  # ... up to this many gateways (2,000 gateways: 25, 100, 400, 800, 675: five commits)
 SIGN_AHEAD = 2  # steps handed to the signer process before the loop lands the one before them
@@ -189,7 +189,7 @@ class DispatchMixin(EngineBase):
             return  # a superseded phase's step is dropped unsent
         cmds, redo = recorded
         holders = self.holder_changes
-        try:  # durable before it leaves; on PostgreSQL the commit runs in a thread while the loop handles acks
+        try:  # durable before it leaves; on PostgreSQL the commit runs in a thread while the loop prepares the next
             await self.store.flush_off_loop()
         except Exception:  # noqa: BLE001 - StoreError: keep alerting (as _flush does); the next flush retries
             self.metrics.store_errors.inc()
