@@ -100,12 +100,11 @@ class LatestCache:
     def on_rows(self, gateway: str, zone: str | None, series: CompactSeries, rows: Rows) -> None:
         """A whole version 2 series (already range-checked): its newest row updates the table, all rows go to
         the tail as one chunk."""
-        ts = rows.timestamps
-        i = ts.index(rows.bounds[-1][1])
-        w = rows.width
-        newest = Reading.model_construct(device=series.device, kind=series.kind, ts=ts[i] / 1000, flags=series.flags,
-                                         metrics={f: float(v) for f, v in zip(series.fields, rows.values[i * w:],
-                                                                              strict=False)})
+        values, w, newest_ts = rows.values, rows.width, rows.bounds[-1][1]
+        i = rows.timestamps.index(newest_ts)  # the first row with the newest timestamp
+        newest = Reading.model_construct(device=series.device, kind=series.kind, ts=newest_ts / 1000,
+                                         flags=series.flags, metrics=dict(zip(series.fields, map(
+                                             float, values[i * w:i * w + w - 1]), strict=True)))
         self._newest(gateway, zone, newest)
         self._append(_Chunk(self.cursor + 1, gateway, zone, rows.n, None, series, rows))
 

@@ -46,7 +46,7 @@ class Ingest:
         self.zone_of = zone_of
         self.on_reading = on_reading
         self.on_rows = on_rows
-        self._formats: dict[tuple, tuple[str, str, str]] = {}
+        self._formats: dict[tuple, tuple[list[str], str]] = {}
         self.counters: Counter[str] = Counter()
         self._heads: dict[tuple, str] = {}
         self._field_names: set[str] = set()
