@@ -1,9 +1,11 @@
 """`dozor noise train`: rebuild the noise classifier's model from the training scene family, reproducibly.
 
-    dozor noise train --scenes 1000 --seed 15 --out gateway/noise/models/classifier.json [--jobs 2] [--json]
+    dozor noise train --scenes 1000 --seed 15 --out gateway/noise/models/classifier.json [--jobs 2] [--texture 0.5] [--json]
 
 Corpus: scene i is ``simulators.noise_scene.generate(seed * 100_003 + i, duration_s=20, full_scale_db=None,
-mix=TRAIN_MIX)``: every source kind of the training family (``simulators.noise_sources.RANGES`` and
+mix=TRAIN_MIX)`` (with ``texture`` on for the share ``--texture`` of the scenes, spread evenly:
+``simulators.noise_texture``'s modulated background bands, vehicle colourings, platoons and downpours; none by
+default): every source kind of the training family (``simulators.noise_sources.RANGES`` and
 ``simulators.noise_extras.EXTRA_RANGES``), denser than a street. Each scene runs through the gateway's own
 pipeline (detector, features); every event is labelled with the class of the labelled source that made it
 (the loudest source whose own level at the microphone came within 6 dB of the event's LAFmax; events where two
@@ -67,13 +69,19 @@ def label_event(labels: dict, start: float, end: float, lafmax: float) -> str | 
     return ranked[0][0]
 
 
-def _scene_rows(seed: int) -> list[tuple[dict[str, float], str]]:
+def textured(i: int, share: float) -> bool:
+    """Whether scene ``i`` of a corpus gets the sixth-pass texture (``simulators.noise_texture``): evenly spread,
+    ``share`` of the scenes (0 = none, the committed corpus before the tenth session; 1 = all)."""
+    return math.floor((i + 1) * share) > math.floor(i * share)
+
+
+def _scene_rows(seed: int, texture: bool = False) -> list[tuple[dict[str, float], str]]:
     from gateway.noise.detector import DetectorConfig
     from gateway.noise.dsp import MeterConfig
     from gateway.noise.pipeline import AnalyzerConfig, analyze_array
     from simulators.noise_scene import generate
 
-    scene = generate(seed, duration_s=SCENE_S, full_scale_db=None, mix=TRAIN_MIX)
+    scene = generate(seed, duration_s=SCENE_S, full_scale_db=None, mix={**TRAIN_MIX, "texture": 1.0} if texture else TRAIN_MIX)
     cfg = AnalyzerConfig(meter=MeterConfig(full_scale_db=float(scene.labels["full_scale_db"])),
                          detector=DetectorConfig(distance_m=float(scene.labels["distance_m"])))
     _, events = analyze_array(scene.audio, cfg, zone_intervals=scene.labels["zone_siren_active"])
@@ -87,19 +95,21 @@ def _scene_rows(seed: int) -> list[tuple[dict[str, float], str]]:
     return out
 
 
-def build_corpus(scenes: int, seed: int, jobs: int = 1) -> list[tuple[dict[str, float], str]]:
+def build_corpus(scenes: int, seed: int, jobs: int = 1, texture: float = 0.0) -> list[tuple[dict[str, float], str]]:
     seeds = [seed * 100_003 + i for i in range(scenes)]
+    tex = [textured(i, texture) for i in range(scenes)]
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as ex:
-            parts = list(ex.map(_scene_rows, seeds, chunksize=4))
+            parts = list(ex.map(_scene_rows, seeds, tex, chunksize=4))
     else:
-        parts = [_scene_rows(s) for s in seeds]
+        parts = [_scene_rows(s, t) for s, t in zip(seeds, tex, strict=True)]
     return [row for p in parts for row in p]
 
 
-def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | None = None) -> dict:
+def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | None = None,
+          texture: float = 0.0) -> dict:
     import numpy as np
 
     from gateway.noise.model import CLASSES, FEATURES, fit
@@ -115,7 +125,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"corpus {corpus} is malformed ({type(exc).__name__}: {exc})") from None
     else:
-        rows = build_corpus(scenes, seed, jobs)
+        rows = build_corpus(scenes, seed, jobs, texture)
         if corpus is not None:
             corpus.write_text(json.dumps([{"features": f, "label": lab} for f, lab in rows]))
     if len(rows) < 20:
@@ -123,10 +133,14 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     x = np.array([[float(f[k]) for k in FEATURES] for f, _ in rows])
     y = np.array([CLASSES.index(lab) for _, lab in rows])
     counts = Counter(lab for _, lab in rows)
-    ranges_sha = hashlib.sha256(json.dumps([RANGES, EXTRA_RANGES, WIDE_RANGES], sort_keys=True, default=str).encode()).hexdigest()[:12]
-    meta = {"trained_by": f"dozor noise train --scenes {scenes} --seed {seed}", "events": dict(counts),
+    from simulators.noise_texture import TEXTURE_RANGES
+
+    ranges = [RANGES, EXTRA_RANGES, WIDE_RANGES] + ([TEXTURE_RANGES] if texture else [])  # the default's hash as before
+    ranges_sha = hashlib.sha256(json.dumps(ranges, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    cmd = f"dozor noise train --scenes {scenes} --seed {seed}" + (f" --texture {texture:g}" if texture else "")
+    meta = {"trained_by": cmd, "events": dict(counts),
             "ranges_sha256_12": ranges_sha, "family": "simulators.noise_scene", "scene_s": SCENE_S,
-            "mix": TRAIN_MIX}
+            "mix": TRAIN_MIX, **({"texture_share": texture} if texture else {})}
     model = fit(x, y, seed=seed, hidden=HIDDEN, epochs=EPOCHS, l2=L2, meta=meta)
     acc = float(np.mean(model.proba(x).argmax(axis=1) == y))
     cv = cross_validate(x, y, seed)
@@ -175,13 +189,15 @@ def register(noise_app: typer.Typer) -> None:
         jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="worker processes for the corpus"),
         corpus: Path = typer.Option(None, "--corpus", help="cache of the labelled features (JSON): read if it "
                                     "exists, else written"),
+        texture: float = typer.Option(0.0, "--texture", min=0.0, max=1.0, help="share of the scenes with the "
+                                      "sixth-pass texture (simulators.noise_texture), spread evenly"),
         as_json: bool = JsonOpt,
     ) -> None:
         """Generate the training corpus, run the pipeline on it and fit the classifier model."""
         from gateway.noise.errors import NoiseError
 
         try:
-            result = train(scenes, seed, out, jobs=jobs, corpus=corpus)
+            result = train(scenes, seed, out, jobs=jobs, corpus=corpus, texture=texture)
         except (NoiseError, ValueError, OSError) as exc:
             fail(f"training failed: {exc}", as_json=as_json, code=2)
         if as_json:

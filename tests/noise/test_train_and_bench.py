@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from bench import noise_accuracy
 from bench.noise_scoring import score_scene, wilson
 from dozor.cli import app
-from dozor.commands.noise_train import label_event
+from dozor.commands.noise_train import label_event, textured
 from gateway.noise.model import CLASSES, FEATURES, fit, parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,31 @@ def test_train_is_reproducible(tmp_path):
                                   "--corpus", str(tmp_path / "garbage.json"), "--json"])
         assert bad.exit_code == 2 and "training failed" in json.loads(bad.stdout)["error"]
         assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 1.0])
+def test_texture_share_is_spread_evenly_over_the_corpus(share):
+    for n in (8, 40, 1200):
+        flags = [textured(i, share) for i in range(n)]
+        assert sum(flags) == int(n * share)
+        assert all(sum(flags[a:a + 4]) >= int(4 * share) for a in range(0, n, 4))  # no long plain or textured runs
+    assert not any(textured(i, 0.0) for i in range(100))  # the default corpus is the pre-texture one
+
+
+def test_train_with_textured_scenes_records_the_share(tmp_path):
+    out, plain = tmp_path / "m.json", tmp_path / "plain.json"
+    args = ["noise", "train", "--scenes", "12", "--seed", "3", "--json"]
+    r = runner.invoke(app, [*args, "--texture", "0.5", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["trained_by"] == "dozor noise train --scenes 12 --seed 3 --texture 0.5"
+    assert meta["texture_share"] == 0.5
+    r0 = runner.invoke(app, [*args, "--out", str(plain)])
+    assert r0.exit_code == 0, r0.output
+    assert "texture_share" not in json.loads(plain.read_text())["meta"]
+    assert json.loads(r.stdout)["version"] != json.loads(r0.stdout)["version"]  # textured scenes: another corpus
+    bad = runner.invoke(app, [*args, "--texture", "1.5", "--out", str(tmp_path / "x.json")])
+    assert bad.exit_code != 0 and not (tmp_path / "x.json").exists()
 
 
 def test_fit_separates_separable_classes():
