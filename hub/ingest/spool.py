@@ -45,6 +45,7 @@ from pathlib import Path
 from hub.errors import HubError
 from hub.ingest.recovery import HeadCheck, check_head
 from hub.ingest.rows import pack, split_rows
+from hub.ingest.spool_sql import add_seen, insert_rows, seen_of
 from hub.ingest.writer import StoreRejected, StoreUnavailable, Writer
 from runtime.backoff import Backoff
 
@@ -181,18 +182,22 @@ class Spool:
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                known = seen_of(self._db, [g[0] for g in groups if g[0] is not None])  # (spool_sql.py: why)
+                fresh: list[str] = []
                 for key, group, *n in groups:
-                    if key is not None and self._db.execute("INSERT OR IGNORE INTO seen (key, ts) VALUES (?, ?)",
-                                                            (key, now)).rowcount == 0:
-                        skipped += 1
-                        continue
+                    if key is not None:
+                        if key in known:
+                            skipped += 1
+                            continue
+                        known.add(key)  # (the same key twice in one commit: the first one counts)
+                        fresh.append(key)
                     if n and 0 < n[0] <= self.max_lines_per_write:
                         counted.append(("\n".join(group), n[0]))
                     else:
                         chunks += group
+                add_seen(self._db, fresh, now)
                 rows = pack(counted, self.max_lines_per_write) + split_rows(chunks, self.max_lines_per_write)
-                ids = [self._db.execute("INSERT INTO spool (body, n, ts) VALUES (?, ?, ?)", (body, n, now)).lastrowid
-                       for body, n in rows]
+                ids = insert_rows(self._db, rows, now)
                 added = sum(n for _, n in rows)
                 self._pending += added
                 if self._pending > self.max_pending_lines:
