@@ -141,6 +141,18 @@ class SendFirst:
             self._timer.cancel()
             self._timer = None
 
+    def drain(self) -> int:
+        """Handle everything waiting now, holds or not (a clean stop, once no more messages can come: their
+        PUBACKs are already sent, so they must reach the engine before its state is flushed). Returns how many."""
+        n = len(self.queue)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._epoch += 1
+        self.holds = 0
+        self._drain_all()
+        return n
+
     def _drain_all(self) -> None:
         while self.queue:
             self._handle_one()

@@ -61,6 +61,8 @@ async def shutdown(hub: Hub, sup: Supervisor, tasks: list[asyncio.Task], *, watc
             log.error("shutdown: task %s did not end within 10 s of its cancellation, waiting at %s", name, stack)
         closing.cancel()
     await asyncio.gather(closing, return_exceptions=True)
+    if hub.mqtt.send_first is not None:  # gateway messages held back by a dispatch (PUBACKed): to the engine now
+        hub.mqtt.send_first.drain()
     api = tasks[0]
     for task in tasks[1:]:
         task.cancel()

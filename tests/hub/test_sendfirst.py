@@ -111,3 +111,16 @@ async def test_a_phase_that_begins_as_the_bound_expires_does_not_strand_the_queu
     g.hold()  # a new phase, before the drain got its loop turn
     await rec.until(1)
     assert rec.seen == ["a"]
+
+
+async def test_a_clean_stop_hands_over_what_waits_even_while_held():
+    rec = Recorder()
+    g = gate(rec, max_wait_s=3600.0)
+    release = g.hold()
+    assert g.offer("a", b"x") and g.offer("b", b"x")
+    assert g.drain() == 2  # (hub/shutdown.py, once the connections are closed)
+    assert rec.seen == ["a", "b"] and not g.busy and g.queued_bytes == 0
+    release()  # the phase's own release afterwards changes nothing
+    assert g.offer("c", b"x") is False
+    await asyncio.sleep(0)
+    assert rec.seen == ["a", "b"]
