@@ -198,8 +198,12 @@ class DispatchMixin(EngineBase):
         if alert.phase_seq != batch.seq:
             return  # superseded while it was being stored
         if holders != self.holder_changes:  # another alert took or freed devices meanwhile: as in _record
-            held = [c for c in cmds if all(self._may_send(alert, (t.gateway, t.device)) for t in c.tracks)]
-            redo += [t for c in cmds if c not in held for t in c.tracks]
+            held: list[Outgoing] = []
+            for c in cmds:  # one pass (a membership test of each command in the kept list compared them field by
+                if all(self._may_send(alert, (t.gateway, t.device)) for t in c.tracks):  # field: O(n^2))
+                    held.append(c)
+                else:
+                    redo += c.tracks
             cmds = held
         self._emit(cmds, batch.act.value, retry=False)
         if redo:

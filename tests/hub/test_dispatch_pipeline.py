@@ -281,3 +281,29 @@ async def test_gateway_messages_that_arrive_while_a_phase_goes_out_wait_for_its_
     first_handled = min(i for i, (kind, _) in enumerate(events) if kind == "handled")
     assert first_handled > last_sent  # not one of them before the phase's last command
     assert gate.deferred == GATEWAYS and gate.overflow == 0 and not gate.busy
+
+
+async def test_devices_taken_by_a_higher_alert_while_a_step_is_stored_get_no_command_of_the_lower(rig):
+    """The recheck after a step's commit (``DispatchMixin._land``): an alert that takes the devices while the
+    step is being stored wins them; none of that step's commands of the lower alert leaves."""
+    store, started = rig.engine.store, []
+    original = store.flush_off_loop
+
+    async def flush_then_take(**kw):
+        if not started and len(rig.sent) >= SEND_CHUNK:  # the second step is being stored: a higher alert now
+            started.append(await rig.engine.start(AlertRequest(zones=["all"], signal="radiation", mode="exercise")))
+        return await original(**kw)
+
+    store.flush_off_loop = flush_then_take
+    raid = await rig.engine.start(AlertRequest(zones=["all"], signal="air-raid", mode="exercise"))
+    for _ in range(3000):
+        if started and rig.engine.alerts[raid.id].dispatch_ms is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert started, "the second step was never stored"
+    await rig.until_sent(started[0].id)
+    claims = rig.claims()
+    raid_gws = [c.aud for c in claims if c.alert == raid.id]
+    assert len(raid_gws) == SEND_CHUNK  # only the first step, which left before the higher alert came
+    assert sorted(c.aud for c in claims if c.alert == started[0].id) == [f"gw-{i:03d}" for i in range(GATEWAYS)]
+    assert rig.metrics.registry.get_sample_value("dozor_hub_commands_withheld_total") > 0
