@@ -22,7 +22,7 @@ from typing import Any
 
 from hub.errors import StoreError
 from hub.repo import Backend, Database, Tx
-from hub.repo.db import Conflict, upsert_sql
+from hub.repo.db import Conflict
 from hub.repo.schema import HUB
 
 
@@ -41,7 +41,6 @@ DEVICES = ("alert_devices", ("alert", "gateway", "device", "doc"), ("alert", "ga
 GATEWAYS = ("gateways", ("id", "doc"), ("id",))
 ZONES = ("zone_states", ("zone", "version", "doc"), ("zone",))
 COMMAND_COLUMNS = ("jti", "alert", "gateway", "phase_seq", "act", "targets", "sent", "token_sha256")
-UPSERT_COMMAND = upsert_sql("commands", COMMAND_COLUMNS, ("jti",))
 
 
 @dataclass
@@ -215,7 +214,7 @@ class Store:
             if commands and fresh:
                 tx.insert_many("commands", COMMAND_COLUMNS, commands)
             elif commands:
-                tx.executemany(UPSERT_COMMAND, commands)
+                tx.upsert_many("commands", COMMAND_COLUMNS, ("jti",), commands)
             if audit:
                 tx.insert_many("audit", ("ts", "alert", "kind", "detail"), audit)
 

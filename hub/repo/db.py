@@ -185,11 +185,16 @@ STAGE_FROM = 100  # PostgreSQL: an upsert of this many rows or more goes through
 # machine, 2,000 device rows of a city's phase: 60-130 ms that way against 130-250 ms for executemany, at load 10)
 
 
+def on_conflict_update(columns: Sequence[str], key: Sequence[str]) -> str:
+    """``ON CONFLICT (key) DO UPDATE SET`` every column not in the key (SQLite and PostgreSQL alike)."""
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+
+
 def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     """Portable ``INSERT ... ON CONFLICT (key) DO UPDATE`` of ``columns`` (every column not in the key)."""
-    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+            + on_conflict_update(columns, key))
 
 
 def lock_id(name: str) -> int:
@@ -227,9 +232,8 @@ class _PgTx(Tx):
         stage, cols = f"stage_{table}", ", ".join(columns)
         self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
         self.insert_many(stage, columns, rows)
-        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
         self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
-                          f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+                          + on_conflict_update(columns, key))
 
 
 class PostgresDatabase(Database):
