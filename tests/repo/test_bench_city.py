@@ -21,9 +21,11 @@ def test_city_bench_small_run_confirms_every_siren_on_both_backends():
                          capture_output=True, text=True, cwd=ROOT, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["sim_nice"] == 10  # the default: the gateways' CPU behind the central processes'
     for backend in ("postgres", "sqlite"):
         got = result[backend]
         assert got["alerts"] == 1 and got["sirens"] == 12 and got["confirmed"] == 12, got
+        assert got["sim_cpu"]["nice_seen"] == [10], got["sim_cpu"]
         # the times themselves are the benchmark's to report, never a test's to judge: only that they are there
         assert {"p50_ms", "p99_ms", "dispatch_ms_p50", "dispatch_ms_max"} <= set(got)
     assert result["postgres"]["failover_alert_completed"] is True
@@ -49,6 +51,7 @@ def test_city_bench_with_lite_gateways_confirms_every_siren_and_reports_the_simu
         got = result[backend]
         assert got["alerts"] == 1 and got["sirens"] == 12 and got["confirmed"] == 12, got
         assert {"idle_cores", "idle_pct_per_500_gateways", "alert_cpu_s"} <= set(got["sim_cpu"])
+        assert got["sim_cpu"]["nice_seen"] == [5]  # read back from /proc: the simulators really ran at that level
         counts = got["sim_counters"]
         assert counts["mqtt_births"] >= 6 and counts.get("cmd_rejected", 0) == 0, counts
         assert counts["cmd_accepted"] == counts["cmd_received"] == counts["ack_accepted"], counts
