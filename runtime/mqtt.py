@@ -73,8 +73,7 @@ class MqttSession:
         self._sock = None
         self.received = 0  # messages in this session
         self._probe: select.poll | None = None  # the socket's error state, read once per misc tick
-        self._ready: select.poll | None = None  # readable now? and events handled (``read_burst`` > 1)
-        self.read_events = 0
+        self.read_events = 0  # readable events handled (``read_burst`` > 1)
         self._client = self._make_client()
         self._on_readable = self._read_burst if params.read_burst > 1 else self._client.loop_read
 
@@ -147,7 +146,7 @@ class MqttSession:
         sock = self._sock
         if sock is not None and self._loop is not None:
             self._unwatch(sock)
-            self._sock = self._probe = self._ready = None
+            self._sock = self._probe = None
         with contextlib.suppress(Exception):
             self._client.disconnect()
         self._lost(MqttLinkError("session closed"))
@@ -220,19 +219,23 @@ class MqttSession:
         self._client.loop_read()
 
     def _read_burst(self) -> None:
-        """One readable event: up to ``read_burst`` packets while the socket has more bytes; a partial packet ends
-        it (never blocks; the rest comes at the next event, in order). Decrypted TLS bytes are always read on."""
+        """One readable event: up to ``read_burst`` packets while each read brings a whole message (never blocks:
+        the socket is non-blocking, and a read that finds no bytes or only part of a packet ends the burst; the
+        rest comes at the next event, in order). Decrypted TLS bytes are always read on. No ``poll`` per packet
+        to ask whether more bytes wait: the next read finds out, and in a backlog it finds a message (a ``poll(0)``
+        per message was ~5 % of the hub's ingest thread in ``bench.ingest``; docs/benchmarks.md)."""
         self.read_events += 1
-        client, sock, ready = self._client, self._sock, self._ready
+        client, sock = self._client, self._sock
         pending = getattr(sock, "pending", None)  # ssl.SSLSocket
         budget = self.params.read_burst
         while True:
+            before = self.received
             if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is not sock:
                 return
             if pending is not None and pending():
                 continue
             budget -= 1
-            if budget <= 0 or ready is None or not ready.poll(0):
+            if budget <= 0 or self.received == before:  # nothing (more) to read, a partial or another packet
                 return
 
     def _unwatch(self, sock) -> None:
@@ -261,10 +264,6 @@ class MqttSession:
             probe = select.poll()
             probe.register(sock, select.POLLERR | select.POLLHUP)
             self._probe = probe
-            if self.params.read_burst > 1:
-                ready = select.poll()
-                ready.register(sock, select.POLLIN)
-                self._ready = ready
             try:
                 self._loop.add_reader(sock, self._on_readable)
             except RuntimeError as exc:  # a watcher of an earlier socket with this fd, closed by the loop
@@ -275,7 +274,7 @@ class MqttSession:
         def detach() -> None:
             if self._loop is not None:
                 self._unwatch(sock)
-            self._sock = self._probe = self._ready = None
+            self._sock = self._probe = None
         self._call(detach)
 
     def _on_register_write(self, client: paho.Client, userdata: object, sock) -> None:
