@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:  # the state dir or a key file, at start: usually the wrong user
             typer.echo(f"error: {state_dir_error(exc)}", err=True)
             raise typer.Exit(2) from None
+        from runtime import gctune
+
+        gctune.settle()  # the start-up heap out of the collector's way, fewer older passes (runtime/gctune.py)
         try:
             with contextlib.suppress(KeyboardInterrupt):
                 _loop.run(hub.run(handle_signals=True))
