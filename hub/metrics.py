@@ -101,7 +101,8 @@ class StateSizes:
 class IngestCollector:
     """Prometheus view of the ingest counters (dozor_hub_telemetry_ingest_total{name}) and its queues (gauges)."""
 
-    GAUGES = ("buffered_lines", "acks_waiting", "spool.pending_lines", "store_up")
+    GAUGES = ("buffered_lines", "acks_waiting", "spool.pending_lines", "store_up", "spool.last_write_ms",
+              "ingest.last_batch_ms")
 
     def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
         self.stats = stats

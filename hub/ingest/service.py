@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class IngestService:
         self._wake = threading.Event()  # a commit added lines (set in the committing thread): the writer goes
         self._writer: tuple[threading.Thread, threading.Event] | None = None  # the writer thread and its stop
         self.last_flush: FlushResult | None = None
+        self.last_batch_at = 0.0  # wall-clock time (time.time()) the last telemetry batch was buffered; 0: never
 
     def on_telemetry(self, msg: object) -> None:
         """Dispatcher handler: sync and cheap (convert and buffer); never raises for bad readings."""
@@ -91,6 +93,7 @@ class IngestService:
             self.ingest.counters["not_a_batch"] += 1
             return
         chunks, n = self.ingest.batch_text(msg)
+        self.last_batch_at = time.time()
         key = f"t:{msg.gateway}:{msg.session}:{msg.seq}"
         if n:
             self._buffer.append((key, chunks, n))
@@ -309,6 +312,9 @@ class IngestService:
         out.update({f"spool.{k}": v for k, v in self.spool.counters.items()})
         out["buffered_lines"] = self.buffered_lines
         out["acks_waiting"] = len(self._acks)
+        # wall-clock times (ms) of the last telemetry batch buffered and of the last write the store took
+        out["ingest.last_batch_ms"] = round(self.last_batch_at * 1000)
+        out["spool.last_write_ms"] = round(self.spool.last_write_at * 1000)
         if self.last_flush is not None:
             out["spool.pending_lines"] = self.last_flush.pending_lines
             out["store_up"] = int(self.last_flush.store_up)

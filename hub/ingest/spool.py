@@ -114,6 +114,7 @@ class Spool:
         self.next_try = float("-inf")
         self.counters: Counter[str] = Counter()
         self.last_error: str | None = None
+        self.last_write_at = 0.0  # wall-clock time (time.time()) the store last accepted a write; 0: never
         self._mutex = threading.RLock()
         self._flush_lock = threading.Lock()
         # the bodies of recently committed rows (id -> body), so a flush sends them without reading them back;
@@ -335,6 +336,7 @@ class Spool:
                 self.next_try = float("-inf")
                 self.last_error = None
                 written += n
+                self.last_write_at = time.time()  # before the count: whoever sees the count sees this write's time
                 self.counters["written_lines"] += n
         finally:
             self._delete(done, wait=True)
