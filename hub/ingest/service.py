@@ -85,7 +85,7 @@ class IngestService:
         self._wake = threading.Event()  # a commit added lines (set in the committing thread): the writer goes
         self._writer: tuple[threading.Thread, threading.Event] | None = None  # the writer thread and its stop
         self.last_flush: FlushResult | None = None
-        self.last_batch_at = 0.0  # wall-clock time (time.time()) the last telemetry batch was buffered; 0: never
+        self.last_batch_at = 0.0  # wall-clock time (time.time()) telemetry lines were last buffered; 0: never
 
     def on_telemetry(self, msg: object) -> None:
         """Dispatcher handler: sync and cheap (convert and buffer); never raises for bad readings."""
@@ -93,9 +93,9 @@ class IngestService:
             self.ingest.counters["not_a_batch"] += 1
             return
         chunks, n = self.ingest.batch_text(msg)
-        self.last_batch_at = time.time()
         key = f"t:{msg.gateway}:{msg.session}:{msg.seq}"
         if n:
+            self.last_batch_at = time.time()
             self._buffer.append((key, chunks, n))
             self._buffered += n
             if msg.historical:

@@ -5,6 +5,7 @@ duplicates are written once, malformed batches are counted."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -40,6 +41,9 @@ async def test_batches_reach_victoriametrics_exactly_once_with_zone_tags(mosquit
     pub = Publisher(mosquitto.port)
     try:
         async with hub_running(cfg) as hub:
+            stats = hub.ingest.stats()
+            assert stats["ingest.last_batch_ms"] == 0  # no telemetry yet
+            started_ms = time.time() * 1000 - 1  # (the gauges are rounded to the millisecond)
             batches = [noise_batch(gw, seq, 25) for gw in ("gw-n1", "gw-s1") for seq in range(20)]
             await asyncio.to_thread(pub.batches, batches)
             await asyncio.to_thread(pub.batches, batches[:7])  # at-least-once redelivery: same (gw, session, seq)
@@ -60,6 +64,11 @@ async def test_batches_reach_victoriametrics_exactly_once_with_zone_tags(mosquit
             assert 'dozor_hub_telemetry_ingest_total{name="ingest.duplicate_batches"} 7.0' in text
             assert 'dozor_hub_telemetry_ingest_total{name="spool.written_lines"} 1000.0' in text
             assert 'dozor_hub_telemetry_queue{name="store_up"} 1.0' in text
+            # the path's freshness (bench.ingest stops its clock at the last write): wall-clock gauges, in order
+            stats = hub.ingest.stats()
+            assert started_ms <= stats["ingest.last_batch_ms"] <= stats["spool.last_write_ms"] <= time.time() * 1000 + 1
+            assert 'dozor_hub_telemetry_queue{name="spool.last_write_ms"}' in text
+            assert 'dozor_hub_telemetry_queue{name="ingest.last_batch_ms"}' in text
     finally:
         pub.close()
     await asyncio.to_thread(victoria.flush)
