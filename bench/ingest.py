@@ -17,8 +17,9 @@ Three rates in the same run, so the result is measured against the real limit of
 ``ratio_to_limit`` = dozor end to end / min(store direct, raw MQTT delivery). (``ratio`` = dozor / raw, as before.)
 Where the hub phase's time goes: ``hub_phase_published_after_s`` (the broker had every message),
 ``hub_received_all_after_s`` (the hub had parsed every batch: its ``ingest.last_batch_ms``), ``hub_seconds``
-(the store had every line), and ``hub_cpu_s`` / ``hub_cpu_us_per_point`` (the hub process's CPU over the phase, all threads), and the CPU the store
-and the broker spent per point (``store_cpu_us_per_point_direct``, ``..._hub_phase``, ``broker_cpu_...``).
+(the store had every line), and ``hub_cpu_s`` / ``hub_cpu_us_per_point`` (the hub process's CPU over the phase,
+all threads), and the CPU the store and the broker spent per point (``store_cpu_us_per_point_direct``,
+``..._hub_phase``, ``broker_cpu_...``).
 
 Real Mosquitto, a real VictoriaMetrics and a `dozor hub run` process (its own interpreter, as deployed).
 ``--publishers`` processes publish pre-encoded telemetry batches (``--readings`` readings x 5 metrics each; one

@@ -10,11 +10,12 @@ again while a telemetry backlog is parsed: a full pass took 55-150 ms, an older 
 ``settle()``, called once the service is built:
 
 * ``gc.collect()`` then ``gc.freeze()``: what start-up left alive moves to the permanent generation, which no
-  pass walks any more (what it leaves as garbage is collected first). The standard way to keep long-lived
-  start-up state out of the collector's way; nothing is ever freed from it, so call it only once, after start-up;
-* the young threshold from 700 to ``YOUNG_THRESHOLD``: as many objects walked per young pass overall (a young
-  pass walks the young generation once), but a tenth as many older passes. Garbage cycles live a little longer
-  (at most ``YOUNG_THRESHOLD`` allocations); objects without cycles are freed at once as always.
+  pass walks any more (what it left as garbage is collected first). The standard way to keep long-lived
+  start-up state out of the collector's way: its objects are still freed when their reference count drops to
+  zero, but a cycle among them is never collected, so call it once, after start-up;
+* the young threshold from 700 to ``YOUNG_THRESHOLD``: the young passes walk as many objects in all (each walks
+  the young generation once), but the older passes come a tenth as often. Garbage cycles live a little longer
+  (at most ``YOUNG_THRESHOLD`` allocations); objects without cycles are freed at once, as always.
 """
 
 from __future__ import annotations
