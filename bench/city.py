@@ -86,15 +86,20 @@ def city(args: argparse.Namespace, root: Path, broker: str, hub_config: Path, ta
     return procs
 
 
+def stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name: index i is proc(5)'s field i + 3 (None: the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_s(procs: list[subprocess.Popen]) -> float:
     """CPU seconds (user + system, all threads) the running processes have used so far (/proc/PID/stat)."""
     total = 0
     for p in procs:
-        try:
-            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        if (fields := stat(p.pid)) is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -104,9 +109,10 @@ def tree_cpu_s(pid: int) -> float:
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
         except OSError:
+            continue
+        if (fields := stat(p)) is None:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         todo += [int(k) for k in kids]
@@ -124,13 +130,7 @@ async def idle_cpu(args: argparse.Namespace, sims: list[subprocess.Popen]) -> di
 
 def nice_of(procs: list[subprocess.Popen]) -> list[int]:
     """The nice levels the running processes really have (/proc/PID/stat field 19), each once."""
-    seen = set()
-    for p in procs:
-        try:
-            seen.add(int(Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[16]))
-        except OSError:
-            continue
-    return sorted(seen)
+    return sorted({int(fields[16]) for p in procs if (fields := stat(p.pid)) is not None})
 
 
 def sim_report(root: Path, tag: str, workers: int) -> dict:
