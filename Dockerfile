@@ -5,7 +5,7 @@ FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng sox && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin dozor
 WORKDIR /opt/dozor
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY contract ./contract
 COPY runtime ./runtime
 COPY gateway ./gateway
@@ -13,6 +13,9 @@ COPY hub ./hub
 COPY simulators ./simulators
 COPY firmware ./firmware
 COPY dozor ./dozor
-RUN pip install --no-cache-dir '.[demo]'
+# gcc only for the build of the hub's compiled ingest path (setup.py), then gone from the image
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir '.[demo]' \
+ && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 USER dozor
 EXPOSE 8080

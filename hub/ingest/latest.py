@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from contract.codecs.telemetry import Rows, series_readings
 from contract.models import CompactSeries, Reading
+from hub.ingest.fastrows import FastRows
 
 PM_METRICS = ("pm2_5", "pm10")
 
@@ -55,7 +56,7 @@ class _Chunk:
     n: int
     readings: list[Reading] | None = None  # None: built from series/rows on first use
     series: CompactSeries | None = None
-    rows: Rows | None = None
+    rows: Rows | FastRows | None = None
     skip: int = 0
 
     def reading(self, i: int) -> Reading:
@@ -97,14 +98,19 @@ class LatestCache:
         self._newest(gateway, zone, reading)
         self._append(_Chunk(self.cursor + 1, gateway, zone, 1, [reading]))
 
-    def on_rows(self, gateway: str, zone: str | None, series: CompactSeries, rows: Rows) -> None:
+    def on_rows(self, gateway: str, zone: str | None, series: CompactSeries, rows: Rows | FastRows) -> None:
         """A whole version 2 series (already range-checked): its newest row updates the table, all rows go to
         the tail as one chunk."""
-        values, w, newest_ts = rows.values, rows.width, rows.bounds[-1][1]
-        i = rows.timestamps.index(newest_ts)  # the first row with the newest timestamp
+        newest_ts = rows.bounds[-1][1]
+        if isinstance(rows, FastRows):  # the compiled path found the row and parsed nothing else
+            values = rows.newest_values
+        else:
+            w = rows.width
+            i = rows.timestamps.index(newest_ts)  # the first row with the newest timestamp
+            values = rows.values[i * w:i * w + w - 1]
         newest = Reading.model_construct(device=series.device, kind=series.kind, ts=newest_ts / 1000,
                                          flags=series.flags, metrics=dict(zip(series.fields, map(
-                                             float, values[i * w:i * w + w - 1]), strict=True)))
+                                             float, values), strict=True)))
         self._newest(gateway, zone, newest)
         self._append(_Chunk(self.cursor + 1, gateway, zone, rows.n, None, series, rows))
 

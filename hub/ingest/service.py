@@ -25,6 +25,7 @@ from pathlib import Path
 
 from contract.models import CompactBatch, Event, TelemetryBatch
 from hub.aqi import DEFAULT_TABLES
+from hub.ingest import fastrows
 from hub.ingest.pipeline import Ingest, OnReading, OnRows, ZoneOf
 from hub.ingest.recovery import make_check
 from hub.ingest.spool import Backoff, FlushResult, Spool, SpoolError
@@ -312,6 +313,7 @@ class IngestService:
         out.update({f"spool.{k}": v for k, v in self.spool.counters.items()})
         out["buffered_lines"] = self.buffered_lines
         out["acks_waiting"] = len(self._acks)
+        out["ingest.compiled"] = int(fastrows.COMPILED)  # 1: version 2 series take the C pass (hub/ingest/fastrows.py)
         # wall-clock times (ms) of the last telemetry batch buffered and of the last write the store took
         out["ingest.last_batch_ms"] = round(self.last_batch_at * 1000)
         out["spool.last_write_ms"] = round(self.spool.last_write_at * 1000)
