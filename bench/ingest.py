@@ -21,6 +21,9 @@ Where the hub phase's time goes: ``hub_phase_published_after_s`` (the broker had
 all threads), and the CPU the store and the broker spent per point (``store_cpu_us_per_point_direct``,
 ``..._hub_phase``, ``broker_cpu_...``).
 
+``hub_ingest_path`` says which parse the hubs ran: ``compiled`` (the C pass of hub/ingest/fastrows.py) or
+``python`` (built without a compiler, or ``DOZOR_PURE_INGEST=1`` in the environment, for comparisons).
+
 Real Mosquitto, a real VictoriaMetrics and a `dozor hub run` process (its own interpreter, as deployed).
 ``--publishers`` processes publish pre-encoded telemetry batches (``--readings`` readings x 5 metrics each; one
 point = one field = one stored sample) at QoS 1 and wait for every PUBACK, in wire version ``--wire`` (2, the
@@ -370,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
               "store_cpu_us_per_point_direct": round(1e6 * store_cpu_direct / (sent * args.direct_runs), 3),
               "store_cpu_us_per_point_hub_phase": round(1e6 * store_cpu_hub / sent, 3),
               "broker_cpu_us_per_point_hub_phase": round(1e6 * broker_cpu_hub / sent, 3),
+              # which parse the hubs ran: the C pass (hub/ingest/fastrows.py) or, without it, the Python one
+              "hub_ingest_path": "compiled" if hub["stats"].get("ingest.compiled", 0) == args.hubs else "python",
               "hub_counters": {k: v for k, v in hub["stats"].items()
                                if not k.startswith("ingest.readings") and not k.endswith("_ms")},
               "cpus": os.cpu_count()}

@@ -6,6 +6,7 @@ times, so the benchmark behind docs/benchmarks.md keeps working."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,12 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("hubs", [1, 2])
-def test_ingest_bench_small_run_stores_every_point_once(hubs):
+@pytest.mark.parametrize(("hubs", "pure"), [(1, False), (2, False), (1, True)])
+def test_ingest_bench_small_run_stores_every_point_once(hubs, pure):
+    env = {**os.environ, "DOZOR_PURE_INGEST": "1" if pure else "0"}  # pure: the hub's Python parse, for comparisons
     out = subprocess.run([sys.executable, "-m", "bench.ingest", "--points", "20000", "--hubs", str(hubs),
-                          "--timeout", "120", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=400)
+                          "--timeout", "120", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=400,
+                         env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["points_sent"] == 20000 and got["points_stored"] == 20000, got  # raw samples: none lost, none twice
@@ -27,6 +30,9 @@ def test_ingest_bench_small_run_stores_every_point_once(hubs):
     assert sum(got["per_hub_batches"]) == got["batches"] == 40, got
     assert min(got["per_hub_batches"]) > 0, got  # with two hubs the broker gave each a share
     assert got["hub_counters"]["spool.duplicate_groups"] == 0
+    # every series the gateways send took the C pass (none went the Python way), unless told otherwise
+    assert got["hub_ingest_path"] == ("python" if pure else "compiled"), got
+    assert got["hub_counters"].get("ingest.python_path_series", 0) == 0, got
     # the three rates and the ratio are the benchmark's to report, never a test's to judge: only that they are there
     assert {"points_per_s", "raw_delivery_per_s", "store_direct_per_s", "ratio_to_limit"} <= set(got)
     runs = got["store_direct_runs_per_s"]  # the store measured three times (--direct-runs 3), the median used
