@@ -37,3 +37,12 @@ def test_ingest_bench_small_run_stores_every_point_once(hubs, pure):
     assert {"points_per_s", "raw_delivery_per_s", "store_direct_per_s", "ratio_to_limit"} <= set(got)
     runs = got["store_direct_runs_per_s"]  # the store measured three times (--direct-runs 3), the median used
     assert len(runs) == 3 and got["store_direct_per_s"] == sorted(runs)[1], got
+
+
+def test_the_parse_bench_runs_both_paths_to_the_same_lines():
+    out = subprocess.run([sys.executable, "-m", "bench.ingest_parse", "--messages", "50", "--repeat", "1", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout)
+    assert got["messages"] == 50 and got["points_per_message"] == 500 and got["same_lines"] is True, got
+    assert got["compiled_us_per_message"] > 0 and got["python_us_per_message"] > 0  # times reported, never judged
