@@ -1,4 +1,5 @@
-"""Line protocol for a checked version 2 series, in bulk: the hot path of ingest.
+"""Line protocol for a checked version 2 series, in bulk: ingest's Python path (``hub.ingest.fastrows`` is the
+compiled one; it gives the same lines and leaves anything unusual to this one).
 
 A compact series (``contract.codecs.telemetry``) arrives as text rows of JSON numbers, already checked by
 ``parse_rows`` (syntax, width, timestamps) with each column's (min, max). Here each column is held against
