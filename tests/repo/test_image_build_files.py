@@ -1,0 +1,26 @@
+"""The image (Dockerfile) builds the hub's compiled ingest path as pip would anywhere: no Docker engine runs here,
+so these check the files it is built from. setup.py must be in the build context and copied (without it pip
+builds no extension and the hub silently runs the Python path), a host-built .so must never be copied in, and
+the compiler the build needs must not stay in the image."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_image_copies_setup_py_and_no_host_built_extension():
+    docker = (ROOT / "Dockerfile").read_text()
+    copied = [line.split()[1:-1] for line in docker.splitlines() if line.startswith("COPY ")]
+    assert any("setup.py" in srcs for srcs in copied), "setup.py (the compiled ingest path) is not copied"
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "**/*.so" in ignore and "setup.py" not in ignore
+    assert "hub/ingest/_fastrows.c" in (ROOT / "setup.py").read_text()
+
+
+def test_the_image_removes_the_compiler_it_built_with():
+    docker = (ROOT / "Dockerfile").read_text()
+    run = next(block for block in re.split(r"\n(?=[A-Z]+ )", docker) if "pip install" in block)
+    assert "gcc" in run and "purge" in run and run.index("pip install") < run.index("purge"), run
