@@ -24,3 +24,22 @@ def test_the_image_removes_the_compiler_it_built_with():
     docker = (ROOT / "Dockerfile").read_text()
     run = next(block for block in re.split(r"\n(?=[A-Z]+ )", docker) if "pip install" in block)
     assert "gcc" in run and "purge" in run and run.index("pip install") < run.index("purge"), run
+
+
+def test_a_plain_install_builds_the_compiled_path_into_the_wheel(tmp_path):
+    """What the image's `pip install '.[demo]'` does (not the editable install of development): the wheel holds
+    the extension, built from a copy of the tree with no host-built .so in it."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "*.so", "__pycache__", "*.egg-info", "build", "tests", "docs", "bench"))
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+                          str(src)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("dozor-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(re.fullmatch(r"hub/ingest/_fastrows\..*\.so", n) for n in names), names[:20]
