@@ -172,3 +172,25 @@ def test_the_ingest_makes_the_same_lines_counters_and_latest_state_either_way(mo
     assert c_lines == p_lines and c_counters == p_counters and c_latest == p_latest and c_tail == p_tail
     assert c_counters["rejected_series.bad_width"] == 1 and c_counters["out_of_range_values"] == 1
     assert c_python == 3  # out of range, PM and malformed went the Python way; the three plain ones did not
+
+
+@pytest.mark.parametrize(("built", "pure"), [(True, False), (True, True), (False, False)])
+def test_a_hub_on_the_python_path_says_so_once_and_why(monkeypatch, caplog, tmp_path, built, pure):
+    from hub.ingest.service import IngestConfig, IngestService
+    from hub.ingest.writer import TargetConfig
+
+    monkeypatch.setattr(fastrows, "_fastrows", fastrows._fastrows if built else None)
+    monkeypatch.setattr(fastrows, "COMPILED", built and not pure)
+    caplog.set_level("INFO", logger="hub.ingest.service")
+    svc = IngestService(IngestConfig(target=TargetConfig(kind="v1", url="http://127.0.0.1:9"),
+                                     spool_path=tmp_path / "spool.db", aqi_tables=()))
+    try:
+        warned = [r for r in caplog.records if "parsed in Python" in r.getMessage()]
+        assert svc.stats()["ingest.compiled"] == int(built and not pure)
+        if built and not pure:
+            assert warned == []
+        else:
+            assert len(warned) == 1 and warned[0].levelname == "WARNING"
+            assert ("DOZOR_PURE_INGEST" if pure else "install gcc") in warned[0].getMessage()
+    finally:
+        svc.spool.close()
