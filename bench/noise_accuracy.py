@@ -16,7 +16,8 @@ Reported per family, with 95 % Wilson intervals: exhaust precision, recall and F
 recall (exhausts >= 3 dB over the limit); siren-, horn- and legal-car-caused enforcement cases (horn and legal
 car also by level: ``horn_caused_by_level``, ``legal_car_caused_by_level``; and ``exhaust_piece``, wrong cases
 inside an over-limit exhaust's own span: pieces of its pass-by split off by the detector); the confusion
-matrix; the level error at 7.5 m of isolated pass-bys; the local tonal detector's false alarms (share of
+matrix; the level error at 7.5 m of isolated pass-bys (also split into `at_mic`, the error of the event's
+LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m); the local tonal detector's false alarms (share of
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
 missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``.
 """
@@ -37,7 +38,7 @@ from collections import Counter  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench.noise_scoring import level_errors, ratio, score_scene, siren_level_during  # noqa: E402,F401
+from bench.noise_scoring import level_error_parts, level_errors, ratio, score_scene, siren_level_during  # noqa: E402,F401
 from gateway.noise import classifier  # noqa: E402
 from gateway.noise.detector import DetectorConfig  # noqa: E402
 from gateway.noise.dsp import MeterConfig  # noqa: E402
@@ -75,6 +76,7 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
     det = DetectorConfig()
     total: Counter[str] = Counter()
     errors: list[float] = []
+    parts: dict[str, list[float]] = {"at_mic": [], "normalisation": []}
     fa_frames = fa_runs = 0
     audio_s = t_an = 0.0
     for i in range(scenes):
@@ -95,7 +97,11 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
         if not any(s.get("class") in ("siren", "horn") for s in scene.labels["sources"]):
             fa_frames += tonal["frames"]
             fa_runs += tonal["run_frames"]
-        errors += level_errors(scene.labels, events)
+        for part in level_error_parts(scene.labels, events):
+            errors.append(part["total"])
+            for k, lst in parts.items():
+                if part[k] is not None:
+                    lst.append(part[k])
         if verbose and (sc.get("fp") or sc.get("fn") or sc.get("enf_wrong") or sc.get("siren_enforcement")):
             print(f"{name} seed {s_seed}: {sc}", file=sys.stderr)
         total.update(sc)
@@ -124,11 +130,19 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
         "level_error_7p5_db": {"n": int(err.size),
                                "mean": round(float(err.mean()), 3) if err.size else None,
                                "max_abs": round(float(np.abs(err).max()), 3) if err.size else None,
-                               "within_1db": ratio(int((np.abs(err) <= 1.0).sum()), int(err.size))},
+                               "within_1db": ratio(int((np.abs(err) <= 1.0).sum()), int(err.size)),
+                               **{k: _spread(v) for k, v in parts.items()}},
         "tonal_false_alarms": {**ratio(fa_runs, fa_frames), "definition": "8 Hz frames in tonal runs, scenes "
                                "without sirens or horns"},
         "analysis_rtf": round(audio_s / t_an, 1) if t_an else None,
     }
+
+
+def _spread(values: list[float]) -> dict:
+    """Mean and largest magnitude of one part of the level errors (``bench.noise_scoring.level_error_parts``)."""
+    a = np.array(values)
+    return {"n": int(a.size), "mean": round(float(a.mean()), 3) if a.size else None,
+            "max_abs": round(float(np.abs(a).max()), 3) if a.size else None}
 
 
 def pool(results: list[dict]) -> dict:
@@ -152,6 +166,11 @@ def pool(results: list[dict]) -> dict:
     out["level_error_7p5_db"]["max_abs"] = max((v["max_abs"] for v in lev), default=None)
     out["level_error_7p5_db"]["mean"] = (round(sum(v["mean"] * v["n"] for v in lev) / sum(v["n"] for v in lev), 3)
                                          if lev else None)
+    for k in ("at_mic", "normalisation"):
+        got = [r["level_error_7p5_db"][k] for r in results if r["level_error_7p5_db"].get(k, {}).get("n")]
+        n = sum(v["n"] for v in got)
+        out["level_error_7p5_db"][k] = {"n": n, "max_abs": max((v["max_abs"] for v in got), default=None),
+                                        "mean": round(sum(v["mean"] * v["n"] for v in got) / n, 3) if n else None}
     tp, fp, fn = out["exhaust"]["tp"], out["exhaust"]["fp"], out["exhaust"]["fn"]
     p, r = ratio(tp, tp + fp)["value"], ratio(tp, tp + fn)["value"]
     out["exhaust"]["f1"] = round(2 * p * r / (p + r), 4) if p and r else None

@@ -170,6 +170,15 @@ def miss_reason(cover: list, enforcement_db: float) -> str:
 
 def level_errors(labels: dict, events: list) -> list[float]:
     """LAFmax(7.5 m) errors of isolated, unclipped exhaust pass-bys matched by exactly one event."""
+    return [d["total"] for d in level_error_parts(labels, events)]
+
+
+def level_error_parts(labels: dict, events: list) -> list[dict]:
+    """The level errors of ``level_errors``, each split in two (dB): ``at_mic``, the event's LAFmax at the
+    microphone minus the source's own (``lafmax_mic_db``: the meter, the event's level window, background and
+    tails of other sources), and ``normalisation``, the rest (``total - at_mic``: the event's correction to
+    7.5 m minus the one the label implies; the point-source rule assumes the maximum is heard at closest
+    approach). ``at_mic`` is None where the label has no ``lafmax_mic_db``."""
     dist = float(labels["distance_m"])
     out = []
 
@@ -191,5 +200,8 @@ def level_errors(labels: dict, events: list) -> list[float]:
         if any(o is not s and o.get("class") not in (None, "none") and _matches(hit[0], o) and mic(o) > mic(s) - 15
                for o in labels["sources"]):
             continue  # the event also covers another loud source: not an isolated pass-by
-        out.append(hit[0].levels.lafmax_7p5 - float(s["lafmax_7p5_db"]))
+        lv = hit[0].levels
+        total = lv.lafmax_7p5 - float(s["lafmax_7p5_db"])
+        at_mic = lv.lafmax - float(s["lafmax_mic_db"]) if "lafmax_mic_db" in s else None
+        out.append({"total": total, "at_mic": at_mic, "normalisation": None if at_mic is None else total - at_mic})
     return out

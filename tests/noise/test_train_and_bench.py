@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench import noise_accuracy
-from bench.noise_scoring import score_scene, wilson
+from bench.noise_scoring import level_error_parts, level_errors, score_scene, wilson
 from dozor.cli import app
 from dozor.commands.noise_train import label_event, textured
 from gateway.noise.model import CLASSES, FEATURES, fit, parse
@@ -124,6 +124,23 @@ def test_scoring_counts_horn_and_legal_car_enforcement_cases():
     sc = score_scene(labels, events, candidate_db=85, enforcement_db=95, uncertainty_db=2, margin_db=2)
     assert sc["horn_enforcement"] == 1 and sc["legal_enforcement"] == 1 and sc["enf_correct"] == 1
     assert sc["enf_found"] == sc["enf_truth"] == 1 and sc["fp"] == 2 and sc["tp"] == 1
+
+
+def test_level_error_is_split_into_the_meter_at_the_microphone_and_the_normalisation():
+    """A pass-by 12 m from the lane whose maximum came after closest approach: the event reads the source's own
+    LAFmax at the microphone 0.1 dB high, and the point-source rule (+4.08 dB) adds 2 dB more than the label's
+    7.5 m truth implies; the split says which part of the error is whose."""
+    labels = {"distance_m": 12.0, "sources": [
+        {"kind": "exhaust_moto", "class": "exhaust", "t_peak": 10.0, "lafmax_7p5_db": 104.0,
+         "lafmax_mic_db": 101.92},
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 40.0, "lafmax_7p5_db": 100.0}]}
+    e1, e2 = _E(8, 12, lafmax=102.02), _E(39, 41, lafmax=97.0)
+    e1.levels.lafmax_7p5 = 102.02 + 4.08
+    e2.levels.lafmax_7p5 = 101.0
+    parts = level_error_parts(labels, [e1, e2])
+    assert [round(p["total"], 2) for p in parts] == [2.1, 1.0] == [round(x, 2) for x in level_errors(labels, [e1, e2])]
+    assert round(parts[0]["at_mic"], 2) == 0.1 and round(parts[0]["normalisation"], 2) == 2.0
+    assert parts[1]["at_mic"] is None and parts[1]["normalisation"] is None  # no lafmax_mic_db in its label
 
 
 def test_scoring_attributes_horn_and_legal_car_cases_by_level_and_counts_exhaust_pieces():
