@@ -13,6 +13,10 @@ classes come within 3 dB of each other are left out as ambiguous; events no sour
 The model is fitted with a fixed seed, so the same command gives the same file and version; the output
 also reports a 4-fold cross-validation on the corpus (``cv``). Cost: about 1.4 s of one core per scene (the
 committed model ``mlp-397e380f0707``: 1000 scenes, 1577 events, ~18 min of wall time with ``--jobs 2`` on the shared machine).
+The fit's matrix products go through OpenBLAS, whose thread count changes the last bits of the weights: the
+eleventh session's corpus gave ``mlp-09606b807972`` with this 2-core machine's default and ``mlp-e76f0b1361ba``
+with ``OPENBLAS_NUM_THREADS=1`` (docs/benchmarks.md, issue 13, twelfth session). So the same command rebuilds the
+committed file on a machine like the one that built it; another core count may give another version.
 """
 
 from __future__ import annotations
