@@ -32,12 +32,18 @@ def in_range(fields: tuple[str, ...], rows: Rows) -> bool:
     return True
 
 
+def separators(head: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """What goes before each item of a row: ``<head> f1=``, ``,f2=``, ..., ``,f<w-1>=``, and `` `` before the
+    timestamp (both paths build their lines from these: ``line_formats`` here, ``hub.ingest.fastrows`` in C)."""
+    return (head + " " + fields[0] + "=", *["," + f + "=" for f in fields[1:]], " ")
+
+
 def line_formats(head: str, fields: tuple[str, ...], n: int) -> tuple[list[str], str]:
-    """What ``series_lines`` builds an ``n``-row series' lines from: the separator before each cell (``<head>
-    f1=`` before the first, then ``,f2=``, ..., ``,f<w-1>=``, and `` `` before a row's timestamp cell, whose text
-    is ``"<ts>\n<next row's first value>"``), and what each ``\n`` becomes then: ``\n<head> f1=``."""
-    first = head + " " + fields[0] + "="
-    return [first, *([*["," + f + "=" for f in fields[1:]], " "] * n)[:n * len(fields)]], "\n" + first
+    """What ``series_lines`` builds an ``n``-row series' lines from: the separator before each cell (``separators``,
+    the first one only once: a row's timestamp cell's text is ``"<ts>\n<next row's first value>"``), and what each
+    ``\n`` becomes then: ``\n<head> f1=``."""
+    first, *rest = separators(head, fields)
+    return [first, *(rest * n)[:n * len(fields)]], "\n" + first
 
 
 def series_lines(head: str, fields: tuple[str, ...], rows: Rows, cells: list[str],

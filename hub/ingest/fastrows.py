@@ -54,11 +54,6 @@ class FastRows:
 
 
 
-def separators(head: str, fields: tuple[str, ...]) -> tuple[str, ...]:
-    """What goes before each item of a row: ``<head> f1=``, ``,f2=``, ..., and `` `` before the timestamp."""
-    return (head + " " + fields[0] + "=", *["," + f + "=" for f in fields[1:]], " ")
-
-
 def series_text(rows: str, seps: tuple[str, ...]) -> tuple[str, FastRows] | None:
     """The series' lines and its checked rows, or None: take the Python path."""
     if not COMPILED:

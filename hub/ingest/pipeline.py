@@ -27,7 +27,7 @@ from contract.errors import MalformedMessage
 from contract.models import CompactBatch, CompactSeries, Event, Reading, TelemetryBatch
 from hub.aqi import DEFAULT_TABLES, AqiError, compute
 from hub.ingest import fastrows
-from hub.ingest.compact import in_range, series_lines
+from hub.ingest.compact import in_range, separators, series_lines
 from hub.ingest.lineproto import NAME_RE, LineProtocolError, Point, reading_point, to_ms
 
 AQI_POLLUTANTS = ("pm2_5", "pm10")
@@ -249,7 +249,7 @@ class Ingest:
         if seps is None:
             if len(self._seps) >= 10_000:
                 self._seps.clear()
-            seps = self._seps[key] = fastrows.separators(head, fields)
+            seps = self._seps[key] = separators(head, fields)
         got = fastrows.series_text(series.rows, seps)
         return got if got is not None and in_range(fields, got[1]) else None
 

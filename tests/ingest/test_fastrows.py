@@ -18,7 +18,7 @@ from contract.codecs import telemetry as wire
 from contract.errors import MalformedMessage
 from contract.models import CompactBatch, CompactSeries
 from hub.ingest import Ingest, fastrows
-from hub.ingest.compact import line_formats
+from hub.ingest.compact import line_formats, separators
 from hub.ingest.latest import LatestCache
 
 JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -27,7 +27,7 @@ HEAD = "noise_node,device=n-1,gateway=gw-1,zone=obolon"
 
 
 def _seps(head: str, width: int) -> tuple[str, ...]:
-    return fastrows.separators(head, tuple(f"f{k}" for k in range(width - 1)))
+    return separators(head, tuple(f"f{k}" for k in range(width - 1)))
 
 
 def _python(rows: str, width: int, head: str = HEAD):
