@@ -68,6 +68,12 @@ class Rows:
     def timestamps(self) -> list[int]:
         return self.values[self.width - 1::self.width]  # type: ignore[return-value]
 
+    def newest_values(self) -> list[float]:
+        """The values (timestamp left out) of the first row with the largest timestamp, as floats."""
+        w = self.width
+        i = self.timestamps.index(self.bounds[-1][1])
+        return [float(v) for v in self.values[i * w:i * w + w - 1]]
+
 
 def parse_rows(rows: str, width: int) -> Rows:
     """Check a series' rows in bulk (a handful of C-level passes, no object per row); MalformedMessage if bad."""

@@ -26,16 +26,16 @@ COMPILED = _fastrows is not None and os.environ.get("DOZOR_PURE_INGEST", "") in 
 
 
 class FastRows:
-    """A series the C pass checked: ``n``, ``width`` and ``bounds`` as ``contract.codecs.telemetry.Rows`` has
-    them, ``newest`` (the first row with the largest timestamp) with its values as floats (``newest_values``), and ``values`` parsed only when someone asks
-    (the per-reading views: the API's tail of recent readings)."""
+    """A series the C pass checked: ``n``, ``width``, ``bounds`` and ``newest_values()`` as
+    ``contract.codecs.telemetry.Rows`` has them (the newest row found by the same pass), and ``values`` parsed only
+    when someone asks (the per-reading views: the API's tail of recent readings)."""
 
-    __slots__ = ("n", "width", "bounds", "newest", "newest_values", "_rows", "_values")
+    __slots__ = ("n", "width", "bounds", "_newest", "_rows", "_values")
 
-    def __init__(self, n: int, width: int, bounds: list[tuple[float | int, float | int]], newest: int,
-                 newest_values: list[float], rows: str) -> None:
+    def __init__(self, n: int, width: int, bounds: list[tuple[float | int, float | int]], newest: list[float],
+                 rows: str) -> None:
         self.n, self.width, self.bounds = n, width, bounds
-        self.newest, self.newest_values = newest, newest_values
+        self._newest = newest
         self._rows = rows
         self._values: list[float | int] | None = None
 
@@ -45,13 +45,8 @@ class FastRows:
             self._values = from_json("[" + self._rows.replace("\n", ",") + "]", allow_inf_nan=False)
         return self._values
 
-    @property
-    def timestamps(self) -> list[int]:
-        return self.values[self.width - 1::self.width]  # type: ignore[return-value]
-
-    def column(self, k: int) -> list[float | int]:
-        return self.values[k::self.width]
-
+    def newest_values(self) -> list[float]:
+        return self._newest
 
 
 def series_text(rows: str, seps: tuple[str, ...]) -> tuple[str, FastRows] | None:
@@ -61,5 +56,5 @@ def series_text(rows: str, seps: tuple[str, ...]) -> tuple[str, FastRows] | None
     got = _fastrows.lines(rows, seps)
     if got is None:
         return None
-    text, n, bounds, newest, newest_values = got
-    return text, FastRows(n, len(seps), bounds, newest, newest_values, rows)
+    text, n, bounds, _, newest_values = got
+    return text, FastRows(n, len(seps), bounds, newest_values, rows)

@@ -101,16 +101,9 @@ class LatestCache:
     def on_rows(self, gateway: str, zone: str | None, series: CompactSeries, rows: Rows | FastRows) -> None:
         """A whole version 2 series (already range-checked): its newest row updates the table, all rows go to
         the tail as one chunk."""
-        newest_ts = rows.bounds[-1][1]
-        if isinstance(rows, FastRows):  # the compiled path found the row and parsed nothing else
-            values = rows.newest_values
-        else:
-            w = rows.width
-            i = rows.timestamps.index(newest_ts)  # the first row with the newest timestamp
-            values = rows.values[i * w:i * w + w - 1]
-        newest = Reading.model_construct(device=series.device, kind=series.kind, ts=newest_ts / 1000,
-                                         flags=series.flags, metrics=dict(zip(series.fields, map(
-                                             float, values), strict=True)))
+        newest = Reading.model_construct(device=series.device, kind=series.kind, ts=rows.bounds[-1][1] / 1000,
+                                         flags=series.flags,
+                                         metrics=dict(zip(series.fields, rows.newest_values(), strict=True)))
         self._newest(gateway, zone, newest)
         self._append(_Chunk(self.cursor + 1, gateway, zone, rows.n, None, series, rows))
 

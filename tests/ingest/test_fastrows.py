@@ -58,6 +58,7 @@ def _agree(rows: str, width: int, head: str = HEAD):
     assert bounds[-1] == parsed.bounds[-1] and all(type(b) is int for b in bounds[-1])
     assert newest == parsed.timestamps.index(parsed.bounds[-1][1])
     assert newest_values == [float(v) for v in parsed.values[newest * width:newest * width + width - 1]]
+    assert parsed.newest_values() == newest_values  # what the latest-state cache reads from either kind of rows
     for line in rows.split("\n"):  # the independent judge: the wire format, item by item
         items = line.split(",")
         assert len(items) == width and all(JSON_NUMBER.fullmatch(i) for i in items[:-1])
