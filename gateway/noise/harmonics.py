@@ -116,3 +116,44 @@ def comb_root(p: np.ndarray, k: np.ndarray, df: float, *, f_min: float = COMB_F_
 def clip_index(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """``np.clip`` for integer index arrays (the same values; np.clip's wrapper costs more than the work here)."""
     return np.minimum(np.maximum(a, lo), hi)
+
+
+def firing_line(p: np.ndarray, k: np.ndarray, df: float, *, f_min: float = COMB_F_MIN, f_max: float = COMB_F_MAX,
+                drop_db: float = 6.0, within_db: float = 20.0, over_db: float = 3.0) -> np.ndarray:
+    """Is each row's peak (bin ``k``) the firing line of a fast engine whose higher orders are coloured away?
+
+    ``comb_root`` needs orders 2-4 within 25 dB of the line. A vehicle's body and exhaust colouring can push
+    orders 3 and 4 further down (order 2 at -14 dB, 3 at -27, 4 at -35: a five-cylinder firing at 260 Hz), and
+    the line is then a lone narrow peak that a siren detector takes for a tone. What such a line keeps is the
+    *decay* of a pulse train's harmonics: order 2 stands ``drop_db`` out of the valleys half an order either
+    side, within ``within_db`` of the line, at least ``over_db`` stronger than order 3, and orders 4 and 5 are
+    no stronger than order 3. A siren's or a horn's square-ish tone is the other way round (order 3 at -9.5 dB,
+    an even order at most -14 dB: order 2 is >= 4.4 dB *weaker* than order 3); a tone through a resonance
+    (strong orders 4-5 over a weak order 3) or a soft-clipped one (odd orders) fails the decay. A full comb
+    (``k^-a``) can pass, as it does ``comb_root``. Not a feature of the classifier: ``features.py`` does not
+    call it, so the committed model's inputs do not depend on it."""
+    n_rows, n_bins = p.shape
+    if n_rows == 0:
+        return np.zeros(0, dtype=bool)
+    k = np.asarray(k, dtype=np.int64)
+    fp = k * df
+    ok = (fp >= max(f_min, 4 * df)) & (fp <= f_max) & (5.5 * fp < (n_bins - 2) * df)
+    if not ok.any():
+        return np.zeros(n_rows, dtype=bool)
+    rows = np.arange(n_rows)
+    peak = p[rows, clip_index(k, 0, n_bins - 1)]
+    inv = 1.0 / df
+
+    def at(f: np.ndarray) -> np.ndarray:
+        return p[rows, clip_index(np.rint(f * inv).astype(np.int64), 0, n_bins - 1)]
+
+    def local(h: int) -> np.ndarray:  # the peak bin is +-0.5 bin off: order h is +-h/2 bins off
+        kk = np.rint(h * fp * inv).astype(np.int64)
+        w = 1 + h // 2
+        cols = clip_index(kk[:, None] + np.arange(-w, w + 1)[None, :], 0, n_bins - 1)
+        return p[rows[:, None], cols].max(axis=1)
+
+    v2, v3 = local(2), local(3)
+    valley = np.minimum(at(1.5 * fp), at(2.5 * fp))
+    return (ok & (v2 >= peak * 10 ** (-within_db / 10)) & (v2 >= 10 ** (drop_db / 10) * valley)
+            & (v2 >= 10 ** (over_db / 10) * v3) & (np.maximum(local(4), local(5)) <= v3))

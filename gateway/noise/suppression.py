@@ -3,24 +3,27 @@
 1. The hub's retained public zone state (``dozor/v1/zone/{zone}/state``): while a zone that this gateway
    belongs to is ``active`` with a sounding signal (anything but ``silent-test``), sirens are sounding.
    ``grace_s`` after it ends still counts (rotor sirens run down).
-2. A local tonal detector on the 8 Hz spectrogram. A frame is tonal only when its dominant peak in
-   250-3000 Hz is *narrow*: a local maximum standing >= ``min_drop_db`` above the bins ``narrow_bins`` away on
-   both sides (11.7 Hz bins; or, for a fast sweep, in the 47 Hz bins of the short spectrum), and >=
-   ``min_prominence_db`` above the median of 150-5000 Hz. Broadband road noise, a spectrum tilted towards
-   the low frequencies, or a broad resonance never qualify however loud they are. Nor does a peak that is one
-   order of a low harmonic series (``gateway.noise.harmonics.series_member``: narrow peaks at +- a 30-500 Hz
-   spacing on both sides): engine orders, which follow the rpm, and voices are such series; a siren's or a
-   horn's tone has no such neighbours. Nor is the root of such a comb (``comb_root``: orders 2-4 present, even
-   orders as strong as odd ones: an engine firing above 250 Hz; a siren's tone is odd-harmonic). Tonal frames form a *run*
-   only with continuity of frequency (the peak moves <= ``max_jump_oct`` between tonal frames, or returns to within
-   ``alt_oct`` of the run's previous tone: a two-tone siren whose tones, or the harmonics the peak picks, lie
-   more than an octave apart) and gaps of at
-   most ``gap_s`` (limited bridging); a run counts once it holds ``min_frames`` tonal frames. When at least
-   60 % of the last ``window_s`` seconds were frames of runs, a siren is sounding until fewer than 20 % are;
-   the interval is backdated to ``lead_s`` before the run start (a rotor siren's run-up is not yet tonal) and
-   held ``hold_s`` after the last tonal frame. An event the classifier calls a siren opens such an interval
-   too (``siren_event``), so a siren masked by passing traffic stays known. ``run_frames`` counts the frames
-   in runs (the false-alarm measure of ``bench.noise_accuracy``: <= 1 % of frames on siren-free scenes).
+2. A local tonal detector on the 8 Hz spectrogram. A frame is tonal only when its dominant peak in 250-3000 Hz
+   is *narrow*: a local maximum standing >= ``min_drop_db`` above the bins ``narrow_bins`` away on both sides
+   (11.7 Hz bins; or, for a fast sweep, in the 47 Hz bins of the short spectrum), and >= ``min_prominence_db``
+   above the median of 150-5000 Hz. Broadband road noise, a spectrum tilted towards the low frequencies, or a
+   broad resonance never qualify however loud they are. Nor does a peak that is one order of a low harmonic
+   series (``gateway.noise.harmonics.series_member``: narrow peaks at +- a 30-500 Hz spacing on both sides):
+   engine orders, which follow the rpm, and voices are such series; a siren's or a horn's tone has no such
+   neighbours. Nor is the root of such a comb (``comb_root``: orders 2-4 present, even orders as strong as odd
+   ones: an engine firing above 250 Hz; a siren's tone is odd-harmonic), nor a firing line whose higher orders
+   the vehicle coloured away (``firing_line``: order 2 >= 3 dB over order 3, orders 4-5 no stronger than 3; a
+   square-ish tone's order 3 is the stronger). Tonal frames form a *run* only with continuity of frequency
+   (the peak moves <= ``max_jump_oct`` between tonal frames, or returns to within ``alt_oct`` of the run's
+   previous tone: a two-tone siren whose tones, or the harmonics the peak picks, lie more than an octave
+   apart) and gaps of at most ``gap_s`` (limited bridging); a run counts once it holds ``min_frames`` tonal
+   frames, and ``engine_ratio`` of them per frame whose peak near its tone was excused (in the run or
+   ``engine_before_s`` before it: an engine's line flickers between excused and not). When at least 60 % of
+   the last ``window_s`` seconds were frames of runs, a siren is sounding until fewer than 20 % are; the
+   interval is backdated to ``lead_s`` before the run start (a rotor siren's run-up is not yet tonal) and held
+   ``hold_s`` after the last tonal frame. An event the classifier calls a siren opens such an interval too
+   (``siren_event``), so a siren masked by passing traffic stays known. ``run_frames`` counts the frames in
+   runs (the false-alarm measure of ``bench.noise_accuracy``: <= 1 % of frames on siren-free scenes).
 
 Every tonal frame (on its own or held) also records the A-weighted mean square of its tone: the bins
 around the tone's frequency and its first ``tone_harmonics`` multiples (``tone_log``). That is how much the
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.models import Signal, ZoneState, ZoneStatus
-from gateway.noise.harmonics import comb_root, series_member
+from gateway.noise.harmonics import comb_root, firing_line, series_member
 from gateway.noise.spectrum import median1, median_rows
 from gateway.noise.weighting import a_weighting_db
 
@@ -57,9 +60,9 @@ class SuppressionConfig:
     off_fraction: float = 0.2
     hold_s: float = 2.0
     gap_s: float = 0.75  # a run of tonal frames survives gaps this long, no longer (limited bridging)
-    lead_s: float = 2.0
+    lead_s: float = 2.0  # intervals start this much before the first tonal frame (a rotor siren's run-up)
     min_run_s: float = 2.0  # a tonal run this long is remembered: not enough to suppress, enough to block
-    #                         enforcement of an event next to it (a siren starting, masked or far away)  # intervals start this much before the first tonal frame (a rotor siren's run-up)
+    #                         enforcement of an event next to it (a siren starting, masked or far away)
     grace_s: float = 3.0
     min_prominence_db: float = 18.0
     min_concentration: float = 0.3
@@ -70,6 +73,7 @@ class SuppressionConfig:
     min_frames: int = 6  # tonal frames before a run counts (0.75 s at 8 Hz)
     engine_oct: float = 0.25  # a narrow peak this close to the run's tone that *is* an engine order ...
     engine_ratio: float = 3.0  # ... : the run counts only with this many tonal frames per such excused frame
+    engine_before_s: float = 2.0  # excused frames this long before a run's first tonal frame count against it too
     hold_prominence_db: float = 8.0  # a counted run's own tone, still narrow, keeps it going at this prominence
     hold_max_s: float = 6.0  # ... for at most this long after the last frame that was tonal on its own
     tone_harmonics: int = 6  # a tone's level: its bins and those of this many multiples (A-weighted)
@@ -100,6 +104,7 @@ class SirenSuppressor:
         self._last_full = -1e9
         self._run_n = 0
         self._run_x = 0  # frames of the current run whose tone was excused as an engine order (before it counted)
+        self._excused: deque[tuple[float, float]] = deque(maxlen=1 + round(self.config.engine_before_s * frame_hz))
         self._counted = False  # the current run counts (min_frames, and engine_ratio tonal frames per excused one)
         self.frames_seen = 0
         self.run_frames = 0
@@ -170,6 +175,8 @@ class SirenSuppressor:
             tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df)
             if tonal.any():  # nor the firing frequency of a fast engine (a comb root with even orders)
                 tonal[tonal] &= ~comb_root(power[tonal], pk[tonal], df)
+            if tonal.any():  # nor a fast engine's firing line whose orders 3-5 are coloured away
+                tonal[tonal] &= ~firing_line(power[tonal], pk[tonal], df)
         return tonal, pk, cand & ~tonal
 
     def feed(self, index: np.ndarray, power: np.ndarray, short: np.ndarray | None = None) -> None:
@@ -203,6 +210,8 @@ class SirenSuppressor:
             if (not is_tonal and not self._counted and fx > 0 and self._run_start is not None
                     and abs(np.log2(fx / self._run_f)) <= c.engine_oct):
                 self._run_x += 1  # the run's tone is, in this frame, an engine order (an engine's flickering line)
+            if not is_tonal and fx > 0:
+                self._excused.append((t, fx))
             if (not is_tonal and self._counted  # a counted run: follow its tone through masking
                     and t - self._last_full <= c.hold_max_s):
                 held = self._held(power[j], self._run_f)
@@ -221,8 +230,9 @@ class SirenSuppressor:
                     if self._active_since is None:
                         self._close_run()
                         self._run_start = t - 1 / self.frame_hz
-                    self._run_n = self._run_x = 0
-                    self._counted = False
+                    self._run_n, self._counted = 0, False  # excused frames just before, on its tone, count
+                    self._run_x = sum(1 for tx, fx_ in self._excused if t - tx <= c.engine_before_s + 1e-9
+                                      and abs(np.log2(fx_ / f)) <= c.engine_oct)
                 elif jump > c.alt_oct:
                     self._alt_f = self._run_f
                 self._run_f = f
