@@ -20,6 +20,11 @@ matrix; the level error at 7.5 m of isolated pass-bys (also split into `at_mic`,
 LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m); the local tonal detector's false alarms (share of
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
 missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``.
+
+``--siren-free-texture`` (training family only): the mix turns the sixth-pass textures on (``texture`` 1.0) and
+every horn and siren off (``SIREN_FREE_TEXTURE``), so ``tonal_false_alarms`` covers every scene: the issue 13
+measure of the local tonal detector against fast engines behind textured colourings (docs/benchmarks.md,
+thirteenth session).
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ FAMILIES = {"train": "simulators.noise_scene", "independent": "simulators.street
 # the microphone the docs recommend for enforcement (IM69D130 class, docs/noise-uncertainty.md): the independent
 # family is generated with it unless --full-scale-db says otherwise (its generator's own default is 120 dB)
 RECOMMENDED_FULL_SCALE_DB = 130.0
+# the training mix with textures on and every horn and siren off (--siren-free-texture)
+SIREN_FREE_TEXTURE = {"texture": 1.0, "horn": 0.0, "cd_siren": 0.0, "ev_siren": 0.0, "far_siren": 0.0,
+                      "horn_passby": 0.0}
 
 
 def analyze(scene) -> tuple[list, dict]:
@@ -68,7 +76,7 @@ def analyze(scene) -> tuple[list, dict]:
 
 
 def run_family(name: str, scenes: int, seed: int, duration: float | None, margin_db: float,
-               verbose: bool = False, full_scale_db: float | None = None) -> dict:
+               verbose: bool = False, full_scale_db: float | None = None, siren_free_texture: bool = False) -> dict:
     try:
         mod = importlib.import_module(FAMILIES[name])
     except ImportError as exc:
@@ -84,7 +92,7 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
         kw = {"duration_s": duration} if duration else {}
         if name == "train":
             kw["full_scale_db"] = full_scale_db  # None: drawn per scene (120, 130, 130 or 135 dB)
-            kw["mix"] = mod.STREET_MIX
+            kw["mix"] = {**mod.STREET_MIX, **SIREN_FREE_TEXTURE} if siren_free_texture else mod.STREET_MIX
         elif full_scale_db is not None:
             kw["full_scale_db"] = full_scale_db
         scene = mod.generate(s_seed, **kw)
@@ -194,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=1,
                     help="independent seeds (the first is --seed if given, the rest from os.urandom); with more than "
                     "one, 'families' holds the pooled result and 'per_seed' each seed's")
+    ap.add_argument("--siren-free-texture", action="store_true",
+                    help="training family: textures on, horns and sirens off (the tonal false-alarm measure)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
@@ -206,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     def one(seed: int) -> dict:
         return {f: run_family(f, a.scenes, seed, a.duration, a.margin_db, a.verbose,
                               a.full_scale_db if a.full_scale_db is not None or f == "train"
-                              else RECOMMENDED_FULL_SCALE_DB) for f in fams}
+                              else RECOMMENDED_FULL_SCALE_DB, a.siren_free_texture and f == "train") for f in fams}
 
     per_seed = [one(s_) for s_ in seeds]
     result: dict = {"seed": seeds[0] if len(seeds) == 1 else seeds, "model": classifier.model_version()}

@@ -73,3 +73,12 @@ def test_fast_engines_on_textured_siren_free_training_scenes_make_no_run(seed, s
     assert frames == 160 and runs <= 0.01 * frames  # main: main_runs
     if scene == 10:  # the V8: without the frames excused before the run, it counts
         assert _run_frames(sc.audio, SuppressionConfig(engine_before_s=0.0))[0] >= main_runs // 2
+
+
+def test_the_bench_measures_textured_siren_free_scenes():
+    """``bench.noise_accuracy --siren-free-texture`` (docs/benchmarks.md, thirteenth session): every scene of the
+    training family is siren-free and textured, so every frame counts in ``tonal_false_alarms``."""
+    from bench.noise_accuracy import run_family
+
+    r = run_family("train", 1, 1502, 14.0, 2.0, siren_free_texture=True)
+    assert r["tonal_false_alarms"]["n"] == 14 * 8
