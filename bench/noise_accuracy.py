@@ -19,7 +19,9 @@ inside an over-limit exhaust's own span: pieces of its pass-by split off by the 
 matrix; the level error at 7.5 m of isolated pass-bys (also split into `at_mic`, the error of the event's
 LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m); the local tonal detector's false alarms (share of
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
-missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``.
+missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``. Each family
+also says ``in_training``: whether the current model was fitted on it (the model's ``meta.families``; since the
+thirteenth session the committed model is fitted on ``train`` and ``holdout``, so only ``independent`` is held out).
 
 ``--siren-free-texture`` (training family only): the mix turns the sixth-pass textures on (``texture`` 1.0) and
 every horn and siren off (``SIREN_FREE_TEXTURE``), so ``tonal_false_alarms`` covers every scene: the issue 13
@@ -119,6 +121,7 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
     err = np.array(errors)
     return {
         "family": name, "module": FAMILIES[name], "scenes": scenes, "seed": seed, "audio_s": round(audio_s, 1),
+        "in_training": name in trained_families(),
         "full_scale_db": full_scale_db if full_scale_db is not None else "drawn per scene",
         "exhaust": {"precision": prec, "recall": rec,
                     "f1": round(2 * p * r / (p + r), 4) if p and r else None,
@@ -144,6 +147,15 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
                                "without sirens or horns"},
         "analysis_rtf": round(audio_s / t_an, 1) if t_an else None,
     }
+
+
+def trained_families() -> list[str]:
+    """The scene families the current model was fitted on (its ``meta.families``; the training family alone for
+    a model without that field, and none for the hand-set rules): a family in this list is not held out."""
+    m = classifier.current_model()
+    if m is None:
+        return []
+    return list(m.meta.get("families", ["train"]))
 
 
 def _spread(values: list[float]) -> dict:

@@ -9,6 +9,7 @@ from gateway.noise.detector import DetectorConfig
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from simulators.noise_scene import generate
 
+LIMIT_DB = DetectorConfig().enforcement_db  # the enforcement limit at 7.5 m (95 dB)
 NONE = {"exhaust": 0, "legal": 0, "horn": 0.0, "cd_siren": 0.0, "ev_siren": 0.0, "wind": 0.0, "rain": 0.0}
 
 
@@ -32,14 +33,37 @@ def test_loud_exhaust_is_detected_as_exhaust(seed):
     assert len(hit) == 1
     e = hit[0]
     assert not e.suppressed
-    if src["lafmax_7p5_db"] >= 87.0:  # a true loud exhaust of the scoring (candidate 85 + 2 dB, bench.noise_scoring)
+    if src["lafmax_7p5_db"] >= LIMIT_DB:  # over the limit: what enforcement is about
         assert e.klass == "exhaust"
+    elif src["lafmax_7p5_db"] >= 87.0:  # a true loud exhaust of the scoring (candidate 85 + 2 dB, bench.noise_scoring)
+        assert e.klass in ("exhaust", "other")  # one scene is one draw: the share is asserted over 40 scenes below
     else:  # within 2 dB of the candidate threshold, where buses and legal motorcycles also pass: ambiguous
-        assert e.klass in ("exhaust", "other") and not e.enforcement
+        assert e.klass != "siren" and not e.enforcement
     assert e.levels.lafmax_7p5 == pytest.approx(src["lafmax_7p5_db"], abs=1.0)
     margin = e.uncertainty.margin_db
     if not e.flags:
         assert e.enforcement == (e.levels.lafmax_7p5 - margin >= 95.0 and e.scores["exhaust"] >= 0.8)
+
+
+def test_isolated_exhausts_are_called_exhaust_over_forty_scenes():
+    """The class of a lone exhaust pass-by, over the 40 draws of seeds 11-50 (one per scene): every one over the
+    limit is called exhaust, at least 90 % of those of 87 dB and more are, and none is called a siren (which
+    would hide it). One draw alone (the per-seed test above) can sit on the boundary between exhaust and a bus
+    or legal motorcycle of the same level; a share over forty cannot. The model before the thirteenth session
+    (training family only) called a 95.0 dB exhaust (seed 15) ``other``: this test fails with it."""
+    loud = []
+    for seed in range(11, 51):
+        scene, events = run(seed, mix={**NONE, "exhaust": 1})
+        src = next(s for s in scene.sources if s["class"] == "exhaust")
+        hit = covering(events, src)
+        assert len(hit) == 1, seed
+        if src["lafmax_7p5_db"] >= 87.0:
+            loud.append((seed, src["lafmax_7p5_db"], hit[0].klass))
+    assert len(loud) >= 30
+    assert [x for x in loud if x[1] >= LIMIT_DB and x[2] != "exhaust"] == []
+    assert [x for x in loud if x[2] == "siren"] == []
+    called = sum(x[2] == "exhaust" for x in loud)
+    assert called >= 0.9 * len(loud), [x for x in loud if x[2] != "exhaust"]
 
 
 @pytest.mark.parametrize("seed", [21, 22])
