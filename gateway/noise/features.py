@@ -11,6 +11,8 @@ Features (computed only for events, from the raw samples of the event):
 - ``alternation``: two-tone steps of the dominant narrow peak (any narrow peak, excused or not) between held
   pitches 1.08-1.6x apart and back, each tone sounding alone (``alternations``): a two-tone siren even when its
   tones are full combs that the two tests above excuse (not a model input; ``rules.two_tone_steps`` uses it);
+- ``tonal_at_max``: the share of the loud frames within ``AT_MAX_S`` of the event's maximum that are ``tonal``
+  ones (a horn or a siren *at* the loudest moment; not a model input; ``rules.tones_at_max`` uses it);
 - ``onset``: the steepest sustained rise near the event's maximum, dB (the mean power of the 100 ms before a
   step against the lower of the two 80 ms windows after it: horns switch on and stay on; pops and slow firing
   pulses do not);
@@ -47,6 +49,7 @@ CLASSES = ("exhaust", "siren", "horn", "other")
 NFFT = 4096
 HOP = 2048
 MAX_SECONDS = 8.0  # long events are classified on the 8 s around their loudest part
+AT_MAX_S = 0.25  # ``tonal_at_max``: frames whose centre is this close to the event's maximum
 NFFT_FAST = 1024
 HOP_FAST = 768
 NFFT_ENGINE = 8192
@@ -79,6 +82,7 @@ class Features:
     crackle: float = 0.0  # log10 kurtosis of the differentiated signal in the loudest second (pops, crackle)
     comb: float = 0.0  # share of loud frames whose narrow peak is the fundamental of an engine-like comb
     alternation: float = 0.0  # two-tone steps: held pitch -> 1.08-1.6x -> back, each tone alone (``alternations``)
+    tonal_at_max: float = 0.0  # share of the loud frames within AT_MAX_S of the maximum that are ``tonal`` ones
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
@@ -159,6 +163,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         c = x.size // 2 if peak is None else peak
         a = min(max(0, c - cap // 2), x.size - cap)
         x = x[a: a + cap]
+        peak = None if peak is None else peak - a
     c2 = np.zeros(x.size + 1)
     np.cumsum(np.square(x, dtype=np.float64), out=c2[1:])
     where: list = []
@@ -208,6 +213,10 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     else:
         series = 0.0
     tonal = float(tonal_mask.mean())
+    at_max = 0.0
+    if peak is not None:  # is the event's maximum itself a tone (a horn or a siren on top of a pass-by)?
+        near_max = np.abs(where[0] * HOP + NFFT // 2 - peak) <= AT_MAX_S * fs
+        at_max = float(tonal_mask[near_max].mean()) if near_max.any() else 0.0
     fpk = _peak_freq(pl, kpk, df)
     alternation = alternations(pl, kpk, fpk, narrow_any, where[0], df)
 
@@ -282,7 +291,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
                     float(np.percentile(best, 90)), float(np.log2(median1(f0[strong]) if strong.any() else 25.0)),
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, onset(x, fs), float(level_7p5),
-                    *texture(x, fs), comb, alternation)
+                    *texture(x, fs), comb, alternation, at_max)
 
 
 

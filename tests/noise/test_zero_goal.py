@@ -84,3 +84,37 @@ def test_an_engine_hopping_between_orders_is_not_an_alternation():
     ft = features(x.astype(np.float32), FS, level_7p5=100.0)
     assert ft.alternation == 0
     assert "two_tone_steps" not in feature_flags(ft)
+
+
+def test_a_honk_at_the_maximum_of_a_pass_by_makes_no_case():
+    """Training-family scene 974588 * 100_003 + 1 (a fresh seed of the thirteenth session): a 90.5 dB straight-pipe
+    car (91.5 dB at 7.5 m, under the limit) passes while a two-tone horn (637/796 Hz, 101.7 dB at 7.5 m) honks
+    for a second at the start of the event. The honk is the event's maximum, so the level a case would state is
+    the horn's; the honk is 0.2 of the event's loud frames (under ``tonal_content``'s 0.25) and its onset is
+    masked by the engine (under ``horn_tones``'), and the two-generator model says exhaust 0.87. The frames at
+    the maximum are tones: ``tones_at_max`` blocks the case."""
+    scene = generate(974588 * 100_003 + 1, mix=STREET_MIX, full_scale_db=None)
+    lab = scene.labels
+    cfg = AnalyzerConfig(meter=MeterConfig(fs=scene.fs, full_scale_db=float(lab["full_scale_db"])),
+                         detector=DetectorConfig(distance_m=float(lab["distance_m"])))
+    _, events = analyze_array(scene.audio, cfg, zone_intervals=lab["zone_siren_active"])
+    horn = next(s for s in lab["sources"] if s["class"] == "horn" and 28 < s["t_peak"] < 31)
+    exhaust = next(s for s in lab["sources"] if s["class"] == "exhaust" and 28 < s["t_peak"] < 32)
+    assert horn["lafmax_7p5_db"] > 100 > 95 > exhaust["lafmax_7p5_db"]
+    hit = [e for e in events if e.start - 0.5 <= horn["t_peak"] <= e.end + 0.5]
+    assert hit and hit[0].levels.lafmax_7p5 > 100  # the honk sets the event's level
+    assert "tones_at_max" in hit[0].flags and not hit[0].enforcement
+    assert hit[0].features["tonal"] < 0.25  # the whole event's tonal share alone would not have blocked it
+
+
+def test_tones_at_the_maximum_raise_the_flag_from_the_rule_threshold_on():
+    """The rule reads ``Features.tonal_at_max`` alone; the scene above shows the feature on real audio, and the
+    40 lone exhausts of ``test_classifier`` (at most 0.18) that it stays clear of them."""
+    from gateway.noise.features import Features
+    from gateway.noise.rules import AT_MAX_TONAL
+
+    base = dict(tonal=0.0, sweep_oct=0.0, sweep_rate=0.0, two_tone_56=0.0, engine=20.0, f0_move=0.1, lf_frac=0.3,
+                duration_s=4.0)
+    assert "tones_at_max" not in feature_flags(Features(**base, tonal_at_max=AT_MAX_TONAL - 0.01))
+    assert "tones_at_max" in feature_flags(Features(**base, tonal_at_max=AT_MAX_TONAL))
+    assert feature_flags(Features(**base, tonal_at_max=AT_MAX_TONAL)) == ["tones_at_max"]
