@@ -26,6 +26,7 @@ def test_documented_commands_exist():
     assert "python -m bench.noise_accuracy --family both --scenes 40 --json" in bench_doc
     assert "dozor noise train --scenes 1200 --seed 14 --jobs 2" in bench_doc
     assert "dozor noise train --scenes 1200 --seed 17 --texture 0.5 --jobs 2" in bench_doc
+    assert "dozor noise train --scenes 1000 --seed 15 --holdout-scenes 400 --jobs 2" in bench_doc  # the committed model
     assert "python -m bench.noise_accuracy --family independent --scenes 8 --runs 2 --json" in bench_doc
 
 
