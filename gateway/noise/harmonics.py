@@ -63,6 +63,39 @@ COMB_F_MIN = 150.0
 COMB_F_MAX = 1500.0
 
 
+class _OrderProbe:
+    """What ``comb_root`` and ``firing_line`` read around each row's peak (bin ``k``): which rows can hold
+    orders 2-5 inside the spectrum with the peak in [f_min, f_max] (``ok``), the peak's power and frequency,
+    the power at a frequency (``at``) and the largest power within +-(1 + h // 2) bins of order h (``local``:
+    the peak bin is +-0.5 bin off, so order h is +-h/2 bins off)."""
+
+    __slots__ = ("p", "rows", "n_bins", "inv", "ok", "fp", "peak")
+
+    @classmethod
+    def of(cls, p: np.ndarray, k: np.ndarray, df: float, f_min: float, f_max: float) -> _OrderProbe | None:
+        n_rows, n_bins = p.shape
+        if n_rows == 0:
+            return None
+        k = np.asarray(k, dtype=np.int64)
+        fp = k * df
+        ok = (fp >= max(f_min, 4 * df)) & (fp <= f_max) & (5.5 * fp < (n_bins - 2) * df)
+        if not ok.any():
+            return None
+        pr = cls()
+        pr.p, pr.rows, pr.n_bins, pr.inv, pr.ok, pr.fp = p, np.arange(n_rows), n_bins, 1.0 / df, ok, fp
+        pr.peak = p[pr.rows, clip_index(k, 0, n_bins - 1)]
+        return pr
+
+    def at(self, f: np.ndarray) -> np.ndarray:
+        return self.p[self.rows, clip_index(np.rint(f * self.inv).astype(np.int64), 0, self.n_bins - 1)]
+
+    def local(self, f: np.ndarray, h: int) -> np.ndarray:
+        kk = np.rint(f * self.inv).astype(np.int64)
+        w = 1 + h // 2
+        cols = clip_index(kk[:, None] + np.arange(-w, w + 1)[None, :], 0, self.n_bins - 1)
+        return self.p[self.rows[:, None], cols].max(axis=1)
+
+
 def comb_root(p: np.ndarray, k: np.ndarray, df: float, *, f_min: float = COMB_F_MIN, f_max: float = COMB_F_MAX,
               drop_db: float = 6.0, within_db: float = 25.0, even_tol_db: float = 3.0) -> np.ndarray:
     """Is each row's peak (bin ``k``) the *fundamental* of an engine-like comb of integer multiples?
@@ -77,28 +110,12 @@ def comb_root(p: np.ndarray, k: np.ndarray, df: float, *, f_min: float = COMB_F_
     (even and odd alike); a siren's or a horn's square-ish, soft-clipped or triangular tone is dominated by
     its odd harmonics, so it stays a tone. The fundamental must lie in [``f_min``, ``f_max``] Hz and be at
     least 4 bins wide so the orders are resolved."""
-    n_rows, n_bins = p.shape
-    if n_rows == 0:
-        return np.zeros(0, dtype=bool)
-    k = np.asarray(k, dtype=np.int64)
-    fp = k * df
-    ok = (fp >= max(f_min, 4 * df)) & (fp <= f_max) & (5.5 * fp < (n_bins - 2) * df)
-    if not ok.any():
-        return np.zeros(n_rows, dtype=bool)
-    rows = np.arange(n_rows)
-    peak = p[rows, clip_index(k, 0, n_bins - 1)]
-    inv = 1.0 / df
+    pr = _OrderProbe.of(p, k, df, f_min, f_max)
+    if pr is None:
+        return np.zeros(p.shape[0], dtype=bool)
+    ok, fp, at, local = pr.ok, pr.fp, pr.at, pr.local
     g = 10 ** (drop_db / 10)
-    floor = peak * 10 ** (-within_db / 10)
-
-    def at(f: np.ndarray) -> np.ndarray:
-        return p[rows, clip_index(np.rint(f * inv).astype(np.int64), 0, n_bins - 1)]
-
-    def local(f: np.ndarray, h: int) -> np.ndarray:  # the peak bin is +-0.5 bin off: order h is +-h/2 bins off
-        kk = np.rint(f * inv).astype(np.int64)
-        w = 1 + h // 2
-        cols = clip_index(kk[:, None] + np.arange(-w, w + 1)[None, :], 0, n_bins - 1)
-        return p[rows[:, None], cols].max(axis=1)
+    floor = pr.peak * 10 ** (-within_db / 10)
 
     level = {}
     both = ok.copy()
@@ -132,28 +149,11 @@ def firing_line(p: np.ndarray, k: np.ndarray, df: float, *, f_min: float = COMB_
     (strong orders 4-5 over a weak order 3) or a soft-clipped one (odd orders) fails the decay. A full comb
     (``k^-a``) can pass, as it does ``comb_root``. Not a feature of the classifier: ``features.py`` does not
     call it, so the committed model's inputs do not depend on it."""
-    n_rows, n_bins = p.shape
-    if n_rows == 0:
-        return np.zeros(0, dtype=bool)
-    k = np.asarray(k, dtype=np.int64)
-    fp = k * df
-    ok = (fp >= max(f_min, 4 * df)) & (fp <= f_max) & (5.5 * fp < (n_bins - 2) * df)
-    if not ok.any():
-        return np.zeros(n_rows, dtype=bool)
-    rows = np.arange(n_rows)
-    peak = p[rows, clip_index(k, 0, n_bins - 1)]
-    inv = 1.0 / df
-
-    def at(f: np.ndarray) -> np.ndarray:
-        return p[rows, clip_index(np.rint(f * inv).astype(np.int64), 0, n_bins - 1)]
-
-    def local(h: int) -> np.ndarray:  # the peak bin is +-0.5 bin off: order h is +-h/2 bins off
-        kk = np.rint(h * fp * inv).astype(np.int64)
-        w = 1 + h // 2
-        cols = clip_index(kk[:, None] + np.arange(-w, w + 1)[None, :], 0, n_bins - 1)
-        return p[rows[:, None], cols].max(axis=1)
-
-    v2, v3 = local(2), local(3)
-    valley = np.minimum(at(1.5 * fp), at(2.5 * fp))
-    return (ok & (v2 >= peak * 10 ** (-within_db / 10)) & (v2 >= 10 ** (drop_db / 10) * valley)
-            & (v2 >= 10 ** (over_db / 10) * v3) & (np.maximum(local(4), local(5)) <= v3))
+    pr = _OrderProbe.of(p, k, df, f_min, f_max)
+    if pr is None:
+        return np.zeros(p.shape[0], dtype=bool)
+    fp = pr.fp
+    v2, v3 = pr.local(2 * fp, 2), pr.local(3 * fp, 3)
+    valley = np.minimum(pr.at(1.5 * fp), pr.at(2.5 * fp))
+    return (pr.ok & (v2 >= pr.peak * 10 ** (-within_db / 10)) & (v2 >= 10 ** (drop_db / 10) * valley)
+            & (v2 >= 10 ** (over_db / 10) * v3) & (np.maximum(pr.local(4 * fp, 4), pr.local(5 * fp, 5)) <= v3))
