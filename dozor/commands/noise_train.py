@@ -89,40 +89,14 @@ def textured(i: int, share: float) -> bool:
     return math.floor((i + 1) * share) > math.floor(i * share)
 
 
-def _scene_rows(seed: int, texture: bool = False) -> list[tuple[dict[str, float], str]]:
-    from gateway.noise.detector import DetectorConfig
-    from gateway.noise.dsp import MeterConfig
+def _labelled(scene, meter, detector) -> list[tuple[dict[str, float], str]]:
+    """Run one scene through the gateway's pipeline and label each event that has features (``label_event``;
+    ambiguous events are left out)."""
     from gateway.noise.pipeline import AnalyzerConfig, analyze_array
-    from simulators.noise_scene import generate
 
-    scene = generate(seed, duration_s=SCENE_S, full_scale_db=None, mix={**TRAIN_MIX, "texture": 1.0} if texture else TRAIN_MIX)
-    cfg = AnalyzerConfig(meter=MeterConfig(full_scale_db=float(scene.labels["full_scale_db"])),
-                         detector=DetectorConfig(distance_m=float(scene.labels["distance_m"])))
-    _, events = analyze_array(scene.audio, cfg, zone_intervals=scene.labels["zone_siren_active"])
-    out = []
-    for e in events:
-        if not e.features:
-            continue
-        lab = label_event(scene.labels, e.start, e.end, e.levels.lafmax)
-        if lab is not None:
-            out.append((e.features, lab))
-    return out
-
-
-def _holdout_rows(seed: int) -> list[tuple[dict[str, float], str]]:
-    """Labelled events of one scene of the second generator (``simulators.holdout_scenes``, its own declared
-    ranges), analysed and labelled exactly as the training family's; its full scale cycles through the
-    training family's choices (120, 130, 130, 135 dB) by seed."""
-    from gateway.noise.detector import DetectorConfig
-    from gateway.noise.dsp import MeterConfig
-    from gateway.noise.pipeline import AnalyzerConfig, analyze_array
-    from simulators.holdout_scenes import generate
-
-    scene = generate(seed, duration_s=HOLDOUT_SCENE_S, full_scale_db=HOLDOUT_FULL_SCALES[seed % 4])
     lab = scene.labels
-    cfg = AnalyzerConfig(meter=MeterConfig(fs=scene.fs, full_scale_db=float(lab["full_scale_db"])),
-                         detector=DetectorConfig(distance_m=float(lab["distance_m"]), mic_height_m=lab.get("mic_height_m")))
-    _, events = analyze_array(scene.audio, cfg, zone_intervals=lab.get("zone_siren_active") or [])
+    _, events = analyze_array(scene.audio, AnalyzerConfig(meter=meter, detector=detector),
+                              zone_intervals=lab.get("zone_siren_active") or [])
     out = []
     for e in events:
         if not e.features:
@@ -131,6 +105,30 @@ def _holdout_rows(seed: int) -> list[tuple[dict[str, float], str]]:
         if label is not None:
             out.append((e.features, label))
     return out
+
+
+def _scene_rows(seed: int, texture: bool = False) -> list[tuple[dict[str, float], str]]:
+    from gateway.noise.detector import DetectorConfig
+    from gateway.noise.dsp import MeterConfig
+    from simulators.noise_scene import generate
+
+    scene = generate(seed, duration_s=SCENE_S, full_scale_db=None, mix={**TRAIN_MIX, "texture": 1.0} if texture else TRAIN_MIX)
+    return _labelled(scene, MeterConfig(full_scale_db=float(scene.labels["full_scale_db"])),
+                     DetectorConfig(distance_m=float(scene.labels["distance_m"])))
+
+
+def _holdout_rows(seed: int) -> list[tuple[dict[str, float], str]]:
+    """Labelled events of one scene of the second generator (``simulators.holdout_scenes``, its own declared
+    ranges), analysed and labelled exactly as the training family's; its full scale cycles through the
+    training family's choices (120, 130, 130, 135 dB) by seed."""
+    from gateway.noise.detector import DetectorConfig
+    from gateway.noise.dsp import MeterConfig
+    from simulators.holdout_scenes import generate
+
+    scene = generate(seed, duration_s=HOLDOUT_SCENE_S, full_scale_db=HOLDOUT_FULL_SCALES[seed % 4])
+    lab = scene.labels
+    return _labelled(scene, MeterConfig(fs=scene.fs, full_scale_db=float(lab["full_scale_db"])),
+                     DetectorConfig(distance_m=float(lab["distance_m"]), mic_height_m=lab.get("mic_height_m")))
 
 
 def build_corpus(scenes: int, seed: int, jobs: int = 1, texture: float = 0.0,
