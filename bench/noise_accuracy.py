@@ -4,8 +4,10 @@
 
 Families: ``train`` = ``simulators.noise_scene`` (what the classifier is trained on; random ranges declared in
 ``simulators.noise_sources``), ``independent`` = ``simulators.street_scenes`` (written from a separate spec by
-someone who did not read the classifier; used here only through ``generate(seed, duration_s, fs)``).
-Microphone: the training family draws its full scale per scene (120-135 dB); the independent family is
+someone who did not read the classifier; used here only through ``generate(seed, duration_s, fs)``),
+``holdout`` = ``simulators.holdout_scenes`` and ``kerbside`` = ``simulators.kerbside_scenes`` (a third and a fourth
+generator, each written without reading the others; docs/noise-scenes.md).
+Microphone: the training family draws its full scale per scene (120-135 dB); every other family is
 generated with the recommended 130 dB full-scale microphone (``--full-scale-db`` changes it; 120 models a
 -26 dBFS MEMS part that clips on loud exhausts). The training family uses ``noise_scene.STREET_MIX`` (every
 source kind of its declared ranges). Scene i of a family uses seed ``S * 100_003 + i``; ``S`` is drawn from os.urandom unless ``--seed`` is
@@ -52,7 +54,8 @@ from gateway.noise.dsp import MeterConfig  # noqa: E402
 from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer  # noqa: E402
 
 FAMILIES = {"train": "simulators.noise_scene", "independent": "simulators.street_scenes",
-            "holdout": "simulators.holdout_scenes"}  # holdout: a third generator, docs/noise-scenes.md
+            "holdout": "simulators.holdout_scenes",  # holdout: a third generator, docs/noise-scenes.md
+            "kerbside": "simulators.kerbside_scenes"}  # a fourth, differently written one (street canyon)
 # the microphone the docs recommend for enforcement (IM69D130 class, docs/noise-uncertainty.md): the independent
 # family is generated with it unless --full-scale-db says otherwise (its generator's own default is 120 dB)
 RECOMMENDED_FULL_SCALE_DB = 130.0
@@ -203,14 +206,15 @@ def pool(results: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--family", choices=["train", "independent", "both", "holdout", "all"], default="both")
+    ap.add_argument("--family", choices=["train", "independent", "both", "holdout", "kerbside", "all"], default="both")
     ap.add_argument("--scenes", type=int, default=40, help="scenes per family")
     ap.add_argument("--seed", type=int, default=None, help="default: drawn from os.urandom (printed)")
     ap.add_argument("--duration", type=float, default=None, help="scene seconds (default: the family's own)")
     ap.add_argument("--margin-db", type=float, default=2.0)
     ap.add_argument("--full-scale-db", type=float, default=None,
                     help="microphone full scale (SPL of a digital full-scale sine); default: the recommended "
-                    f"{RECOMMENDED_FULL_SCALE_DB:g} dB for the independent family, drawn per scene for the training family")
+                    f"{RECOMMENDED_FULL_SCALE_DB:g} dB for the independent, holdout and kerbside families, drawn per "
+                    "scene for the training family")
     ap.add_argument("--runs", type=int, default=1,
                     help="independent seeds (the first is --seed if given, the rest from os.urandom); with more than "
                     "one, 'families' holds the pooled result and 'per_seed' each seed's")
