@@ -158,7 +158,7 @@ def engine(dr, part: str, fs: int, n: int, rpm: np.ndarray, thr: np.ndarray, off
         rho, hf = dr(part, "muffler_reflect"), 2000.0
     flow = signal.oaconvolve(exc, pipe_ir(fs, length, c_gas, rho, hf))[:n]
     env = signal.lfilter([0.02], [1, -0.98], np.abs(exc))
-    noise = signal.lfilter([1, -1], [1, -0.9], rng.standard_normal(n))
+    noise = signal.sosfilt(signal.butter(2, [100, 1500], "bandpass", fs=fs, output="sos"), rng.standard_normal(n))
     turb = noise * env
     turb *= 10 ** (dr(part, "turbulence_db") / 20) * rms(flow) / max(rms(turb), 1e-12)
     flow = flow + turb
@@ -188,7 +188,7 @@ def _pops(dr, part, rng, out, fs, thr, rpm, backfire_t) -> tuple[np.ndarray, int
     train = np.bincount(np.minimum((times * fs).astype(np.int64), out.size - 1),
                         peak * 10 ** (dr(part, "pop_db") / 20) * rng.uniform(0.3, 1.0, times.size), out.size)
     burst = signal.lfilter([1.0], [1, -math.exp(-1 / (0.003 * fs))], train) * rng.standard_normal(out.size)
-    burst = signal.sosfilt(signal.butter(2, [700, min(7000, 0.45 * fs)], "bandpass", fs=fs, output="sos"), burst)
+    burst = signal.sosfilt(signal.butter(2, [500, min(5000, 0.45 * fs)], "bandpass", fs=fs, output="sos"), burst)
     return out + burst, int(times.size)
 
 
