@@ -212,7 +212,7 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48_000, *, full_scal
                     "duration_s": float(duration_s), "full_scale_db": float(full_scale_db)}
     if calibration_tone_db is not None:
         t = np.arange(n) / fs
-        audio = (math.sqrt(2) * 10 ** ((calibration_tone_db - 120.0) / 20) * to_fs
+        audio = (10 ** ((calibration_tone_db - 120.0) / 20) * to_fs
                  * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
         src = [{"kind": "calibrator", "class": "none", "laeq_db": float(calibration_tone_db)}]
         labels.update(distance_m=7.5, mic_height_m=1.5, ground_q=None, zone_siren_active=[], sources=src,
