@@ -102,7 +102,7 @@ R = {
     "rpm_rise": Uni(1.2, 2.2, "top rpm / base rpm of a pull"),
     "gear_drop": Uni(0.62, 0.8, "rpm ratio after an upshift"),
     "rpm_rate": Uni(900, 4000, "rpm per second under full throttle (motorcycles x 2.5)"),
-    "pulse_ms": Uni(0.3, 2.0, "blow-down pulse rise time, ms"),
+    "pulse_ms": Uni(0.4, 3.0, "blow-down pulse rise time, ms"),
     "pulse_var": Uni(0.05, 0.6, "cycle-to-cycle pulse shape variation (mix of a short and a long pulse)"),
     "pulse_jitter": Uni(0.02, 0.25, "cycle-to-cycle pulse amplitude variation (std, relative)"),
     "misfire_p": Uni(0, 0.015, "straight pipes: probability that a firing misfires (a backfire pop may follow)"),
