@@ -157,6 +157,18 @@ def test_crackle_label_agrees_with_the_meter_within_a_quarter_db() -> None:
     assert meter(scene)[1].lafmax == pytest.approx(src["lafmax_7p5_db"], abs=0.25)
 
 
+@pytest.mark.parametrize("extra", [{"n_siren": 1, "siren_mode": "far", "siren_far_db": 75.0, "siren_far_m": 200.0},
+                                   {"n_event": 1, "event_kind": "jackhammer", "event_db": 80.0, "event_dist_m": 15.0}])
+def test_far_sirens_and_distractors_are_scaled_at_the_microphone(extra: dict) -> None:
+    scene = generate(12, duration_s=20.0, full_scale_db=130.0, **quiet(mems_response=False, t_frac=0.5, **extra))
+    src = [s for s in scene.sources if "t_peak" in s][0]
+    drawn = extra.get("siren_far_db", extra.get("event_db"))
+    dist = extra.get("siren_far_m", extra.get("event_dist_m"))
+    assert src["lafmax_mic_db"] == pytest.approx(drawn, abs=0.01) and src["source_distance_m"] == dist
+    assert meter(scene)[1].lafmax == pytest.approx(drawn, abs=0.1)
+    assert src["lafmax_7p5_db"] == pytest.approx(drawn + 20 * math.log10(dist / 7.5), abs=0.01)
+
+
 def _street(**kw) -> Street:
     base = {"d": 6.0, "mic_h": 3.0, "setback": 2.0, "width": 20.0, "open_side": False, "facade_r": 0.8,
             "facade_hf": 20000.0, "ground_q": 0.9}
@@ -328,6 +340,9 @@ def test_the_documented_command_writes_wav_and_labels(tmp_path: Path) -> None:
 
 
 def test_the_benchmark_scores_the_kerbside_family(capsys) -> None:
+    bench_doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert "python -m bench.noise_accuracy --family kerbside --scenes 40 --seed 17 --json" in bench_doc
+    assert "python -m bench.noise_accuracy --family kerbside --scenes 8 --seed 1 --json" in bench_doc
     assert noise_accuracy.FAMILIES["kerbside"] == "simulators.kerbside_scenes"
     assert noise_accuracy.main(["--family", "kerbside", "--scenes", "1", "--seed", "3", "--duration", "12",
                                 "--json"]) == 0
