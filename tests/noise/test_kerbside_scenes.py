@@ -260,6 +260,29 @@ def test_legal_silencer_removes_the_high_frequencies_of_the_same_engine() -> Non
     assert centroid("n_legal_car") < 0.7 * centroid("n_exhaust_car")
 
 
+def test_a_squealing_tram_is_a_narrow_tone_at_its_squeal_frequency() -> None:
+    scene = generate(6, duration_s=20.0, **quiet(n_tram=1, squeal=True, squeal_hz=3000.0, **FLAT))
+    tram = [s for s in scene.sources if s["kind"] == "tram"][0]
+    assert tram["class"] == "other" and tram["squeal_hz"] == 3000.0
+    i = int(tram["t_peak"] * FS)
+    spec = np.abs(np.fft.rfft(scene.audio[i - FS // 2:i + FS // 2].astype(float) * np.hanning(FS))) ** 2
+    f = np.fft.rfftfreq(FS, 1 / FS)
+    near = (f > 2850) & (f < 3150)  # the tone, with its +-1 % wobble and Doppler of a slow tram
+    assert 2900 < f[np.argmax(spec)] < 3100
+    assert spec[near].sum() > 3 * spec[(f > 1500) & (f < 6000) & ~near].sum()
+
+
+def test_distant_traffic_low_pass_moves_the_background_spectrum() -> None:
+    def centroid(lp: float) -> float:
+        s = generate(8, duration_s=10.0, **quiet(distant_db=60.0, distant_lp_hz=lp, distant_hum_db=0.0,
+                                                 mems_response=False))
+        spec = np.abs(np.fft.rfft(s.audio.astype(float))) ** 2
+        f = np.fft.rfftfreq(s.audio.size, 1 / FS)
+        return float((spec * f).sum() / spec.sum())
+
+    assert centroid(2500.0) > 2 * centroid(250.0)
+
+
 def test_the_mems_microphone_has_its_vent_high_pass_and_resonance() -> None:
     imp = np.zeros(FS, np.float32)
     imp[0] = 1.0
