@@ -149,9 +149,12 @@ class SirenSuppressor:
 
     # ------------------------------------------------------------ local tonal detector
     def _tonal(self, power: np.ndarray, band: np.ndarray, ref: np.ndarray, w: int,
-               prom_db: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               prom_db: float, resolved: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(tonal mask, peak bin, excused mask) of frames: a narrow, prominent dominant peak in 250-3000 Hz;
-        ``excused``: such a peak that is an engine order or an engine's comb root (not tonal)."""
+        ``excused``: such a peak that is an engine order or an engine's comb root (not tonal). ``resolved``
+        (the short spectrum): an engine order's neighbours must be separate peaks, with a dip between them and
+        it (``series_member(resolved=True)``): a yelp's harmonic sweeps ~150 Hz within a 21 ms frame, and the
+        skirt of that smeared peak 3 bins out is no neighbouring order."""
         c = self.config
         key = band.size
         if key not in self._edges:  # the long and the short spectrum: one pair of masks each
@@ -172,7 +175,7 @@ class SirenSuppressor:
         cand = tonal.copy()
         if tonal.any():  # engine orders and voices are harmonic series of a low fundamental: not a siren
             df = float(self._df if power.shape[1] == self._band.size else self._sdf)
-            tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df)
+            tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df, resolved=resolved)
             if tonal.any():  # nor the firing frequency of a fast engine (a comb root with even orders)
                 tonal[tonal] &= ~comb_root(power[tonal], pk[tonal], df)
             if tonal.any():  # nor a fast engine's firing line whose orders 3-5 are coloured away
@@ -193,7 +196,7 @@ class SirenSuppressor:
                 self._sref = (fs_ >= 150) & (fs_ <= 5000)
                 self._sdf = float(fs_[1])
                 self._saw2 = 10 ** (a_weighting_db(np.maximum(fs_, 1.0)) / 10)
-            ts_, spk, sx = self._tonal(short, self._sband, self._sref, 5, c.min_prominence_db)
+            ts_, spk, sx = self._tonal(short, self._sband, self._sref, 5, c.min_prominence_db, resolved=True)
             freq = np.where(tonal, freq, spk * self._sdf)
             exc_f = np.where(excused | ~sx, exc_f, spk * self._sdf)
             via_short = ts_ & ~tonal
