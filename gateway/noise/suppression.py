@@ -3,27 +3,19 @@
 1. The hub's retained public zone state (``dozor/v1/zone/{zone}/state``): while a zone that this gateway
    belongs to is ``active`` with a sounding signal (anything but ``silent-test``), sirens are sounding.
    ``grace_s`` after it ends still counts (rotor sirens run down).
-2. A local tonal detector on the 8 Hz spectrogram. A frame is tonal only when its dominant peak in 250-3000 Hz
-   is *narrow*: a local maximum standing >= ``min_drop_db`` above the bins ``narrow_bins`` away on both sides
-   (11.7 Hz bins; or, for a fast sweep, in the 47 Hz bins of the short spectrum), and >= ``min_prominence_db``
-   above the median of 150-5000 Hz. Broadband road noise, a spectrum tilted towards the low frequencies, or a
-   broad resonance never qualify however loud they are. Nor does a peak that is one order of a low harmonic
-   series (``gateway.noise.harmonics.series_member``: narrow peaks at +- a 30-500 Hz spacing on both sides):
-   engine orders, which follow the rpm, and voices are such series; a siren's or a horn's tone has no such
-   neighbours. Nor is the root of such a comb (``comb_root``: orders 2-4 present, even orders as strong as odd
-   ones: an engine firing above 250 Hz; a siren's tone is odd-harmonic), nor a firing line whose higher orders
-   the vehicle coloured away (``firing_line``: order 2 >= 3 dB over order 3, orders 4-5 no stronger than 3; a
-   square-ish tone's order 3 is the stronger). Tonal frames form a *run* only with continuity of frequency
-   (the peak moves <= ``max_jump_oct`` between tonal frames, or returns to within ``alt_oct`` of the run's
-   previous tone: a two-tone siren whose tones, or the harmonics the peak picks, lie more than an octave
-   apart) and gaps of at most ``gap_s`` (limited bridging); a run counts once it holds ``min_frames`` tonal
-   frames, and ``engine_ratio`` of them per frame whose peak near its tone was excused (in the run or
-   ``engine_before_s`` before it: an engine's line flickers between excused and not). When at least 60 % of
-   the last ``window_s`` seconds were frames of runs, a siren is sounding until fewer than 20 % are; the
-   interval is backdated to ``lead_s`` before the run start (a rotor siren's run-up is not yet tonal) and held
-   ``hold_s`` after the last tonal frame. An event the classifier calls a siren opens such an interval too
-   (``siren_event``), so a siren masked by passing traffic stays known. ``run_frames`` counts the frames in
-   runs (the false-alarm measure of ``bench.noise_accuracy``: <= 1 % of frames on siren-free scenes).
+2. A local tonal detector on the 8 Hz spectrogram. Which frames are tonal (a narrow, prominent peak in
+   250-3000 Hz that is no engine order, comb root or firing line) is ``gateway.noise.tonal_frames``'s test.
+   Tonal frames form a *run* only with continuity of frequency (the peak moves <= ``max_jump_oct`` between tonal
+   frames, or returns to within ``alt_oct`` of the run's previous tone: a two-tone siren whose tones, or the
+   harmonics the peak picks, lie more than an octave apart) and gaps of at most ``gap_s`` (limited bridging); a
+   run counts once it holds ``min_frames`` tonal frames, and ``engine_ratio`` of them per frame whose peak near
+   its tone was excused (in the run or ``engine_before_s`` before it: an engine's line flickers between excused
+   and not). When at least 60 % of the last ``window_s`` seconds were frames of runs, a siren is sounding until
+   fewer than 20 % are; the interval is backdated to ``lead_s`` before the run start (a rotor siren's run-up is
+   not yet tonal) and held ``hold_s`` after the last tonal frame. An event the classifier calls a siren opens
+   such an interval too (``siren_event``), so a siren masked by passing traffic stays known. ``run_frames``
+   counts the frames in runs (the false-alarm measure of ``bench.noise_accuracy``: <= 1 % of frames on
+   siren-free scenes).
 
 Every tonal frame (on its own or held) also records the A-weighted mean square of its tone: the bins
 around the tone's frequency and its first ``tone_harmonics`` multiples (``tone_log``). That is how much the
@@ -46,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.models import Signal, ZoneState, ZoneStatus
-from gateway.noise.harmonics import comb_root, firing_line, series_member
-from gateway.noise.spectrum import median1, median_rows
+from gateway.noise.spectrum import median1
+from gateway.noise.tonal_frames import edges, tonal_frames
 from gateway.noise.weighting import a_weighting_db
 
 SILENT = {Signal.SILENT_TEST}
@@ -150,37 +142,14 @@ class SirenSuppressor:
     # ------------------------------------------------------------ local tonal detector
     def _tonal(self, power: np.ndarray, band: np.ndarray, ref: np.ndarray, w: int,
                prom_db: float, resolved: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(tonal mask, peak bin, excused mask) of frames: a narrow, prominent dominant peak in 250-3000 Hz;
-        ``excused``: such a peak that is an engine order or an engine's comb root (not tonal). ``resolved``
-        (the short spectrum): an engine order's neighbours must be separate peaks, with a dip between them and
-        it (``series_member(resolved=True)``): a yelp's harmonic sweeps ~150 Hz within a 21 ms frame, and the
-        skirt of that smeared peak 3 bins out is no neighbouring order."""
+        """``tonal_frames.tonal_frames`` on the long (``band`` of the 8 Hz spectrogram) or the short spectrum."""
         c = self.config
         key = band.size
         if key not in self._edges:  # the long and the short spectrum: one pair of masks each
-            self._edges[key] = _edges(band, ref)
-        b0, b1, r0, r1 = self._edges[key]  # the band lies >= w bins inside the spectrum
-        pk = b0 + np.argmax(power[:, b0:b1], axis=1)
-        flat = power.ravel()
-        base = np.arange(power.shape[0]) * power.shape[1] + pk
-        at = lambda d: flat[base + d]  # noqa: E731  (the bin d away from each frame's peak)
-        v = at(0)
-        ref_band = power[:, r0: r1 + 1]
-        med = median_rows(ref_band) + 1e-30
-        conc = (at(-2) + at(-1) + v + at(1) + at(2)) / (ref_band.sum(axis=1) + 1e-30)
-        g = 10 ** (c.min_drop_db / 10)
-        narrow = ((v >= at(-1)) & (v >= at(1)) & (v >= g * np.maximum(at(-w), at(w)))
-                  & (pk > b0) & (pk < b1 - 1))
-        tonal = (v >= med * 10 ** (prom_db / 10)) & (conc >= c.min_concentration) & narrow
-        cand = tonal.copy()
-        if tonal.any():  # engine orders and voices are harmonic series of a low fundamental: not a siren
-            df = float(self._df if power.shape[1] == self._band.size else self._sdf)
-            tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df, resolved=resolved)
-            if tonal.any():  # nor the firing frequency of a fast engine (a comb root with even orders)
-                tonal[tonal] &= ~comb_root(power[tonal], pk[tonal], df)
-            if tonal.any():  # nor a fast engine's firing line whose orders 3-5 are coloured away
-                tonal[tonal] &= ~firing_line(power[tonal], pk[tonal], df)
-        return tonal, pk, cand & ~tonal
+            self._edges[key] = edges(band, ref)
+        df = float(self._df if power.shape[1] == self._band.size else self._sdf)
+        return tonal_frames(power, self._edges[key], df, w=w, prom_db=prom_db, drop_db=c.min_drop_db,
+                            min_concentration=c.min_concentration, resolved=resolved)
 
     def feed(self, index: np.ndarray, power: np.ndarray, short: np.ndarray | None = None) -> None:
         if index.size == 0:
@@ -393,13 +362,6 @@ class SirenSuppressor:
         if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.local_intervals):
             out.append("local_tonal")
         return out
-
-
-def _edges(band: np.ndarray, ref: np.ndarray) -> tuple[int, int, int, int]:
-    """(first, last + 1) bin of ``band`` and (first, last) bin of ``ref``."""
-    idx = np.flatnonzero(band)
-    r = np.flatnonzero(ref)
-    return int(idx[0]), int(idx[-1]) + 1, int(r[0]), int(r[-1])
 
 
 def _within(a: float, b: float, own: tuple[float, float] | None) -> bool:
