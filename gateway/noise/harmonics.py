@@ -27,11 +27,13 @@ F0_MAX = 500.0
 
 
 def series_member(p: np.ndarray, k: np.ndarray, df: float, *, f0_min: float = F0_MIN, f0_max: float = F0_MAX,
-                  drop_db: float = 6.0, within_db: float = 20.0, h_max: int = 16, resolved: bool = False) -> np.ndarray:
-    """See the module docstring. ``resolved``: each neighbour must also stand ``drop_db`` above the lower of
-    the two bins around the half-way point between it and the peak (a dip *between* them). Without it, the
-    far valley (1.5 orders out) alone may satisfy the test, so a peak smeared over a few bins (a fast sweep
-    within one frame: a yelp's harmonic moves ~150 Hz in 21 ms) passes as its own neighbours at +- 3 bins."""
+                  drop_db: float = 6.0, within_db: float = 20.0, h_max: int = 16,
+                  resolved: bool | np.ndarray = False) -> np.ndarray:
+    """See the module docstring. ``resolved`` (for all rows, or a mask of rows): each neighbour must also stand
+    ``drop_db`` above the lower of the two bins around the half-way point between it and the peak (a dip
+    *between* them). Without it, the far valley (1.5 orders out) alone may satisfy the test, so a peak smeared
+    over a few bins (a fast sweep within one frame: a yelp's harmonic moves ~150 Hz in 21 ms) passes as its
+    own neighbours at +- 3 bins."""
     n_rows, n_bins = p.shape
     if n_rows == 0:
         return np.zeros(0, dtype=bool)
@@ -60,11 +62,12 @@ def series_member(p: np.ndarray, k: np.ndarray, df: float, *, f0_min: float = F0
         v = local(fp + s * f0)
         valley = np.minimum(at(fp + s * 0.5 * f0), at(fp + s * 1.5 * f0))
         both = both & (v >= floor) & (v >= g * valley)
-        if resolved:
+        if np.any(resolved):
             mid = (fp + s * 0.5 * f0) * inv
             lo_ = np.minimum(np.maximum(np.floor(mid).astype(np.int64), 0), n_bins - 1)
             hi_ = np.minimum(lo_ + 1, n_bins - 1)
-            both = both & (v >= g * np.minimum(p[rows, lo_], p[rows, hi_]))
+            dip = v >= g * np.minimum(p[rows, lo_], p[rows, hi_])
+            both = both & (dip | ~np.asarray(resolved, dtype=bool).reshape(-1, 1))
     return both.any(axis=1)
 
 

@@ -141,7 +141,7 @@ class SirenSuppressor:
 
     # ------------------------------------------------------------ local tonal detector
     def _tonal(self, power: np.ndarray, band: np.ndarray, ref: np.ndarray, w: int,
-               prom_db: float, resolved: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               prom_db: float, resolved: bool | np.ndarray = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``tonal_frames.tonal_frames`` on the long (``band`` of the 8 Hz spectrogram) or the short spectrum."""
         c = self.config
         key = band.size
@@ -165,7 +165,8 @@ class SirenSuppressor:
                 self._sref = (fs_ >= 150) & (fs_ <= 5000)
                 self._sdf = float(fs_[1])
                 self._saw2 = 10 ** (a_weighting_db(np.maximum(fs_, 1.0)) / 10)
-            ts_, spk, sx = self._tonal(short, self._sband, self._sref, 5, c.min_prominence_db, resolved=True)
+            ts_, spk, sx = self._tonal(short, self._sband, self._sref, 5, c.min_prominence_db,
+                                       resolved=~(tonal | excused))  # no narrow line in the long spectrum
             freq = np.where(tonal, freq, spk * self._sdf)
             exc_f = np.where(excused | ~sx, exc_f, spk * self._sdf)
             via_short = ts_ & ~tonal

@@ -8,11 +8,13 @@ A frame is tonal only when its dominant peak in 250-3000 Hz is *narrow*: a local
 noise, a spectrum tilted towards the low frequencies, or a broad resonance never qualify however loud they are.
 Nor does a peak that is one order of a low harmonic series (``gateway.noise.harmonics.series_member``: narrow
 peaks at +- a 30-500 Hz spacing on both sides): engine orders, which follow the rpm, and voices are such series;
-a siren's or a horn's tone has no such neighbours. On the short spectrum the neighbours must be *resolved*
-(a dip between each of them and the peak, ``series_member(resolved=True)``): a yelp's harmonic sweeps ~150 Hz
-within one 21 ms frame, and the skirt of that smeared peak 3 bins out is no neighbouring order (issue 13: a
-yelp inside a long exhaust event was excused in one frame of two, so its run never counted). The long
-spectrum keeps the plain test: there an engine's orders are resolved and steady. Nor is the root of such a
+a siren's or a horn's tone has no such neighbours. On the short spectrum, in frames where the long spectrum
+has no narrow prominent peak at all (a tone moving too fast to be narrow in 85 ms), the neighbours must be
+*resolved* (a dip between each of them and the peak, ``series_member(resolved=...)``): a yelp's harmonic
+sweeps ~150 Hz within one 21 ms frame, and the skirt of that smeared peak 3 bins out is no neighbouring order
+(issue 13: a yelp inside a long exhaust event was excused in one frame of two, so its run never counted). An
+engine's line, steady enough to be narrow in the long spectrum, keeps the plain test there and in the short
+spectrum (a V8 firing at 446-894 Hz, whose cycle orders are 2-5 short bins apart, would otherwise run). Nor is the root of such a
 comb (``comb_root``: orders 2-4 present, even orders as strong as odd ones: an engine firing above 250 Hz; a
 siren's tone is odd-harmonic), nor a firing line whose higher orders the vehicle coloured away
 (``firing_line``: order 2 >= 3 dB over order 3, orders 4-5 no stronger than 3; a square-ish tone's order 3 is
@@ -36,11 +38,12 @@ def edges(band: np.ndarray, ref: np.ndarray) -> tuple[int, int, int, int]:
 
 def tonal_frames(power: np.ndarray, bins: tuple[int, int, int, int], df: float, *, w: int, prom_db: float,
                  drop_db: float, min_concentration: float,
-                 resolved: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 resolved: bool | np.ndarray = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tonal mask, peak bin, excused mask) of the frames (rows) of ``power`` (bin width ``df``): a narrow,
     prominent dominant peak in the band; ``excused``: such a peak that is an engine order, an engine's comb
     root or a firing line (not tonal). ``bins``: ``edges`` of the band and the reference range (the band lies
-    >= ``w`` bins inside the spectrum); ``resolved``: the series test's neighbours must be resolved peaks."""
+    >= ``w`` bins inside the spectrum); ``resolved`` (all frames, or a mask of frames): the series test's
+    neighbours must be resolved peaks."""
     b0, b1, r0, r1 = bins
     pk = b0 + np.argmax(power[:, b0:b1], axis=1)
     flat = power.ravel()
@@ -56,7 +59,8 @@ def tonal_frames(power: np.ndarray, bins: tuple[int, int, int, int], df: float, 
     tonal = (v >= med * 10 ** (prom_db / 10)) & (conc >= min_concentration) & narrow
     cand = tonal.copy()
     if tonal.any():  # engine orders and voices are harmonic series of a low fundamental: not a siren
-        tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df, resolved=resolved)
+        res = resolved[tonal] if isinstance(resolved, np.ndarray) else resolved
+        tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df, resolved=res)
         if tonal.any():  # nor the firing frequency of a fast engine (a comb root with even orders)
             tonal[tonal] &= ~comb_root(power[tonal], pk[tonal], df)
         if tonal.any():  # nor a fast engine's firing line whose orders 3-5 are coloured away
