@@ -117,40 +117,52 @@ def _scene_rows(seed: int, texture: bool = False) -> list[tuple[dict[str, float]
                      DetectorConfig(distance_m=float(scene.labels["distance_m"])))
 
 
-def _holdout_rows(seed: int) -> list[tuple[dict[str, float], str]]:
-    """Labelled events of one scene of the second generator (``simulators.holdout_scenes``, its own declared
-    ranges), analysed and labelled exactly as the training family's; its full scale cycles through the
-    training family's choices (120, 130, 130, 135 dB) by seed."""
+# further generators a corpus may add (``--holdout-scenes``, ``--kerbside-scenes``), in corpus order
+EXTRA_FAMILIES = {"holdout": "simulators.holdout_scenes", "kerbside": "simulators.kerbside_scenes"}
+
+
+def _family_rows(family: str, seed: int) -> list[tuple[dict[str, float], str]]:
+    """Labelled events of one scene of a further generator (``EXTRA_FAMILIES``, its own declared ranges), analysed
+    and labelled exactly as the training family's; its full scale cycles through the training family's choices
+    (120, 130, 130, 135 dB) by seed."""
+    import importlib
+
     from gateway.noise.detector import DetectorConfig
     from gateway.noise.dsp import MeterConfig
-    from simulators.holdout_scenes import generate
 
+    generate = importlib.import_module(EXTRA_FAMILIES[family]).generate
     scene = generate(seed, duration_s=HOLDOUT_SCENE_S, full_scale_db=HOLDOUT_FULL_SCALES[seed % 4])
     lab = scene.labels
     return _labelled(scene, MeterConfig(fs=scene.fs, full_scale_db=float(lab["full_scale_db"])),
                      DetectorConfig(distance_m=float(lab["distance_m"]), mic_height_m=lab.get("mic_height_m")))
 
 
+def _holdout_rows(seed: int) -> list[tuple[dict[str, float], str]]:
+    """Labelled events of one scene of the second generator (``simulators.holdout_scenes``)."""
+    return _family_rows("holdout", seed)
+
+
 def build_corpus(scenes: int, seed: int, jobs: int = 1, texture: float = 0.0,
-                 holdout: int = 0) -> list[tuple[dict[str, float], str]]:
-    """The training family's ``scenes`` scenes, then ``holdout`` scenes of the second generator, in order."""
+                 holdout: int = 0, kerbside: int = 0) -> list[tuple[dict[str, float], str]]:
+    """The training family's ``scenes`` scenes, then ``holdout`` scenes of the second generator and ``kerbside``
+    scenes of the fourth (scene i of each: seed ``seed * 100_003 + i``), in order."""
     seeds = [seed * 100_003 + i for i in range(scenes)]
     tex = [textured(i, texture) for i in range(scenes)]
-    h_seeds = [seed * 100_003 + i for i in range(holdout)]
+    extra = [(fam, seed * 100_003 + i) for fam, n in (("holdout", holdout), ("kerbside", kerbside)) for i in range(n)]
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as ex:
             parts = list(ex.map(_scene_rows, seeds, tex, chunksize=4))
-            parts += list(ex.map(_holdout_rows, h_seeds, chunksize=2))
+            parts += list(ex.map(_family_rows, [f for f, _ in extra], [s for _, s in extra], chunksize=2))
     else:
         parts = [_scene_rows(s, t) for s, t in zip(seeds, tex, strict=True)]
-        parts += [_holdout_rows(s) for s in h_seeds]
+        parts += [_family_rows(f, s) for f, s in extra]
     return [row for p in parts for row in p]
 
 
 def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | None = None,
-          texture: float = 0.0, holdout: int = 0) -> dict:
+          texture: float = 0.0, holdout: int = 0, kerbside: int = 0) -> dict:
     import numpy as np
 
     from gateway.noise.model import CLASSES, FEATURES, fit
@@ -166,7 +178,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"corpus {corpus} is malformed ({type(exc).__name__}: {exc})") from None
     else:
-        rows = build_corpus(scenes, seed, jobs, texture, holdout)
+        rows = build_corpus(scenes, seed, jobs, texture, holdout, kerbside)
         if corpus is not None:
             corpus.write_text(json.dumps([{"features": f, "label": lab} for f, lab in rows]))
     if len(rows) < 20:
@@ -177,18 +189,19 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     from simulators.noise_texture import TEXTURE_RANGES
 
     ranges = [RANGES, EXTRA_RANGES, WIDE_RANGES] + ([TEXTURE_RANGES] if texture else [])  # the default's hash as before
-    if holdout:
-        from simulators.holdout_scenes import RANGES as HOLDOUT_RANGES
+    extras = {fam: n for fam, n in (("holdout", holdout), ("kerbside", kerbside)) if n}
+    for fam in extras:
+        import importlib
 
-        ranges.append(HOLDOUT_RANGES)
+        ranges.append(importlib.import_module(EXTRA_FAMILIES[fam]).RANGES)
     ranges_sha = hashlib.sha256(json.dumps(ranges, sort_keys=True, default=str).encode()).hexdigest()[:12]
     cmd = (f"dozor noise train --scenes {scenes} --seed {seed}" + (f" --texture {texture:g}" if texture else "")
-           + (f" --holdout-scenes {holdout}" if holdout else ""))
+           + "".join(f" --{fam}-scenes {n}" for fam, n in extras.items()))
     meta = {"trained_by": cmd, "events": dict(counts),
             "ranges_sha256_12": ranges_sha, "family": "simulators.noise_scene", "scene_s": SCENE_S,
             "mix": TRAIN_MIX, **({"texture_share": texture} if texture else {}),
-            **({"families": ["train", "holdout"], "holdout_scenes": holdout, "holdout_scene_s": HOLDOUT_SCENE_S}
-               if holdout else {})}
+            **({"families": ["train", *extras], **{f"{fam}_scenes": n for fam, n in extras.items()},
+                "holdout_scene_s": HOLDOUT_SCENE_S} if extras else {})}
     model = fit(x, y, seed=seed, hidden=HIDDEN, epochs=EPOCHS, l2=L2, meta=meta)
     acc = float(np.mean(model.proba(x).argmax(axis=1) == y))
     cv = cross_validate(x, y, seed)
@@ -242,13 +255,16 @@ def register(noise_app: typer.Typer) -> None:
         holdout: int = typer.Option(0, "--holdout-scenes", min=0, max=100_000, help="also this many scenes "
                                     f"({HOLDOUT_SCENE_S:g} s) of the second generator, simulators.holdout_scenes; "
                                     "a model trained on them makes that family no longer held out"),
+        kerbside: int = typer.Option(0, "--kerbside-scenes", min=0, max=100_000, help="also this many scenes "
+                                     f"({HOLDOUT_SCENE_S:g} s) of the fourth generator, simulators.kerbside_scenes"),
         as_json: bool = JsonOpt,
     ) -> None:
         """Generate the training corpus, run the pipeline on it and fit the classifier model."""
         from gateway.noise.errors import NoiseError
 
         try:
-            result = train(scenes, seed, out, jobs=jobs, corpus=corpus, texture=texture, holdout=holdout)
+            result = train(scenes, seed, out, jobs=jobs, corpus=corpus, texture=texture, holdout=holdout,
+                           kerbside=kerbside)
         except (NoiseError, ValueError, OSError) as exc:
             fail(f"training failed: {exc}", as_json=as_json, code=2)
         if as_json:
