@@ -145,7 +145,7 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
     return dict(out)
 
 
-ENFORCE_SCORE = 0.8  # gateway.noise.pipeline.MIN_EXHAUST_SCORE (bench may not import the pipeline's internals)
+ENFORCE_SCORE = 0.8  # gateway.noise.classifier.MIN_EXHAUST_SCORE, for records that do not name the score they used
 
 
 def miss_reason(cover: list, enforcement_db: float) -> str:
@@ -161,7 +161,7 @@ def miss_reason(cover: list, enforcement_db: float) -> str:
     blocking = [f for f in e.flags if f not in ("clipped", "exceedance_proven_unclipped")]
     if blocking:
         return f"flag_{blocking[0]}"
-    if e.scores.get("exhaust", 0.0) < ENFORCE_SCORE:
+    if e.scores.get("exhaust", 0.0) < (e.thresholds or {}).get("min_exhaust_score", ENFORCE_SCORE):
         return "low_score"
     if "clipped" in e.flags and "exceedance_proven_unclipped" not in e.flags:
         return "clipped"

@@ -17,9 +17,11 @@ from gateway.noise.event_shape import onset as _onset  # noqa: F401  (older impo
 from gateway.noise.event_shape import texture as _texture  # noqa: F401  (older import path)
 from gateway.noise.features import CLASSES, Features, features
 
-__all__ = ["CLASSES", "Features", "classify", "current_model", "features", "model_version", "rule_scores", "scores"]
+__all__ = ["CLASSES", "MIN_EXHAUST_SCORE", "Features", "classify", "current_model", "features", "min_exhaust_score",
+           "model_version", "reset_model", "use_model", "rule_scores", "scores"]
 
 RULES_VERSION = "rules-v1"
+MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough) ...
 _model_cache: list[object] = []
 
 
@@ -32,9 +34,29 @@ def current_model():
     return _model_cache[0]
 
 
+def use_model(model) -> None:
+    """Make ``model`` (a loaded ``gateway.noise.model.Model``, or None for the hand-set rules) the current model of
+    this process: benches and tests that compare models analyse the same scenes with each in turn."""
+    _model_cache[:] = [model]
+
+
+def reset_model() -> None:
+    """Forget ``use_model``'s choice: the next ``current_model()`` loads the committed file again."""
+    _model_cache.clear()
+
+
 def model_version(model=None) -> str:
     m = model if model is not None else current_model()
     return m.version if m is not None else RULES_VERSION
+
+
+def min_exhaust_score(model=None) -> float:
+    """The exhaust score an enforcement case needs: the model file's own ``meta.min_exhaust_score`` (chosen by
+    ``dozor noise train`` for that model, whose scores it calibrates), else ``MIN_EXHAUST_SCORE``. A value
+    outside (0.5, 1) would let argmax alone or nothing enforce: it is ignored for the default."""
+    m = model if model is not None else current_model()
+    v = m.meta.get("min_exhaust_score") if m is not None else None
+    return float(v) if isinstance(v, (int, float)) and 0.5 <= v < 1.0 else MIN_EXHAUST_SCORE
 
 
 def scores(ft: Features, model=None) -> dict[str, float]:

@@ -49,7 +49,7 @@ from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
 TRACE_MARGIN_S = 5.0
 RING_S = 60.0
 CORE_S = 2.0
-MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough)
+MIN_EXHAUST_SCORE = classifier.MIN_EXHAUST_SCORE  # the default; a model file may name its own (min_exhaust_score)
 ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
 TONE_MATTERS_DB = 20.0  # a siren tone this far under an event's LAFmax adds < 0.05 dB: it does not suppress it
 TONE_HEARD_DB = 30.0  # ... and one this far under it, heard inside the event, flags it (the siren overlaps it)
@@ -77,6 +77,7 @@ class AnalyzerConfig:
     clip_seconds: float = 3.0
     finalize_delay_s: float = 10.0
     chunk_s: float = 1.0  # input is processed in chunks this long (amortises per-call overhead)
+    min_exhaust_score: float | None = None  # None: the model's own (classifier.min_exhaust_score); bench what-ifs
 
     def __post_init__(self) -> None:
         if not 0 <= self.clip_seconds <= 10:
@@ -85,6 +86,8 @@ class AnalyzerConfig:
             raise ConfigError("chunk_s must be 0..10 s")
         if not TRACE_MARGIN_S <= self.finalize_delay_s <= 20:
             raise ConfigError(f"finalize_delay_s must be {TRACE_MARGIN_S}..20 s")
+        if self.min_exhaust_score is not None and not 0.5 <= self.min_exhaust_score <= 1:
+            raise ConfigError("min_exhaust_score must be 0.5..1")
 
 
 @dataclass(frozen=True)
@@ -301,7 +304,8 @@ class NoiseAnalyzer:
         suppressed = bool(reasons)
         blocking = [f for f in flags if f not in ("clipped", "exceedance_proven_unclipped")]
         proven = overload is None or overload.proves_exceedance
-        enforcement = (klass == "exhaust" and sc["exhaust"] >= MIN_EXHAUST_SCORE and not suppressed
+        min_score = c.min_exhaust_score if c.min_exhaust_score is not None else classifier.min_exhaust_score(model)
+        enforcement = (klass == "exhaust" and sc["exhaust"] >= min_score and not suppressed
                        and not blocking and proven and lafmax_ref - margin >= det.enforcement_db)
         self.counters["events"] += 1
         self.counters[f"class_{klass}"] += 1
@@ -331,7 +335,7 @@ class NoiseAnalyzer:
             candidate=lafmax_ref >= det.candidate_db, enforcement=enforcement, flags=tuple(flags),
             thresholds={"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,
                         "uncertainty_db": det.uncertainty_db, "reference_m": det.reference_m,
-                        "min_exhaust_score": MIN_EXHAUST_SCORE, "tone_matters_db": TONE_MATTERS_DB,
+                        "min_exhaust_score": min_score, "tone_matters_db": TONE_MATTERS_DB,
                         "tone_heard_db": TONE_HEARD_DB, "edge_peak_s": EDGE_PEAK_S,
                         **({"mic_height_m": det.mic_height_m, "source_height_m": det.source_height_m}
                            if det.mic_height_m is not None else {})},

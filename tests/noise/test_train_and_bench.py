@@ -94,14 +94,14 @@ def test_train_on_the_second_generator_too_records_it_and_the_bench_says_it_is_n
     assert second, "six 30 s scenes of the second generator give labelled events"
     assert [row["label"] for row in json.loads(corpus.read_text())] == plain + second
     model = parse(out.read_text())
-    noise_accuracy.classifier._model_cache[:] = [model]
+    noise_accuracy.classifier.use_model(model)
     try:
         assert noise_accuracy.trained_families() == ["train", "holdout"]
         res = noise_accuracy.run_family("holdout", 1, 5, 4.0, 2.0)
         assert res["in_training"] is True
         assert noise_accuracy.run_family("independent", 1, 5, 4.0, 2.0)["in_training"] is False
     finally:
-        noise_accuracy.classifier._model_cache.clear()
+        noise_accuracy.classifier.reset_model()
     assert noise_accuracy.trained_families() == list(noise_accuracy.classifier.current_model().meta.get(
         "families", ["train"]))
 
