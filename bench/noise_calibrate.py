@@ -47,7 +47,7 @@ from bench.noise_scoring import score_scene  # noqa: E402
 from gateway.noise import classifier  # noqa: E402
 from gateway.noise.detector import DetectorConfig  # noqa: E402
 from gateway.noise.dsp import MeterConfig  # noqa: E402
-from gateway.noise.model import DEFAULT_PATH, load  # noqa: E402
+from gateway.noise.model import DEFAULT_PATH, ModelError, load  # noqa: E402
 from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer  # noqa: E402
 
 FLOOR = 0.6
@@ -114,11 +114,17 @@ def calibrate(model, families: list[str], scenes: int, seed: int, progress=None)
     table = {f"{t:.2f}": {"cases": c["enf_correct"] + c["enf_wrong"], "right": c["enf_correct"],
                           "wrong": c["enf_wrong"], "caused_by_others": sum(c[k] for k in CAUSED[:3]),
                           "truth_found": f"{c['enf_found']}/{c['enf_truth']}"} for t, c in per_t.items()}
-    worst = max((c["score"] for c in caused_scores), default=None)
-    ok = [t for t in GRID if table[f"{t:.2f}"]["caused_by_others"] == 0 and (worst is None or t >= worst + GUARD)]
     return {"model": model.version, "families": families, "scenes": scenes, "seed": seed, "floor": FLOOR,
             "guard": GUARD, "grid": table, "caused_cases_at_floor": caused_scores,
-            "chosen": ok[0] if ok else None}
+            "chosen": choose(table, [c["score"] for c in caused_scores])}
+
+
+def choose(table: dict, caused: list[float]) -> float | None:
+    """The lowest score of ``GRID`` with no case caused by others in ``table`` and at least ``GUARD`` above every
+    such case's score (``caused``, found at the floor); None if no score of the grid qualifies."""
+    worst = max(caused, default=None)
+    ok = [t for t in GRID if table[f"{t:.2f}"]["caused_by_others"] == 0 and (worst is None or t >= worst + GUARD - 1e-9)]
+    return ok[0] if ok else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         model = load(a.model)
-    except (OSError, ValueError) as exc:
+    except (ModelError, OSError, ValueError) as exc:
         print(f"error: cannot load {a.model}: {exc}", file=sys.stderr)
         return 2
     families = a.family or list(model.meta.get("families", ["train"]))

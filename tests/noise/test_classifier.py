@@ -51,7 +51,8 @@ def test_loud_exhaust_is_detected_as_exhaust(seed):
     assert e.levels.lafmax_7p5 == pytest.approx(src["lafmax_7p5_db"], abs=1.0)
     margin = e.uncertainty.margin_db
     if not e.flags:
-        assert e.enforcement == (e.levels.lafmax_7p5 - margin >= 95.0 and e.scores["exhaust"] >= 0.8)
+        assert e.enforcement == (e.levels.lafmax_7p5 - margin >= 95.0
+                                 and e.scores["exhaust"] >= e.thresholds["min_exhaust_score"])
 
 
 def test_isolated_exhausts_are_called_exhaust_over_forty_scenes():
