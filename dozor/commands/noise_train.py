@@ -21,6 +21,9 @@ also reports a 4-fold cross-validation on the corpus (``cv``; folds are contiguo
 scene and ~1.3 s per second-generator scene. The committed model, ``mlp-299d96f8ce8e``, is
 ``--scenes 1000 --seed 15 --holdout-scenes 400`` (1577 + 961 events); before the thirteenth session it was
 ``mlp-397e380f0707``, the same command without ``--holdout-scenes``.
+After training, ``python -m bench.noise_calibrate --write`` chooses the score an enforcement case needs from this
+model (``meta.min_exhaust_score``) on fresh scenes of the families it learned from (docs/architecture.md, "The
+enforcement score belongs to the model"); without it the pipeline's default, 0.8, applies.
 The fit's matrix products go through OpenBLAS, whose thread count changes the last bits of the weights: the
 eleventh session's corpus gave ``mlp-09606b807972`` with this 2-core machine's default and ``mlp-e76f0b1361ba``
 with ``OPENBLAS_NUM_THREADS=1`` (docs/benchmarks.md, issue 13, twelfth session). So the same command rebuilds the
