@@ -161,7 +161,7 @@ def miss_reason(cover: list, enforcement_db: float) -> str:
     blocking = [f for f in e.flags if f not in ("clipped", "exceedance_proven_unclipped")]
     if blocking:
         return f"flag_{blocking[0]}"
-    if e.scores.get("exhaust", 0.0) < (e.thresholds or {}).get("min_exhaust_score", ENFORCE_SCORE):
+    if e.scores.get("exhaust", 0.0) < (getattr(e, "thresholds", None) or {}).get("min_exhaust_score", ENFORCE_SCORE):
         return "low_score"
     if "clipped" in e.flags and "exceedance_proven_unclipped" not in e.flags:
         return "clipped"
@@ -169,7 +169,8 @@ def miss_reason(cover: list, enforcement_db: float) -> str:
 
 
 def level_errors(labels: dict, events: list) -> list[float]:
-    """LAFmax(7.5 m) errors of isolated, unclipped exhaust pass-bys matched by exactly one event."""
+    """LAFmax(7.5 m) errors of isolated, unclipped exhaust pass-bys matched by exactly one event (isolated: no other
+    labelled source within 15 dB of it at the microphone peaks within 5 s of it, or sounds during its event)."""
     return [d["total"] for d in level_error_parts(labels, events)]
 
 
@@ -197,9 +198,11 @@ def level_error_parts(labels: dict, events: list) -> list[dict]:
         hit = [e for e in events if _matches(e, s)]
         if others or len(hit) != 1 or hit[0].levels.clipped_samples:
             continue
-        if any(o is not s and o.get("class") not in (None, "none") and _matches(hit[0], o) and mic(o) > mic(s) - 15
+        e = hit[0]
+        if any(o is not s and o.get("class") not in (None, "none") and mic(o) > mic(s) - 15
+               and (_matches(e, o) or o.get("t_start", 1e9) < e.end and e.start < o.get("t_end", -1e9))
                for o in labels["sources"]):
-            continue  # the event also covers another loud source: not an isolated pass-by
+            continue  # the event also covers another loud source, or part of one's own span: not isolated
         lv = hit[0].levels
         total = lv.lafmax_7p5 - float(s["lafmax_7p5_db"])
         at_mic = lv.lafmax - float(s["lafmax_mic_db"]) if "lafmax_mic_db" in s else None

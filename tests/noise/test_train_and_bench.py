@@ -174,6 +174,21 @@ def test_level_error_is_split_into_the_meter_at_the_microphone_and_the_normalisa
     assert parts[1]["at_mic"] is None and parts[1]["normalisation"] is None  # no lafmax_mic_db in its label
 
 
+def test_a_pass_by_with_a_loud_source_sounding_during_its_event_is_not_isolated():
+    """The independent family's seed 16585 scene 5: a 114 dB two-tone horn peaks 5.5 s before a 96 dB exhaust
+    and sounds on into the exhaust's event, which reads the horn's tail (+9.85 dB at the microphone). The horn
+    is neither within 5 s of the exhaust's peak nor covered by its event, but its own span overlaps the event:
+    the pass-by is not isolated, so its level error is not the meter's."""
+    horn = {"kind": "horn_two_tone", "class": "horn", "t_peak": 35.5, "t_start": 34.9, "t_end": 40.4,
+            "lafmax_7p5_db": 111.2, "lafmax_mic_db": 114.0}
+    moto = {"kind": "exhaust_moto", "class": "exhaust", "t_peak": 41.0, "t_start": 37.6, "t_end": 45.4,
+            "lafmax_7p5_db": 94.0, "lafmax_mic_db": 96.2}
+    ev = _E(36.8, 42.7, lafmax=106.1)
+    assert level_error_parts({"distance_m": 5.49, "sources": [horn, moto]}, [ev]) == []
+    quiet = {**horn, "t_end": 36.5}  # the horn stops before the event: the pass-by is isolated again
+    assert len(level_error_parts({"distance_m": 5.49, "sources": [quiet, moto]}, [ev])) == 1
+
+
 def test_scoring_attributes_horn_and_legal_car_cases_by_level_and_counts_exhaust_pieces():
     """The held-out family's seed 32025: a piece of a 106 dB (at the mic) straight pipe's pass-by, split off
     3 s before its peak, covers a horn 12 dB quieter (not horn-caused by level); another covers a horn 5 dB
