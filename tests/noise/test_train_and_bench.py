@@ -76,29 +76,32 @@ def test_train_with_textured_scenes_records_the_share(tmp_path):
     assert bad.exit_code != 0 and not (tmp_path / "x.json").exists()
 
 
-def test_train_on_the_second_generator_too_records_it_and_the_bench_says_it_is_not_held_out(tmp_path):
-    """``--holdout-scenes N`` adds N scenes of ``simulators.holdout_scenes`` to the corpus (after the training
-    family's, labelled the same way); the model's meta names both families, and ``bench.noise_accuracy`` then
-    marks the holdout family ``in_training`` (it no longer measures generalisation; the independent family does)."""
+def test_train_on_further_generators_too_records_them_and_the_bench_says_they_are_not_held_out(tmp_path):
+    """``--holdout-scenes N`` and ``--kerbside-scenes M`` add N scenes of ``simulators.holdout_scenes`` and M of
+    ``simulators.kerbside_scenes`` to the corpus (after the training family's, in that order, labelled the same
+    way); the model's meta names the families, and ``bench.noise_accuracy`` then marks them ``in_training`` (they
+    no longer measure generalisation; the independent family does)."""
     out, corpus = tmp_path / "m.json", tmp_path / "c.json"
     args = ["noise", "train", "--scenes", "6", "--seed", "3", "--json"]
-    r = runner.invoke(app, [*args, "--holdout-scenes", "6", "--out", str(out), "--corpus", str(corpus)])
+    r = runner.invoke(app, [*args, "--holdout-scenes", "6", "--kerbside-scenes", "3", "--out", str(out),
+                            "--corpus", str(corpus)])
     assert r.exit_code == 0, r.output
     meta = json.loads(out.read_text())["meta"]
-    assert meta["trained_by"] == "dozor noise train --scenes 6 --seed 3 --holdout-scenes 6"
-    assert meta["families"] == ["train", "holdout"] and meta["holdout_scenes"] == 6
-    from dozor.commands.noise_train import _holdout_rows, _scene_rows
+    assert meta["trained_by"] == "dozor noise train --scenes 6 --seed 3 --holdout-scenes 6 --kerbside-scenes 3"
+    assert meta["families"] == ["train", "holdout", "kerbside"]
+    assert meta["holdout_scenes"] == 6 and meta["kerbside_scenes"] == 3
+    from dozor.commands.noise_train import _family_rows, _holdout_rows, _scene_rows
 
     plain = [lab for i in range(6) for _, lab in _scene_rows(3 * 100_003 + i)]
     second = [lab for i in range(6) for _, lab in _holdout_rows(3 * 100_003 + i)]
-    assert second, "six 30 s scenes of the second generator give labelled events"
-    assert [row["label"] for row in json.loads(corpus.read_text())] == plain + second
+    fourth = [lab for i in range(3) for _, lab in _family_rows("kerbside", 3 * 100_003 + i)]
+    assert second and fourth, "30 s scenes of the further generators give labelled events"
+    assert [row["label"] for row in json.loads(corpus.read_text())] == plain + second + fourth
     model = parse(out.read_text())
     noise_accuracy.classifier.use_model(model)
     try:
-        assert noise_accuracy.trained_families() == ["train", "holdout"]
-        res = noise_accuracy.run_family("holdout", 1, 5, 4.0, 2.0)
-        assert res["in_training"] is True
+        assert noise_accuracy.trained_families() == ["train", "holdout", "kerbside"]
+        assert noise_accuracy.run_family("kerbside", 1, 5, 4.0, 2.0)["in_training"] is True
         assert noise_accuracy.run_family("independent", 1, 5, 4.0, 2.0)["in_training"] is False
     finally:
         noise_accuracy.classifier.reset_model()
