@@ -13,6 +13,9 @@ Features (computed only for events, from the raw samples of the event):
   tones are full combs that the two tests above excuse (not a model input; ``rules.two_tone_steps`` uses it);
 - ``tonal_at_max``: the share of the loud frames within ``AT_MAX_S`` of the event's maximum that are ``tonal``
   ones (a horn or a siren *at* the loudest moment; not a model input; ``rules.tones_at_max`` uses it);
+- ``horn_inside``: the onset, in its own narrow band, of a held tone that switched on inside the event and
+  covers its maximum (a horn blown during a loud pass-by, ``gateway.noise.horn_probe``; not a model input;
+  ``rules.horn_inside`` uses it);
 - ``onset``: the steepest sustained rise near the event's maximum, dB (the mean power of the 100 ms before a
   step against the lower of the two 80 ms windows after it: horns switch on and stay on; pops and slow firing
   pulses do not);
@@ -43,6 +46,7 @@ import scipy.fft as sfft
 
 from gateway.noise.event_shape import onset, pair_share, texture
 from gateway.noise.harmonics import clip_index, comb_root, series_member
+from gateway.noise.horn_probe import switched_on_tone
 from gateway.noise.spectrum import median1, median_rows
 
 CLASSES = ("exhaust", "siren", "horn", "other")
@@ -83,6 +87,7 @@ class Features:
     comb: float = 0.0  # share of loud frames whose narrow peak is the fundamental of an engine-like comb
     alternation: float = 0.0  # two-tone steps: held pitch -> 1.08-1.6x -> back, each tone alone (``alternations``)
     tonal_at_max: float = 0.0  # share of the loud frames within AT_MAX_S of the maximum that are ``tonal`` ones
+    horn_inside: float = 0.0  # onset (dB, own band) of a held tone switched on and covering the maximum (horn_probe)
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
@@ -196,7 +201,8 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     for d in (-2, -1, 0, 1, 2):
         near[:, d + 2] = pl[rows, kpk + d]
     conc = near.sum(axis=1) / pref.sum(axis=1).clip(1e-30)
-    tonal_mask = (prom >= 20) & (conc >= 0.3) & _narrow(pl, kpk, 6)
+    held_ok = (prom >= 20) & _narrow(pl, kpk, 6)  # a narrow prominent peak, whatever its share (horn_probe)
+    tonal_mask = held_ok & (conc >= 0.3)
     narrow_any = tonal_mask.copy()
     n_tonal = int(tonal_mask.sum())
     comb = 0.0
@@ -219,6 +225,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         at_max = float(tonal_mask[near_max].mean()) if near_max.any() else 0.0
     fpk = _peak_freq(pl, kpk, df)
     alternation = alternations(pl, kpk, fpk, narrow_any, where[0], df)
+    horn_inside = switched_on_tone(pl, fpk, held_ok, where[0], df, HOP, NFFT, peak)
 
     two = 0.0
     if tonal_mask.any():
@@ -291,7 +298,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
                     float(np.percentile(best, 90)), float(np.log2(median1(f0[strong]) if strong.any() else 25.0)),
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, onset(x, fs), float(level_7p5),
-                    *texture(x, fs), comb, alternation, at_max)
+                    *texture(x, fs), comb, alternation, at_max, horn_inside)
 
 
 

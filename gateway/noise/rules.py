@@ -27,6 +27,10 @@
   was 0.2, under ``TONAL_LIMIT``). Lone exhaust pass-bys stay far under it (at most 0.18 over the 40 scenes of
   ``tests/noise/test_classifier.py``; 0.58 at most for true over-limit exhaust cases in 80 training-family
   street scenes, where that honk reached 0.75).
+- ``horn_inside``: a held tone switched on inside the event, in its own narrow band, by at least
+  ``HORN_INSIDE_DB`` and sounds at the event's maximum (``Features.horn_inside``, ``gateway.noise.horn_probe``):
+  a horn blown while a loud exhaust passes, which makes no broadband onset (``horn_tones``) and whose comb of
+  harmonics is excused as engine lines (``tones_at_max``).
 
 The thresholds were chosen on the training family's corpus (``dozor noise train``), never on the independent
 family (the counts on the committed corpus are in docs/benchmarks.md).
@@ -45,6 +49,7 @@ WIND_LF = 0.8
 WIND_ENGINE_DB = 12.0
 ALT_STEPS = 1.0
 AT_MAX_TONAL = 0.7
+HORN_INSIDE_DB = 15.0
 
 
 def horn_tones(ft: Features) -> bool:
@@ -71,4 +76,6 @@ def feature_flags(ft: Features | None) -> list[str]:
         out.append("two_tone_steps")
     if ft.tonal_at_max >= AT_MAX_TONAL:
         out.append("tones_at_max")
+    if ft.horn_inside >= HORN_INSIDE_DB:
+        out.append("horn_inside")
     return out
