@@ -201,8 +201,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     for d in (-2, -1, 0, 1, 2):
         near[:, d + 2] = pl[rows, kpk + d]
     conc = near.sum(axis=1) / pref.sum(axis=1).clip(1e-30)
-    held_ok = (prom >= 20) & _narrow(pl, kpk, 6)  # a narrow prominent peak, whatever its share (horn_probe)
-    tonal_mask = held_ok & (conc >= 0.3)
+    tonal_mask = (prom >= 20) & (conc >= 0.3) & _narrow(pl, kpk, 6)
     narrow_any = tonal_mask.copy()
     n_tonal = int(tonal_mask.sum())
     comb = 0.0
@@ -225,7 +224,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         at_max = float(tonal_mask[near_max].mean()) if near_max.any() else 0.0
     fpk = _peak_freq(pl, kpk, df)
     alternation = alternations(pl, kpk, fpk, narrow_any, where[0], df)
-    horn_inside = switched_on_tone(pl, fpk, held_ok, where[0], df, HOP, NFFT, peak)
+    horn_inside = switched_on_tone(pl, where[0], df, HOP, NFFT, peak)
 
     two = 0.0
     if tonal_mask.any():

@@ -11,7 +11,8 @@ a few bins either side already held it.
 
 ``switched_on_tone`` measures, over the event's long frames (already computed by ``features``), each *held
 run*: consecutive frames whose dominant narrow peak (excused or not) holds its pitch within ``HOLD_RATIO`` from
-frame to frame for at least ``MIN_RUN`` frames. A run counts when
+frame to frame for at least ``MIN_RUN`` frames (another note of a chord may lead for up to ``MAX_GAP`` frames
+without ending it). A run counts when
 
 - it covers the event's maximum (the maximum lies within its span, one hop either side);
 - its tone is a real share of the sound: the tone's +-2 bins hold at least ``SHARE_DB`` of the frame's power in
@@ -32,54 +33,99 @@ import numpy as np
 
 HOLD_RATIO = 1.01  # a held pitch: within 1 % from frame to frame (a horn's Doppler glide moves < 1 % per hop)
 MIN_RUN = 5  # frames (5 x 42.7 ms: a horn held for 0.2 s)
-SHARE_DB = -10.0  # the tone's +-2 bins hold at least 10 % of the frame's power
-BEFORE_BINS = 2  # the band around the pitch searched before the run (+-2 bins: an order drifting in is seen)
+SHARE_DB = -12.0  # the tone's +-1 bin holds at least 6 % of the power at 250-3000 Hz at the maximum
+BEFORE_BINS = 1  # the band around the pitch compared before the run and in it (+-1 bin: a neighbouring order stays out)
 QUIET_ONSET_DB = 15.0  # the frames before were too quiet to transform: at least loud_db under the loudest
+F_LO, F_HI = 250.0, 3000.0  # where horn tones are searched (the band of ``features``' tonal peak)
+CAND_DB = 10.0  # a tone counts while within 10 dB of the strongest peak of its frame in that band
+STEP_AFTER = 4  # frames after a step whose median tone level counts (170 ms: a horn stays on)
+LINE_BEFORE = 4  # frames a line must sound before an onset for ``_line_broke`` to watch it
+LINE_DROP_DB = 10.0  # a line dropping this much at another tone's onset: the engine changed gear
+MAX_CAND = 6  # tones examined per event (the strongest narrow peaks at the maximum)
+NARROW_G = 4.0  # a tone stands 6 dB over the spectrum 3-6 bins either side (narrow; an order 2 bins away allowed)
 
 
-def _band(p: np.ndarray, r: int, k: int, w: int) -> float:
-    n = p.shape[1]
-    return float(p[r, max(k - w, 0): min(k + w + 1, n)].sum())
-
-
-def switched_on_tone(p: np.ndarray, fpk: np.ndarray, narrow: np.ndarray, frame_no: np.ndarray, df: float,
-                     hop: int, nfft: int, peak: int | None) -> float:
-    """The onset (dB) of the loudest-switching held tone covering the maximum ``peak`` (sample index); ``p``:
-    the event's power spectra (frames x bins) at frame numbers ``frame_no`` (hop ``hop``, window ``nfft``),
-    ``fpk``: each frame's dominant peak (Hz), ``narrow``: whether it is a narrow peak."""
-    if peak is None or fpk.size < MIN_RUN:
-        return 0.0
-    lf = np.log2(np.maximum(fpk, 1.0))
-    held = (np.diff(frame_no) == 1) & narrow[:-1] & narrow[1:] & (np.abs(np.diff(lf)) < np.log2(HOLD_RATIO))
-    best = 0.0
-    i, n = 0, held.size
-    while i < n:
-        if not held[i]:
-            i += 1
+def _candidates(row: np.ndarray, lo: int, hi: int) -> list[int]:
+    """Narrow local maxima of one power spectrum in bins [lo, hi) within ``CAND_DB`` of the strongest there (at
+    most ``MAX_CAND``, strongest first): the tones sounding at the event's maximum."""
+    seg = row[lo:hi]
+    if seg.size < 16:
+        return []
+    top = float(seg.max())
+    inner = seg[1:-1]
+    loc = np.flatnonzero((inner >= seg[:-2]) & (inner >= seg[2:]) & (inner >= top * 10 ** (-CAND_DB / 10))) + 1
+    out = []
+    for j in loc[np.argsort(seg[loc])[::-1]]:
+        k = lo + int(j)
+        if k - 7 < 0 or k + 7 >= row.size:
             continue
-        j = i
-        while j < n and held[j]:
-            j += 1
-        a, b = i, j  # frames a..b (inclusive) hold one pitch
-        i = j
+        v = row[k]
+        if v >= NARROW_G * row[k - 6: k - 2].min() and v >= NARROW_G * row[k + 3: k + 7].min():
+            out.append(k)
+        if len(out) == MAX_CAND:
+            break
+    return out
+
+
+def switched_on_tone(p: np.ndarray, frame_no: np.ndarray, df: float, hop: int, nfft: int,
+                     peak: int | None) -> float:
+    """The largest onset (dB) of a held tone sounding at the maximum ``peak`` (sample index); ``p``: the
+    event's power spectra (frames x bins) at frame numbers ``frame_no`` (hop ``hop``, window ``nfft``)."""
+    if peak is None or p.shape[0] < MIN_RUN:
+        return 0.0
+    centres = frame_no * hop + nfft // 2
+    m0 = int(np.argmin(np.abs(centres - peak)))
+    if abs(int(centres[m0]) - peak) > hop:
+        return 0.0  # the maximum's frame was not transformed
+    lo, hi = int(np.ceil(F_LO / df)), int(F_HI / df) + 1
+    dom = p[:, lo:hi].max(axis=1)
+    best = 0.0
+    tones = []
+    for kc in _candidates(p[m0], lo, hi):
+        win = p[:, kc - 1: kc + 2].max(axis=1)
+        near = np.minimum(p[:, kc - 6: kc - 2].min(axis=1), p[:, kc + 3: kc + 7].min(axis=1))
+        present = (win >= dom * 10 ** (-CAND_DB / 10)) & (win >= NARROW_G * near)
+        band = p[:, kc - BEFORE_BINS: kc + BEFORE_BINS + 1].sum(axis=1)  # the tone's power, every frame
+        tones.append((present, band))
+    for present, band in tones:
+        if not present[m0]:
+            continue
+        a = b = m0  # the run of frames around the maximum where the tone sounds (held within +-1 bin)
+        while a > 0 and frame_no[a - 1] == frame_no[a] - 1 and present[a - 1]:
+            a -= 1
+        while b < p.shape[0] - 1 and frame_no[b + 1] == frame_no[b] + 1 and present[b + 1]:
+            b += 1
         if b - a + 1 < MIN_RUN:
             continue
-        c0 = frame_no[a] * hop + nfft // 2
-        c1 = frame_no[b] * hop + nfft // 2
-        if not c0 - hop <= peak <= c1 + hop:
+        tone = band[a: b + 1]
+        if float(np.median(tone)) < 10 ** (SHARE_DB / 10) * float(p[m0, lo:hi].sum()):
             continue
-        m = (a + b) // 2
-        level = float(np.median([_band(p, r, int(round(fpk[r] / df)), 2) for r in range(a, b + 1)]))
-        if level < 10 ** (SHARE_DB / 10) * float(p[m].sum()):
-            continue
-        if frame_no[a] == 0:
-            continue  # the run starts the event: nothing before it to compare with
-        before = [r for r in (a - 1, a - 2) if r >= 0 and frame_no[r] == frame_no[a] - (a - r)]
+        # its onset: the median of its first STEP_AFTER frames against the quieter of the two frames before the
+        # run (adjacent ones only)
+        after = float(np.median(tone[:STEP_AFTER]))
+        before = [q for q in (a - 1, a - 2) if q >= 0 and frame_no[q] == frame_no[a] - (a - q)]
         if before:
-            k0 = int(round(fpk[a] / df))
-            prev = min(_band(p, r, k0, BEFORE_BINS) for r in before)
-            on = 10 * np.log10(level / max(prev, 1e-30))
+            on = 10 * np.log10(after / max(float(band[before].min()), 1e-30))
+        elif frame_no[a] > 0:
+            on = QUIET_ONSET_DB  # the frame just before the run was too quiet to be transformed
         else:
-            on = QUIET_ONSET_DB  # the frame just before it was too quiet to be transformed
-        best = max(best, float(on))
+            continue  # the run starts the audio: nothing before it to compare with
+        if on > best and not _line_broke(tones, frame_no, a):
+            best = float(on)
     return best
+
+
+def _line_broke(tones: list, frame_no: np.ndarray, a: int) -> bool:
+    """Did another tone that was sounding before frame ``a`` break off around it (a gear change: the engine's
+    orders drop and come back at new pitches, and a new order appears at once)? A horn adds its tones and leaves
+    the engine's lines as they were. True when a tone present in the ``LINE_BEFORE`` frames before ``a - 2``
+    drops ``LINE_DROP_DB`` under their median in one of the frames ``a - 2`` .. ``a``."""
+    lo = a - 2 - LINE_BEFORE
+    if lo < 0 or frame_no[a] - frame_no[lo] != a - lo:
+        return False
+    for present, band in tones:
+        if present[lo: a - 2].all():
+            ref = float(np.median(band[lo: a - 2]))
+            if float(band[a - 2: a + 1].min()) < ref * 10 ** (-LINE_DROP_DB / 10):
+                return True
+    return False
