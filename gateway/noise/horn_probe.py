@@ -41,6 +41,7 @@ CAND_DB = 10.0  # a tone counts while within 10 dB of the strongest peak of its 
 STEP_AFTER = 4  # frames after a step whose median tone level counts (170 ms: a horn stays on)
 LINE_BEFORE = 4  # frames a line must sound before an onset for ``_line_broke`` to watch it
 LINE_DROP_DB = 10.0  # a line dropping this much at another tone's onset: the engine changed gear
+LEAD_FRAMES = 6  # a tone must switch on at least 0.26 s into the event's audio (inside it, not opening it)
 MAX_CAND = 6  # tones examined per event (the strongest narrow peaks at the maximum)
 NARROW_G = 4.0  # a tone stands 6 dB over the spectrum 3-6 bins either side (narrow; an order 2 bins away allowed)
 
@@ -95,8 +96,8 @@ def switched_on_tone(p: np.ndarray, frame_no: np.ndarray, df: float, hop: int, n
             a -= 1
         while b < p.shape[0] - 1 and frame_no[b + 1] == frame_no[b] + 1 and present[b + 1]:
             b += 1
-        if b - a + 1 < MIN_RUN:
-            continue
+        if b - a + 1 < MIN_RUN or frame_no[a] < LEAD_FRAMES:
+            continue  # too short, or sounding from the event's start (its onset is what started the event)
         tone = band[a: b + 1]
         if float(np.median(tone)) < 10 ** (SHARE_DB / 10) * float(p[m0, lo:hi].sum()):
             continue

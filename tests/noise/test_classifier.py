@@ -67,6 +67,7 @@ def test_isolated_exhausts_are_called_exhaust_over_forty_scenes():
         hit = covering(events, src)
         assert len(hit) == 1, seed
         assert hit[0].features["tonal_at_max"] < 0.5, seed  # a lone pass-by's maximum is no tone (rules.tones_at_max)
+        assert "horn_inside" not in hit[0].flags, seed  # nor a tone switched on inside it (rules.horn_inside)
         if src["lafmax_7p5_db"] >= 87.0:
             loud.append((seed, src["lafmax_7p5_db"], hit[0].klass))
     assert len(loud) >= 30

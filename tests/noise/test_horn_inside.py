@@ -13,11 +13,16 @@ import pytest
 
 from gateway.noise.detector import DetectorConfig
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
+from gateway.noise.rules import HORN_INSIDE_DB
 from simulators.noise_measure import lafmax_db
 from simulators.noise_scene import generate
 
 NONE = {"exhaust": 0, "legal": 0, "horn": 0.0, "cd_siren": 0.0, "ev_siren": 0.0, "wind": 0.0, "rain": 0.0}
-SEED = 13  # a lone exhaust over the limit that the committed model makes a case of (checked below)
+LONE = 27  # a lone exhaust 106 dB at 7.5 m: a case
+# (seed, horn, the horn's onset before the exhaust's peak, s): each of these was a case on the code before
+# rules.horn_inside (exhaust score 0.96 and 0.93, no flag): the horn 2 dB under the exhaust's LAFmax neither
+# jumps the broadband level by 12 dB (horn_tones) nor is a non-engine tone at the maximum (tones_at_max)
+HORNED = [(19, "two_tone", 0.9), (17, "air", 0.4)]
 
 
 def tone(f: float, t: np.ndarray, n_odd: int, even: float) -> np.ndarray:
@@ -48,8 +53,8 @@ def analyze(audio: np.ndarray, scene):
     return events
 
 
-def exhaust_scene():
-    scene = generate(SEED, duration_s=24.0, mix={**NONE, "exhaust": 1})
+def exhaust_scene(seed: int):
+    scene = generate(seed, duration_s=24.0, mix={**NONE, "exhaust": 1})
     src = next(s for s in scene.sources if s["class"] == "exhaust")
     return scene, src
 
@@ -58,27 +63,28 @@ def covering(events, t: float):
     return [e for e in events if e.start - 0.5 <= t <= e.end + 0.5]
 
 
-def test_the_lone_exhaust_is_a_case():
-    scene, src = exhaust_scene()
+@pytest.mark.parametrize("seed", [LONE] + [s for s, _, _ in HORNED])
+def test_the_lone_exhaust_is_a_case(seed):
+    scene, src = exhaust_scene(seed)
     hit = covering(analyze(scene.audio, scene), src["t_peak"])
     assert [e.enforcement for e in hit] == [True]
     assert "horn_inside" not in hit[0].flags
-    assert hit[0].features["horn_inside"] < 10.0
+    assert hit[0].features["horn_inside"] < HORN_INSIDE_DB
 
 
-@pytest.mark.parametrize("kind", ["two_tone", "air"])
-def test_a_horn_inside_a_loud_exhaust_makes_no_case(kind):
-    scene, src = exhaust_scene()
+@pytest.mark.parametrize(("seed", "kind", "lead"), HORNED)
+def test_a_horn_inside_a_loud_exhaust_makes_no_case(seed, kind, lead):
+    scene, src = exhaust_scene(seed)
     fs = scene.fs
     fsdb = float(scene.labels.get("full_scale_db", 120.0))
     loud = lafmax_db(scene.audio, fs, fsdb)
     h = horn(kind, fs, 1.4)
-    h *= 10 ** ((loud - 3.0 - lafmax_db(h, fs, fsdb)) / 20)  # the horn 3 dB under the exhaust's maximum
-    a = int((src["t_peak"] - 0.9) * fs)  # on 0.9 s before the exhaust's maximum, off 0.5 s after it
+    h *= 10 ** ((loud - 2.0 - lafmax_db(h, fs, fsdb)) / 20)  # the horn 2 dB under the exhaust's maximum
+    a = int((src["t_peak"] - lead) * fs)  # on before the exhaust's maximum, off after it
     audio = scene.audio.astype(np.float64).copy()
     audio[a: a + h.size] += h
     events = analyze(audio.astype(np.float32), scene)
     hit = covering(events, src["t_peak"])
     assert hit, "the pass-by made no event"
     assert [e for e in hit if e.enforcement] == []
-    assert any("horn_inside" in e.flags for e in hit)
+    assert any("horn_inside" in e.flags and e.klass == "exhaust" for e in hit)  # the model still says exhaust
