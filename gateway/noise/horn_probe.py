@@ -9,18 +9,19 @@ held pitch, and it stays on through the loud part. An engine order never does th
 pass-by, and when it moves into a band (rpm, a gear change) it comes from a neighbouring frequency, so the band
 a few bins either side already held it.
 
-``switched_on_tone`` measures, over the event's long frames (already computed by ``features``), each *held
-run*: consecutive frames whose dominant narrow peak (excused or not) holds its pitch within ``HOLD_RATIO`` from
-frame to frame for at least ``MIN_RUN`` frames (another note of a chord may lead for up to ``MAX_GAP`` frames
-without ending it). A run counts when
+``switched_on_tone`` takes the narrow peaks at 250-3000 Hz sounding in the frame of the event's maximum
+(within ``CAND_DB`` of the strongest, at most ``MAX_CAND``: the horn's tones or partials and the engine's
+orders) and follows each one (+-1 bin) back and forward from the maximum while it stays within ``CAND_DB`` of
+its frame's strongest peak and narrow: its *run*. A run counts when
 
-- it covers the event's maximum (the maximum lies within its span, one hop either side);
-- its tone is a real share of the sound: the tone's +-2 bins hold at least ``SHARE_DB`` of the frame's power in
-  the run's median frame;
+- it lasts at least ``MIN_RUN`` frames;
+- its tone is a real share of the sound: the median of its +-1 bin holds at least ``SHARE_DB`` of the power at
+  250-3000 Hz of the maximum's frame;
 - it switched on: the power in the +-``BEFORE_BINS`` bins around its pitch in the quieter of the (up to) two
-  frames just before the run is the returned onset below the run's median tone power; if the frame just
-  before was not transformed because it was quiet (``features`` only transforms frames within 15 dB of the
-  loudest), the onset is ``QUIET_ONSET_DB``; a run that starts the event has no onset.
+  frames just before the run is the returned onset below the median of the run's first ``STEP_AFTER`` frames
+  (frames before that were not transformed, ``features`` only transforms frames within 15 dB of the loudest,
+  say nothing); a run within ``LEAD_FRAMES`` of the start of the audio has no onset (its onset opened the
+  event), and an onset where another line that was sounding breaks off is a gear change (``_line_broke``).
 
 It returns the largest such onset (dB; 0 when no run counts). Not a model input: the committed model and its
 scores do not change; ``rules.horn_inside`` blocks enforcement at ``rules.HORN_INSIDE_DB``. Cost: a pass over
@@ -35,7 +36,6 @@ HOLD_RATIO = 1.01  # a held pitch: within 1 % from frame to frame (a horn's Dopp
 MIN_RUN = 5  # frames (5 x 42.7 ms: a horn held for 0.2 s)
 SHARE_DB = -12.0  # the tone's +-1 bin holds at least 6 % of the power at 250-3000 Hz at the maximum
 BEFORE_BINS = 1  # the band around the pitch compared before the run and in it (+-1 bin: a neighbouring order stays out)
-QUIET_ONSET_DB = 15.0  # the frames before were too quiet to transform: at least loud_db under the loudest
 F_LO, F_HI = 250.0, 3000.0  # where horn tones are searched (the band of ``features``' tonal peak)
 CAND_DB = 10.0  # a tone counts while within 10 dB of the strongest peak of its frame in that band
 STEP_AFTER = 4  # frames after a step whose median tone level counts (170 ms: a horn stays on)
@@ -105,12 +105,9 @@ def switched_on_tone(p: np.ndarray, frame_no: np.ndarray, df: float, hop: int, n
         # run (adjacent ones only)
         after = float(np.median(tone[:STEP_AFTER]))
         before = [q for q in (a - 1, a - 2) if q >= 0 and frame_no[q] == frame_no[a] - (a - q)]
-        if before:
-            on = 10 * np.log10(after / max(float(band[before].min()), 1e-30))
-        elif frame_no[a] > 0:
-            on = QUIET_ONSET_DB  # the frame just before the run was too quiet to be transformed
-        else:
-            continue  # the run starts the audio: nothing before it to compare with
+        if not before:
+            continue  # the frames just before the run are not known (too quiet to be transformed, or none)
+        on = 10 * np.log10(after / max(float(band[before].min()), 1e-30))
         if on > best and not _line_broke(tones, frame_no, a):
             best = float(on)
     return best
