@@ -88,3 +88,13 @@ def test_a_horn_inside_a_loud_exhaust_makes_no_case(seed, kind, lead):
     assert hit, "the pass-by made no event"
     assert [e for e in hit if e.enforcement] == []
     assert any("horn_inside" in e.flags and e.klass == "exhaust" for e in hit)  # the model still says exhaust
+
+
+def test_the_rule_fires_at_its_threshold_only():
+    from gateway.noise.classifier import Features
+    from gateway.noise.rules import feature_flags
+
+    base = dict(tonal=0.0, sweep_oct=0.0, sweep_rate=0.0, two_tone_56=0.0, engine=20.0, f0_move=0.5,
+                lf_frac=0.2, duration_s=4.0)
+    assert feature_flags(Features(**base, horn_inside=HORN_INSIDE_DB - 0.01)) == []
+    assert feature_flags(Features(**base, horn_inside=HORN_INSIDE_DB)) == ["horn_inside"]
