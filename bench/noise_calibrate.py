@@ -88,29 +88,45 @@ def scene_of(family: str, seed: int, i: int):
     return mod.generate(seed * 100_003 + i, full_scale_db=RECOMMENDED_FULL_SCALE_DB)
 
 
-def calibrate(model, families: list[str], scenes: int, seed: int, progress=None) -> dict:
+def _scene_counts(model, fam: str, seed: int, i: int) -> tuple[dict, list[dict]]:
+    """One scene: the bench's counters at every score of the grid, and the cases caused by others at the floor."""
     det = DetectorConfig()
+    scene = scene_of(fam, seed, i)
+    events = analyze(scene, model)
+    kw = {"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,
+          "uncertainty_db": det.uncertainty_db, "margin_db": 2.0}
+    per_t = {t: score_scene(scene.labels, at(events, t), **kw) for t in GRID}
+    caused = []
+    for e in events:
+        if e.enforcement:
+            why = [k for k in CAUSED if score_scene(scene.labels, [e], **kw).get(k)]
+            if why:
+                caused.append({"family": fam, "scene": i, "start": round(e.start, 2),
+                               "score": round(e.scores["exhaust"], 4), "caused": why})
+    return per_t, caused
+
+
+def calibrate(model, families: list[str], scenes: int, seed: int, progress=None, jobs: int = 1) -> dict:
     per_t = {t: Counter() for t in GRID}
     caused_scores: list[dict] = []
-    for fam in families:
-        for i in range(scenes):
-            scene = scene_of(fam, seed, i)
-            events = analyze(scene, model)
-            for t in GRID:
-                per_t[t].update(score_scene(scene.labels, at(events, t), candidate_db=det.candidate_db,
-                                            enforcement_db=det.enforcement_db, uncertainty_db=det.uncertainty_db,
-                                            margin_db=2.0))
-            for e in events:
-                if not e.enforcement:
-                    continue
-                sc = score_scene(scene.labels, [e], candidate_db=det.candidate_db, enforcement_db=det.enforcement_db,
-                                 uncertainty_db=det.uncertainty_db, margin_db=2.0)
-                why = [k for k in CAUSED if sc.get(k)]
-                if why:
-                    caused_scores.append({"family": fam, "scene": i, "start": round(e.start, 2),
-                                          "score": round(e.scores["exhaust"], 4), "caused": why})
+    tasks = [(fam, i) for fam in families for i in range(scenes)]
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as ex:
+            results = ex.map(_scene_counts, [model] * len(tasks), [f for f, _ in tasks], [seed] * len(tasks),
+                             [i for _, i in tasks])
+            done = list(results)
+    else:
+        done = []
+        for fam, i in tasks:
+            done.append(_scene_counts(model, fam, seed, i))
             if progress:
                 progress(f"{fam} {i + 1}/{scenes}")
+    for counts, caused in done:  # in task order, whatever the workers' order
+        for t in GRID:
+            per_t[t].update(counts[t])
+        caused_scores += caused
     table = {f"{t:.2f}": {"cases": c["enf_correct"] + c["enf_wrong"], "right": c["enf_correct"],
                           "wrong": c["enf_wrong"], "caused_by_others": sum(c[k] for k in CAUSED[:3]),
                           "truth_found": f"{c['enf_found']}/{c['enf_truth']}"} for t, c in per_t.items()}
@@ -134,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2027)
     ap.add_argument("--family", action="append", choices=sorted(FAMILIES),
                     help="a family to calibrate on (repeat; default: the model's meta.families)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (scenes are independent)")
     ap.add_argument("--write", action="store_true", help="store the chosen score in the model file's meta")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
@@ -150,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         res = calibrate(model, families, a.scenes, a.seed,
-                        None if a.json else (lambda msg: print(msg, file=sys.stderr, flush=True)))
+                        None if a.json else (lambda msg: print(msg, file=sys.stderr, flush=True)), max(1, a.jobs))
     finally:
         classifier.reset_model()
     cmd = (f"python -m bench.noise_calibrate --scenes {a.scenes} --seed {a.seed}"

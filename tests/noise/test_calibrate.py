@@ -87,7 +87,8 @@ def test_calibrate_writes_its_choice_into_the_model_file(tmp_path, capsys):
     path = tmp_path / "classifier.json"
     shutil.copy(DEFAULT_PATH, path)
     before = load(path)
-    code = cal.main(["--model", str(path), "--scenes", "1", "--seed", "3", "--family", "holdout", "--write", "--json"])
+    code = cal.main(["--model", str(path), "--scenes", "1", "--seed", "3", "--family", "holdout", "--write", "--json",
+                     "--jobs", "2"])
     res = json.loads(capsys.readouterr().out)
     cases = [res["grid"][f"{t:.2f}"]["cases"] for t in cal.GRID]
     assert cases == sorted(cases, reverse=True)  # a higher score never makes more cases
