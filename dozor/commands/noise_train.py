@@ -1,6 +1,6 @@
 """`dozor noise train`: rebuild the noise classifier's model from the training scene family, reproducibly.
 
-    dozor noise train --scenes 1000 --seed 15 --holdout-scenes 400 --out gateway/noise/models/classifier.json [--jobs 2] [--texture 0.5] [--json]
+    dozor noise train --scenes 1000 --seed 15 --holdout-scenes 400 --kerbside-scenes 400 --out gateway/noise/models/classifier.json [--jobs 2] [--texture 0.5] [--json]
 
 Corpus: scene i is ``simulators.noise_scene.generate(seed * 100_003 + i, duration_s=20, full_scale_db=None,
 mix=TRAIN_MIX)`` (with ``texture`` on for the share ``--texture`` of the scenes, spread evenly:
@@ -18,9 +18,11 @@ and labelled the same way: a model that has seen two generators' modelling choic
 enters a corpus. The model is fitted with a fixed seed, so the same command gives the same file and version; the output
 also reports a 4-fold cross-validation on the corpus (``cv``; folds are contiguous blocks, so with
 ``--holdout-scenes`` the last fold is mostly second-generator scenes). Cost: about 1.4 s of one core per training
-scene and ~1.3 s per second-generator scene. The committed model, ``mlp-299d96f8ce8e``, is
-``--scenes 1000 --seed 15 --holdout-scenes 400`` (1577 + 961 events); before the thirteenth session it was
-``mlp-397e380f0707``, the same command without ``--holdout-scenes``.
+scene and ~1.3 s per second-generator scene. ``--kerbside-scenes N`` appends N scenes (30 s) of the fourth
+generator, ``simulators.kerbside_scenes``, after those, the same way. The committed model, ``mlp-b67ef011ce6b``, is
+``--scenes 1000 --seed 15 --holdout-scenes 400 --kerbside-scenes 400`` (1577 + 961 + 921 events); in the
+thirteenth session it was ``mlp-299d96f8ce8e`` (without ``--kerbside-scenes``), before that ``mlp-397e380f0707``
+(the training family alone).
 After training, ``python -m bench.noise_calibrate --write`` chooses the score an enforcement case needs from this
 model (``meta.min_exhaust_score``) on fresh scenes of the families it learned from (docs/architecture.md, "The
 enforcement score belongs to the model"); without it the pipeline's default, 0.8, applies.

@@ -26,7 +26,11 @@ def test_documented_commands_exist():
     assert "python -m bench.noise_accuracy --family both --scenes 40 --json" in bench_doc
     assert "dozor noise train --scenes 1200 --seed 14 --jobs 2" in bench_doc
     assert "dozor noise train --scenes 1200 --seed 17 --texture 0.5 --jobs 2" in bench_doc
-    assert "dozor noise train --scenes 1000 --seed 15 --holdout-scenes 400 --jobs 2" in bench_doc  # the committed model
+    assert "dozor noise train --scenes 1000 --seed 15 --holdout-scenes 400 --jobs 2" in bench_doc  # thirteenth session
+    from gateway.noise.model import DEFAULT_PATH, load
+
+    committed = load(DEFAULT_PATH)  # the page names the command that built the committed model, and its version
+    assert f"{committed.meta['trained_by']} --jobs 2" in bench_doc and committed.version in bench_doc
     assert "python -m bench.noise_accuracy --family independent --scenes 8 --runs 2 --json" in bench_doc
 
 
