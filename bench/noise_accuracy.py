@@ -64,11 +64,14 @@ SIREN_FREE_TEXTURE = {"texture": 1.0, "horn": 0.0, "cd_siren": 0.0, "ev_siren": 
                       "horn_passby": 0.0}
 
 
-def analyze(scene) -> tuple[list, dict]:
+def analyze(scene, min_exhaust_score: float | None = None) -> tuple[list, dict]:
+    """Every event of one scene (the microphone, distance and height from its labels, the hub's zone intervals)
+    and the local tonal detector's frame counts; ``min_exhaust_score`` overrides the model's (what-ifs)."""
     lab = scene.labels
     cfg = AnalyzerConfig(meter=MeterConfig(fs=scene.fs, full_scale_db=float(lab.get("full_scale_db", 120.0))),
                          detector=DetectorConfig(distance_m=float(lab["distance_m"]),
-                                                 mic_height_m=lab.get("mic_height_m")))
+                                                 mic_height_m=lab.get("mic_height_m")),
+                         min_exhaust_score=min_exhaust_score)
     an = NoiseAnalyzer(cfg)
     for a, b in lab.get("zone_siren_active") or []:
         an.suppressor.add_zone_interval(a, b)

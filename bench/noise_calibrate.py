@@ -43,12 +43,11 @@ from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.noise_accuracy import FAMILIES, RECOMMENDED_FULL_SCALE_DB  # noqa: E402
+from bench.noise_accuracy import analyze as bench_analyze  # noqa: E402
 from bench.noise_scoring import score_scene  # noqa: E402
 from gateway.noise import classifier  # noqa: E402
 from gateway.noise.detector import DetectorConfig  # noqa: E402
-from gateway.noise.dsp import MeterConfig  # noqa: E402
 from gateway.noise.model import DEFAULT_PATH, ModelError, load  # noqa: E402
-from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer  # noqa: E402
 
 FLOOR = 0.6
 GUARD = 0.05
@@ -59,20 +58,9 @@ NOT_FOR_CALIBRATION = {"independent"}
 
 
 def analyze(scene, model) -> list:
-    """Every event of one scene, with cases made at the ``FLOOR`` score (the bench's analysis otherwise)."""
-    lab = scene.labels
-    cfg = AnalyzerConfig(meter=MeterConfig(fs=scene.fs, full_scale_db=float(lab.get("full_scale_db", 120.0))),
-                         detector=DetectorConfig(distance_m=float(lab["distance_m"]),
-                                                 mic_height_m=lab.get("mic_height_m")),
-                         min_exhaust_score=FLOOR)
+    """Every event of one scene, with cases made at the ``FLOOR`` score (``bench.noise_accuracy.analyze``)."""
     classifier.use_model(model)
-    an = NoiseAnalyzer(cfg)
-    for a, b in lab.get("zone_siren_active") or []:
-        an.suppressor.add_zone_interval(a, b)
-    events = []
-    for i in range(0, scene.audio.size, scene.fs):
-        events += an.feed(scene.audio[i: i + scene.fs]).events
-    return events + an.close().events
+    return bench_analyze(scene, min_exhaust_score=FLOOR)[0]
 
 
 def at(events: list, t: float) -> list:
