@@ -21,7 +21,7 @@ __all__ = ["CLASSES", "MIN_EXHAUST_SCORE", "Features", "classify", "current_mode
            "model_version", "reset_model", "use_model", "rule_scores", "scores"]
 
 RULES_VERSION = "rules-v1"
-MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough) ...
+MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough), by default
 _model_cache: list[object] = []
 
 
@@ -51,9 +51,9 @@ def model_version(model=None) -> str:
 
 
 def min_exhaust_score(model=None) -> float:
-    """The exhaust score an enforcement case needs: the model file's own ``meta.min_exhaust_score`` (chosen by
-    ``dozor noise train`` for that model, whose scores it calibrates), else ``MIN_EXHAUST_SCORE``. A value
-    outside (0.5, 1) would let argmax alone or nothing enforce: it is ignored for the default."""
+    """The exhaust score an enforcement case needs: the model file's own ``meta.min_exhaust_score`` (written by
+    ``python -m bench.noise_calibrate --write`` for that model, whose scores it calibrates), else
+    ``MIN_EXHAUST_SCORE``. A value outside [0.5, 1) would let argmax alone or nothing enforce: it is ignored."""
     m = model if model is not None else current_model()
     v = m.meta.get("min_exhaust_score") if m is not None else None
     return float(v) if isinstance(v, (int, float)) and 0.5 <= v < 1.0 else MIN_EXHAUST_SCORE
