@@ -119,9 +119,10 @@ def test_wind_gusts_are_not_exhaust():
 def test_mixed_scenes_precision_recall():
     """16 exhaust-rich training-family scenes (8 until the fourteenth session: 11 true loud exhausts, where one
     exhaust moves a share by 0.09; the three-generator model found 7 of those 11, the model before it 8). Not 24:
-    scene 9017 has a 101.5 dB exhaust suppressed by a local tonal run with no siren in the scene, with either
-    model and with the code of the thirteenth session too: an open false alarm of the local detector
-    (docs/benchmarks.md, fourteenth session), which this test would report as the suppression assertion."""
+    scene 9017 has a 101.5 dB exhaust suppressed by the local tonal detector with no siren in the scene, with
+    either model and with the code of the thirteenth session too: a 100 dB horn just before it (14.0-17.4 s)
+    makes a tonal run, and the siren interval it opens is held over the exhaust's event (17.9-25.6 s). An open
+    fault (docs/benchmarks.md, fourteenth session), which this test would report as the suppression assertion."""
     total: dict[str, int] = {}
     by_classifier = masked = 0  # misses of the classifier / of exhausts inside an event a siren suppressed
     for i in range(16):
