@@ -35,6 +35,7 @@ committed file on a machine like the one that built it; another core count may g
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 from collections import Counter
@@ -130,8 +131,6 @@ def _family_rows(family: str, seed: int) -> list[tuple[dict[str, float], str]]:
     """Labelled events of one scene of a further generator (``EXTRA_FAMILIES``, its own declared ranges), analysed
     and labelled exactly as the training family's; its full scale cycles through the training family's choices
     (120, 130, 130, 135 dB) by seed."""
-    import importlib
-
     from gateway.noise.detector import DetectorConfig
     from gateway.noise.dsp import MeterConfig
 
@@ -196,8 +195,6 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     ranges = [RANGES, EXTRA_RANGES, WIDE_RANGES] + ([TEXTURE_RANGES] if texture else [])  # the default's hash as before
     extras = {fam: n for fam, n in (("holdout", holdout), ("kerbside", kerbside)) if n}
     for fam in extras:
-        import importlib
-
         ranges.append(importlib.import_module(EXTRA_FAMILIES[fam]).RANGES)
     ranges_sha = hashlib.sha256(json.dumps(ranges, sort_keys=True, default=str).encode()).hexdigest()[:12]
     cmd = (f"dozor noise train --scenes {scenes} --seed {seed}" + (f" --texture {texture:g}" if texture else "")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import numpy as np
 
-HOLD_RATIO = 1.01  # a held pitch: within 1 % from frame to frame (a horn's Doppler glide moves < 1 % per hop)
 MIN_RUN = 12  # frames (12 x 42.7 ms: a horn held for 0.5 s; an rpm plateau held an order 10 frames on the holdout family)
 SHARE_DB = -12.0  # the tone's +-1 bin holds at least 6 % of the power at 250-3000 Hz at the maximum
 BEFORE_BINS = 1  # the band around the pitch compared before the run and in it (+-1 bin: a neighbouring order stays out)
