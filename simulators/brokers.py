@@ -23,10 +23,54 @@ class BrokerError(DozorError):
     pass
 
 
-def free_port() -> int:
+PORT_FLOOR = 20000  # free_port hands out ports from here up to the kernel's ephemeral range
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on, distinct from every other port handed out on this machine lately.
+
+    Ports come from below the kernel's ephemeral range, so no outgoing connection can take one between this
+    call and the server's bind (asking the kernel for port 0 gave an ephemeral port, which a client socket of a
+    parallel test once took first). A counter file shared under ``flock`` by every process of this user (pytest
+    workers, their children, two runs at once) walks the range, so two callers never get the same port until it
+    wraps; a port something already holds is skipped."""
+    import fcntl
+
+    low, high = PORT_FLOOR, max(PORT_FLOOR + 1000, _ephemeral_low())
+    counter = Path(tempfile.gettempdir()) / f"dozor-ports-{os.getuid()}"
+    with open(counter, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        text = f.read().strip()
+        nxt = int(text) if text.isdigit() else low + os.getpid() % (high - low)
+        for _ in range(high - low):
+            port = low + (nxt - low) % (high - low)
+            nxt = port + 1
+            if _bindable(port):
+                break
+        else:
+            raise BrokerError(f"no free loopback port in {low}..{high - 1}")
+        f.seek(0)
+        f.truncate()
+        f.write(str(nxt))
+        f.flush()
+    return port
 
 
 def wait_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1",
