@@ -39,7 +39,7 @@ import numpy as np
 
 from contract.models import Signal, ZoneState, ZoneStatus
 from gateway.noise.spectrum import median1
-from gateway.noise.tonal_frames import edges, tonal_frames
+from gateway.noise.tonal_frames import edges, engine_line, tonal_frames
 from gateway.noise.weighting import a_weighting_db
 
 SILENT = {Signal.SILENT_TEST}
@@ -254,6 +254,8 @@ class SirenSuppressor:
             return None
         if 10 * np.log10(v / (float(median1(row[self._ref])) + 1e-30) + 1e-30) < c.hold_prominence_db:
             return None
+        if engine_line(row[None, :], np.array([k]), self._df)[0]:
+            return None  # an engine's order that came near the tone (a pass-by after a horn): it holds no run
         return k * self._df
 
     def _tone_ms(self, row: np.ndarray, k: float, aw2: np.ndarray) -> float:

@@ -58,11 +58,21 @@ def tonal_frames(power: np.ndarray, bins: tuple[int, int, int, int], df: float, 
               & (pk > b0) & (pk < b1 - 1))
     tonal = (v >= med * 10 ** (prom_db / 10)) & (conc >= min_concentration) & narrow
     cand = tonal.copy()
-    if tonal.any():  # engine orders and voices are harmonic series of a low fundamental: not a siren
+    if tonal.any():
         res = resolved[tonal] if isinstance(resolved, np.ndarray) else resolved
-        tonal[tonal] &= ~series_member(power[tonal], pk[tonal], df, resolved=res)
-        if tonal.any():  # nor the firing frequency of a fast engine (a comb root with even orders)
-            tonal[tonal] &= ~comb_root(power[tonal], pk[tonal], df)
-        if tonal.any():  # nor a fast engine's firing line whose orders 3-5 are coloured away
-            tonal[tonal] &= ~firing_line(power[tonal], pk[tonal], df)
+        tonal[tonal] &= ~engine_line(power[tonal], pk[tonal], df, resolved=res)
     return tonal, pk, cand & ~tonal
+
+
+def engine_line(power: np.ndarray, pk: np.ndarray, df: float, *, resolved: bool | np.ndarray = False) -> np.ndarray:
+    """Which rows' peak (bin ``pk``) is an engine's line, not a siren's tone: one order of a low harmonic series
+    (engine orders and voices), the firing frequency of a fast engine (a comb root with even orders), or a fast
+    engine's firing line whose orders 3-5 are coloured away."""
+    out = series_member(power, pk, df, resolved=resolved)
+    rest = ~out
+    if rest.any():
+        out[rest] = comb_root(power[rest], pk[rest], df)
+        rest = ~out
+    if rest.any():
+        out[rest] = firing_line(power[rest], pk[rest], df)
+    return out

@@ -71,8 +71,9 @@ def test_fast_engines_on_textured_siren_free_training_scenes_make_no_run(seed, s
     assert not any(s.get("class") in ("siren", "horn") for s in sc.sources)
     runs, frames = _run_frames(sc.audio)
     assert frames == 160 and runs <= 0.01 * frames  # main: main_runs
-    if scene == 10:  # the V8: without the frames excused before the run, it counts
-        assert _run_frames(sc.audio, SuppressionConfig(engine_before_s=0.0))[0] >= main_runs // 2
+    if scene == 10:  # the V8: without the frames excused before the run, it counts (16 frames since a held
+        #              run no longer follows an engine order, 45 before: still 5x the 1 % goal)
+        assert _run_frames(sc.audio, SuppressionConfig(engine_before_s=0.0))[0] > 0.05 * frames
 
 
 def test_the_bench_measures_textured_siren_free_scenes():
