@@ -16,6 +16,9 @@ Features (computed only for events, from the raw samples of the event):
 - ``horn_inside``: the onset, in its own narrow band, of a held tone that switched on inside the event and
   covers its maximum (a horn blown during a loud pass-by, ``gateway.noise.horn_probe``; not a model input;
   ``rules.horn_inside`` uses it);
+- ``siren_inside``: the strength of an emergency siren's periodic call (yelp, rumbler, hi-lo, two-tone) whose tone
+  is within a few dB of the event's maximum, heard under a loud exhaust (``gateway.noise.siren_probe``; not a
+  model input; ``rules.siren_inside`` uses it);
 - ``onset``: the steepest sustained rise near the event's maximum, dB (the mean power of the 100 ms before a
   step against the lower of the two 80 ms windows after it: horns switch on and stay on; pops and slow firing
   pulses do not);
@@ -47,6 +50,7 @@ import scipy.fft as sfft
 from gateway.noise.event_shape import onset, pair_share, texture
 from gateway.noise.harmonics import clip_index, comb_root, series_member
 from gateway.noise.horn_probe import switched_on_tone
+from gateway.noise.siren_probe import siren_inside
 from gateway.noise.spectrum import median1, median_rows
 
 CLASSES = ("exhaust", "siren", "horn", "other")
@@ -88,6 +92,7 @@ class Features:
     alternation: float = 0.0  # two-tone steps: held pitch -> 1.08-1.6x -> back, each tone alone (``alternations``)
     tonal_at_max: float = 0.0  # share of the loud frames within AT_MAX_S of the maximum that are ``tonal`` ones
     horn_inside: float = 0.0  # onset (dB, own band) of a held tone switched on and covering the maximum (horn_probe)
+    siren_inside: float = 0.0  # strength of a loud siren call (periodic sweep or alternation) in the event (siren_probe)
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
@@ -297,7 +302,8 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     return Features(tonal, sweep_oct, sweep_rate, two, engine, f0_move, lf_frac, duration, tonal_fast, steady, pair,
                     float(np.percentile(best, 90)), float(np.log2(median1(f0[strong]) if strong.any() else 25.0)),
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, onset(x, fs), float(level_7p5),
-                    *texture(x, fs), comb, alternation, at_max, horn_inside)
+                    *texture(x, fs), comb, alternation, at_max, horn_inside,
+                    siren_inside(x, fs))
 
 
 

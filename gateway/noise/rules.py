@@ -31,6 +31,10 @@
   ``HORN_INSIDE_DB`` and sounds at the event's maximum (``Features.horn_inside``, ``gateway.noise.horn_probe``):
   a horn blown while a loud exhaust passes, which makes no broadband onset (``horn_tones``) and whose comb of
   harmonics is excused as engine lines (``tones_at_max``).
+- ``siren_inside``: an emergency siren's periodic call (a yelp's or rumbler's sweep, a hi-lo or two-tone
+  alternation) whose tone is within ``siren_probe.SHARE_DB`` of the event's loudest 125 ms, with a strength of
+  at least ``SIREN_INSIDE`` (``Features.siren_inside``, ``gateway.noise.siren_probe``): a siren a few dB under
+  a loud exhaust, which is never the dominant peak the tonal tests and the local detector look at.
 
 The thresholds were chosen on the training family's corpus (``dozor noise train``), never on the independent
 family (the counts on the committed corpus are in docs/benchmarks.md).
@@ -50,6 +54,7 @@ WIND_ENGINE_DB = 12.0
 ALT_STEPS = 1.0
 AT_MAX_TONAL = 0.7
 HORN_INSIDE_DB = 15.0
+SIREN_INSIDE = 0.35
 
 
 def horn_tones(ft: Features) -> bool:
@@ -78,4 +83,6 @@ def feature_flags(ft: Features | None) -> list[str]:
         out.append("tones_at_max")
     if ft.horn_inside >= HORN_INSIDE_DB:
         out.append("horn_inside")
+    if ft.siren_inside >= SIREN_INSIDE:
+        out.append("siren_inside")
     return out
