@@ -54,7 +54,7 @@ WIND_ENGINE_DB = 12.0
 ALT_STEPS = 1.0
 AT_MAX_TONAL = 0.7
 HORN_INSIDE_DB = 15.0
-SIREN_INSIDE = 0.33
+SIREN_INSIDE = 0.3
 
 
 def horn_tones(ft: Features) -> bool:

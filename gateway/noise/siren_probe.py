@@ -51,14 +51,15 @@ import scipy.fft as sfft
 
 from gateway.noise.weighting import a_weighting_db
 
-SHORT = (0.0107, (0.09, 0.6))  # (frame s, cycle periods s): yelp and rumbler sweeps
-LONG = (0.0427, (0.5, 2.6))  # hi-lo and two-tone alternations, a fast wail
+SHORT = (0.0107, (0.09, 0.6), 1.0)  # (frame s, cycle periods s, trend s): yelp and rumbler sweeps
+LONG = (0.0427, (0.5, 2.6), 3.0)  # hi-lo and two-tone alternations, a fast wail
 F_LO, F_HI = 300.0, 2500.0  # where emergency sirens' fundamentals lie (450-1900 Hz in the references)
-ON_DB = 9.0  # a cell stands this far over its frame's and its bin's typical level: a tone crosses the bin
-TREND_S = 1.0  # each bin's slow trend (moving mean) is removed: a pass-by's swell, an rpm ramp
+ON_DB = 12.0
+BIN_PCT = 25.0  # a bin's typical level over the event: this percentile (a hi-lo tone holds its bin half the time)
 MIN_CYCLES = 2.5  # cycles of the period that must fit in the event's audio
 FAST_S = 0.125  # the level meter's Fast time constant: the tone's and the event's levels are compared over it
-SHARE_DB = -7.0  # the call's A-level within this of the event's loudest 125 ms (the estimate runs high)
+LEVEL_PCT = 90.0  # the call's level: this percentile of its 125 ms levels over the event (a siren holds its level)
+SHARE_DB = -10.0  # the call's A-level within this of the event's loudest 125 ms (the bench's cause rule)
 MOVE_OCT = 0.1  # the call's pitch half a cycle away differs by at least this (a hi-lo pair: 0.26-0.54 octave)
 MOVE_SHARE = 0.15  # ... in at least this share of the frames
 SERIES_MAX = 0.1  # at most this share of the call's frames may show an engine's comb of orders
@@ -114,7 +115,7 @@ def _shift(a: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
-def _call(p: np.ndarray, fs: int, nfft: int, lags: tuple[float, float], long_p: np.ndarray,
+def _call(p: np.ndarray, fs: int, nfft: int, lags: tuple[float, float], trend_s: float, long_p: np.ndarray,
           long_nfft: int) -> Call:
     """The strongest periodic call in the power spectra ``p`` (frames of ``nfft`` samples); ``long_p``: the same
     audio's ``long_nfft``-point spectra (for the engine-order test)."""
@@ -128,10 +129,10 @@ def _call(p: np.ndarray, fs: int, nfft: int, lags: tuple[float, float], long_p: 
     pb = p[:, band]
     lv = 10 * np.log10(pb + 1e-30)
     lv -= np.median(lv, axis=1, keepdims=True)  # each frame against its median across the band (swell, AM)
-    lv -= np.median(lv, axis=0)  # each bin against its median over the event (the exhaust's spectrum, orders)
+    lv -= np.percentile(lv, BIN_PCT, axis=0)  # each bin against its typical level (the exhaust's spectrum, orders)
     on = lv >= ON_DB
     y = on.astype(np.float64)
-    y -= _moving_mean(y, max(3, int(TREND_S / dt)))
+    y -= _moving_mean(y, max(3, int(trend_s / dt)))
     spec = sfft.rfft(y, n=2 * n, axis=0)
     ac = sfft.irfft(spec.real**2 + spec.imag**2, n=2 * n, axis=0)[:n].sum(axis=1)
     if ac[0] <= 0:
@@ -154,7 +155,7 @@ def _call(p: np.ndarray, fs: int, nfft: int, lags: tuple[float, float], long_p: 
     f = np.arange(p.shape[1]) * df
     wa = (10 ** (a_weighting_db(f) / 10)).astype(np.float32)
     kern = np.ones(max(1, int(round(FAST_S / dt))))
-    tone = float(np.convolve((np.where(call, pb, 0.0) * wa[band]).sum(axis=1), kern, "valid").max())
+    tone = float(np.percentile(np.convolve((np.where(call, pb, 0.0) * wa[band]).sum(axis=1), kern, "valid"), LEVEL_PCT))
     top = float(np.convolve(p @ wa, kern, "valid").max())
     level = 10 * np.log10(tone / top) if tone > 0 and top > 0 else float("-inf")
     # pitch movement: the mean log-frequency of a frame's call cells against that half a cycle earlier
@@ -198,10 +199,10 @@ def calls(x: np.ndarray, fs: int) -> list[Call]:
     if long_p.shape[0] < 4:
         return []
     out = []
-    for win_s, lags in (SHORT, LONG):
+    for win_s, lags, trend_s in (SHORT, LONG):
         nfft = _nfft(fs, win_s)
         p = long_p if nfft == nl else _spectra(x, nfft)
-        out.append(_call(p, fs, nfft, lags, long_p, nl))
+        out.append(_call(p, fs, nfft, lags, trend_s, long_p, nl))
     return out
 
 
