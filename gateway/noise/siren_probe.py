@@ -13,25 +13,31 @@ and an amplitude modulation of the roar lifts all bins at once.
 ``_call`` looks at one time scale: non-overlapping Hann frames (``SHORT``: 10.7 ms, a yelp moves about one bin
 per frame, cycles of 0.09-0.6 s; ``LONG``: 42.7 ms, a held tone of a hi-lo stands 6 dB higher over the roar,
 cycles of 0.5-2.6 s). It whitens the 300-2500 Hz band twice (each frame against its median across the band: the
-pass-by's swell and the roar's AM go; each bin against its median over the event: the exhaust's spectral shape
-and its steady orders go), marks the cells that stand ``ON_DB`` over that (a tone crossing the bin), removes
-each bin's slow trend (``TREND_S``) and sums the bins' autocorrelations over time. A call makes a peak at its
-cycle; its *strength* is that peak's rise over the lowest correlation at any shorter lag (a periodic sweep or
-alternation swings negative at the half cycle; chance fluctuations of the roar make no such swing). At least
-``MIN_CYCLES`` cycles must fit in the audio. The call's own cells are the marked ones that were marked again one
-cycle earlier or later (+-1 frame) and are not marked both half a cycle before and after (the call has left the
-bin by then; a held line has not). A call counts when
+pass-by's swell and the roar's AM go; each bin against its ``BIN_PCT`` percentile over the event: the exhaust's
+spectral shape and its steady orders go, while a hi-lo tone that holds its bin half the time does not set the
+bin's reference), marks the cells that stand ``ON_DB`` over that (a tone crossing the bin; the roar's own
+cells pass 12 dB over their 25th percentile about 1 % of the time), removes each bin's slow trend (1 s, 3 s at
+the long scale) and sums the bins' autocorrelations over time. A call makes a peak at its cycle; its
+*strength* is that peak's rise over the lowest correlation at any shorter lag (a periodic sweep or alternation
+swings negative at the half cycle; chance fluctuations of the roar make no such swing). At least
+``MIN_CYCLES`` cycles must fit in the audio. The call's own cells are the marked ones that were marked again
+one cycle earlier or later (+-1 frame) and are not marked both half a cycle before and after (the call has
+left the bin by then; a held line has not). A call counts when
 
-- its tone is loud: the A-weighted power of its cells over 125 ms (Fast) is within ``SHARE_DB`` of the loudest
-  125 ms of the whole spectrum (the event's LAFmax; the bench counts a siren as the cause within 10 dB): a
-  distant siren 20 dB under a pass-by is heard, but it did not make the level the case would state;
+- its tone is loud: the ``LEVEL_PCT`` percentile over the event of the A-weighted power of its cells over
+  125 ms (Fast) is within ``SHARE_DB`` of the loudest 125 ms of the whole spectrum (the event's LAFmax; the
+  bench counts a siren as the cause within 10 dB): a distant siren 20 dB under a pass-by is heard, but it did
+  not make the level the case would state (a percentile, not the maximum: the roar's chance cells that join
+  the call at the loudest moment would otherwise lift a distant siren's level to -4 dB);
 - it moves in pitch: in at least ``MOVE_SHARE`` of the frames, the call's cells and those half a cycle away
   lie ``MOVE_OCT`` apart (a sweep, or the other tone of a pair); an engine's orders pulsing together (roar AM,
   two engines beating) light the same bins and leave the others dark half a cycle later;
-- it is not an engine's harmonic stack: at most ``SERIES_MAX`` of the call's frames have their strongest call
-  cell on an order of a low harmonic series (``harmonics.series_member`` on the 42.7 ms spectra, where orders
-  23 Hz apart are resolved): an engine whose rpm oscillates (a pulsed throttle) sweeps all its orders in a
-  periodic sawtooth, but they stay a comb; a siren's partials lie at multiples of a 450-1900 Hz fundamental.
+- it is not an engine's comb: at most ``COMB_MAX`` of the call's frames hold three call lines (a run of
+  adjacent cells is one line) with two equal spacings (within 10 % or a bin) under ``COMB_HZ``: an engine
+  whose rpm rises and falls periodically (throttle blips, a pulsed throttle) sweeps all its orders in a
+  periodic sawtooth, but they stay lines a firing frequency apart; a siren's partials lie a 450-1900 Hz
+  fundamental or two apart. (``harmonics.series_member`` cannot tell here: under a loud exhaust every peak has
+  some local maxima at +-f0 for one of its candidate f0s.)
 
 ``siren_inside`` returns the strongest counting call's strength (0 without one). Not a model input: the
 committed model and its scores do not change; ``rules.siren_inside`` blocks enforcement at
@@ -54,7 +60,7 @@ from gateway.noise.weighting import a_weighting_db
 SHORT = (0.0107, (0.09, 0.6), 1.0)  # (frame s, cycle periods s, trend s): yelp and rumbler sweeps
 LONG = (0.0427, (0.5, 2.6), 3.0)  # hi-lo and two-tone alternations, a fast wail
 F_LO, F_HI = 300.0, 2500.0  # where emergency sirens' fundamentals lie (450-1900 Hz in the references)
-ON_DB = 12.0
+ON_DB = 12.0  # a cell stands this far over its frame's and its bin's typical level: a tone crosses the bin
 BIN_PCT = 25.0  # a bin's typical level over the event: this percentile (a hi-lo tone holds its bin half the time)
 MIN_CYCLES = 2.5  # cycles of the period that must fit in the event's audio
 FAST_S = 0.125  # the level meter's Fast time constant: the tone's and the event's levels are compared over it
@@ -62,7 +68,7 @@ LEVEL_PCT = 90.0  # the call's level: this percentile of its 125 ms levels over 
 SHARE_DB = -10.0  # the call's A-level within this of the event's loudest 125 ms (the bench's cause rule)
 MOVE_OCT = 0.1  # the call's pitch half a cycle away differs by at least this (a hi-lo pair: 0.26-0.54 octave)
 MOVE_SHARE = 0.15  # ... in at least this share of the frames
-SERIES_MAX = 0.1  # at most this share of the call's frames may show an engine's comb of orders
+COMB_MAX = 0.1  # at most this share of the call's frames may show an engine's comb of orders
 COMB_HZ = 300.0  # engine orders lie f0 apart (30-300 Hz in the band's frames)
 
 
@@ -72,10 +78,10 @@ class Call:
     period_s: float = 0.0
     level_db: float = float("-inf")  # the call's A-level re the event's loudest 125 ms
     moving: float = 0.0  # share of frames whose call cells moved MOVE_OCT from half a cycle earlier
-    series: float = 1.0  # share of the call's frames whose strongest cell is an engine order
+    comb: float = 1.0  # share of the call's frames that hold a comb of engine orders (``_comb_share``)
 
     def counts(self) -> bool:
-        return self.level_db >= SHARE_DB and self.moving >= MOVE_SHARE and self.series <= SERIES_MAX
+        return self.level_db >= SHARE_DB and self.moving >= MOVE_SHARE and self.comb <= COMB_MAX
 
 
 def _nfft(fs: int, win_s: float) -> int:
@@ -115,10 +121,9 @@ def _shift(a: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
-def _call(p: np.ndarray, fs: int, nfft: int, lags: tuple[float, float], trend_s: float, long_p: np.ndarray,
-          long_nfft: int) -> Call:
-    """The strongest periodic call in the power spectra ``p`` (frames of ``nfft`` samples); ``long_p``: the same
-    audio's ``long_nfft``-point spectra (for the engine-order test)."""
+def _call(p: np.ndarray, fs: int, nfft: int, lags: tuple[float, float], trend_s: float) -> Call:
+    """The strongest periodic call in the power spectra ``p`` (frames of ``nfft`` samples), cycles in ``lags`` (s),
+    each bin's trend over ``trend_s`` removed."""
     n = p.shape[0]
     dt = nfft / fs
     lo, hi = max(2, int(lags[0] / dt)), min(int(lags[1] / dt), int(n / MIN_CYCLES))
@@ -165,8 +170,8 @@ def _call(p: np.ndarray, fs: int, nfft: int, lags: tuple[float, float], trend_s:
     moved = has[half:] & has[:-half] & (np.abs(cen[half:] - cen[:-half]) >= MOVE_OCT)
     moving = float(moved.sum()) / n
     # engine orders: frames whose call cells form three or more equally spaced lines less than COMB_HZ apart
-    series = _comb_share(call, df)
-    return Call(float(prom.max()), j * dt, level, moving, series)
+    comb = _comb_share(call, df)
+    return Call(float(prom.max()), j * dt, level, moving, comb)
 
 
 def _comb_share(call: np.ndarray, df: float) -> float:
@@ -202,7 +207,7 @@ def calls(x: np.ndarray, fs: int) -> list[Call]:
     for win_s, lags, trend_s in (SHORT, LONG):
         nfft = _nfft(fs, win_s)
         p = long_p if nfft == nl else _spectra(x, nfft)
-        out.append(_call(p, fs, nfft, lags, trend_s, long_p, nl))
+        out.append(_call(p, fs, nfft, lags, trend_s))
     return out
 
 
