@@ -252,7 +252,8 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
 
     # --- pitch track with a short window (yelp sweeps smear a long one)
     sweep_oct = sweep_rate = 0.0
-    pfl = _stft(x, NFFT_FAST, HOP_FAST, c2)
+    where_fast: list = []
+    pfl = _stft(x, NFFT_FAST, HOP_FAST, c2, where=where_fast)
     dff = fs / NFFT_FAST
     ff = np.arange(pfl.shape[1]) * dff
     bandf = (ff >= 250) & (ff <= 3000)
@@ -303,7 +304,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
                     float(np.percentile(best, 90)), float(np.log2(median1(f0[strong]) if strong.any() else 25.0)),
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, onset(x, fs), float(level_7p5),
                     *texture(x, fs), comb, alternation, at_max, horn_inside,
-                    siren_inside(x, fs))
+                    siren_inside((pfl, where_fast[0], dff, HOP_FAST / fs), (pl, where[0], df, HOP / fs)))
 
 
 

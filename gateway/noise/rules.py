@@ -43,6 +43,7 @@ family (the counts on the committed corpus are in docs/benchmarks.md).
 from __future__ import annotations
 
 from gateway.noise.classifier import Features
+from gateway.noise.siren_probe import MIN_STRENGTH
 
 TONAL_LIMIT = 0.25
 TWO_TONE_LIMIT = 0.02
@@ -54,7 +55,7 @@ WIND_ENGINE_DB = 12.0
 ALT_STEPS = 1.0
 AT_MAX_TONAL = 0.7
 HORN_INSIDE_DB = 15.0
-SIREN_INSIDE = 0.3
+SIREN_INSIDE = MIN_STRENGTH  # the probe examines calls from this strength on
 
 
 def horn_tones(ft: Features) -> bool:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from gateway.noise import siren_probe
 from gateway.noise.detector import DetectorConfig
+from gateway.noise.features import features
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from gateway.noise.rules import SIREN_INSIDE
 from simulators.noise_measure import lafmax_db
@@ -121,10 +121,9 @@ def engines() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", ["revving", "gears", "fast_rev"])
 def test_periodic_rpm_is_no_siren_call(name):
     """The orders of an engine whose rpm rises and falls periodically sweep like a slow yelp; they stay a comb of
-    lines a firing frequency apart, which the probe refuses (``fast_rev``'s orders make a strong 1.1 s call)."""
+    lines a firing frequency apart, which the probe refuses."""
     x = engines()[name].astype(np.float32)
-    assert siren_probe.siren_inside(x, FS) == 0.0
-    assert all(not c.counts() for c in siren_probe.calls(x, FS))
+    assert features(x, FS, x.size // 2).siren_inside == 0.0
 
 
 def horn(kind: str, seconds: float) -> np.ndarray:
@@ -173,6 +172,16 @@ def test_siren_inside_is_not_a_model_input():
     assert "horn_inside" not in model["features"]
 
 
-def test_silence_and_short_audio_make_no_call():
-    assert siren_probe.siren_inside(np.zeros(8 * FS, dtype=np.float32), FS) == 0.0
-    assert siren_probe.siren_inside(np.ones(FS // 10, dtype=np.float32), FS) == 0.0
+def test_quiet_noise_and_short_audio_make_no_call():
+    rng = np.random.default_rng(3)
+    assert features((1e-5 * rng.standard_normal(8 * FS)).astype(np.float32), FS, 4 * FS).siren_inside == 0.0
+    assert features(rng.standard_normal(FS // 10).astype(np.float32), FS, FS // 20).siren_inside == 0.0
+
+
+def test_a_yelp_alone_is_a_strong_call():
+    """The probe itself, without the pipeline: a yelp over white noise, 3 dB under it."""
+    rng = np.random.default_rng(4)
+    noise = rng.standard_normal(8 * FS)
+    x = siren("yelp", 8.0)
+    x = (noise + x * np.sqrt(0.5 / np.mean(x**2))).astype(np.float32)
+    assert features(x, FS, 4 * FS).siren_inside >= SIREN_INSIDE
