@@ -10,16 +10,20 @@ exhaust's own level there (a siren 5 dB under a broadband exhaust in A-level, co
 fluctuates at random, its orders follow rpm (a swell, a rev, a gear change: once, or at irregular intervals),
 and an amplitude modulation of the roar lifts all bins at once.
 
-``_call`` looks at one time scale: non-overlapping Hann frames (``SHORT``: 10.7 ms, a yelp moves about one bin
-per frame, cycles of 0.09-0.6 s; ``LONG``: 42.7 ms, a held tone of a hi-lo stands 6 dB higher over the roar,
-cycles of 0.5-2.6 s). It whitens the 300-2500 Hz band twice (each frame against its median across the band: the
+``_call`` looks at one time scale, on the power spectra ``features`` already computed for the event (only its
+frames within 15 dB of the loudest; the others count as quiet): ``SHORT``, its 21 ms frames (16 ms hop; a
+yelp's sweep stays within two or three bins), cycles of 0.09-0.6 s; ``LONG``, its 85 ms frames (42.7 ms hop; a
+hi-lo's held tone stands higher over the roar), cycles of 0.5-2.6 s; adjacent bins are summed in pairs (94 Hz
+and 23 Hz). It whitens the 300-2500 Hz band twice (each frame against its median across the band: the
 pass-by's swell and the roar's AM go; each bin against its ``BIN_PCT`` percentile over the event: the exhaust's
 spectral shape and its steady orders go, while a hi-lo tone that holds its bin half the time does not set the
 bin's reference), marks the cells that stand ``ON_DB`` over that (a tone crossing the bin; the roar's own
 cells pass 12 dB over their 25th percentile about 1 % of the time), removes each bin's slow trend (1 s, 3 s at
 the long scale) and sums the bins' autocorrelations over time. A call makes a peak at its cycle; its
 *strength* is that peak's rise over the lowest correlation at any shorter lag (a periodic sweep or alternation
-swings negative at the half cycle; chance fluctuations of the roar make no such swing). At least
+swings negative at the half cycle; chance fluctuations of the roar make no such swing), and its cycle the
+shortest lag whose peak is within ``PERIOD_TOL`` of the strongest (the peaks at 2 and 3 cycles repeat it).
+Calls weaker than ``MIN_STRENGTH`` are not examined further. At least
 ``MIN_CYCLES`` cycles must fit in the audio. The call's own cells are the marked ones that were marked again
 one cycle earlier or later (+-1 frame) and are not marked both half a cycle before and after (the call has
 left the bin by then; a held line has not). A call counts when
@@ -41,8 +45,8 @@ left the bin by then; a held line has not). A call counts when
 
 ``siren_inside`` returns the strongest counting call's strength (0 without one). Not a model input: the
 committed model and its scores do not change; ``rules.siren_inside`` blocks enforcement at
-``rules.SIREN_INSIDE``. Cost: per event, one 512-point FFT per 10.7 ms and one 2048-point FFT per 42.7 ms of
-its (at most 8 s of) audio, plus two autocorrelations of the band.
+``rules.SIREN_INSIDE``. Cost: no transform of its own; per event, two autocorrelations of the band's marked
+cells (FFTs along time) and a few passes over them (about 1 % of ``bench.dsp_rtf``'s pipeline).
 
 Not heard: a slow wail (a 3-6 s cycle: too few cycles in a pass-by; a wail that holds near one pitch through
 the event is a steady tone), and a siren whose fundamental is lost among an engine's orders.
