@@ -28,8 +28,10 @@ model (``meta.min_exhaust_score``) on fresh scenes of the families it learned fr
 enforcement score belongs to the model"); without it the pipeline's default, 0.8, applies.
 The fit's matrix products go through OpenBLAS, whose thread count changes the last bits of the weights: the
 eleventh session's corpus gave ``mlp-09606b807972`` with this 2-core machine's default and ``mlp-e76f0b1361ba``
-with ``OPENBLAS_NUM_THREADS=1`` (docs/benchmarks.md, issue 13, twelfth session). So the same command rebuilds the
-committed file on a machine like the one that built it; another core count may give another version.
+with ``OPENBLAS_NUM_THREADS=1`` (docs/benchmarks.md, issue 13, twelfth session). Since the fifteenth session
+``model.fit`` runs on ``model.FIT_BLAS_THREADS`` (2, what the committed model was fitted with) whatever the
+machine or the environment says (``threadpoolctl``), so the command gives the committed version on any core
+count (the same CPU kernel family assumed: OpenBLAS's per-architecture kernels may differ in their last bits).
 """
 
 from __future__ import annotations

@@ -130,9 +130,25 @@ def load(path: Path = DEFAULT_PATH) -> Model:
         raise ModelError(f"{path}: {exc.strerror or exc}") from None
 
 
+FIT_BLAS_THREADS = 2  # the BLAS thread count every fit runs with (the committed model was fitted with 2)
+
+
 def fit(x: np.ndarray, y: np.ndarray, *, seed: int = 0, hidden: int = 16, epochs: int = 1500, lr: float = 0.02,
         l2: float = 1e-3, class_weight: bool = True, meta: dict | None = None) -> Model:
-    """Full-batch Adam on softmax cross-entropy (deterministic for a given seed and data)."""
+    """Full-batch Adam on softmax cross-entropy (deterministic for a given seed and data). The matrix products
+    run on ``FIT_BLAS_THREADS`` BLAS threads whatever the machine's core count or ``OPENBLAS_NUM_THREADS``: the
+    thread count changes how OpenBLAS splits a product, so the last bits of the sums, so the weights and the
+    model's version (issue 13, twelfth and fifteenth sessions). ``threadpoolctl`` (training machines only: the
+    gateway only loads models) sets it."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=FIT_BLAS_THREADS, user_api="blas"):
+        return _fit(x, y, seed=seed, hidden=hidden, epochs=epochs, lr=lr, l2=l2, class_weight=class_weight,
+                    meta=meta)
+
+
+def _fit(x: np.ndarray, y: np.ndarray, *, seed: int, hidden: int, epochs: int, lr: float, l2: float,
+         class_weight: bool, meta: dict | None) -> Model:
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
