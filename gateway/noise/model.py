@@ -138,7 +138,7 @@ def fit(x: np.ndarray, y: np.ndarray, *, seed: int = 0, hidden: int = 16, epochs
     """Full-batch Adam on softmax cross-entropy (deterministic for a given seed and data). The matrix products
     run on ``FIT_BLAS_THREADS`` BLAS threads whatever the machine's core count or ``OPENBLAS_NUM_THREADS``: the
     thread count changes how OpenBLAS splits a product, so the last bits of the sums, so the weights and the
-    model's version (issue 13, twelfth and fifteenth sessions). ``threadpoolctl`` (training machines only: the
+    model's version (issue 13, twelfth and fifteenth sessions). ``threadpoolctl`` (the ``demo`` extra: training machines only; the
     gateway only loads models) sets it."""
     from threadpoolctl import threadpool_limits
 
