@@ -11,13 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.noise.detector import DetectorConfig
-from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from gateway.noise.rules import HORN_INSIDE_DB
 from simulators.noise_measure import lafmax_db
-from simulators.noise_scene import generate
+from tests.noise.over_exhaust import analyze, covering, exhaust_scene
 
-NONE = {"exhaust": 0, "legal": 0, "horn": 0.0, "cd_siren": 0.0, "ev_siren": 0.0, "wind": 0.0, "rain": 0.0}
 LONE = 27  # a lone exhaust 106 dB at 7.5 m: a case
 # (seed, horn, the horn's onset before the exhaust's peak, s): each of these was a case on the code before
 # rules.horn_inside (exhaust score 0.96 and 0.93, no flag): the horn 2 dB under the exhaust's LAFmax neither
@@ -45,22 +42,6 @@ def horn(kind: str, fs: int, seconds: float) -> np.ndarray:
     env[:ramp] = np.linspace(0, 1, ramp)
     env[-ramp:] = np.linspace(1, 0, ramp)
     return x * env
-
-
-def analyze(audio: np.ndarray, scene):
-    cfg = AnalyzerConfig(detector=DetectorConfig(distance_m=scene.labels["distance_m"]))
-    _, events = analyze_array(audio, cfg)
-    return events
-
-
-def exhaust_scene(seed: int):
-    scene = generate(seed, duration_s=24.0, mix={**NONE, "exhaust": 1})
-    src = next(s for s in scene.sources if s["class"] == "exhaust")
-    return scene, src
-
-
-def covering(events, t: float):
-    return [e for e in events if e.start - 0.5 <= t <= e.end + 0.5]
 
 
 @pytest.mark.parametrize("seed", [LONE] + [s for s, _, _ in HORNED])

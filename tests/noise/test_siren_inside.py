@@ -16,14 +16,11 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from gateway.noise.detector import DetectorConfig
 from gateway.noise.features import features
-from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from gateway.noise.rules import SIREN_INSIDE
 from simulators.noise_measure import lafmax_db
-from simulators.noise_scene import generate
+from tests.noise.over_exhaust import analyze, covering, exhaust_scene
 
-NONE = {"exhaust": 0, "legal": 0, "horn": 0.0, "cd_siren": 0.0, "ev_siren": 0.0, "wind": 0.0, "rain": 0.0}
 LONE = (27, 17)  # lone exhausts that are enforcement cases (104-106 dB at 7.5 m)
 FS = 48_000
 
@@ -47,22 +44,6 @@ def siren(kind: str, seconds: float, lo: float = 650.0, hi: float = 1500.0) -> n
         return square_tone(np.where((t / 1.1) % 1.0 < 0.5, lo, lo * 1.33))
     assert kind == "two_tone"  # the European 440/587 Hz call, 1.6 s cycle
     return square_tone(np.where((t / 1.6) % 1.0 < 0.5, 440.0, 587.0))
-
-
-def analyze(audio: np.ndarray, scene):
-    cfg = AnalyzerConfig(detector=DetectorConfig(distance_m=scene.labels["distance_m"]))
-    _, events = analyze_array(audio, cfg)
-    return events
-
-
-def exhaust_scene(seed: int):
-    scene = generate(seed, duration_s=24.0, mix={**NONE, "exhaust": 1})
-    src = next(s for s in scene.sources if s["class"] == "exhaust")
-    return scene, src
-
-
-def covering(events, t: float):
-    return [e for e in events if e.start - 0.5 <= t <= e.end + 0.5]
 
 
 def with_sound(scene, src, x: np.ndarray, under_db: float, lead_s: float) -> np.ndarray:
