@@ -143,11 +143,6 @@ def _family_rows(family: str, seed: int) -> list[tuple[dict[str, float], str]]:
                      DetectorConfig(distance_m=float(lab["distance_m"]), mic_height_m=lab.get("mic_height_m")))
 
 
-def _holdout_rows(seed: int) -> list[tuple[dict[str, float], str]]:
-    """Labelled events of one scene of the second generator (``simulators.holdout_scenes``)."""
-    return _family_rows("holdout", seed)
-
-
 def build_corpus(scenes: int, seed: int, jobs: int = 1, texture: float = 0.0,
                  holdout: int = 0, kerbside: int = 0) -> list[tuple[dict[str, float], str]]:
     """The training family's ``scenes`` scenes, then ``holdout`` scenes of the second generator and ``kerbside``

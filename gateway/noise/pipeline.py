@@ -49,7 +49,6 @@ from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
 TRACE_MARGIN_S = 5.0
 RING_S = 60.0
 CORE_S = 2.0
-MIN_EXHAUST_SCORE = classifier.MIN_EXHAUST_SCORE  # the default; a model file may name its own (min_exhaust_score)
 ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
 TONE_MATTERS_DB = 20.0  # a siren tone this far under an event's LAFmax adds < 0.05 dB: it does not suppress it
 TONE_HEARD_DB = 30.0  # ... and one this far under it, heard inside the event, flags it (the siren overlaps it)

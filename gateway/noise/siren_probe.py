@@ -54,6 +54,7 @@ the event is a steady tone), and a siren whose fundamental is lost among an engi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,15 +119,10 @@ def _shift(a: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
-_AW: dict[tuple[int, float], np.ndarray] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _a_weights(n_bins: int, df: float) -> np.ndarray:
-    """A-weighting (power) of bins 0..n_bins-1 of width ``df`` (cached per spectrum layout)."""
-    w = _AW.get((n_bins, df))
-    if w is None:
-        w = _AW.setdefault((n_bins, df), (10 ** (a_weighting_db(np.arange(n_bins) * df) / 10)).astype(np.float32))
-    return w
+    """A-weighting (power) of bins 0..n_bins-1 of width ``df`` (cached per spectrum layout; not to be written)."""
+    return (10 ** (a_weighting_db(np.arange(n_bins) * df) / 10)).astype(np.float32)
 
 
 def _call(p: np.ndarray, frame_no: np.ndarray, df: float, dt: float, scale: Scale) -> Call:

@@ -94,10 +94,10 @@ def test_train_on_further_generators_too_records_them_and_the_bench_says_they_ar
     assert meta["trained_by"] == "dozor noise train --scenes 6 --seed 3 --holdout-scenes 6 --kerbside-scenes 3"
     assert meta["families"] == ["train", "holdout", "kerbside"]
     assert meta["holdout_scenes"] == 6 and meta["kerbside_scenes"] == 3
-    from dozor.commands.noise_train import _family_rows, _holdout_rows, _scene_rows
+    from dozor.commands.noise_train import _family_rows, _scene_rows
 
     plain = [lab for i in range(6) for _, lab in _scene_rows(3 * 100_003 + i)]
-    second = [lab for i in range(6) for _, lab in _holdout_rows(3 * 100_003 + i)]
+    second = [lab for i in range(6) for _, lab in _family_rows("holdout", 3 * 100_003 + i)]
     fourth = [lab for i in range(3) for _, lab in _family_rows("kerbside", 3 * 100_003 + i)]
     assert second and fourth, "30 s scenes of the further generators give labelled events"
     assert [row["label"] for row in json.loads(corpus.read_text())] == plain + second + fourth
