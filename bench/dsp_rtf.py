@@ -54,8 +54,8 @@ def run(audio: np.ndarray, fs: int, distance: float, block: int, key, *, cpu: li
 
 @contextlib.contextmanager
 def _timed_parts(an: NoiseAnalyzer, acc: dict[str, float]):
-    """Sum the CPU seconds of the analyzer's parts into ``acc`` (instance methods, and the two module functions
-    the pipeline calls, which are put back afterwards)."""
+    """Sum the CPU seconds of the analyzer's parts into ``acc`` (instance methods, and the module functions the
+    pipeline calls, which are put back afterwards)."""
     from gateway.noise import classifier, pipeline
 
     def timed(f, label):
@@ -69,17 +69,17 @@ def _timed_parts(an: NoiseAnalyzer, acc: dict[str, float]):
 
     for obj, name, label in ((an.meter, "feed", "meter"), (an.detector, "feed", "detector"),
                              (an, "_tonal_catch_up", "tonal"), (an.suppressor, "feed", "suppressor"),
-                             (an, "_seconds", "seconds"), (an, "_evidence", "evidence"), (an, "_lcpeak", "lcpeak"),
-                             (an, "_spectrum", "spectrum")):
+                             (an._seconds, "feed", "seconds"), (an, "_evidence", "evidence")):
         setattr(obj, name, timed(getattr(obj, name), label))
-    saved = [(classifier, "features"), (pipeline, "sign")]
-    originals = [getattr(m, n) for m, n in saved]
+    saved = [(classifier, "features", "features"), (pipeline, "sign", "sign"), (pipeline, "peak_c", "lcpeak"),
+             (pipeline, "spectrum_at", "spectrum")]
+    originals = [getattr(m, n) for m, n, _ in saved]
     try:
-        for (m, n), f in zip(saved, originals, strict=True):
-            setattr(m, n, timed(f, n))
+        for (m, n, label), f in zip(saved, originals, strict=True):
+            setattr(m, n, timed(f, label))
         yield
     finally:
-        for (m, n), f in zip(saved, originals, strict=True):
+        for (m, n, _), f in zip(saved, originals, strict=True):
             setattr(m, n, f)
 
 

@@ -119,9 +119,18 @@ class Uncertainty(_M):
     margin_db: float = Field(ge=0)  # subtracted from LAFmax(7.5 m) before comparing with the threshold
 
 
+class PassBy(_M):
+    """The pass-by an event measured, when the event also spans its approach or departure (pieces the
+    detector would have cut off at a dip or around the maximum, absorbed: one pass-by, one event). Levels,
+    class, scores and flags are the pass-by's; ``start``/``end`` of the record cover the whole stretch."""
+    start: float
+    end: float
+    absorbed: int = Field(ge=1)  # pieces absorbed
+
+
 # fields added after v1 records were first signed: left out of the JSON when absent, so older records
 # (which do not have them) keep their canonical bytes and still verify
-OPTIONAL_FIELDS = ("model", "overload", "uncertainty")
+OPTIONAL_FIELDS = ("model", "overload", "uncertainty", "pass_by")
 
 
 class Signature(_M):
@@ -157,6 +166,7 @@ class NoiseEvidence(_M):
     model: ModelInfo | None = None
     overload: Overload | None = None
     uncertainty: Uncertainty | None = None
+    pass_by: PassBy | None = None
     signature: Signature | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -57,7 +57,8 @@ def analyze_file(path: Path, *, distance_m: float, full_scale_db: float, calibra
                "flags": list(e.flags), "enforceable": e.enforcement,
                "model": e.model.version if e.model else None,
                "overload": e.overload.model_dump() if e.overload else None,
-               "margin_db": e.uncertainty.margin_db if e.uncertainty else None}
+               "margin_db": e.uncertainty.margin_db if e.uncertainty else None,
+               "pass_by": e.pass_by.model_dump() if e.pass_by else None}
         if evidence:
             row["evidence"] = e.to_data()
         out_events.append(row)

@@ -1,5 +1,6 @@
 """Raw-sample helpers of the noise pipeline: the ring buffer of recent samples, the overload lower bound of a
-clipped event, and the WAV clip of the evidence record (split out of ``gateway.noise.pipeline``)."""
+clipped event, an event's LCpeak and 1/3-octave spectrum, and the WAV clip of the evidence record (split out of
+``gateway.noise.pipeline``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import struct
 import numpy as np
 from scipy import signal
 
-from contract.evidence import Overload
+from contract.evidence import Overload, Spectrum
 from gateway.noise.dsp import TAU_FAST, to_db
+from gateway.noise.spectrum import third_octave_levels
 
 CLIP_GUARD_S = 0.02  # A-weighting impulse response: energy after 10 ms is -71 dB, after 20 ms -87 dB of its total
 
@@ -77,3 +79,23 @@ def wav_b64(x: np.ndarray, fs: int) -> str:
                                                                                    fs * 2, 2, 16))
     buf.write(b"data" + struct.pack("<I", len(data)) + data)
     return base64.b64encode(buf.getvalue()).decode()
+
+
+def peak_c(ring: Ring, a: int, b: int, *, fs: int, csos: np.ndarray, k_db: float) -> float | None:
+    """LCpeak: the C-weighted peak over samples [a, b), with 0.5 s of run-in for the filter."""
+    pre = int(0.5 * fs)
+    seg = ring.get(a - pre, b)
+    if seg.size <= pre:
+        return None
+    yc = signal.sosfilt(csos, seg)[min(pre, seg.size - 1):]
+    peak = max(float(yc.max()), -float(yc.min()))  # = max |yc|, without an |yc| array
+    return round(float(20 * math.log10(max(peak, 1e-15)) + k_db - 10 * math.log10(2)), 2)
+
+
+def spectrum_at(ring: Ring, pc: int, *, fs: int, k_db: float, t_center: float) -> Spectrum | None:
+    """The 1/3-octave LZeq over the second centred on sample ``pc`` (the event's peak)."""
+    x = ring.get(pc - fs // 2, pc + fs // 2)
+    if x.size < fs // 4:
+        return None
+    bands, lv = third_octave_levels(x, fs, k_db)
+    return Spectrum(t_center=t_center, bands_hz=tuple(bands), levels_db=tuple(lv))

@@ -23,13 +23,18 @@ maximum over the piece's median level, if that rise is >= ``long_split_db``) is 
 ``max_duration_s`` keep ``too_long``, and
 only the last piece of an event closed at ``hard_limit_s`` (or at the end of the input) is ``cut``, and only
 while its level there is within ``down_db`` of its maximum: 10 dB down, a pass-by's maximum is behind it.
+
+Touching pieces (a *chain*: no frame under the threshold between them) are handed over together when the
+chain ends (the level falls under the threshold, the hard limit, or once the chain spans ``hard_limit_s``:
+bounded latency and memory), each carrying its chain's number (``RawEvent.chain``), so the pipeline can tell a
+piece that is a louder neighbour's approach or departure (``gateway.noise.chains``: one pass-by, one event).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.signal import find_peaks
@@ -56,6 +61,7 @@ class DetectorConfig:
     down_db: float = 10.0  # an event cut while its level is this far under its maximum is complete (not cut)
     mic_height_m: float | None = None  # microphone above the road; None: horizontal distances only
     source_height_m: float = 0.5  # a tailpipe's height above the road
+    skirt_speed_mps: float = 5.0  # chains: a piece under the envelope of a louder neighbour passing this slowly is its skirt
 
     def __post_init__(self) -> None:
         checks = [
@@ -73,6 +79,7 @@ class DetectorConfig:
             (self.meter_class in (1, 2), f"meter_class {self.meter_class}: expected 1 or 2"),
             (self.mic_height_m is None or 0.0 <= self.mic_height_m <= 30.0, "mic_height_m: expected 0..30 m"),
             (0.0 <= self.source_height_m <= 5.0, "source_height_m: expected 0..5 m"),
+            (1.0 <= self.skirt_speed_mps <= 60.0, "skirt_speed_mps: expected 1..60 m/s"),
         ]
         for ok, msg in checks:
             if not ok or any(isinstance(v, float) and not math.isfinite(v) for v in self.__dict__.values()):
@@ -100,6 +107,12 @@ class DetectorConfig:
         dh = self.mic_height_m - self.source_height_m
         return 10 * math.log10((self.distance_m**2 + dh * dh) / (self.reference_m**2 + dh * dh))
 
+    @property
+    def slant_m(self) -> float:
+        """The distance from a source in the lane to the microphone at its closest (with its height if set)."""
+        dh = 0.0 if self.mic_height_m is None else self.mic_height_m - self.source_height_m
+        return math.hypot(self.distance_m, dh)
+
 
 @dataclass(frozen=True)
 class RawEvent:
@@ -110,6 +123,7 @@ class RawEvent:
     too_long: bool
     cut: bool  # closed at hard_limit_s while still above threshold
     parent: tuple[int, int] | None = None  # the long piece this one was cut from around its maximum (frames)
+    chain: int = 0  # pieces with the same number touch (their chain was handed over together)
 
     @property
     def duration_s(self) -> float:
@@ -129,6 +143,8 @@ class PassByDetector:
         self._hard = round(c.hard_limit_s * FRAME_HZ)
         self._open: list[float] | None = None  # [start, peak, lafmax]
         self._levels: list[float] = []  # the open event's frame levels (for cutting a long one into pass-bys)
+        self._chain: list[RawEvent] = []  # closed pieces the open event touches (settled when the chain ends)
+        self._chains = 0
         self._last_index = -1
         self.counters: Counter[str] = Counter()
 
@@ -162,12 +178,14 @@ class PassByDetector:
             elif ev[2] - ev[4] >= self.config.split_db and ev[6] - ev[4] >= self.config.split_db:
                 dip, post_i, post_l = ev[3], ev[5], ev[6]
                 rest = self._levels[dip - int(ev[0]):]
-                self._close(dip, cut=False, out=out)
+                self._close(dip, cut=False, out=out, more=True)
                 self.counters["splits"] += 1
                 self._open = [dip, post_i, post_l, post_i, post_l, post_i, post_l]
                 self._levels = rest
             elif i + 1 - ev[0] >= self._hard:
                 self._close(i + 1, cut=True, out=out)
+            if self._chain and i + 1 - self._chain[0].start >= self._hard:
+                out.extend(self._settle())  # held pieces wait at most hard_limit_s (the audio ring keeps them)
         self._last_index = int(idx[-1])
         return out
 
@@ -178,7 +196,14 @@ class PassByDetector:
             self._close(self._last_index + 1, cut=True, out=out)
         return out
 
-    def _close(self, end: int, *, cut: bool, out: list[RawEvent]) -> None:
+    def _close(self, end: int, *, cut: bool, out: list[RawEvent], more: bool = False) -> None:
+        """Close the open event into pieces on the chain; settle the chain unless the next piece touches it
+        (``more``: a split at a dip)."""
+        self._close_pieces(end, cut=cut)
+        if not more:
+            out.extend(self._settle())
+
+    def _close_pieces(self, end: int, *, cut: bool) -> None:
         assert self._open is not None
         start, peak, lafmax = self._open[:3]
         start = int(start)
@@ -194,14 +219,19 @@ class PassByDetector:
             self.counters["long_pieces"] += len(pieces) - 1
         for k, (a, b, p, lv, *parent) in enumerate(pieces):
             too_long = b - a > self._max
-            self.counters["events"] += 1
-            if too_long:
-                self.counters["too_long"] += 1
             last = k == len(pieces) - 1
             done = len(levels) == n and levels[-1] <= lv - self.config.down_db  # its maximum is behind it
             if cut and last and done:
                 self.counters["cut_after_max"] += 1
-            out.append(RawEvent(a, b, p, lv, too_long, cut and last and not done, parent[0] if parent else None))
+            self._chain.append(RawEvent(a, b, p, lv, too_long, cut and last and not done, parent[0] if parent else None))
+
+    def _settle(self) -> list[RawEvent]:
+        """Hand over the chain's pieces, numbered as one chain; counts ``events`` and ``too_long``."""
+        chain, self._chain = self._chain, []
+        self._chains += 1
+        self.counters["events"] += len(chain)
+        self.counters["too_long"] += sum(e.too_long for e in chain)
+        return [replace(e, chain=self._chains) for e in chain]
 
     def _pieces(self, start: int, lv: np.ndarray) -> list[tuple[int, int, int, float]]:
         """A long event cut at the lowest frame between maxima of >= long_split_db prominence."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from scipy import signal
 
 from contract.evidence import (
     AudioClip,
@@ -29,20 +28,22 @@ from contract.evidence import (
     ModelInfo,
     NoiseEvidence,
     Overload,
+    PassBy,
     Sensor,
-    Spectrum,
     Trace,
     Uncertainty,
     sign,
 )
 from contract.models import ZoneState
 from gateway.noise import classifier
-from gateway.noise.buffers import CLIP_GUARD_S, Ring, overload_bound, wav_b64
+from gateway.noise.buffers import CLIP_GUARD_S, Ring, overload_bound, peak_c, spectrum_at, wav_b64
+from gateway.noise.chains import absorb
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
-from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, percentile_rows, to_db
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
 from gateway.noise.rules import feature_flags
-from gateway.noise.spectrum import SPEC_HZ, Spectrogram, third_octave_levels
+from gateway.noise.seconds import SecondLevels, Seconds
+from gateway.noise.spectrum import SPEC_HZ, Spectrogram
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
 from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
 
@@ -89,24 +90,6 @@ class AnalyzerConfig:
             raise ConfigError("min_exhaust_score must be 0.5..1")
 
 
-@dataclass(frozen=True)
-class SecondLevels:
-    t: float  # stream seconds at the start of the second
-    laeq: float
-    lafmax: float
-    las: float
-    clipped: int
-    la10: float = float("nan")  # from the second's ten 10 Hz LAF samples (nan where unknown, e.g. a node)
-    la90: float = float("nan")
-
-    def as_dict(self) -> dict[str, float]:
-        out = {"t": self.t, "laeq": round(self.laeq, 2), "lafmax": round(self.lafmax, 2),
-               "las": round(self.las, 2), "clipped": self.clipped}
-        if math.isfinite(self.la10) and math.isfinite(self.la90):
-            out.update(la10=round(self.la10, 2), la90=round(self.la90, 2))
-        return out
-
-
 @dataclass
 class FeedResult:
     seconds: list[SecondLevels]
@@ -130,7 +113,7 @@ class NoiseAnalyzer:
         self._frames = np.zeros(n_frames, dtype=FRAME_DTYPE)
         self._frames_end = 0
         self._pending: list[RawEvent] = []
-        self._second_buf = np.zeros(0, dtype=FRAME_DTYPE)
+        self._seconds = Seconds(self.k_db)
         self._csos = c_weighting_sos(self.fs).astype(np.float32)
         self._asos = a_weighting_sos(self.fs)
         self._chunk = max(1, int(c.chunk_s * self.fs))
@@ -167,7 +150,7 @@ class NoiseAnalyzer:
             self._tonal_from = self._ring.end + x.size
         self._ring.push(x)
         self._store(frames)
-        seconds = self._seconds(frames)
+        seconds = self._seconds.feed(frames)
         self._pending.extend(self.detector.feed(frames))
         events = self._finalize(flush=False)
         if self._ring.end - self._tonal_from >= self._tonal_batch:
@@ -204,36 +187,59 @@ class NoiseAnalyzer:
             return np.zeros(0, dtype=FRAME_DTYPE)
         return self._frames[np.arange(a, b) % cap]
 
-    def _seconds(self, frames: np.ndarray) -> list[SecondLevels]:
-        buf = np.concatenate([self._second_buf, frames]) if self._second_buf.size else frames
-        n = buf.size // FRAME_HZ
-        self._second_buf = buf[n * FRAME_HZ:].copy()
-        if n == 0:
-            return []
-        s = buf[: n * FRAME_HZ].reshape(n, FRAME_HZ)
-        laeq = to_db(s["ms"].mean(axis=1), self.k_db)
-        la10, la90 = percentile_rows(s["laf"], (90, 10))  # np.percentile's values, without its overhead
-        return [SecondLevels(t=float(t), laeq=float(q), lafmax=float(m), las=float(las), clipped=int(c),
-                             la10=float(a), la90=float(b))
-                for t, q, m, las, c, a, b in zip((s["index"][:, 0] / FRAME_HZ).tolist(), laeq.tolist(),
-                                                 s["lafmax"].max(axis=1).tolist(), s["las"][:, -1].tolist(),
-                                                 s["clipped"].sum(axis=1).tolist(), la10.tolist(), la90.tolist(),
-                                                 strict=True)]
-
     def _finalize(self, *, flush: bool) -> list[NoiseEvidence]:
+        """Records of the chains (``RawEvent.chain``: touching pieces) whose last piece ended finalize_delay_s
+        ago. Every piece is analysed; a piece that is a louder touching neighbour's approach or departure and
+        of the same class is absorbed into it (``gateway.noise.chains``): one pass-by, one record."""
         done_frames = self.meter.frames_done
         delay = round(self.config.finalize_delay_s * FRAME_HZ)
-        ready = [e for e in self._pending if flush or e.end + delay <= done_frames]
+        last: dict[int, int] = {}
+        for e in self._pending:
+            last[e.chain] = max(last.get(e.chain, 0), e.end)
+        ready = [e for e in self._pending if flush or last[e.chain] + delay <= done_frames]
         self._pending = [e for e in self._pending if e not in ready]
         if ready:
             self._tonal_catch_up()  # the siren detector must have heard everything up to now
         out = []
-        for ev in ready:
-            out.append(self._evidence(ev))
+        det = self.config.detector
+        for chain in sorted({e.chain for e in ready}):
+            pieces = [e for e in ready if e.chain == chain]
+            recs = [self._evidence(ev) for ev in pieces]
+            kept = absorb(pieces, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
+                          may=lambda k, j, recs=recs: recs[k].klass == recs[j].klass)
+            for k, span, n in kept:
+                out.append(self._report(pieces[k], recs[k], span, n))
         return out
+
+    def _report(self, ev: RawEvent, rec: NoiseEvidence, span: tuple[int, int], absorbed: int) -> NoiseEvidence:
+        """The record of a pass-by that kept ``absorbed`` pieces of its approach or departure: its start, end,
+        duration, id and trace cover ``span`` (frames); ``pass_by`` is what was measured. Counted and signed."""
+        c = self.config
+        if absorbed:
+            self.counters["absorbed"] += absorbed
+            a, b = span
+            rec = rec.model_copy(update={
+                "id": f"{c.gateway}.{c.sensor}.{round((c.t0 + a / FRAME_HZ) * 1000)}",
+                "start": round(c.t0 + a / FRAME_HZ, 3), "end": round(c.t0 + b / FRAME_HZ, 3),
+                "duration_s": round((b - a) / FRAME_HZ, 3), "trace": self._trace(a, b),
+                "pass_by": PassBy(start=rec.start, end=rec.end, absorbed=absorbed)})
+        self.counters["events"] += 1
+        self.counters[f"class_{rec.klass}"] += 1
+        if rec.suppressed:
+            self.counters["suppressed"] += 1
+        if rec.enforcement:
+            self.counters["enforcement"] += 1
+        return sign(rec, self.key) if self.key is not None else rec
+
+    def _trace(self, a: int, b: int) -> Trace:
+        """The 10 Hz LAF of frames [a, b) with TRACE_MARGIN_S either side."""
+        fr = self._frames_range(a - int(TRACE_MARGIN_S * FRAME_HZ), b + int(TRACE_MARGIN_S * FRAME_HZ))
+        return Trace(t0=round(self.config.t0 + (float(fr["index"][0]) if fr.size else a) / FRAME_HZ, 3),
+                     laf=tuple(round(float(v), 2) for v in fr["lafmax"]))
 
     # ------------------------------------------------------------ one event
     def _evidence(self, ev: RawEvent) -> NoiseEvidence:
+        """The unsigned record of one piece: measured, classified and checked on its own span."""
         c = self.config
         fs = self.fs
         fsamp = c.meter.frame_samples
@@ -253,13 +259,10 @@ class NoiseAnalyzer:
         klass = max(sc, key=lambda k: sc[k]) if ft is not None else "other"
         if audio.size < (ev.end - ev.start) * fsamp:
             self.counters["audio_partial"] += 1
-        lcpeak = self._lcpeak(ev.start * fsamp, ev.end * fsamp)
+        lcpeak = peak_c(self._ring, ev.start * fsamp, ev.end * fsamp, fs=fs, csos=self._csos, k_db=self.k_db)
         pc = int(peak_s * fs)
-        spectrum = self._spectrum(pc, peak_s)
-        trace_frames = self._frames_range(ev.start - int(TRACE_MARGIN_S * FRAME_HZ),
-                                          ev.end + int(TRACE_MARGIN_S * FRAME_HZ))
-        trace = Trace(t0=round(c.t0 + (float(trace_frames["index"][0]) / FRAME_HZ if trace_frames.size else start_s), 3),
-                      laf=tuple(round(float(v), 2) for v in trace_frames["lafmax"]))
+        spectrum = spectrum_at(self._ring, pc, fs=fs, k_db=self.k_db, t_center=round(c.t0 + peak_s, 3))
+        trace = self._trace(ev.start, ev.end)
         margin = det.margin_db
         clipped = int(frames["clipped"].sum()) if frames.size else 0
         # an engine order is a narrow tone too: a confident exhaust owns the local tonal runs that lie within
@@ -306,18 +309,12 @@ class NoiseAnalyzer:
         min_score = c.min_exhaust_score if c.min_exhaust_score is not None else classifier.min_exhaust_score(model)
         enforcement = (klass == "exhaust" and sc["exhaust"] >= min_score and not suppressed
                        and not blocking and proven and lafmax_ref - margin >= det.enforcement_db)
-        self.counters["events"] += 1
-        self.counters[f"class_{klass}"] += 1
-        if suppressed:
-            self.counters["suppressed"] += 1
-        if enforcement:
-            self.counters["enforcement"] += 1
         clip = None
         if c.audio_clip and c.clip_seconds > 0:
             half = int(c.clip_seconds * fs / 2)
             raw = self._ring.get(pc - half, pc + half)
             clip = AudioClip(t0=round(c.t0 + max(pc - half, 0) / fs, 3), data=wav_b64(raw, fs))
-        record = NoiseEvidence(
+        return NoiseEvidence(
             id=f"{c.gateway}.{c.sensor}.{round((c.t0 + start_s) * 1000)}",
             gateway=c.gateway,
             sensor=Sensor(id=c.sensor, kind=c.sensor_kind, full_scale_db=c.meter.full_scale_db,
@@ -342,25 +339,6 @@ class NoiseAnalyzer:
             model=ModelInfo(name="mlp" if model is not None else "rules", version=self._version_of(model)),
             overload=overload, uncertainty=Uncertainty(**det.budget.as_dict(margin)),
         )
-        return sign(record, self.key) if self.key is not None else record
-
-    def _lcpeak(self, a: int, b: int) -> float | None:
-        """LCpeak: the C-weighted peak over samples [a, b), with 0.5 s of run-in for the filter."""
-        pre = int(0.5 * self.fs)
-        seg = self._ring.get(a - pre, b)
-        if seg.size <= pre:
-            return None
-        yc = signal.sosfilt(self._csos, seg)[min(pre, seg.size - 1):]
-        peak = max(float(yc.max()), -float(yc.min()))  # = max |yc|, without an |yc| array
-        return round(float(20 * math.log10(max(peak, 1e-15)) + self.k_db - 10 * math.log10(2)), 2)
-
-    def _spectrum(self, pc: int, peak_s: float) -> Spectrum | None:
-        """The 1/3-octave LZeq over the second centred on sample ``pc`` (the event's peak)."""
-        x = self._ring.get(pc - self.fs // 2, pc + self.fs // 2)
-        if x.size < self.fs // 4:
-            return None
-        bands, lv = third_octave_levels(x, self.fs, self.k_db)
-        return Spectrum(t_center=round(self.config.t0 + peak_s, 3), bands_hz=tuple(bands), levels_db=tuple(lv))
 
     def _version_of(self, model) -> str:
         """``classifier.model_version(model)``, kept while the model object stays the same (the version hashes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -11,6 +12,7 @@ from contract.command import key_id
 from contract.evidence import EVENT_KIND, EvidenceError, canonical_bytes, verify
 from contract.models import Event
 from gateway.noise.detector import DetectorConfig
+from gateway.noise.dsp import LevelMeter, MeterConfig
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from simulators.noise_scene import generate
 
@@ -93,3 +95,38 @@ def test_audio_clip_only_when_asked(records):
     _, clipped = records
     assert clipped.audio is not None and clipped.audio.data.startswith("UklGR")  # base64 of "RIFF"
     assert verify(clipped, KEYS).audio == clipped.audio
+
+
+def _passing(dip: bool) -> np.ndarray:
+    """20 s of a broadband source passing 7.5 m away at 50 km/h, 106 dB at its closest (t = 10 s); with ``dip``
+    the throttle is shut for 0.7 s from 0.3 s after the maximum (the level falls 21 dB, then comes back)."""
+    fs = 48_000
+    t = np.arange(20 * fs) / fs
+    env_db = -10 * np.log10(1 + (13.9 * (t - 10.0) / 7.5) ** 2)
+    if dip:
+        env_db[(t >= 10.3) & (t < 11.0)] -= 30.0
+    x = np.random.default_rng(5).standard_normal(t.size) * 10 ** (env_db / 20)
+    lv = LevelMeter(MeterConfig(fs=fs)).feed(x)["lafmax"].max()
+    return (x * 10 ** ((106.0 - lv) / 20)).astype(np.float32)
+
+
+def test_one_pass_by_is_one_record_over_its_approach_and_departure():
+    """The detector splits the pass-by at the dip; the piece after it stays under the pass-by's envelope and is
+    of the same class, so it is absorbed: one signed record whose start/end cover the whole stretch, whose
+    ``pass_by`` is the piece that was measured and whose levels are the undipped pass-by's. Without the dip
+    the record has no ``pass_by`` (and its JSON no such key: older readers see what they saw)."""
+    _, plain = analyze_array(_passing(False), AnalyzerConfig(), key=KEY)
+    assert len(plain) == 1 and plain[0].pass_by is None and "pass_by" not in plain[0].to_data()
+    _, dipped = analyze_array(_passing(True), AnalyzerConfig(), key=KEY)
+    assert len(dipped) == 1
+    rec = verify(json.loads(json.dumps(dipped[0].to_data())), KEYS)
+    pb = rec.pass_by
+    assert pb is not None and pb.absorbed == 1
+    assert rec.start == pb.start < rec.peak < pb.end <= 11.0 < rec.end
+    assert (rec.start, rec.end) == (plain[0].start, plain[0].end)
+    assert rec.duration_s == pytest.approx(rec.end - rec.start, abs=0.01)
+    assert len(rec.trace.laf) == len(plain[0].trace.laf)  # the trace covers the whole record
+    assert rec.levels.lafmax == pytest.approx(plain[0].levels.lafmax, abs=0.05)
+    tampered = dict(dipped[0].to_data(), pass_by={"start": pb.start, "end": rec.end, "absorbed": 1})
+    with pytest.raises(EvidenceError):
+        verify(tampered, KEYS)

@@ -1,0 +1,80 @@
+"""One pass-by, one event: which pieces of a chain are a louder neighbour's approach or departure.
+
+The detector cuts events at dips (``split_db``) and around the maximum of a long event. Both cuts also cut a
+single vehicle: a revving exhaust drops 8-10 dB between throttle blips, and a long loud pass-by leaves flanks
+on either side of its maximum. The detector hands over the pieces of a *chain* (touching pieces: no frame
+under the threshold between them) together; ``absorb`` decides which of them are a louder touching
+neighbour's approach or departure. A piece is, when
+
+- its maximum lies at the boundary it shares with the neighbour (within ``EDGE_FRAMES``): it has no maximum of
+  its own, the level rises into the neighbour or falls from it; or
+- its maximum stays under the neighbour's pass-by envelope ``Lmax - 10 lg(1 + (v dt / r)^2)``, at the time
+  ``dt`` between the two maxima, for a vehicle passing at ``v`` (``speed_mps``) at the slant distance ``r``:
+  a vehicle passing that slowly would still be that loud there, so the piece's level needs no second vehicle;
+
+and the caller's ``may`` allows it (the pipeline requires both pieces to be of the same class: a quieter
+exhaust next to a louder bus keeps its own event). Quietest pieces go first; an absorbing piece keeps its own
+maximum, so each absorption is tested against the envelope of the piece that made the level.
+
+Sans-IO: frame indices in, spans out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from gateway.noise.dsp import FRAME_HZ
+
+EDGE_FRAMES = 3  # a maximum within 0.3 s of a piece's edge lies at that edge (pipeline.EDGE_PEAK_S)
+
+
+class Piece(Protocol):
+    start: int  # frames
+    end: int
+    peak: int
+    lafmax: float
+
+
+def under_envelope(e: Piece, n: Piece, speed_mps: float, slant_m: float) -> bool:
+    """Is ``e``'s maximum under the pass-by envelope of ``n`` (a vehicle at ``speed_mps``, ``slant_m`` away)?"""
+    dt = abs(e.peak - n.peak) / FRAME_HZ
+    return e.lafmax <= n.lafmax - 10 * math.log10(1 + (speed_mps * dt / slant_m) ** 2)
+
+
+def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
+           may: Callable[[int, int], bool] = lambda k, j: True) -> list[tuple[int, tuple[int, int], int]]:
+    """The surviving pieces of one chain, in order: (index, the span it now answers for, pieces absorbed)."""
+    spans = [(p.start, p.end) for p in pieces]
+    alive = list(range(len(pieces)))
+    counts = [0] * len(pieces)
+    while True:
+        best: tuple[float, float, int, int] | None = None
+        for pos, k in enumerate(alive):
+            for q in (pos - 1, pos + 1):
+                if not 0 <= q < len(alive):
+                    continue
+                j = alive[q]
+                e, n = pieces[k], pieces[j]
+                if n.lafmax > e.lafmax and _skirt(e, spans[k], n, spans[j], speed_mps, slant_m) and may(k, j):
+                    key = (e.lafmax, -n.lafmax, pos, j)
+                    best = key if best is None or key < best else best
+        if best is None:
+            break
+        _, _, pos, j = best
+        k = alive.pop(pos)
+        spans[j] = (min(spans[j][0], spans[k][0]), max(spans[j][1], spans[k][1]))
+        counts[j] += 1 + counts[k]
+    return [(k, spans[k], counts[k]) for k in alive]
+
+
+def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float) -> bool:
+    """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)?"""
+    if es[1] == ns[0]:
+        edge = e.peak >= e.end - EDGE_FRAMES and e.end == es[1]  # the level rises into n
+    elif es[0] == ns[1]:
+        edge = e.peak < e.start + EDGE_FRAMES and e.start == es[0]  # ... or falls from it
+    else:
+        return False  # not touching (a piece too short to report lay between them)
+    return edge or under_envelope(e, n, speed_mps, slant_m)
