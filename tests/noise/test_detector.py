@@ -220,7 +220,8 @@ def test_skirt_speed_sets_the_envelope():
 def test_flanks_cut_around_a_maximum_are_its_approach_and_departure():
     """A loud vehicle over a queue without dips: the flanks cut off around its maximum have their maxima at
     the edges they share with it (they rise into it, fall from it): absorbed, one event over the whole queue,
-    whose pass-by is the cut-out span and whose siren context stays the long piece (``parent``)."""
+    whose pass-by is the cut-out span and whose siren context stays the long piece (``parent``). Having no
+    maximum of their own, they are absorbed even where the classes differ (``may`` is not asked)."""
     lv = [70] * 5 + [88.0 + 0.5 * math.sin(k / 3) for k in range(300)] + [70] * 5
     for k, v in enumerate(_passby(104.0, 100, v=5.0)):  # a slow one: its flanks stand over a 50 km/h envelope
         lv[130 + k] = max(lv[130 + k], v)
@@ -228,6 +229,8 @@ def test_flanks_cut_around_a_maximum_are_its_approach_and_departure():
     assert d.counters["peak_pieces"] == 1 and len(ev) == 3
     ((e, span, n),) = kept
     assert n == 2 and span == e.parent == (5, 305) and e.duration_s <= 12.0 and not e.too_long
+    # a piece with no maximum of its own is absorbed whatever the caller says of the classes
+    assert settle(lv, may=lambda k, j: False)[0] == kept
 
 
 def test_a_chain_is_settled_within_the_hard_limit():
