@@ -208,6 +208,11 @@ def _print_detail(d) -> None:
                   f"[{STATE_STYLE[d.state]}]{d.state}[/]")
     console.print(f"  {_utc(d.start)} .. {_utc(d.end)} UTC  LAFmax {d.lafmax:.1f} dB, at 7.5 m {d.lafmax_75:.1f} dB, "
                   f"SEL {d.sel:.1f} dB, class {d.klass}")
+    pb = d.record.get("pass_by")
+    if pb:  # the record also spans the pass-by's approach/departure; the levels are this part's
+        n = pb["absorbed"]
+        console.print(f"  measured pass-by {_utc(pb['start'])} .. {_utc(pb['end'])} UTC "
+                      f"({n} approach/departure piece{'s' if n != 1 else ''} absorbed)")
     console.print(f"  signature {d.signature} ({d.signature_detail or '-'}); enforceable "
                   f"{'yes' if d.enforceable else 'no'}; suppressed "
                   f"{', '.join(d.suppression) if d.suppressed else 'no'}; flags {', '.join(d.flags) or '-'}")

@@ -16,6 +16,7 @@ from contract.evidence import (
     Levels,
     Location,
     NoiseEvidence,
+    PassBy,
     Sensor,
     Spectrum,
     Trace,
@@ -47,8 +48,10 @@ def pub_b64(key: Ed25519PrivateKey) -> str:
 
 def record(gateway: str, start: float, lafmax_75: float, *, sensor: str = "mic-1", klass: str = "exhaust",
            suppression: tuple[str, ...] = (), flags: tuple[str, ...] = (), enforcement: bool | None = None,
-           lat: float | None = 50.45, lon: float | None = 30.52, key: Ed25519PrivateKey | None = None) -> NoiseEvidence:
-    """A record as gateway/noise builds it: ``enforcement`` defaults to the gateway's rule."""
+           lat: float | None = 50.45, lon: float | None = 30.52, key: Ed25519PrivateKey | None = None,
+           pass_by: tuple[float, float] | None = None) -> NoiseEvidence:
+    """A record as gateway/noise builds it: ``enforcement`` defaults to the gateway's rule; ``pass_by``: the
+    measured part (start, end) of a record that absorbed its approach or departure."""
     if enforcement is None:
         enforcement = klass == "exhaust" and not suppression and not flags and lafmax_75 - 2.0 >= 95.0
     rec = NoiseEvidence(
@@ -64,7 +67,8 @@ def record(gateway: str, start: float, lafmax_75: float, *, sensor: str = "mic-1
         candidate=lafmax_75 >= 85.0, enforcement=enforcement, flags=flags,
         thresholds={"candidate_db": 85.0, "enforcement_db": 95.0, "uncertainty_db": 2.0, "reference_m": 7.5},
         trace=Trace(t0=round(start - 5, 3), laf=(70.0, lafmax_75, 71.0)),
-        spectrum=Spectrum(t_center=round(start + 1.2, 3), bands_hz=(100.0, 125.0), levels_db=(80.0, 82.5)))
+        spectrum=Spectrum(t_center=round(start + 1.2, 3), bands_hz=(100.0, 125.0), levels_db=(80.0, 82.5)),
+        pass_by=PassBy(start=pass_by[0], end=pass_by[1], absorbed=1) if pass_by else None)
     return sign(rec, key) if key is not None else rec
 
 

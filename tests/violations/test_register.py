@@ -49,7 +49,7 @@ async def test_register_review_report_exports_and_points(mosquitto, influx1, tmp
     cfg = store_config(tmp_path, mosquitto.port, influx1)
     cfg = cfg.model_copy(update={"noise": cfg.noise.model_copy(update={
         "gateway_keys": {"gw-n1": (pub_b64(KEY_N1),), "gw-s1": (pub_b64(KEY_S1),)}})})
-    loud = record("gw-n1", NOV, 98.2, key=KEY_N1)                               # verified, enforceable
+    loud = record("gw-n1", NOV, 98.2, key=KEY_N1, pass_by=(NOV, NOV + 1.9))     # verified, enforceable
     siren = record("gw-n1", NOV + 600, 101.0, klass="siren", suppression=("classified_siren", "zone_active"),
                    key=KEY_N1)                                                  # siren-suppressed
     south = record("gw-s1", NOV + 1200, 97.5, sensor="mic-7", lat=None, lon=None, key=KEY_S1)  # no coordinates
@@ -123,6 +123,9 @@ async def test_register_review_report_exports_and_points(mosquitto, influx1, tmp
                 ("alice", "confirm", "candidate", "confirmed", "plate AA 1234 KI")]
             rc, out, err = await dozor(hub, "noise", "show", loud.id)
             assert rc == 0 and "alice: confirm -> confirmed (was candidate)" in out and "plate AA 1234 KI" in out, err
+            assert "measured pass-by" in out and "1 approach/departure piece absorbed" in out, out
+            rc, out, err = await dozor(hub, "noise", "show", stranger.id)
+            assert rc == 0 and "measured pass-by" not in out, out
             (review,) = [r for r in hub.audit.records(subject=loud.id) if r.action == "noise.review"]
             assert review.actor == {"name": "alice", "role": "noise-reviewer", "via": "token"}
             assert review.details["declared_reviewer"] == "mallory" and review.details["state"] == "confirmed"
