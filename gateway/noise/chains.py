@@ -14,8 +14,10 @@ neighbour's approach or departure. A piece is, when
 
 and, for a piece with a maximum of its own, the caller's ``may`` allows it (the pipeline requires both pieces
 to be of the same class: a quieter exhaust next to a louder bus keeps its own event; a piece without a
-maximum of its own is the neighbour's approach or departure whatever its sound was classed as). Quietest pieces go first; an absorbing piece keeps its own
-maximum, so each absorption is tested against the envelope of the piece that made the level.
+maximum of its own is the neighbour's approach or departure whatever its sound was classed as).
+
+Quietest pieces go first; an absorbing piece keeps its own maximum, so each absorption is tested against the
+envelope of the piece that made the level.
 
 Sans-IO: frame indices in, spans out.
 """
