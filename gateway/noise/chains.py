@@ -12,9 +12,9 @@ neighbour's approach or departure. A piece is, when
   ``dt`` between the two maxima, for a vehicle passing at ``v`` (``speed_mps``) at the slant distance ``r``:
   a vehicle passing that slowly would still be that loud there, so the piece's level needs no second vehicle;
 
-and, for a piece with a maximum of its own, the caller's ``may`` allows it (the pipeline requires both pieces
-to be of the same class: a quieter exhaust next to a louder bus keeps its own event; a piece without a
-maximum of its own is the neighbour's approach or departure whatever its sound was classed as).
+and the caller's ``may`` allows it (the pipeline requires both pieces to be of the same class: a quieter
+exhaust next to a louder bus keeps its own event, and so does a motorcycle whose peak follows a louder horn's
+honk, even though its maximum then lies at the edge it shares with the honk).
 
 Quietest pieces go first; an absorbing piece keeps its own maximum, so each absorption is tested against the
 envelope of the piece that made the level.
@@ -60,8 +60,7 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
                     continue
                 j = alive[q]
                 e, n = pieces[k], pieces[j]
-                how = _skirt(e, spans[k], n, spans[j], speed_mps, slant_m) if n.lafmax > e.lafmax else None
-                if how == "edge" or how == "envelope" and may(k, j):
+                if n.lafmax > e.lafmax and _skirt(e, spans[k], n, spans[j], speed_mps, slant_m) and may(k, j):
                     key = (e.lafmax, -n.lafmax, pos, j)
                     best = key if best is None or key < best else best
         if best is None:
@@ -73,14 +72,12 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
     return [(k, spans[k], counts[k]) for k in alive]
 
 
-def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float,
-           slant_m: float) -> str | None:
-    """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)? "edge":
-    it has no maximum of its own; "envelope": its maximum is under n's envelope; None: it is not."""
+def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float) -> bool:
+    """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)?"""
     if es[1] == ns[0]:
         edge = e.peak >= e.end - EDGE_FRAMES and e.end == es[1]  # the level rises into n
     elif es[0] == ns[1]:
         edge = e.peak < e.start + EDGE_FRAMES and e.start == es[0]  # ... or falls from it
     else:
-        return None  # not touching (a piece too short to report lay between them)
-    return "edge" if edge else "envelope" if under_envelope(e, n, speed_mps, slant_m) else None
+        return False  # not touching (a piece too short to report lay between them)
+    return edge or under_envelope(e, n, speed_mps, slant_m)

@@ -61,7 +61,7 @@ class DetectorConfig:
     down_db: float = 10.0  # an event cut while its level is this far under its maximum is complete (not cut)
     mic_height_m: float | None = None  # microphone above the road; None: horizontal distances only
     source_height_m: float = 0.5  # a tailpipe's height above the road
-    skirt_speed_mps: float = 5.0  # chains: a piece under the envelope of a louder neighbour passing this slowly is its skirt
+    skirt_speed_mps: float = 3.0  # chains: a piece under the envelope of a louder neighbour passing this slowly is its skirt
 
     def __post_init__(self) -> None:
         checks = [

@@ -189,9 +189,8 @@ class NoiseAnalyzer:
 
     def _finalize(self, *, flush: bool) -> list[NoiseEvidence]:
         """Records of the chains (``RawEvent.chain``: touching pieces) whose last piece ended finalize_delay_s
-        ago. Every piece is analysed; a piece that is a louder touching neighbour's approach or departure is
-        absorbed into it (``gateway.noise.chains``; one with a maximum of its own only if of the same class):
-        one pass-by, one record."""
+        ago. Every piece is analysed; a piece that is a louder touching neighbour's approach or departure and
+        of the same class is absorbed into it (``gateway.noise.chains``): one pass-by, one record."""
         done_frames = self.meter.frames_done
         delay = round(self.config.finalize_delay_s * FRAME_HZ)
         last: dict[int, int] = {}
