@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,9 +12,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from contract.command import key_id
 from contract.evidence import EVENT_KIND, EvidenceError, canonical_bytes, verify
 from contract.models import Event
+from gateway.noise.chains import under_envelope
 from gateway.noise.detector import DetectorConfig
 from gateway.noise.dsp import LevelMeter, MeterConfig
-from gateway.noise.pipeline import AnalyzerConfig, analyze_array
+from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer, analyze_array
 from simulators.noise_scene import generate
 
 KEY = Ed25519PrivateKey.generate()
@@ -130,3 +132,26 @@ def test_one_pass_by_is_one_record_over_its_approach_and_departure():
     tampered = dict(dipped[0].to_data(), pass_by={"start": pb.start, "end": rec.end, "absorbed": 1})
     with pytest.raises(EvidenceError):
         verify(tampered, KEYS)
+
+
+def test_a_quieter_piece_of_another_class_keeps_its_own_record():
+    """A two-tone horn honks 108 dB over a 100 dB broadband pass-by whose throttle shuts as the honk ends: the
+    detector splits them at the dip, one chain. The pass-by's piece lies under the honk's envelope (the level
+    alone would call it the honk's departure), but it is classed differently, so it keeps its own record."""
+    fs = 48_000
+    t = np.arange(20 * fs) / fs
+    x = np.random.default_rng(5).standard_normal(t.size) * 10 ** (
+        -10 * np.log10(1 + (13.9 * (t - 10.3) / 7.5) ** 2) / 20)
+    x *= 10 ** ((100.0 - LevelMeter(MeterConfig(fs=fs)).feed(x)["lafmax"].max()) / 20)
+    x[(t >= 9.6) & (t < 10.2)] *= 10 ** (-30 / 20)
+    on = (t >= 8.5) & (t < 9.6)
+    horn = np.zeros_like(x)
+    horn[on] = np.sin(2 * np.pi * 420.0 * t[on]) + np.sin(2 * np.pi * 504.0 * t[on])
+    horn *= 10 ** ((108.0 - LevelMeter(MeterConfig(fs=fs)).feed(horn)["lafmax"].max()) / 20)
+    cfg = AnalyzerConfig()
+    an = NoiseAnalyzer(cfg)
+    recs = an.feed((x + horn).astype(np.float32)).events + an.close().events
+    assert [r.klass for r in recs] == ["horn", "exhaust"] and recs[0].end == recs[1].start
+    assert all(r.pass_by is None for r in recs) and an.counters["absorbed"] == 0
+    honk, car = (SimpleNamespace(peak=round((r.peak - 0.05) * 10), lafmax=r.levels.lafmax) for r in recs)
+    assert under_envelope(car, honk, cfg.detector.skirt_speed_mps, cfg.detector.slant_m)
