@@ -6,7 +6,7 @@ on either side of its maximum. The detector hands over the pieces of a *chain* (
 under the threshold between them) together; ``absorb`` decides which of them are a louder touching
 neighbour's approach or departure. A piece is, when
 
-- its maximum lies at the boundary it shares with the neighbour (within ``EDGE_FRAMES``): it has no maximum of
+- its maximum lies at the boundary it shares with the neighbour (within ``EDGE_PEAK_S``): it has no maximum of
   its own, the level rises into the neighbour or falls from it; or
 - its maximum stays under the neighbour's pass-by envelope ``Lmax - 10 lg(1 + (v dt / r)^2)``, at the time
   ``dt`` between the two maxima, for a vehicle passing at ``v`` (``speed_mps``) at the slant distance ``r``:
@@ -30,14 +30,23 @@ from typing import Protocol
 
 from gateway.noise.dsp import FRAME_HZ
 
-EDGE_FRAMES = 3  # a maximum within 0.3 s of a piece's edge lies at that edge (pipeline.EDGE_PEAK_S)
-
 
 class Piece(Protocol):
     start: int  # frames
     end: int
     peak: int
     lafmax: float
+
+
+EDGE_PEAK_S = 0.3  # a pass-by rises and falls over seconds: a maximum this close to an event's edge is someone else's
+
+
+def peak_near_start(e: Piece) -> bool:
+    return e.peak - e.start < EDGE_PEAK_S * FRAME_HZ
+
+
+def peak_near_end(e: Piece) -> bool:
+    return e.end - 1 - e.peak < EDGE_PEAK_S * FRAME_HZ
 
 
 def under_envelope(e: Piece, n: Piece, speed_mps: float, slant_m: float) -> bool:
@@ -75,9 +84,9 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
 def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float) -> bool:
     """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)?"""
     if es[1] == ns[0]:
-        edge = e.peak >= e.end - EDGE_FRAMES and e.end == es[1]  # the level rises into n
+        edge = peak_near_end(e) and e.end == es[1]  # the level rises into n
     elif es[0] == ns[1]:
-        edge = e.peak < e.start + EDGE_FRAMES and e.start == es[0]  # ... or falls from it
+        edge = peak_near_start(e) and e.start == es[0]  # ... or falls from it
     else:
         return False  # not touching (a piece too short to report lay between them)
     return edge or under_envelope(e, n, speed_mps, slant_m)

@@ -37,7 +37,7 @@ from contract.evidence import (
 from contract.models import ZoneState
 from gateway.noise import classifier
 from gateway.noise.buffers import CLIP_GUARD_S, Ring, overload_bound, peak_c, spectrum_at, wav_b64
-from gateway.noise.chains import absorb
+from gateway.noise.chains import EDGE_PEAK_S, absorb, peak_near_end, peak_near_start
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
@@ -54,10 +54,9 @@ ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own s
 TONE_MATTERS_DB = 20.0  # a siren tone this far under an event's LAFmax adds < 0.05 dB: it does not suppress it
 TONE_HEARD_DB = 30.0  # ... and one this far under it, heard inside the event, flags it (the siren overlaps it)
 TONAL_BATCH_S = 30.0  # the local siren detector catches up at least this often (and before any event is finished)
-EDGE_PEAK_S = 0.3  # a pass-by rises and falls over seconds: a maximum this close to an event's edge is someone else's
 _Ring = Ring  # older name (tests)
-__all__ = ["CLIP_GUARD_S", "CORE_S", "AnalyzerConfig", "FeedResult", "NoiseAnalyzer", "SecondLevels",
-           "analyze_array"]
+__all__ = ["CLIP_GUARD_S", "CORE_S", "EDGE_PEAK_S", "AnalyzerConfig", "FeedResult", "NoiseAnalyzer",
+           "SecondLevels", "analyze_array"]
 
 
 @dataclass(frozen=True)
@@ -293,7 +292,7 @@ class NoiseAnalyzer:
         flags += feature_flags(ft)  # siren-like tones, a horn's abrupt tones: never enforceable
         if ev.too_long:
             flags.append("too_long")
-        if min(ev.peak - ev.start, ev.end - 1 - ev.peak) < EDGE_PEAK_S * FRAME_HZ:
+        if peak_near_start(ev) or peak_near_end(ev):
             flags.append("edge_peak")  # no interior maximum: the level was made at a boundary, not by a pass-by
         if ev.cut:
             flags.append("cut")

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.noise.chains import absorb
 from gateway.noise.detector import DetectorConfig, PassByDetector
-from gateway.noise.dsp import FRAME_DTYPE
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ
 from gateway.noise.errors import ConfigError
 
 
@@ -234,16 +234,20 @@ def test_flanks_cut_around_a_maximum_are_its_approach_and_departure():
 
 
 def test_a_chain_is_settled_within_the_hard_limit():
-    """Pieces wait for the chain to end (a later one may absorb them), but never longer than hard_limit_s:
-    blips every 3 s for 120 s give events before the input ends, none held over 40 s."""
+    """Pieces wait for the chain to end (a later one may absorb them), but never longer than hard_limit_s of
+    stream time: blips every 3 s for 120 s (of 10 Hz frames) give events before the input ends, none handed
+    over more than 40 s of frames after it began."""
     lv = [70.0] * 5
     for _ in range(40):
         lv += [100.0] * 25 + [88.0] * 5
-    d = PassByDetector(DetectorConfig())
-    seen = []
-    for k in range(0, len(lv), 10):
-        for e in d.feed(frames(lv[k: k + 10], k)):
-            seen.append((e, k + 10))
-    assert seen and all(at - e.start <= 400 + 10 for e, at in seen)
+    cfg = DetectorConfig()
+    d = PassByDetector(cfg)
+    block = 10  # frames fed per call
+    seen = []  # (event, frames fed when it was handed over)
+    for k in range(0, len(lv), block):
+        for e in d.feed(frames(lv[k: k + block], k)):
+            seen.append((e, k + block))
+    hard_frames = round(cfg.hard_limit_s * FRAME_HZ)
+    assert seen and all(fed - e.start <= hard_frames + block for e, fed in seen)
     assert len(seen) + len(d.flush()) == d.counters["events"]
     assert len({e.chain for e, _ in seen}) >= 3  # a new chain every 40 s
