@@ -36,6 +36,7 @@ import numpy as np
 from simulators import noise_extras as ext
 from simulators import noise_sources as src
 from simulators import noise_texture as tx
+from simulators import noise_throttle as thr
 from simulators import noise_wide as wide
 from simulators.noise_io import SceneInputStream, SceneMicrophone, wav_bytes, write_scene
 from simulators.noise_measure import P_REF_DB, laeq_db, laf_trace_db, lafmax_db
@@ -54,7 +55,7 @@ CLASS_OF = {
 # training family use. ``generate``'s defaults leave the ``simulators.noise_extras`` sources off.
 STREET_MIX = {"exhaust": 1.8, "legal": 2.0, "horn": 0.4, "cd_siren": 0.2, "ev_siren": 0.3, "wind": 0.3,
               "rain": 0.25, "heavy": 0.9, "moto_legal": 0.6, "pair": 0.45, "pulse": 0.5, "horn_passby": 0.6,
-              "far_siren": 0.15, "voices": 0.5, "birds": 0.4, "wide": 1.0}
+              "far_siren": 0.15, "voices": 0.5, "birds": 0.4, "wide": 1.0, "throttle": 0.5}
 
 
 @dataclass
@@ -93,11 +94,12 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     p = {"exhaust": 1.5, "legal": 1.5, "horn": 0.35, "cd_siren": 0.25, "ev_siren": 0.25, "wind": 0.2,
          "rain": 0.2, "far": float(src.RANGES["far_cars_mean"]), "heavy": 0, "moto_legal": 0, "pair": 0.0,
          "pulse": 0.0, "horn_passby": 0.0, "far_siren": 0.0, "voices": 0, "birds": 0, "wide": 0.0, "texture": 0.0,
-         **(mix or {})}  # type: ignore[arg-type]
+         "throttle": 0.0, **(mix or {})}  # type: ignore[arg-type]
     rx = np.random.default_rng([seed & 0xFFFFFFFF, 13])  # the extra sources' own draws (noise_extras)
     rw = np.random.default_rng([seed & 0xFFFFFFFF, 17]) if p["wide"] else None  # domain randomisation
     refl = wide.reflection(rw, dist) if rw is not None else None
     rt = np.random.default_rng([seed & 0xFFFFFFFF, 19]) if p["texture"] else None  # sixth pass (noise_texture)
+    rb = np.random.default_rng([seed & 0xFFFFFFFF, 23]) if p["throttle"] else None  # throttle blips
     audio = np.zeros(n)
     sources: list[dict[str, object]] = []
     taken: list[float] = []
@@ -140,6 +142,10 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     def vehicle(kind: str, tp: float, l75: float, loud: bool, moto: bool, lane_m: float = dist) -> None:
         speed = src.u(rng, "speed_mps")
         i0, tt = window(tp, float(np.clip(90 / speed, 4.0, 8.0)))
+        blips, boost, t_meta = None, None, {}
+        if loud and kind in ("exhaust_car", "exhaust_moto") and rb is not None and rb.random() < p["throttle"]:
+            env, t_meta = thr.envelope(rb, tt, tp)
+            blips, boost = thr.gain(env, float(t_meta["throttle_closed_db"])), thr.u(rb, "rev") * env
         if kind in ("heavy", "moto_legal"):
             make = ext.heavy if kind == "heavy" else ext.moto_legal
             x, meta = make(rx, tt, fs, t_peak=tp, speed=speed, dist=lane_m)
@@ -153,7 +159,11 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         else:
             fast = loud and rw is not None and wide.chance(rw, "fast_engine_prob")
             rpm0 = wide.u(rw, "moto_rpm_fast" if moto else "car_rpm_fast") if fast else None  # type: ignore[arg-type]
-            x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m, rpm0=rpm0)
+            x, meta = src.engine(rng, tt, fs, loud=loud, moto=moto, t_peak=tp, speed=speed, dist=lane_m, rpm0=rpm0,
+                                 rpm_boost=boost)
+        if blips is not None:  # the throttle opens and closes (amplitude; the base engine's rpm follows it too)
+            x = x * blips
+            meta = {**meta, **t_meta}
         if rt is not None:  # a silencer's chambers, the body, the outlet: a random colouring
             x = tx.colour(rt, x, fs)
         mic = l75 - 20 * math.log10(lane_m / 7.5)

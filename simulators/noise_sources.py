@@ -176,8 +176,10 @@ def wind(rng: np.random.Generator, n: int, fs: int) -> np.ndarray:
 # ---------------------------------------------------------------- vehicles
 
 def engine(rng: np.random.Generator, t: np.ndarray, fs: int, *, loud: bool, moto: bool, t_peak: float,
-           speed: float, dist: float, rpm0: float | None = None) -> tuple[np.ndarray, dict[str, object]]:
-    """``rpm0``: the starting rpm, drawn by the caller (``noise_wide``: a fast engine), else from RANGES."""
+           speed: float, dist: float, rpm0: float | None = None,
+           rpm_boost: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, object]]:
+    """``rpm0``: the starting rpm, drawn by the caller (``noise_wide``: a fast engine), else from RANGES;
+    ``rpm_boost``: the rpm's relative climb over ``t`` while a throttle is open (``noise_throttle``), else none."""
     cyl = int(pick(rng, "moto_cylinders" if moto else "car_cylinders"))
     drawn = u(rng, "moto_rpm" if moto else "car_rpm")
     rpm0 = drawn if rpm0 is None else rpm0
@@ -191,6 +193,9 @@ def engine(rng: np.random.Generator, t: np.ndarray, fs: int, *, loud: bool, moto
             rpm = np.where(ts > at, rpm * float(rng.uniform(0.6, 0.75)), rpm)
         rpm = signal.sosfiltfilt(signal.butter(1, 8, fs=fs, output="sos"), rpm)  # shifts take ~0.1 s
     rpm = np.clip(rpm, 600, 14000)
+    steady = rpm  # what the engine draws its orders from: a throttle's revs (below) leave every draw as it was
+    if rpm_boost is not None:
+        rpm = np.clip(rpm * (1.0 + rpm_boost), 600, 14000)
     f_fire = rpm / 60.0 * cyl / 2.0
     gain, dopp = passby(t, t_peak, speed, dist)
     ph_half = phase(rpm / 120.0 * dopp, fs)  # half engine order: the cycle frequency of a 4-stroke
@@ -198,10 +203,11 @@ def engine(rng: np.random.Generator, t: np.ndarray, fs: int, *, loud: bool, moto
     tilt = u(rng, "harmonic_tilt")
     half_db = u(rng, "half_order_db")
     fmt_hz, fmt_db = u(rng, "formant_hz"), u(rng, "formant_db")
-    fmax = float((f_fire * dopp).max())
+    f_steady = steady / 60.0 * cyl / 2.0
+    fmax = float((f_steady * dopp).max())
     n_h = int(min(40, 6000 / max(fmax, 1.0)))
-    f_med = float(np.median(f_fire))
-    rpm_med = float(np.median(rpm))
+    f_med = float(np.median(f_steady))
+    rpm_med = float(np.median(steady))
     uneven = cyl > 1 and half_db > -29  # uneven firing: orders between the firing harmonics
     # the engine orders m (multiples of the cycle frequency) that sound: firing orders and low half orders
     # synthesised at half the sample rate (the orders stay below 6 kHz) and interpolated: half the sines

@@ -12,6 +12,7 @@ from simulators.noise_extras import EXTRA_RANGES
 from simulators.noise_scene import CLASS_OF, STREET_MIX, generate
 from simulators.noise_sources import RANGES
 from simulators.noise_texture import TEXTURE_RANGES
+from simulators.noise_throttle import THROTTLE_RANGES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "noise-scenes.md"
 EXTRA_KINDS = {"heavy", "moto_legal", "far_siren", "voice", "birds"}
@@ -20,7 +21,7 @@ EXTRA_KINDS = {"heavy", "moto_legal", "far_siren", "voice", "birds"}
 def test_the_docs_list_every_training_range():
     text = DOCS.read_text()
     section = text[text.index("## Training family"):]
-    for key in [*RANGES, *EXTRA_RANGES, *TEXTURE_RANGES]:
+    for key in [*RANGES, *EXTRA_RANGES, *TEXTURE_RANGES, *THROTTLE_RANGES]:
         assert f"| `{key}` (train) |" in section, key
 
 
