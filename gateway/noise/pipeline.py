@@ -282,7 +282,7 @@ class NoiseAnalyzer:
             reasons.append("classified_siren")
             sup.siren_event(start_s, end_s)
         flags = []
-        if not reasons and (sup.reasons(start_s, end_s, own=own, floor_ms=heard, out_ms=floor)
+        if not reasons and (sup.reasons(start_s, end_s, own=own, floor_ms=heard, out_ms=floor, zone_floor_ms=heard)
                             or sup.tonal_nearby(start_s, end_s, own=own, floor_ms=heard, out_ms=floor)):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
         elif not reasons and ev.parent is not None:  # a piece cut out of a long event around its maximum answers

@@ -336,6 +336,15 @@ class SirenSuppressor:
             return False
         return self.tone_max(lo, hi) >= floor_ms
 
+    def _heard(self, a: float, b: float, start: float, end: float, floor_ms: float) -> bool:
+        """Was a tone at >= ``floor_ms`` heard where [a, b] overlaps [start, end]? (Where the overlap reaches past
+        the frames seen so far or behind the tone log, it cannot be ruled out: yes.)"""
+        lo, hi = max(a, start), min(b, end)
+        t_last = self.frames_seen / self.frame_hz
+        if hi > t_last or lo < t_last - self.config.tone_log_s:
+            return True
+        return self.tone_max(lo, hi) >= floor_ms
+
     def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None,
                      floor_ms: float | None = None, out_ms: float | None = None) -> bool:
         """Did a tonal run (>= ``min_run_s``, or one still going on) that did not switch the detector on
@@ -354,13 +363,17 @@ class SirenSuppressor:
                                   out_ms))
 
     def reasons(self, start: float, end: float, own: tuple[float, float] | None = None,
-                floor_ms: float | None = None, out_ms: float | None = None) -> list[str]:
+                floor_ms: float | None = None, out_ms: float | None = None,
+                zone_floor_ms: float | None = None) -> list[str]:
         """Why an event over [start, end] (stream seconds) is suppressed; empty if it is not. Local tonal
         intervals lying within ``own`` (the span of a confident exhaust: its engine tone) are not counted,
         nor, with ``floor_ms``, those whose tone inside the window stayed below it; the hub's zone state
-        always is."""
+        always is, unless ``zone_floor_ms`` is given: then only where a tone at least that loud was heard in
+        the overlap (the pipeline asks so outside an event's core only: the zone's sirens sounding while a
+        pass-by fades, that this microphone does not hear, do not touch the level at its maximum)."""
         out = []
-        if any(a < end and start < b for a, b in self.zone_intervals):
+        if any(a < end and start < b and (zone_floor_ms is None or self._heard(a, b, start, end, zone_floor_ms))
+               for a, b in self.zone_intervals):
             out.append("zone_state")
         if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.local_intervals):
             out.append("local_tonal")
