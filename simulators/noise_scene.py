@@ -144,8 +144,7 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         i0, tt = window(tp, float(np.clip(90 / speed, 4.0, 8.0)))
         blips, boost, t_meta = None, None, {}
         if loud and kind in ("exhaust_car", "exhaust_moto") and rb is not None and rb.random() < p["throttle"]:
-            env, t_meta = thr.envelope(rb, tt, tp)
-            blips, boost = thr.gain(env, float(t_meta["throttle_closed_db"])), thr.u(rb, "rev") * env
+            blips, boost, t_meta = thr.throttle(rb, tt, tp)
         if kind in ("heavy", "moto_legal"):
             make = ext.heavy if kind == "heavy" else ext.moto_legal
             x, meta = make(rx, tt, fs, t_peak=tp, speed=speed, dist=lane_m)

@@ -60,6 +60,14 @@ def envelope(rng: np.random.Generator, t: np.ndarray, t_peak: float) -> tuple[np
     return env, {"throttle_blips": n, "throttle_closed_db": round(closed, 1), "throttle_starts": starts}
 
 
+def throttle(rng: np.random.Generator, t: np.ndarray, t_peak: float) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """One vehicle's throttle over ``t``: the amplitude gain, the rpm's relative climb (for
+    ``noise_sources.engine``'s ``rpm_boost``) and the labels. The gain uses the labelled closed level
+    (0.1 dB), so a scene's audio follows from its labels."""
+    env, meta = envelope(rng, t, t_peak)
+    return gain(env, float(meta["throttle_closed_db"])), u(rng, "rev") * env, meta
+
+
 def gain(env: np.ndarray, closed_db: float) -> np.ndarray:
     """Amplitude gain of a throttle envelope: ``-closed_db`` dB closed, 0 dB open."""
     c = 10 ** (-closed_db / 20)
