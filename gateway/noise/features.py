@@ -38,6 +38,13 @@ pairs, strongest-frame harmonic salience, spectral flatness, centroid and band s
 
 Time-domain and tone-pair descriptors (``pulse``, ``crackle``, ``onset``, ``pair``) are in
 ``gateway.noise.event_shape``.
+
+The *loud frames* every spectral feature is taken from are those whose **A-weighted** energy is within 15 dB of
+the loudest frame's: the moments that make the level the event is measured by. (Until the eighteenth session
+the frames were chosen by unweighted energy; strong wind or road rumble below 150 Hz, which the A-weighting
+all but removes from the level, then chose the frames, and the features described the wind, not the vehicle
+that made the level. Below ``weighting.MIN_FS`` there is no class-1 A filter and the unweighted energy
+chooses.)
 """
 
 from __future__ import annotations
@@ -46,12 +53,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.fft as sfft
+from scipy.signal import sosfilt
 
 from gateway.noise.event_shape import onset, pair_share, texture
 from gateway.noise.harmonics import clip_index, comb_root, series_member
 from gateway.noise.horn_probe import switched_on_tone
 from gateway.noise.siren_probe import siren_inside
 from gateway.noise.spectrum import median1, median_rows
+from gateway.noise.weighting import MIN_FS, a_weighting_sos
 
 CLASSES = ("exhaust", "siren", "horn", "other")
 NFFT = 4096
@@ -99,6 +108,7 @@ class Features:
 
 
 _WINDOWS: dict[int, np.ndarray] = {}
+_ASOS: dict[int, np.ndarray] = {}  # A-weighting sections per sample rate (the loud frames are chosen by A-energy)
 _COLS: dict[tuple[int, float], dict] = {}
 
 
@@ -163,6 +173,19 @@ def _narrow(p: np.ndarray, k: np.ndarray, w: int, drop_db: float = 10.0) -> np.n
     return (v >= nb) & (v >= g * lo) & (v >= g * hi) & (k > w) & (k < n - 1 - w)
 
 
+def _cum_energy(x: np.ndarray, fs: int) -> np.ndarray:
+    """Cumulative A-weighted energy of ``x`` with a leading 0 (what chooses the loud frames; unweighted below
+    ``MIN_FS``)."""
+    if fs >= MIN_FS:
+        sos = _ASOS.get(fs)
+        if sos is None:
+            sos = _ASOS.setdefault(fs, a_weighting_sos(fs))
+        x = sosfilt(sos, x)
+    c = np.zeros(x.size + 1)
+    np.cumsum(np.square(x, dtype=np.float64), out=c[1:])
+    return c
+
+
 def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: float = 0.0) -> Features:
     """Features of one event's raw samples (full-scale units); ``peak``: sample index of the maximum;
     ``level_7p5``: the event's LAFmax at 7.5 m (dB), from the level meter."""
@@ -174,8 +197,7 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
         a = min(max(0, c - cap // 2), x.size - cap)
         x = x[a: a + cap]
         peak = None if peak is None else peak - a
-    c2 = np.zeros(x.size + 1)
-    np.cumsum(np.square(x, dtype=np.float64), out=c2[1:])
+    c2 = _cum_energy(x, fs)
     where: list = []
     pl = _stft(x, NFFT, HOP, c2, where=where)  # frames within 15 dB of the loudest
     p = pl
