@@ -19,11 +19,12 @@ enters a corpus. The model is fitted with a fixed seed, so the same command give
 also reports a 4-fold cross-validation on the corpus (``cv``; folds are contiguous blocks, so with
 ``--holdout-scenes`` the last fold is mostly second-generator scenes). Cost: about 1.4 s of one core per training
 scene and ~1.3 s per second-generator scene. ``--kerbside-scenes N`` appends N scenes (30 s) of the fourth
-generator, ``simulators.kerbside_scenes``, after those, the same way. The committed model, ``mlp-63dfd129a367``, is
-``--scenes 1000 --seed 15 --holdout-scenes 400 --kerbside-scenes 400`` (3491 events; since the seventeenth session
-``TRAIN_MIX`` gives half the loud vehicles a throttle that blips, ``simulators.noise_throttle``); before that it
-was ``mlp-b67ef011ce6b`` (the same command without throttle blips), in the thirteenth session
-``mlp-299d96f8ce8e`` (without ``--kerbside-scenes``), before that ``mlp-397e380f0707`` (the training family alone).
+generator, ``simulators.kerbside_scenes``, after those, the same way. The committed model, ``mlp-dc8d81ebbade``, is
+``--scenes 1000 --seed 15 --holdout-scenes 400 --kerbside-scenes 400`` (3478 events; since the eighteenth session
+the features' loud frames are chosen by A-weighted energy, ``gateway.noise.features``); before that it was
+``mlp-63dfd129a367`` (the same command; since the seventeenth session ``TRAIN_MIX`` gives half the loud vehicles
+a throttle that blips, ``simulators.noise_throttle``), before that ``mlp-b67ef011ce6b`` (the same command
+without throttle blips), in the thirteenth session ``mlp-299d96f8ce8e`` (without ``--kerbside-scenes``), before that ``mlp-397e380f0707`` (the training family alone).
 After training, ``python -m bench.noise_calibrate --write`` chooses the score an enforcement case needs from this
 model (``meta.min_exhaust_score``) on fresh scenes of the families it learned from (docs/architecture.md, "The
 enforcement score belongs to the model"); without it the pipeline's default, 0.8, applies.
