@@ -90,8 +90,8 @@ def test_a_honk_at_the_maximum_of_a_pass_by_makes_no_case():
     """Training-family scene 974588 * 100_003 + 1 (a fresh seed of the thirteenth session): a 90.5 dB straight-pipe
     car (91.5 dB at 7.5 m, under the limit) passes while a two-tone horn (637/796 Hz, 101.7 dB at 7.5 m) honks
     for a second at the start of the event. The honk is the event's maximum, so the level a case would state is
-    the horn's; the honk is 0.2 of the event's loud frames (under ``tonal_content``'s 0.25) and its onset is
-    masked by the engine (under ``horn_tones``'), and the two-generator model says exhaust 0.87. The frames at
+    the horn's; the honk was 0.2 of the event's loud frames (under ``tonal_content``'s 0.25) and its onset is
+    masked by the engine (under ``horn_tones``'), and the two-generator model said exhaust 0.87. The frames at
     the maximum are tones: ``tones_at_max`` blocks the case."""
     scene = generate(974588 * 100_003 + 1, mix=STREET_MIX, full_scale_db=None)
     lab = scene.labels
@@ -104,7 +104,9 @@ def test_a_honk_at_the_maximum_of_a_pass_by_makes_no_case():
     hit = [e for e in events if e.start - 0.5 <= horn["t_peak"] <= e.end + 0.5]
     assert hit and hit[0].levels.lafmax_7p5 > 100  # the honk sets the event's level
     assert "tones_at_max" in hit[0].flags and not hit[0].enforcement
-    assert hit[0].features["tonal"] < 0.25  # the whole event's tonal share alone would not have blocked it
+    # with the loud frames chosen by unweighted energy the honk was 0.2 of them (under tonal_content's 0.25);
+    # chosen by A-weighted energy (eighteenth session) it is more of them, so tonal_content blocks it as well
+    assert hit[0].features["tonal"] >= 0.2
 
 
 def test_tones_at_the_maximum_raise_the_flag_from_the_rule_threshold_on():
