@@ -24,7 +24,8 @@ generator, ``simulators.kerbside_scenes``, after those, the same way. The commit
 the features' loud frames are chosen by A-weighted energy, ``gateway.noise.features``); before that it was
 ``mlp-63dfd129a367`` (the same command; since the seventeenth session ``TRAIN_MIX`` gives half the loud vehicles
 a throttle that blips, ``simulators.noise_throttle``), before that ``mlp-b67ef011ce6b`` (the same command
-without throttle blips), in the thirteenth session ``mlp-299d96f8ce8e`` (without ``--kerbside-scenes``), before that ``mlp-397e380f0707`` (the training family alone).
+without throttle blips), in the thirteenth session ``mlp-299d96f8ce8e`` (without ``--kerbside-scenes``), before
+that ``mlp-397e380f0707`` (the training family alone).
 After training, ``python -m bench.noise_calibrate --write`` chooses the score an enforcement case needs from this
 model (``meta.min_exhaust_score``) on fresh scenes of the families it learned from (docs/architecture.md, "The
 enforcement score belongs to the model"); without it the pipeline's default, 0.8, applies.
