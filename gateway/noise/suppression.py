@@ -103,13 +103,19 @@ class SirenSuppressor:
         self._run_start: float | None = None  # first tonal frame of the current run
         self._active_since: float | None = None
         self._last_tonal = -1e9
+        self._last_run_t = -1e9  # last frame of a counted run (what keeps a switched-on interval open)
+        self._min_end = -1e9  # a classifier-called siren holds its interval open at least this long
+        self._run_id = 0  # every run of tonal frames gets a number; its frames' tones count once it counts
+        self._counted_ids: set[int] = set()
         self.local_intervals: list[list[float]] = []
         self.tonal_runs: list[list[float]] = []
-        self.zone_intervals: list[list[float]] = []
+        self.zone_intervals: list[list[float]] = []  # [start, end + grace_s]
+        self._zone_ends: list[float] = []  # ... and each one's end without the grace (inf while sounding)
         self._zone_versions: dict[str, int] = {}
         self._zone_open: dict[str, float] = {}
         self.tonal_frames = 0
         self.tone_log: deque[tuple[float, float]] = deque(maxlen=max(1, round(self.config.tone_log_s * frame_hz)))
+        self.tone_run: deque[int] = deque(maxlen=self.tone_log.maxlen)  # the run each logged tone belongs to
         self._edges: dict[int, tuple[int, int, int, int]] = {}  # spectrum size -> band and ref edges
         self._tone_arr: tuple | None = None  # (key, times, mean squares): tone_log as arrays for queries
         self.event_spans: list[tuple[float, float]] = []  # events the classifier called a siren
@@ -129,15 +135,18 @@ class SirenSuppressor:
         if sounding and state.zone not in self._zone_open:
             self._zone_open[state.zone] = t
             self.zone_intervals.append([t, float("inf")])
+            self._zone_ends.append(float("inf"))
         elif not sounding and state.zone in self._zone_open:
             start = self._zone_open.pop(state.zone)
-            for iv in self.zone_intervals:
+            for i, iv in enumerate(self.zone_intervals):
                 if iv[0] == start and iv[1] == float("inf"):
                     iv[1] = t + self.config.grace_s
+                    self._zone_ends[i] = t
 
     def add_zone_interval(self, start: float, end: float) -> None:
         """Offline analysis: a known interval (stream seconds) when the hub said sirens were sounding."""
         self.zone_intervals.append([start, end + self.config.grace_s])
+        self._zone_ends.append(end)
 
     # ------------------------------------------------------------ local tonal detector
     def _tonal(self, power: np.ndarray, band: np.ndarray, ref: np.ndarray, w: int,
@@ -192,9 +201,9 @@ class SirenSuppressor:
                     is_tonal, f = True, held
             if is_tonal:
                 if via_short[j] and short is not None and self._saw2 is not None:
-                    self.tone_log.append((t, self._tone_ms(short[j], f / self._sdf, self._saw2)))
+                    ms = self._tone_ms(short[j], f / self._sdf, self._saw2)
                 else:
-                    self.tone_log.append((t, self._tone_ms(power[j], f / self._df, self._aw2)))
+                    ms = self._tone_ms(power[j], f / self._df, self._aw2)
                 near = self._run_start is not None and t - self._last_tonal <= c.gap_s + 1e-9
                 jump = abs(np.log2(f / self._run_f))
                 back = near and abs(np.log2(f / self._alt_f)) <= c.alt_oct  # a two-tone's other tone, again
@@ -204,18 +213,22 @@ class SirenSuppressor:
                         self._close_run()
                         self._run_start = t - 1 / self.frame_hz
                     self._run_n, self._counted = 0, False  # excused frames just before, on its tone, count
+                    self._run_id += 1
                     self._run_x = sum(1 for tx, fx_ in self._excused if t - tx <= c.engine_before_s + 1e-9
                                       and abs(np.log2(fx_ / f)) <= c.engine_oct)
                 elif jump > c.alt_oct:
                     self._alt_f = self._run_f
                 self._run_f = f
                 self._run_n += 1
+                self.tone_log.append((t, ms))
+                self.tone_run.append(self._run_id)
                 self._last_tonal = t
                 if full:
                     self._last_full = t
                 if (not self._counted and self._run_n >= c.min_frames
                         and self._run_n >= c.engine_ratio * self._run_x):  # the run now counts: so do its earlier frames
                     self._counted = True
+                    self._counted_ids.add(self._run_id)
                     for k in range(1, min(self._run_n, len(self._hist) + 1)):
                         if self._hist[-k] is False and self._hist_tonal[-k]:
                             self._hist[-k] = True
@@ -225,6 +238,7 @@ class SirenSuppressor:
                 self._close_run()
             if in_run:
                 self.run_frames += 1
+                self._last_run_t = t
             self._hist.append(in_run)
             self._hist_tonal.append(bool(is_tonal))
             frac = sum(self._hist) / self._hist.maxlen if self._hist.maxlen else 0.0
@@ -232,8 +246,10 @@ class SirenSuppressor:
                 if frac >= c.on_fraction and self._run_start is not None:
                     self._active_since = self._run_start - c.lead_s
                     self.local_intervals.append([self._active_since, float("inf")])
-            elif frac < c.off_fraction and t - self._last_tonal > c.hold_s:
-                self.local_intervals[-1][1] = self._last_tonal + c.hold_s
+            elif frac < c.off_fraction and t - self._last_run_t > c.hold_s and t > self._min_end:
+                # tonal frames that form no counted run (an engine's orders under a passing vehicle) do not
+                # keep a siren's interval open: it ends hold_s after the siren's own run was last heard
+                self.local_intervals[-1][1] = max(self._last_run_t + c.hold_s, self._min_end)
                 self._active_since = None
                 self._run_start = None
                 self._run_n = self._run_x = 0
@@ -275,14 +291,22 @@ class SirenSuppressor:
         first = max(0.0, t_last - self.config.tone_log_s)
         return (a < own[0] and own[0] <= first) or (b > own[1] and own[1] >= t_last)
 
-    def tone_max(self, start: float, end: float) -> float:
-        """The largest tone mean square (A-weighted) heard in (start, end] (0 if none)."""
-        if self._tone_arr is None or self._tone_arr[0] != (len(self.tone_log), self.frames_seen):
+    def tone_max(self, start: float, end: float, runs_only: bool = True) -> float:
+        """The largest tone mean square (A-weighted) heard in (start, end] (0 if none). ``runs_only``: only the
+        tones of runs that counted (a siren's tone goes on with continuity of frequency; an engine order
+        flickering under a pass-by forms no run); without it every tonal frame's (the hub already said which
+        sirens sound: any tone of them heard here is enough)."""
+        key = (len(self.tone_log), self.frames_seen, len(self._counted_ids))
+        if self._tone_arr is None or self._tone_arr[0] != key:
             ts_ms = np.array(self.tone_log, dtype=np.float64).reshape(-1, 2)
-            self._tone_arr = ((len(self.tone_log), self.frames_seen), ts_ms[:, 0], ts_ms[:, 1])
-        _, ts, ms = self._tone_arr
-        sel = ms[(ts > start) & (ts <= end)]
-        return float(sel.max()) if sel.size else 0.0
+            runs = np.fromiter(self.tone_run, dtype=np.int64, count=len(self.tone_run))
+            keep = np.isin(runs, np.fromiter(self._counted_ids, dtype=np.int64, count=len(self._counted_ids)))
+            self._tone_arr = (key, ts_ms[:, 0], ts_ms[:, 1], keep)
+        _, ts, ms, keep = self._tone_arr
+        sel = (ts > start) & (ts <= end)
+        if runs_only:
+            sel &= keep
+        return float(ms[sel].max()) if sel.any() else 0.0
 
     def _close_run(self) -> None:
         c = self.config
@@ -305,10 +329,12 @@ class SirenSuppressor:
             iv = self.local_intervals[-1]
             iv[0] = min(iv[0], a)
             self._active_since = iv[0]
+            self._min_end = max(self._min_end, end + c.hold_s)
             return
         frac = sum(self._hist) / self._hist.maxlen if self._hist.maxlen else 0.0
         if frac >= c.off_fraction:
             self._active_since = a
+            self._min_end = end + c.hold_s
             self._run_start = a
             self.local_intervals.append([a, float("inf")])
         else:
@@ -343,7 +369,7 @@ class SirenSuppressor:
         t_last = self.frames_seen / self.frame_hz
         if hi > t_last or lo < t_last - self.config.tone_log_s:
             return True
-        return self.tone_max(lo, hi) >= floor_ms
+        return self.tone_max(lo, hi, runs_only=False) >= floor_ms
 
     def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None,
                      floor_ms: float | None = None, out_ms: float | None = None) -> bool:
@@ -372,12 +398,27 @@ class SirenSuppressor:
         the overlap (the pipeline asks so outside an event's core only: the zone's sirens sounding while a
         pass-by fades, that this microphone does not hear, do not touch the level at its maximum)."""
         out = []
-        if any(a < end and start < b and (zone_floor_ms is None or self._heard(a, b, start, end, zone_floor_ms))
-               for a, b in self.zone_intervals):
+        if any(self._zone_counts(a, b, z, start, end, floor_ms, zone_floor_ms)
+               for (a, b), z in zip(self.zone_intervals, self._zone_ends, strict=True)):
             out.append("zone_state")
         if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.local_intervals):
             out.append("local_tonal")
         return out
+
+
+    def _zone_counts(self, a: float, b: float, z: float, start: float, end: float, floor_ms: float | None,
+                     zone_floor_ms: float | None) -> bool:
+        """Does the zone interval [a, b] (sounding until ``z``, then the grace for a rotor siren's run-down)
+        count against [start, end]? With ``zone_floor_ms``: only where a tone that loud was heard in the overlap.
+        Without it, while the zone sounds always; in the grace only (given ``floor_ms``) where a tone at
+        ``floor_ms`` was heard: a siren running down is a tone, and the hub has said it stopped."""
+        if not (a < end and start < b):
+            return False
+        if zone_floor_ms is not None:
+            return self._heard(a, b, start, end, zone_floor_ms)
+        if floor_ms is None or start < z:
+            return True
+        return self._heard(z, b, start, end, floor_ms)
 
 
 def _within(a: float, b: float, own: tuple[float, float] | None) -> bool:

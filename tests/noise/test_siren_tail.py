@@ -1,0 +1,80 @@
+"""Where a siren's interval ends: with the siren's own tone, not with whatever tone comes after it.
+
+1. The local detector: once switched on, an interval is held ``hold_s`` after the siren's run was last heard.
+   Tonal frames that form no counted run (a passing engine's orders flickering from one frequency to another)
+   neither keep it open nor count as "a tone heard" against an event (nineteenth session: on 96 independent
+   scenes an exhaust's own engine tones 5-9 s after a wail kept the wail's interval open through the exhaust's
+   maximum and suppressed it).
+2. The hub's zone state: while the zone sounds it always suppresses an event's core; in the grace after it
+   stopped (a rotor siren's run-down) only where a tone at the event's floor is heard.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.noise.spectrum import SPEC_HZ, Spectrogram
+from gateway.noise.suppression import SirenSuppressor
+
+FS = 48_000
+JUMPS = (300.0, 700.0, 1600.0, 380.0, 900.0, 2100.0, 450.0, 1050.0, 2500.0, 520.0, 1250.0, 2900.0)
+
+
+def _tones(n: int, spans: list[tuple[float, float, float]], amp: float = 0.05) -> np.ndarray:
+    t = np.arange(n) / FS
+    x = np.zeros(n)
+    for a, b, f in spans:
+        on = (t >= a) & (t < b)
+        x[on] += amp * np.sin(2 * np.pi * f * t[on])
+    return x
+
+
+def _wail(n: int, t0: float, t1: float, amp: float = 0.05) -> np.ndarray:
+    x = np.zeros(n)
+    i0, i1 = int(t0 * FS), int(t1 * FS)
+    f = 850 + 250 * np.sin(2 * np.pi * np.arange(i1 - i0) / FS / 8)
+    x[i0:i1] = amp * np.sin(2 * np.pi * np.cumsum(f) / FS)
+    return x
+
+
+def _fed(x: np.ndarray) -> SirenSuppressor:
+    spec = Spectrogram(FS, short_nfft=1024)
+    s = SirenSuppressor(spec.freqs, SPEC_HZ)
+    x = x + 1e-4 * np.random.default_rng(4).standard_normal(x.size)
+    s.feed(*spec.feed(x.astype(np.float32)))
+    return s
+
+
+def test_tones_that_form_no_run_do_not_hold_a_sirens_interval_open():
+    n = 30 * FS
+    # a wail 2-12 s, then 12.5-17 s a new short tone every 0.375 s, each over an octave from the one before
+    blips = [(12.5 + 0.375 * i, 12.5 + 0.375 * (i + 1), f) for i, f in enumerate(JUMPS)]
+    s = _fed(_wail(n, 2.0, 12.0) + _tones(n, blips))
+    assert s.local_intervals and s.local_intervals[0][0] < 2.0  # the wail switched the detector on
+    end = s.local_intervals[0][1]
+    assert end <= 12.0 + s.config.hold_s + 0.5  # held after the wail only, not through the blips (to ~19 s)
+    assert s.tone_max(13.0, 17.0, runs_only=False) > 0  # the blips were tonal frames ...
+    assert s.tone_max(13.0, 17.0) == 0.0  # ... of no run: no siren tone was heard there
+    assert s.reasons(15.0, 17.0, floor_ms=1e-12) == []
+    wail_only = _fed(_wail(n, 2.0, 12.0))
+    assert abs(wail_only.local_intervals[0][1] - end) < 0.5  # the same end as without the blips
+
+
+def test_a_tone_that_forms_a_run_still_holds_it():
+    n = 30 * FS
+    s = _fed(_wail(n, 2.0, 12.0) + _tones(n, [(12.5, 17.0, 700.0)]))  # a steady tone after it: a run
+    assert s.local_intervals[0][1] >= 17.0
+    assert s.reasons(15.0, 16.0, floor_ms=1e-12) == ["local_tonal"]
+
+
+def test_the_zone_grace_counts_only_where_a_tone_is_heard():
+    n = 30 * FS
+    quiet = _fed(np.zeros(n))
+    quiet.add_zone_interval(5.0, 15.0)  # sounding until 15 s, grace to 18 s
+    assert quiet.reasons(16.0, 17.5) == ["zone_state"]  # no floor given: the whole interval counts
+    assert quiet.reasons(14.0, 16.0, floor_ms=1e-12) == ["zone_state"]  # the zone still sounds in the window
+    assert quiet.reasons(16.0, 17.5, floor_ms=1e-12) == []  # only the grace, and nothing heard there
+    tail = _fed(_tones(n, [(14.0, 17.0, 640.0)]))  # a run-down tone heard into the grace
+    tail.add_zone_interval(5.0, 15.0)
+    assert tail.reasons(16.0, 17.5, floor_ms=1e-12) == ["zone_state"]
+    assert tail.reasons(16.0, 17.5, floor_ms=1e3) == []  # ... but far under the event's floor
