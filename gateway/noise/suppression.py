@@ -291,11 +291,11 @@ class SirenSuppressor:
         first = max(0.0, t_last - self.config.tone_log_s)
         return (a < own[0] and own[0] <= first) or (b > own[1] and own[1] >= t_last)
 
-    def tone_max(self, start: float, end: float, runs_only: bool = True) -> float:
-        """The largest tone mean square (A-weighted) heard in (start, end] (0 if none). ``runs_only``: only the
-        tones of runs that counted (a siren's tone goes on with continuity of frequency; an engine order
-        flickering under a pass-by forms no run); without it every tonal frame's (the hub already said which
-        sirens sound: any tone of them heard here is enough)."""
+    def tone_max(self, start: float, end: float, own: tuple[float, float] | None = None) -> float:
+        """The largest tone mean square (A-weighted) heard in (start, end] (0 if none). Inside ``own`` (a
+        confident exhaust's span) only the tones of runs that counted: its engine's orders are narrow tones
+        too, flickering from one frequency to the next, while a siren's tone goes on with continuity of
+        frequency."""
         key = (len(self.tone_log), self.frames_seen, len(self._counted_ids))
         if self._tone_arr is None or self._tone_arr[0] != key:
             ts_ms = np.array(self.tone_log, dtype=np.float64).reshape(-1, 2)
@@ -304,8 +304,8 @@ class SirenSuppressor:
             self._tone_arr = (key, ts_ms[:, 0], ts_ms[:, 1], keep)
         _, ts, ms, keep = self._tone_arr
         sel = (ts > start) & (ts <= end)
-        if runs_only:
-            sel &= keep
+        if own is not None:
+            sel &= keep | (ts < own[0]) | (ts > own[1])
         return float(ms[sel].max()) if sel.any() else 0.0
 
     def _close_run(self) -> None:
@@ -360,7 +360,7 @@ class SirenSuppressor:
         if own is not None and not self._unseen(a, b, own) and (
                 max(self.tone_max(a, own[0]), self.tone_max(own[1], b)) < (out_ms or floor_ms)):
             return False
-        return self.tone_max(lo, hi) >= floor_ms
+        return self.tone_max(lo, hi, own) >= floor_ms
 
     def _heard(self, a: float, b: float, start: float, end: float, floor_ms: float) -> bool:
         """Was a tone at >= ``floor_ms`` heard where [a, b] overlaps [start, end]? (Where the overlap reaches past
@@ -369,7 +369,7 @@ class SirenSuppressor:
         t_last = self.frames_seen / self.frame_hz
         if hi > t_last or lo < t_last - self.config.tone_log_s:
             return True
-        return self.tone_max(lo, hi, runs_only=False) >= floor_ms
+        return self.tone_max(lo, hi) >= floor_ms
 
     def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None,
                      floor_ms: float | None = None, out_ms: float | None = None) -> bool:

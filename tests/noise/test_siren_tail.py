@@ -2,9 +2,9 @@
 
 1. The local detector: once switched on, an interval is held ``hold_s`` after the siren's run was last heard.
    Tonal frames that form no counted run (a passing engine's orders flickering from one frequency to another)
-   neither keep it open nor count as "a tone heard" against an event (nineteenth session: on 96 independent
-   scenes an exhaust's own engine tones 5-9 s after a wail kept the wail's interval open through the exhaust's
-   maximum and suppressed it).
+   do not keep it open, and inside a confident exhaust's own span they are not "a tone heard" against it
+   (nineteenth session: on 96 independent scenes a motorcycle's own tones 7-9 s after a wail kept the wail's
+   interval open through the motorcycle's maximum and suppressed it).
 2. The hub's zone state: while the zone sounds it always suppresses an event's core; in the grace after it
    stopped (a rotor siren's run-down) only where a tone at the event's floor is heard.
 """
@@ -53,9 +53,13 @@ def test_tones_that_form_no_run_do_not_hold_a_sirens_interval_open():
     assert s.local_intervals and s.local_intervals[0][0] < 2.0  # the wail switched the detector on
     end = s.local_intervals[0][1]
     assert end <= 12.0 + s.config.hold_s + 0.5  # held after the wail only, not through the blips (to ~19 s)
-    assert s.tone_max(13.0, 17.0, runs_only=False) > 0  # the blips were tonal frames ...
-    assert s.tone_max(13.0, 17.0) == 0.0  # ... of no run: no siren tone was heard there
-    assert s.reasons(15.0, 17.0, floor_ms=1e-12) == []
+    assert s.tone_max(13.0, 17.0) > 0  # the blips were tonal frames ...
+    own = (12.3, 20.0)  # ... inside a confident exhaust's span (say they are its engine's orders)
+    assert s.tone_max(13.0, 17.0, own) == 0.0  # ... of no run: there, no siren tone was heard
+    assert s.tone_max(8.0, 11.0, own) > 0  # (the wail, outside the span, was)
+    assert s.reasons(15.0, 17.0, floor_ms=1e-12) == []  # the interval ended before
+    assert s.reasons(13.0, 14.0, floor_ms=1e-12) == ["local_tonal"]  # a tone in its held end: the blips ...
+    assert s.reasons(13.0, 14.0, own=own, floor_ms=1e-12) == []  # ... which the exhaust owns
     wail_only = _fed(_wail(n, 2.0, 12.0))
     assert abs(wail_only.local_intervals[0][1] - end) < 0.5  # the same end as without the blips
 
