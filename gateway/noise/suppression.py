@@ -228,7 +228,7 @@ class SirenSuppressor:
                 if (not self._counted and self._run_n >= c.min_frames
                         and self._run_n >= c.engine_ratio * self._run_x):  # the run now counts: so do its earlier frames
                     self._counted = True
-                    self._counted_ids.add(self._run_id)
+                    self._count_run_and_onset()
                     for k in range(1, min(self._run_n, len(self._hist) + 1)):
                         if self._hist[-k] is False and self._hist_tonal[-k]:
                             self._hist[-k] = True
@@ -254,6 +254,22 @@ class SirenSuppressor:
                 self._run_start = None
                 self._run_n = self._run_x = 0
                 self._counted = False
+
+    def _count_run_and_onset(self) -> None:
+        """The current run counts, and so do the tonal frames of shorter runs in the ``lead_s`` (+ ``gap_s``)
+        before its first frame: a siren's onset (a rotor's run-up, a wail's first sweep, masked by traffic)
+        breaks into short runs before its tone holds, and that is why its interval is backdated."""
+        c = self.config
+        self._counted_ids.add(self._run_id)
+        k, n = len(self.tone_run) - 1, len(self.tone_run)
+        while k >= 0 and self.tone_run[k] == self._run_id:
+            k -= 1
+        if k + 1 >= n:
+            return
+        first = self.tone_log[k + 1][0]
+        while k >= 0 and self.tone_log[k][0] >= first - c.lead_s - c.gap_s - 1e-9:
+            self._counted_ids.add(self.tone_run[k])
+            k -= 1
 
     def _held(self, row: np.ndarray, f: float) -> float | None:
         """The frequency of a narrow peak within 3 % of ``f`` standing ``hold_prominence_db`` above the

@@ -82,3 +82,16 @@ def test_the_zone_grace_counts_only_where_a_tone_is_heard():
     tail.add_zone_interval(5.0, 15.0)
     assert tail.reasons(16.0, 17.5, floor_ms=1e-12) == ["zone_state"]
     assert tail.reasons(16.0, 17.5, floor_ms=1e3) == []  # ... but far under the event's floor
+
+
+def test_a_sirens_onset_before_its_run_is_its_tone():
+    """A siren's first frames, broken off its run by masking, are its tone though they counted in no run of
+    their own (nineteenth session, fresh set D: a wail's onset 1.5-2 s before its run, inside a confident
+    exhaust's span, was all that kept the exhaust's event from becoming a case)."""
+    n = 30 * FS
+    onset = [(10.0, 10.25, 900.0), (10.5, 10.75, 650.0)]  # four frames, then 1.25 s of nothing
+    own = (5.0, 11.5)
+    s = _fed(_tones(n, onset) + _wail(n, 12.0, 20.0))
+    assert s.tone_max(9.9, 11.0, own) > 0  # the frames belong to the wail that follows
+    alone = _fed(_tones(n, onset))  # the same frames with no siren after them: no run, no siren tone
+    assert alone.tone_max(9.9, 11.0) > 0 and alone.tone_max(9.9, 11.0, own) == 0.0
