@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,6 +43,7 @@ from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to
 from gateway.noise.errors import ConfigError
 from gateway.noise.rules import feature_flags
 from gateway.noise.seconds import SecondLevels, Seconds
+from gateway.noise.siren_cut import cut_points
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
 from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
@@ -204,11 +205,59 @@ class NoiseAnalyzer:
         for chain in sorted({e.chain for e in ready}):
             pieces = [e for e in ready if e.chain == chain]
             recs = [self._evidence(ev) for ev in pieces]
+            pieces, recs, part_of = self._siren_cuts(pieces, recs)
             kept = absorb(pieces, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
-                          may=lambda k, j, recs=recs: recs[k].klass == recs[j].klass)
+                          may=lambda k, j, recs=recs, part_of=part_of: recs[k].klass == recs[j].klass
+                          and (part_of[k] is None or part_of[k] != part_of[j]))  # a cut stays cut
             for k, span, n in kept:
                 out.append(self._report(pieces[k], recs[k], span, n))
         return out
+
+    def _siren_cuts(self, pieces: list[RawEvent], recs: list[NoiseEvidence]) -> tuple[list, list, list]:
+        """Pieces flagged ``siren_nearby`` only by sirens heard outside their core are cut away from them
+        (``gateway.noise.siren_cut``) where the part holding the maximum is then free of them; ``part_of``: the
+        index of the piece a part was cut from (None: not cut)."""
+        out_p, out_r, part_of = [], [], []
+        for i, (ev, rec) in enumerate(zip(pieces, recs, strict=True)):
+            parts = self._cut(ev, rec) if "siren_nearby" in rec.flags and ev.parent is None else None
+            mid = next((p for p in parts if p.start <= ev.peak < p.end), None) if parts else None
+            mid_rec = self._evidence(mid) if mid is not None else None
+            if mid_rec is None or mid_rec.suppressed or "siren_nearby" in mid_rec.flags:
+                out_p.append(ev), out_r.append(rec), part_of.append(None)
+                continue
+            self.counters["siren_cuts"] += 1
+            for p in parts:
+                out_p.append(p), out_r.append(mid_rec if p is mid else self._evidence(p)), part_of.append(i)
+        return out_p, out_r, part_of
+
+    def _cut(self, ev: RawEvent, rec: NoiseEvidence) -> list[RawEvent] | None:
+        det = self.config.detector
+        start_s, end_s, peak_s = ev.start / FRAME_HZ, ev.end / FRAME_HZ, (ev.peak + 0.5) / FRAME_HZ
+        heard = 10 ** ((ev.lafmax - self.k_db - TONE_HEARD_DB) / 10)
+        floor = 10 ** ((ev.lafmax - self.k_db - TONE_MATTERS_DB) / 10)
+        spans = self.suppressor.heard_spans(start_s, end_s, self._own(start_s, end_s, rec.klass, rec.scores),
+                                            heard, floor)
+        left, right = cut_points(spans, start_s, end_s, peak_s, CORE_S, max(det.min_duration_s, 1.0))
+        if left is None and right is None:
+            return None
+        bounds = [ev.start, *(round(t * FRAME_HZ) for t in (left, right) if t is not None), ev.end]
+        parts = []
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            fr = self._frames_range(a, b)
+            if fr.size == 0:
+                return None
+            k = int(np.argmax(fr["lafmax"]))
+            peak, lafmax = (ev.peak, ev.lafmax) if a <= ev.peak < b else (int(fr["index"][k]), float(fr["lafmax"][k]))
+            parts.append(replace(ev, start=a, end=b, peak=peak, lafmax=lafmax, cut=ev.cut and b == ev.end,
+                                 too_long=(b - a) / FRAME_HZ > det.max_duration_s))
+        return parts
+
+    def _own(self, start_s: float, end_s: float, klass: str, scores: dict) -> tuple[float, float] | None:
+        """A confident exhaust's own span: the tonal runs inside it may be its engine's orders."""
+        if klass != "exhaust" or scores.get("exhaust", 0.0) < ENGINE_TONE_P:
+            return None
+        c = self.suppressor.config
+        return (start_s - c.lead_s - 1.0, end_s + c.hold_s + 1.0)
 
     def _report(self, ev: RawEvent, rec: NoiseEvidence, span: tuple[int, int], absorbed: int) -> NoiseEvidence:
         """The record of a pass-by that kept ``absorbed`` pieces of its approach or departure: its start, end,
@@ -266,10 +315,7 @@ class NoiseAnalyzer:
         clipped = int(frames["clipped"].sum()) if frames.size else 0
         # an engine order is a narrow tone too: a confident exhaust owns the local tonal runs that lie within
         # its own span (a siren lasts far longer than one pass-by); the hub's zone state is never ignored
-        own = None
-        if klass == "exhaust" and sc["exhaust"] >= ENGINE_TONE_P:
-            lead = self.suppressor.config.lead_s + 1.0
-            own = (start_s - lead, end_s + self.suppressor.config.hold_s + 1.0)
+        own = self._own(start_s, end_s, klass, sc)
         # suppression looks at the event's core (its peak +- 2 s): a siren dying away as a loud exhaust
         # approaches must not hide the exhaust, but a siren sounding around the peak within TONE_MATTERS_DB
         # of its level always suppresses (docs/noise-suppression.md); a siren heard anywhere inside the event

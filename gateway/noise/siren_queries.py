@@ -99,6 +99,20 @@ class SirenQueries:
             out.append("local_tonal")
         return out
 
+    def heard_spans(self, start: float, end: float, own: tuple[float, float] | None, floor_ms: float,
+                    out_ms: float | None = None) -> list[tuple[float, float]]:
+        """The parts of [start, end] that the intervals counting against it by the ``siren_nearby`` test (zone
+        state, local intervals and remembered or running tonal runs, each with a tone heard at ``floor_ms``)
+        cover, one span per interval, clipped to the window."""
+        lead = self.config.lead_s
+        runs = [*self.tonal_runs]
+        if self._active_since is None and self._run_start is not None and self._counted:
+            runs.append([self._run_start - lead, float("inf")])
+        hits = [(a, b) for (a, b), z in zip(self.zone_intervals, self._zone_ends, strict=True)
+                if self._zone_counts(a, b, z, start, end, None, floor_ms)]
+        hits += [(a, b) for a, b in [*self.local_intervals, *runs]
+                 if self._matters(a, b, start, end, floor_ms, own, out_ms)]
+        return [(max(a, start), min(b, end)) for a, b in hits]
 
     def _zone_counts(self, a: float, b: float, z: float, start: float, end: float, floor_ms: float | None,
                      zone_floor_ms: float | None) -> bool:

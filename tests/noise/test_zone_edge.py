@@ -10,6 +10,7 @@ enforcement truths were blocked that way: the zone's sirens 28-60 dB under the e
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gateway.noise.dsp import MeterConfig
 from gateway.noise.pipeline import CORE_S, AnalyzerConfig, analyze_array
@@ -57,19 +58,28 @@ def _pass_by(siren_db: float | None, zone_from_end_s: float, zone: bool = True) 
         audio = audio + tone * 10 ** ((siren_db - lafmax_db(tone, FS, 130.0)) / 20)
     _, events = analyze_array(audio.astype(np.float32), cfg, zone_intervals=[[z, z + 60.0]] if zone else None)
     e = max(events, key=lambda ev: ev.levels.lafmax)
-    return e0, e
+    return e0, e, events, z
 
 
 def test_a_zone_siren_the_microphone_does_not_hear_leaves_the_pass_by_its_case():
-    e0, e = _pass_by(None, 1.5)
+    e0, e, _, _ = _pass_by(None, 1.5)
     assert e0.enforcement and not e0.flags  # the case without any zone
     assert (e.start, e.peak) == (e0.start, e0.peak) and not e.suppressed
     assert "siren_nearby" not in e.flags and e.enforcement
 
 
-def test_a_zone_siren_heard_at_the_events_edge_still_blocks_the_case():
-    e0, e = _pass_by(88.0, 1.5)  # a siren tone 17 dB under the 105 dB maximum, heard where the zone is on
+def test_a_zone_siren_heard_at_the_events_edge_is_cut_away_from_the_pass_by():
+    """The siren heard where the zone is on, outside the core, blocked the whole event's case until the
+    nineteenth session; now the event is cut where the zone's siren is heard (gateway.noise.siren_cut): the
+    pass-by's record keeps its maximum and its case, and the part with the siren is a record of its own that
+    is none."""
+    e0, e, events, z = _pass_by(88.0, 1.5)  # a siren tone 17 dB under the 105 dB maximum, heard where the zone is on
     assert e0.enforcement
-    assert "siren_nearby" in e.flags and not e.enforcement
-    _, alone = _pass_by(88.0, 1.5, zone=False)  # the same tone without the zone: too short to block by itself
-    assert alone.enforcement and (alone.start, alone.peak) == (e.start, e.peak)
+    assert (e.start, e.peak, e.levels.lafmax) == (e0.start, e0.peak, e0.levels.lafmax)
+    assert e.end == pytest.approx(z, abs=0.11) and e.enforcement and "siren_nearby" not in e.flags
+    rest = [x for x in events if e.end - 0.05 <= x.start < e0.end]
+    assert rest and not any(x.enforcement for x in rest)  # the siren's part: no case
+    assert all(x.suppressed or "siren_nearby" in x.flags for x in rest)
+    assert rest[-1].end >= e0.end - 0.05  # nothing lost: the parts cover the old event (and the tone after it)
+    _, alone, _, _ = _pass_by(88.0, 1.5, zone=False)  # the same tone without the zone: too short to block
+    assert alone.enforcement and (alone.start, alone.peak) == (e0.start, e0.peak)

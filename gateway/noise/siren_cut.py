@@ -1,0 +1,32 @@
+"""A pass-by cut away from a siren heard elsewhere in its event (sans-IO: times in, times out).
+
+An event is one stretch of level above the threshold. In a busy street it can hold an over-limit pass-by
+*and*, seconds before or after the pass-by's maximum, a siren that starts, stops or passes. A siren heard
+anywhere inside an event keeps it from becoming a case (``siren_nearby``: docs/noise-suppression.md), because
+the record answers for its whole span. Where every siren heard in the event lies outside the pass-by's core
+(its maximum +- ``CORE_S``), the event is cut at the edges of the siren's intervals nearest the core: the part
+holding the maximum is a record of its own (the same LAFmax, a span with no siren heard in it), and the parts
+with the siren are records of their own, which the siren keeps from being cases. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def cut_points(spans: Sequence[tuple[float, float]], start: float, end: float, peak: float, core_s: float,
+               min_s: float) -> tuple[float | None, float | None]:
+    """(left, right): where to cut [start, end] so that the part holding ``peak`` +- ``core_s`` overlaps none of
+    ``spans`` (the siren intervals heard in the event, clipped to it); None on a side that needs no cut, or
+    where the part cut off would be shorter than ``min_s`` (then it stays, and so does the siren). (None, None)
+    if a span reaches into the core: the siren sounds at the maximum, which no cut can change."""
+    lo, hi = peak - core_s, peak + core_s
+    if any(a < hi and lo < b for a, b in spans):
+        return None, None
+    left = max((b for a, b in spans if b <= lo), default=None)
+    right = min((a for a, b in spans if a >= hi), default=None)
+    if left is not None and not (left - start >= min_s and peak - left > 0):
+        left = None
+    if right is not None and not (end - right >= min_s and right - peak > 0):
+        right = None
+    return left, right
