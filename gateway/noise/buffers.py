@@ -50,6 +50,19 @@ class Ring:
         return np.concatenate([self.buf[i:], self.buf[:j]])
 
 
+def event_overload(ring: Ring, a: int, b: int, *, fs: int, asos: np.ndarray, clip_level: float, k_db: float,
+                   corr: float, margin: float, enforcement_db: float, clipped_samples: int, clipped_frames: int,
+                   full_scale_db: float) -> Overload:
+    """``overload_bound`` of the event on samples [a, b) of ``ring``, with 0.5 s before it as the detector's
+    run-in (less where the stream is younger)."""
+    pre = int(0.5 * fs)
+    seg = ring.get(a - pre, b)
+    head = min(pre, max(0, seg.size - 1)) if a - pre >= 0 else max(0, min(a, seg.size - 1))
+    return overload_bound(seg, head, fs=fs, asos=asos, clip_level=clip_level, k_db=k_db, corr=corr, margin=margin,
+                          enforcement_db=enforcement_db, clipped_samples=clipped_samples,
+                          clipped_frames=clipped_frames, full_scale_db=full_scale_db)
+
+
 def overload_bound(seg: np.ndarray, head: int, *, fs: int, asos: np.ndarray, clip_level: float, k_db: float,
                    corr: float, margin: float, enforcement_db: float, clipped_samples: int, clipped_frames: int,
                    full_scale_db: float) -> Overload:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,7 +27,6 @@ from contract.evidence import (
     Location,
     ModelInfo,
     NoiseEvidence,
-    Overload,
     PassBy,
     Sensor,
     Trace,
@@ -36,14 +35,14 @@ from contract.evidence import (
 )
 from contract.models import ZoneState
 from gateway.noise import classifier
-from gateway.noise.buffers import CLIP_GUARD_S, Ring, overload_bound, peak_c, spectrum_at, wav_b64
+from gateway.noise.buffers import CLIP_GUARD_S, Ring, event_overload, peak_c, spectrum_at, wav_b64
 from gateway.noise.chains import EDGE_PEAK_S, absorb, peak_near_end, peak_near_start
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
 from gateway.noise.rules import feature_flags
 from gateway.noise.seconds import SecondLevels, Seconds
-from gateway.noise.siren_cut import cut_points
+from gateway.noise.siren_cut import cut_piece
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
 from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
@@ -232,25 +231,11 @@ class NoiseAnalyzer:
 
     def _cut(self, ev: RawEvent, rec: NoiseEvidence) -> list[RawEvent] | None:
         det = self.config.detector
-        start_s, end_s, peak_s = ev.start / FRAME_HZ, ev.end / FRAME_HZ, (ev.peak + 0.5) / FRAME_HZ
-        heard = 10 ** ((ev.lafmax - self.k_db - TONE_HEARD_DB) / 10)
-        floor = 10 ** ((ev.lafmax - self.k_db - TONE_MATTERS_DB) / 10)
-        spans = self.suppressor.heard_spans(start_s, end_s, self._own(start_s, end_s, rec.klass, rec.scores),
-                                            heard, floor)
-        left, right = cut_points(spans, start_s, end_s, peak_s, CORE_S, max(det.min_duration_s, 1.0))
-        if left is None and right is None:
-            return None
-        bounds = [ev.start, *(round(t * FRAME_HZ) for t in (left, right) if t is not None), ev.end]
-        parts = []
-        for a, b in zip(bounds, bounds[1:], strict=False):
-            fr = self._frames_range(a, b)
-            if fr.size == 0:
-                return None
-            k = int(np.argmax(fr["lafmax"]))
-            peak, lafmax = (ev.peak, ev.lafmax) if a <= ev.peak < b else (int(fr["index"][k]), float(fr["lafmax"][k]))
-            parts.append(replace(ev, start=a, end=b, peak=peak, lafmax=lafmax, cut=ev.cut and b == ev.end,
-                                 too_long=(b - a) / FRAME_HZ > det.max_duration_s))
-        return parts
+        start_s, end_s = ev.start / FRAME_HZ, ev.end / FRAME_HZ
+        heard, floor = (10 ** ((ev.lafmax - self.k_db - d) / 10) for d in (TONE_HEARD_DB, TONE_MATTERS_DB))
+        own = self._own(start_s, end_s, rec.klass, rec.scores)
+        return cut_piece(ev, self.suppressor.heard_spans(start_s, end_s, own, heard, floor), self._frames_range,
+                         core_s=CORE_S, min_s=max(det.min_duration_s, 1.0), max_duration_s=det.max_duration_s)
 
     def _own(self, start_s: float, end_s: float, klass: str, scores: dict) -> tuple[float, float] | None:
         """A confident exhaust's own span: the tonal runs inside it may be its engine's orders."""
@@ -345,7 +330,11 @@ class NoiseAnalyzer:
         overload = None
         if clipped:
             flags.append("clipped")
-            overload = self._overload(ev, frames, corr, margin, clipped)
+            m, fsamp = c.meter, c.meter.frame_samples
+            overload = event_overload(self._ring, ev.start * fsamp, ev.end * fsamp, fs=fs, asos=self._asos,
+                                      clip_level=m.clip_level, k_db=self.k_db, corr=corr, margin=margin,
+                                      enforcement_db=det.enforcement_db, clipped_samples=clipped,
+                                      clipped_frames=int((frames["clipped"] > 0).sum()), full_scale_db=m.full_scale_db)
             if overload.proves_exceedance:
                 flags.append("exceedance_proven_unclipped")  # the unclipped part alone exceeds limit + margin
         suppressed = bool(reasons)
@@ -391,19 +380,6 @@ class NoiseAnalyzer:
         if self._model_version is None or self._model_version[0] is not model:
             self._model_version = (model, classifier.model_version(model))
         return self._model_version[1]
-
-    def _overload(self, ev: RawEvent, frames: np.ndarray, corr: float, margin: float, clipped: int) -> Overload:
-        """The overload block of a clipped event (``buffers.overload_bound``: from unclipped samples only)."""
-        fs, fsamp = self.fs, self.config.meter.frame_samples
-        pre = int(0.5 * fs)
-        a0 = ev.start * fsamp - pre
-        seg = self._ring.get(a0, ev.end * fsamp)
-        head = min(pre, max(0, seg.size - 1)) if a0 >= 0 else max(0, min(pre + a0, seg.size - 1))
-        m = self.config.meter
-        return overload_bound(seg, head, fs=fs, asos=self._asos, clip_level=m.clip_level, k_db=self.k_db, corr=corr,
-                              margin=margin, enforcement_db=self.config.detector.enforcement_db,
-                              clipped_samples=clipped, clipped_frames=int((frames["clipped"] > 0).sum()),
-                              full_scale_db=m.full_scale_db)
 
 
 def analyze_array(x: np.ndarray, config: AnalyzerConfig | None = None, *, block: int = 48_000,

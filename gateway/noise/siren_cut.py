@@ -11,7 +11,13 @@ with the siren are records of their own, which the siren keeps from being cases.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from gateway.noise.detector import RawEvent
+from gateway.noise.dsp import FRAME_HZ
 
 
 def cut_points(spans: Sequence[tuple[float, float]], start: float, end: float, peak: float, core_s: float,
@@ -30,3 +36,25 @@ def cut_points(spans: Sequence[tuple[float, float]], start: float, end: float, p
     if right is not None and not (end - right >= min_s and right - peak > 0):
         right = None
     return left, right
+
+
+def cut_piece(ev: RawEvent, spans: Sequence[tuple[float, float]], frames: Callable[[int, int], np.ndarray], *,
+              core_s: float, min_s: float, max_duration_s: float) -> list[RawEvent] | None:
+    """``ev`` cut (``cut_points``) into parts, or None. ``frames(a, b)``: the stored 10 Hz frames [a, b); a
+    part's maximum is its own frames' (the part holding ``ev``'s maximum keeps it); only the last part of an
+    event closed at the hard limit stays ``cut``."""
+    start, end, peak = ev.start / FRAME_HZ, ev.end / FRAME_HZ, (ev.peak + 0.5) / FRAME_HZ
+    left, right = cut_points(spans, start, end, peak, core_s, min_s)
+    if left is None and right is None:
+        return None
+    bounds = [ev.start, *(round(t * FRAME_HZ) for t in (left, right) if t is not None), ev.end]
+    parts = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        fr = frames(a, b)
+        if fr.size == 0:
+            return None
+        k = int(np.argmax(fr["lafmax"]))
+        pk, lmax = (ev.peak, ev.lafmax) if a <= ev.peak < b else (int(fr["index"][k]), float(fr["lafmax"][k]))
+        parts.append(replace(ev, start=a, end=b, peak=pk, lafmax=lmax, cut=ev.cut and b == ev.end,
+                             too_long=(b - a) / FRAME_HZ > max_duration_s))
+    return parts
