@@ -42,7 +42,7 @@ from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to
 from gateway.noise.errors import ConfigError
 from gateway.noise.rules import feature_flags
 from gateway.noise.seconds import SecondLevels, Seconds
-from gateway.noise.siren_cut import cut_piece
+from gateway.noise.siren_cut import cut_piece, only_siren_blocks
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
 from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
@@ -213,15 +213,17 @@ class NoiseAnalyzer:
         return out
 
     def _siren_cuts(self, pieces: list[RawEvent], recs: list[NoiseEvidence]) -> tuple[list, list, list]:
-        """Pieces flagged ``siren_nearby`` only by sirens heard outside their core are cut away from them
-        (``gateway.noise.siren_cut``) where the part holding the maximum is then free of them; ``part_of``: the
-        index of the piece a part was cut from (None: not cut)."""
+        """Pieces that ``siren_nearby`` alone kept from being cases, by sirens heard outside their core, cut away
+        from them (``gateway.noise.siren_cut``) where the part holding the maximum is then a case; ``part_of``:
+        the index of the piece a part was cut from (None: not cut)."""
         out_p, out_r, part_of = [], [], []
+        det = self.config.detector
         for i, (ev, rec) in enumerate(zip(pieces, recs, strict=True)):
-            parts = self._cut(ev, rec) if "siren_nearby" in rec.flags and ev.parent is None else None
+            cut = ev.parent is None and only_siren_blocks(rec, det.margin_db, det.enforcement_db)  # else no case
+            parts = self._cut(ev, rec) if cut else None
             mid = next((p for p in parts if p.start <= ev.peak < p.end), None) if parts else None
             mid_rec = self._evidence(mid) if mid is not None else None
-            if mid_rec is None or mid_rec.suppressed or "siren_nearby" in mid_rec.flags:
+            if mid_rec is None or not mid_rec.enforcement:
                 out_p.append(ev), out_r.append(rec), part_of.append(None)
                 continue
             self.counters["siren_cuts"] += 1

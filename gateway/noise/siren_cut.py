@@ -6,7 +6,9 @@ anywhere inside an event keeps it from becoming a case (``siren_nearby``: docs/n
 the record answers for its whole span. Where every siren heard in the event lies outside the pass-by's core
 (its maximum +- ``CORE_S``), the event is cut at the edges of the siren's intervals nearest the core: the part
 holding the maximum is a record of its own (the same LAFmax, a span with no siren heard in it), and the parts
-with the siren are records of their own, which the siren keeps from being cases. Nothing is dropped.
+with the siren are records of their own, which the siren keeps from being cases. Nothing is dropped. Only an
+event that ``siren_nearby`` alone kept from being a case is cut (``only_siren_blocks``): a cut part is checked
+again on less sound, and must not shed another rule's flag that way (a horn's onset before the cut).
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ import numpy as np
 
 from gateway.noise.detector import RawEvent
 from gateway.noise.dsp import FRAME_HZ
+
+
+def only_siren_blocks(rec, margin_db: float, enforcement_db: float) -> bool:
+    """Would the record ``rec`` (``contract.evidence.NoiseEvidence``) be a case but for ``siren_nearby``?"""
+    rest = [f for f in rec.flags if f not in ("siren_nearby", "clipped", "exceedance_proven_unclipped")]
+    proven = "clipped" not in rec.flags or "exceedance_proven_unclipped" in rec.flags
+    return ("siren_nearby" in rec.flags and rec.klass == "exhaust" and not rec.suppressed and not rest and proven
+            and rec.scores.get("exhaust", 0.0) >= rec.thresholds["min_exhaust_score"]
+            and rec.levels.lafmax_7p5 - margin_db >= enforcement_db)
 
 
 def cut_points(spans: Sequence[tuple[float, float]], start: float, end: float, peak: float, core_s: float,

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.noise.pipeline import CORE_S
-from gateway.noise.siren_cut import cut_points
+from gateway.noise.siren_cut import cut_points, only_siren_blocks
 from tests.noise.test_siren_tail import FS, _fed, _wail
 
 
@@ -53,3 +53,21 @@ def test_the_spans_a_siren_is_heard_in():
     assert max(b for _, b in spans) >= 22.0  # held after the wail
     assert s.heard_spans(0.0, 30.0, None, 1e3) == []  # no tone that loud: nothing to cut
     assert s.heard_spans(0.0, 8.0, None, 1e-12) == []  # an event before the siren: nothing in it
+
+
+def test_only_an_event_that_siren_nearby_alone_kept_from_a_case_is_cut():
+    from types import SimpleNamespace as NS
+
+    def rec(flags=("siren_nearby",), klass="exhaust", score=0.9, l7=101.0, suppressed=False):
+        return NS(flags=flags, klass=klass, suppressed=suppressed, scores={"exhaust": score},
+                  thresholds={"min_exhaust_score": 0.8}, levels=NS(lafmax_7p5=l7))
+
+    assert only_siren_blocks(rec(), 2.0, 95.0)
+    assert only_siren_blocks(rec(flags=("siren_nearby", "clipped", "exceedance_proven_unclipped")), 2.0, 95.0)
+    assert not only_siren_blocks(rec(flags=()), 2.0, 95.0)  # nothing to cut away from
+    assert not only_siren_blocks(rec(flags=("siren_nearby", "horn_inside")), 2.0, 95.0)  # a horn blocks it too
+    assert not only_siren_blocks(rec(flags=("siren_nearby", "clipped")), 2.0, 95.0)  # not proven over the limit
+    assert not only_siren_blocks(rec(score=0.7), 2.0, 95.0)
+    assert not only_siren_blocks(rec(l7=96.0), 2.0, 95.0)  # under limit + margin
+    assert not only_siren_blocks(rec(klass="horn"), 2.0, 95.0)
+    assert not only_siren_blocks(rec(suppressed=True), 2.0, 95.0)

@@ -1,4 +1,5 @@
-"""The hub's zone state at an event's edge: it blocks a case only where this microphone hears a siren's tone.
+"""The hub's zone state at an event's edge: it blocks a case only where this microphone hears a siren's tone
+(and since the nineteenth session the event is then cut at the zone's edge: ``gateway.noise.siren_cut``).
 
 Inside an event's core (its maximum +- ``CORE_S``) the zone state always suppresses. Outside it, a zone whose
 sirens start (or stop) while a pass-by fades blocks the case only if a siren tone at no less than
