@@ -23,7 +23,7 @@ class SirenQueries:
         confident exhaust's span) only the tones of runs that counted: its engine's orders are narrow tones
         too, flickering from one frequency to the next, while a siren's tone goes on with continuity of
         frequency."""
-        key = (len(self.tone_log), self.frames_seen, len(self._counted_ids))
+        key = (len(self.tone_log), self.frames_seen, self._counted_version)
         if self._tone_arr is None or self._tone_arr[0] != key:
             ts_ms = np.array(self.tone_log, dtype=np.float64).reshape(-1, 2)
             runs = np.fromiter(self.tone_run, dtype=np.int64, count=len(self.tone_run))

@@ -107,7 +107,8 @@ class SirenSuppressor(SirenQueries):
         self._last_run_t = -1e9  # last frame of a counted run (what keeps a switched-on interval open)
         self._min_end = -1e9  # a classifier-called siren holds its interval open at least this long
         self._run_id = 0  # every run of tonal frames gets a number; its frames' tones count once it counts
-        self._counted_ids: set[int] = set()
+        self._counted_ids: set[int] = set()  # runs that counted, pruned to those still in the tone log
+        self._counted_version = 0
         self.local_intervals: list[list[float]] = []
         self.tonal_runs: list[list[float]] = []
         self.zone_intervals: list[list[float]] = []  # [start, end + grace_s]
@@ -261,6 +262,9 @@ class SirenSuppressor(SirenQueries):
         before its first frame: a siren's onset (a rotor's run-up, a wail's first sweep, masked by traffic)
         breaks into short runs before its tone holds, and that is why its interval is backdated."""
         c = self.config
+        self._counted_version += 1
+        if len(self._counted_ids) > 2 * (self.tone_run.maxlen or 1):  # bounded: ids older than the log go
+            self._counted_ids = {i for i in self._counted_ids if i >= self.tone_run[0]}
         self._counted_ids.add(self._run_id)
         k, n = len(self.tone_run) - 1, len(self.tone_run)
         while k >= 0 and self.tone_run[k] == self._run_id:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
-from gateway.noise.suppression import SirenSuppressor
+from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
 
 FS = 48_000
 JUMPS = (300.0, 700.0, 1600.0, 380.0, 900.0, 2100.0, 450.0, 1050.0, 2500.0, 520.0, 1250.0, 2900.0)
@@ -95,3 +95,17 @@ def test_a_sirens_onset_before_its_run_is_its_tone():
     assert s.tone_max(9.9, 11.0, own) > 0  # the frames belong to the wail that follows
     alone = _fed(_tones(n, onset))  # the same frames with no siren after them: no run, no siren tone
     assert alone.tone_max(9.9, 11.0) > 0 and alone.tone_max(9.9, 11.0, own) == 0.0
+
+
+def test_the_counted_runs_kept_are_bounded_by_the_tone_log():
+    """A gateway runs for months: the ids of runs that counted are pruned to those the tone log still holds."""
+    spec = Spectrogram(FS, short_nfft=1024)
+    s = SirenSuppressor(spec.freqs, SPEC_HZ, SuppressionConfig(tone_log_s=10.0))  # a log of 80 frames
+    rng = np.random.default_rng(9)
+    n = 4 * FS  # a new steady tone every second, over an octave from the last (each makes a run that counts)
+    for _ in range(150):  # 10 minutes
+        spans = [(k, k + 0.95, float(rng.uniform(300, 450) if k % 2 else rng.uniform(1300, 2500))) for k in range(4)]
+        s.feed(*spec.feed((_tones(n, spans) + 1e-4 * rng.standard_normal(n)).astype(np.float32)))
+    assert s._run_id > 4 * s.tone_run.maxlen  # many more runs counted than the log holds ...
+    assert len(s._counted_ids) <= 2 * s.tone_run.maxlen + 1  # ... and only about the log's worth kept
+    assert s.tone_max(s.frames_seen / SPEC_HZ - 3.0, s.frames_seen / SPEC_HZ, own=(0.0, 1e9)) > 0  # recent ones count
