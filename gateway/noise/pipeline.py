@@ -40,7 +40,7 @@ from gateway.noise.chains import EDGE_PEAK_S, absorb, peak_near_end, peak_near_s
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
-from gateway.noise.rules import feature_flags
+from gateway.noise.rules import feature_flags, is_case
 from gateway.noise.seconds import SecondLevels, Seconds
 from gateway.noise.siren_cut import cut_piece, only_siren_blocks
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
@@ -222,7 +222,7 @@ class NoiseAnalyzer:
             cut = ev.parent is None and only_siren_blocks(rec, det.margin_db, det.enforcement_db)  # else no case
             parts = self._cut(ev, rec) if cut else None
             mid = next((p for p in parts if p.start <= ev.peak < p.end), None) if parts else None
-            mid_rec = self._evidence(mid) if mid is not None else None
+            mid_rec = self._evidence(mid, probe=True) if mid is not None else None
             if mid_rec is None or not mid_rec.enforcement:
                 out_p.append(ev), out_r.append(rec), part_of.append(None)
                 continue
@@ -233,11 +233,14 @@ class NoiseAnalyzer:
 
     def _cut(self, ev: RawEvent, rec: NoiseEvidence) -> list[RawEvent] | None:
         det = self.config.detector
-        start_s, end_s = ev.start / FRAME_HZ, ev.end / FRAME_HZ
+        own = self._own(ev.start / FRAME_HZ, ev.end / FRAME_HZ, rec.klass, rec.scores)
+        return cut_piece(ev, self._heard_spans(ev, own), self._frames_range, core_s=CORE_S,
+                         min_s=max(det.min_duration_s, 1.0), max_duration_s=det.max_duration_s)
+
+    def _heard_spans(self, ev: RawEvent, own: tuple[float, float] | None) -> list[tuple[float, float]]:
+        """Where in ``ev`` a siren was heard within ``TONE_HEARD_DB`` of its LAFmax (``siren_nearby``)."""
         heard, floor = (10 ** ((ev.lafmax - self.k_db - d) / 10) for d in (TONE_HEARD_DB, TONE_MATTERS_DB))
-        own = self._own(start_s, end_s, rec.klass, rec.scores)
-        return cut_piece(ev, self.suppressor.heard_spans(start_s, end_s, own, heard, floor), self._frames_range,
-                         core_s=CORE_S, min_s=max(det.min_duration_s, 1.0), max_duration_s=det.max_duration_s)
+        return self.suppressor.heard_spans(ev.start / FRAME_HZ, ev.end / FRAME_HZ, own, heard, floor)
 
     def _own(self, start_s: float, end_s: float, klass: str, scores: dict) -> tuple[float, float] | None:
         """A confident exhaust's own span: the tonal runs inside it may be its engine's orders."""
@@ -273,8 +276,9 @@ class NoiseAnalyzer:
                      laf=tuple(round(float(v), 2) for v in fr["lafmax"]))
 
     # ------------------------------------------------------------ one event
-    def _evidence(self, ev: RawEvent) -> NoiseEvidence:
-        """The unsigned record of one piece: measured, classified and checked on its own span."""
+    def _evidence(self, ev: RawEvent, probe: bool = False) -> NoiseEvidence:
+        """The unsigned record of one piece: measured, classified and checked on its own span (``probe``: a
+        part tried for a cut, which may be thrown away: it registers no classifier-called siren)."""
         c = self.config
         fs = self.fs
         fsamp = c.meter.frame_samples
@@ -309,14 +313,13 @@ class NoiseAnalyzer:
         # (within TONE_HEARD_DB) flags it; one that stopped before it, or is far away, does neither
         sup = self.suppressor
         floor = 10 ** ((ev.lafmax - self.k_db - TONE_MATTERS_DB) / 10)
-        heard = 10 ** ((ev.lafmax - self.k_db - TONE_HEARD_DB) / 10)
         reasons = sup.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S), own=own, floor_ms=floor)
         if klass == "siren":
             reasons.append("classified_siren")
-            sup.siren_event(start_s, end_s)
+            if not probe:  # a part tried for a cut (``_siren_cuts``) and called siren leaves no siren behind
+                sup.siren_event(start_s, end_s)
         flags = []
-        if not reasons and (sup.reasons(start_s, end_s, own=own, floor_ms=heard, out_ms=floor, zone_floor_ms=heard)
-                            or sup.tonal_nearby(start_s, end_s, own=own, floor_ms=heard, out_ms=floor)):
+        if not reasons and self._heard_spans(ev, own):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
         elif not reasons and ev.parent is not None:  # a piece cut out of a long event around its maximum answers
             pa, pb = ev.parent[0] / FRAME_HZ, ev.parent[1] / FRAME_HZ  # for all of it, whatever the tone's
@@ -340,11 +343,8 @@ class NoiseAnalyzer:
             if overload.proves_exceedance:
                 flags.append("exceedance_proven_unclipped")  # the unclipped part alone exceeds limit + margin
         suppressed = bool(reasons)
-        blocking = [f for f in flags if f not in ("clipped", "exceedance_proven_unclipped")]
-        proven = overload is None or overload.proves_exceedance
         min_score = c.min_exhaust_score if c.min_exhaust_score is not None else classifier.min_exhaust_score(model)
-        enforcement = (klass == "exhaust" and sc["exhaust"] >= min_score and not suppressed
-                       and not blocking and proven and lafmax_ref - margin >= det.enforcement_db)
+        enforcement = is_case(klass, sc["exhaust"], min_score, suppressed, flags, lafmax_ref, margin, det.enforcement_db)
         clip = None
         if c.audio_clip and c.clip_seconds > 0:
             half = int(c.clip_seconds * fs / 2)

@@ -89,3 +89,15 @@ def feature_flags(ft: Features | None) -> list[str]:
     if ft.siren_inside >= SIREN_INSIDE:
         out.append("siren_inside")
     return out
+
+
+NOT_BLOCKING = ("clipped", "exceedance_proven_unclipped")  # flags that say how the level was measured, not why no case
+
+
+def is_case(klass: str, exhaust_score: float, min_score: float, suppressed: bool, flags, level_7p5: float,
+            margin_db: float, enforcement_db: float) -> bool:
+    """The enforcement decision: a confident exhaust, not suppressed, no blocking flag, a level not clipped or
+    proven over the limit by its unclipped part, and at least ``margin_db`` over ``enforcement_db`` at 7.5 m."""
+    proven = "clipped" not in flags or "exceedance_proven_unclipped" in flags
+    return (klass == "exhaust" and exhaust_score >= min_score and not suppressed and proven
+            and not any(f not in NOT_BLOCKING for f in flags) and level_7p5 - margin_db >= enforcement_db)

@@ -20,15 +20,15 @@ import numpy as np
 
 from gateway.noise.detector import RawEvent
 from gateway.noise.dsp import FRAME_HZ
+from gateway.noise.rules import is_case
 
 
 def only_siren_blocks(rec, margin_db: float, enforcement_db: float) -> bool:
     """Would the record ``rec`` (``contract.evidence.NoiseEvidence``) be a case but for ``siren_nearby``?"""
-    rest = [f for f in rec.flags if f not in ("siren_nearby", "clipped", "exceedance_proven_unclipped")]
-    proven = "clipped" not in rec.flags or "exceedance_proven_unclipped" in rec.flags
-    return ("siren_nearby" in rec.flags and rec.klass == "exhaust" and not rec.suppressed and not rest and proven
-            and rec.scores.get("exhaust", 0.0) >= rec.thresholds["min_exhaust_score"]
-            and rec.levels.lafmax_7p5 - margin_db >= enforcement_db)
+    rest = [f for f in rec.flags if f != "siren_nearby"]
+    return "siren_nearby" in rec.flags and is_case(rec.klass, rec.scores.get("exhaust", 0.0),
+                                                   rec.thresholds["min_exhaust_score"], rec.suppressed, rest,
+                                                   rec.levels.lafmax_7p5, margin_db, enforcement_db)
 
 
 def cut_points(spans: Sequence[tuple[float, float]], start: float, end: float, peak: float, core_s: float,

@@ -65,22 +65,16 @@ class SirenQueries:
             return True
         return self.tone_max(lo, hi) >= floor_ms
 
-    def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None,
-                     floor_ms: float | None = None, out_ms: float | None = None) -> bool:
+    def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None) -> bool:
         """Did a tonal run (>= ``min_run_s``, or one still going on) that did not switch the detector on
-        touch [start, end] (with ``floor_ms``: with a tone that loud inside the window)? A siren may be
-        starting, masked or far away: not enough to suppress, enough to keep the event from becoming an
-        enforcement case."""
-        if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.tonal_runs):
+        touch [start, end]? A siren may be starting, masked or far away: not enough to suppress, enough to keep
+        the event from becoming an enforcement case. (With a tone level to meet: ``heard_spans``.)"""
+        if any(self._matters(a, b, start, end, None, own) for a, b in self.tonal_runs):
             return True
-        if (floor_ms is None and own is not None and self._run_start is not None
-                and own[0] <= self._run_start - self.config.lead_s):
-            return False  # the current run started within the event's own span (with floor_ms: _matters decides
-            #               from the tone heard after the span: a siren starting during a pass-by goes on)
-        return (self._active_since is None and self._run_start is not None
-                and self._counted
-                and self._matters(self._run_start - self.config.lead_s, float("inf"), start, end, floor_ms, own,
-                                  out_ms))
+        if own is not None and self._run_start is not None and own[0] <= self._run_start - self.config.lead_s:
+            return False  # the current run started within the event's own span
+        return (self._active_since is None and self._run_start is not None and self._counted
+                and self._matters(self._run_start - self.config.lead_s, float("inf"), start, end, None, own))
 
     def reasons(self, start: float, end: float, own: tuple[float, float] | None = None,
                 floor_ms: float | None = None, out_ms: float | None = None,
@@ -89,7 +83,7 @@ class SirenQueries:
         intervals lying within ``own`` (the span of a confident exhaust: its engine tone) are not counted,
         nor, with ``floor_ms``, those whose tone inside the window stayed below it; the hub's zone state
         always is, unless ``zone_floor_ms`` is given: then only where a tone at least that loud was heard in
-        the overlap (the pipeline asks so outside an event's core only: the zone's sirens sounding while a
+        the overlap (as ``heard_spans`` does outside an event's core: the zone's sirens sounding while a
         pass-by fades, that this microphone does not hear, do not touch the level at its maximum)."""
         out = []
         if any(self._zone_counts(a, b, z, start, end, floor_ms, zone_floor_ms)
@@ -101,9 +95,10 @@ class SirenQueries:
 
     def heard_spans(self, start: float, end: float, own: tuple[float, float] | None, floor_ms: float,
                     out_ms: float | None = None) -> list[tuple[float, float]]:
-        """The parts of [start, end] that the intervals counting against it by the ``siren_nearby`` test (zone
-        state, local intervals and remembered or running tonal runs, each with a tone heard at ``floor_ms``)
-        cover, one span per interval, clipped to the window."""
+        """The ``siren_nearby`` test: the parts of [start, end] covered by the intervals that count against it
+        (zone state, local intervals and remembered or running tonal runs, each with a tone heard at
+        ``floor_ms``; ``_matters`` for ``own`` and ``out_ms``), one span per interval, clipped to the window.
+        Empty: no siren heard in the event. The pipeline flags with it and cuts at it (``siren_cut``)."""
         lead = self.config.lead_s
         runs = [*self.tonal_runs]
         if self._active_since is None and self._run_start is not None and self._counted:
