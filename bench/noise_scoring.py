@@ -161,7 +161,8 @@ def miss_reason(cover: list, enforcement_db: float) -> str:
     blocking = [f for f in e.flags if f not in ("clipped", "exceedance_proven_unclipped")]
     if blocking:
         return f"flag_{blocking[0]}"
-    if e.scores.get("exhaust", 0.0) < (getattr(e, "thresholds", None) or {}).get("min_exhaust_score", ENFORCE_SCORE):
+    score = getattr(e, "enforcement_score", None)  # what the gate was applied to (older records: the exhaust score)
+    if (e.scores.get("exhaust", 0.0) if score is None else score) < (getattr(e, "thresholds", None) or {}).get("min_exhaust_score", ENFORCE_SCORE):
         return "low_score"
     if "clipped" in e.flags and "exceedance_proven_unclipped" not in e.flags:
         return "clipped"

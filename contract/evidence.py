@@ -130,7 +130,7 @@ class PassBy(_M):
 
 # fields added after v1 records were first signed: left out of the JSON when absent, so older records
 # (which do not have them) keep their canonical bytes and still verify
-OPTIONAL_FIELDS = ("model", "overload", "uncertainty", "pass_by")
+OPTIONAL_FIELDS = ("model", "overload", "uncertainty", "pass_by", "enforcement_score")
 
 
 class Signature(_M):
@@ -167,6 +167,8 @@ class NoiseEvidence(_M):
     overload: Overload | None = None
     uncertainty: Uncertainty | None = None
     pass_by: PassBy | None = None
+    # what the case's score gate (thresholds.min_exhaust_score) was applied to: p(exhaust) / (1 - p(siren))
+    enforcement_score: float | None = Field(default=None, ge=0.0, le=1.0)
     signature: Signature | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -52,7 +52,8 @@ def analyze_file(path: Path, *, distance_m: float, full_scale_db: float, calibra
     for e in events:
         row = {"id": e.id, "start": e.start, "end": e.end, "peak": e.peak, "lafmax": e.levels.lafmax,
                "lafmax_7p5": e.levels.lafmax_7p5, "laeq": e.levels.laeq, "sel": e.levels.sel,
-               "lcpeak": e.levels.lcpeak, "class": e.klass, "scores": e.scores, "suppressed": e.suppressed,
+               "lcpeak": e.levels.lcpeak, "class": e.klass, "scores": e.scores,
+               "enforcement_score": e.enforcement_score, "suppressed": e.suppressed,
                "suppression": list(e.suppression), "candidate": e.candidate, "enforcement": e.enforcement,
                "flags": list(e.flags), "enforceable": e.enforcement,
                "model": e.model.version if e.model else None,

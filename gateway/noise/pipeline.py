@@ -40,7 +40,7 @@ from gateway.noise.chains import EDGE_PEAK_S, absorb, peak_near_end, peak_near_s
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
-from gateway.noise.rules import feature_flags, is_case
+from gateway.noise.rules import enforcement_score, feature_flags, is_case
 from gateway.noise.seconds import SecondLevels, Seconds
 from gateway.noise.siren_cut import cut_piece, only_siren_blocks
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
@@ -344,7 +344,8 @@ class NoiseAnalyzer:
                 flags.append("exceedance_proven_unclipped")  # the unclipped part alone exceeds limit + margin
         suppressed = bool(reasons)
         min_score = c.min_exhaust_score if c.min_exhaust_score is not None else classifier.min_exhaust_score(model)
-        enforcement = is_case(klass, sc["exhaust"], min_score, suppressed, flags, lafmax_ref, margin, det.enforcement_db)
+        score = round(enforcement_score(sc), 4)  # exhaust against horn and other: the siren evidence is its own
+        enforcement = is_case(klass, score, min_score, suppressed, flags, lafmax_ref, margin, det.enforcement_db)
         clip = None
         if c.audio_clip and c.clip_seconds > 0:
             half = int(c.clip_seconds * fs / 2)
@@ -362,7 +363,7 @@ class NoiseAnalyzer:
             duration_s=round(duration, 3),
             levels=Levels(lafmax=round(ev.lafmax, 2), lafmax_7p5=round(lafmax_ref, 2), laeq=round(laeq, 2),
                           sel=round(sel, 2), lcpeak=lcpeak, clipped_samples=clipped),
-            klass=klass, scores=sc, features=ft.as_dict() if ft is not None else {},
+            klass=klass, scores=sc, enforcement_score=score, features=ft.as_dict() if ft is not None else {},
             suppressed=suppressed, suppression=tuple(reasons),
             candidate=lafmax_ref >= det.candidate_db, enforcement=enforcement, flags=tuple(flags),
             thresholds={"candidate_db": det.candidate_db, "enforcement_db": det.enforcement_db,

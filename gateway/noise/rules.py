@@ -91,6 +91,23 @@ def feature_flags(ft: Features | None) -> list[str]:
     return out
 
 
+def enforcement_score(scores: dict[str, float]) -> float:
+    """The score an enforcement case needs to reach: the classifier's probability of ``exhaust`` given that the
+    event is not a siren, ``p(exhaust) / (1 - p(siren))``, i.e. exhaust against horn and other.
+
+    Whether a siren is sounding is answered by the evidence built for it, which looks for a siren's tones: the
+    hub's zone state and the local detector (suppression, ``siren_nearby``), ``tonal_content``,
+    ``two_tone_steps``, ``tones_at_max``, ``siren_inside``. The model's siren class is learned from the
+    training families' sirens, which are long and swell slowly; on the independent family it also gives 0.1-0.45
+    to long, slow, toneless pass-bys of exhausts (counterfactuals: ``duration_s`` and ``onset``, not any tone
+    feature, carry it), which kept genuine over-limit exhausts under the score (docs/benchmarks.md, issue 13,
+    twentieth session). An event the model calls ``siren`` still never makes a case (``klass`` must be exhaust).
+    """
+    ex = float(scores.get("exhaust", 0.0))
+    rest = ex + float(scores.get("horn", 0.0)) + float(scores.get("other", 0.0))
+    return ex / rest if rest > 0 else 0.0
+
+
 NOT_BLOCKING = ("clipped", "exceedance_proven_unclipped")  # flags that say how the level was measured, not why no case
 
 

@@ -20,13 +20,13 @@ import numpy as np
 
 from gateway.noise.detector import RawEvent
 from gateway.noise.dsp import FRAME_HZ
-from gateway.noise.rules import is_case
+from gateway.noise.rules import enforcement_score, is_case
 
 
 def only_siren_blocks(rec, margin_db: float, enforcement_db: float) -> bool:
     """Would the record ``rec`` (``contract.evidence.NoiseEvidence``) be a case but for ``siren_nearby``?"""
     rest = [f for f in rec.flags if f != "siren_nearby"]
-    return "siren_nearby" in rec.flags and is_case(rec.klass, rec.scores.get("exhaust", 0.0),
+    return "siren_nearby" in rec.flags and is_case(rec.klass, enforcement_score(rec.scores),
                                                    rec.thresholds["min_exhaust_score"], rec.suppressed, rest,
                                                    rec.levels.lafmax_7p5, margin_db, enforcement_db)
 
