@@ -321,10 +321,10 @@ class NoiseAnalyzer:
         flags = []
         if not reasons and self._heard_spans(ev, own):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
-        elif not reasons and ev.parent is not None:  # a piece cut out of a long event around its maximum answers
-            pa, pb = ev.parent[0] / FRAME_HZ, ev.parent[1] / FRAME_HZ  # for all of it, whatever the tone's
-            if sup.reasons(pa, pb, own=own) or sup.tonal_nearby(pa, pb, own=own):  # level (as when too_long)
-                flags.append("siren_nearby")
+        elif not reasons and ev.parent is not None and sup.piece_reached(  # cut out of a long event around its
+                start_s, end_s, ev.parent[1] / FRAME_HZ, own,  # maximum: the parent's siren evidence
+                10 ** ((ev.lafmax - self.k_db - TONE_HEARD_DB) / 10)):
+            flags.append("siren_nearby")
         flags += feature_flags(ft)  # siren-like tones, a horn's abrupt tones: never enforceable
         if ev.too_long:
             flags.append("too_long")

@@ -109,6 +109,27 @@ class SirenQueries:
                  if self._matters(a, b, start, end, floor_ms, own, out_ms)]
         return [(max(a, start), min(b, end)) for a, b in hits]
 
+    def piece_reached(self, start: float, end: float, parent_end: float, own: tuple[float, float] | None,
+                      heard_ms: float) -> bool:
+        """Does the siren evidence of the long event a piece [start, end] was cut out of (around its maximum)
+        reach the piece? Any interval or run overlapping the piece, whatever its tone's level there (a siren
+        masked by the queue it sounds over); and a local one first heard after the piece, before
+        ``parent_end``, with a tone at >= ``heard_ms`` (it may have sounded, masked, during the piece). Not: one
+        the detector followed until it stopped before the piece, nor the hub's zone sounding only after it
+        (the hub states when its sirens sounded)."""
+        if self.reasons(start, end, own=own) or self.tonal_nearby(start, end, own=own):
+            return True
+        return self.heard_after(end, parent_end, own, heard_ms)
+
+    def heard_after(self, start: float, end: float, own: tuple[float, float] | None, floor_ms: float) -> bool:
+        """Did a local interval or tonal run (remembered, or the one going on) that overlaps (start, end] have a
+        tone at >= ``floor_ms`` heard there (``_matters``)? The hub's zone state is not asked: it says when its
+        sirens sounded."""
+        runs = [*self.tonal_runs]
+        if self._active_since is None and self._run_start is not None and self._counted:
+            runs.append([self._run_start - self.config.lead_s, float("inf")])
+        return any(self._matters(a, b, start, end, floor_ms, own) for a, b in [*self.local_intervals, *runs])
+
     def _zone_counts(self, a: float, b: float, z: float, start: float, end: float, floor_ms: float | None,
                      zone_floor_ms: float | None) -> bool:
         """Does the zone interval [a, b] (sounding until ``z``, then the grace for a rotor siren's run-down)

@@ -318,11 +318,16 @@ class SirenSuppressor(SirenQueries):
         """The classifier called an event a siren: treat it as local evidence of a sounding siren.
 
         Opens an interval from ``start - lead_s`` that stays open while the tonal frames go on (the same
-        switch-off rule as the tonal detector), or closes it ``hold_s`` after the event if they stopped.
+        switch-off rule as the tonal detector), or closes it ``hold_s`` after the event if they stopped. A
+        chain of touching events is finalized up to ``hard_limit_s`` after this one ended: an interval or a run
+        going on *now* is this siren's only if it began by ``end + hold_s``; a later one is another sound's.
         """
         c = self.config
         a = start - c.lead_s
         self.event_spans.append((start, end))
+        if self._active_since is not None and self._active_since > end + c.hold_s:
+            self.local_intervals.insert(len(self.local_intervals) - 1, [a, end + c.hold_s])  # the last: active
+            return
         if self._active_since is not None:
             iv = self.local_intervals[-1]
             iv[0] = min(iv[0], a)
@@ -330,7 +335,8 @@ class SirenSuppressor(SirenQueries):
             self._min_end = max(self._min_end, end + c.hold_s)
             return
         frac = sum(self._hist) / self._hist.maxlen if self._hist.maxlen else 0.0
-        if frac >= c.off_fraction:
+        going_on = self._run_start is not None and self._run_start <= end + c.hold_s
+        if frac >= c.off_fraction and going_on:
             self._active_since = a
             self._min_end = end + c.hold_s
             self._run_start = a
