@@ -61,3 +61,19 @@ def test_a_tone_heard_after_a_window_is_asked_with_its_level():
     assert s.heard_after(10.0, 30.0, None, 1e-9)
     assert not s.heard_after(10.0, 30.0, None, 1e3)  # no tone that loud
     assert not s.heard_after(2.0, 10.0, None, 1e-9)  # nothing in that window
+
+
+def test_a_long_events_piece_is_reached_by_a_siren_over_it_or_first_heard_after_it_not_one_that_stopped():
+    """``piece_reached`` (a piece cut out of a long event around its maximum; the parent ends at 40 s)."""
+    stopped = _fed(_tone(_noise(40.0), 2.0, 10.0, 700.0))  # followed until it stopped at 10 s
+    assert stopped.local_intervals and stopped.local_intervals[-1][1] < 20.0
+    assert not stopped.piece_reached(20.0, 26.0, 40.0, None, 1e-9)  # a piece at 20-26 s: not reached
+    assert stopped.piece_reached(8.0, 14.0, 40.0, None, 1e-9)  # a piece it overlaps: reached, at any level
+    later = _fed(_tone(_noise(40.0), 30.0, 40.0, 700.0, amp=0.05))  # first heard at 30 s (masked before?)
+    assert later.piece_reached(20.0, 26.0, 40.0, None, 1e-9)  # a tone at the floor: it may have been there
+    assert not later.piece_reached(20.0, 26.0, 40.0, None, 1e3)  # far under the piece's level: not
+    assert not later.piece_reached(20.0, 26.0, 28.0, None, 1e-9)  # after the parent ended: not its evidence
+    zoned = _fed(_noise(40.0))
+    zoned.add_zone_interval(30.0, 40.0)  # the hub: its sirens sounded from 30 s
+    assert not zoned.piece_reached(20.0, 26.0, 40.0, None, 1e-9)
+    assert zoned.piece_reached(28.0, 32.0, 40.0, None, 1e-9)
