@@ -48,7 +48,7 @@ from bench.noise_scoring import score_scene  # noqa: E402
 from gateway.noise import classifier  # noqa: E402
 from gateway.noise.detector import DetectorConfig  # noqa: E402
 from gateway.noise.model import DEFAULT_PATH, ModelError, load  # noqa: E402
-from gateway.noise.rules import enforcement_score  # noqa: E402
+from gateway.noise.siren_cut import case_score  # noqa: E402
 
 FLOOR = 0.6
 GUARD = 0.05
@@ -66,7 +66,7 @@ def analyze(scene, model) -> list:
 
 def at(events: list, t: float) -> list:
     """The events as they would be with the score gate at ``t`` (cases under it are no cases)."""
-    return [e.model_copy(update={"enforcement": False}) if e.enforcement and enforcement_score(e.scores) < t
+    return [e.model_copy(update={"enforcement": False}) if e.enforcement and case_score(e) < t
             else e for e in events]
 
 
@@ -91,7 +91,7 @@ def _scene_counts(model, fam: str, seed: int, i: int) -> tuple[dict, list[dict]]
             why = [k for k in CAUSED if score_scene(scene.labels, [e], **kw).get(k)]
             if why:
                 caused.append({"family": fam, "scene": i, "start": round(e.start, 2),
-                               "score": round(enforcement_score(e.scores), 4), "caused": why})
+                               "score": round(case_score(e), 4), "caused": why})
     return per_t, caused
 
 

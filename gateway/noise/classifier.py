@@ -17,8 +17,8 @@ from gateway.noise.event_shape import onset as _onset  # noqa: F401  (older impo
 from gateway.noise.event_shape import texture as _texture  # noqa: F401  (older import path)
 from gateway.noise.features import CLASSES, Features, features
 
-__all__ = ["CLASSES", "MIN_EXHAUST_SCORE", "Features", "classify", "current_model", "features", "min_exhaust_score",
-           "model_version", "reset_model", "use_model", "rule_scores", "scores"]
+__all__ = ["CLASSES", "MIN_EXHAUST_SCORE", "SHAPE_FEATURES", "Features", "classify", "current_model", "features",
+           "min_exhaust_score", "model_version", "reset_model", "use_model", "rule_scores", "scores", "shape_siren"]
 
 RULES_VERSION = "rules-v1"
 MIN_EXHAUST_SCORE = 0.8  # enforcement needs the classifier this sure (argmax alone is not enough), by default
@@ -65,6 +65,24 @@ def scores(ft: Features, model=None) -> dict[str, float]:
     if m is not None:
         return m.scores(asdict(ft))
     return rule_scores(ft)
+
+
+SHAPE_FEATURES = ("duration_s", "onset")  # how long an event lasts and how it swells: no sound's spectrum
+
+
+def shape_siren(ft: Features, sc: dict[str, float], model=None) -> float:
+    """The part of ``sc['siren']`` the event's *shape* adds: the model's siren probability minus what it is with
+    ``SHAPE_FEATURES`` at the model's training means (0 without a model, or where the shape lowers it). The
+    training families' sirens are the long, slowly swelling sounds, so the model gives siren mass to any long,
+    slow pass-by; a siren's spectrum (its tones, its high-frequency energy) keeps its mass with the shape at the
+    mean (``rules.enforcement_score``, docs/architecture.md)."""
+    m = model if model is not None else current_model()
+    if m is None or "siren" not in sc or not all(k in m.features for k in SHAPE_FEATURES):
+        return 0.0
+    d = asdict(ft)
+    for k in SHAPE_FEATURES:
+        d[k] = float(m.mean[m.features.index(k)])
+    return max(0.0, float(sc["siren"]) - m.scores(d)["siren"])
 
 
 def rule_scores(ft: Features) -> dict[str, float]:

@@ -344,7 +344,8 @@ class NoiseAnalyzer:
                 flags.append("exceedance_proven_unclipped")  # the unclipped part alone exceeds limit + margin
         suppressed = bool(reasons)
         min_score = c.min_exhaust_score if c.min_exhaust_score is not None else classifier.min_exhaust_score(model)
-        score = round(enforcement_score(sc), 4)  # exhaust against horn and other: the siren evidence is its own
+        shape = classifier.shape_siren(ft, sc, model) if ft is not None else 0.0  # siren mass of a slow swell
+        score = round(enforcement_score(sc, shape), 4)
         enforcement = is_case(klass, score, min_score, suppressed, flags, lafmax_ref, margin, det.enforcement_db)
         clip = None
         if c.audio_clip and c.clip_seconds > 0:

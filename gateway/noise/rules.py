@@ -91,21 +91,23 @@ def feature_flags(ft: Features | None) -> list[str]:
     return out
 
 
-def enforcement_score(scores: dict[str, float]) -> float:
-    """The score an enforcement case needs to reach: the classifier's probability of ``exhaust`` given that the
-    event is not a siren, ``p(exhaust) / (1 - p(siren))``, i.e. exhaust against horn and other.
+def enforcement_score(scores: dict[str, float], shape_siren: float = 0.0) -> float:
+    """The score an enforcement case needs to reach: the classifier's probability of ``exhaust`` once the siren
+    probability that only the event's *shape* carries (``classifier.shape_siren``: ``duration_s`` and ``onset``)
+    is set aside, ``p(exhaust) / (1 - shape_siren)``.
 
-    Whether a siren is sounding is answered by the evidence built for it, which looks for a siren's tones: the
-    hub's zone state and the local detector (suppression, ``siren_nearby``), ``tonal_content``,
-    ``two_tone_steps``, ``tones_at_max``, ``siren_inside``. The model's siren class is learned from the
-    training families' sirens, which are long and swell slowly; on the independent family it also gives 0.1-0.45
-    to long, slow, toneless pass-bys of exhausts (counterfactuals: ``duration_s`` and ``onset``, not any tone
-    feature, carry it), which kept genuine over-limit exhausts under the score (docs/benchmarks.md, issue 13,
-    twentieth session). An event the model calls ``siren`` still never makes a case (``klass`` must be exhaust).
+    The model's siren class is learned from the training families' sirens, which are long and swell slowly; on
+    the independent family it gives 0.1-0.45 to long, slow, toneless exhaust pass-bys, and setting each feature to
+    its training mean shows ``duration_s`` and ``onset`` carry that mass, no tone feature
+    (docs/benchmarks.md, issue 13, twentieth session). Siren mass the event's spectrum carries (a wail a few dB
+    under a pass-by raises ``high_frac`` and ``centroid``) still counts against a case in full, and so does all
+    horn and other mass. Whether a siren sounds is also asked of the evidence that listens for its tones (the
+    zone state, the local detector, ``tonal_content``, ``two_tone_steps``, ``tones_at_max``, ``siren_inside``);
+    an event the model calls ``siren`` never makes a case (``klass`` must be exhaust).
     """
     ex = float(scores.get("exhaust", 0.0))
-    rest = ex + float(scores.get("horn", 0.0)) + float(scores.get("other", 0.0))
-    return ex / rest if rest > 0 else 0.0
+    rest = 1.0 - min(max(float(shape_siren), 0.0), 1.0)
+    return min(1.0, ex / rest) if rest > 0 else 0.0
 
 
 NOT_BLOCKING = ("clipped", "exceedance_proven_unclipped")  # flags that say how the level was measured, not why no case

@@ -20,15 +20,21 @@ import numpy as np
 
 from gateway.noise.detector import RawEvent
 from gateway.noise.dsp import FRAME_HZ
-from gateway.noise.rules import enforcement_score, is_case
+from gateway.noise.rules import is_case
 
 
 def only_siren_blocks(rec, margin_db: float, enforcement_db: float) -> bool:
     """Would the record ``rec`` (``contract.evidence.NoiseEvidence``) be a case but for ``siren_nearby``?"""
     rest = [f for f in rec.flags if f != "siren_nearby"]
-    return "siren_nearby" in rec.flags and is_case(rec.klass, enforcement_score(rec.scores),
+    return "siren_nearby" in rec.flags and is_case(rec.klass, case_score(rec),
                                                    rec.thresholds["min_exhaust_score"], rec.suppressed, rest,
                                                    rec.levels.lafmax_7p5, margin_db, enforcement_db)
+
+
+def case_score(rec) -> float:
+    """The score the record's case gate was applied to (``enforcement_score``; older records: the exhaust score)."""
+    v = getattr(rec, "enforcement_score", None)
+    return float(rec.scores.get("exhaust", 0.0)) if v is None else float(v)
 
 
 def cut_points(spans: Sequence[tuple[float, float]], start: float, end: float, peak: float, core_s: float,

@@ -51,8 +51,8 @@ def test_analyze_json(scene_files):
         assert {"enforceable", "model", "overload", "margin_db"} <= set(e)  # ... and issue 13's additions
         assert e["enforceable"] == e["enforcement"] and e["margin_db"] >= 2.0
         sc = e["scores"]  # the score the case gate was applied to: exhaust against horn and other
-        rest = sc["exhaust"] + sc["horn"] + sc["other"]
-        assert e["enforcement_score"] == pytest.approx(sc["exhaust"] / rest if rest else 0.0, abs=2e-3)
+        rest = sc["exhaust"] + sc["horn"] + sc["other"]  # at most all the siren mass is set aside
+        assert sc["exhaust"] - 1e-4 <= e["enforcement_score"] <= (sc["exhaust"] / rest if rest else 0.0) + 2e-3
         assert (e["overload"] is not None) == ("clipped" in e["flags"])
         assert e["lafmax_7p5"] >= 85.0
     loud = [s for s in labels["sources"] if s.get("lafmax_7p5_db", 0) >= 88]

@@ -58,9 +58,9 @@ def test_the_spans_a_siren_is_heard_in():
 def test_only_an_event_that_siren_nearby_alone_kept_from_a_case_is_cut():
     from types import SimpleNamespace as NS
 
-    def rec(flags=("siren_nearby",), klass="exhaust", score=0.9, l7=101.0, suppressed=False, siren=0.0):
+    def rec(flags=("siren_nearby",), klass="exhaust", score=0.9, l7=101.0, suppressed=False, siren=0.0, gate=None):
         scores = {"exhaust": score, "siren": siren, "horn": 0.0, "other": round(1.0 - score - siren, 6)}
-        return NS(flags=flags, klass=klass, suppressed=suppressed, scores=scores,
+        return NS(flags=flags, klass=klass, suppressed=suppressed, scores=scores, enforcement_score=gate,
                   thresholds={"min_exhaust_score": 0.8}, levels=NS(lafmax_7p5=l7))
 
     assert only_siren_blocks(rec(), 2.0, 95.0)
@@ -69,7 +69,8 @@ def test_only_an_event_that_siren_nearby_alone_kept_from_a_case_is_cut():
     assert not only_siren_blocks(rec(flags=("siren_nearby", "horn_inside")), 2.0, 95.0)  # a horn blocks it too
     assert not only_siren_blocks(rec(flags=("siren_nearby", "clipped")), 2.0, 95.0)  # not proven over the limit
     assert not only_siren_blocks(rec(score=0.7), 2.0, 95.0)
-    assert only_siren_blocks(rec(score=0.7, siren=0.25), 2.0, 95.0)  # the gate is on exhaust against horn and other
+    assert only_siren_blocks(rec(score=0.7, siren=0.25, gate=0.93), 2.0, 95.0)  # the score the gate was applied to
+    assert not only_siren_blocks(rec(score=0.9, gate=0.7), 2.0, 95.0)
     assert not only_siren_blocks(rec(l7=96.0), 2.0, 95.0)  # under limit + margin
     assert not only_siren_blocks(rec(klass="horn"), 2.0, 95.0)
     assert not only_siren_blocks(rec(suppressed=True), 2.0, 95.0)
