@@ -167,7 +167,8 @@ class NoiseEvidence(_M):
     overload: Overload | None = None
     uncertainty: Uncertainty | None = None
     pass_by: PassBy | None = None
-    # what the case's score gate (thresholds.min_exhaust_score) was applied to: p(exhaust) / (1 - p(siren))
+    # what the case's score gate (thresholds.min_exhaust_score) was applied to: rules.enforcement_score,
+    # p(exhaust) / (1 - the siren probability the event's shape carries)
     enforcement_score: float | None = Field(default=None, ge=0.0, le=1.0)
     signature: Signature | None = None
 
