@@ -239,8 +239,12 @@ class NoiseAnalyzer:
 
     def _heard_spans(self, ev: RawEvent, own: tuple[float, float] | None) -> list[tuple[float, float]]:
         """Where in ``ev`` a siren was heard within ``TONE_HEARD_DB`` of its LAFmax (``siren_nearby``)."""
-        heard, floor = (10 ** ((ev.lafmax - self.k_db - d) / 10) for d in (TONE_HEARD_DB, TONE_MATTERS_DB))
-        return self.suppressor.heard_spans(ev.start / FRAME_HZ, ev.end / FRAME_HZ, own, heard, floor)
+        return self.suppressor.heard_spans(ev.start / FRAME_HZ, ev.end / FRAME_HZ, own,
+                                           self._ms_under(ev, TONE_HEARD_DB), self._ms_under(ev, TONE_MATTERS_DB))
+
+    def _ms_under(self, ev: RawEvent, db: float) -> float:
+        """The tone mean square ``db`` under ``ev``'s LAFmax (the suppressor's units)."""
+        return 10 ** ((ev.lafmax - self.k_db - db) / 10)
 
     def _own(self, start_s: float, end_s: float, klass: str, scores: dict) -> tuple[float, float] | None:
         """A confident exhaust's own span: the tonal runs inside it may be its engine's orders."""
@@ -312,8 +316,8 @@ class NoiseAnalyzer:
         # of its level always suppresses (docs/noise-suppression.md); a siren heard anywhere inside the event
         # (within TONE_HEARD_DB) flags it; one that stopped before it, or is far away, does neither
         sup = self.suppressor
-        floor = 10 ** ((ev.lafmax - self.k_db - TONE_MATTERS_DB) / 10)
-        reasons = sup.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S), own=own, floor_ms=floor)
+        reasons = sup.reasons(max(start_s, peak_s - CORE_S), min(end_s, peak_s + CORE_S), own=own,
+                              floor_ms=self._ms_under(ev, TONE_MATTERS_DB))
         if klass == "siren":
             reasons.append("classified_siren")
             if not probe:  # a part tried for a cut (``_siren_cuts``) and called siren leaves no siren behind
@@ -322,8 +326,7 @@ class NoiseAnalyzer:
         if not reasons and self._heard_spans(ev, own):
             flags.append("siren_nearby")  # a siren sounded (or is starting) during the event, not at its peak
         elif not reasons and ev.parent is not None and sup.piece_reached(  # cut out of a long event around its
-                start_s, end_s, ev.parent[1] / FRAME_HZ, own,  # maximum: the parent's siren evidence
-                10 ** ((ev.lafmax - self.k_db - TONE_HEARD_DB) / 10)):
+                start_s, end_s, ev.parent[1] / FRAME_HZ, own, self._ms_under(ev, TONE_HEARD_DB)):  # maximum
             flags.append("siren_nearby")
         flags += feature_flags(ft)  # siren-like tones, a horn's abrupt tones: never enforceable
         if ev.too_long:

@@ -99,15 +99,19 @@ class SirenQueries:
         (zone state, local intervals and remembered or running tonal runs, each with a tone heard at
         ``floor_ms``; ``_matters`` for ``own`` and ``out_ms``), one span per interval, clipped to the window.
         Empty: no siren heard in the event. The pipeline flags with it and cuts at it (``siren_cut``)."""
-        lead = self.config.lead_s
-        runs = [*self.tonal_runs]
-        if self._active_since is None and self._run_start is not None and self._counted:
-            runs.append([self._run_start - lead, float("inf")])
         hits = [(a, b) for (a, b), z in zip(self.zone_intervals, self._zone_ends, strict=True)
                 if self._zone_counts(a, b, z, start, end, None, floor_ms)]
-        hits += [(a, b) for a, b in [*self.local_intervals, *runs]
-                 if self._matters(a, b, start, end, floor_ms, own, out_ms)]
+        hits += self._local_hits(start, end, own, floor_ms, out_ms)
         return [(max(a, start), min(b, end)) for a, b in hits]
+
+    def _local_hits(self, start: float, end: float, own: tuple[float, float] | None, floor_ms: float,
+                    out_ms: float | None = None) -> list[tuple[float, float]]:
+        """The local intervals and remembered or running tonal runs that count against [start, end] with a tone
+        heard at ``floor_ms`` (``_matters``)."""
+        runs = [*self.tonal_runs]
+        if self._active_since is None and self._run_start is not None and self._counted:
+            runs.append([self._run_start - self.config.lead_s, float("inf")])
+        return [(a, b) for a, b in [*self.local_intervals, *runs] if self._matters(a, b, start, end, floor_ms, own, out_ms)]
 
     def piece_reached(self, start: float, end: float, parent_end: float, own: tuple[float, float] | None,
                       heard_ms: float) -> bool:
@@ -122,13 +126,9 @@ class SirenQueries:
         return self.heard_after(end, parent_end, own, heard_ms)
 
     def heard_after(self, start: float, end: float, own: tuple[float, float] | None, floor_ms: float) -> bool:
-        """Did a local interval or tonal run (remembered, or the one going on) that overlaps (start, end] have a
-        tone at >= ``floor_ms`` heard there (``_matters``)? The hub's zone state is not asked: it says when its
-        sirens sounded."""
-        runs = [*self.tonal_runs]
-        if self._active_since is None and self._run_start is not None and self._counted:
-            runs.append([self._run_start - self.config.lead_s, float("inf")])
-        return any(self._matters(a, b, start, end, floor_ms, own) for a, b in [*self.local_intervals, *runs])
+        """Did a local interval or tonal run overlapping (start, end] have a tone at >= ``floor_ms`` heard there?
+        (``heard_spans`` without the hub's zone state, which says when its sirens sounded.)"""
+        return bool(self._local_hits(start, end, own, floor_ms))
 
     def _zone_counts(self, a: float, b: float, z: float, start: float, end: float, floor_ms: float | None,
                      zone_floor_ms: float | None) -> bool:
