@@ -5,6 +5,7 @@ probability once the siren probability that only the event's *shape* carries (``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -35,8 +36,13 @@ def model_with(feature: str | None, gain: float = 0.0, p: dict[str, float] = P0)
     return dataclasses.replace(m, w1=w1, w2=w2, b1=np.zeros_like(m.b1), b2=b2, meta={})
 
 
+@functools.cache
+def _scene():
+    return generate(13, duration_s=24.0, mix=ALONE)  # one loud lone exhaust pass-by
+
+
 def records(model, zone=None):
-    scene = generate(13, duration_s=24.0, mix=ALONE)  # one loud lone exhaust pass-by
+    scene = _scene()
     cfg = AnalyzerConfig(detector=DetectorConfig(distance_m=scene.labels["distance_m"]))
     classifier.use_model(model)
     try:
