@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulators import noise_balance as bal
 from simulators import noise_extras as ext
 from simulators import noise_sources as src
 from simulators import noise_texture as tx
@@ -94,12 +95,13 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
     p = {"exhaust": 1.5, "legal": 1.5, "horn": 0.35, "cd_siren": 0.25, "ev_siren": 0.25, "wind": 0.2,
          "rain": 0.2, "far": float(src.RANGES["far_cars_mean"]), "heavy": 0, "moto_legal": 0, "pair": 0.0,
          "pulse": 0.0, "horn_passby": 0.0, "far_siren": 0.0, "voices": 0, "birds": 0, "wide": 0.0, "texture": 0.0,
-         "throttle": 0.0, **(mix or {})}  # type: ignore[arg-type]
+         "throttle": 0.0, "balance": 0.0, **(mix or {})}  # type: ignore[arg-type]
     rx = np.random.default_rng([seed & 0xFFFFFFFF, 13])  # the extra sources' own draws (noise_extras)
     rw = np.random.default_rng([seed & 0xFFFFFFFF, 17]) if p["wide"] else None  # domain randomisation
     refl = wide.reflection(rw, dist) if rw is not None else None
     rt = np.random.default_rng([seed & 0xFFFFFFFF, 19]) if p["texture"] else None  # sixth pass (noise_texture)
     rb = np.random.default_rng([seed & 0xFFFFFFFF, 23]) if p["throttle"] else None  # throttle blips
+    rl = np.random.default_rng([seed & 0xFFFFFFFF, 29]) if p["balance"] else None  # spectral balance
     audio = np.zeros(n)
     sources: list[dict[str, object]] = []
     taken: list[float] = []
@@ -163,6 +165,9 @@ def generate(seed: int, *, duration_s: float = 40.0, fs: int = 48_000, full_scal
         if blips is not None:  # the throttle opens and closes (amplitude; the base engine's rpm follows it too)
             x = x * blips
             meta = {**meta, **t_meta}
+        if rl is not None:  # a bass-heavy balance (noise_balance), for any vehicle alike
+            x, b_meta = bal.balance(rl, x, fs, float(p["balance"]))
+            meta = {**meta, **b_meta}
         if rt is not None:  # a silencer's chambers, the body, the outlet: a random colouring
             x = tx.colour(rt, x, fs)
         mic = l75 - 20 * math.log10(lane_m / 7.5)

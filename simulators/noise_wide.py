@@ -33,8 +33,8 @@ WIDE_RANGES: dict[str, object] = {
     "car_rpm_fast": (5500.0, 8000.0),
     "moto_rpm_fast": (10000.0, 13500.0),
     "pulse_crackle_prob": 0.5,
-    "crackle_per_s": (2.0, 40.0),
-    "crackle_db_rel": (-6.0, 14.0),  # pop peak relative to the firing-pulse peak
+    "crackle_per_s": (0.5, 40.0),
+    "crackle_db_rel": (-6.0, 20.0),  # pop peak relative to the firing-pulse peak
     "background_ripple_db": (0.0, 6.0),  # std of the smooth random spectral ripple of the background
     "background_sway_db": (0.0, 4.0),  # slow (0.02-0.3 Hz) level fluctuation of the background, std
     "ground_reflection_prob": 0.5,

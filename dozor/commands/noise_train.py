@@ -54,7 +54,7 @@ from dozor.commands._common import JsonOpt, console, emit_json, fail
 TRAIN_MIX = {"exhaust": 1.2, "legal": 1.0, "far": 0.5, "horn": 0.3, "cd_siren": 0.15, "ev_siren": 0.3, "wind": 0.25,
              "rain": 0.25, "heavy": 0.6, "moto_legal": 0.5, "pair": 0.5, "pulse": 0.6, "horn_passby": 0.5,
              "far_siren": 0.15, "voices": 0.4, "birds": 0.3, "wide": 1.0,
-             "throttle": 0.5}
+             "throttle": 0.5, "balance": 0.5}
 SCENE_S = 20.0
 HIDDEN, EPOCHS, L2 = 32, 3000, 3e-3  # the MLP's size and fitting (full-batch Adam)
 CV_FOLDS = 4
@@ -171,6 +171,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     import numpy as np
 
     from gateway.noise.model import CLASSES, FEATURES, fit
+    from simulators.noise_balance import BALANCE_RANGES
     from simulators.noise_extras import EXTRA_RANGES
     from simulators.noise_sources import RANGES
     from simulators.noise_throttle import THROTTLE_RANGES
@@ -194,7 +195,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     counts = Counter(lab for _, lab in rows)
     from simulators.noise_texture import TEXTURE_RANGES
 
-    ranges = [RANGES, EXTRA_RANGES, WIDE_RANGES, THROTTLE_RANGES] + ([TEXTURE_RANGES] if texture else [])
+    ranges = [RANGES, EXTRA_RANGES, WIDE_RANGES, THROTTLE_RANGES, BALANCE_RANGES] + ([TEXTURE_RANGES] if texture else [])
     extras = {fam: n for fam, n in (("holdout", holdout), ("kerbside", kerbside)) if n}
     for fam in extras:
         ranges.append(importlib.import_module(EXTRA_FAMILIES[fam]).RANGES)

@@ -8,6 +8,7 @@ import numpy as np
 
 from bench.noise_accuracy import pool
 from bench.noise_scoring import ratio
+from simulators.noise_balance import BALANCE_RANGES
 from simulators.noise_extras import EXTRA_RANGES
 from simulators.noise_scene import CLASS_OF, STREET_MIX, generate
 from simulators.noise_sources import RANGES
@@ -21,7 +22,7 @@ EXTRA_KINDS = {"heavy", "moto_legal", "far_siren", "voice", "birds"}
 def test_the_docs_list_every_training_range():
     text = DOCS.read_text()
     section = text[text.index("## Training family"):]
-    for key in [*RANGES, *EXTRA_RANGES, *TEXTURE_RANGES, *THROTTLE_RANGES]:
+    for key in [*RANGES, *EXTRA_RANGES, *TEXTURE_RANGES, *THROTTLE_RANGES, *BALANCE_RANGES]:
         assert f"| `{key}` (train) |" in section, key
 
 
