@@ -1,4 +1,7 @@
-"""The learned event classifier: a tiny numpy MLP (features -> 16 tanh units -> 4 classes), stored as JSON.
+"""The learned event classifier: a tiny numpy MLP (features -> one tanh layer -> 4 classes), stored as JSON.
+
+Since the twenty-first session the committed model is five fits of 32 units merged (``merge``: the mean of their
+logits), one layer of 160 units in the same format.
 
 The model file (``gateway/noise/models/classifier.json``) is small, versioned and reproducible: ``dozor noise
 train`` builds the corpus from the training scene family (``simulators.noise_scene``, random ranges declared in
@@ -183,3 +186,23 @@ def _fit(x: np.ndarray, y: np.ndarray, *, seed: int, hidden: int, epochs: int, l
     r6 = lambda a: np.round(a, 6)  # noqa: E731  (what the file stores, so the version is the file's)
     return Model(FEATURES if x.shape[1] == len(FEATURES) else tuple(f"f{i}" for i in range(nf)), CLASSES,
                  r6(mean), r6(std), *(r6(p) for p in params), meta or {})
+
+
+def merge(members: list[Model], meta: dict | None = None) -> Model:
+    """One model whose logits are the mean of the members' logits (an ensemble of fits on the same corpus, so
+    with the same standardisation): their hidden units side by side, each member's output weights divided by
+    the member count. It is an ordinary model file (one hidden layer of the summed width), so the gateway loads
+    and evaluates it as any other. ValueError if the members do not share features, classes and
+    standardisation."""
+    if not members:
+        raise ValueError("no members to merge")
+    first = members[0]
+    for m in members[1:]:
+        if (m.features != first.features or m.classes != first.classes or not np.array_equal(m.mean, first.mean)
+                or not np.array_equal(m.std, first.std)):
+            raise ValueError("ensemble members must share features, classes and standardisation")
+    k = len(members)
+    return Model(first.features, first.classes, first.mean, first.std,
+                 np.concatenate([m.w1 for m in members], axis=1), np.concatenate([m.b1 for m in members]),
+                 np.round(np.concatenate([m.w2 for m in members], axis=0) / k, 6),
+                 np.round(np.sum([m.b2 for m in members], axis=0) / k, 6), meta or {})

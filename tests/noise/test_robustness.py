@@ -161,7 +161,9 @@ def test_committed_model_loads_and_its_version_is_its_weights():
     m = load(DEFAULT_PATH)
     assert classifier.model_version() == m.version
     d = json.loads(DEFAULT_PATH.read_text())
-    assert d["version"] == m.version and DEFAULT_PATH.stat().st_size < 50_000
+    # small: since the twenty-first session the model is a mean of five fits (160 hidden units, ~4,600
+    # numbers, ~51 kB); the loader refuses anything over model.MAX_BYTES
+    assert d["version"] == m.version and DEFAULT_PATH.stat().st_size < 64_000
     d["w2"][0][0] += 0.5  # any change of weights is a different version: the recorded one no longer matches
     with pytest.raises(ModelError, match="does not match"):
         parse(json.dumps(d))
