@@ -11,7 +11,7 @@ a share the corpus mostly gives sirens, and the classifier kept their probabilit
 pipe's or a silencer's, ``resonance_db`` over the rest, ``resonance_oct`` wide, centred at ``resonance_hz``) and
 rolls it off above twice that frequency (``rolloff_db_per_oct``). ``noise_scene.generate(mix={"balance": p})``
 applies it to every vehicle the scene makes (loud exhausts, legal cars, heavy vehicles and legal motorcycles
-alike), so a bass-heavy balance says nothing about the class. It draws from its own random generator, so scenes
+alike), so a balance says nothing about the class. It draws from its own random generator, so scenes
 without ``balance`` are unchanged. Every choice is drawn from ``BALANCE_RANGES`` (listed in docs/noise-scenes.md).
 """
 

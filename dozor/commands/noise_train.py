@@ -174,9 +174,9 @@ def build_corpus(scenes: int, seed: int, jobs: int = 1, texture: float = 0.0,
 
 def fit_ensemble(x, y, seed: int, members: int = ENSEMBLE, meta: dict | None = None):
     """``members`` fits with seeds ``seed``, ``seed + 1``, ... merged into one model that averages their logits.
-    One fit's scores on scenes it was not tuned on move by as much as the corpus's own changes do (issue 13,
-    twenty-first session: 341-348 enforcement cases of 461 over five seeds), so the committed model is their
-    mean, not one draw."""
+    One fit's scores on scenes it was not tuned on move with its seed by as much as a change of the corpus does
+    (issue 13, twenty-first session: 325-339 enforcement cases of 461 over five seeds of one corpus, 341-348 of
+    the next), so the committed model is their mean, not one draw."""
     from gateway.noise.model import fit, merge
 
     if members == 1:
