@@ -179,8 +179,6 @@ def fit_ensemble(x, y, seed: int, members: int = ENSEMBLE, meta: dict | None = N
     the next), so the committed model is their mean, not one draw."""
     from gateway.noise.model import fit, merge
 
-    if members == 1:
-        return fit(x, y, seed=seed, hidden=HIDDEN, epochs=EPOCHS, l2=L2, meta=meta)
     return merge([fit(x, y, seed=seed + i, hidden=HIDDEN, epochs=EPOCHS, l2=L2) for i in range(members)], meta)
 
 
