@@ -55,7 +55,9 @@ from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer  # noqa: E402
 
 FAMILIES = {"train": "simulators.noise_scene", "independent": "simulators.street_scenes",
             "holdout": "simulators.holdout_scenes",  # holdout: a third generator, docs/noise-scenes.md
-            "kerbside": "simulators.kerbside_scenes"}  # a fourth, differently written one (street canyon)
+            "kerbside": "simulators.kerbside_scenes",  # a fourth, differently written one (street canyon)
+            "junction": "simulators.junction_scenes",  # a fifth: a signalised junction, resonator-bank engines
+            "boulevard": "simulators.boulevard_scenes"}  # a sixth: a wide avenue, sinusoids-plus-noise engines
 # the microphone the docs recommend for enforcement (IM69D130 class, docs/noise-uncertainty.md): the independent
 # family is generated with it unless --full-scale-db says otherwise (its generator's own default is 120 dB)
 RECOMMENDED_FULL_SCALE_DB = 130.0
@@ -209,7 +211,7 @@ def pool(results: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--family", choices=["train", "independent", "both", "holdout", "kerbside", "all"], default="both")
+    ap.add_argument("--family", choices=[*FAMILIES, "both", "all"], default="both")
     ap.add_argument("--scenes", type=int, default=40, help="scenes per family")
     ap.add_argument("--seed", type=int, default=None, help="default: drawn from os.urandom (printed)")
     ap.add_argument("--duration", type=float, default=None, help="scene seconds (default: the family's own)")

@@ -135,8 +135,18 @@ def _scene_rows(seed: int, texture: bool = False) -> list[tuple[dict[str, float]
                      DetectorConfig(distance_m=float(scene.labels["distance_m"])))
 
 
-# further generators a corpus may add (``--holdout-scenes``, ``--kerbside-scenes``), in corpus order
-EXTRA_FAMILIES = {"holdout": "simulators.holdout_scenes", "kerbside": "simulators.kerbside_scenes"}
+# further generators a corpus may add (``--<family>-scenes N``), in corpus order
+EXTRA_FAMILIES = {"holdout": "simulators.holdout_scenes", "kerbside": "simulators.kerbside_scenes",
+                  "junction": "simulators.junction_scenes", "boulevard": "simulators.boulevard_scenes"}
+
+
+def _extras(holdout: int, kerbside: int, extra: dict[str, int] | None) -> dict[str, int]:
+    """Scene counts of the further generators a corpus adds, in ``EXTRA_FAMILIES`` order (zeros left out)."""
+    given = {"holdout": holdout, "kerbside": kerbside, **(extra or {})}
+    unknown = set(given) - set(EXTRA_FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown scene families {sorted(unknown)}: expected {sorted(EXTRA_FAMILIES)}")
+    return {fam: int(given[fam]) for fam in EXTRA_FAMILIES if given.get(fam)}
 
 
 def _family_rows(family: str, seed: int) -> list[tuple[dict[str, float], str]]:
@@ -153,13 +163,14 @@ def _family_rows(family: str, seed: int) -> list[tuple[dict[str, float], str]]:
                      DetectorConfig(distance_m=float(lab["distance_m"]), mic_height_m=lab.get("mic_height_m")))
 
 
-def build_corpus(scenes: int, seed: int, jobs: int = 1, texture: float = 0.0,
-                 holdout: int = 0, kerbside: int = 0) -> list[tuple[dict[str, float], str]]:
-    """The training family's ``scenes`` scenes, then ``holdout`` scenes of the second generator and ``kerbside``
-    scenes of the fourth (scene i of each: seed ``seed * 100_003 + i``), in order."""
+def build_corpus(scenes: int, seed: int, jobs: int = 1, texture: float = 0.0, holdout: int = 0, kerbside: int = 0,
+                 *, extra_scenes: dict[str, int] | None = None) -> list[tuple[dict[str, float], str]]:
+    """The training family's ``scenes`` scenes, then ``holdout`` scenes of the second generator, ``kerbside``
+    scenes of the fourth and the ``extra_scenes`` (family: count) of the others, in ``EXTRA_FAMILIES`` order (scene
+    i of each: seed ``seed * 100_003 + i``)."""
     seeds = [seed * 100_003 + i for i in range(scenes)]
     tex = [textured(i, texture) for i in range(scenes)]
-    extra = [(fam, seed * 100_003 + i) for fam, n in (("holdout", holdout), ("kerbside", kerbside)) for i in range(n)]
+    extra = [(fam, seed * 100_003 + i) for fam, n in _extras(holdout, kerbside, extra_scenes).items() for i in range(n)]
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -183,7 +194,8 @@ def fit_ensemble(x, y, seed: int, members: int = ENSEMBLE, meta: dict | None = N
 
 
 def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | None = None,
-          texture: float = 0.0, holdout: int = 0, kerbside: int = 0, ensemble: int = ENSEMBLE) -> dict:
+          texture: float = 0.0, holdout: int = 0, kerbside: int = 0, ensemble: int = ENSEMBLE,
+          extra_scenes: dict[str, int] | None = None) -> dict:
     import numpy as np
 
     from gateway.noise.model import CLASSES, FEATURES
@@ -193,6 +205,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     from simulators.noise_throttle import THROTTLE_RANGES
     from simulators.noise_wide import WIDE_RANGES
 
+    extras = _extras(holdout, kerbside, extra_scenes)
     if corpus is not None and corpus.exists():
         try:
             rows = [(dict(r["features"]), str(r["label"])) for r in json.loads(corpus.read_text())]
@@ -201,7 +214,7 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"corpus {corpus} is malformed ({type(exc).__name__}: {exc})") from None
     else:
-        rows = build_corpus(scenes, seed, jobs, texture, holdout, kerbside)
+        rows = build_corpus(scenes, seed, jobs, texture, extra_scenes=extras)
         if corpus is not None:
             corpus.write_text(json.dumps([{"features": f, "label": lab} for f, lab in rows]))
     if len(rows) < 20:
@@ -212,7 +225,6 @@ def train(scenes: int, seed: int, out: Path, *, jobs: int = 1, corpus: Path | No
     from simulators.noise_texture import TEXTURE_RANGES
 
     ranges = [RANGES, EXTRA_RANGES, WIDE_RANGES, THROTTLE_RANGES, BALANCE_RANGES] + ([TEXTURE_RANGES] if texture else [])
-    extras = {fam: n for fam, n in (("holdout", holdout), ("kerbside", kerbside)) if n}
     for fam in extras:
         ranges.append(importlib.import_module(EXTRA_FAMILIES[fam]).RANGES)
     ranges_sha = hashlib.sha256(json.dumps(ranges, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -279,6 +291,10 @@ def register(noise_app: typer.Typer) -> None:
                                     "a model trained on them makes that family no longer held out"),
         kerbside: int = typer.Option(0, "--kerbside-scenes", min=0, max=100_000, help="also this many scenes "
                                      f"({HOLDOUT_SCENE_S:g} s) of the fourth generator, simulators.kerbside_scenes"),
+        junction: int = typer.Option(0, "--junction-scenes", min=0, max=100_000, help="also this many scenes "
+                                     f"({HOLDOUT_SCENE_S:g} s) of the fifth generator, simulators.junction_scenes"),
+        boulevard: int = typer.Option(0, "--boulevard-scenes", min=0, max=100_000, help="also this many scenes "
+                                      f"({HOLDOUT_SCENE_S:g} s) of the sixth generator, simulators.boulevard_scenes"),
         ensemble: int = typer.Option(ENSEMBLE, "--ensemble", min=1, max=8, help="fits (seeds seed, seed+1, ...) "
                                      "whose mean logits make the model"),
         as_json: bool = JsonOpt,
@@ -288,7 +304,8 @@ def register(noise_app: typer.Typer) -> None:
 
         try:
             result = train(scenes, seed, out, jobs=jobs, corpus=corpus, texture=texture, holdout=holdout,
-                           kerbside=kerbside, ensemble=ensemble)
+                           kerbside=kerbside, ensemble=ensemble,
+                           extra_scenes={"junction": junction, "boulevard": boulevard})
         except (NoiseError, ValueError, OSError) as exc:
             fail(f"training failed: {exc}", as_json=as_json, code=2)
         if as_json:
