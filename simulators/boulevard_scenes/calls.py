@@ -50,6 +50,9 @@ def horn(part: str, d, path: Path, t_cpa: float) -> tuple[Emitter, dict]:
         starts.append(t)
         lengths.append(ln)
         t += ln + rng.uniform(0.08, 0.4)
+    keep = (path.t >= starts[0] - 0.5) & (path.t <= t + 0.5)  # render only around the beeps
+    if keep.sum() > 20:
+        path = Path(path.t[keep], path.x[keep], path.lateral, path.dz)
     gate = _gate(path.t, starts, lengths)
     bell, square = d(part, "horn_bell_hz"), d(part, "horn_square")
     groups, tones = [], []

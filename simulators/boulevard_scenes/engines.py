@@ -50,8 +50,8 @@ def envelope_db(f: np.ndarray, bumps: list[tuple[float, float, float]], tilt: fl
     e = tilt * x
     for fc, octv, gain in bumps:
         e = e + gain * np.exp(-0.5 * ((x - math.log2(fc / 100.0)) / (octv / 2)) ** 2)
-    if lp_hz is not None:
-        e = e - 20 * np.log10(np.sqrt(1 + (f / lp_hz) ** 4))
+    if lp_hz is not None:  # a legal silencer: first-order low-pass
+        e = e - 10 * np.log10(1 + (f / lp_hz) ** 2)
     return e
 
 
@@ -149,12 +149,14 @@ def vehicle(kind: str, part: str, d, path: Path, t_cpa: float, fs: int) -> tuple
                      for j, k in enumerate(keep)])
     em = Emitter(path=path, seed=d.rng_seed(part + "/noise"), tonal=[Tonal(f0, mults, amps)])
     tyre_hz = d(part, "tyre_hz")
-    tyre_rel = 10 ** ((d(part, "tyre_db") if straight else d(part, "legal_tyre_db")) / 20)
+    grid = np.geomspace(50.0, 8000.0, 64)
+    peak_db = float(envelope_db(grid, bumps, tilt - 1.5, lp).max())  # the tyre band is set re the envelope's peak
+    tyre_rel = 10 ** (((d(part, "tyre_db") if straight else d(part, "legal_tyre_db")) + peak_db) / 20)
     t_grid, thr_n = path.t, 10 ** (d(part, "throttle_db") * (thr - 0.5) / 20)
 
     def noise(tau: np.ndarray, fe: np.ndarray) -> np.ndarray:
         eng = 10 ** (envelope_db(fe, bumps, tilt - 1.5, lp) / 20) * np.interp(tau, t_grid, thr_n)[:, None]
-        tyre = tyre_rel * np.exp(-0.5 * (np.log2(fe / tyre_hz) / 0.6) ** 2) * 10 ** (tilt / 20)
+        tyre = tyre_rel * np.exp(-0.5 * (np.log2(fe / tyre_hz) / 0.6) ** 2)
         return np.sqrt(eng**2 + tyre**2)
 
     em.noise = noise

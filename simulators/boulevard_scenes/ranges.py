@@ -89,10 +89,10 @@ RANGES: dict[str, Span | OneOf | Chance] = {
     "heavy_rpm": S(700.0, 1900.0), "scooter_rpm": S(5500.0, 9500.0), "rpm_rise": S(1.2, 2.3),
     "gear_drop": S(0.6, 0.8), "rpm_rate": S(600.0, 3500.0), "blip_s": S(0.6, 2.0),
     "bumps": S(2, 4, integer=True), "bump_hz": S(80.0, 3000.0, log=True), "bump_oct": S(0.3, 1.6),
-    "bump_db": S(0.0, 24.0), "envelope_tilt_db_oct": S(-9.0, 1.0), "legal_lp_hz": S(250.0, 2500.0, log=True),
+    "bump_db": S(4.0, 28.0), "envelope_tilt_db_oct": S(-5.0, 1.0), "legal_lp_hz": S(400.0, 6000.0, log=True),
     "harmonic_db": S(-10.0, 20.0), "legal_harmonic_db": S(-16.0, 6.0), "max_order_hz": S(1500.0, 5500.0),
     "legal_orders": S(3, 12, integer=True), "rasp_depth": S(0.3, 0.95), "rasp_sharpness": S(1.0, 8.0),
-    "tyre_hz": S(600.0, 1400.0), "tyre_db": S(-24.0, -6.0), "legal_tyre_db": S(-6.0, 8.0),
+    "tyre_hz": S(600.0, 1400.0), "tyre_db": S(-24.0, -6.0), "legal_tyre_db": S(-16.0, 4.0),
     "pop_per_s": S(0.0, 30.0), "pop_db": S(-6.0, 12.0), "throttle_db": S(3.0, 10.0),
     "src_height_m": S(0.25, 0.7),
     # horns
@@ -100,7 +100,7 @@ RANGES: dict[str, Span | OneOf | Chance] = {
     "horn_f_hz": S(300.0, 520.0), "horn_ratio": S(1.1, 1.4), "air_horn_f_hz": S(140.0, 340.0),
     "air_reeds": S(2, 4, integer=True), "moto_horn_f_hz": S(380.0, 650.0), "horn_bell_hz": S(1500.0, 3500.0),
     "horn_square": S(0.3, 1.0), "horn_beeps": S(1, 4, integer=True), "horn_beep_s": S(0.1, 1.4),
-    "horn_offset_s": S(-2.0, 1.5),
+    "horn_offset_s": S(-2.0, 1.5), "horn_on_vehicle": C(0.7),
     # sirens
     "siren_pattern": P(("two_tone", "wail", "yelp", "hilo", "rumbler", "martinhorn")),
     "siren_row": S(0, 3, integer=True), "siren_detune": S(0.95, 1.05), "siren_period_s": S(0.6, 1.6),

@@ -135,13 +135,13 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48000, *, full_scale
     med = _medium(d)
     prev_t: float | None = None
 
-    def path_for(part: str, t_cpa: float, speed: float, height: float, filtering: bool = False):
+    def path_for(part: str, t_cpa: float, speed: float, height: float, filtering: bool = False, after: float = 0.0):
         direction = d(part, "direction")
         idx = min(lanes - 1, int(d(part, "lane_pick") * lanes))
         off = idx + (0.5 if filtering else 0.0)
         lat = lane_d + off * width if direction == 1 else lane_d + (lanes + off) * width + median
         span = max(3.5, 55.0 / speed)
-        t = calls.emission_grid(t_cpa - span, t_cpa + span)
+        t = calls.emission_grid(t_cpa - span, t_cpa + span + after)
         return Path(t, direction * speed * (t - t_cpa), lat, mic_h - height), direction, idx
 
     def when(part: str) -> float:
@@ -153,6 +153,7 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48000, *, full_scale
         return t
 
     heavy_n = _count(d, "n_heavy", duration_s)
+    rides: list = []  # the vehicles placed so far: a horn may sound on one of them
     plan = [("exhaust_car", _count(d, "n_exhaust_car", duration_s)),
             ("exhaust_moto", _count(d, "n_exhaust_moto", duration_s)),
             ("legal_car", _count(d, "n_legal_car", duration_s)), ("moto_legal", _count(d, "n_moto_legal", duration_s)),
@@ -170,6 +171,7 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48000, *, full_scale
             h = d(part, "src_height_m") + (0.6 if k in ("bus", "truck") else 0.0)
             path, direction, idx = path_for(part, t_cpa, speed, h, filtering=moto and over)
             em, det = engines.vehicle(k, part, d, path, t_cpa, fs)
+            rides.append((part, path, t_cpa, speed, direction, idx, h))
             if k in KIND_CLASS and KIND_CLASS[k] == "exhaust":
                 core = "exhaust_db" not in ov and d(part, "exhaust_core")
                 level = d(part, "exhaust_core_db") if core else d(part, "exhaust_db")
@@ -202,12 +204,18 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48000, *, full_scale
             part = f"{kind}#{i}"
             t_cpa = when(part)
             speed = d(part, "speed_mps") * (1.15 if kind == "siren" else 1.0)
-            path, direction, idx = path_for(part, t_cpa, speed, 1.9 if kind == "siren" else 0.6)
+            path, direction, idx = path_for(part, t_cpa, speed, 1.9 if kind == "siren" else 0.6,
+                                            after=0.0 if kind == "siren" else 8.0)  # room for 4 long beeps
+            on = None
+            if kind == "horn" and rides and d(part, "horn_on_vehicle"):  # it honks from a vehicle passing by
+                on, vp, t_cpa, speed, direction, idx, h = rides[int(unit(seed, part, "~ride") * len(rides))]
+                t = calls.emission_grid(vp.t[0], vp.t[-1] + 8.0)
+                path = Path(t, direction * speed * (t - t_cpa), vp.lateral, vp.dz + h - 0.6)
             em, det = (calls.siren if kind == "siren" else calls.horn)(part, d, path, t_cpa)
             name = f"{kind}_{det['pattern'] if kind == 'siren' else det['horn']}"
             _place(mix, em, med, d(part, level), None, {"kind": name, "class": kind, "name": part,
                    "speed_mps": round(speed, 3), "direction": direction, "lane": idx,
-                   "source_distance_m": round(path.lateral, 3), "t_cpa": round(t_cpa, 3), **det})
+                   "source_distance_m": round(path.lateral, 3), "t_cpa": round(t_cpa, 3), "on_vehicle": on, **det})
     for i in range(_count(d, "n_distractor", duration_s)):
         part = f"distractor#{i}"
         kind, length = d(part, "distractor"), min(d(part, "distractor_s"), duration_s - 0.2)

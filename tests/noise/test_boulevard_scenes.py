@@ -38,7 +38,7 @@ def section() -> str:
 def busy() -> Scene:
     return generate(20261207, duration_s=30.0, n_exhaust_car=2, n_exhaust_moto=1, n_legal_car=3, n_heavy=1,
                     n_tram=1, n_siren=1, n_horn=1, n_distractor=2, n_scooter=1, n_moto_legal=1, wind=True,
-                    rain=True, civil_siren=True, overtake=True)
+                    rain=True, civil_siren=True, overtake=True, horn_on_vehicle=True)
 
 
 @pytest.mark.parametrize("full_scale_db", [120.0, 130.0])
@@ -138,6 +138,10 @@ def test_busy_scene_is_a_finite_json_labelled_scene(busy: Scene) -> None:
                 "zone_siren_active", "peak_fs", "clipped_samples", "overrides", "draws"):
         assert key in busy.labels
     assert {"exhaust", "siren", "horn", "other", "none"} <= {s["class"] for s in busy.sources}
+    horn = [s for s in busy.sources if s["class"] == "horn"][0]
+    ride = [s for s in busy.sources if s.get("name") == horn["on_vehicle"]][0]  # it honks from a passing vehicle
+    assert ride["t_cpa"] == horn["t_cpa"] and ride["source_distance_m"] == horn["source_distance_m"]
+    assert any(s.get("name", "").endswith("/overtaken") for s in busy.sources)  # overtakes: two pass together
 
 
 def test_bad_overrides_are_refused() -> None:
