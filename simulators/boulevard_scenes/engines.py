@@ -123,9 +123,11 @@ def vehicle(kind: str, part: str, d, path: Path, t_cpa: float, fs: int) -> tuple
         base, cap, idle = d(part, "moto_rpm"), 13000.0, 1200.0
     else:
         base, cap, idle = d(part, "car_rpm"), 7500.0, 800.0
-    story = d(part, "story") if straight or moto else "cruise"
+    story = d(part, "story")
     if story == "wheelie" and not moto:
         story = "gears"
+    if not straight and story in ("blips", "overrun", "wheelie"):
+        story = "cruise"  # legal vehicles cruise or pull gently through the gears
     rise = d(part, "rpm_rise") if straight else 1 + 0.3 * (d(part, "rpm_rise") - 1)
     rpm, thr = rpm_story(story, path.t, t_cpa + d(part, "story_offset_s"), base, rise, d(part, "gear_drop"),
                          d(part, "rpm_rate"), d(part, "blip_s"), idle, cap)

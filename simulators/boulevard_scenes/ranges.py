@@ -147,7 +147,7 @@ def check_overrides(overrides: dict) -> dict:
             out[key] = val
         elif isinstance(spec, OneOf):
             opts = tuple(val) if isinstance(val, list) else (val,)
-            if not opts or any(o not in spec.options or isinstance(o, bool) for o in opts):
+            if not opts or not all(any(o == x and type(o) is type(x) for x in spec.options) for o in opts):
                 raise ValueError(f"{key}: options are {spec.options}, got {val!r}")
             out[key] = list(opts) if isinstance(val, list) else val
         else:

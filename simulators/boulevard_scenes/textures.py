@@ -3,7 +3,7 @@
 A texture layer is 10-20 band-pass channels (log-spaced, each about a third of the layer's span wide) whose
 envelopes are independent log-normal processes: each channel draws its own modulation rate (the corner of the
 low-passed Gaussian log-envelope) and depth, and its level follows the layer's tilt (plus a boost below 500 Hz for
-rumble). It is synthesised directly as an STFT: magnitude = channel shapes x channel envelopes, random phase, sine
+rumble). It is synthesised directly as an STFT: magnitude = channel shapes x channel envelopes, complex Gaussian bins (random phase), sine
 windows, overlap-add. The layer kind decides where its channels lie and how fast they move: traffic rumble (low,
 slow), café babble (speech band, syllabic 2-6 Hz), fountain (broadband, fast), leaves in wind (high, gusty)."""
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import fft as sfft
 from scipy import signal
 
 FRAME = 2048
@@ -32,14 +33,15 @@ def _lowpass_noise(rng, n: int, corner: float, rate: float) -> np.ndarray:
 def stft_noise(mag: np.ndarray, rng, n: int) -> np.ndarray:
     """A signal of length n whose STFT (frames x bins, sine windows, hop FRAME/2) has magnitude ``mag``."""
     hop = FRAME // 2
-    ph = np.exp(2j * math.pi * rng.random(mag.shape))
-    out = np.fft.irfft(mag * ph, FRAME, axis=1) * np.sin(math.pi * (np.arange(FRAME) + 0.5) / FRAME)
-    y = np.zeros((mag.shape[0] + 1) * hop)
+    spec = rng.standard_normal(mag.shape, dtype=np.float32) + 1j * rng.standard_normal(mag.shape, dtype=np.float32)
+    spec *= (mag / math.sqrt(2)).astype(np.float32)  # random phase (and Rayleigh magnitude): noise
+    out = sfft.irfft(spec, FRAME, axis=1) * np.sin(math.pi * (np.arange(FRAME) + 0.5) / FRAME).astype(np.float32)
+    y = np.zeros((mag.shape[0] + 1) * hop, np.float32)
     for j in range(2):
         blocks = out[j::2].ravel()
         seg = y[j * hop: j * hop + blocks.size]
         seg += blocks[: seg.size]
-    return y[hop: hop + n]
+    return y[hop: hop + n].astype(float)
 
 
 def texture(part: str, d, n: int, fs: int) -> tuple[np.ndarray, dict]:
