@@ -23,11 +23,13 @@ KINDS = {  # (lowest centre Hz, highest centre Hz, modulation-rate scale)
 
 
 def _lowpass_noise(rng, n: int, corner: float, rate: float) -> np.ndarray:
-    """Unit-variance Gaussian noise low-passed at ``corner`` Hz (sampled at ``rate`` Hz)."""
-    x = np.fft.rfft(rng.standard_normal(n + 64))
-    f = np.fft.rfftfreq(n + 64, 1 / rate)
-    y = np.fft.irfft(x / np.sqrt(1 + (f / corner) ** 4), n + 64)[:n]
-    return y / (np.std(y) + 1e-12)
+    """Unit-variance Gaussian noise low-passed at ``corner`` Hz (sampled at ``rate`` Hz). It is made long enough
+    for its variance to be estimated (several correlation times), then cut to n."""
+    m = min(max(n, int(8 * rate / corner)), 1 << 20) + 64
+    x = np.fft.rfft(rng.standard_normal(m))
+    f = np.fft.rfftfreq(m, 1 / rate)
+    y = np.fft.irfft(x / np.sqrt(1 + (f / corner) ** 4), m)
+    return y[:n] / (np.std(y) + 1e-12)
 
 
 def stft_noise(mag: np.ndarray, rng, n: int) -> np.ndarray:

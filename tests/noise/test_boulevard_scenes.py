@@ -145,6 +145,13 @@ def test_busy_scene_is_a_finite_json_labelled_scene(busy: Scene) -> None:
     assert any(s.get("name", "").endswith("/overtaken") for s in busy.sources)  # overtakes: two pass together
 
 
+@pytest.mark.parametrize("seed,duration", [(1015, 1.0), (1017, 2.5), (1030, 1.0), (1036, 1.37)])
+def test_short_scenes_are_finite(seed: int, duration: float) -> None:
+    # once NaN: a texture channel's slow envelope over a 1 s scene had almost no variance to normalise by
+    s = generate(seed, duration_s=duration)
+    assert s.audio.size == round(duration * FS) and np.all(np.isfinite(s.audio)) and s.labels["peak_fs"] < 10.0
+
+
 def test_bad_overrides_are_refused() -> None:
     for bad in ({"exhaust_level": 100}, {"siren_pattern": "foghorn"}, {"n_horn": 1.5}, {"rain": "yes"},
                 {"car_cylinders": 4.0}, {"direction": True}, {"moto_layout": []},
