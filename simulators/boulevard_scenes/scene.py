@@ -77,11 +77,11 @@ def _place(mix: Mix, em: Emitter, med: Medium, target_db: float, harmonic_db: fl
     mix.add(i0, y, src, truth_db=target_db)
 
 
-def _medium(d: Draws) -> Medium:
+def _medium(d: Draws, fs: int) -> Medium:
     rng = np.random.default_rng(d.rng_seed("canopy"))
     ts, tdb = d("canopy", "tail_s"), d("canopy", "tail_db")
     return Medium(d("air", "air_db_per_100m") / 100, d("canopy", "canopy_db"), d("canopy", "canopy_rate_hz"),
-                  tuple(rng.uniform(0, 2 * math.pi, 3)), _tail(rng, ts, tdb, 48000))
+                  tuple(rng.uniform(0, 2 * math.pi, 3)), _tail(rng, ts, tdb, fs))
 
 
 def _tail(rng, length: float, level_db: float, fs: int) -> np.ndarray:
@@ -107,8 +107,8 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48000, *, full_scale
     if isinstance(full_scale_db, bool) or not isinstance(full_scale_db, int | float) \
             or not 60.0 <= full_scale_db <= 180.0:
         raise ValueError(f"full_scale_db {full_scale_db!r}: expected 60-180 dB")
-    if not isinstance(fs, int) or isinstance(fs, bool) or fs != 48000:
-        raise ValueError(f"fs {fs!r}: this family renders at 48000 Hz")
+    if not isinstance(fs, int) or isinstance(fs, bool) or not 44100 <= fs <= 192000 or fs % 20:
+        raise ValueError(f"fs {fs!r}: an integer 44100-192000 Hz divisible by 20 expected")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValueError(f"seed {seed!r}: an integer expected")
     seed, duration_s, full_scale_db = int(seed), float(duration_s), float(full_scale_db)
@@ -132,7 +132,7 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48000, *, full_scale
     lanes, width, median = d("street", "lanes_each_way"), d("street", "lane_width_m"), d("street", "median_m")
     labels.update(distance_m=round(lane_d, 3), mic_height_m=round(mic_h, 3),
                   avenue={"lanes_each_way": lanes, "lane_width_m": round(width, 3), "median_m": round(median, 3)})
-    med = _medium(d)
+    med = _medium(d, fs)
     prev_t: float | None = None
 
     def path_for(part: str, t_cpa: float, speed: float, height: float, filtering: bool = False, after: float = 0.0):

@@ -67,6 +67,13 @@ def test_isolated_passby_label_is_the_project_meters_reading_at_7p5_m(seed, kind
     assert max(src["laf_trace"]) == pytest.approx(src["lafmax_mic_db"], abs=1.5)
 
 
+def test_a_passby_at_44_1_khz_reads_its_label_too() -> None:
+    scene = generate(21, duration_s=8.0, fs=44_100, full_scale_db=140.0,
+                     **quiet(n_exhaust_moto=1, exhaust_db=100.0, lane_distance_m=7.5, speed_mps=15.0))
+    assert scene.fs == 44_100 and scene.audio.size == 8 * 44_100
+    assert meter(scene)[1].lafmax == pytest.approx(100.0, abs=0.15)
+
+
 def test_a_farther_lane_keeps_the_label_and_is_quieter_at_the_microphone() -> None:
     base = quiet(n_legal_car=1, legal_car_db=80.0, speed_mps=15.0, lane_distance_m=7.5)
     near = generate(5, duration_s=10.0, **base)
@@ -158,7 +165,8 @@ def test_bad_overrides_are_refused() -> None:
                 {"exhaust_db": 130.0}, {"lane_distance_m": (9.0, 4.0)}, {"bumps": 2.5}, {"n_siren": -1}):
         with pytest.raises(ValueError):
             generate(1, duration_s=2.0, **bad)
-    for kw in ({"duration_s": 0.5}, {"duration_s": 4000.0}, {"full_scale_db": 50.0}, {"full_scale_db": 200.0}):
+    for kw in ({"duration_s": 0.5}, {"duration_s": 4000.0}, {"full_scale_db": 50.0}, {"full_scale_db": 200.0},
+               {"fs": 8000}, {"fs": 48000.0}):
         with pytest.raises(ValueError):
             generate(1, **kw)
 
