@@ -68,9 +68,9 @@ RANGES: dict[str, Span | OneOf | Chance] = {
     "air_db_per_100m": S(1.0, 8.0), "canopy_db": S(0.0, 9.0), "canopy_rate_hz": S(0.05, 1.0, log=True),
     "tail_s": S(0.2, 0.8), "tail_db": S(-26.0, -10.0),
     # traffic (rates per minute unless overridden: then exact counts)
-    "n_exhaust_car": S(0.0, 3.0), "n_exhaust_moto": S(0.0, 2.0), "n_legal_car": S(3.0, 12.0),
-    "n_moto_legal": S(0.0, 2.5), "n_heavy": S(0.0, 3.0), "n_scooter": S(0.0, 1.5), "n_tram": S(0.0, 1.0),
-    "n_siren": S(0.0, 1.2), "n_horn": S(0.0, 2.5), "n_distractor": S(0.0, 6.0),
+    "n_exhaust_car": S(0.0, 3.0), "n_exhaust_moto": S(0.0, 2.0), "n_legal_car": S(2.0, 9.0),
+    "n_moto_legal": S(0.0, 2.5), "n_heavy": S(0.0, 2.5), "n_scooter": S(0.0, 1.5), "n_tram": S(0.0, 1.0),
+    "n_siren": S(0.0, 0.8), "n_horn": S(0.0, 2.5), "n_distractor": S(0.0, 6.0),
     "t_frac": S(0.03, 0.97), "direction": P((1, -1)), "lane_pick": S(0.0, 1.0),
     "speed_mps": S(8.0, 25.0), "overtake": C(0.25), "overtake_gap_s": S(0.2, 2.0),
     "filter_speed_mps": S(2.0, 8.0), "platoon": C(0.3), "platoon_gap_s": S(0.4, 2.5),

@@ -181,15 +181,16 @@ def generate(seed: int, duration_s: float = 60.0, fs: int = 48000, *, full_scale
                    "direction": direction, "lane": idx, "source_distance_m": round(path.lateral, 3),
                    "filtering": bool(moto and over), **det}
             _place(mix, em, med, level, det["harmonic_db"], src)
-            if over and not moto:  # it overtakes a slower car on the next lane out: both pass nearly together
+            if over and not moto:  # it overtakes a slower car on the next lane (out, or in from the outermost)
                 op = part + "/overtaken"
                 slow = max(6.0, speed - 6.0)
                 t2 = t_cpa + d(op, "overtake_gap_s")
-                p2 = Path(path.t, direction * slow * (path.t - t2), path.lateral + width, path.dz)
+                lane2 = idx + 1 if idx + 1 < lanes else idx - 1
+                p2 = Path(path.t, direction * slow * (path.t - t2), path.lateral + (lane2 - idx) * width, path.dz)
                 em2, det2 = engines.vehicle("legal_car", op, d, p2, t2, fs)
                 _place(mix, em2, med, d(op, "legal_car_db"), det2["harmonic_db"],
                        {"kind": "legal_car", "class": "other", "name": op, "speed_mps": round(slow, 3),
-                        "direction": direction, "lane": idx + 1, "source_distance_m": round(p2.lateral, 3), **det2})
+                        "direction": direction, "lane": lane2, "source_distance_m": round(p2.lateral, 3), **det2})
     for i in range(_count(d, "n_tram", duration_s)):
         part = f"tram#{i}"
         t_cpa, speed = when(part), 0.45 * d(part, "speed_mps")
