@@ -140,7 +140,6 @@ def vehicle(kind: str, part: str, d, path: Path, t_cpa: float, fs: int) -> tuple
     top_hz = d(part, "max_order_hz") if straight else 2500.0
     m_max = max(2, int(top_hz / max(float(f0.max()), 1.0)))
     cm = order_strengths(angles, spread, gspread, rng, min(m_max, 400))
-    fire_m = len(angles) if strokes == 4 or len(angles) > 1 else 1
     fmean = float(np.median(f0))
     score = cm * 10 ** (envelope_db(np.arange(1, cm.size + 1) * fmean, bumps, tilt, lp) / 20)
     keep = np.argsort(score)[::-1][: (80 if straight else d(part, "legal_orders"))]
@@ -165,7 +164,7 @@ def vehicle(kind: str, part: str, d, path: Path, t_cpa: float, fs: int) -> tuple
     details = {"layout": layout, "cylinders": len(angles) if layout != "v8_crossplane" else 8, "strokes": strokes,
                "story": story, "rpm": [round(float(rpm.min())), round(float(rpm.max()))],
                "f0_hz": round(float(base / 60 * len(angles) / (2 if strokes == 4 else 1)), 1),
-               "orders": [float(m / (2 if strokes == 4 else 1)) for m in mults[:12]], "firing_order": fire_m,
+               "orders": [float(m / (2 if strokes == 4 else 1)) for m in mults[:12]], "firings_per_cycle": len(angles),
                "envelope_bumps_hz": [round(b[0], 1) for b in bumps], "t_cpa": round(t_cpa, 3)}
     if straight:
         depth, sharp = d(part, "rasp_depth"), d(part, "rasp_sharpness")

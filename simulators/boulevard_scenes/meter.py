@@ -17,14 +17,6 @@ F1, F2, F3, F4 = 20.598997, 107.65265, 737.86223, 12194.217
 TAU_FAST = 0.125
 
 
-def a_weight_db(f: np.ndarray) -> np.ndarray:
-    """The analogue A-weighting magnitude, dB (0 at 1 kHz)."""
-    f2 = np.maximum(np.asarray(f, float) ** 2, 1e-12)
-    r = F4**2 * f2**2 / ((f2 + F1**2) * np.sqrt((f2 + F2**2) * (f2 + F3**2)) * (f2 + F4**2))
-    r1 = F4**2 * 1e12 / ((1e6 + F1**2) * math.sqrt((1e6 + F2**2) * (1e6 + F3**2)) * (1e6 + F4**2))
-    return 20 * np.log10(r / r1)
-
-
 @lru_cache(maxsize=8)
 def a_sos(fs: int) -> np.ndarray:
     w = [2 * math.pi * f for f in (F1, F2, F3, F4)]
