@@ -5,8 +5,9 @@
 Families: ``train`` = ``simulators.noise_scene`` (what the classifier is trained on; random ranges declared in
 ``simulators.noise_sources``), ``independent`` = ``simulators.street_scenes`` (written from a separate spec by
 someone who did not read the classifier; used here only through ``generate(seed, duration_s, fs)``),
-``holdout`` = ``simulators.holdout_scenes`` and ``kerbside`` = ``simulators.kerbside_scenes`` (a third and a fourth
-generator, each written without reading the others; docs/noise-scenes.md).
+``holdout`` = ``simulators.holdout_scenes``, ``kerbside`` = ``simulators.kerbside_scenes``, ``junction`` =
+``simulators.junction_scenes`` and ``boulevard`` = ``simulators.boulevard_scenes`` (a third to a sixth generator,
+each written without reading the others' code nor the classifier; docs/noise-scenes.md).
 Microphone: the training family draws its full scale per scene (120-135 dB); every other family is
 generated with the recommended 130 dB full-scale microphone (``--full-scale-db`` changes it; 120 models a
 -26 dBFS MEMS part that clips on loud exhausts). The training family uses ``noise_scene.STREET_MIX`` (every
@@ -23,7 +24,7 @@ LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
 missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``. Each family
 also says ``in_training``: whether the current model was fitted on it (the model's ``meta.families``; since the
-thirteenth session the committed model is fitted on ``train`` and ``holdout``, so only ``independent`` is held out).
+thirteenth session the committed model is fitted on every family but ``independent``, which alone is held out).
 
 ``--siren-free-texture`` (training family only): the mix turns the sixth-pass textures on (``texture`` 1.0) and
 every horn and siren off (``SIREN_FREE_TEXTURE``), so ``tonal_false_alarms`` covers every scene: the issue 13
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin-db", type=float, default=2.0)
     ap.add_argument("--full-scale-db", type=float, default=None,
                     help="microphone full scale (SPL of a digital full-scale sine); default: the recommended "
-                    f"{RECOMMENDED_FULL_SCALE_DB:g} dB for the independent, holdout and kerbside families, drawn per "
+                    f"{RECOMMENDED_FULL_SCALE_DB:g} dB for every family but the training family, drawn per "
                     "scene for the training family")
     ap.add_argument("--runs", type=int, default=1,
                     help="independent seeds (the first is --seed if given, the rest from os.urandom); with more than "
