@@ -44,8 +44,8 @@ def rpm_track(v: np.ndarray, p: dict, straight: bool, t_go: float | None, t0: fl
             rpm[i], thr[i], gear = idle, 0.12, 1
             continue
         rg = 1000.0 * v[i] / (u1 * step ** (gear - 1))
-        if acc[i] > 0.15 and rg > shift and gear < 6:
-            if straight and gear == 1 and lim_left > 0 and t_go is not None and t - t_go < 8:
+        if rg > shift and gear < 6:
+            if straight and gear == 1 and lim_left > 0 and acc[i] > 0.15 and t_go is not None and t - t_go < 8:
                 lim_left -= 1 / CTRL
                 saw = (t * p["bounce_hz"]) % 1.0
                 rpm[i] = shift * (1.0 - 0.06 * saw)
@@ -53,7 +53,7 @@ def rpm_track(v: np.ndarray, p: dict, straight: bool, t_go: float | None, t0: fl
                 continue
             gear += 1
             shift_left = 0.25
-            events.append(["shift", round(t, 2)])
+            events.append(["shift", round(float(t), 2)])
             rg /= step
         elif acc[i] < -0.3 and rg < 1.4 * idle and gear > 1:
             gear -= 1
@@ -82,7 +82,7 @@ def rpm_track(v: np.ndarray, p: dict, straight: bool, t_go: float | None, t0: fl
             shape = np.where(tt < 0.15, tt / 0.15, np.exp(-(tt - 0.15) / 0.18))
             rpm[k] = np.maximum(rpm[k], idle + (peak - idle) * shape)
             thr[k] = np.where(tt < 0.15, 1.0, 0.0)
-            events.append(["blip", round(t0 + c / CTRL, 2)])
+            events.append(["blip", round(float(t0 + c / CTRL), 2)])
     return rpm, thr, events
 
 

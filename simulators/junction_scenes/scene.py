@@ -25,12 +25,12 @@ FAMILY = "junction"
 FAMILY_SALT = 0x4A4E4354
 QUIET = {**{k: 0 for k in COUNTS}, "traffic_texture": False, "wind": False, "rain": False, "civil_siren": False,
          "aps": False, "music": False, "construction": False, "barrier": False, "windscreen_db": 0.0,
-         "self_noise_db": 15.0, "green_s": 40.0, "red_s": 15.0, "cycle_phase": 0.0, "arrive_frac": (0.3, 0.7)}
+         "self_noise_db": 15.0, "green_s": 40.0, "red_s": 15.0, "cycle_phase": 0.2, "arrive_frac": (0.3, 0.7)}
 
 
 def quiet(**adds) -> dict:
     """Overrides that leave only what the caller adds back, over the preamp's 15 dB(A) self-noise, with the
-    light green for the first 40 s and vehicles passing the pole in the middle 40 % of the scene."""
+    light green from -11 s to 29 s and vehicles passing the pole in the middle 40 % of the scene."""
     for k, v in adds.items():
         check_override(k, v)
     return {**QUIET, **adds}

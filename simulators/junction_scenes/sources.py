@@ -80,6 +80,8 @@ def vehicle_sources(ctx: dict, counts: dict, mix: np.ndarray, sources: list) -> 
     for (kind, part, t_line), role in zip(fleet, roles, strict=True):
         lvl = vehicles.level(d, part, kind)
         v = vehicles.build(d, part, kind, ctx, _rng(ctx, part), t_line, role)
+        if v is None:
+            continue
         info = {"kind": kind, "class": vehicles.KINDS[kind][0], "name": part, **v["details"]}
         place(ctx, mix, sources, v["sig"], v["motion"].path, lvl, info)
 

@@ -77,7 +77,8 @@ def engine_draws(d, part: str, kind: str, rng: np.random.Generator) -> dict:
     return p
 
 
-def build(d, part: str, kind: str, scene: dict, rng: np.random.Generator, t_line: float, role: tuple) -> dict:
+def build(d, part: str, kind: str, scene: dict, rng: np.random.Generator, t_line: float,
+          role: tuple) -> dict | None:
     """The vehicle's motion, emitted signal (1 m reference, arbitrary scale) and label details."""
     straight = KINDS[kind][2]
     m = motion_draws(d, part, kind)
@@ -87,6 +88,8 @@ def build(d, part: str, kind: str, scene: dict, rng: np.random.Generator, t_line
         t_go += m["react"]
     mo = plan(r, t_when, m["v0"], m["a_through"], m["brake"], m["accel"], m["v_max"], x_at, t_go,
               scene["lane"], scene["src_h"], m["turn"], scene["duration"])
+    if mo.v.size < CTRL // 2:  # less than half a second within reach inside the scene: not heard
+        return None
     if not m["hard"]:
         e["limiter_s"] = 0.0
         e["blips"] = 0 if r != "queued" else e.get("blips", 0)
