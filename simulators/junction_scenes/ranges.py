@@ -111,7 +111,7 @@ RANGES: dict[str, Uni | Pick | Coin] = {
     "n_moto_legal": _u(0, 2, "legal motorcycles per minute"),
     "n_bus": _u(0, 1.5, "buses per minute"),
     "n_truck": _u(0, 1.5, "trucks per minute"),
-    "n_horn": _u(0, 3, "horn events per minute"),
+    "n_horn": _u(0, 2, "horn events per minute"),
     "n_siren": _u(0, 1.2, "emergency vehicles with sirens per minute"),
     "n_bell": _u(0, 2, "bicycle bells per minute"),
     # a vehicle's traffic story

@@ -313,3 +313,44 @@ def test_the_documented_command_writes_wav_and_labels_and_bad_args_exit_2(tmp_pa
         r = subprocess.run([sys.executable, "-m", "simulators.junction_scenes", "--seed", "1", "--out",
                             str(tmp_path), *bad], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
         assert r.returncode == 2, (bad, r.stderr)
+
+
+def test_block_wise_doppler_has_the_right_size() -> None:
+    from simulators.junction_scenes.propagate import CTRL, C, Path, render
+
+    v, n = 20.0, 20 * FS
+    tone = np.sin(2 * np.pi * 1000.0 * np.arange(n) / FS)
+    tt = np.arange(20 * CTRL + 1) / CTRL
+    path = Path(0.0, v * (tt - 10.0), np.full(tt.size, 7.5), 0.4)
+    start, y = render(tone, FS, path, 0.4, Air(20.0, 70.0), 1e7, None, n)
+
+    def heard(t: float) -> float:
+        i = int(t * FS) - start
+        seg = y[i - FS // 4:i + FS // 4] * np.hanning(FS // 2)
+        spec = np.abs(np.fft.rfft(seg, 32 * FS))
+        k = int(np.argmax(spec))
+        a, b, c = np.log(spec[k - 1:k + 2])
+        return (k + 0.5 * (a - c) / (a - 2 * b + c)) / 32
+
+    def expected(t: float) -> float:
+        tau = t
+        for _ in range(60):  # emission time heard at t: t = tau + r(tau) / c
+            tau = t - math.hypot(v * (tau - 10.0), 7.5) / C
+        x = v * (tau - 10.0)
+        return 1000.0 / (1 + v * x / math.hypot(x, 7.5) / C)
+
+    assert heard(4.0) > 1050 and heard(16.0) < 950
+    assert heard(4.0) == pytest.approx(expected(4.0), rel=1e-3)
+    assert heard(16.0) == pytest.approx(expected(16.0), rel=1e-3)
+
+
+def test_distractors_and_the_civil_siren_are_scaled_at_the_microphone() -> None:
+    scene = generate(12, duration_s=12.0, full_scale_db=130.0, **quiet(aps=True, aps_db=70.0, aps_m=3.0))
+    aps = one(scene, "other")
+    assert aps["lafmax_mic_db"] == pytest.approx(70.0, abs=0.01)
+    assert aps["lafmax_7p5_db"] == pytest.approx(70.0 + 20 * math.log10(3.0 / 7.5), abs=0.01)
+    assert meter(scene)[1].lafmax == pytest.approx(70.0, abs=0.15)
+    civ = generate(12, duration_s=12.0, full_scale_db=130.0, **quiet(civil_siren=True, civil_db=75.0, civil_m=1000.0))
+    src = one(civ, "siren")
+    assert src["kind"] == "siren_civil" and civ.labels["zone_siren_active"][0][1] == 12.0
+    assert meter(civ)[1].lafmax == pytest.approx(75.0, abs=0.15)
