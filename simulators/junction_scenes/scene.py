@@ -51,8 +51,8 @@ def _check(seed, duration_s, fs, full_scale_db, calibration_tone_db, overrides) 
     for name, val, lo, hi in (("duration_s", duration_s, 1.0, 3600.0), ("full_scale_db", full_scale_db, 60.0, 180.0)):
         if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val) or not lo <= val <= hi:
             raise ValueError(f"{name}: expected {lo:g}-{hi:g}, got {val!r}")
-    if isinstance(fs, bool) or not isinstance(fs, int) or not 16000 <= fs <= 192000 or fs % 10:
-        raise ValueError(f"fs: an integer sample rate 16000-192000 divisible by 10, got {fs!r}")
+    if isinstance(fs, bool) or not isinstance(fs, int) or not 44100 <= fs <= 192000 or fs % 10:
+        raise ValueError(f"fs: an integer sample rate 44100-192000 divisible by 10, got {fs!r}")
     if calibration_tone_db is not None and (isinstance(calibration_tone_db, bool) or not isinstance(
             calibration_tone_db, int | float) or not 0.0 < calibration_tone_db <= full_scale_db):
         raise ValueError(f"calibration_tone_db: expected 0-{full_scale_db:g}, got {calibration_tone_db!r}")

@@ -354,3 +354,24 @@ def test_distractors_and_the_civil_siren_are_scaled_at_the_microphone() -> None:
     src = one(civ, "siren")
     assert src["kind"] == "siren_civil" and civ.labels["zone_siren_active"][0][1] == 12.0
     assert meter(civ)[1].lafmax == pytest.approx(75.0, abs=0.15)
+
+
+def test_the_queue_discharges_one_headway_apart_and_turns_bend_the_path() -> None:
+    from simulators.junction_scenes.traffic import Light, plan, queue_roles
+
+    light = Light(green_s=20.0, red_s=30.0, phase=0.5)  # green at -25..-5, red -5..25, green 25..45
+    roles = queue_roles([0.0, 3.0, 10.0, 27.0, 40.0], light, headway=2.0, gap=7.0, x_stop=-10.0)
+    assert [r[0] for r in roles] == ["queued", "queued", "queued", "queued", "through"]
+    assert [r[2] for r in roles[:4]] == pytest.approx([25.0, 27.0, 29.0, 31.0])  # the late arrival joins the tail
+    assert [r[3] for r in roles[:4]] == pytest.approx([-10.0, -17.0, -24.0, -31.0])
+    turn = {"side": "away", "after": 5.0, "radius": 10.0}
+    mo = plan("through", 10.0, 10.0, 0.0, 3.0, 2.0, 15.0, -10.0, None, 6.0, 0.4, turn, 30.0)
+    r = np.hypot(mo.path.x, mo.path.y)
+    assert mo.path.y.min() == pytest.approx(6.0) and mo.path.y.max() > 40.0
+    assert mo.path.x.max() == pytest.approx(-10.0 + 5.0 + 10.0, abs=1e-6)  # then straight up the side street
+    assert 6.3 < r.min() < 8.0  # the bend starts 5 m before the pole: never as close as the lane
+    stop = plan("queued", 5.0, 12.0, 0.0, 3.0, 2.0, 15.0, -10.0, 12.0, 6.0, 0.4, None, 30.0)
+    t = stop.t0 + np.arange(stop.v.size) / 100
+    still = t[stop.v == 0.0]
+    assert still.min() == pytest.approx(5.0, abs=0.02) and still.max() == pytest.approx(12.0, abs=0.02)
+    assert np.interp(8.0, t, stop.path.x) == pytest.approx(-10.0, abs=0.05)
