@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as sfft
 
 C = 343.0
 CTRL = 100  # trajectory control rate, Hz
@@ -99,12 +100,13 @@ def _read(sig: np.ndarray, fs: int, t0: float, tau: np.ndarray, t_rx: np.ndarray
     (dtau/dt = 1 / (1 + (dr/dtau) / c)) around the emission time heard at its centre."""
     tau_c = np.interp(tc, t_rx, tau)
     rate = np.interp(tc, t_rx, np.gradient(tau) / np.maximum(np.gradient(t_rx), 1e-9))
-    pos = (tau_c[:, None] - t0) * fs + rate[:, None] * (np.arange(BLOCK) - HOP)[None, :]
-    i0 = np.floor(pos).astype(np.int64)
+    # ``sig`` carries two zeros at each end (see render): positions outside it read silence
+    pos = (tau_c[:, None] - t0) * fs + 2.0 + rate[:, None] * (np.arange(BLOCK) - HOP)[None, :]
+    np.clip(pos, 0.0, sig.size - 1.5, out=pos)
+    i0 = pos.astype(np.int64)
     frac = (pos - i0).astype(np.float32)
-    ok = (i0 >= 0) & (i0 + 1 < sig.size)
-    i0 = np.clip(i0, 0, sig.size - 2)
-    blocks = np.where(ok, sig[i0] * (1 - frac) + sig[i0 + 1] * frac, 0.0).astype(np.float32)
+    lo = sig[i0]
+    blocks = lo + (sig[i0 + 1] - lo) * frac
     frames = np.zeros((tc.size, NFFT), np.float32)
     frames[:, PRE:PRE + BLOCK] = blocks * _HANN[None, :]
     return tau_c, frames
@@ -119,7 +121,7 @@ def render(sig: np.ndarray, fs: int, path: Path, mic_h: float, air: Air, sigma_k
     sample, samples), output sample 0 being time ``origin``; only the part inside [0, n_out) is returned.
     Two arrivals: the direct sound and its image under the ground (own delay and Doppler), the latter times
     the plane-wave reflection coefficient of the Delany-Bazley ground at its grazing angle."""
-    sig = np.asarray(sig, np.float32)
+    sig = np.concatenate([np.zeros(2, np.float32), np.asarray(sig, np.float32), np.zeros(2, np.float32)])
     tau = path.t0 + np.arange(path.x.size) / CTRL
     rh2 = path.x ** 2 + path.y ** 2
     d1 = np.sqrt(rh2 + (mic_h - path.z) ** 2)
@@ -143,12 +145,12 @@ def render(sig: np.ndarray, fs: int, path: Path, mic_h: float, air: Air, sigma_k
         k1 = np.clip(np.searchsorted(D_STEPS, e1), 0, D_STEPS.size - 1)
         k2 = np.clip(np.searchsorted(D_STEPS, e2), 0, D_STEPS.size - 1)
         ks = np.clip(np.rint(sin_psi * (SIN_STEPS.size - 1)).astype(int), 0, SIN_STEPS.size - 1)
-        spec = np.fft.rfft(fr1, axis=1) * (air_t[k1] / e1[:, None].astype(np.float32))
-        spec += np.fft.rfft(fr2, axis=1) * (air_t[k2] * refl_t[ks] / e2[:, None].astype(np.float32))
+        spec = sfft.rfft(fr1, axis=1) * (air_t[k1] / e1[:, None].astype(np.float32))
+        spec += sfft.rfft(fr2, axis=1) * (air_t[k2] * refl_t[ks] / e2[:, None].astype(np.float32))
         if screen is not None:
             xc, yc = np.interp(tau1, tau, path.x), np.interp(tau1, tau, path.y)
             spec *= _screen_gain(screen, f, xc, yc, path.z, mic_h, e1, tc)
-        y = np.fft.irfft(spec, NFFT, axis=1)
+        y = sfft.irfft(spec, NFFT, axis=1)
         for q in range(tc.size):  # out[0] is output sample a - HOP - PRE
             p = (c0 + q) * HOP
             out[p:p + NFFT] += y[q]
