@@ -21,11 +21,11 @@ def _env(n: int, fs: int, on: list[tuple[float, float]], attack: float = 0.01, r
 
 
 def horn(n: int, fs: int, kind: str, f_lo: float, ratio: float, beeps: list[tuple[float, float]],
-         formant: float, slope: float, even_db: float, rng: np.random.Generator) -> np.ndarray:
+         formant: float, slope: float, even_db: float, rng: np.random.Generator, reeds: int = 1) -> np.ndarray:
     """A horn: each tone a rich harmonic series (amplitude k^-slope, even harmonics ``even_db`` re odd,
     random +-3 dB per harmonic) through a bell formant (Q 3), a 5-7 Hz wobble, beeps with 10/20 ms edges."""
     tones = {"two_tone": [f_lo, f_lo * ratio], "single": [f_lo], "scooter": [f_lo],
-             "air": [f_lo, f_lo * 1.26, f_lo * 1.5][:int(rng.integers(1, 4))]}[kind]
+             "air": [f_lo, f_lo * 1.26, f_lo * 1.5][:reeds]}[kind]
     t = np.arange(n) / fs
     out = np.zeros(n)
     wob = 1 + 0.004 * np.sin(2 * np.pi * rng.uniform(5, 7) * t)

@@ -175,6 +175,7 @@ RANGES: dict[str, Uni | Pick | Coin] = {
     "horn_f_hz": _u(300, 550, "car horn (lower) tone, Hz"),
     "horn_ratio": _u(1.1, 1.4, "two-tone ratio"),
     "air_horn_f_hz": _u(150, 380, "air horn lowest tone, Hz"),
+    "air_horn_tones": Uni(1, 3, integer=True, meaning="air horn reeds (1 : 1.26 : 1.5)"),
     "scooter_horn_hz": _u(500, 900, "scooter horn tone, Hz"),
     "horn_beeps": Uni(1, 6, integer=True, meaning="beeps"),
     "horn_beep_s": _u(0.08, 1.2, "beep length, s"),

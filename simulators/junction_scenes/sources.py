@@ -107,7 +107,7 @@ def horn_source(ctx: dict, part: str, mix: np.ndarray, sources: list) -> None:
     length = t + 0.6
     n = int(length * fs)
     sig = calls.horn(n, fs, kind, f0, ratio, beeps, d(part, "horn_formant_hz"), d(part, "horn_slope"),
-                     d(part, "horn_even_db"), rng)
+                     d(part, "horn_even_db"), rng, d(part, "air_horn_tones") if kind == "air" else 1)
     k = np.arange(int(length * CTRL) + 2) / CTRL
     moving = d(part, "horn_moving")
     x0 = ctx["stop_x"] - d(part, "horn_queue") * ctx["gap"]
