@@ -37,6 +37,8 @@ def rpm_track(v: np.ndarray, p: dict, straight: bool, t_go: float | None, t0: fl
     acc = np.gradient(v) * CTRL
     idle, shift, u1, step = p["idle"], p["shift"], p["u1"], p["step"]
     gear, shift_left, lim_left = 1, 0.0, p.get("limiter_s", 0.0)
+    while gear < 6 and 1000.0 * v[0] / (u1 * step ** (gear - 1)) > shift:  # already rolling: the right gear
+        gear += 1
     events = []
     for i in range(n):
         t = t0 + i / CTRL
@@ -55,6 +57,9 @@ def rpm_track(v: np.ndarray, p: dict, straight: bool, t_go: float | None, t0: fl
             shift_left = 0.25
             events.append(["shift", round(float(t), 2)])
             rg /= step
+            while gear < 6 and rg > shift:  # a jump of speed (window start): skip to the right gear
+                gear += 1
+                rg /= step
         elif acc[i] < -0.3 and rg < 1.4 * idle and gear > 1:
             gear -= 1
             rg *= step
