@@ -375,3 +375,18 @@ def test_the_queue_discharges_one_headway_apart_and_turns_bend_the_path() -> Non
     still = t[stop.v == 0.0]
     assert still.min() == pytest.approx(5.0, abs=0.02) and still.max() == pytest.approx(12.0, abs=0.02)
     assert np.interp(8.0, t, stop.path.x) == pytest.approx(-10.0, abs=0.05)
+
+
+def test_the_gearbox_shifts_up_on_a_launch_and_starts_a_rolling_car_in_a_fitting_gear() -> None:
+    from simulators.junction_scenes.engines import rpm_track
+
+    p = {"idle": 800.0, "shift": 2500.0, "u1": 2.0, "step": 1.5, "launch_rpm": 1200.0, "limiter_s": 0.0}
+    rolling = np.full(300, 18.0)
+    rpm, thr, events = rpm_track(rolling, p, False, None, 0.0, np.random.default_rng(0))
+    assert rpm.max() <= 2500.0 and rpm.min() > 800.0 and not events
+    v = np.concatenate([np.zeros(200), np.minimum(2.0 * np.arange(1000) / 100, 15.0)])
+    rpm, thr, events = rpm_track(v, p, False, 2.0, 0.0, np.random.default_rng(0))
+    shifts = [t for kind, t in events if kind == "shift"]
+    assert len(shifts) >= 3 and rpm[:200].max() == 800.0 and rpm.max() <= 2500.0 * 1.01
+    i = int(shifts[0] * 100)
+    assert rpm[i] < rpm[i - 1] / 1.3 and thr[i] == 0.0  # the rpm drops by the gear step, throttle shut
