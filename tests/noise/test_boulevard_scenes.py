@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -322,16 +323,20 @@ def test_cli_writes_scenes_and_refuses_bad_arguments(tmp_path: Path) -> None:
     from scipy.io import wavfile
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    cmd = [sys.executable, "-m", "simulators.boulevard_scenes", "--count", "2", "--seed", "5", "--duration", "3",
-           "--out", str(tmp_path / "out"), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    shown = re.findall(r"```sh\n(python -m simulators\.boulevard_scenes [^\n]*)\n```", section())
+    assert len(shown) == 1, "the docs show the command once"
+    argv = shlex.split(shown[0])  # the documented command, run as shown (from a scratch directory)
+    done = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["family"] == "boulevard" and [s["seed"] for s in summary["scenes"]] == scene_seeds(2, 5)
-    fs, audio = wavfile.read(tmp_path / "out" / "scene-001.wav")
-    again = generate(scene_seeds(2, 5)[1], duration_s=3.0)
+    seed, dur = int(argv[argv.index("--seed") + 1]), float(argv[argv.index("--duration") + 1])
+    assert summary["family"] == "boulevard" and [s["seed"] for s in summary["scenes"]] == scene_seeds(2, seed)
+    out = tmp_path / argv[argv.index("--out") + 1]
+    fs, audio = wavfile.read(out / "scene-001.wav")
+    again = generate(scene_seeds(2, seed)[1], duration_s=dur)
     assert fs == FS and audio.dtype == np.float32 and audio.tobytes() == again.audio.tobytes()
-    assert json.loads((tmp_path / "out" / "scene-001.json").read_text()) == json.loads(json.dumps(again.labels))
+    assert json.loads((out / "scene-001.json").read_text()) == json.loads(json.dumps(again.labels))
     for bad in (["--count", "0"], ["--count", "x"], ["--duration", "0.1", "--count", "1"]):
         r = subprocess.run([sys.executable, "-m", "simulators.boulevard_scenes", "--seed", "1", "--out",
                             str(tmp_path), *bad], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
