@@ -1,6 +1,6 @@
 """`dozor noise train`: rebuild the noise classifier's model from the training scene family, reproducibly.
 
-    dozor noise train --scenes 1000 --seed 15 --holdout-scenes 400 --kerbside-scenes 400 --out gateway/noise/models/classifier.json [--jobs 2] [--texture 0.5] [--ensemble 5] [--json]
+    dozor noise train --scenes 1000 --seed 15 --holdout-scenes 400 --kerbside-scenes 400 [--junction-scenes N] [--boulevard-scenes N] --out gateway/noise/models/classifier.json [--jobs 2] [--texture 0.5] [--ensemble 5] [--json]
 
 Corpus: scene i is ``simulators.noise_scene.generate(seed * 100_003 + i, duration_s=20, full_scale_db=None,
 mix=TRAIN_MIX)`` (with ``texture`` on for the share ``--texture`` of the scenes, spread evenly:
@@ -19,7 +19,9 @@ enters a corpus. The model is fitted with a fixed seed, so the same command give
 also reports a 4-fold cross-validation on the corpus (``cv``; folds are contiguous blocks, so with
 ``--holdout-scenes`` the last fold is mostly second-generator scenes). Cost: about 1.4 s of one core per training
 scene and ~1.3 s per second-generator scene. ``--kerbside-scenes N`` appends N scenes (30 s) of the fourth
-generator, ``simulators.kerbside_scenes``, after those, the same way. The model is the mean of ``--ensemble`` fits (default
+generator, ``simulators.kerbside_scenes``, after those, the same way, and ``--junction-scenes`` /
+``--boulevard-scenes`` those of the fifth and sixth (``simulators.junction_scenes``, ``simulators.boulevard_scenes``,
+twenty-second session), always in that order (``EXTRA_FAMILIES``). The model is the mean of ``--ensemble`` fits (default
 ``ENSEMBLE`` = 5, seeds ``seed`` to ``seed + 4``; ``model.merge``): one fit's result on scenes it was not tuned
 on moves with its seed by as much as a change of the corpus does. The committed model, ``mlp-fadf1affc7bc``
 (twenty-first session: five fits, and ``TRAIN_MIX`` gives half the vehicles a spectral balance,

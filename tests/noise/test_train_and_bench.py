@@ -81,31 +81,36 @@ def test_train_with_textured_scenes_records_the_share(tmp_path):
 
 
 def test_train_on_further_generators_too_records_them_and_the_bench_says_they_are_not_held_out(tmp_path):
-    """``--holdout-scenes N`` and ``--kerbside-scenes M`` add N scenes of ``simulators.holdout_scenes`` and M of
-    ``simulators.kerbside_scenes`` to the corpus (after the training family's, in that order, labelled the same
-    way); the model's meta names the families, and ``bench.noise_accuracy`` then marks them ``in_training`` (they
-    no longer measure generalisation; the independent family does)."""
+    """``--holdout-scenes``, ``--kerbside-scenes``, ``--junction-scenes`` and ``--boulevard-scenes`` add scenes of
+    ``simulators.holdout_scenes``, ``kerbside_scenes``, ``junction_scenes`` and ``boulevard_scenes`` to the corpus
+    (after the training family's, in that order whatever the order of the flags, labelled the same way); the
+    model's meta names the families, and ``bench.noise_accuracy`` then marks them ``in_training`` (they no longer
+    measure generalisation; the independent family does)."""
     out, corpus = tmp_path / "m.json", tmp_path / "c.json"
     args = ["noise", "train", "--scenes", "6", "--seed", "3", "--json"]
-    r = runner.invoke(app, [*args, "--holdout-scenes", "6", "--kerbside-scenes", "3", "--out", str(out),
-                            "--corpus", str(corpus)])
+    r = runner.invoke(app, [*args, "--boulevard-scenes", "2", "--holdout-scenes", "3", "--kerbside-scenes", "2",
+                            "--junction-scenes", "2", "--out", str(out), "--corpus", str(corpus)])
     assert r.exit_code == 0, r.output
     meta = json.loads(out.read_text())["meta"]
-    assert meta["trained_by"] == "dozor noise train --scenes 6 --seed 3 --holdout-scenes 6 --kerbside-scenes 3"
-    assert meta["families"] == ["train", "holdout", "kerbside"]
-    assert meta["holdout_scenes"] == 6 and meta["kerbside_scenes"] == 3
+    assert meta["trained_by"] == ("dozor noise train --scenes 6 --seed 3 --holdout-scenes 3 --kerbside-scenes 2"
+                                  " --junction-scenes 2 --boulevard-scenes 2")
+    assert meta["families"] == ["train", "holdout", "kerbside", "junction", "boulevard"]
+    assert (meta["holdout_scenes"], meta["kerbside_scenes"], meta["junction_scenes"], meta["boulevard_scenes"]) \
+        == (3, 2, 2, 2)
     from dozor.commands.noise_train import _family_rows, _scene_rows
 
     plain = [lab for i in range(6) for _, lab in _scene_rows(3 * 100_003 + i)]
-    second = [lab for i in range(6) for _, lab in _family_rows("holdout", 3 * 100_003 + i)]
-    fourth = [lab for i in range(3) for _, lab in _family_rows("kerbside", 3 * 100_003 + i)]
-    assert second and fourth, "30 s scenes of the further generators give labelled events"
-    assert [row["label"] for row in json.loads(corpus.read_text())] == plain + second + fourth
+    further = {fam: [lab for i in range(n) for _, lab in _family_rows(fam, 3 * 100_003 + i)]
+               for fam, n in (("holdout", 3), ("kerbside", 2), ("junction", 2), ("boulevard", 2))}
+    assert all(further.values()), f"30 s scenes of each further generator give labelled events: {further}"
+    assert [row["label"] for row in json.loads(corpus.read_text())] == plain + [
+        lab for fam in ("holdout", "kerbside", "junction", "boulevard") for lab in further[fam]]
     model = parse(out.read_text())
     noise_accuracy.classifier.use_model(model)
     try:
-        assert noise_accuracy.trained_families() == ["train", "holdout", "kerbside"]
-        assert noise_accuracy.run_family("kerbside", 1, 5, 4.0, 2.0)["in_training"] is True
+        assert noise_accuracy.trained_families() == ["train", "holdout", "kerbside", "junction", "boulevard"]
+        assert noise_accuracy.run_family("junction", 1, 5, 4.0, 2.0)["in_training"] is True
+        assert noise_accuracy.run_family("boulevard", 1, 5, 4.0, 2.0)["in_training"] is True
         assert noise_accuracy.run_family("independent", 1, 5, 4.0, 2.0)["in_training"] is False
     finally:
         noise_accuracy.classifier.reset_model()
@@ -252,3 +257,11 @@ def test_benchmark_runs_on_the_training_family(capsys):
 def test_independent_family_is_scored_only_through_its_interface(family):
     res = noise_accuracy.run_family(family, 0, 1, None, 2.0)
     assert res["family"] == family and ("error" in res or res["scenes"] == 0)
+
+
+def test_a_corpus_refuses_a_family_it_does_not_know():
+    from dozor.commands.noise_train import EXTRA_FAMILIES, build_corpus
+
+    with pytest.raises(ValueError, match="unknown scene families"):
+        build_corpus(0, 3, extra_scenes={"motorway": 1})
+    assert list(EXTRA_FAMILIES) == ["holdout", "kerbside", "junction", "boulevard"]  # the corpus order
