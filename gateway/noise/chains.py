@@ -14,7 +14,11 @@ neighbour's approach or departure. A piece is, when
 
 and the caller's ``may`` allows it (the pipeline requires both pieces to be of the same class: a quieter
 exhaust next to a louder bus keeps its own event, and so does a motorcycle whose peak follows a louder horn's
-honk, even though its maximum then lies at the edge it shares with the honk).
+honk, even though its maximum then lies at the edge it shares with the honk). For the pairs the caller's
+``free`` names (the pipeline: both pieces called exhaust, ``DetectorConfig.exhaust_blips``), touching is
+enough: a straight pipe revved at a light or blipped through its gears rises 8-10 dB for each blip, seconds
+from its maximum and above any pass-by envelope, and every such blip had been a detection of its own that did
+not cover the vehicle's maximum.
 
 Quietest pieces go first; an absorbing piece keeps its own maximum, so each absorption is tested against the
 envelope of the piece that made the level.
@@ -56,8 +60,10 @@ def under_envelope(e: Piece, n: Piece, speed_mps: float, slant_m: float) -> bool
 
 
 def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
-           may: Callable[[int, int], bool] = lambda k, j: True) -> list[tuple[int, tuple[int, int], int]]:
-    """The surviving pieces of one chain, in order: (index, the span it now answers for, pieces absorbed)."""
+           may: Callable[[int, int], bool] = lambda k, j: True,
+           free: Callable[[int, int], bool] = lambda k, j: False) -> list[tuple[int, tuple[int, int], int]]:
+    """The surviving pieces of one chain, in order: (index, the span it now answers for, pieces absorbed);
+    ``free(k, j)``: piece ``k`` may join its louder touching neighbour ``j`` whatever the envelope."""
     spans = [(p.start, p.end) for p in pieces]
     alive = list(range(len(pieces)))
     counts = [0] * len(pieces)
@@ -69,7 +75,8 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
                     continue
                 j = alive[q]
                 e, n = pieces[k], pieces[j]
-                if n.lafmax > e.lafmax and _skirt(e, spans[k], n, spans[j], speed_mps, slant_m) and may(k, j):
+                if n.lafmax > e.lafmax and may(k, j) and _skirt(e, spans[k], n, spans[j], speed_mps, slant_m,
+                                                                free(k, j)):
                     key = (e.lafmax, -n.lafmax, pos, j)
                     best = key if best is None or key < best else best
         if best is None:
@@ -81,12 +88,14 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
     return [(k, spans[k], counts[k]) for k in alive]
 
 
-def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float) -> bool:
-    """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)?"""
+def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float,
+           free: bool = False) -> bool:
+    """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)? With
+    ``free``, touching is enough."""
     if es[1] == ns[0]:
         edge = peak_near_end(e) and e.end == es[1]  # the level rises into n
     elif es[0] == ns[1]:
         edge = peak_near_start(e) and e.start == es[0]  # ... or falls from it
     else:
         return False  # not touching (a piece too short to report lay between them)
-    return edge or under_envelope(e, n, speed_mps, slant_m)
+    return free or edge or under_envelope(e, n, speed_mps, slant_m)

@@ -62,6 +62,7 @@ class DetectorConfig:
     mic_height_m: float | None = None  # microphone above the road; None: horizontal distances only
     source_height_m: float = 0.5  # a tailpipe's height above the road
     skirt_speed_mps: float = 3.0  # chains: a piece under the envelope of a louder neighbour passing this slowly is its skirt
+    exhaust_blips: bool = True  # chains: a quieter exhaust piece touching a louder exhaust piece is its blip or flank
 
     def __post_init__(self) -> None:
         checks = [

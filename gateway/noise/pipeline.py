@@ -207,7 +207,8 @@ class NoiseAnalyzer:
             pieces, recs, part_of = self._siren_cuts(pieces, recs)
             kept = absorb(pieces, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
                           may=lambda k, j, recs=recs, part_of=part_of: recs[k].klass == recs[j].klass
-                          and (part_of[k] is None or part_of[k] != part_of[j]))  # a cut stays cut
+                          and (part_of[k] is None or part_of[k] != part_of[j]),  # a cut stays cut
+                          free=lambda k, j, recs=recs: det.exhaust_blips and recs[k].klass == "exhaust")
             for k, span, n in kept:
                 out.append(self._report(pieces[k], recs[k], span, n))
         return out
