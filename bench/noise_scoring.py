@@ -4,6 +4,9 @@ Definitions (all times in stream seconds; a *label* is one labelled source of a 
 
 - an event *matches* a label when the label's peak time lies in [event start - 1 s, event end + 1 s];
 - a *detection* is an event classed ``exhaust``, not suppressed, at or above the candidate threshold;
+  ``tp`` / ``fp``: detections that match / match no true loud exhaust (nor an ambiguous one); ``found`` / ``fn``:
+  true loud exhausts that a detection matches / none does (precision is ``tp / (tp + fp)``, recall
+  ``found / (found + fn)``: a detection spanning two exhausts finds both);
 - a *true loud exhaust* is a labelled exhaust whose LAFmax at 7.5 m is at least ``candidate + margin`` and whose
   peak +- 2 s overlaps no siren; exhausts within ``margin`` of the threshold, or passing while a siren sounds,
   are *ambiguous* (neither misses nor false detections);
@@ -102,9 +105,8 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
             out["ignored"] += 1
         else:
             out["fp"] += 1
-    for s in truth:
-        if not any(_matches(e, s) for e in dets):
-            out["fn"] += 1
+    for s in truth:  # recall counts exhausts: one detection spanning two of them finds both
+        out["found" if any(_matches(e, s) for e in dets) else "fn"] += 1
     enf = [e for e in events if e.enforcement]
     for e in enf:
         if during_siren(e.start, e.end):

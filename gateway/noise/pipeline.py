@@ -208,7 +208,8 @@ class NoiseAnalyzer:
             kept = absorb(pieces, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
                           may=lambda k, j, recs=recs, part_of=part_of: recs[k].klass == recs[j].klass
                           and (part_of[k] is None or part_of[k] != part_of[j]),  # a cut stays cut
-                          free=lambda k, j, recs=recs: det.exhaust_blips and recs[k].klass == "exhaust")
+                          free=lambda k, j, recs=recs: det.exhaust_blips and recs[k].klass == "exhaust"
+                          and (recs[j].enforcement or not recs[k].enforcement))  # never loses a case
             for k, span, n in kept:
                 out.append(self._report(pieces[k], recs[k], span, n))
         return out

@@ -169,6 +169,20 @@ def test_scoring_counts_horn_and_legal_car_enforcement_cases():
     assert sc["enf_found"] == sc["enf_truth"] == 1 and sc["fp"] == 2 and sc["tp"] == 1
 
 
+def test_recall_counts_exhausts_and_precision_detections():
+    """One detection spanning two loud exhausts finds both (recall 2 of 3: ``found``), and is one true detection
+    (``tp``); a second detection of the same exhaust is a true detection too; the third exhaust is missed."""
+    labels = {"distance_m": 7.5, "sources": [
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 10.0, "lafmax_7p5_db": 99.0},
+        {"kind": "exhaust_moto", "class": "exhaust", "t_peak": 14.0, "lafmax_7p5_db": 104.0},
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 40.0, "lafmax_7p5_db": 101.0}]}
+    sc = score_scene(labels, [_E(9, 15), _E(13.5, 14.5)], candidate_db=85, enforcement_db=95, uncertainty_db=2,
+                     margin_db=2)
+    assert (sc["found"], sc["fn"], sc["tp"], sc.get("fp", 0)) == (2, 1, 2, 0)
+    sc = score_scene(labels, [_E(9, 15)], candidate_db=85, enforcement_db=95, uncertainty_db=2, margin_db=2)
+    assert (sc["found"], sc["fn"], sc["tp"]) == (2, 1, 1)
+
+
 def test_level_error_is_split_into_the_meter_at_the_microphone_and_the_normalisation():
     """A pass-by 12 m from the lane whose maximum came after closest approach: the event reads the source's own
     LAFmax at the microphone 0.1 dB high, and the point-source rule (+4.08 dB) adds 2 dB more than the label's
