@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +21,7 @@ from simulators.boulevard_scenes.ranges import Chance, OneOf, Span
 from simulators.boulevard_scenes.render import CTRL_HZ, Emitter, Medium, Tonal, render
 from simulators.boulevard_scenes.render import Path as Lane
 from simulators.noise_scene import Scene
+from tests.noise import family_docs
 from tests.noise.spectra import meter, peak_frequency
 
 FS = 48_000
@@ -31,8 +30,7 @@ DOCS = ROOT / "docs" / "noise-scenes.md"
 
 
 def section() -> str:
-    text = DOCS.read_text()
-    return text[text.index("## Boulevard family"):]
+    return family_docs.section("Boulevard family")
 
 
 @pytest.fixture(scope="module")
@@ -323,13 +321,7 @@ def test_cli_writes_scenes_and_refuses_bad_arguments(tmp_path: Path) -> None:
     from scipy.io import wavfile
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    shown = re.findall(r"```sh\n(python -m simulators\.boulevard_scenes [^\n]*)\n```", section())
-    assert len(shown) == 1, "the docs show the command once"
-    argv = shlex.split(shown[0])  # the documented command, run as shown (from a scratch directory)
-    done = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=300, env=env,
-                          cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    argv, summary = family_docs.run_documented_command(section(), "simulators.boulevard_scenes", tmp_path)
     seed, dur = int(argv[argv.index("--seed") + 1]), float(argv[argv.index("--duration") + 1])
     assert summary["family"] == "boulevard" and [s["seed"] for s in summary["scenes"]] == scene_seeds(2, seed)
     out = tmp_path / argv[argv.index("--out") + 1]
@@ -350,20 +342,8 @@ def test_quiet_leaves_only_what_is_added() -> None:
 
 
 def test_the_documented_example_runs() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", section(), re.S)
-    assert blocks
-    for code in blocks:
-        exec(compile(code, str(DOCS), "exec"), {})  # noqa: S102 - the docs' own example
+    family_docs.run_examples(section())
 
 
 def test_the_docs_list_every_declared_range() -> None:
-    text = section()
-    for key, spec in RANGES.items():
-        row = [ln for ln in text.splitlines() if ln.startswith(f"| `{key}` |")]
-        assert row, f"docs/noise-scenes.md lacks the range of {key}"
-        if isinstance(spec, Span):
-            assert f"{spec.lo:g} – {spec.hi:g}" in row[0], key
-        elif isinstance(spec, Chance):
-            assert f"p = {spec.p:g}" in row[0], key
-        else:
-            assert all(f"`{o}`" in row[0] for o in spec.options), key
+    family_docs.assert_ranges_listed(section(), RANGES)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +20,7 @@ from simulators.holdout_scenes.render import C_AIR, render
 from simulators.holdout_scenes.render import Path as Lane
 from simulators.holdout_scenes.spec import Coin, Pick, Uni
 from simulators.noise_scene import Scene
+from tests.noise import family_docs
 from tests.noise.spectra import meter, peak_frequency
 
 FS = 48_000
@@ -30,8 +29,7 @@ DOCS = ROOT / "docs" / "noise-scenes.md"
 
 
 def section() -> str:
-    text = DOCS.read_text()
-    return text[text.index("## Held-out family"):]
+    return family_docs.section("Held-out family")
 
 
 @pytest.fixture(scope="module")
@@ -234,36 +232,18 @@ def test_busy_scene_is_finite_and_json_labelled(busy: Scene) -> None:
 
 
 def test_the_documented_example_runs() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", section(), re.S)
-    assert blocks
-    for code in blocks:
-        exec(compile(code, str(DOCS), "exec"), {})  # noqa: S102 - the docs' own example
+    family_docs.run_examples(section())
 
 
 def test_the_docs_list_every_declared_range() -> None:
-    text = section()
-    for key, spec in RANGES.items():
-        row = [ln for ln in text.splitlines() if ln.startswith(f"| `{key}` |")]
-        assert row, f"docs/noise-scenes.md lacks the range of {key}"
-        if isinstance(spec, Uni):
-            assert f"{spec.lo:g} – {spec.hi:g}" in row[0], key
-        elif isinstance(spec, Coin):
-            assert f"p = {spec.p:g}" in row[0], key
-        else:
-            assert all(f"`{o}`" in row[0] for o in spec.options), key
+    family_docs.assert_ranges_listed(section(), RANGES)
 
 
 def test_the_documented_command_writes_wav_and_labels(tmp_path: Path) -> None:
     from scipy.io import wavfile
 
-    cmd = re.findall(r"```sh\n(python -m simulators\.holdout_scenes [^\n]*)\n```", section())
-    assert len(cmd) == 1
-    argv = shlex.split(cmd[0])
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env=env)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}  # for the bad-argument runs below
+    argv, summary = family_docs.run_documented_command(section(), "simulators.holdout_scenes", tmp_path)
     seed = int(argv[argv.index("--seed") + 1])
     dur = float(argv[argv.index("--duration") + 1])
     assert summary["family"] == "holdout" and summary["family_seed"] == seed
