@@ -21,7 +21,7 @@ from simulators.boulevard_scenes.ranges import Chance, OneOf, Span
 from simulators.boulevard_scenes.render import CTRL_HZ, Emitter, Medium, Tonal, render
 from simulators.boulevard_scenes.render import Path as Lane
 from simulators.noise_scene import Scene
-from tests.noise import family_docs
+from tests.noise import family_contract
 from tests.noise.spectra import meter, peak_frequency
 
 FS = 48_000
@@ -30,7 +30,7 @@ DOCS = ROOT / "docs" / "noise-scenes.md"
 
 
 def section() -> str:
-    return family_docs.section("Boulevard family")
+    return family_contract.section("Boulevard family")
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +88,7 @@ def test_a_farther_lane_keeps_the_label_and_is_quieter_at_the_microphone() -> No
 
 
 def test_deterministic_per_seed_and_different_across_seeds() -> None:
-    a, b = generate(7, duration_s=8.0), generate(7, duration_s=8.0)
-    assert a.audio.tobytes() == b.audio.tobytes()
-    assert json.dumps(a.labels, sort_keys=True) == json.dumps(b.labels, sort_keys=True)
-    assert a.audio.tobytes() != generate(8, duration_s=8.0).audio.tobytes()
-    got = list(scenes(2, seed=99, duration_s=4.0))
-    assert [s.labels["seed"] for s in got] == scene_seeds(2, 99) and len(set(scene_seeds(50, 99))) == 50
-    assert got[1].audio.tobytes() == generate(scene_seeds(2, 99)[1], duration_s=4.0).audio.tobytes()
+    family_contract.assert_deterministic(generate, scenes, scene_seeds, 8.0)
 
 
 def test_an_override_does_not_shift_other_draws() -> None:
@@ -321,7 +315,7 @@ def test_cli_writes_scenes_and_refuses_bad_arguments(tmp_path: Path) -> None:
     from scipy.io import wavfile
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    argv, summary = family_docs.run_documented_command(section(), "simulators.boulevard_scenes", tmp_path)
+    argv, summary = family_contract.run_documented_command(section(), "simulators.boulevard_scenes", tmp_path)
     seed, dur = int(argv[argv.index("--seed") + 1]), float(argv[argv.index("--duration") + 1])
     assert summary["family"] == "boulevard" and [s["seed"] for s in summary["scenes"]] == scene_seeds(2, seed)
     out = tmp_path / argv[argv.index("--out") + 1]
@@ -342,8 +336,8 @@ def test_quiet_leaves_only_what_is_added() -> None:
 
 
 def test_the_documented_example_runs() -> None:
-    family_docs.run_examples(section())
+    family_contract.run_examples(section())
 
 
 def test_the_docs_list_every_declared_range() -> None:
-    family_docs.assert_ranges_listed(section(), RANGES)
+    family_contract.assert_ranges_listed(section(), RANGES)

@@ -20,7 +20,7 @@ from simulators.junction_scenes.engines import firings, offsets
 from simulators.junction_scenes.propagate import Air, delany_bazley
 from simulators.junction_scenes.ranges import Coin, Pick, Uni
 from simulators.noise_scene import Scene
-from tests.noise import family_docs
+from tests.noise import family_contract
 from tests.noise.spectra import meter
 
 FS = 48_000
@@ -30,7 +30,7 @@ PASS = {"lane_distance_m": 7.5, "arrive_frac": 0.5, "through_accel_mps2": 0.0, "
 
 
 def section() -> str:
-    return family_docs.section("Junction family")
+    return family_contract.section("Junction family")
 
 
 def one(scene: Scene, cls: str) -> dict:
@@ -89,12 +89,7 @@ def test_a_hard_launch_from_the_queue_reads_its_label() -> None:
 
 
 def test_deterministic_per_seed_and_different_across_seeds() -> None:
-    a, b = generate(7, duration_s=6.0), generate(7, duration_s=6.0)
-    assert a.audio.tobytes() == b.audio.tobytes()
-    assert json.dumps(a.labels, sort_keys=True) == json.dumps(b.labels, sort_keys=True)
-    assert a.audio.tobytes() != generate(8, duration_s=6.0).audio.tobytes()
-    got = list(scenes(2, seed=99, duration_s=3.0))
-    assert [s.labels["seed"] for s in got] == scene_seeds(2, 99) and len(set(scene_seeds(50, 99))) == 50
+    family_contract.assert_deterministic(generate, scenes, scene_seeds, 6.0)
     assert scene_seeds(3, 99) == [int(x) for x in np.random.SeedSequence([99, 0x4A4E4354]).generate_state(3)]
 
 
@@ -269,18 +264,18 @@ def test_quiet_is_a_dict_of_valid_overrides() -> None:
 
 
 def test_the_documented_example_runs() -> None:
-    family_docs.run_examples(section())
+    family_contract.run_examples(section())
 
 
 def test_the_docs_list_every_declared_range() -> None:
-    family_docs.assert_ranges_listed(section(), RANGES)
+    family_contract.assert_ranges_listed(section(), RANGES)
 
 
 def test_the_documented_command_writes_wav_and_labels_and_bad_args_exit_2(tmp_path: Path) -> None:
     from scipy.io import wavfile
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}  # for the bad-argument runs below
-    argv, summary = family_docs.run_documented_command(section(), "simulators.junction_scenes", tmp_path)
+    argv, summary = family_contract.run_documented_command(section(), "simulators.junction_scenes", tmp_path)
     seed, dur = int(argv[argv.index("--seed") + 1]), float(argv[argv.index("--duration") + 1])
     assert summary["family"] == "junction" and [s["seed"] for s in summary["scenes"]] == scene_seeds(2, seed)
     first = summary["scenes"][0]

@@ -19,7 +19,7 @@ from simulators.kerbside_scenes.canyon import C_AIR, CTRL_HZ, Street, mems, prop
 from simulators.kerbside_scenes.engines import firings
 from simulators.kerbside_scenes.ranges import Coin, Pick, Uni
 from simulators.noise_scene import Scene
-from tests.noise import family_docs
+from tests.noise import family_contract
 from tests.noise.spectra import meter, peak_frequency
 
 FS = 48_000
@@ -29,7 +29,7 @@ FLAT = {"mems_response": False, "t_frac": 0.5, "lane_distance_m": 7.5}
 
 
 def section() -> str:
-    return family_docs.section("Kerbside family")
+    return family_contract.section("Kerbside family")
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +40,7 @@ def busy() -> Scene:
 
 
 def test_deterministic_per_seed_and_different_across_seeds() -> None:
-    a, b = generate(7, duration_s=10.0), generate(7, duration_s=10.0)
-    assert a.audio.tobytes() == b.audio.tobytes()
-    assert json.dumps(a.labels, sort_keys=True) == json.dumps(b.labels, sort_keys=True)
-    assert a.audio.tobytes() != generate(8, duration_s=10.0).audio.tobytes()
-    got = list(scenes(2, seed=99, duration_s=6.0))
-    assert [s.labels["seed"] for s in got] == scene_seeds(2, 99) and len(set(scene_seeds(50, 99))) == 50
-    assert got[1].audio.tobytes() == generate(scene_seeds(2, 99)[1], duration_s=6.0).audio.tobytes()
+    family_contract.assert_deterministic(generate, scenes, scene_seeds, 10.0)
 
 
 def test_an_override_does_not_shift_other_draws() -> None:
@@ -315,18 +309,18 @@ def test_busy_scene_is_finite_and_json_labelled(busy: Scene) -> None:
 
 
 def test_the_documented_example_runs() -> None:
-    family_docs.run_examples(section())
+    family_contract.run_examples(section())
 
 
 def test_the_docs_list_every_declared_range() -> None:
-    family_docs.assert_ranges_listed(section(), RANGES)
+    family_contract.assert_ranges_listed(section(), RANGES)
 
 
 def test_the_documented_command_writes_wav_and_labels(tmp_path: Path) -> None:
     from scipy.io import wavfile
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}  # for the bad-argument runs below
-    argv, summary = family_docs.run_documented_command(section(), "simulators.kerbside_scenes", tmp_path)
+    argv, summary = family_contract.run_documented_command(section(), "simulators.kerbside_scenes", tmp_path)
     seed = int(argv[argv.index("--seed") + 1])
     dur = float(argv[argv.index("--duration") + 1])
     assert summary["family"] == "kerbside" and summary["family_seed"] == seed

@@ -1,5 +1,5 @@
-"""What the scene families' tests share about docs/noise-scenes.md: a family's own section (up to the next
-family's), the python examples it shows, its table of declared ranges and the command it shows."""
+"""What the scene families' tests share: determinism per seed, and about docs/noise-scenes.md a family's own
+section (up to the next family's), the python examples it shows, its table of declared ranges and its command."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def run_documented_command(text: str, module: str, cwd: Path) -> tuple[list[str]
                           env=env)
     assert done.returncode == 0, done.stderr
     return argv, json.loads(done.stdout)
+
+
+def assert_deterministic(generate, scenes, scene_seeds, duration_s: float) -> None:
+    """Same seed, same audio and labels; another seed, other audio; ``scenes`` yields ``scene_seeds``' scenes."""
+    a, b = generate(7, duration_s=duration_s), generate(7, duration_s=duration_s)
+    assert a.audio.tobytes() == b.audio.tobytes()
+    assert json.dumps(a.labels, sort_keys=True) == json.dumps(b.labels, sort_keys=True)
+    assert a.audio.tobytes() != generate(8, duration_s=duration_s).audio.tobytes()
+    got = list(scenes(2, seed=99, duration_s=duration_s / 2))
+    assert [s.labels["seed"] for s in got] == scene_seeds(2, 99) and len(set(scene_seeds(50, 99))) == 50
+    assert got[1].audio.tobytes() == generate(scene_seeds(2, 99)[1], duration_s=duration_s / 2).audio.tobytes()
