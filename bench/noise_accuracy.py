@@ -25,8 +25,9 @@ matrix; the level error at 7.5 m of isolated pass-bys (also split into `at_mic`,
 LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m); the local tonal detector's false alarms (share of
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
 missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``. Each family
-also says ``in_training``: whether the current model was fitted on it (the model's ``meta.families``; since the
-thirteenth session the committed model is fitted on every family but ``independent``, which alone is held out).
+also says ``in_training``: whether the current model was fitted on it (the model's ``meta.families``; the
+committed model is fitted on ``train``, ``holdout`` and ``kerbside``, so ``independent``, ``junction`` and
+``boulevard`` are held out).
 
 ``--siren-free-texture`` (training family only): the mix turns the sixth-pass textures on (``texture`` 1.0) and
 every horn and siren off (``SIREN_FREE_TEXTURE``), so ``tonal_false_alarms`` covers every scene: the issue 13

@@ -15,8 +15,8 @@ neighbour's approach or departure. A piece is, when
 and the caller's ``may`` allows it (the pipeline requires both pieces to be of the same class: a quieter
 exhaust next to a louder bus keeps its own event, and so does a motorcycle whose peak follows a louder horn's
 honk, even though its maximum then lies at the edge it shares with the honk). For the pairs the caller's
-``free`` names (the pipeline: both pieces called exhaust, ``DetectorConfig.exhaust_blips``), touching is
-enough: a straight pipe revved at a light or blipped through its gears rises 8-10 dB for each blip, seconds
+``free`` names (the pipeline, with ``DetectorConfig.exhaust_blips``: both pieces called exhaust, and not a
+case joining a louder piece that is none, which would lose the case), touching is enough: a straight pipe revved at a light or blipped through its gears rises 8-10 dB for each blip, seconds
 from its maximum and above any pass-by envelope, and every such blip had been a detection of its own that did
 not cover the vehicle's maximum.
 
