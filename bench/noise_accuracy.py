@@ -204,8 +204,7 @@ def pool(results: list[dict]) -> dict:
         out["level_error_7p5_db"][k] = {"n": n, "max_abs": max((v["max_abs"] for v in got), default=None),
                                         "mean": round(sum(v["mean"] * v["n"] for v in got) / n, 3) if n else None}
     tp, fp, fn = out["exhaust"]["tp"], out["exhaust"]["fp"], out["exhaust"]["fn"]
-    found = out["exhaust"].get("found", tp)  # per-seed results written before the twenty-second session: tp
-    p, r = ratio(tp, tp + fp)["value"], ratio(found, found + fn)["value"]
+    p, r = ratio(tp, tp + fp)["value"], ratio(out["exhaust"]["found"], out["exhaust"]["found"] + fn)["value"]
     out["exhaust"]["f1"] = round(2 * p * r / (p + r), 4) if p and r else None
     out["seed"] = [r_["seed"] for r_ in results]
     out["audio_s"] = round(sum(r_["audio_s"] for r_ in results), 1)

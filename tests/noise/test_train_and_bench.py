@@ -102,7 +102,7 @@ def test_train_on_further_generators_too_records_them_and_the_bench_says_they_ar
     plain = [lab for i in range(6) for _, lab in _scene_rows(3 * 100_003 + i)]
     further = {fam: [lab for i in range(n) for _, lab in _family_rows(fam, 3 * 100_003 + i)]
                for fam, n in (("holdout", 3), ("kerbside", 2), ("junction", 2), ("boulevard", 2))}
-    assert all(further.values()), f"30 s scenes of each further generator give labelled events: {further}"
+    assert all(further.values()), f"every further generator's scenes give labelled events: {further}"
     assert [row["label"] for row in json.loads(corpus.read_text())] == plain + [
         lab for fam in ("holdout", "kerbside", "junction", "boulevard") for lab in further[fam]]
     model = parse(out.read_text())

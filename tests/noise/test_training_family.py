@@ -54,7 +54,7 @@ def test_pool_sums_counts_and_recomputes_intervals():
         return {"family": "independent", "module": "m", "seed": seed, "full_scale_db": 130.0, "scenes": 2,
                 "audio_s": 120.0,
                 "exhaust": {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "f1": None,
-                            "tp": tp, "fp": fp, "fn": fn},
+                            "tp": tp, "fp": fp, "fn": fn, "found": tp},
                 "enforcement": {"horn_caused": 1, "recall_3db_over": ratio(tp, tp + 1)},
                 "confusion": {"exhaust->exhaust": tp},
                 "level_error_7p5_db": {"n": err_n, "mean": 0.1, "max_abs": err_max, "within_1db": ratio(err_n, err_n)},
