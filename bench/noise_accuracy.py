@@ -20,7 +20,9 @@ Reported per family, with 95 % Wilson intervals: exhaust precision (of detection
 it was ``tp / (tp + fn)``, the same while one detection covered one exhaust) and F1; enforcement precision and
 recall (exhausts >= 3 dB over the limit); siren-, horn- and legal-car-caused enforcement cases (horn and legal
 car also by level: ``horn_caused_by_level``, ``legal_car_caused_by_level``; and ``exhaust_piece``, wrong cases
-inside an over-limit exhaust's own span: pieces of its pass-by split off by the detector); the confusion
+inside an over-limit exhaust's own span: pieces of its pass-by split off by the detector); of the false exhaust
+detections, ``fp_in_exhaust_span``: those within a labelled exhaust's sounding span (+-1 s), though not within 1 s
+of its centre (a queued car's revs, an approach split off: a real exhaust, scored false all the same); the confusion
 matrix; the level error at 7.5 m of isolated pass-bys (also split into `at_mic`, the error of the event's
 LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m); the local tonal detector's false alarms (share of
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
@@ -137,7 +139,8 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
         "full_scale_db": full_scale_db if full_scale_db is not None else "drawn per scene",
         "exhaust": {"precision": prec, "recall": rec,
                     "f1": round(2 * p * r / (p + r), 4) if p and r else None,
-                    "tp": tp, "fp": fp, "fn": fn, "found": found, "ignored_ambiguous": total["ignored"]},
+                    "tp": tp, "fp": fp, "fn": fn, "found": found, "ignored_ambiguous": total["ignored"],
+                    "fp_in_exhaust_span": total["fp_exhaust_span"]},
         "enforcement": {"precision": ratio(total["enf_correct"], total["enf_correct"] + total["enf_wrong"]),
                         "recall_3db_over": ratio(total["enf_found"], total["enf_truth"]),
                         "missed_while_clipped": total["enf_missed_clipped"],

@@ -105,6 +105,10 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
             out["ignored"] += 1
         else:
             out["fp"] += 1
+            # a piece of a real exhaust's passage (a queued car's revs, an approach split off), not an exhaust
+            # call on another source: it lies within a labelled exhaust's sounding span, away from its centre
+            out["fp_exhaust_span"] += any(s.get("t_start", math.inf) - 1.0 <= e.end
+                                          and e.start <= s.get("t_end", -math.inf) + 1.0 for s in exh)
     for s in truth:  # recall counts exhausts: one detection spanning two of them finds both
         out["found" if any(_matches(e, s) for e in dets) else "fn"] += 1
     enf = [e for e in events if e.enforcement]

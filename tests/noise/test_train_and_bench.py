@@ -183,6 +183,18 @@ def test_recall_counts_exhausts_and_precision_detections():
     assert (sc["found"], sc["fn"], sc["tp"]) == (2, 1, 1)
 
 
+def test_false_detections_within_a_labelled_exhausts_span_are_told_apart():
+    """A car queued at a junction revs at 30 s and launches past the microphone at 48 s (its labelled centre):
+    the rev's detection is a false one all the same (not within 1 s of the centre), and ``fp_exhaust_span`` says
+    it was a real exhaust's; a detection at 58 s with nothing sounding is false and not in any span."""
+    labels = {"distance_m": 7.5, "sources": [
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 48.0, "t_start": 20.0, "t_end": 52.0,
+         "lafmax_7p5_db": 101.0}]}
+    sc = score_scene(labels, [_E(30, 31), _E(47, 49), _E(58, 59)], candidate_db=85, enforcement_db=95,
+                     uncertainty_db=2, margin_db=2)
+    assert (sc["tp"], sc["fp"], sc["fp_exhaust_span"], sc["found"]) == (1, 2, 1, 1)
+
+
 def test_level_error_is_split_into_the_meter_at_the_microphone_and_the_normalisation():
     """A pass-by 12 m from the lane whose maximum came after closest approach: the event reads the source's own
     LAFmax at the microphone 0.1 dB high, and the point-source rule (+4.08 dB) adds 2 dB more than the label's
