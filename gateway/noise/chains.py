@@ -2,9 +2,12 @@
 
 The detector cuts events at dips (``split_db``) and around the maximum of a long event. Both cuts also cut a
 single vehicle: a revving exhaust drops 8-10 dB between throttle blips, and a long loud pass-by leaves flanks
-on either side of its maximum. The detector hands over the pieces of a *chain* (touching pieces: no frame
-under the threshold between them) together; ``absorb`` decides which of them are a louder touching
-neighbour's approach or departure. A piece is, when
+on either side of its maximum; a gear change on the approach can take the level under the threshold for a
+moment. The detector hands over the pieces of a *chain* (touching pieces: no frame under the threshold between
+them, or at most ``DetectorConfig.bridge_s``) together; ``absorb`` decides which of them are a louder touching
+neighbour's approach or departure (pieces ``gap`` frames apart or closer touch; where they do not touch
+outright, the caller's ``across`` must allow it too: the pipeline lets no detection disappear into a
+suppressed record across a gap). A piece is, when
 
 - its maximum lies at the boundary it shares with the neighbour (within ``EDGE_PEAK_S``): it has no maximum of
   its own, the level rises into the neighbour or falls from it; or
@@ -61,9 +64,12 @@ def under_envelope(e: Piece, n: Piece, speed_mps: float, slant_m: float) -> bool
 
 def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
            may: Callable[[int, int], bool] = lambda k, j: True,
-           free: Callable[[int, int], bool] = lambda k, j: False) -> list[tuple[int, tuple[int, int], int]]:
+           free: Callable[[int, int], bool] = lambda k, j: False, gap: int = 0,
+           across: Callable[[int, int], bool] = lambda k, j: True) -> list[tuple[int, tuple[int, int], int]]:
     """The surviving pieces of one chain, in order: (index, the span it now answers for, pieces absorbed);
-    ``free(k, j)``: piece ``k`` may join its louder touching neighbour ``j`` whatever the envelope."""
+    ``free(k, j)``: piece ``k`` may join its louder touching neighbour ``j`` whatever the envelope; ``gap``:
+    neighbours at most this many frames apart count as touching (``DetectorConfig.bridge_s``), where
+    ``across(k, j)`` allows it too."""
     spans = [(p.start, p.end) for p in pieces]
     alive = list(range(len(pieces)))
     counts = [0] * len(pieces)
@@ -75,8 +81,9 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
                     continue
                 j = alive[q]
                 e, n = pieces[k], pieces[j]
-                if n.lafmax > e.lafmax and may(k, j) and _skirt(e, spans[k], n, spans[j], speed_mps, slant_m,
-                                                                free(k, j)):
+                apart = spans[j][0] != spans[k][1] and spans[k][0] != spans[j][1]
+                if n.lafmax > e.lafmax and may(k, j) and (not apart or across(k, j)) and _skirt(
+                        e, spans[k], n, spans[j], speed_mps, slant_m, free(k, j), gap):
                     key = (e.lafmax, -n.lafmax, pos, j)
                     best = key if best is None or key < best else best
         if best is None:
@@ -89,13 +96,27 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
 
 
 def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float,
-           free: bool = False) -> bool:
+           free: bool = False, gap: int = 0) -> bool:
     """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)? With
-    ``free``, touching is enough."""
-    if es[1] == ns[0]:
+    ``free``, touching (within ``gap`` frames) is enough."""
+    if 0 <= ns[0] - es[1] <= gap:
         edge = peak_near_end(e) and e.end == es[1]  # the level rises into n
-    elif es[0] == ns[1]:
+    elif 0 <= es[0] - ns[1] <= gap:
         edge = peak_near_start(e) and e.start == es[0]  # ... or falls from it
     else:
         return False  # not touching (a piece too short to report lay between them)
     return free or edge or under_envelope(e, n, speed_mps, slant_m)
+
+
+def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | None], *, speed_mps: float,
+             slant_m: float, gap: int, blips: bool) -> list[tuple[int, tuple[int, int], int]]:
+    """``absorb`` with the pipeline's rules for one chain, given each piece's record (``klass``, ``enforcement``,
+    ``suppressed``) and the piece it was cut from (``part_of``, None: not cut): pieces of one class join
+    (``may``; a cut stays cut); an exhaust piece joins a louder exhaust piece whatever the envelope if ``blips``
+    (``free``; never a case into a piece that is none); across a gap, a piece that is not suppressed never
+    joins a suppressed one (``across``: it would disappear from the detections)."""
+    return absorb(pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
+                  may=lambda k, j: recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j]),
+                  free=lambda k, j: blips and recs[k].klass == "exhaust"
+                  and (recs[j].enforcement or not recs[k].enforcement),
+                  across=lambda k, j: recs[k].suppressed or not recs[j].suppressed)

@@ -24,10 +24,12 @@ maximum over the piece's median level, if that rise is >= ``long_split_db``) is 
 only the last piece of an event closed at ``hard_limit_s`` (or at the end of the input) is ``cut``, and only
 while its level there is within ``down_db`` of its maximum: 10 dB down, a pass-by's maximum is behind it.
 
-Touching pieces (a *chain*: no frame under the threshold between them) are handed over together when the
-chain ends (the level falls under the threshold, the hard limit, or once the chain spans ``hard_limit_s``:
-bounded latency and memory), each carrying its chain's number (``RawEvent.chain``), so the pipeline can tell a
-piece that is a louder neighbour's approach or departure (``gateway.noise.chains``: one pass-by, one event).
+Touching pieces (a *chain*: no frame under the threshold between them, or at most ``bridge_s`` of them: a gear
+change takes the throttle off for well under a second, and the level of an approaching vehicle can drop under
+the threshold while it does) are handed over together when the chain ends (the level stays under the threshold
+for longer than ``bridge_s``, the hard limit, or once the chain spans ``hard_limit_s``: bounded latency and
+memory), each carrying its chain's number (``RawEvent.chain``), so the pipeline can tell a piece that is a
+louder neighbour's approach or departure (``gateway.noise.chains``: one pass-by, one event).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class DetectorConfig:
     source_height_m: float = 0.5  # a tailpipe's height above the road
     skirt_speed_mps: float = 3.0  # chains: a piece under the envelope of a louder neighbour passing this slowly is its skirt
     exhaust_blips: bool = True  # chains: a quieter exhaust piece touching a louder exhaust piece is its blip or flank
+    bridge_s: float = 1.0  # chains: a piece opening this soon after the last one closed joins its chain (a gear change)
 
     def __post_init__(self) -> None:
         checks = [
@@ -81,6 +84,7 @@ class DetectorConfig:
             (self.mic_height_m is None or 0.0 <= self.mic_height_m <= 30.0, "mic_height_m: expected 0..30 m"),
             (0.0 <= self.source_height_m <= 5.0, "source_height_m: expected 0..5 m"),
             (1.0 <= self.skirt_speed_mps <= 60.0, "skirt_speed_mps: expected 1..60 m/s"),
+            (0.0 <= self.bridge_s <= 5.0, "bridge_s: expected 0..5 s"),
         ]
         for ok, msg in checks:
             if not ok or any(isinstance(v, float) and not math.isfinite(v) for v in self.__dict__.values()):
@@ -142,6 +146,8 @@ class PassByDetector:
         self._min = max(1, round(c.min_duration_s * FRAME_HZ))
         self._max = round(c.max_duration_s * FRAME_HZ)
         self._hard = round(c.hard_limit_s * FRAME_HZ)
+        self._bridge = round(c.bridge_s * FRAME_HZ)
+        self._held_until: int | None = None  # a closed chain waits for a piece opening before this frame
         self._open: list[float] | None = None  # [start, peak, lafmax]
         self._levels: list[float] = []  # the open event's frame levels (for cutting a long one into pass-bys)
         self._chain: list[RawEvent] = []  # closed pieces the open event touches (settled when the chain ends)
@@ -157,11 +163,16 @@ class PassByDetector:
         idx = frames["index"]
         if self._open is None and float(lv.max()) < self._on:
             self._last_index = int(idx[-1])
+            if self._held_until is not None and self._last_index + 1 >= self._held_until:
+                out.extend(self._settle())
             return out
         for i, level in zip(idx.tolist(), lv.tolist(), strict=True):
             ev = self._open
             if ev is None:
+                if self._held_until is not None and i >= self._held_until:
+                    out.extend(self._settle())  # nothing opened within bridge_s: the chain ends
                 if level >= self._on:
+                    self._held_until = None
                     self._open = [i, i, level, i, level, i, level]  # start, peak, max, dip, min, post, max
                     self._levels = [level]
                 continue
@@ -195,13 +206,20 @@ class PassByDetector:
         out: list[RawEvent] = []
         if self._open is not None:
             self._close(self._last_index + 1, cut=True, out=out)
+        if self._chain:
+            out.extend(self._settle())  # a chain held for bridge_s
         return out
 
     def _close(self, end: int, *, cut: bool, out: list[RawEvent], more: bool = False) -> None:
         """Close the open event into pieces on the chain; settle the chain unless the next piece touches it
-        (``more``: a split at a dip)."""
+        (``more``: a split at a dip), nor while a piece may still open within ``bridge_s`` (a closed chain is
+        held until then; not after the hard limit)."""
         self._close_pieces(end, cut=cut)
-        if not more:
+        if more:
+            return
+        if self._bridge and not cut and self._chain:
+            self._held_until = end + self._bridge
+        else:
             out.extend(self._settle())
 
     def _close_pieces(self, end: int, *, cut: bool) -> None:
@@ -229,6 +247,7 @@ class PassByDetector:
     def _settle(self) -> list[RawEvent]:
         """Hand over the chain's pieces, numbered as one chain; counts ``events`` and ``too_long``."""
         chain, self._chain = self._chain, []
+        self._held_until = None
         self._chains += 1
         self.counters["events"] += len(chain)
         self.counters["too_long"] += sum(e.too_long for e in chain)

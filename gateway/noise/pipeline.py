@@ -36,7 +36,7 @@ from contract.evidence import (
 from contract.models import ZoneState
 from gateway.noise import classifier
 from gateway.noise.buffers import CLIP_GUARD_S, Ring, event_overload, peak_c, spectrum_at, wav_b64
-from gateway.noise.chains import EDGE_PEAK_S, absorb, peak_near_end, peak_near_start
+from gateway.noise.chains import EDGE_PEAK_S, pass_bys, peak_near_end, peak_near_start
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
@@ -205,11 +205,8 @@ class NoiseAnalyzer:
             pieces = [e for e in ready if e.chain == chain]
             recs = [self._evidence(ev) for ev in pieces]
             pieces, recs, part_of = self._siren_cuts(pieces, recs)
-            kept = absorb(pieces, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
-                          may=lambda k, j, recs=recs, part_of=part_of: recs[k].klass == recs[j].klass
-                          and (part_of[k] is None or part_of[k] != part_of[j]),  # a cut stays cut
-                          free=lambda k, j, recs=recs: det.exhaust_blips and recs[k].klass == "exhaust"
-                          and (recs[j].enforcement or not recs[k].enforcement))  # never loses a case
+            kept = pass_bys(pieces, recs, part_of, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
+                            gap=round(det.bridge_s * FRAME_HZ), blips=det.exhaust_blips)
             for k, span, n in kept:
                 out.append(self._report(pieces[k], recs[k], span, n))
         return out
