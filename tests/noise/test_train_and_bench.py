@@ -51,7 +51,6 @@ def shared_scenes():
         yield memo
 
 
-
 def test_documented_commands_exist():
     bench_doc = (ROOT / "docs" / "benchmarks.md").read_text()
     assert "python -m bench.noise_accuracy --family both --scenes 40 --json" in bench_doc
