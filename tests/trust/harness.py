@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -205,16 +206,34 @@ class Tap:
         self.c.connect("127.0.0.1", port)
         self.c.subscribe(pattern, qos=1)
         self.c.loop_start()
+        self._pub: paho.Client | None = None
+
+    def _publisher(self) -> paho.Client:
+        """A second connection, subscribed to nothing, that publishes. Published on the recording connection, a
+        message the tap is subscribed to comes back to it, and paho (no TCP_NODELAY) writes that copy's PUBACK
+        and then the next PUBLISH: Nagle holds the PUBLISH until the broker's delayed ACK (40 ms on Linux), per
+        message. Everything published is still recorded in ``messages`` by the subscription."""
+        if self._pub is None:
+            connected = threading.Event()
+            pub = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+            pub.on_connect = lambda c, u, f, rc, p: connected.set()
+            pub.connect("127.0.0.1", self.port)
+            pub.loop_start()
+            assert connected.wait(10), "the tap's publishing connection did not come up"
+            self._pub = pub
+        return self._pub
 
     def of(self, gateway: str, channel: str) -> list[bytes]:
         return [p for t, p, _ in list(self.messages) if t == topics.gw(gateway, channel)]
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self.c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+        self._publisher().publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
 
     def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
+        for client in (self.c, self._pub):
+            if client is not None:
+                client.disconnect()
+                client.loop_stop()
 
 
 def doc_commands(section: str) -> list[list[str]]:
