@@ -19,9 +19,10 @@ and the caller's ``may`` allows it (the pipeline requires both pieces to be of t
 exhaust next to a louder bus keeps its own event, and so does a motorcycle whose peak follows a louder horn's
 honk, even though its maximum then lies at the edge it shares with the honk). For the pairs the caller's
 ``free`` names (the pipeline, with ``DetectorConfig.exhaust_blips``: both pieces called exhaust, and not a
-case joining a louder piece that is none, which would lose the case), touching is enough: a straight pipe revved at a light or blipped through its gears rises 8-10 dB for each blip, seconds
-from its maximum and above any pass-by envelope, and every such blip had been a detection of its own that did
-not cover the vehicle's maximum.
+case joining a louder piece that is none, which would lose the case), touching is enough: a straight pipe
+revved at a light or blipped through its gears rises 8-10 dB for each blip, seconds from its maximum and above
+any pass-by envelope, and every such blip had been a detection of its own that did not cover the vehicle's
+maximum.
 
 Quietest pieces go first; an absorbing piece keeps its own maximum, so each absorption is tested against the
 envelope of the piece that made the level.
@@ -81,9 +82,8 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
                     continue
                 j = alive[q]
                 e, n = pieces[k], pieces[j]
-                apart = spans[j][0] != spans[k][1] and spans[k][0] != spans[j][1]
-                if n.lafmax > e.lafmax and may(k, j) and (not apart or across(k, j)) and _skirt(
-                        e, spans[k], n, spans[j], speed_mps, slant_m, free(k, j), gap):
+                if n.lafmax > e.lafmax and may(k, j) and _skirt(e, spans[k], n, spans[j], speed_mps, slant_m,
+                                                                free(k, j), gap if across(k, j) else 0):
                     key = (e.lafmax, -n.lafmax, pos, j)
                     best = key if best is None or key < best else best
         if best is None:

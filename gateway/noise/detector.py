@@ -118,6 +118,11 @@ class DetectorConfig:
         dh = 0.0 if self.mic_height_m is None else self.mic_height_m - self.source_height_m
         return math.hypot(self.distance_m, dh)
 
+    @property
+    def bridge_frames(self) -> int:
+        """``bridge_s`` in 10 Hz frames: a piece opening fewer frames than this after a chain closed joins it."""
+        return round(self.bridge_s * FRAME_HZ)
+
 
 @dataclass(frozen=True)
 class RawEvent:
@@ -146,7 +151,7 @@ class PassByDetector:
         self._min = max(1, round(c.min_duration_s * FRAME_HZ))
         self._max = round(c.max_duration_s * FRAME_HZ)
         self._hard = round(c.hard_limit_s * FRAME_HZ)
-        self._bridge = round(c.bridge_s * FRAME_HZ)
+        self._bridge = c.bridge_frames
         self._held_until: int | None = None  # a closed chain waits for a piece opening before this frame
         self._open: list[float] | None = None  # [start, peak, lafmax]
         self._levels: list[float] = []  # the open event's frame levels (for cutting a long one into pass-bys)
@@ -163,18 +168,17 @@ class PassByDetector:
         idx = frames["index"]
         if self._open is None and float(lv.max()) < self._on:
             self._last_index = int(idx[-1])
-            if self._held_until is not None and self._last_index + 1 >= self._held_until:
-                out.extend(self._settle())
+            self._expire(self._last_index, out)
             return out
         for i, level in zip(idx.tolist(), lv.tolist(), strict=True):
             ev = self._open
             if ev is None:
-                if self._held_until is not None and i >= self._held_until:
-                    out.extend(self._settle())  # nothing opened within bridge_s: the chain ends
                 if level >= self._on:
                     self._held_until = None
                     self._open = [i, i, level, i, level, i, level]  # start, peak, max, dip, min, post, max
                     self._levels = [level]
+                else:
+                    self._expire(i, out)
                 continue
             self._levels.append(level)
             if level < ev[4] and ev[2] - level > 0:
@@ -209,6 +213,11 @@ class PassByDetector:
         if self._chain:
             out.extend(self._settle())  # a chain held for bridge_s
         return out
+
+    def _expire(self, i: int, out: list[RawEvent]) -> None:
+        """Hand over a held chain once frame ``i``, under the threshold, was the last of its ``bridge_s``."""
+        if self._held_until is not None and i + 1 >= self._held_until:
+            out.extend(self._settle())
 
     def _close(self, end: int, *, cut: bool, out: list[RawEvent], more: bool = False) -> None:
         """Close the open event into pieces on the chain; settle the chain unless the next piece touches it

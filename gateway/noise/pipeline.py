@@ -206,7 +206,7 @@ class NoiseAnalyzer:
             recs = [self._evidence(ev) for ev in pieces]
             pieces, recs, part_of = self._siren_cuts(pieces, recs)
             kept = pass_bys(pieces, recs, part_of, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
-                            gap=round(det.bridge_s * FRAME_HZ), blips=det.exhaust_blips)
+                            gap=det.bridge_frames, blips=det.exhaust_blips)
             for k, span, n in kept:
                 out.append(self._report(pieces[k], recs[k], span, n))
         return out
