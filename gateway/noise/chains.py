@@ -57,6 +57,14 @@ def peak_near_end(e: Piece) -> bool:
     return e.end - 1 - e.peak < EDGE_PEAK_S * FRAME_HZ
 
 
+def edge_peak(e: Piece, span: tuple[int, int], opened: bool = False) -> bool:
+    """Is ``e``'s maximum at an edge of its pass-by ``span`` (frames; the piece's own, or the pass-by it became
+    after absorbing its approach or departure)? A maximum at the start of a piece that ``opened`` from under
+    the threshold was made there by the source itself (a straight pipe revved from quiet), not by a neighbour."""
+    start = peak_near_start(e) and span[0] == e.start and not opened
+    return start or (peak_near_end(e) and span[1] == e.end)
+
+
 def under_envelope(e: Piece, n: Piece, speed_mps: float, slant_m: float) -> bool:
     """Is ``e``'s maximum under the pass-by envelope of ``n`` (a vehicle at ``speed_mps``, ``slant_m`` away)?"""
     dt = abs(e.peak - n.peak) / FRAME_HZ

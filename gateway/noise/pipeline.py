@@ -36,7 +36,7 @@ from contract.evidence import (
 from contract.models import ZoneState
 from gateway.noise import classifier
 from gateway.noise.buffers import CLIP_GUARD_S, Ring, event_overload, peak_c, spectrum_at, wav_b64
-from gateway.noise.chains import EDGE_PEAK_S, pass_bys, peak_near_end, peak_near_start
+from gateway.noise.chains import EDGE_PEAK_S, edge_peak, pass_bys
 from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
 from gateway.noise.errors import ConfigError
@@ -241,6 +241,20 @@ class NoiseAnalyzer:
         return self.suppressor.heard_spans(ev.start / FRAME_HZ, ev.end / FRAME_HZ, own,
                                            self._ms_under(ev, TONE_HEARD_DB), self._ms_under(ev, TONE_MATTERS_DB))
 
+    def _unflag(self, ev: RawEvent, rec: NoiseEvidence, flag: str) -> NoiseEvidence:
+        """``rec`` without ``flag``, and the enforcement decision taken again without it."""
+        det = self.config.detector
+        flags = tuple(f for f in rec.flags if f != flag)
+        case = is_case(rec.klass, rec.enforcement_score, rec.thresholds["min_exhaust_score"], rec.suppressed, flags,
+                       ev.lafmax + det.distance_correction_db, det.margin_db, det.enforcement_db)
+        return rec.model_copy(update={"flags": flags, "enforcement": case})
+
+    def _opened(self, ev: RawEvent) -> bool:
+        """Did ``ev`` open from under the detector's threshold (not at a split, a cut or the hard limit)?"""
+        det = self.config.detector
+        before = self._frames_range(ev.start - 1, ev.start)
+        return ev.parent is None and before.size == 1 and before["lafmax"][0] < det.candidate_db - det.distance_correction_db
+
     def _ms_under(self, ev: RawEvent, db: float) -> float:
         """The tone mean square ``db`` under ``ev``'s LAFmax (the suppressor's units)."""
         return 10 ** ((ev.lafmax - self.k_db - db) / 10)
@@ -259,6 +273,8 @@ class NoiseAnalyzer:
         if absorbed:
             self.counters["absorbed"] += absorbed
             a, b = span
+            if "edge_peak" in rec.flags and not edge_peak(ev, span, self._opened(ev)):
+                rec = self._unflag(ev, rec, "edge_peak")  # its maximum is inside the pass-by it became
             rec = rec.model_copy(update={
                 "id": f"{c.gateway}.{c.sensor}.{round((c.t0 + a / FRAME_HZ) * 1000)}",
                 "start": round(c.t0 + a / FRAME_HZ, 3), "end": round(c.t0 + b / FRAME_HZ, 3),
@@ -330,7 +346,7 @@ class NoiseAnalyzer:
         flags += feature_flags(ft)  # siren-like tones, a horn's abrupt tones: never enforceable
         if ev.too_long:
             flags.append("too_long")
-        if peak_near_start(ev) or peak_near_end(ev):
+        if edge_peak(ev, (ev.start, ev.end), self._opened(ev)):
             flags.append("edge_peak")  # no interior maximum: the level was made at a boundary, not by a pass-by
         if ev.cut:
             flags.append("cut")
