@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract.evidence import (
     AudioClip,
-    ClockSync,
     Levels,
     Location,
     ModelInfo,
@@ -35,19 +33,18 @@ from contract.evidence import (
 )
 from contract.models import ZoneState
 from gateway.noise import classifier
+from gateway.noise.analyzer_config import TRACE_MARGIN_S, AnalyzerConfig, FeedResult
 from gateway.noise.buffers import CLIP_GUARD_S, Ring, event_overload, peak_c, spectrum_at, wav_b64
 from gateway.noise.chains import EDGE_PEAK_S, edge_peak, pass_bys
-from gateway.noise.detector import DetectorConfig, PassByDetector, RawEvent
-from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, MeterConfig, to_db
-from gateway.noise.errors import ConfigError
-from gateway.noise.rules import enforcement_score, feature_flags, is_case
+from gateway.noise.detector import PassByDetector, RawEvent
+from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, to_db
+from gateway.noise.rules import enforcement_score, feature_flags, is_case, unflag
 from gateway.noise.seconds import SecondLevels, Seconds
 from gateway.noise.siren_cut import cut_piece, only_siren_blocks
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
-from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
+from gateway.noise.suppression import SirenSuppressor
 from gateway.noise.weighting import a_weighting_sos, c_weighting_sos
 
-TRACE_MARGIN_S = 5.0
 RING_S = 60.0
 CORE_S = 2.0
 ENGINE_TONE_P = 0.7  # an exhaust this sure owns the tonal runs inside its own span (an engine order is a tone)
@@ -57,42 +54,6 @@ TONAL_BATCH_S = 30.0  # the local siren detector catches up at least this often 
 _Ring = Ring  # older name (tests)
 __all__ = ["CLIP_GUARD_S", "CORE_S", "EDGE_PEAK_S", "AnalyzerConfig", "FeedResult", "NoiseAnalyzer",
            "SecondLevels", "analyze_array"]
-
-
-@dataclass(frozen=True)
-class AnalyzerConfig:
-    meter: MeterConfig = field(default_factory=MeterConfig)
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
-    suppression: SuppressionConfig = field(default_factory=SuppressionConfig)
-    gateway: str = "gw-local"
-    sensor: str = "mic-1"
-    sensor_kind: str = "mic"
-    calibration_date: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    t0: float = 0.0  # epoch seconds of sample 0
-    clock: ClockSync = field(default_factory=ClockSync)
-    audio_clip: bool = False  # privacy: off unless asked
-    clip_seconds: float = 3.0
-    finalize_delay_s: float = 10.0
-    chunk_s: float = 1.0  # input is processed in chunks this long (amortises per-call overhead)
-    min_exhaust_score: float | None = None  # None: the model's own (classifier.min_exhaust_score); bench what-ifs
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.clip_seconds <= 10:
-            raise ConfigError("clip_seconds must be 0..10 s")
-        if not 0 <= self.chunk_s <= 10:
-            raise ConfigError("chunk_s must be 0..10 s")
-        if not TRACE_MARGIN_S <= self.finalize_delay_s <= 20:
-            raise ConfigError(f"finalize_delay_s must be {TRACE_MARGIN_S}..20 s")
-        if self.min_exhaust_score is not None and not 0.5 <= self.min_exhaust_score <= 1:
-            raise ConfigError("min_exhaust_score must be 0.5..1")
-
-
-@dataclass
-class FeedResult:
-    seconds: list[SecondLevels]
-    events: list[NoiseEvidence]
 
 
 class NoiseAnalyzer:
@@ -241,14 +202,6 @@ class NoiseAnalyzer:
         return self.suppressor.heard_spans(ev.start / FRAME_HZ, ev.end / FRAME_HZ, own,
                                            self._ms_under(ev, TONE_HEARD_DB), self._ms_under(ev, TONE_MATTERS_DB))
 
-    def _unflag(self, ev: RawEvent, rec: NoiseEvidence, flag: str) -> NoiseEvidence:
-        """``rec`` without ``flag``, and the enforcement decision taken again without it."""
-        det = self.config.detector
-        flags = tuple(f for f in rec.flags if f != flag)
-        case = is_case(rec.klass, rec.enforcement_score, rec.thresholds["min_exhaust_score"], rec.suppressed, flags,
-                       ev.lafmax + det.distance_correction_db, det.margin_db, det.enforcement_db)
-        return rec.model_copy(update={"flags": flags, "enforcement": case})
-
     def _opened(self, ev: RawEvent) -> bool:
         """Did ``ev`` open from under the detector's threshold (not at a split, a cut or the hard limit)?"""
         det = self.config.detector
@@ -274,7 +227,8 @@ class NoiseAnalyzer:
             self.counters["absorbed"] += absorbed
             a, b = span
             if "edge_peak" in rec.flags and not edge_peak(ev, span, self._opened(ev)):
-                rec = self._unflag(ev, rec, "edge_peak")  # its maximum is inside the pass-by it became
+                det = self.config.detector  # its maximum is inside the pass-by it became
+                rec = unflag(rec, "edge_peak", ev.lafmax + det.distance_correction_db, det.margin_db, det.enforcement_db)
             rec = rec.model_copy(update={
                 "id": f"{c.gateway}.{c.sensor}.{round((c.t0 + a / FRAME_HZ) * 1000)}",
                 "start": round(c.t0 + a / FRAME_HZ, 3), "end": round(c.t0 + b / FRAME_HZ, 3),

@@ -120,3 +120,11 @@ def is_case(klass: str, exhaust_score: float, min_score: float, suppressed: bool
     proven = "clipped" not in flags or "exceedance_proven_unclipped" in flags
     return (klass == "exhaust" and exhaust_score >= min_score and not suppressed and proven
             and not any(f not in NOT_BLOCKING for f in flags) and level_7p5 - margin_db >= enforcement_db)
+
+
+def unflag(rec, flag: str, level_7p5: float, margin_db: float, enforcement_db: float):
+    """``rec`` (an evidence record) without ``flag``, its enforcement decision taken again without it."""
+    flags = tuple(f for f in rec.flags if f != flag)
+    case = is_case(rec.klass, rec.enforcement_score, rec.thresholds["min_exhaust_score"], rec.suppressed, flags,
+                   level_7p5, margin_db, enforcement_db)
+    return rec.model_copy(update={"flags": flags, "enforcement": case})
