@@ -26,7 +26,8 @@ twenty-second session), always in that order (``EXTRA_FAMILIES``). The model is 
 on moves with its seed by as much as a change of the corpus does. The committed model, ``mlp-fadf1affc7bc``
 (twenty-first session: five fits, and ``TRAIN_MIX`` gives half the vehicles a spectral balance,
 ``simulators.noise_balance``), is ``--scenes 1000 --seed 15 --holdout-scenes 400 --kerbside-scenes 400`` (3495
-events). Before it was ``mlp-dc8d81ebbade`` (one fit; since the eighteenth session
+events; with the twenty-third session's pass-by joins the same command gives 3318 events and ``mlp-afe76d1f3caf``,
+not committed: docs/benchmarks.md, twenty-fourth session). Before it was ``mlp-dc8d81ebbade`` (one fit; since the eighteenth session
 the features' loud frames are chosen by A-weighted energy, ``gateway.noise.features``; by the twentieth
 session's pipeline the same command gave ``mlp-cf8220cbe107``), before that
 ``mlp-63dfd129a367`` (the same command; since the seventeenth session ``TRAIN_MIX`` gives half the loud vehicles
