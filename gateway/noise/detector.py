@@ -119,6 +119,11 @@ class DetectorConfig:
         return math.hypot(self.distance_m, dh)
 
     @property
+    def open_mic_db(self) -> float:
+        """The LAFmax at the microphone at which an event opens (``candidate_db`` at the reference distance)."""
+        return self.candidate_db - self.distance_correction_db
+
+    @property
     def bridge_frames(self) -> int:
         """``bridge_s`` in 10 Hz frames: a piece opening fewer frames than this after a chain closed joins it."""
         return round(self.bridge_s * FRAME_HZ)
@@ -145,7 +150,7 @@ class PassByDetector:
         self.config = config or DetectorConfig()
         c = self.config
         self._corr = c.distance_correction_db
-        self._on = c.candidate_db - self._corr  # thresholds expressed at the microphone
+        self._on = c.open_mic_db  # thresholds expressed at the microphone
         self._off = self._on - c.hysteresis_db
         self._case = c.enforcement_db + c.uncertainty_db - self._corr  # a level that could be a case, at the mic
         self._min = max(1, round(c.min_duration_s * FRAME_HZ))

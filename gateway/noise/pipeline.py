@@ -204,9 +204,8 @@ class NoiseAnalyzer:
 
     def _opened(self, ev: RawEvent) -> bool:
         """Did ``ev`` open from under the detector's threshold (not at a split, a cut or the hard limit)?"""
-        det = self.config.detector
         before = self._frames_range(ev.start - 1, ev.start)
-        return ev.parent is None and before.size == 1 and before["lafmax"][0] < det.candidate_db - det.distance_correction_db
+        return ev.parent is None and before.size == 1 and before["lafmax"][0] < self.config.detector.open_mic_db
 
     def _ms_under(self, ev: RawEvent, db: float) -> float:
         """The tone mean square ``db`` under ``ev``'s LAFmax (the suppressor's units)."""
