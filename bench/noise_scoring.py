@@ -76,6 +76,17 @@ def _matches(e, s: dict) -> bool:
     return "t_peak" in s and e.start - 1.0 <= s["t_peak"] <= e.end + 1.0
 
 
+OWN_S = 1.0  # a record's maximum this close to a labelled source's is that source's
+
+
+def _own(e, s: dict) -> bool:
+    """Is the record's maximum (``peak``, stream seconds) the labelled source's own, within ``OWN_S``? A record
+    that spans two vehicles, or a vehicle and a horn, states the level of whichever made its maximum: it
+    ``_matches`` both, but a case for the other vehicle names the wrong level and, in a record the hub shows
+    for one vehicle, the wrong one."""
+    return "t_peak" in s and abs(float(e.peak) - float(s["t_peak"])) <= OWN_S
+
+
 def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_db: float, uncertainty_db: float,
                 margin_db: float, over_db: float = 3.0) -> dict:
     """Counters for one scene (``uncertainty_db`` is kept for older callers; enforcement truth uses over_db)."""
@@ -110,7 +121,10 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
             out["fp_exhaust_span"] += any(s.get("t_start", math.inf) - 1.0 <= e.end
                                           and e.start <= s.get("t_end", -math.inf) + 1.0 for s in exh)
     for s in truth:  # recall counts exhausts: one detection spanning two of them finds both
-        out["found" if any(_matches(e, s) for e in dets) else "fn"] += 1
+        hit = [e for e in dets if _matches(e, s)]
+        out["found" if hit else "fn"] += 1
+        # ... and how many were found by a detection whose maximum is the exhaust's own (``_own``)
+        out["found_own"] += any(_own(e, s) for e in hit)
     enf = [e for e in events if e.enforcement]
     for e in enf:
         if during_siren(e.start, e.end):
@@ -137,8 +151,10 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
                 out["exhaust_piece_enforcement"] += 1
     for s in enf_truth:
         out["enf_truth"] += 1
-        if any(_matches(e, s) for e in enf):
+        cases = [e for e in enf if _matches(e, s)]
+        if cases:
             out["enf_found"] += 1
+            out["enf_found_own"] += any(_own(e, s) for e in cases)  # a case that states this vehicle's level
         else:
             if any(_matches(e, s) and "clipped" in e.flags for e in events):
                 out["enf_missed_clipped"] += 1

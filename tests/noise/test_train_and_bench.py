@@ -180,10 +180,11 @@ def test_wilson_interval_contains_the_estimate(k, extra):
 
 
 class _E:
-    def __init__(self, start, end, klass="exhaust", enforcement=False, lafmax=100.0, flags=()):
+    def __init__(self, start, end, klass="exhaust", enforcement=False, lafmax=100.0, flags=(), peak=None):
         from types import SimpleNamespace
 
         self.start, self.end, self.klass, self.enforcement, self.flags = start, end, klass, enforcement, flags
+        self.peak = (start + end) / 2 if peak is None else peak
         self.suppressed, self.candidate = False, True
         self.levels = SimpleNamespace(lafmax=lafmax, lafmax_7p5=lafmax, clipped_samples=0)
         self.scores = {"exhaust": 0.9 if klass == "exhaust" else 0.1}
@@ -212,6 +213,22 @@ def test_recall_counts_exhausts_and_precision_detections():
     assert (sc["found"], sc["fn"], sc["tp"], sc.get("fp", 0)) == (2, 1, 2, 0)
     sc = score_scene(labels, [_E(9, 15)], candidate_db=85, enforcement_db=95, uncertainty_db=2, margin_db=2)
     assert (sc["found"], sc["fn"], sc["tp"]) == (2, 1, 1)
+
+
+def test_recall_of_own_maxima_counts_a_case_for_the_vehicle_whose_level_it_states():
+    """Two over-limit exhausts 4 s apart: one case spanning both, its maximum the motorcycle's, finds both for
+    ``enf_found`` (the bench's recall) but only the motorcycle for ``enf_found_own``; a case of the car's own
+    (its maximum 0.5 s from the car's) adds it. Detections likewise (``found``, ``found_own``)."""
+    labels = {"distance_m": 7.5, "sources": [
+        {"kind": "exhaust_car", "class": "exhaust", "t_peak": 10.0, "lafmax_7p5_db": 104.0},
+        {"kind": "exhaust_moto", "class": "exhaust", "t_peak": 14.0, "lafmax_7p5_db": 106.0}]}
+    kw = {"candidate_db": 85, "enforcement_db": 95, "uncertainty_db": 2, "margin_db": 2}
+    sc = score_scene(labels, [_E(9, 16, enforcement=True, peak=14.2)], **kw)
+    assert (sc["enf_truth"], sc["enf_found"], sc["enf_found_own"], sc["found"], sc["found_own"]) == (2, 2, 1, 2, 1)
+    sc = score_scene(labels, [_E(9, 16, enforcement=True, peak=14.2), _E(8, 11, enforcement=True, peak=10.5)], **kw)
+    assert (sc["enf_found"], sc["enf_found_own"], sc["found_own"]) == (2, 2, 2)
+    sc = score_scene(labels, [_E(9, 16, peak=12.0)], **kw)  # a maximum between the two: neither's own
+    assert (sc["found"], sc["found_own"], sc.get("enf_found", 0)) == (2, 0, 0)
 
 
 def test_false_detections_within_a_labelled_exhausts_span_are_told_apart():
