@@ -18,11 +18,14 @@ suppressed record across a gap). A piece is, when
 and the caller's ``may`` allows it (the pipeline requires both pieces to be of the same class: a quieter
 exhaust next to a louder bus keeps its own event, and so does a motorcycle whose peak follows a louder horn's
 honk, even though its maximum then lies at the edge it shares with the honk). For the pairs the caller's
-``free`` names (the pipeline, with ``DetectorConfig.exhaust_blips``: both pieces called exhaust, and not a
-case joining a louder piece that is none, which would lose the case), touching is enough: a straight pipe
-revved at a light or blipped through its gears rises 8-10 dB for each blip, seconds from its maximum and above
-any pass-by envelope, and every such blip had been a detection of its own that did not cover the vehicle's
-maximum.
+``free`` names (the pipeline, with ``DetectorConfig.exhaust_blips``: both pieces called exhaust, and the
+quieter one no enforcement case), touching is enough: a straight pipe revved at a light or blipped through its
+gears rises 8-10 dB for each blip, seconds from its maximum and above any pass-by envelope, and every such blip
+had been a detection of its own that did not cover the vehicle's maximum. A piece that is a case joins a louder
+neighbour only as its skirt (edge or envelope), never freely (twenty-fifth session): two loud vehicles in a row
+touch as well as one vehicle's blips do, and a free join left the second violator without a case of its own
+(21 of 107 found violators on the dev scenes, docs/benchmarks.md); a revving violator may now make a case per
+blip over the limit, each at a level it made.
 
 Quietest pieces go first; an absorbing piece keeps its own maximum, so each absorption is tested against the
 envelope of the piece that made the level.
@@ -120,11 +123,10 @@ def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | No
              slant_m: float, gap: int, blips: bool) -> list[tuple[int, tuple[int, int], int]]:
     """``absorb`` with the pipeline's rules for one chain, given each piece's record (``klass``, ``enforcement``,
     ``suppressed``) and the piece it was cut from (``part_of``, None: not cut): pieces of one class join
-    (``may``; a cut stays cut); an exhaust piece joins a louder exhaust piece whatever the envelope if ``blips``
-    (``free``; never a case into a piece that is none); across a gap, a piece that is not suppressed never
-    joins a suppressed one (``across``: it would disappear from the detections)."""
+    (``may``; a cut stays cut); an exhaust piece that is no case joins a louder exhaust piece whatever the
+    envelope if ``blips`` (``free``; a case joins only as a skirt); across a gap, a piece that is not suppressed
+    never joins a suppressed one (``across``: it would disappear from the detections)."""
     return absorb(pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
                   may=lambda k, j: recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j]),
-                  free=lambda k, j: blips and recs[k].klass == "exhaust"
-                  and (recs[j].enforcement or not recs[k].enforcement),
+                  free=lambda k, j: blips and recs[k].klass == "exhaust" and not recs[k].enforcement,
                   across=lambda k, j: recs[k].suppressed or not recs[j].suppressed)

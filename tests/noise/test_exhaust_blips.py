@@ -1,6 +1,8 @@
 """A straight pipe's blips are its own pass-by (``DetectorConfig.exhaust_blips``, ``gateway.noise.chains``):
 a quieter exhaust piece touching a louder exhaust piece is absorbed into it whatever the pass-by envelope, so a
-revving exhaust makes one record (and at most one case), not one per blip."""
+revving exhaust makes one record, not one per blip -- unless the blip is an enforcement case of its own: a case
+joins a louder piece only as its skirt (edge or envelope), so a second violator touching a louder one keeps its
+case (twenty-fifth session)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gateway.noise.chains import absorb, under_envelope
+from types import SimpleNamespace
+
+from gateway.noise.chains import absorb, pass_bys, under_envelope
 from gateway.noise.detector import DetectorConfig
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from tests.noise.over_exhaust import exhaust_scene
@@ -66,3 +70,25 @@ def test_a_blipping_exhaust_is_one_record_and_the_switch_brings_the_blip_back(se
     assert rec.klass == "exhaust" and rec.pass_by is not None and rec.pass_by.absorbed == 1
     assert (rec.start, rec.end) == pytest.approx((loud[0].start, loud[1].end), abs=0.01)
     assert rec.levels.lafmax == pytest.approx(max(e.levels.lafmax for e in loud), abs=0.01)
+
+
+def _piece(start: int, peak: int, end: int, lafmax: float) -> SimpleNamespace:
+    return SimpleNamespace(start=start, peak=peak, end=end, lafmax=lafmax)
+
+
+def _rec(case: bool) -> SimpleNamespace:
+    return SimpleNamespace(klass="exhaust", enforcement=case, suppressed=False)
+
+
+@pytest.mark.parametrize(("quieter_case", "survivors"), [(True, 2), (False, 1)])
+def test_a_case_touching_a_louder_case_keeps_its_own_record(quieter_case, survivors):
+    """Two over-limit exhausts 6 s apart, the level never under the threshold between them: the second (104 dB,
+    above the first's crawling-pace envelope there) is a case of its own and stays one; were it no case, it
+    would be the first's blip and join it (``free``)."""
+    cfg = DetectorConfig()
+    pieces = [_piece(0, 30, 60, 108.0), _piece(60, 90, 120, 104.0)]
+    assert not under_envelope(pieces[1], pieces[0], cfg.skirt_speed_mps, cfg.slant_m)
+    kept = pass_bys(pieces, [_rec(True), _rec(quieter_case)], [None, None], speed_mps=cfg.skirt_speed_mps,
+                    slant_m=cfg.slant_m, gap=cfg.bridge_frames, blips=True)
+    assert len(kept) == survivors
+    assert kept[0][0] == 0 and kept[0][1] == ((0, 60) if survivors == 2 else (0, 120))
