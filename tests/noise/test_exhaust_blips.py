@@ -7,11 +7,10 @@ case (twenty-fifth session)."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from types import SimpleNamespace
 
 from gateway.noise.chains import absorb, pass_bys, under_envelope
 from gateway.noise.detector import DetectorConfig
