@@ -27,8 +27,9 @@ from tests.noise.over_exhaust import exhaust_scene
 FS = 48_000
 
 
-def piece(start: int, peak: int, end: int) -> SimpleNamespace:
-    return SimpleNamespace(start=start, peak=peak, end=end, lafmax=100.0)
+def piece(start: int, peak: int, end: int, lafmax: float = 100.0) -> SimpleNamespace:
+    """A detector piece as ``gateway.noise.chains`` reads it (frames)."""
+    return SimpleNamespace(start=start, peak=peak, end=end, lafmax=lafmax)
 
 
 @pytest.mark.parametrize(("p", "span", "opened", "edge"), [

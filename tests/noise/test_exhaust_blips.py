@@ -17,6 +17,7 @@ from gateway.noise.detector import DetectorConfig
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
 from tests.noise.over_exhaust import exhaust_scene
 from tests.noise.test_detector import _passby, run
+from tests.noise.test_edge_peak import piece
 
 FS = 48_000
 
@@ -71,10 +72,6 @@ def test_a_blipping_exhaust_is_one_record_and_the_switch_brings_the_blip_back(se
     assert rec.levels.lafmax == pytest.approx(max(e.levels.lafmax for e in loud), abs=0.01)
 
 
-def _piece(start: int, peak: int, end: int, lafmax: float) -> SimpleNamespace:
-    return SimpleNamespace(start=start, peak=peak, end=end, lafmax=lafmax)
-
-
 def _rec(case: bool) -> SimpleNamespace:
     return SimpleNamespace(klass="exhaust", enforcement=case, suppressed=False)
 
@@ -85,7 +82,7 @@ def test_a_case_touching_a_louder_case_keeps_its_own_record(quieter_case, surviv
     above the first's crawling-pace envelope there) is a case of its own and stays one; were it no case, it
     would be the first's blip and join it (``free``)."""
     cfg = DetectorConfig()
-    pieces = [_piece(0, 30, 60, 108.0), _piece(60, 90, 120, 104.0)]
+    pieces = [piece(0, 30, 60, 108.0), piece(60, 90, 120, 104.0)]
     assert not under_envelope(pieces[1], pieces[0], cfg.skirt_speed_mps, cfg.slant_m)
     kept = pass_bys(pieces, [_rec(True), _rec(quieter_case)], [None, None], speed_mps=cfg.skirt_speed_mps,
                     slant_m=cfg.slant_m, gap=cfg.bridge_frames, blips=True)
