@@ -103,7 +103,7 @@ def rule_scores(ft: Features) -> dict[str, float]:
 
 
 def classify(x: np.ndarray, fs: int, peak: int | None = None, model=None, *,
-             level_7p5: float = 0.0) -> tuple[str, dict[str, float], Features]:
-    ft = features(x, fs, peak, level_7p5=level_7p5)
+             level_7p5: float = 0.0, weighted_sq: np.ndarray | None = None) -> tuple[str, dict[str, float], Features]:
+    ft = features(x, fs, peak, level_7p5=level_7p5, weighted_sq=weighted_sq)
     sc = scores(ft, model)
     return max(sc, key=lambda k: sc[k]), sc, ft

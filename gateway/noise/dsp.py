@@ -112,6 +112,7 @@ class LevelMeter:
         self._ticks = np.zeros((0, 3))  # [energy, fast, slow] of ticks short of a whole frame
         self._tick_clips = np.zeros(0, dtype=np.int64)
         self.frames_done = 0
+        self.weighted_sq = np.zeros(0, dtype=np.float32)  # A-weighted squared samples of the last block fed
         self.samples_in = 0
         self.clipped_total = 0
 
@@ -127,6 +128,7 @@ class LevelMeter:
         y, self._zi = signal.sosfilt(self._sos, x, zi=self._zi)
         clip_mask_needed = peak >= self.config.clip_level
         np.square(y, out=y)  # y is sosfilt's own new array: square it in place
+        self.weighted_sq = y  # read-only for consumers (the pipeline copies it into its ring); never changed below
         y2 = np.concatenate([self._rest, y]) if self._rest.size else y
         n_ticks = y2.size // self.tick
         used = n_ticks * self.tick

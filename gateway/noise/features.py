@@ -70,6 +70,7 @@ AT_MAX_S = 0.25  # ``tonal_at_max``: frames whose centre is this close to the ev
 NFFT_FAST = 1024
 HOP_FAST = 768
 NFFT_ENGINE = 8192
+E_BLOCK = 256  # frame energies from block sums: divides every NFFT and hop above
 
 
 @dataclass(frozen=True)
@@ -132,13 +133,14 @@ def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15
           where: list | None = None) -> np.ndarray:
     """Hann power spectra (float32) of the frames whose energy is within ``loud_db`` of the loudest frame's
     (only those are transformed: the cost of an event's features scales with its loud part). ``c``: the
-    cumulative sum of x**2 with a leading 0 (frame energies without transforming)."""
-    if x.size < nfft:
+    cumulative energy at ``E_BLOCK`` boundaries (``_block_energy``; frame energies without transforming)."""
+    if x.size < nfft:  # one frame, zero-padded: it is the loudest
         x = np.pad(x, (0, nfft - x.size))
-        c = np.concatenate([c, np.full(nfft + 1 - c.size, c[-1])])
-    starts = np.arange(0, x.size - nfft + 1, hop)
-    e = c[starts + nfft] - c[starts]
-    starts = starts[e >= e.max() * 10 ** (-loud_db / 10)]
+        starts = np.zeros(1, dtype=np.int64)
+    else:
+        starts = np.arange(0, x.size - nfft + 1, hop)
+        e = c[(starts + nfft) // E_BLOCK] - c[starts // E_BLOCK]
+        starts = starts[e >= e.max() * 10 ** (-loud_db / 10)]
     if where is not None:
         where.append(starts // hop)
     w = _WINDOWS.get(nfft)
@@ -174,30 +176,46 @@ def _narrow(p: np.ndarray, k: np.ndarray, w: int, drop_db: float = 10.0) -> np.n
 
 
 def _cum_energy(x: np.ndarray, fs: int) -> np.ndarray:
-    """Cumulative A-weighted energy of ``x`` with a leading 0 (what chooses the loud frames; unweighted below
-    ``MIN_FS``)."""
+    """Cumulative A-weighted energy of ``x`` at ``E_BLOCK`` boundaries (what chooses the loud frames; unweighted
+    below ``MIN_FS``)."""
     if fs >= MIN_FS:
         sos = _ASOS.get(fs)
         if sos is None:
             sos = _ASOS.setdefault(fs, a_weighting_sos(fs))
         x = sosfilt(sos, x)
-    c = np.zeros(x.size + 1)
-    np.cumsum(np.square(x, dtype=np.float64), out=c[1:])
+    return _block_energy(np.square(x))
+
+
+def _block_energy(sq: np.ndarray) -> np.ndarray:
+    """Cumulative sum of the squared samples ``sq`` over whole ``E_BLOCK``s, with a leading 0: entry i is the
+    energy of sq[:i * E_BLOCK] (every frame length and hop is a multiple of the block)."""
+    n = sq.size // E_BLOCK
+    c = np.zeros(n + 1)
+    np.cumsum(sq[: n * E_BLOCK].reshape(n, E_BLOCK).sum(axis=1, dtype=np.float64), out=c[1:])
     return c
 
 
-def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: float = 0.0) -> Features:
+def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: float = 0.0,
+             weighted_sq: np.ndarray | None = None) -> Features:
     """Features of one event's raw samples (full-scale units); ``peak``: sample index of the maximum;
-    ``level_7p5``: the event's LAFmax at 7.5 m (dB), from the level meter."""
+    ``level_7p5``: the event's LAFmax at 7.5 m (dB), from the level meter; ``weighted_sq``: the same samples
+    A-weighted and squared where the caller has them already (the level meter's stream; its filter state is warm
+    at the event's start, so this is the better estimate, and it spares a second A filter over the event)."""
     x = np.asarray(x, dtype=np.float32)
+    if weighted_sq is not None and (weighted_sq.size != x.size or fs < MIN_FS):
+        weighted_sq = None  # not the same samples (a ring that lost some) or no class-1 A filter: filter here
     duration = x.size / fs
     cap = int(MAX_SECONDS * fs)
     if x.size > cap:
         c = x.size // 2 if peak is None else peak
         a = min(max(0, c - cap // 2), x.size - cap)
         x = x[a: a + cap]
+        weighted_sq = None if weighted_sq is None else weighted_sq[a: a + cap]
         peak = None if peak is None else peak - a
-    c2 = _cum_energy(x, fs)
+    if weighted_sq is None:
+        c2 = _cum_energy(x, fs)
+    else:
+        c2 = _block_energy(weighted_sq)
     where: list = []
     pl = _stft(x, NFFT, HOP, c2, where=where)  # frames within 15 dB of the loudest
     p = pl

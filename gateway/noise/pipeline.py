@@ -3,7 +3,9 @@
 ``NoiseAnalyzer.feed(samples)`` takes blocks of any size and returns what they completed: per-second
 level records and finished events. Per-block work is the level meter (A-weighting, Fast/Slow), an
 8 Hz spectrogram for the local siren detector and the pass-by detector; feature extraction, LCpeak and
-the 1/3-octave spectrum run only for events, on the raw samples kept in a ring buffer. An event is
+the 1/3-octave spectrum run only for events, on the raw samples kept in a ring buffer (and a second ring of the
+meter's A-weighted squared samples, which choose the classifier's loud frames without a second A filter;
+60 s of float32 each, 11.5 MB at 48 kHz). An event is
 finished ``finalize_delay_s`` after it ends, so its trace covers 5 s after it and the siren detector has
 seen what followed. The spectrogram and the local siren detector run on batches of up to ``TONAL_BATCH_S``
 of the ring's samples, and always on everything received before an event is finished (nothing else reads
@@ -69,6 +71,7 @@ class NoiseAnalyzer:
         self.key = key
         self.counters: Counter[str] = Counter()
         self._ring = Ring(int(RING_S * self.fs))
+        self._wring = Ring(int(RING_S * self.fs))  # the meter's A-weighted squared samples, aligned with _ring
         n_frames = int((RING_S + 2 * TRACE_MARGIN_S) * FRAME_HZ)
         self._frames = np.zeros(n_frames, dtype=FRAME_DTYPE)
         self._frames_end = 0
@@ -109,6 +112,7 @@ class NoiseAnalyzer:
             self.suppressor.feed(*self.spec.feed(x))
             self._tonal_from = self._ring.end + x.size
         self._ring.push(x)
+        self._wring.push(self.meter.weighted_sq)
         self._store(frames)
         seconds = self._seconds.feed(frames)
         self._pending.extend(self.detector.feed(frames))
@@ -265,7 +269,9 @@ class NoiseAnalyzer:
         det = c.detector
         corr = det.distance_correction_db
         lafmax_ref = ev.lafmax + corr
-        ft = classifier.features(audio, fs, peak_at, level_7p5=lafmax_ref) if audio.size >= fs // 10 else None
+        wsq = self._wring.get(ev.start * fsamp, ev.end * fsamp)
+        ft = (classifier.features(audio, fs, peak_at, level_7p5=lafmax_ref, weighted_sq=wsq)
+              if audio.size >= fs // 10 else None)
         sc = classifier.scores(ft, model) if ft is not None else {k: 0.0 for k in classifier.CLASSES}
         klass = max(sc, key=lambda k: sc[k]) if ft is not None else "other"
         if audio.size < (ev.end - ev.start) * fsamp:
