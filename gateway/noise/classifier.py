@@ -9,8 +9,6 @@ hand-set logits of ``rule_scores`` (version ``rules-v1``) are used.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 
 from gateway.noise.event_shape import onset as _onset  # noqa: F401  (older import path)
@@ -63,7 +61,7 @@ def scores(ft: Features, model=None) -> dict[str, float]:
     """Class probabilities: the learned model's (``model`` or the committed one), else the hand-set rules."""
     m = model if model is not None else current_model()
     if m is not None:
-        return m.scores(asdict(ft))
+        return m.scores(ft.values())
     return rule_scores(ft)
 
 
@@ -79,7 +77,7 @@ def shape_siren(ft: Features, sc: dict[str, float], model=None) -> float:
     m = model if model is not None else current_model()
     if m is None or "siren" not in sc or not all(k in m.features for k in SHAPE_FEATURES):
         return 0.0
-    d = asdict(ft)
+    d = ft.values()
     for k in SHAPE_FEATURES:
         d[k] = float(m.mean[m.features.index(k)])
     return max(0.0, float(sc["siren"]) - m.scores(d)["siren"])

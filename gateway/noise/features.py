@@ -49,7 +49,7 @@ chooses.)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.fft as sfft
@@ -105,9 +105,15 @@ class Features:
     siren_inside: float = 0.0  # strength of a loud siren call (periodic sweep or alternation) in the event (siren_probe)
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+        return {k: round(float(v), 4) for k, v in self.values().items()}
+
+    def values(self) -> dict[str, float]:
+        """The fields by name, unrounded: ``dataclasses.asdict`` without its deep copy of every value (the
+        fields are numbers)."""
+        return {k: getattr(self, k) for k in _FIELD_NAMES}
 
 
+_FIELD_NAMES = tuple(f.name for f in fields(Features))
 _WINDOWS: dict[int, np.ndarray] = {}
 _ASOS: dict[int, np.ndarray] = {}  # A-weighting sections per sample rate (the loud frames are chosen by A-energy)
 _COLS: dict[tuple[int, float], dict] = {}

@@ -36,3 +36,17 @@ def test_medians_of_nothing_are_nan():
        st.integers(50, 4000))
 def test_clip_index_is_numpys_clip(a, lo, hi):
     assert np.array_equal(clip_index(a, lo, hi), np.clip(a, lo, hi))
+
+
+def test_feature_values_are_dataclasses_asdict():
+    """``Features.values`` (what the model reads) is ``dataclasses.asdict`` without the deep copy."""
+    from dataclasses import asdict
+
+    from gateway.noise.features import features
+    from tests.noise.over_exhaust import exhaust_scene
+
+    scene, src = exhaust_scene(7)
+    tp = int(src["t_peak"] * scene.fs)
+    ft = features(scene.audio[tp - 2 * scene.fs: tp + 2 * scene.fs], scene.fs, 2 * scene.fs, level_7p5=96.0)
+    assert ft.values() == asdict(ft) and list(ft.values()) == list(asdict(ft))
+    assert ft.as_dict() == {k: round(float(v), 4) for k, v in asdict(ft).items()}
