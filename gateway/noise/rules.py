@@ -14,7 +14,10 @@
   below 150 Hz and no harmonic comb (``engine`` salience below ``WIND_ENGINE_DB``: no firing orders). On the
   committed training corpus no exhaust event meets both (the low-rpm exhausts that are as bass-heavy have
   engine >= 12.5 dB); 6 `other` events do. (``pulse`` is not used: a very low wind corner makes the envelope
-  smooth, which its autocorrelation takes for periodicity.)
+  smooth, which its autocorrelation takes for periodicity.) Since the twenty-seventh session also: wind that
+  could reach the level, ``wind_share`` >= ``WIND_SHARE`` (``gateway/noise/wind.py``: an upper estimate of the
+  wind's share of the A-weighted energy). A loud exhaust with wind underneath reads the same ``lf_frac`` and a
+  masked comb, but the wind cannot make its level.
 - ``two_tone_steps``: the dominant narrow peak steps between two held pitches 1.08-1.6x apart and back by the
   same ratio at least ``ALT_STEPS`` times, each tone sounding alone (``Features.alternation``): a two-tone
   siren, even when its tones are full harmonic combs that the comb-root and series tests excuse as engine
@@ -54,6 +57,7 @@ HORN_TONAL = 0.1
 HORN_FLATNESS = 0.02
 WIND_LF = 0.8
 WIND_ENGINE_DB = 12.0
+WIND_SHARE = 0.2  # wind that could hold a fifth of the A-weighted energy could add 1 dB to the level
 ALT_STEPS = 1.0
 AT_MAX_TONAL = 0.7
 HORN_INSIDE_DB = 15.0
@@ -66,7 +70,7 @@ def horn_tones(ft: Features) -> bool:
 
 
 def wind(ft: Features) -> bool:
-    return ft.lf_frac >= WIND_LF and ft.engine < WIND_ENGINE_DB
+    return ft.lf_frac >= WIND_LF and ft.engine < WIND_ENGINE_DB and ft.wind_share >= WIND_SHARE
 
 
 def feature_flags(ft: Features | None) -> list[str]:
