@@ -58,7 +58,10 @@ def wind_share(p: np.ndarray, fs: int) -> float:
     low = (f > 0) & (f < LOW_HZ)
     if fit.sum() < 3:
         return float(min(1.0, (mean * a2)[low].sum() / total))
-    slope, icpt = np.polyfit(np.log(f[fit]), np.log(mean[fit]), 1)
+    lx, ly = np.log(f[fit]), np.log(mean[fit])  # least-squares line (np.polyfit's, without its lstsq call)
+    dx = lx - lx.mean()
+    slope = float(dx @ (ly - ly.mean()) / (dx @ dx))
+    icpt = float(ly.mean() - slope * lx.mean())
     slope = float(np.clip(slope + SLOPE_MARGIN, STEEPEST, FLATTEST))
     anchor = float(np.exp(icpt + slope * np.log(LOW_HZ)))  # the fitted wind at LOW_HZ, continued above it
     high = band & (f >= LOW_HZ)
