@@ -85,3 +85,35 @@ def test_wind_that_can_reach_the_level_still_flags_it():
 def test_any_power_spectrum_gives_a_share_in_range(p):
     s = wind_share(p, FS)
     assert np.isfinite(s) and 0.0 <= s <= 1.0
+
+
+def test_the_pipeline_makes_the_case_under_wind_and_not_when_wind_makes_the_level():
+    """End to end (``analyze_array`` at 130 dB full scale): a 100.5 dB pass-by (training family, +8 dB) is a case
+    alone; with f^-4 buffeting 20 dB under it (A-weighted) its spectrum is the old rule's (``lf_frac`` >= 0.8,
+    comb masked) and it stays a case at its own level; with the wind 5 dB over it, it is ``wind`` and no case."""
+    from gateway.noise.detector import DetectorConfig
+    from gateway.noise.dsp import MeterConfig
+    from gateway.noise.pipeline import AnalyzerConfig, analyze_array
+    from tests.noise.over_exhaust import covering
+
+    scene, src = exhaust_scene(7)
+    car = scene.audio.astype(np.float64) * 10 ** (-2 / 20)
+    tp = int(src["t_peak"] * FS)
+    w = _wind(car.size, -4.0, 20.0, 7)
+    near = slice(tp - 2 * FS, tp + 2 * FS)
+    cfg = AnalyzerConfig(meter=MeterConfig(full_scale_db=130.0),
+                         detector=DetectorConfig(distance_m=scene.labels["distance_m"]))
+
+    def loudest(rel_db: float | None):
+        x = car if rel_db is None else car + w * np.sqrt(
+            np.mean(sosfilt(a_weighting_sos(FS), car[near]) ** 2)
+            / np.mean(sosfilt(a_weighting_sos(FS), w[near]) ** 2) * 10 ** (rel_db / 10))
+        _, events = analyze_array(x.astype(np.float32), cfg)
+        return max(covering(events, src["t_peak"]), key=lambda e: e.levels.lafmax)
+
+    alone, under, over = loudest(None), loudest(-20.0), loudest(5.0)
+    assert alone.enforcement and alone.levels.lafmax_7p5 >= 100.0
+    assert under.features["lf_frac"] >= rules.WIND_LF and under.features["engine"] < rules.WIND_ENGINE_DB
+    assert under.enforcement and "wind" not in under.flags
+    assert abs(under.levels.lafmax_7p5 - alone.levels.lafmax_7p5) < 0.3
+    assert "wind" in over.flags and not over.enforcement
