@@ -54,14 +54,13 @@ the event is a steady tone), and a siren whose fundamental is lost among an engi
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
 
 from gateway.noise.spectrum import median_rows
-from gateway.noise.weighting import a_weighting_db
+from gateway.noise.weighting import a_weights
 
 
 @dataclass(frozen=True)
@@ -119,12 +118,6 @@ def _shift(a: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _a_weights(n_bins: int, df: float) -> np.ndarray:
-    """A-weighting (power) of bins 0..n_bins-1 of width ``df`` (cached per spectrum layout; not to be written)."""
-    return (10 ** (a_weighting_db(np.arange(n_bins) * df) / 10)).astype(np.float32)
-
-
 def _call(p: np.ndarray, frame_no: np.ndarray, df: float, dt: float, scale: Scale) -> Call:
     """The strongest periodic call in the power spectra ``p`` (rows at frame numbers ``frame_no``, hop ``dt`` s,
     bins ``df`` Hz wide) at one time ``scale``."""
@@ -136,7 +129,7 @@ def _call(p: np.ndarray, frame_no: np.ndarray, df: float, dt: float, scale: Scal
         return Call()
     rows = frame_no - frame_no[0]
     tot = np.zeros(n)
-    tot[rows] = p @ _a_weights(p.shape[1], df)  # each frame's A-weighted power
+    tot[rows] = p @ a_weights(p.shape[1], df)  # each frame's A-weighted power
     m = scale.merge
     k0, k1 = int(np.ceil(F_LO / df / m)) * m, (int(F_HI / df) // m + 1) * m
     pb = p[:, k0:k1].reshape(p.shape[0], -1, m).sum(axis=2)  # the band, adjacent bins merged
@@ -172,7 +165,7 @@ def _call(p: np.ndarray, frame_no: np.ndarray, df: float, dt: float, scale: Scal
     if not call.any():
         return Call(float(prom.max()), j * dt)
     # level: the call's cells (A-weighted) over 125 ms against the whole spectrum's loudest 125 ms
-    wb = np.interp(fb, np.arange(p.shape[1]) * df, _a_weights(p.shape[1], df))
+    wb = np.interp(fb, np.arange(p.shape[1]) * df, a_weights(p.shape[1], df))
     cells = np.zeros(n)
     cells[rows] = (np.where(call[rows], pb, 0.0) * wb).sum(axis=1)
     kern = np.ones(max(1, int(round(FAST_S / dt))))

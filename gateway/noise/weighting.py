@@ -7,6 +7,8 @@ exact pole frequencies. At 48 kHz the A filter stays inside the class 1 acceptan
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import signal
 
@@ -55,6 +57,13 @@ def _digital(zeros: list[float], poles: list[float], gain_db: float, fs: int) ->
     _, h = signal.sosfreqz(sos, worN=[1000.0], fs=fs)
     sos[0, :3] /= abs(h[0])
     return sos
+
+
+@functools.lru_cache(maxsize=8)
+def a_weights(n_bins: int, df: float) -> np.ndarray:
+    """A-weighting (power, analog curve) of spectrum bins 0..n_bins-1 of width ``df`` Hz; bin 0 gets 0 (cached
+    per spectrum layout: not to be written)."""
+    return (10 ** (a_weighting_db(np.arange(n_bins) * df) / 10)).astype(np.float32)
 
 
 def a_weighting_sos(fs: int = 48_000) -> np.ndarray:

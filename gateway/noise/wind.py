@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.noise.weighting import a_weighting_sos, response_db
+from gateway.noise.weighting import a_weights
 
 LOW_HZ = 150.0
 FIT_HZ = (60.0, LOW_HZ)  # above the lowest bins, whose Hann leakage steepens a steep spectrum's fit
@@ -28,17 +28,6 @@ SLOPE_MARGIN = 0.5  # the fit over 0.4 decade is uncertain by about this much: c
 TOP_HZ = 8000.0
 STEEPEST = -4.0  # power exponent: no steeper decay than f^-4 (a second-order roll-off) is credited
 FLATTEST = 0.0  # a spectrum rising through FIT_HZ is not continued upwards: it stays flat
-_A2: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _a2(fs: int, nbins: int) -> np.ndarray:
-    got = _A2.get((fs, nbins))
-    if got is None:
-        f = np.arange(nbins) * fs / (2 * (nbins - 1))
-        g = np.zeros(nbins)
-        g[1:] = 10 ** (response_db(a_weighting_sos(fs), f[1:], fs) / 10)
-        got = _A2.setdefault((fs, nbins), g)
-    return got
 
 
 def wind_share(p: np.ndarray, fs: int) -> float:
@@ -47,17 +36,19 @@ def wind_share(p: np.ndarray, fs: int) -> float:
     if p.size == 0 or p.shape[1] < 4:
         return 0.0
     nb = p.shape[1]
-    f = np.arange(nb) * fs / (2 * (nb - 1))
+    df = fs / (2 * (nb - 1))
+    f = np.arange(nb) * df
     mean = p.mean(axis=0).astype(np.float64) + 1e-30
-    a2 = _a2(fs, nb)
+    a2 = a_weights(nb, df)
+    weighted = mean * a2
     band = (f > 0) & (f <= TOP_HZ)
-    total = float((mean * a2)[band].sum())
+    total = float(weighted[band].sum())
     if total <= 0:
         return 0.0
     fit = (f >= FIT_HZ[0]) & (f < FIT_HZ[1])
     low = (f > 0) & (f < LOW_HZ)
     if fit.sum() < 3:
-        return float(min(1.0, (mean * a2)[low].sum() / total))
+        return float(min(1.0, weighted[low].sum() / total))
     lx, ly = np.log(f[fit]), np.log(mean[fit])  # least-squares line (np.polyfit's, without its lstsq call)
     dx = lx - lx.mean()
     slope = float(dx @ (ly - ly.mean()) / (dx @ dx))
@@ -66,5 +57,5 @@ def wind_share(p: np.ndarray, fs: int) -> float:
     anchor = float(np.exp(icpt + slope * np.log(LOW_HZ)))  # the fitted wind at LOW_HZ, continued above it
     high = band & (f >= LOW_HZ)
     wind_hi = anchor * (f[high] / LOW_HZ) ** slope
-    wind = float((mean * a2)[low].sum() + (np.minimum(wind_hi, mean[high]) * a2[high]).sum())
+    wind = float(weighted[low].sum() + (np.minimum(wind_hi, mean[high]) * a2[high]).sum())
     return float(min(1.0, wind / total))

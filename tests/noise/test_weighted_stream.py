@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.signal import sosfilt
 
-from gateway.noise import classifier, pipeline
+from gateway.noise import classifier
 from gateway.noise import features as F
 from gateway.noise.detector import DetectorConfig
 from gateway.noise.dsp import LevelMeter, MeterConfig
@@ -120,4 +120,3 @@ def test_the_pipeline_reads_the_weighted_samples_of_its_own_event(street, monkey
     assert [(e["start"], e["end"], e["class"]) for e in warm] == [(e["start"], e["end"], e["class"]) for e in cold]
     same = sum(w["features"] == c["features"] for w, c in zip(warm, cold, strict=True))
     assert same >= len(warm) - 1, (same, len(warm))
-    assert pipeline.RING_S * FS <= 60 * FS  # the weighted ring costs what the raw one does (4 bytes a sample)
