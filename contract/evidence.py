@@ -128,9 +128,18 @@ class PassBy(_M):
     absorbed: int = Field(ge=1)  # pieces absorbed
 
 
+class AbsorbedCase(_M):
+    """A piece of the record's chain that was an enforcement case on its own before it joined a louder case
+    (``gateway.noise.chains``): a further over-limit maximum inside the record, the same vehicle's blip or a
+    second violator right behind it (one microphone cannot tell which). ``peak`` in the record's clock."""
+    peak: float
+    lafmax_7p5: float
+    enforcement_score: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
 # fields added after v1 records were first signed: left out of the JSON when absent, so older records
 # (which do not have them) keep their canonical bytes and still verify
-OPTIONAL_FIELDS = ("model", "overload", "uncertainty", "pass_by", "enforcement_score")
+OPTIONAL_FIELDS = ("model", "overload", "uncertainty", "pass_by", "enforcement_score", "absorbed_cases")
 
 
 class Signature(_M):
@@ -170,6 +179,8 @@ class NoiseEvidence(_M):
     # what the case's score gate (thresholds.min_exhaust_score) was applied to: rules.enforcement_score,
     # p(exhaust) / (1 - the siren probability the event's shape carries)
     enforcement_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    # pieces that were cases of their own before they joined this (louder) case: further over-limit maxima
+    absorbed_cases: tuple[AbsorbedCase, ...] | None = None
     signature: Signature | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -59,7 +59,8 @@ def analyze_file(path: Path, *, distance_m: float, full_scale_db: float, calibra
                "model": e.model.version if e.model else None,
                "overload": e.overload.model_dump() if e.overload else None,
                "margin_db": e.uncertainty.margin_db if e.uncertainty else None,
-               "pass_by": e.pass_by.model_dump() if e.pass_by else None}
+               "pass_by": e.pass_by.model_dump() if e.pass_by else None,
+               "absorbed_cases": [c.model_dump() for c in e.absorbed_cases or ()]}
         if evidence:
             row["evidence"] = e.to_data()
         out_events.append(row)
@@ -214,6 +215,9 @@ def _print_detail(d) -> None:
         n = pb["absorbed"]
         console.print(f"  measured pass-by {_utc(pb['start'])} .. {_utc(pb['end'])} UTC "
                       f"({n} approach/departure piece{'s' if n != 1 else ''} absorbed)")
+    for c in d.record.get("absorbed_cases") or ():  # pieces that were cases of their own: further maxima
+        console.print(f"  also over the limit at {_utc(c['peak'])} UTC: {c['lafmax_7p5']:.1f} dB at 7.5 m "
+                      "(a blip of this vehicle or a second one right behind it)")
     console.print(f"  signature {d.signature} ({d.signature_detail or '-'}); enforceable "
                   f"{'yes' if d.enforceable else 'no'}; suppressed "
                   f"{', '.join(d.suppression) if d.suppressed else 'no'}; flags {', '.join(d.flags) or '-'}")

@@ -19,13 +19,17 @@ and the caller's ``may`` allows it (the pipeline requires both pieces to be of t
 exhaust next to a louder bus keeps its own event, and so does a motorcycle whose peak follows a louder horn's
 honk, even though its maximum then lies at the edge it shares with the honk). For the pairs the caller's
 ``free`` names (the pipeline, with ``DetectorConfig.exhaust_blips``: both pieces called exhaust, and the
-quieter one no enforcement case), touching is enough: a straight pipe revved at a light or blipped through its
-gears rises 8-10 dB for each blip, seconds from its maximum and above any pass-by envelope, and every such blip
-had been a detection of its own that did not cover the vehicle's maximum. A piece that is a case joins a louder
-neighbour only as its skirt (edge or envelope), never freely (twenty-fifth session): two loud vehicles in a row
-touch as well as one vehicle's blips do, and a free join left the second violator without a case of its own
-(21 of 107 found violators on the dev scenes, docs/benchmarks.md); a revving violator may now make a case per
-blip over the limit, each at a level it made.
+quieter one no enforcement case unless the louder one is one too), touching is enough: a straight pipe revved
+at a light or blipped through its gears rises 8-10 dB for each blip, seconds from its maximum and above any
+pass-by envelope, and every such blip had been a detection of its own that did not cover the vehicle's maximum.
+Two loud vehicles in a row touch as well as one vehicle's blips do, and one microphone cannot tell them apart
+(a car revving at a light does not move, so no envelope bounds its blips). A case that touches a louder case
+therefore joins it, and the record lists it among its ``absorbed_cases`` (its maximum and level): one case per
+chain of touching violations, stated at the loudest maximum, with every further over-limit maximum named in
+it (twenty-eighth session; from the twenty-fifth to then each stayed a case of its own, and a blip seconds
+from its vehicle's maximum became a second case at a moment when another vehicle may be the one in front of
+the camera). A case never joins a louder piece that is no case except as its skirt (edge or envelope): that
+piece may be blocked by its own flags or score, and the case would be lost.
 
 Quietest pieces go first; an absorbing piece keeps its own maximum, so each absorption is tested against the
 envelope of the piece that made the level.
@@ -82,9 +86,18 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
     ``free(k, j)``: piece ``k`` may join its louder touching neighbour ``j`` whatever the envelope; ``gap``:
     neighbours at most this many frames apart count as touching (``DetectorConfig.bridge_s``), where
     ``across(k, j)`` allows it too."""
+    return [(k, span, len(m)) for k, span, m in absorb_members(pieces, speed_mps=speed_mps, slant_m=slant_m,
+                                                                may=may, free=free, gap=gap, across=across)]
+
+
+def absorb_members(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
+                   may: Callable[[int, int], bool] = lambda k, j: True,
+                   free: Callable[[int, int], bool] = lambda k, j: False, gap: int = 0,
+                   across: Callable[[int, int], bool] = lambda k, j: True) -> list[tuple[int, tuple[int, int], list[int]]]:
+    """``absorb``, each survivor with the indices of the pieces it absorbed (directly or through another)."""
     spans = [(p.start, p.end) for p in pieces]
     alive = list(range(len(pieces)))
-    counts = [0] * len(pieces)
+    members: list[list[int]] = [[] for _ in pieces]
     while True:
         best: tuple[float, float, int, int] | None = None
         for pos, k in enumerate(alive):
@@ -102,8 +115,8 @@ def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
         _, _, pos, j = best
         k = alive.pop(pos)
         spans[j] = (min(spans[j][0], spans[k][0]), max(spans[j][1], spans[k][1]))
-        counts[j] += 1 + counts[k]
-    return [(k, spans[k], counts[k]) for k in alive]
+        members[j] += [k, *members[k]]
+    return [(k, spans[k], sorted(members[k])) for k in alive]
 
 
 def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float,
@@ -120,13 +133,16 @@ def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_m
 
 
 def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | None], *, speed_mps: float,
-             slant_m: float, gap: int, blips: bool) -> list[tuple[int, tuple[int, int], int]]:
+             slant_m: float, gap: int, blips: bool) -> list[tuple[int, tuple[int, int], int, list[int]]]:
     """``absorb`` with the pipeline's rules for one chain, given each piece's record (``klass``, ``enforcement``,
-    ``suppressed``) and the piece it was cut from (``part_of``, None: not cut): pieces of one class join
-    (``may``; a cut stays cut); an exhaust piece that is no case joins a louder exhaust piece whatever the
-    envelope if ``blips`` (``free``; a case joins only as a skirt); across a gap, a piece that is not suppressed
-    never joins a suppressed one (``across``: it would disappear from the detections)."""
-    return absorb(pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
-                  may=lambda k, j: recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j]),
-                  free=lambda k, j: blips and recs[k].klass == "exhaust" and not recs[k].enforcement,
-                  across=lambda k, j: recs[k].suppressed or not recs[j].suppressed)
+    ``suppressed``) and the piece it was cut from (``part_of``, None: not cut): (index, span, pieces absorbed,
+    their indices). Pieces of one class join (``may``; a cut stays cut); an exhaust piece joins a louder exhaust
+    piece whatever the envelope if ``blips``, unless it is a case and the louder one is not (``free``; then it
+    joins only as a skirt); across a gap, a piece that is not suppressed never joins a suppressed one
+    (``across``: it would disappear from the detections)."""
+    kept = absorb_members(
+        pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
+        may=lambda k, j: recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j]),
+        free=lambda k, j: blips and recs[k].klass == "exhaust" and (not recs[k].enforcement or recs[j].enforcement),
+        across=lambda k, j: recs[k].suppressed or not recs[j].suppressed)
+    return [(k, span, len(m), m) for k, span, m in kept]

@@ -22,6 +22,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract.evidence import (
+    AbsorbedCase,
     AudioClip,
     Levels,
     Location,
@@ -172,8 +173,8 @@ class NoiseAnalyzer:
             pieces, recs, part_of = self._siren_cuts(pieces, recs)
             kept = pass_bys(pieces, recs, part_of, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
                             gap=det.bridge_frames, blips=det.exhaust_blips)
-            for k, span, n in kept:
-                out.append(self._report(pieces[k], recs[k], span, n))
+            for k, span, n, members in kept:
+                out.append(self._report(pieces[k], recs[k], span, n, [recs[m] for m in members if recs[m].enforcement]))
         return out
 
     def _siren_cuts(self, pieces: list[RawEvent], recs: list[NoiseEvidence]) -> tuple[list, list, list]:
@@ -222,9 +223,11 @@ class NoiseAnalyzer:
         c = self.suppressor.config
         return (start_s - c.lead_s - 1.0, end_s + c.hold_s + 1.0)
 
-    def _report(self, ev: RawEvent, rec: NoiseEvidence, span: tuple[int, int], absorbed: int) -> NoiseEvidence:
+    def _report(self, ev: RawEvent, rec: NoiseEvidence, span: tuple[int, int], absorbed: int,
+                cases: list[NoiseEvidence] = ()) -> NoiseEvidence:
         """The record of a pass-by that kept ``absorbed`` pieces of its approach or departure: its start, end,
-        duration, id and trace cover ``span`` (frames); ``pass_by`` is what was measured. Counted and signed."""
+        duration, id and trace cover ``span`` (frames); ``pass_by`` is what was measured; ``cases``: the
+        absorbed pieces that were cases of their own (``absorbed_cases``). Counted and signed."""
         c = self.config
         if absorbed:
             self.counters["absorbed"] += absorbed
@@ -236,7 +239,12 @@ class NoiseAnalyzer:
                 "id": f"{c.gateway}.{c.sensor}.{round((c.t0 + a / FRAME_HZ) * 1000)}",
                 "start": round(c.t0 + a / FRAME_HZ, 3), "end": round(c.t0 + b / FRAME_HZ, 3),
                 "duration_s": round((b - a) / FRAME_HZ, 3), "trace": self._trace(a, b),
-                "pass_by": PassBy(start=rec.start, end=rec.end, absorbed=absorbed)})
+                "pass_by": PassBy(start=rec.start, end=rec.end, absorbed=absorbed),
+                "absorbed_cases": tuple(AbsorbedCase(peak=r.peak, lafmax_7p5=r.levels.lafmax_7p5,
+                                                     enforcement_score=r.enforcement_score)
+                                        for r in sorted(cases, key=lambda r: r.peak)) or None})
+            if cases:
+                self.counters["absorbed_cases"] += len(cases)
         self.counters["events"] += 1
         self.counters[f"class_{rec.klass}"] += 1
         if rec.suppressed:

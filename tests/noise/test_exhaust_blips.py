@@ -1,23 +1,30 @@
 """A straight pipe's blips are its own pass-by (``DetectorConfig.exhaust_blips``, ``gateway.noise.chains``):
 a quieter exhaust piece touching a louder exhaust piece is absorbed into it whatever the pass-by envelope, so a
-revving exhaust makes one record, not one per blip -- unless the blip is an enforcement case of its own: a case
-joins a louder piece only as its skirt (edge or envelope), so a second violator touching a louder one keeps its
-case (twenty-fifth session)."""
+revving exhaust makes one record, not one per blip. A blip that is an enforcement case of its own joins a louder
+case too, and the record names it in ``absorbed_cases`` (its maximum and level: the same vehicle's blip or a
+second violator right behind it, which one microphone cannot tell apart; twenty-eighth session). It joins a
+louder piece that is no case only as that piece's skirt (edge or envelope)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from contract.evidence import AbsorbedCase, EvidenceError, verify
+from dozor.cli import app
 from gateway.noise.chains import absorb, pass_bys, under_envelope
 from gateway.noise.detector import DetectorConfig
 from gateway.noise.pipeline import AnalyzerConfig, analyze_array
+from simulators.noise_io import wav_bytes
 from tests.noise.over_exhaust import exhaust_scene
 from tests.noise.test_detector import _passby, run
 from tests.noise.test_edge_peak import piece
+from tests.noise.test_evidence import KEY, KEYS
 
 FS = 48_000
 
@@ -43,14 +50,14 @@ def test_touching_is_enough_for_the_pairs_the_caller_frees():
                       may=lambda k, j: False)) == 2
 
 
-def _blipped(seed: int) -> tuple[np.ndarray, float]:
-    """A lone exhaust pass-by of the training family with a copy of its loudest 1.2 s, 2 dB down, played again
-    2.5 s after its maximum (a blip of the throttle, above the crawling-pace envelope there)."""
+def _blipped(seed: int, down_db: float = 2.0, after_s: float = 2.5) -> tuple[np.ndarray, float]:
+    """A lone exhaust pass-by of the training family with a copy of its loudest 1.2 s, ``down_db`` down, played
+    again ``after_s`` after its maximum (a blip of the throttle, above the crawling-pace envelope there)."""
     scene, src = exhaust_scene(seed)
     x = scene.audio.astype(np.float64)
     i = int(src["t_peak"] * FS)
-    burst = x[i - int(0.6 * FS): i + int(0.6 * FS)] * np.hanning(int(1.2 * FS)) * 10 ** (-2 / 20)
-    j = i + int(2.5 * FS)
+    burst = x[i - int(0.6 * FS): i + int(0.6 * FS)] * np.hanning(int(1.2 * FS)) * 10 ** (-down_db / 20)
+    j = i + int(after_s * FS)
     x[j - burst.size // 2: j - burst.size // 2 + burst.size] += burst
     return x.astype(np.float32), scene.labels["distance_m"]
 
@@ -76,15 +83,62 @@ def _rec(case: bool) -> SimpleNamespace:
     return SimpleNamespace(klass="exhaust", enforcement=case, suppressed=False)
 
 
-@pytest.mark.parametrize(("quieter_case", "survivors"), [(True, 2), (False, 1)])
-def test_a_case_touching_a_louder_case_keeps_its_own_record(quieter_case, survivors):
-    """Two over-limit exhausts 6 s apart, the level never under the threshold between them: the second (104 dB,
-    above the first's crawling-pace envelope there) is a case of its own and stays one; were it no case, it
-    would be the first's blip and join it (``free``)."""
+@pytest.mark.parametrize(("quieter_case", "louder_case", "survivors"),
+                         [(True, True, 1), (False, True, 1), (False, False, 1), (True, False, 2)])
+def test_a_case_joins_a_louder_case_but_not_a_louder_piece_that_is_none(quieter_case, louder_case, survivors):
+    """Two over-limit exhausts 6 s apart, the level never under the threshold between them: the second (104 dB)
+    stands above the first's crawling-pace envelope there. It joins the first whatever it is (``free``: a blip
+    or a second violator, a case named in the record), except where it is a case and the louder piece is none
+    (that piece may be blocked by its own flags or score: the case would be lost)."""
     cfg = DetectorConfig()
     pieces = [piece(0, 30, 60, 108.0), piece(60, 90, 120, 104.0)]
     assert not under_envelope(pieces[1], pieces[0], cfg.skirt_speed_mps, cfg.slant_m)
-    kept = pass_bys(pieces, [_rec(True), _rec(quieter_case)], [None, None], speed_mps=cfg.skirt_speed_mps,
+    kept = pass_bys(pieces, [_rec(louder_case), _rec(quieter_case)], [None, None], speed_mps=cfg.skirt_speed_mps,
                     slant_m=cfg.slant_m, gap=cfg.bridge_frames, blips=True)
     assert len(kept) == survivors
-    assert kept[0][0] == 0 and kept[0][1] == ((0, 60) if survivors == 2 else (0, 120))
+    if survivors == 1:
+        assert kept == [(0, (0, 120), 1, [1])]
+    else:
+        assert [(k, span, n, m) for k, span, n, m in kept] == [(0, (0, 60), 0, []), (1, (60, 120), 0, [])]
+
+
+def test_a_blip_that_is_a_case_of_its_own_is_named_in_the_louder_case():
+    """A 107 dB pass-by whose loudest 1.2 s comes again 1 dB down 3 s later: apart, the two pieces are two cases
+    (the second at a moment when another vehicle may be in front of the camera); joined, one case at the
+    louder maximum whose ``absorbed_cases`` names the blip's maximum, level and score exactly as its own record
+    stated them, signed with the record."""
+    audio, dist = _blipped(19, down_db=1.0, after_s=3.0)
+    on = AnalyzerConfig(detector=DetectorConfig(distance_m=dist))
+    off = dataclasses.replace(on, detector=dataclasses.replace(on.detector, exhaust_blips=False))
+    _, apart = analyze_array(audio, off)
+    loud = [e for e in apart if e.levels.lafmax >= 85.0]
+    assert [(e.klass, e.enforcement) for e in loud] == [("exhaust", True), ("exhaust", True)]
+    assert loud[0].end == pytest.approx(loud[1].start, abs=0.01) and loud[0].levels.lafmax > loud[1].levels.lafmax
+    assert all(e.absorbed_cases is None and "absorbed_cases" not in e.to_data() for e in apart)
+    _, one = analyze_array(audio, on, key=KEY)
+    (rec,) = [e for e in one if e.levels.lafmax >= 85.0]
+    assert rec.enforcement and rec.pass_by is not None and rec.pass_by.absorbed == 1
+    assert (rec.start, rec.end) == pytest.approx((loud[0].start, loud[1].end), abs=0.01)
+    assert rec.peak == loud[0].peak and rec.levels.lafmax_7p5 == loud[0].levels.lafmax_7p5
+    assert rec.absorbed_cases == (AbsorbedCase(peak=loud[1].peak, lafmax_7p5=loud[1].levels.lafmax_7p5,
+                                               enforcement_score=loud[1].enforcement_score),)
+    data = json.loads(json.dumps(rec.to_data()))
+    assert verify(data, KEYS).absorbed_cases == rec.absorbed_cases
+    data["absorbed_cases"] = []  # a record that hides the second maximum no longer verifies
+    with pytest.raises(EvidenceError):
+        verify(data, KEYS)
+
+
+def test_the_cli_names_the_absorbed_case(tmp_path):
+    """``dozor noise analyze --json`` on the same recording (a 32-bit float WAV): one enforceable row whose
+    ``absorbed_cases`` names the blip, and ``--evidence`` carries it in the signed-record form."""
+    audio, dist = _blipped(19, down_db=1.0, after_s=3.0)
+    wav = tmp_path / "blipped.wav"
+    wav.write_bytes(wav_bytes(audio, FS, bits=32))
+    r = CliRunner().invoke(app, ["noise", "analyze", str(wav), "--distance-m", str(dist), "--json", "--evidence"])
+    assert r.exit_code == 0, r.output
+    rows = [e for e in json.loads(r.stdout)["events"] if e["lafmax"] >= 85.0]
+    assert len(rows) == 1 and rows[0]["enforceable"] and rows[0]["pass_by"]["absorbed"] == 1
+    (named,) = rows[0]["absorbed_cases"]
+    assert rows[0]["peak"] + 2.0 < named["peak"] < rows[0]["end"] and 95.0 < named["lafmax_7p5"] < rows[0]["lafmax_7p5"]
+    assert rows[0]["evidence"]["absorbed_cases"] == [named]

@@ -138,7 +138,7 @@ def test_records_carry_model_and_margin_and_old_records_still_verify():
     # a record signed before the new fields existed (no model/overload/uncertainty keys) still verifies
     old = record("gw-1", 1_700_000_000.0, 99.0, key=KEY)
     data = old.to_data()
-    assert not {"model", "overload", "uncertainty", "pass_by"} & set(data)
+    assert not {"model", "overload", "uncertainty", "pass_by", "enforcement_score", "absorbed_cases"} & set(data)
     assert verify(json.loads(json.dumps(data)), KEYS).model is None
     assert canonical_bytes(data) == canonical_bytes(verify(data, KEYS))
 
