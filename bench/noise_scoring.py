@@ -83,8 +83,12 @@ def _own(e, s: dict) -> bool:
     """Is the record's maximum (``peak``, stream seconds) the labelled source's own, within ``OWN_S``? A record
     that spans two vehicles, or a vehicle and a horn, states the level of whichever made its maximum: it
     ``_matches`` both, but a case for the other vehicle names the wrong level and, in a record the hub shows
-    for one vehicle, the wrong one."""
-    return "t_peak" in s and abs(float(e.peak) - float(s["t_peak"])) <= OWN_S
+    for one vehicle, the wrong one. The pieces a record lists in ``absorbed_cases`` (cases of their own before
+    they joined it, ``gateway.noise.chains``) name their maxima and levels too, so each of them counts."""
+    if "t_peak" not in s:
+        return False
+    peaks = [e.peak, *(c.peak for c in (getattr(e, "absorbed_cases", None) or ()))]
+    return any(abs(float(p) - float(s["t_peak"])) <= OWN_S for p in peaks)
 
 
 def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_db: float, uncertainty_db: float,
