@@ -26,12 +26,25 @@ its frame's strongest peak and narrow: its *run*. A run counts when
 It returns the largest such onset (dB; 0 when no run counts). Not a model input: the committed model and its
 scores do not change; ``rules.horn_inside`` blocks enforcement at ``rules.HORN_INSIDE_DB``. Cost: a pass over
 the event's frames, per event.
+
+``opening_tone`` covers the run that opened the event (twenty-eighth session): the pipeline gives it the audio
+from ``OPEN_PRE_S`` before an event called exhaust and over the limit (one that could be a case) whose maximum
+lies within ``OPEN_MAX_S`` of its start, every frame
+transformed; only a run starting within ``LEAD_FRAMES`` of the opening counts, and its onset is taken over the
+rise of the broadband floor (the median bin at 250-3000 Hz) since its quietest frame before the run: a horn
+adds its tones to what was sounding, while a throttle blip from idle or an approaching pass-by lifts the
+engine's orders and its roar together. Cost: one STFT of at most
+``OPEN_PRE_S + OPEN_MAX_S + OPEN_POST_S`` seconds for such events.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft as sfft
 
+OPEN_PRE_S = 1.0  # ``opening_tone``: audio before the event's start it is given (the frames before the onset)
+OPEN_MAX_S = 3.0  # ... asked of events whose maximum lies this soon after their start (a honk opened them)
+OPEN_POST_S = 1.0  # ... and this much after the maximum
 MIN_RUN = 12  # frames (12 x 42.7 ms: a horn held for 0.5 s; an rpm plateau held an order 10 frames on the holdout family)
 SHARE_DB = -12.0  # the tone's +-1 bin holds at least 6 % of the power at 250-3000 Hz at the maximum
 BEFORE_BINS = 1  # the band around the pitch compared before the run and in it (+-1 bin: a neighbouring order stays out)
@@ -68,9 +81,15 @@ def _candidates(row: np.ndarray, lo: int, hi: int) -> list[int]:
 
 
 def switched_on_tone(p: np.ndarray, frame_no: np.ndarray, df: float, hop: int, nfft: int,
-                     peak: int | None) -> float:
+                     peak: int | None, opened_at: int | None = None) -> float:
     """The largest onset (dB) of a held tone sounding at the maximum ``peak`` (sample index); ``p``: the
-    event's power spectra (frames x bins) at frame numbers ``frame_no`` (hop ``hop``, window ``nfft``)."""
+    event's power spectra (frames x bins) at frame numbers ``frame_no`` (hop ``hop``, window ``nfft``). With
+    ``opened_at`` (the frame number where the event opened, in audio that starts before it) only a tone that
+    switched on within ``LEAD_FRAMES`` of it counts: the one the event's own frames cannot show. Its onset is
+    then taken over the rise of the broadband floor (the median bin at 250-3000 Hz) from its quietest frame
+    before the run: a horn adds its tones to what was sounding, while a throttle blip from idle lifts the
+    engine's orders and its roar together, and an approaching pass-by swells its roar before an order drifts
+    into its own band."""
     if peak is None or p.shape[0] < MIN_RUN:
         return 0.0
     centres = frame_no * hop + nfft // 2
@@ -95,7 +114,8 @@ def switched_on_tone(p: np.ndarray, frame_no: np.ndarray, df: float, hop: int, n
             a -= 1
         while b < p.shape[0] - 1 and frame_no[b + 1] == frame_no[b] + 1 and present[b + 1]:
             b += 1
-        if b - a + 1 < MIN_RUN or frame_no[a] < LEAD_FRAMES:
+        opening = frame_no[a] < LEAD_FRAMES if opened_at is None else abs(int(frame_no[a]) - opened_at) > LEAD_FRAMES
+        if b - a + 1 < MIN_RUN or opening:
             continue  # too short, or sounding from the event's start (its onset is what started the event)
         tone = band[a: b + 1]
         if float(np.median(tone)) < 10 ** (SHARE_DB / 10) * float(p[m0, lo:hi].sum()):
@@ -106,7 +126,12 @@ def switched_on_tone(p: np.ndarray, frame_no: np.ndarray, df: float, hop: int, n
         before = [q for q in (a - 1, a - 2) if q >= 0 and frame_no[q] == frame_no[a] - (a - q)]
         if not before:
             continue  # the frames just before the run are not known (too quiet to be transformed, or none)
-        on = 10 * np.log10(after / max(float(band[before].min()), 1e-30))
+        q = before[int(np.argmin(band[before]))]
+        on = 10 * np.log10(after / max(float(band[q]), 1e-30))
+        if opened_at is not None:  # over the broadband floor's rise since its quietest frame before the run (a
+            floor = np.median(p[: min(a + STEP_AFTER, b + 1), lo:hi], axis=1)  # blip or a pass-by lifts both)
+            rise = float(np.median(floor[a:])) / max(float(floor[:a].min()), 1e-30)
+            on -= max(0.0, 10 * np.log10(max(rise, 1e-30)))
         if on > best and not _line_broke(tones, frame_no, a):
             best = float(on)
     return best
@@ -126,3 +151,29 @@ def _line_broke(tones: list, frame_no: np.ndarray, a: int) -> bool:
             if float(band[a - 2: a + 1].min()) < ref * 10 ** (-LINE_DROP_DB / 10):
                 return True
     return False
+
+
+def opening_tone(x: np.ndarray, fs: int, peak: int, opened: int, nfft: int, hop: int) -> float:
+    """``switched_on_tone`` for a tone whose onset opened its event (a horn blown as a quieter pass-by
+    approaches: its own onset is what crossed the detector's threshold, so inside the event there is no frame
+    before it). ``x``: the event's audio from ``OPEN_PRE_S`` before its start (to at most ``OPEN_POST_S`` after
+    its maximum, the sample ``peak`` of ``x``; the event opened at sample ``opened``); every frame is
+    transformed, the quiet ones before the onset too (``features`` transforms only frames within 15 dB of the
+    loudest). Only a tone switched on within ``LEAD_FRAMES`` of the opening counts (``switched_on_tone`` hears
+    the later ones in the event's own frames)."""
+    if x.size < nfft or not 0 <= peak < x.size:
+        return 0.0
+    starts = np.arange(0, x.size - nfft + 1, hop)
+    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float32), nfft)[starts]
+    spec = sfft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)  # float32 in, complex64 out
+    return switched_on_tone(spec.real**2 + spec.imag**2, np.arange(starts.size), fs / nfft, hop, nfft, peak,
+                            opened_at=int(round((opened - nfft // 2) / hop)))
+
+
+def opening_tone_in(ring, start: int, end: int, peak: int, fs: int, nfft: int, hop: int) -> float:
+    """``opening_tone`` of the event [``start``, ``end``) (samples) with its maximum at sample ``peak``, on the
+    audio ``ring`` still holds (``get(a, b)``, ``end``, ``cap``: ``gateway.noise.buffers.Ring``) from
+    ``OPEN_PRE_S`` before the event to ``OPEN_POST_S`` after its maximum."""
+    a = max(start - int(OPEN_PRE_S * fs), ring.end - ring.cap, 0)
+    x = ring.get(a, min(end, peak + int(OPEN_POST_S * fs)))
+    return opening_tone(x, fs, peak - a, start - a, nfft, hop)

@@ -15,6 +15,7 @@ both are frame-sequential (``tests/noise/test_dsp_equivalence.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 
@@ -41,6 +42,8 @@ from gateway.noise.buffers import CLIP_GUARD_S, Ring, event_overload, peak_c, sp
 from gateway.noise.chains import EDGE_PEAK_S, edge_peak, pass_bys
 from gateway.noise.detector import PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, to_db
+from gateway.noise.features import HOP, NFFT
+from gateway.noise.horn_probe import OPEN_MAX_S, opening_tone_in
 from gateway.noise.rules import enforcement_score, feature_flags, is_case, unflag
 from gateway.noise.seconds import SecondLevels, Seconds
 from gateway.noise.siren_cut import cut_piece, only_siren_blocks
@@ -282,6 +285,10 @@ class NoiseAnalyzer:
               if audio.size >= fs // 10 else None)
         sc = classifier.scores(ft, model) if ft is not None else {k: 0.0 for k in classifier.CLASSES}
         klass = max(sc, key=lambda k: sc[k]) if ft is not None else "other"
+        if (klass == "exhaust" and peak_s - start_s <= OPEN_MAX_S  # could be a case: did a horn open it?
+                and lafmax_ref - det.margin_db >= det.enforcement_db):
+            on = opening_tone_in(self._ring, ev.start * fsamp, ev.end * fsamp, int(peak_s * fs), fs, NFFT, HOP)
+            ft = dataclasses.replace(ft, horn_inside=on) if on > ft.horn_inside else ft  # not a model input
         if audio.size < (ev.end - ev.start) * fsamp:
             self.counters["audio_partial"] += 1
         lcpeak = peak_c(self._ring, ev.start * fsamp, ev.end * fsamp, fs=fs, csos=self._csos, k_db=self.k_db)

@@ -33,7 +33,8 @@
 - ``horn_inside``: a held tone switched on inside the event, in its own narrow band, by at least
   ``HORN_INSIDE_DB`` and sounds at the event's maximum (``Features.horn_inside``, ``gateway.noise.horn_probe``):
   a horn blown while a loud exhaust passes, which makes no broadband onset (``horn_tones``) and whose comb of
-  harmonics is excused as engine lines (``tones_at_max``).
+  harmonics is excused as engine lines (``tones_at_max``). Or such a tone opened the event (the pipeline's
+  ``horn_probe.opening_tone``, over the broadband floor: a horn blown as a quieter pass-by approaches).
 - ``siren_inside``: an emergency siren's periodic call (a yelp's or rumbler's sweep, a hi-lo or two-tone
   alternation) whose tone is within ``siren_probe.SHARE_DB`` of the event's loudest 125 ms, with a strength of
   at least ``SIREN_INSIDE`` (``Features.siren_inside``, ``gateway.noise.siren_probe``): a siren a few dB under
