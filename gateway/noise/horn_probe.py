@@ -27,14 +27,13 @@ It returns the largest such onset (dB; 0 when no run counts). Not a model input:
 scores do not change; ``rules.horn_inside`` blocks enforcement at ``rules.HORN_INSIDE_DB``. Cost: a pass over
 the event's frames, per event.
 
-``opening_tone`` covers the run that opened the event (twenty-eighth session): the pipeline gives it the audio
+``opening_tone`` covers the run that opened the event (twenty-eighth session). The pipeline gives it the audio
 from ``OPEN_PRE_S`` before an event called exhaust and over the limit (one that could be a case) whose maximum
-lies within ``OPEN_MAX_S`` of its start, every frame
-transformed; only a run starting within ``LEAD_FRAMES`` of the opening counts, and its onset is taken over the
-rise of the broadband floor (the median bin at 250-3000 Hz) since its quietest frame before the run: a horn
-adds its tones to what was sounding, while a throttle blip from idle or an approaching pass-by lifts the
-engine's orders and its roar together. Cost: one STFT of at most
-``OPEN_PRE_S + OPEN_MAX_S + OPEN_POST_S`` seconds for such events.
+lies within ``OPEN_MAX_S`` of its start, every frame transformed. Only a run starting within ``LEAD_FRAMES`` of
+the opening counts, and its onset is taken over the rise of the broadband floor (the median bin at 250-3000 Hz)
+since its quietest frame before the run: a horn adds its tones to what was sounding, while a throttle blip from
+idle or an approaching pass-by lifts the engine's orders and its roar together. Cost: one float32 STFT of at
+most ``OPEN_PRE_S + OPEN_MAX_S + OPEN_POST_S`` seconds for such events.
 """
 
 from __future__ import annotations
