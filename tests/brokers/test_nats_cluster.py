@@ -211,7 +211,8 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
             print(f"\ngw-a moved {moved:.2f} s after kill -9 of its node n{k}")
             await until(lambda: stored(vm) >= accepted(), "readings after the gateway's node died", attempts=1200,
                         explain=explain)
-            assert await asyncio.to_thread(settled, vm, produced) == accepted()  # RAW: each reading once
+            n = await asyncio.to_thread(settled, vm, produced)  # RAW: each reading once (a failure says where)
+            assert n == accepted(), await asyncio.to_thread(explain)
             # the retained state survived and the hub (on another node) did not reconnect
             await check_retained(city, third, "telemetry")
             # 2. the node comes back, then the hub's node dies mid-stream (its ingest session moves)
@@ -224,7 +225,8 @@ async def test_telemetry_is_stored_exactly_once_through_the_loss_of_two_nodes_in
             await produce(city, 20)
             await until(lambda: stored(vm) >= accepted(), "readings after the hub's node died", attempts=1200,
                         explain=explain)
-            assert await asyncio.to_thread(settled, vm, produced) == accepted()
+            n = await asyncio.to_thread(settled, vm, produced)
+            assert n == accepted(), await asyncio.to_thread(explain)
             assert serial_losses(log) - lost0 <= produced // 20, "the simulated serial link lost too much to count"
             await until(lambda: set(city.online()) == set(firsts), "every gateway online again", attempts=900)
             ingest = [line for line in (tmp_path / "hub.log").read_text().splitlines()
