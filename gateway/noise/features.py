@@ -58,7 +58,7 @@ from scipy.signal import sosfilt
 from gateway.noise.alternation import alternations
 from gateway.noise.event_shape import onset, pair_share, texture
 from gateway.noise.harmonics import clip_index, comb_root, series_member
-from gateway.noise.horn_probe import switched_on_tone
+from gateway.noise.horn_probe import OPEN_POST_S, OPEN_PRE_S, opening_tone, switched_on_tone
 from gateway.noise.siren_probe import siren_inside
 from gateway.noise.spectrum import median1, median_rows
 from gateway.noise.weighting import MIN_FS, a_weighting_sos
@@ -138,18 +138,20 @@ def _cols(f: np.ndarray) -> dict:
     return out
 
 
-def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15.0,
+def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray | None, loud_db: float = 15.0,
           where: list | None = None) -> np.ndarray:
     """Hann power spectra (float32) of the frames whose energy is within ``loud_db`` of the loudest frame's
     (only those are transformed: the cost of an event's features scales with its loud part). ``c``: the
-    cumulative energy at ``E_BLOCK`` boundaries (``_block_energy``; frame energies without transforming)."""
+    cumulative energy at ``E_BLOCK`` boundaries (``_block_energy``; frame energies without transforming);
+    None: every frame."""
     if x.size < nfft:  # one frame, zero-padded: it is the loudest
         x = np.pad(x, (0, nfft - x.size))
         starts = np.zeros(1, dtype=np.int64)
     else:
         starts = np.arange(0, x.size - nfft + 1, hop)
-        e = c[(starts + nfft) // E_BLOCK] - c[starts // E_BLOCK]
-        starts = starts[e >= e.max() * 10 ** (-loud_db / 10)]
+        if c is not None:
+            e = c[(starts + nfft) // E_BLOCK] - c[starts // E_BLOCK]
+            starts = starts[e >= e.max() * 10 ** (-loud_db / 10)]
     if where is not None:
         where.append(starts // hop)
     w = _WINDOWS.get(nfft)
@@ -159,6 +161,17 @@ def _stft(x: np.ndarray, nfft: int, hop: int, c: np.ndarray, loud_db: float = 15
     frames *= w
     spec = sfft.rfft(frames, axis=1)
     return spec.real**2 + spec.imag**2
+
+
+def opening_horn(ring, start: int, end: int, peak: int, fs: int) -> float:
+    """``horn_probe.opening_tone`` of the event [``start``, ``end``) (samples; its maximum at sample ``peak``) on
+    the audio ``ring`` still holds (``get(a, b)``, ``end``, ``cap``: ``gateway.noise.buffers.Ring``) from
+    ``OPEN_PRE_S`` before it to ``OPEN_POST_S`` after its maximum, every long frame transformed."""
+    a = max(start - int(OPEN_PRE_S * fs), ring.end - ring.cap, 0)
+    x = ring.get(a, min(end, peak + int(OPEN_POST_S * fs))).astype(np.float32, copy=False)
+    if x.size < NFFT:
+        return 0.0
+    return opening_tone(_stft(x, NFFT, HOP, None), fs, peak - a, start - a, NFFT, HOP)
 
 
 def _peak_freq(p: np.ndarray, k: np.ndarray, df: float) -> np.ndarray:

@@ -33,13 +33,12 @@ lies within ``OPEN_MAX_S`` of its start, every frame transformed. Only a run sta
 the opening counts, and its onset is taken over the rise of the broadband floor (the median bin at 250-3000 Hz)
 since its quietest frame before the run: a horn adds its tones to what was sounding, while a throttle blip from
 idle or an approaching pass-by lifts the engine's orders and its roar together. Cost: one float32 STFT of at
-most ``OPEN_PRE_S + OPEN_MAX_S + OPEN_POST_S`` seconds for such events.
+most ``OPEN_PRE_S + OPEN_MAX_S + OPEN_POST_S`` seconds for such events (``features.opening_horn``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft as sfft
 
 OPEN_PRE_S = 1.0  # ``opening_tone``: audio before the event's start it is given (the frames before the onset)
 OPEN_MAX_S = 3.0  # ... asked of events whose maximum lies this soon after their start (a honk opened them)
@@ -152,27 +151,14 @@ def _line_broke(tones: list, frame_no: np.ndarray, a: int) -> bool:
     return False
 
 
-def opening_tone(x: np.ndarray, fs: int, peak: int, opened: int, nfft: int, hop: int) -> float:
+def opening_tone(p: np.ndarray, fs: int, peak: int, opened: int, nfft: int, hop: int) -> float:
     """``switched_on_tone`` for a tone whose onset opened its event (a horn blown as a quieter pass-by
     approaches: its own onset is what crossed the detector's threshold, so inside the event there is no frame
-    before it). ``x``: the event's audio from ``OPEN_PRE_S`` before its start (to at most ``OPEN_POST_S`` after
-    its maximum, the sample ``peak`` of ``x``; the event opened at sample ``opened``); every frame is
-    transformed, the quiet ones before the onset too (``features`` transforms only frames within 15 dB of the
-    loudest). Only a tone switched on within ``LEAD_FRAMES`` of the opening counts (``switched_on_tone`` hears
-    the later ones in the event's own frames)."""
-    if x.size < nfft or not 0 <= peak < x.size:
-        return 0.0
-    starts = np.arange(0, x.size - nfft + 1, hop)
-    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float32), nfft)[starts]
-    spec = sfft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)  # float32 in, complex64 out
-    return switched_on_tone(spec.real**2 + spec.imag**2, np.arange(starts.size), fs / nfft, hop, nfft, peak,
+    before it). ``p``: the power spectra of *every* frame (window ``nfft``, hop ``hop``) of the event's audio
+    from ``OPEN_PRE_S`` before its start to at most ``OPEN_POST_S`` after its maximum, the quiet frames before
+    the onset too (``features`` transforms only frames within 15 dB of the loudest; ``features.opening_horn``
+    gives these); ``peak`` and ``opened``: the samples of the maximum and of the opening in that audio. Only a
+    tone switched on within ``LEAD_FRAMES`` of the opening counts (``switched_on_tone`` hears the later ones in
+    the event's own frames)."""
+    return switched_on_tone(p, np.arange(p.shape[0]), fs / nfft, hop, nfft, peak,
                             opened_at=int(round((opened - nfft // 2) / hop)))
-
-
-def opening_tone_in(ring, start: int, end: int, peak: int, fs: int, nfft: int, hop: int) -> float:
-    """``opening_tone`` of the event [``start``, ``end``) (samples) with its maximum at sample ``peak``, on the
-    audio ``ring`` still holds (``get(a, b)``, ``end``, ``cap``: ``gateway.noise.buffers.Ring``) from
-    ``OPEN_PRE_S`` before the event to ``OPEN_POST_S`` after its maximum."""
-    a = max(start - int(OPEN_PRE_S * fs), ring.end - ring.cap, 0)
-    x = ring.get(a, min(end, peak + int(OPEN_POST_S * fs)))
-    return opening_tone(x, fs, peak - a, start - a, nfft, hop)

@@ -42,8 +42,8 @@ from gateway.noise.buffers import CLIP_GUARD_S, Ring, event_overload, peak_c, sp
 from gateway.noise.chains import EDGE_PEAK_S, edge_peak, pass_bys
 from gateway.noise.detector import PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, to_db
-from gateway.noise.features import HOP, NFFT
-from gateway.noise.horn_probe import OPEN_MAX_S, opening_tone_in
+from gateway.noise.features import opening_horn
+from gateway.noise.horn_probe import OPEN_MAX_S
 from gateway.noise.rules import enforcement_score, feature_flags, is_case, unflag
 from gateway.noise.seconds import SecondLevels, Seconds
 from gateway.noise.siren_cut import cut_piece, only_siren_blocks
@@ -287,7 +287,7 @@ class NoiseAnalyzer:
         klass = max(sc, key=lambda k: sc[k]) if ft is not None else "other"
         if (klass == "exhaust" and peak_s - start_s <= OPEN_MAX_S  # could be a case: did a horn open it?
                 and lafmax_ref - det.margin_db >= det.enforcement_db):
-            on = opening_tone_in(self._ring, ev.start * fsamp, ev.end * fsamp, int(peak_s * fs), fs, NFFT, HOP)
+            on = opening_horn(self._ring, ev.start * fsamp, ev.end * fsamp, int(peak_s * fs), fs)
             ft = dataclasses.replace(ft, horn_inside=on) if on > ft.horn_inside else ft  # not a model input
         if audio.size < (ev.end - ev.start) * fsamp:
             self.counters["audio_partial"] += 1

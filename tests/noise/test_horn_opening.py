@@ -25,6 +25,7 @@ FS = 48_000
 
 
 def _spectra(x: np.ndarray) -> np.ndarray:
+    """Hann power spectra of every frame (this test's own transform, float64)."""
     starts = np.arange(0, x.size - NFFT + 1, HOP)
     frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32), NFFT)[starts] * np.hanning(NFFT)
     return np.abs(np.fft.rfft(frames, axis=1)) ** 2
@@ -49,13 +50,14 @@ def _opened(kind: str) -> np.ndarray:
 def test_a_horn_that_opens_the_event_is_heard_and_a_throttle_blip_is_not():
     opened, peak = int(1.0 * FS), int(1.6 * FS)
     x = _opened("horn")
-    assert opening_tone(x, FS, peak, opened, NFFT, HOP) >= HORN_INSIDE_DB
+    assert opening_tone(_spectra(x), FS, peak, opened, NFFT, HOP) >= HORN_INSIDE_DB
     # the event's own frames start at its opening: ``switched_on_tone`` has nothing before the onset to compare
     p = _spectra(x[opened:])
     assert switched_on_tone(p, np.arange(p.shape[0]), FS / NFFT, HOP, NFFT, peak - opened) == 0.0
     blip = _opened("blip")
-    assert opening_tone(blip, FS, peak, opened, NFFT, HOP) < HORN_INSIDE_DB
-    q = _spectra(blip)  # ... though its orders switch on by as much as the horn's tones do in their own bands
+    q = _spectra(blip)
+    assert opening_tone(q, FS, peak, opened, NFFT, HOP) < HORN_INSIDE_DB
+    # ... though its orders switch on by as much as the horn's tones do in their own bands
     k = int(round(450.0 / (FS / NFFT)))
     assert 10 * np.log10(q[30, k - 1: k + 2].sum() / q[18, k - 1: k + 2].sum()) >= HORN_INSIDE_DB
 
@@ -63,7 +65,7 @@ def test_a_horn_that_opens_the_event_is_heard_and_a_throttle_blip_is_not():
 def test_only_a_tone_switched_on_at_the_opening_counts():
     """The same horn switched on 1 s after the event opened is ``switched_on_tone``'s, not this probe's."""
     x = _opened("horn")
-    assert opening_tone(x, FS, int(1.6 * FS), int(0.0 * FS), NFFT, HOP) == 0.0
+    assert opening_tone(_spectra(x), FS, int(1.6 * FS), int(0.0 * FS), NFFT, HOP) == 0.0
 
 
 @pytest.fixture(scope="module")
