@@ -132,6 +132,34 @@ def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_m
     return free or edge or under_envelope(e, n, speed_mps, slant_m)
 
 
+VOTE_MIN = 0.2  # a louder piece called ``other`` with at least this exhaust score ...
+VOTED = "class_from_chain"  # the flag of a piece ``exhaust_votes`` named
+VOTE_SURE = 0.5  # ... that touches a quieter exhaust piece this sure is that exhaust's loudest moment
+
+
+def exhaust_votes(pieces: Sequence[Piece], recs: Sequence, gap: int) -> list[int]:
+    """Pieces of one chain (in order) called ``other`` that the chain calls exhaust: not suppressed, an exhaust
+    score of at least ``VOTE_MIN``, and touching (within ``gap`` frames) a quieter piece called exhaust with at
+    least ``VOTE_SURE`` that is not suppressed either. The detector cuts a loud pass-by around its maximum and at
+    its dips, and the model, which sees one piece at a time, often calls the short piece holding a clipped or
+    revving maximum ``other`` while the flanks it cut away sound like the exhaust they are; then the flanks
+    were false detections (they miss the vehicle's maximum) and the maximum was a miss."""
+    out = []
+    for j, (p, r) in enumerate(zip(pieces, recs, strict=True)):
+        if r.klass != "other" or r.suppressed or float(r.scores.get("exhaust", 0.0)) < VOTE_MIN:
+            continue
+        for k in (j - 1, j + 1):
+            if not 0 <= k < len(pieces):
+                continue
+            q, rk = pieces[k], recs[k]
+            touching = 0 <= (p.start - q.end if k < j else q.start - p.end) <= gap
+            if (touching and q.lafmax < p.lafmax and rk.klass == "exhaust" and not rk.suppressed
+                    and float(rk.scores.get("exhaust", 0.0)) >= VOTE_SURE):
+                out.append(j)
+                break
+    return out
+
+
 def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | None], *, speed_mps: float,
              slant_m: float, gap: int, blips: bool) -> list[tuple[int, tuple[int, int], int, list[int]]]:
     """``absorb`` with the pipeline's rules for one chain, given each piece's record (``klass``, ``enforcement``,
@@ -142,7 +170,8 @@ def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | No
     (``across``: it would disappear from the detections)."""
     kept = absorb_members(
         pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
-        may=lambda k, j: recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j]),
+        may=lambda k, j: (recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j])
+                          and not (recs[k].enforcement and VOTED in recs[j].flags)),
         free=lambda k, j: blips and recs[k].klass == "exhaust" and (not recs[k].enforcement or recs[j].enforcement),
         across=lambda k, j: recs[k].suppressed or not recs[j].suppressed)
     return [(k, span, len(m), m) for k, span, m in kept]

@@ -39,7 +39,7 @@ from contract.models import ZoneState
 from gateway.noise import classifier
 from gateway.noise.analyzer_config import TRACE_MARGIN_S, AnalyzerConfig, FeedResult
 from gateway.noise.buffers import CLIP_GUARD_S, Ring, event_overload, peak_c, spectrum_at, wav_b64
-from gateway.noise.chains import EDGE_PEAK_S, edge_peak, pass_bys
+from gateway.noise.chains import EDGE_PEAK_S, VOTED, edge_peak, exhaust_votes, pass_bys
 from gateway.noise.detector import PassByDetector, RawEvent
 from gateway.noise.dsp import FRAME_DTYPE, FRAME_HZ, LevelMeter, to_db
 from gateway.noise.features import opening_horn
@@ -174,6 +174,10 @@ class NoiseAnalyzer:
             pieces = [e for e in ready if e.chain == chain]
             recs = [self._evidence(ev) for ev in pieces]
             pieces, recs, part_of = self._siren_cuts(pieces, recs)
+            for j in exhaust_votes(pieces, recs, det.bridge_frames):
+                self.counters["class_from_chain"] += 1
+                recs[j] = recs[j].model_copy(update={"klass": "exhaust", "enforcement": False,
+                                                     "flags": (*recs[j].flags, VOTED)})
             kept = pass_bys(pieces, recs, part_of, speed_mps=det.skirt_speed_mps, slant_m=det.slant_m,
                             gap=det.bridge_frames, blips=det.exhaust_blips)
             for k, span, n, members in kept:

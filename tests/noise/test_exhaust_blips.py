@@ -80,7 +80,7 @@ def test_a_blipping_exhaust_is_one_record_and_the_switch_brings_the_blip_back(se
 
 
 def _rec(case: bool) -> SimpleNamespace:
-    return SimpleNamespace(klass="exhaust", enforcement=case, suppressed=False)
+    return SimpleNamespace(klass="exhaust", enforcement=case, suppressed=False, flags=())
 
 
 @pytest.mark.parametrize(("quieter_case", "louder_case", "survivors"),
