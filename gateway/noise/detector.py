@@ -99,7 +99,9 @@ class DetectorConfig:
     def budget(self):
         from gateway.noise.uncertainty import budget
 
-        return budget(self.distance_m, lane_half_width_m=self.lane_half_width_m, meter_class=self.meter_class)
+        dh = 0.0 if self.mic_height_m is None else self.mic_height_m - self.source_height_m
+        return budget(self.distance_m, lane_half_width_m=self.lane_half_width_m, meter_class=self.meter_class,
+                      reference_m=self.reference_m, dh_m=dh)
 
     @property
     def distance_correction_db(self) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gateway.noise.errors import ConfigError
 
-BUDGET = "dozor-noise-u/1"
+BUDGET = "dozor-noise-u/2"  # /2: the off-closest-approach term (twenty-ninth session)
 K = 2.0
 # IEC 61672-1:2013 acceptance limits for broadband road-traffic spectra, dB: class 1 is +-1.1 at 1 kHz and
 # +-1.4 over 200 Hz-1 kHz; class 2 is +-1.4 at 1 kHz and up to +-1.9 below 1 kHz. A MEMS microphone plus
@@ -23,6 +23,7 @@ METER_TOLERANCE_DB = {1: 1.1, 2: 1.4}
 CALIBRATOR_DB = 0.4  # IEC 60942 class 1 sound calibrator tolerance, plus drift within the recheck interval
 REFLECTIONS_DB = 1.0  # ground and facade reflections at a kerbside pole (microphone >= 1 m from facades)
 LEVEL_WINDOW_DB = 0.5  # LAFmax of the event window: other sources >= 10 dB below add <= 0.4 dB; tick sampling
+OFF_CPA_M = 15.0  # a pass-by's maximum is heard at most this far along the lane from closest approach (+-1 s at 54 km/h)
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,20 @@ class Budget:
                 "margin_db": round(margin_db, 2)}
 
 
+def off_cpa_db(distance_m: float, *, reference_m: float = 7.5, dh_m: float = 0.0, along_m: float = OFF_CPA_M) -> float:
+    """How much the point-source correction ``10 lg((d² + Δh²) / (r² + Δh²))`` over-reads a maximum heard
+    ``along_m`` along the lane from closest approach, where the correction that holds is
+    ``10 lg((d² + Δh² + x²) / (r² + Δh² + x²))``: 0 at or nearer than the reference distance ``r`` (there the rule
+    under-reads such a maximum, the safe side), up to the whole correction as ``x`` grows beyond it."""
+    r2, ref2, x2 = distance_m**2 + dh_m**2, reference_m**2 + dh_m**2, along_m**2
+    return max(0.0, 10 * math.log10(r2 / ref2) - 10 * math.log10((r2 + x2) / (ref2 + x2)))
+
+
 def budget(distance_m: float, *, lane_half_width_m: float = 0.8, distance_tolerance_m: float = 0.1,
-           meter_class: int = 2) -> Budget:
+           meter_class: int = 2, reference_m: float = 7.5, dh_m: float = 0.0) -> Budget:
     """The budget for a microphone ``distance_m`` from the lane centre (vehicle anywhere within
-    +- ``lane_half_width_m`` of it; the distance itself measured to +- ``distance_tolerance_m``)."""
+    +- ``lane_half_width_m`` of it; the distance itself measured to +- ``distance_tolerance_m``), ``dh_m`` above
+    the source's height when the correction uses slant distances (0: horizontal)."""
     if meter_class not in METER_TOLERANCE_DB:
         raise ConfigError(f"meter_class {meter_class!r}: expected 1 or 2")
     if not 0.5 <= distance_m <= 100 or not 0 <= lane_half_width_m < distance_m or distance_tolerance_m < 0:
@@ -55,6 +66,9 @@ def budget(distance_m: float, *, lane_half_width_m: float = 0.8, distance_tolera
         "distance": sens * math.hypot(lane_half_width_m, distance_tolerance_m) * rect,
         "reflections": REFLECTIONS_DB * rect,
         "level_window": LEVEL_WINDOW_DB * rect,
+        # the maximum heard away from closest approach (a rev blip, a gear pull): one-sided, up to ``off_cpa_db``
+        # over; taken as a rectangle of that half-width about the stated level (conservative)
+        "off_cpa": off_cpa_db(distance_m, reference_m=reference_m, dh_m=dh_m) * rect,
     }
     u_c = math.sqrt(sum(v * v for v in comp.values()))
     return Budget(comp, u_c, K, K * u_c)

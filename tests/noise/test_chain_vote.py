@@ -66,8 +66,10 @@ def test_a_case_never_joins_a_piece_the_chain_named_exhaust():
 
 @pytest.fixture(scope="module")
 def revving_scene():
-    """An independent-family street (seed 935451 * 100003 + 3, 130 dB full scale): a 110.5 dB motorcycle
-    (at 7.5 m) whose loudest moment, 13.9 s, is preceded by throttle blips; the detector cut the blips off."""
+    """An independent-family street (seed 935451 * 100003 + 3, 130 dB full scale, lane 10.4 m): a 110.5 dB
+    motorcycle (at 7.5 m) whose loudest moment, 13.9 s, is preceded by throttle blips; the detector cut the blips
+    off. With the twenty-eighth session's margin (2.2 dB, before ``uncertainty.off_cpa_db``) the blip was a second
+    case, away from the maximum."""
     return generate(935451 * 100_003 + 3, full_scale_db=130.0)
 
 
@@ -81,11 +83,15 @@ def test_the_street_motorcycle_makes_one_case_at_its_maximum(revving_scene, monk
         exhaust = [e for e in recs if e.klass == "exhaust" and e.start < moto["t_end"] and moto["t_start"] - 5 < e.end]
         return [e for e in recs if e.enforcement], exhaust
 
+    def covers(e) -> bool:
+        return e.start - 1 <= moto["t_peak"] <= e.end + 1  # the bench's rule: the vehicle's maximum +- 1 s
+
     enf, exhaust = cases()
-    assert len(enf) == 1 and enf[0].start - 1 <= moto["t_peak"] <= enf[0].end + 1
+    assert len(enf) == 1 and covers(enf[0])
     assert abs(enf[0].peak - moto["t_peak"]) <= 1.0  # the case states the motorcycle's own maximum
-    assert len(exhaust) == 1  # one record for the vehicle: the blips and the piece the chain re-read joined it
+    assert len(exhaust) == 1 and covers(exhaust[0])  # one record: the blips and the re-read piece joined it
     monkeypatch.setattr(pipeline, "exhaust_votes", lambda *a, **k: [])
-    before, _ = cases()  # without the chain's reading: a second case on a blip away from the maximum
-    assert len(before) == 2
-    assert sum(not (e.start - 1 <= moto["t_peak"] <= e.end + 1) for e in before) == 1
+    before, exhaust = cases()  # without the chain's reading: a blip away from the maximum is a record of its own
+    assert len(exhaust) == 2 and sum(not covers(e) for e in exhaust) == 1  # ... a false exhaust detection
+    (blip,) = [e for e in exhaust if not covers(e)]
+    assert blip.scores["exhaust"] >= VOTE_SURE and blip.levels.lafmax_7p5 >= 95.0  # a confident flank, over the limit

@@ -20,7 +20,7 @@ from gateway.noise.model import DEFAULT_PATH, ModelError, load, parse
 from gateway.noise.pipeline import AnalyzerConfig, NoiseAnalyzer, analyze_array
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
 from gateway.noise.suppression import SirenSuppressor
-from gateway.noise.uncertainty import budget
+from gateway.noise.uncertainty import OFF_CPA_M, budget, off_cpa_db
 from hub.violations.service import enforceable
 from simulators.noise_scene import generate, lafmax_db
 from tests.violations.helpers import record
@@ -76,11 +76,32 @@ def test_a_narrow_tone_in_that_noise_is_tonal_and_gaps_are_bridged_only_briefly(
     assert s.local_intervals == []  # 5 s of tone in 10 s: not a siren sounding
 
 
+@pytest.mark.parametrize("d", [9.0, 12.5, 15.0])
+@pytest.mark.parametrize("x0", [0.0, 6.0, 15.0, 30.0])
+def test_off_cpa_bounds_what_the_point_source_rule_over_reads(d, x0):
+    """A vehicle passing at 15 m/s whose engine is 12 dB louder for a moment at ``x0`` along the lane: the
+    rule's 7.5 m level (the maximum at ``d`` plus ``20 lg(d/7.5)``) against the maximum at 7.5 m, both found
+    numerically on a fine time grid, over-reads by no less than 0 and no more than ``off_cpa_db(d, x0)``, and by
+    that much when the louder moment makes both maxima; ``OFF_CPA_M`` bounds the term in the budget."""
+    t = np.linspace(-6.0, 6.0, 240_001)
+    x = 15.0 * t
+    power_db = 100.0 + 12.0 * np.exp(-0.5 * ((x - x0) / 0.2) ** 2)  # the engine, with a blip at x0
+    at = {r: float(np.max(power_db - 10 * np.log10(r * r + x * x))) for r in (d, 7.5)}
+    over = at[d] + 20 * math.log10(d / 7.5) - at[7.5]
+    bound = off_cpa_db(d, along_m=x0)
+    assert -1e-6 <= over <= bound + 5e-3
+    if x0 <= 15.0:  # the blip makes the maximum at both distances
+        assert over == pytest.approx(bound, abs=5e-3)
+    assert off_cpa_db(d, along_m=OFF_CPA_M) <= 20 * math.log10(d / 7.5)
+    assert off_cpa_db(7.5, along_m=x0) == 0.0 and off_cpa_db(5.0, along_m=x0) == 0.0
+
+
 def test_budget_follows_gum_and_distance():
     b = budget(7.5)
     assert b.u_c == pytest.approx(math.sqrt(sum(v * v for v in b.components.values())))
     assert b.expanded == pytest.approx(2 * b.u_c) and 2.2 < b.expanded < 2.6
-    assert budget(3.0).expanded > budget(7.5).expanded > budget(15.0).expanded
+    assert budget(3.0).expanded > budget(7.5).expanded < budget(10.0).expanded < budget(15.0).expanded
+    assert budget(3.0).components["off_cpa"] == 0.0 == b.components["off_cpa"]  # the rule under-reads there: safe
     assert budget(7.5, meter_class=1).expanded < b.expanded
     assert DetectorConfig(uncertainty_db=2.0).margin_db == pytest.approx(b.expanded)
     assert DetectorConfig(uncertainty_db=4.0).margin_db == 4.0  # a site may state more, never less
@@ -134,7 +155,7 @@ def test_records_carry_model_and_margin_and_old_records_still_verify():
         d = verify(e.to_data(), KEYS)
         assert d.model.version == classifier.model_version() and d.model.name in ("mlp", "rules")
         assert d.uncertainty.margin_db == pytest.approx(budget(7.5).expanded, abs=0.01)
-        assert d.uncertainty.budget == "dozor-noise-u/1"
+        assert d.uncertainty.budget == "dozor-noise-u/2"
     # a record signed before the new fields existed (no model/overload/uncertainty keys) still verifies
     old = record("gw-1", 1_700_000_000.0, 99.0, key=KEY)
     data = old.to_data()
