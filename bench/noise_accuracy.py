@@ -28,7 +28,9 @@ recall counting only a detection (a case) whose maximum lies within 1 s of the e
 (``noise_scoring._own``), so its level is that vehicle's: a long event that spans two vehicles, or a vehicle and
 the horn that made its maximum, finds both for ``recall``, but a case names one level; the confusion
 matrix; the level error at 7.5 m of isolated pass-bys (also split into `at_mic`, the error of the event's
-LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m); the local tonal detector's false alarms (share of
+LAFmax at the microphone, and `normalisation`, the rest: the correction to 7.5 m; ``within_margin``, the share
+whose truth lies within +- the record's own margin, and ``over_margin``, how many stated more than the margin over
+the truth: the uncertainty budget's claim, checked); the local tonal detector's false alarms (share of
 8 Hz frames inside tonal runs, on scenes without sirens or horns); why each missed enforcement case was
 missed (``enforcement.miss_reasons``, aggregate counts). Definitions: ``bench.noise_scoring``. Each family
 also says ``in_training``: whether the current model was fitted on it (the model's ``meta.families``; the
@@ -104,6 +106,7 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
     det = DetectorConfig()
     total: Counter[str] = Counter()
     errors: list[float] = []
+    covered: list[tuple[float, float]] = []  # (level error, the record's margin) of the same pass-bys
     parts: dict[str, list[float]] = {"at_mic": [], "normalisation": []}
     fa_frames = fa_runs = 0
     audio_s = t_an = 0.0
@@ -127,6 +130,8 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
             fa_runs += tonal["run_frames"]
         for part in level_error_parts(scene.labels, events):
             errors.append(part["total"])
+            if part["margin"] is not None:
+                covered.append((part["total"], part["margin"]))
             for k, lst in parts.items():
                 if part[k] is not None:
                     lst.append(part[k])
@@ -163,6 +168,10 @@ def run_family(name: str, scenes: int, seed: int, duration: float | None, margin
                                "mean": round(float(err.mean()), 3) if err.size else None,
                                "max_abs": round(float(np.abs(err).max()), 3) if err.size else None,
                                "within_1db": ratio(int((np.abs(err) <= 1.0).sum()), int(err.size)),
+                               # the record's own claim: the truth within +- its margin (U, about 95 %), and how
+                               # often the level stated more than the margin over the truth (the unsafe side)
+                               "within_margin": ratio(sum(abs(e) <= m for e, m in covered), len(covered)),
+                               "over_margin": sum(e > m for e, m in covered),
                                **{k: _spread(v) for k, v in parts.items()}},
         "tonal_false_alarms": {**ratio(fa_runs, fa_frames), "definition": "8 Hz frames in tonal runs, scenes "
                                "without sirens or horns"},

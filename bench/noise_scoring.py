@@ -206,7 +206,8 @@ def level_error_parts(labels: dict, events: list) -> list[dict]:
     microphone minus the source's own (``lafmax_mic_db``: the meter, the event's level window, background and
     tails of other sources), and ``normalisation``, the rest (``total - at_mic``: the event's correction to
     7.5 m minus the one the label implies; the point-source rule assumes the maximum is heard at closest
-    approach). ``at_mic`` is None where the label has no ``lafmax_mic_db``."""
+    approach). ``at_mic`` is None where the label has no ``lafmax_mic_db``; ``margin``: the record's stated
+    enforcement margin (its expanded uncertainty, ``uncertainty.margin_db``; None for a record without one)."""
     dist = float(labels["distance_m"])
     out = []
 
@@ -233,5 +234,7 @@ def level_error_parts(labels: dict, events: list) -> list[dict]:
         lv = hit[0].levels
         total = lv.lafmax_7p5 - float(s["lafmax_7p5_db"])
         at_mic = lv.lafmax - float(s["lafmax_mic_db"]) if "lafmax_mic_db" in s else None
-        out.append({"total": total, "at_mic": at_mic, "normalisation": None if at_mic is None else total - at_mic})
+        unc = getattr(e, "uncertainty", None)
+        out.append({"total": total, "at_mic": at_mic, "normalisation": None if at_mic is None else total - at_mic,
+                    "margin": None if unc is None else float(unc.margin_db)})
     return out

@@ -258,6 +258,11 @@ def test_level_error_is_split_into_the_meter_at_the_microphone_and_the_normalisa
     assert [round(p["total"], 2) for p in parts] == [2.1, 1.0] == [round(x, 2) for x in level_errors(labels, [e1, e2])]
     assert round(parts[0]["at_mic"], 2) == 0.1 and round(parts[0]["normalisation"], 2) == 2.0
     assert parts[1]["at_mic"] is None and parts[1]["normalisation"] is None  # no lafmax_mic_db in its label
+    assert [p["margin"] for p in parts] == [None, None]  # records without an uncertainty block
+    from types import SimpleNamespace
+
+    e1.uncertainty, e2.uncertainty = SimpleNamespace(margin_db=2.2), SimpleNamespace(margin_db=4.1)
+    assert [p["margin"] for p in level_error_parts(labels, [e1, e2])] == [2.2, 4.1]  # +2.1 and +1.0: both within
 
 
 def test_a_pass_by_with_a_loud_source_sounding_during_its_event_is_not_isolated():

@@ -57,7 +57,8 @@ def test_pool_sums_counts_and_recomputes_intervals():
                             "tp": tp, "fp": fp, "fn": fn, "found": tp},
                 "enforcement": {"horn_caused": 1, "recall_3db_over": ratio(tp, tp + 1)},
                 "confusion": {"exhaust->exhaust": tp},
-                "level_error_7p5_db": {"n": err_n, "mean": 0.1, "max_abs": err_max, "within_1db": ratio(err_n, err_n)},
+                "level_error_7p5_db": {"n": err_n, "mean": 0.1, "max_abs": err_max, "within_1db": ratio(err_n, err_n),
+                                       "within_margin": ratio(err_n - 1, err_n), "over_margin": 1},
                 "tonal_false_alarms": {**ratio(1, 100), "definition": "d"}}
     out = pool([fam(1, 9, 1, 0, 2, 0.2), fam(2, 8, 0, 2, 3, 0.4)])
     assert out["exhaust"]["tp"] == 17 and out["exhaust"]["precision"]["k"] == 17
@@ -65,6 +66,7 @@ def test_pool_sums_counts_and_recomputes_intervals():
     assert out["exhaust"]["precision"]["ci95"] == ratio(17, 18)["ci95"]
     assert out["enforcement"]["horn_caused"] == 2 and out["confusion"]["exhaust->exhaust"] == 17
     assert out["level_error_7p5_db"]["n"] == 5 and out["level_error_7p5_db"]["max_abs"] == 0.4
+    assert out["level_error_7p5_db"]["within_margin"] == ratio(3, 5) and out["level_error_7p5_db"]["over_margin"] == 2
     assert out["tonal_false_alarms"]["definition"] == "d" and out["tonal_false_alarms"]["n"] == 200
     assert out["seed"] == [1, 2] and out["scenes"] == 4 and out["audio_s"] == 240.0
 
@@ -83,6 +85,8 @@ def test_benchmark_pools_several_seeds_of_the_independent_family(capsys):
     assert fam["scenes"] == 2 and fam["seed"] == out["seed"]
     per = [p["independent"]["exhaust"]["tp"] + p["independent"]["exhaust"]["fn"] for p in out["per_seed"]]
     assert fam["exhaust"]["tp"] + fam["exhaust"]["fn"] == sum(per)
+    lev = fam["level_error_7p5_db"]  # the budget's claim is checked on every run
+    assert lev["within_margin"]["n"] <= lev["n"] and isinstance(lev["over_margin"], int)
 
 
 def test_textures_colourings_and_platoons_are_drawn_and_off_without_the_mix_key():
