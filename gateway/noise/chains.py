@@ -133,8 +133,8 @@ def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_m
 
 
 VOTE_MIN = 0.2  # a louder piece called ``other`` with at least this exhaust score ...
-VOTED = "class_from_chain"  # the flag of a piece ``exhaust_votes`` named
 VOTE_SURE = 0.5  # ... that touches a quieter exhaust piece this sure is that exhaust's loudest moment
+VOTED = "class_from_chain"  # the flag of a piece ``exhaust_votes`` named
 
 
 def exhaust_votes(pieces: Sequence[Piece], recs: Sequence, gap: int) -> list[int]:
