@@ -107,6 +107,18 @@ def test_budget_follows_gum_and_distance():
     assert DetectorConfig(uncertainty_db=4.0).margin_db == 4.0  # a site may state more, never less
 
 
+def test_the_budget_table_in_the_docs_is_the_code_s():
+    """docs/noise-uncertainty.md states U by distance and the `off_cpa` half-widths; they are claims the code
+    must keep (an edit to either without the other fails here)."""
+    from pathlib import Path
+
+    doc = " ".join(Path(__file__).resolve().parents[2].joinpath("docs", "noise-uncertainty.md").read_text().split())
+    for d, u in ((3.0, "3.43"), (5.0, "2.67"), (7.5, "2.38"), (10.0, "3.13"), (12.5, "4.23"), (15.0, "5.09")):
+        assert f"{budget(d).expanded:.2f}" == u and f"{u} dB at {d:g} m" in doc
+    for d, a in ((10.0, "1.87"), (12.5, "3.12"), (15.0, "3.98")):
+        assert f"{off_cpa_db(d):.2f}" == a and f"{a} at {d:g} m" in doc
+
+
 @pytest.fixture(scope="module")
 def loud_exhaust():
     """One loud exhaust, 108-110 dB at 7.5 m, 5 m from the lane: it clips a 120 dB microphone."""
