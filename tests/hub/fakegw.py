@@ -95,8 +95,17 @@ class FakeGateway:
         self.client = None
 
     def stop(self) -> None:
+        """A clean disconnect: the DISCONNECT is on the wire before the network loop stops. Stopping the loop
+        first (as this did until the twenty-ninth session) could drop the connection with the packet still
+        queued on a loaded machine, and the broker then published the last-will (a flaky "last-will" where a
+        test expected the hub's own heartbeat timeout)."""
         if self.client is not None:
+            gone = threading.Event()
+            self.client.on_disconnect = lambda *a, **k: gone.set()
+            connected = self.client.is_connected()  # not while paho retries a lost broker: nothing to send then
             self.client.disconnect()
+            if connected:
+                gone.wait(5.0)
             self.client.loop_stop()
             self.client = None
 
