@@ -43,6 +43,7 @@ from scipy.signal import find_peaks
 
 from gateway.noise.dsp import FRAME_HZ
 from gateway.noise.errors import ConfigError
+from gateway.noise.uncertainty import budget, point_source_db
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,14 @@ class DetectorConfig:
 
     @property
     def budget(self):
-        from gateway.noise.uncertainty import budget
-
-        dh = 0.0 if self.mic_height_m is None else self.mic_height_m - self.source_height_m
         return budget(self.distance_m, lane_half_width_m=self.lane_half_width_m, meter_class=self.meter_class,
-                      reference_m=self.reference_m, dh_m=dh)
+                      reference_m=self.reference_m, dh_m=self.dh_m)
+
+    @property
+    def dh_m(self) -> float:
+        """The microphone's height over a source ``source_height_m`` above the road (0 without ``mic_height_m``:
+        horizontal distances)."""
+        return 0.0 if self.mic_height_m is None else self.mic_height_m - self.source_height_m
 
     @property
     def distance_correction_db(self) -> float:
@@ -109,16 +113,12 @@ class DetectorConfig:
         source ``source_height_m`` above the road to the microphone at its height, at ``distance_m`` and at
         ``reference_m`` (the measurand is then the level 7.5 m from the lane at the microphone's own height; a
         pole-mounted microphone 4 m up, 3 m from the lane, is 4.7 m from the exhaust, not 3 m)."""
-        if self.mic_height_m is None:
-            return 20 * math.log10(self.distance_m / self.reference_m)
-        dh = self.mic_height_m - self.source_height_m
-        return 10 * math.log10((self.distance_m**2 + dh * dh) / (self.reference_m**2 + dh * dh))
+        return point_source_db(self.distance_m, self.reference_m, self.dh_m)
 
     @property
     def slant_m(self) -> float:
         """The distance from a source in the lane to the microphone at its closest (with its height if set)."""
-        dh = 0.0 if self.mic_height_m is None else self.mic_height_m - self.source_height_m
-        return math.hypot(self.distance_m, dh)
+        return math.hypot(self.distance_m, self.dh_m)
 
     @property
     def open_mic_db(self) -> float:

@@ -39,13 +39,21 @@ class Budget:
                 "margin_db": round(margin_db, 2)}
 
 
+def point_source_db(distance_m: float, reference_m: float, dh_m: float = 0.0, along_m: float = 0.0) -> float:
+    """The point-source correction from a lane ``distance_m`` away to one ``reference_m`` away, for a source
+    ``along_m`` along the lane from closest approach and ``dh_m`` below the microphone:
+    ``10 lg((d² + Δh² + x²) / (r² + Δh² + x²))`` (``DetectorConfig.distance_correction_db`` is the one at x = 0)."""
+    x2 = along_m**2 + dh_m**2
+    return 10 * math.log10((distance_m**2 + x2) / (reference_m**2 + x2))
+
+
 def off_cpa_db(distance_m: float, *, reference_m: float = 7.5, dh_m: float = 0.0, along_m: float = OFF_CPA_M) -> float:
-    """How much the point-source correction ``10 lg((d² + Δh²) / (r² + Δh²))`` over-reads a maximum heard
-    ``along_m`` along the lane from closest approach, where the correction that holds is
-    ``10 lg((d² + Δh² + x²) / (r² + Δh² + x²))``: 0 at or nearer than the reference distance ``r`` (there the rule
-    under-reads such a maximum, the safe side), up to the whole correction as ``x`` grows beyond it."""
-    r2, ref2, x2 = distance_m**2 + dh_m**2, reference_m**2 + dh_m**2, along_m**2
-    return max(0.0, 10 * math.log10(r2 / ref2) - 10 * math.log10((r2 + x2) / (ref2 + x2)))
+    """How much the point-source correction at closest approach over-reads a maximum heard ``along_m`` along the
+    lane from it, where the correction that holds is ``point_source_db`` at that ``x``: 0 at or nearer than the
+    reference distance ``r`` (there the rule under-reads such a maximum, the safe side), up to the whole
+    correction as ``x`` grows beyond it."""
+    return max(0.0, point_source_db(distance_m, reference_m, dh_m) - point_source_db(distance_m, reference_m, dh_m,
+                                                                                      along_m))
 
 
 def budget(distance_m: float, *, lane_half_width_m: float = 0.8, distance_tolerance_m: float = 0.1,
