@@ -96,9 +96,9 @@ class FakeGateway:
 
     def stop(self) -> None:
         """A clean disconnect: the DISCONNECT is on the wire before the network loop stops. Stopping the loop
-        first (as this did until the twenty-ninth session) could drop the connection with the packet still
-        queued on a loaded machine, and the broker then published the last-will (a flaky "last-will" where a
-        test expected the hub's own heartbeat timeout)."""
+        right after ``disconnect()`` (as this did until the twenty-ninth session) could drop the connection with
+        the packet still queued on a loaded machine, and the broker then published the last-will (a flaky
+        "last-will" where a test expected the hub's own heartbeat timeout)."""
         if self.client is not None:
             gone = threading.Event()
             self.client.on_disconnect = lambda *a, **k: gone.set()
