@@ -27,7 +27,9 @@ Features (computed only for events, from the raw samples of the event):
 - ``sweep_oct``: range of the dominant pitch over the tonal frames (wail and yelp sweeps, hi-lo);
 - ``sweep_rate``: median frame-to-frame pitch change, octaves per second (yelp is fast, wail slow);
 - ``two_tone_56``: fraction of tonal frames with a second peak at 6/5 or 5/6 of the dominant one (the
-  minor third of civil-defence sirens; car horns sit at a major third or fourth);
+  minor third of civil-defence sirens; car horns sit at a major third or fourth); ``chord_56`` (not a model
+  input; ``rules.feature_flags`` uses it): the same fraction counting only pairs that are not two orders of a
+  comb of their own spacing (``harmonics.pair_in_comb``);
 - ``engine``: harmonic salience of a low fundamental (20-320 Hz, 8 orders) in dB above the median;
 - ``f0_move``: range of that fundamental over the event, octaves (engine orders follow rpm and Doppler);
 - ``lf_frac``: share of the energy below 150 Hz (wind);
@@ -57,7 +59,7 @@ from scipy.signal import sosfilt
 
 from gateway.noise.alternation import alternations
 from gateway.noise.event_shape import onset, pair_share, texture
-from gateway.noise.harmonics import clip_index, comb_root, series_member
+from gateway.noise.harmonics import clip_index, comb_root, pair_in_comb, series_member
 from gateway.noise.horn_probe import OPEN_POST_S, OPEN_PRE_S, opening_tone, switched_on_tone
 from gateway.noise.siren_probe import siren_inside
 from gateway.noise.spectrum import median1, median_rows
@@ -106,6 +108,7 @@ class Features:
     horn_inside: float = 0.0  # onset (dB, own band) of a held tone switched on and covering the maximum (horn_probe)
     siren_inside: float = 0.0  # strength of a loud siren call (periodic sweep or alternation) in the event (siren_probe)
     wind_share: float = 0.0  # upper estimate of the A-weighted energy share wind could hold (wind.wind_share)
+    chord_56: float = 0.0  # the two_tone_56 frames whose pair is a chord, not two orders of a comb (pair_in_comb)
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in self.values().items()}
@@ -293,13 +296,14 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
     alternation = alternations(pl, kpk, fpk, narrow_any, where[0], df)
     horn_inside = switched_on_tone(pl, where[0], df, HOP, NFFT, peak)
 
-    two = 0.0
+    two = chord = 0.0
     if tonal_mask.any():
         ft = fpk[tonal_mask]
         pt = pl[tonal_mask]
         r = np.arange(pt.shape[0])
         main = pt[r, clip_index(np.round(ft / df).astype(int), 0, p.shape[1] - 1)]
         hits = np.zeros(ft.size, dtype=bool)
+        chords = np.zeros(ft.size, dtype=bool)
         for ratio in (6 / 5, 5 / 6):
             kk = clip_index(np.round(ft * ratio / df).astype(int), 2, p.shape[1] - 3)
             cand3 = np.stack([pt[r, kk + d] for d in (-1, 0, 1)])
@@ -309,8 +313,13 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
             f2 = _peak_freq(pt, loc_k, df)
             strong = v >= main * 10 ** (-1.5)
             exact = np.abs(f2 / ft / ratio - 1) < 0.02
-            hits |= is_peak & strong & exact & (10 * np.log10(v / ref[tonal_mask]) >= 15)
+            hit = is_peak & strong & exact & (10 * np.log10(v / ref[tonal_mask]) >= 15)
+            hits |= hit
+            if hit.any():  # a chord, not two orders of one comb
+                lo_f, hi_f = (ft[hit], f2[hit]) if ratio > 1 else (f2[hit], ft[hit])
+                chords[np.flatnonzero(hit)[~pair_in_comb(pt[hit], lo_f, hi_f, df)]] = True
         two = float(hits.sum() / max(pl.shape[0], 1))
+        chord = float(chords.sum() / max(pl.shape[0], 1))
 
     # --- pitch track with a short window (yelp sweeps smear a long one)
     sweep_oct = sweep_rate = 0.0
@@ -367,4 +376,4 @@ def features(x: np.ndarray, fs: int, peak: int | None = None, *, level_7p5: floa
                     flat, float(np.log2(max(cen, 1.0))), *shares, series, onset(x, fs), float(level_7p5),
                     *texture(x, fs), comb, alternation, at_max, horn_inside,
                     siren_inside((pfl, where_fast[0], dff, HOP_FAST / fs), (pl, where[0], df, HOP / fs)),
-                    wind_share(pl, fs))
+                    wind_share(pl, fs), chord)

@@ -16,6 +16,9 @@ at most; odd-harmonic waveforms have none at +- f0.
 
 ``comb_root(p, k, df)``: True when the peak is itself the *fundamental* of such a comb (a fast engine whose
 firing frequency is above 250 Hz), told from a siren's or a horn's tone by its even orders (below).
+
+``pair_in_comb(p, lo, hi, df)``: True when a 5:6 tone pair is two orders of a comb of its own spacing (a
+further order below and one above the pair), not a chord (``features``' ``chord_56``, ``rules.tonal_content``).
 """
 
 from __future__ import annotations
@@ -169,3 +172,41 @@ def firing_line(p: np.ndarray, k: np.ndarray, df: float, *, f_min: float = COMB_
     valley = np.minimum(pr.at(1.5 * fp), pr.at(2.5 * fp))
     return (pr.ok & (v2 >= pr.peak * 10 ** (-within_db / 10)) & (v2 >= 10 ** (drop_db / 10) * valley)
             & (v2 >= 10 ** (over_db / 10) * v3) & (np.maximum(pr.local(4 * fp, 4), pr.local(5 * fp, 5)) <= v3))
+
+
+def pair_in_comb(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, df: float, *, drop_db: float = 6.0,
+                 within_db: float = 15.0) -> np.ndarray:
+    """Is each row's tone pair (``lo`` < ``hi`` Hz, the two peaks of a 5:6 pair) two orders of one harmonic
+    comb, spacing ``g = hi - lo``, rather than a chord?
+
+    True when a further order of that spacing, ``lo - g``, ``hi + g``, ``lo - 2g`` or ``hi + 2g``, carries a
+    local maximum (within a bin of where it should be) within ``within_db`` of the pair's louder peak that stands
+    ``drop_db`` above the valleys half a spacing either side. ``series_member`` asks the dominant peak for both
+    neighbours; an exhaust whose orders 4 and 7 are coloured away (orders 3, 5, 6 and 8 standing) leaves its
+    orders 5 and 6 as a lone 5:6 pair, and this asks the pair for any one of them. A chord's two tones
+    (a civil-defence siren's minor third, a two-tone horn) have nothing there: their own harmonics lie at integer
+    multiples, 2 lo at the earliest, and 0.6, 0.8, 1.4 and 1.6 lo are none of those. The spacing must be at
+    least 3 bins so the orders are resolved."""
+    n_rows, n_bins = p.shape
+    if n_rows == 0:
+        return np.zeros(0, dtype=bool)
+    rows = np.arange(n_rows)
+    g = hi - lo
+    inv = 1.0 / df
+
+    def at(f: np.ndarray) -> np.ndarray:
+        return p[rows, clip_index(np.rint(f * inv).astype(np.int64), 0, n_bins - 1)]
+
+    def local(f: np.ndarray) -> np.ndarray:
+        kk = clip_index(np.rint(f * inv).astype(np.int64), 1, n_bins - 2)
+        return np.maximum(np.maximum(p[rows, kk - 1], p[rows, kk]), p[rows, kk + 1])
+
+    floor = np.maximum(at(lo), at(hi)) * 10 ** (-within_db / 10)
+    gain = 10 ** (drop_db / 10)
+    def order(f: np.ndarray) -> np.ndarray:
+        v = local(f)
+        return (f >= df) & (v >= floor) & (v >= gain * np.minimum(at(f - 0.5 * g), at(f + 0.5 * g)))
+
+    below = order(lo - g) | order(lo - 2 * g)
+    above = order(hi + g) | order(hi + 2 * g)
+    return below & above & (g >= 3 * df)

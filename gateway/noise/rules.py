@@ -2,7 +2,10 @@
 
 - ``tonal_content``: siren-like tones inside the event: narrow peaks that are not engine orders (not orders of
   a low harmonic series, ``gateway.noise.harmonics``) in at least ``TONAL_LIMIT`` of its loud frames, or a
-  5:6 tone pair (civil-defence two-tone) in ``TWO_TONE_LIMIT`` of them;
+  5:6 tone pair (civil-defence two-tone) in ``TWO_TONE_LIMIT`` of them. Since the thirtieth session the pair
+  must be a chord (``Features.chord_56``): two orders of an exhaust's comb with further orders of the same
+  spacing below and above them (``harmonics.pair_in_comb``; orders 5 and 6 standing alone when 4 and 7 are
+  coloured away) are no civil-defence siren;
 - ``horn_tones``: a horn's signature: the level jumps by at least ``HORN_ONSET_DB`` within 50 ms (a horn
   switches on; a pass-by swells over seconds) and the sound is tones: narrow peaks that are not engine orders
   (or are the root of a comb: a disc horn's pulses make one) in at least ``HORN_TONAL`` of the long or the
@@ -79,7 +82,7 @@ def feature_flags(ft: Features | None) -> list[str]:
     if ft is None:
         return []
     out = []
-    if ft.two_tone_56 >= TWO_TONE_LIMIT or ft.tonal >= TONAL_LIMIT:
+    if ft.chord_56 >= TWO_TONE_LIMIT or ft.tonal >= TONAL_LIMIT:
         out.append("tonal_content")
     if horn_tones(ft):
         out.append("horn_tones")

@@ -115,6 +115,7 @@ def test_civil_defence_siren_without_hub_state(two_tone):
     assert any(e.klass == "siren" for e in events)
     if two_tone:
         assert max(e.features["two_tone_56"] for e in events) > 0.2
+        assert max(e.features["chord_56"] for e in events) > 0.2  # a chord, not two orders of a comb
 
 
 def test_wind_gusts_are_not_exhaust():
