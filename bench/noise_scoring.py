@@ -171,6 +171,7 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
     return dict(out)
 
 
+NOT_BLOCKING = ("clipped", "exceedance_proven_unclipped", "input_end")  # gateway.noise.rules.NOT_BLOCKING
 ENFORCE_SCORE = 0.8  # gateway.noise.classifier.MIN_EXHAUST_SCORE, for records that do not name the score they used
 
 
@@ -184,7 +185,7 @@ def miss_reason(cover: list, enforcement_db: float) -> str:
         return "suppressed"
     if e.klass != "exhaust":
         return f"class_{e.klass}"
-    blocking = [f for f in e.flags if f not in ("clipped", "exceedance_proven_unclipped")]
+    blocking = [f for f in e.flags if f not in NOT_BLOCKING]
     if blocking:
         return f"flag_{blocking[0]}"
     score = getattr(e, "enforcement_score", None)  # what the gate was applied to (older records: the exhaust score)

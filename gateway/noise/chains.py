@@ -29,7 +29,11 @@ chain of touching violations, stated at the loudest maximum, with every further 
 it (twenty-eighth session; from the twenty-fifth to then each stayed a case of its own, and a blip seconds
 from its vehicle's maximum became a second case at a moment when another vehicle may be the one in front of
 the camera). A case never joins a louder piece that is no case except as its skirt (edge or envelope): that
-piece may be blocked by its own flags or score, and the case would be lost.
+piece may be blocked by its own flags or score, and the case would be lost. Unless that piece is *suppressed*
+(thirtieth session): a siren heard on the louder part of one loud stretch may still sound, masked, on the
+quieter part that touches it, and a case there would escape the suppression only because the detector split
+the stretch (a civil-defence siren 13 dB under a 100 dB car, lost by the local detector under it). The case
+joins it, and with it the suppression.
 
 Quietest pieces go first; an absorbing piece keeps its own maximum, so each absorption is tested against the
 envelope of the piece that made the level.
@@ -165,13 +169,14 @@ def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | No
     """``absorb`` with the pipeline's rules for one chain, given each piece's record (``klass``, ``enforcement``,
     ``suppressed``) and the piece it was cut from (``part_of``, None: not cut): (index, span, pieces absorbed,
     their indices). Pieces of one class join (``may``; a cut stays cut); an exhaust piece joins a louder exhaust
-    piece whatever the envelope if ``blips``, unless it is a case and the louder one is not (``free``; then it
-    joins only as a skirt); across a gap, a piece that is not suppressed never joins a suppressed one
+    piece whatever the envelope if ``blips``, unless it is a case and the louder one is neither a case nor
+    suppressed (``free``; then it joins only as a skirt); across a gap, a piece that is not suppressed never joins a suppressed one
     (``across``: it would disappear from the detections)."""
     kept = absorb_members(
         pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
         may=lambda k, j: (recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j])
                           and not (recs[k].enforcement and VOTED in recs[j].flags)),
-        free=lambda k, j: blips and recs[k].klass == "exhaust" and (not recs[k].enforcement or recs[j].enforcement),
+        free=lambda k, j: blips and recs[k].klass == "exhaust" and (not recs[k].enforcement or recs[j].enforcement
+                                                                  or recs[j].suppressed),
         across=lambda k, j: recs[k].suppressed or not recs[j].suppressed)
     return [(k, span, len(m), m) for k, span, m in kept]

@@ -21,8 +21,11 @@ cut once more around that maximum: the span
 where the level stays within ``down_db`` of it (or, if that is still too long, within half the height of the
 maximum over the piece's median level, if that rise is >= ``long_split_db``) is the vehicle's pass-by. Only pieces still longer than
 ``max_duration_s`` keep ``too_long``, and
-only the last piece of an event closed at ``hard_limit_s`` (or at the end of the input) is ``cut``, and only
-while its level there is within ``down_db`` of its maximum: 10 dB down, a pass-by's maximum is behind it.
+only the last piece of an event closed at ``hard_limit_s`` is ``cut``, and only while its level there is within
+``down_db`` of its maximum: 10 dB down, a pass-by's maximum is behind it. A cut piece's rest opens the next
+event, which holds the pass-by's maximum if it is still to come. The last piece of an event still open when the
+input ends (``flush``) is ``ended`` instead, on the same condition: nothing follows it, so its maximum is the
+most the vehicle was heard to make, a lower bound of its LAFmax (thirtieth session; it was ``cut`` before).
 
 Touching pieces (a *chain*: no frame under the threshold between them, or at most ``bridge_s`` of them: a gear
 change takes the throttle off for well under a second, and the level of an approaching vehicle can drop under
@@ -138,9 +141,10 @@ class RawEvent:
     peak: int  # frame index of the maximum LAF
     lafmax: float  # measured at the microphone, dB
     too_long: bool
-    cut: bool  # closed at hard_limit_s while still above threshold
+    cut: bool  # closed at hard_limit_s while still above threshold (the rest is the next event's)
     parent: tuple[int, int] | None = None  # the long piece this one was cut from around its maximum (frames)
     chain: int = 0  # pieces with the same number touch (their chain was handed over together)
+    ended: bool = False  # still loud when the input ended (``flush``): its maximum is the most that was heard
 
     @property
     def duration_s(self) -> float:
@@ -216,7 +220,7 @@ class PassByDetector:
         """Close an open event at the end of the stream."""
         out: list[RawEvent] = []
         if self._open is not None:
-            self._close(self._last_index + 1, cut=True, out=out)
+            self._close(self._last_index + 1, cut=False, out=out, ended=True)
         if self._chain:
             out.extend(self._settle())  # a chain held for bridge_s
         return out
@@ -226,11 +230,11 @@ class PassByDetector:
         if self._held_until is not None and i + 1 >= self._held_until:
             out.extend(self._settle())
 
-    def _close(self, end: int, *, cut: bool, out: list[RawEvent], more: bool = False) -> None:
+    def _close(self, end: int, *, cut: bool, out: list[RawEvent], more: bool = False, ended: bool = False) -> None:
         """Close the open event into pieces on the chain; settle the chain unless the next piece touches it
         (``more``: a split at a dip), nor while a piece may still open within ``bridge_s`` (a closed chain is
         held until then; not after the hard limit)."""
-        self._close_pieces(end, cut=cut)
+        self._close_pieces(end, cut=cut, ended=ended)
         if more:
             return
         if self._bridge and not cut and self._chain:
@@ -238,7 +242,7 @@ class PassByDetector:
         else:
             out.extend(self._settle())
 
-    def _close_pieces(self, end: int, *, cut: bool) -> None:
+    def _close_pieces(self, end: int, *, cut: bool, ended: bool = False) -> None:
         assert self._open is not None
         start, peak, lafmax = self._open[:3]
         start = int(start)
@@ -258,7 +262,8 @@ class PassByDetector:
             done = len(levels) == n and levels[-1] <= lv - self.config.down_db  # its maximum is behind it
             if cut and last and done:
                 self.counters["cut_after_max"] += 1
-            self._chain.append(RawEvent(a, b, p, lv, too_long, cut and last and not done, parent[0] if parent else None))
+            self._chain.append(RawEvent(a, b, p, lv, too_long, cut and last and not done, parent[0] if parent else None,
+                                        ended=ended and last and not done))
 
     def _settle(self) -> list[RawEvent]:
         """Hand over the chain's pieces, numbered as one chain; counts ``events`` and ``too_long``."""

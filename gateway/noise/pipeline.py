@@ -326,8 +326,7 @@ class NoiseAnalyzer:
             flags.append("too_long")
         if edge_peak(ev, (ev.start, ev.end), self._opened(ev)):
             flags.append("edge_peak")  # no interior maximum: the level was made at a boundary, not by a pass-by
-        if ev.cut:
-            flags.append("cut")
+        flags += ["cut"] if ev.cut else ["input_end"] if ev.ended else []  # input_end: a lower bound, no block
         overload = None
         if clipped:
             flags.append("clipped")

@@ -118,7 +118,7 @@ def enforcement_score(scores: dict[str, float], shape_siren: float = 0.0) -> flo
     return min(1.0, ex / rest) if rest > 0 else 0.0
 
 
-NOT_BLOCKING = ("clipped", "exceedance_proven_unclipped")  # flags that say how the level was measured, not why no case
+NOT_BLOCKING = ("clipped", "exceedance_proven_unclipped", "input_end")  # how the level was measured, not why no case
 
 
 def is_case(klass: str, exhaust_score: float, min_score: float, suppressed: bool, flags, level_7p5: float,

@@ -73,5 +73,6 @@ def cut_piece(ev: RawEvent, spans: Sequence[tuple[float, float]], frames: Callab
         k = int(np.argmax(fr["lafmax"]))
         pk, lmax = (ev.peak, ev.lafmax) if a <= ev.peak < b else (int(fr["index"][k]), float(fr["lafmax"][k]))
         parts.append(replace(ev, start=a, end=b, peak=pk, lafmax=lmax, cut=ev.cut and b == ev.end,
+                             ended=ev.ended and b == ev.end,
                              too_long=(b - a) / FRAME_HZ > max_duration_s))
     return parts

@@ -53,7 +53,8 @@ def test_min_and_max_duration():
     long_, d = run([70] + [90] * 250 + [70])  # 25 s > 20 s: reported, flagged
     assert len(long_) == 1 and long_[0].too_long and d.counters["too_long"] == 1
     cut, _ = run([70] + [90] * 500, DetectorConfig(hard_limit_s=30))
-    assert [e.cut for e in cut] == [True, True] and cut[0].end - cut[0].start == 300
+    assert [e.cut for e in cut] == [True, False] and cut[0].end - cut[0].start == 300
+    assert [e.ended for e in cut] == [False, True]  # the second was still loud when the input ended
 
 
 def test_distance_normalisation():
@@ -109,15 +110,30 @@ def test_a_steady_long_event_stays_one_too_long_event():
 
 
 def test_an_event_cut_after_its_maximum_is_complete():
-    """The input ends (or the hard limit comes) while the level is still above the threshold: ``cut`` only if
-    the level there is within down_db of the maximum (the maximum may still be ahead)."""
+    """The hard limit comes while the level is still above the threshold: ``cut`` only if the level there is
+    within down_db of the maximum (the maximum may still be ahead, in the next event)."""
+    cfg = DetectorConfig(max_duration_s=20.0, hard_limit_s=20.0)
+    queue = [90.0] * 150  # a queue holding the level up, then a pass-by reaching the hard limit at 20 s
+    falling = [70] + queue + _passby(104.0, 60)[:45] + [90.0] * 100  # 14 dB under its maximum at 20 s
+    ev, d = run(falling, cfg)
+    first = ev[0]
+    assert first.end - first.start == 200 and not first.cut and d.counters["cut_after_max"] == 1
+    rising = [70] + queue + _passby(104.0, 60)[:28] + [104.0] * 100  # at 20 s, 2 frames before its maximum
+    ev, d = run(rising, cfg)
+    assert ev[0].end - ev[0].start == 200 and ev[0].cut and not ev[0].ended and d.counters["cut_after_max"] == 0
+
+
+def test_an_event_open_when_the_input_ends_is_ended_not_cut():
+    """Nothing follows the end of the input: an event still loud there is ``ended`` (its maximum is the most that
+    was heard, a lower bound of the pass-by's), never ``cut``; one 10 dB under its maximum there is complete."""
     falling = [70] + _passby(104.0, 60)[:45] + [90.0] * 5  # ends 14 dB under its maximum
     ev, d = run(falling)
-    assert len(ev) == 1 and not ev[0].cut and ev[0].lafmax == pytest.approx(104.0, abs=0.05)
-    assert d.counters["cut_after_max"] == 1
+    assert len(ev) == 1 and not ev[0].cut and not ev[0].ended and ev[0].lafmax == pytest.approx(104.0, abs=0.05)
     rising = [70] + _passby(104.0, 60)[:28]  # ends 2 frames before its maximum would come
     ev, d = run(rising)
-    assert len(ev) == 1 and ev[0].cut and d.counters["cut_after_max"] == 0
+    assert len(ev) == 1 and ev[0].ended and not ev[0].cut
+    for k in range(1, len(rising)):  # wherever the blocks split, the same
+        assert run(rising, split_at=k)[0] == ev
 
 
 def test_a_loud_vehicle_over_a_queue_without_dips_gets_its_own_event():

@@ -79,8 +79,8 @@ def test_a_blipping_exhaust_is_one_record_and_the_switch_brings_the_blip_back(se
     assert rec.levels.lafmax == pytest.approx(max(e.levels.lafmax for e in loud), abs=0.01)
 
 
-def _rec(case: bool) -> SimpleNamespace:
-    return SimpleNamespace(klass="exhaust", enforcement=case, suppressed=False, flags=())
+def _rec(case: bool, suppressed: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(klass="exhaust", enforcement=case, suppressed=suppressed, flags=())
 
 
 @pytest.mark.parametrize(("quieter_case", "louder_case", "survivors"),
@@ -100,6 +100,18 @@ def test_a_case_joins_a_louder_case_but_not_a_louder_piece_that_is_none(quieter_
         assert kept == [(0, (0, 120), 1, [1])]
     else:
         assert [(k, span, n, m) for k, span, n, m in kept] == [(0, (0, 60), 0, []), (1, (60, 120), 0, [])]
+
+
+def test_a_case_joins_a_louder_suppressed_piece_of_its_stretch():
+    """The louder piece is no case because a siren was heard on it (suppressed): the quieter case touching it
+    joins it, and the suppression with it (the siren may still sound, masked, on the quieter part). Across a
+    gap it does not (``across``: a detection never disappears into a suppressed record there)."""
+    cfg = DetectorConfig()
+    kw = dict(speed_mps=cfg.skirt_speed_mps, slant_m=cfg.slant_m, gap=cfg.bridge_frames, blips=True)
+    pieces = [piece(0, 30, 60, 108.0), piece(60, 90, 120, 104.0)]
+    assert pass_bys(pieces, [_rec(False, suppressed=True), _rec(True)], [None, None], **kw) == [(0, (0, 120), 1, [1])]
+    apart = [piece(0, 30, 60, 108.0), piece(60 + cfg.bridge_frames + 5, 90 + cfg.bridge_frames, 150, 104.0)]
+    assert len(pass_bys(apart, [_rec(False, suppressed=True), _rec(True)], [None, None], **kw)) == 2
 
 
 def test_a_blip_that_is_a_case_of_its_own_is_named_in_the_louder_case():
