@@ -170,8 +170,8 @@ def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | No
     ``suppressed``) and the piece it was cut from (``part_of``, None: not cut): (index, span, pieces absorbed,
     their indices). Pieces of one class join (``may``; a cut stays cut); an exhaust piece joins a louder exhaust
     piece whatever the envelope if ``blips``, unless it is a case and the louder one is neither a case nor
-    suppressed (``free``; then it joins only as a skirt); across a gap, a piece that is not suppressed never joins a suppressed one
-    (``across``: it would disappear from the detections)."""
+    suppressed (``free``; then it joins only as a skirt); across a gap, a piece that is not suppressed never
+    joins a suppressed one (``across``: it would disappear from the detections)."""
     kept = absorb_members(
         pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
         may=lambda k, j: (recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j])

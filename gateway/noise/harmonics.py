@@ -179,14 +179,16 @@ def pair_in_comb(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, df: float, *, dr
     """Is each row's tone pair (``lo`` < ``hi`` Hz, the two peaks of a 5:6 pair) two orders of one harmonic
     comb, spacing ``g = hi - lo``, rather than a chord?
 
-    True when a further order of that spacing, ``lo - g``, ``hi + g``, ``lo - 2g`` or ``hi + 2g``, carries a
-    local maximum (within a bin of where it should be) within ``within_db`` of the pair's louder peak that stands
-    ``drop_db`` above the valleys half a spacing either side. ``series_member`` asks the dominant peak for both
-    neighbours; an exhaust whose orders 4 and 7 are coloured away (orders 3, 5, 6 and 8 standing) leaves its
-    orders 5 and 6 as a lone 5:6 pair, and this asks the pair for any one of them. A chord's two tones
-    (a civil-defence siren's minor third, a two-tone horn) have nothing there: their own harmonics lie at integer
-    multiples, 2 lo at the earliest, and 0.6, 0.8, 1.4 and 1.6 lo are none of those. The spacing must be at
-    least 3 bins so the orders are resolved."""
+    True when further orders of that spacing stand on both sides of the pair: one below (``lo - g`` or
+    ``lo - 2g``) and one above (``hi + g`` or ``hi + 2g``), each a local maximum (within a bin of where it should
+    be) within ``within_db`` of the pair's louder peak that stands ``drop_db`` above the valleys half a spacing
+    either side. ``series_member`` asks the dominant peak for both neighbours; an exhaust whose orders 4 and 7
+    are coloured away (orders 3, 5, 6 and 8 standing) leaves its orders 5 and 6 as a lone 5:6 pair, and this asks
+    the pair for one order on each side, skipping one. A chord's two tones (a civil-defence siren's minor third,
+    a two-tone horn) have nothing there: their own harmonics lie at integer multiples, 2 lo at the earliest,
+    and 0.6, 0.8, 1.4 and 1.6 lo are none of those. One side would not do: a dense engine comb under a chord
+    puts an order near one of those places often enough to excuse a real chord (``tests/noise/test_chord.py``).
+    The spacing must be at least 3 bins so the orders are resolved."""
     n_rows, n_bins = p.shape
     if n_rows == 0:
         return np.zeros(0, dtype=bool)
@@ -203,6 +205,7 @@ def pair_in_comb(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, df: float, *, dr
 
     floor = np.maximum(at(lo), at(hi)) * 10 ** (-within_db / 10)
     gain = 10 ** (drop_db / 10)
+
     def order(f: np.ndarray) -> np.ndarray:
         v = local(f)
         return (f >= df) & (v >= floor) & (v >= gain * np.minimum(at(f - 0.5 * g), at(f + 0.5 * g)))
