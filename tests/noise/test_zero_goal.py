@@ -120,3 +120,18 @@ def test_tones_at_the_maximum_raise_the_flag_from_the_rule_threshold_on():
     assert "tones_at_max" not in feature_flags(Features(**base, tonal_at_max=AT_MAX_TONAL - 0.01))
     assert "tones_at_max" in feature_flags(Features(**base, tonal_at_max=AT_MAX_TONAL))
     assert feature_flags(Features(**base, tonal_at_max=AT_MAX_TONAL)) == ["tones_at_max"]
+
+
+def test_a_bare_spectrum_after_an_abrupt_onset_is_a_horn_without_any_tone_test():
+    """``horn_tones``' flatness arm: a horn whose lines every tone test excuses (a disc horn's combs) still leaves
+    the spectrum bare after its switch-on. No scene in the suite depends on this arm (the thirtieth session
+    measured it off: docs/benchmarks.md), so its threshold is pinned here: flat enough and abrupt enough blocks,
+    either alone does not."""
+    from gateway.noise.features import Features
+    from gateway.noise.rules import HORN_FLATNESS, HORN_ONSET_DB
+
+    base = dict(tonal=0.0, sweep_oct=0.0, sweep_rate=0.0, two_tone_56=0.0, engine=20.0, f0_move=0.1, lf_frac=0.3,
+                duration_s=4.0)
+    assert feature_flags(Features(**base, onset=HORN_ONSET_DB, flatness=HORN_FLATNESS)) == ["horn_tones"]
+    assert "horn_tones" not in feature_flags(Features(**base, onset=HORN_ONSET_DB, flatness=HORN_FLATNESS * 1.5))
+    assert "horn_tones" not in feature_flags(Features(**base, onset=HORN_ONSET_DB - 0.5, flatness=HORN_FLATNESS))
