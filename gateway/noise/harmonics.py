@@ -96,9 +96,16 @@ class _OrderProbe:
         ok = (fp >= max(f_min, 4 * df)) & (fp <= f_max) & (5.5 * fp < (n_bins - 2) * df)
         if not ok.any():
             return None
-        pr = cls()
-        pr.p, pr.rows, pr.n_bins, pr.inv, pr.ok, pr.fp = p, np.arange(n_rows), n_bins, 1.0 / df, ok, fp
+        pr = cls.bare(p, df)
+        pr.ok, pr.fp = ok, fp
         pr.peak = p[pr.rows, clip_index(k, 0, n_bins - 1)]
+        return pr
+
+    @classmethod
+    def bare(cls, p: np.ndarray, df: float) -> _OrderProbe:
+        """Only ``at`` and ``local`` (no peak: ``pair_in_comb`` probes around a pair, not one peak)."""
+        pr = cls()
+        pr.p, pr.rows, pr.n_bins, pr.inv = p, np.arange(p.shape[0]), p.shape[1], 1.0 / df
         return pr
 
     def at(self, f: np.ndarray) -> np.ndarray:
@@ -189,26 +196,16 @@ def pair_in_comb(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, df: float, *, dr
     and 0.6, 0.8, 1.4 and 1.6 lo are none of those. One side would not do: a dense engine comb under a chord
     puts an order near one of those places often enough to excuse a real chord (``tests/noise/test_chord.py``).
     The spacing must be at least 3 bins so the orders are resolved."""
-    n_rows, n_bins = p.shape
-    if n_rows == 0:
+    if p.shape[0] == 0:
         return np.zeros(0, dtype=bool)
-    rows = np.arange(n_rows)
+    pr = _OrderProbe.bare(p, df)
     g = hi - lo
-    inv = 1.0 / df
-
-    def at(f: np.ndarray) -> np.ndarray:
-        return p[rows, clip_index(np.rint(f * inv).astype(np.int64), 0, n_bins - 1)]
-
-    def local(f: np.ndarray) -> np.ndarray:
-        kk = clip_index(np.rint(f * inv).astype(np.int64), 1, n_bins - 2)
-        return np.maximum(np.maximum(p[rows, kk - 1], p[rows, kk]), p[rows, kk + 1])
-
-    floor = np.maximum(at(lo), at(hi)) * 10 ** (-within_db / 10)
+    floor = np.maximum(pr.at(lo), pr.at(hi)) * 10 ** (-within_db / 10)
     gain = 10 ** (drop_db / 10)
 
     def order(f: np.ndarray) -> np.ndarray:
-        v = local(f)
-        return (f >= df) & (v >= floor) & (v >= gain * np.minimum(at(f - 0.5 * g), at(f + 0.5 * g)))
+        v = pr.local(f, 0)  # +-1 bin
+        return (f >= df) & (v >= floor) & (v >= gain * np.minimum(pr.at(f - 0.5 * g), pr.at(f + 0.5 * g)))
 
     below = order(lo - g) | order(lo - 2 * g)
     above = order(hi + g) | order(hi + 2 * g)

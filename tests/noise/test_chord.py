@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.noise.classifier import features
+from gateway.noise.features import NFFT
 from gateway.noise.harmonics import pair_in_comb
 from gateway.noise.rules import TWO_TONE_LIMIT, feature_flags
 from tests.noise.test_tones import FS, _phase, at_mic, noise
@@ -74,7 +75,7 @@ def test_a_chord_over_an_engine_comb_is_never_excused(f1, f0):
     assert ("tonal_content" in feature_flags(ft)) == (ft.two_tone_56 >= TWO_TONE_LIMIT or ft.tonal >= 0.25)
 
 
-DF = FS / 4096  # the features' long frame
+DF = FS / NFFT  # the features' long frame
 
 
 def spectrum(lines: list[tuple[float, float]], floor_db: float, n_bins: int = 2049) -> np.ndarray:
