@@ -17,7 +17,12 @@ suppressed record across a gap). A piece is, when
 
 and the caller's ``may`` allows it (the pipeline requires both pieces to be of the same class: a quieter
 exhaust next to a louder bus keeps its own event, and so does a motorcycle whose peak follows a louder horn's
-honk, even though its maximum then lies at the edge it shares with the honk). For the pairs the caller's
+honk, even though its maximum then lies at the edge it shares with the honk). One exception, and only as an
+edge skirt (``edge_only``): a piece called ``other`` whose maximum lies at the edge it shares with a louder
+exhaust piece, neither suppressed, joins it (thirty-first session). It has no maximum of its own, so the class
+the model gave a fragment of the exhaust's rise or fall names no second source; kept apart, it stood between
+the exhaust and the rest of its pass-by, and a blip beyond it stayed a detection that missed the vehicle's
+maximum. For the pairs the caller's
 ``free`` names (the pipeline, with ``DetectorConfig.exhaust_blips``: both pieces called exhaust, and the
 quieter one no enforcement case unless the louder one is one too), touching is enough: a straight pipe revved
 at a light or blipped through its gears rises 8-10 dB for each blip, seconds from its maximum and above any
@@ -85,19 +90,24 @@ def under_envelope(e: Piece, n: Piece, speed_mps: float, slant_m: float) -> bool
 def absorb(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
            may: Callable[[int, int], bool] = lambda k, j: True,
            free: Callable[[int, int], bool] = lambda k, j: False, gap: int = 0,
-           across: Callable[[int, int], bool] = lambda k, j: True) -> list[tuple[int, tuple[int, int], int]]:
+           across: Callable[[int, int], bool] = lambda k, j: True,
+           edge_only: Callable[[int, int], bool] = lambda k, j: False) -> list[tuple[int, tuple[int, int], int]]:
     """The surviving pieces of one chain, in order: (index, the span it now answers for, pieces absorbed);
     ``free(k, j)``: piece ``k`` may join its louder touching neighbour ``j`` whatever the envelope; ``gap``:
     neighbours at most this many frames apart count as touching (``DetectorConfig.bridge_s``), where
-    ``across(k, j)`` allows it too."""
+    ``across(k, j)`` allows it too; ``edge_only(k, j)``: ``k`` joins ``j`` only if its maximum lies at the edge
+    they share (neither ``free`` nor the envelope counts)."""
     return [(k, span, len(m)) for k, span, m in absorb_members(pieces, speed_mps=speed_mps, slant_m=slant_m,
-                                                                may=may, free=free, gap=gap, across=across)]
+                                                                may=may, free=free, gap=gap, across=across,
+                                                                edge_only=edge_only)]
 
 
 def absorb_members(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
                    may: Callable[[int, int], bool] = lambda k, j: True,
                    free: Callable[[int, int], bool] = lambda k, j: False, gap: int = 0,
-                   across: Callable[[int, int], bool] = lambda k, j: True) -> list[tuple[int, tuple[int, int], list[int]]]:
+                   across: Callable[[int, int], bool] = lambda k, j: True,
+                   edge_only: Callable[[int, int], bool] = lambda k, j: False,
+                   ) -> list[tuple[int, tuple[int, int], list[int]]]:
     """``absorb``, each survivor with the indices of the pieces it absorbed (directly or through another)."""
     spans = [(p.start, p.end) for p in pieces]
     alive = list(range(len(pieces)))
@@ -111,7 +121,8 @@ def absorb_members(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
                 j = alive[q]
                 e, n = pieces[k], pieces[j]
                 if n.lafmax > e.lafmax and may(k, j) and _skirt(e, spans[k], n, spans[j], speed_mps, slant_m,
-                                                                free(k, j), gap if across(k, j) else 0):
+                                                                free(k, j), gap if across(k, j) else 0,
+                                                                edge_only(k, j)):
                     key = (e.lafmax, -n.lafmax, pos, j)
                     best = key if best is None or key < best else best
         if best is None:
@@ -124,7 +135,7 @@ def absorb_members(pieces: Sequence[Piece], *, speed_mps: float, slant_m: float,
 
 
 def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_mps: float, slant_m: float,
-           free: bool = False, gap: int = 0) -> bool:
+           free: bool = False, gap: int = 0, edge_only: bool = False) -> bool:
     """Is ``e`` (answering for ``es``) the approach or departure of its louder neighbour ``n`` (``ns``)? With
     ``free``, touching (within ``gap`` frames) is enough."""
     if 0 <= ns[0] - es[1] <= gap:
@@ -133,6 +144,8 @@ def _skirt(e: Piece, es: tuple[int, int], n: Piece, ns: tuple[int, int], speed_m
         edge = peak_near_start(e) and e.start == es[0]  # ... or falls from it
     else:
         return False  # not touching (a piece too short to report lay between them)
+    if edge_only:
+        return edge
     return free or edge or under_envelope(e, n, speed_mps, slant_m)
 
 
@@ -171,11 +184,17 @@ def pass_bys(pieces: Sequence[Piece], recs: Sequence, part_of: Sequence[int | No
     their indices). Pieces of one class join (``may``; a cut stays cut); an exhaust piece joins a louder exhaust
     piece whatever the envelope if ``blips``, unless it is a case and the louder one is neither a case nor
     suppressed (``free``; then it joins only as a skirt); across a gap, a piece that is not suppressed never
-    joins a suppressed one (``across``: it would disappear from the detections)."""
+    joins a suppressed one (``across``: it would disappear from the detections). A piece called ``other`` joins
+    a louder exhaust piece as its edge skirt only (``edge_only``), neither of them suppressed."""
+
+    def skirt_of_exhaust(k: int, j: int) -> bool:
+        return recs[k].klass == "other" and recs[j].klass == "exhaust" and not (recs[k].suppressed or recs[j].suppressed)
     kept = absorb_members(
         pieces, speed_mps=speed_mps, slant_m=slant_m, gap=gap,
-        may=lambda k, j: (recs[k].klass == recs[j].klass and (part_of[k] is None or part_of[k] != part_of[j])
+        may=lambda k, j: ((recs[k].klass == recs[j].klass or skirt_of_exhaust(k, j))
+                          and (part_of[k] is None or part_of[k] != part_of[j])
                           and not (recs[k].enforcement and VOTED in recs[j].flags)),
+        edge_only=skirt_of_exhaust,
         free=lambda k, j: blips and recs[k].klass == "exhaust" and (not recs[k].enforcement or recs[j].enforcement
                                                                   or recs[j].suppressed),
         across=lambda k, j: recs[k].suppressed or not recs[j].suppressed)
