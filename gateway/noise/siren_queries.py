@@ -36,13 +36,15 @@ class SirenQueries:
         return float(ms[sel].max()) if sel.any() else 0.0
 
     def _matters(self, a: float, b: float, start: float, end: float, floor_ms: float | None,
-                 own: tuple[float, float] | None = None, out_ms: float | None = None) -> bool:
+                 own: tuple[float, float] | None = None, out_ms: float | None = None, calls: bool = False) -> bool:
         """Does interval [a, b] count against the window [start, end]? Without ``floor_ms``: when they overlap
         and [a, b] does not lie within ``own``. With it: when a tone at >= ``floor_ms`` was heard where they
         overlap, or a classifier-called siren's own span comes within ``lead_s`` of that overlap (its interval
         needs no tone: the classifier heard it); and, given ``own`` (a confident exhaust's span: its engine
         tone is a tone too), only if the interval also reaches out of ``own`` with a tone at >= ``out_ms``
         (default ``floor_ms``) there (a siren goes on before or after a pass-by; an engine order fades with it)."""
+        if calls and a in self.calling:
+            own = None  # a siren's call (``calls``): no engine order steps back and forth between two held tones
         if not (a < end and start < b) or _within(a, b, own):
             return False
         if floor_ms is None:
@@ -69,12 +71,13 @@ class SirenQueries:
         """Did a tonal run (>= ``min_run_s``, or one still going on) that did not switch the detector on
         touch [start, end]? A siren may be starting, masked or far away: not enough to suppress, enough to keep
         the event from becoming an enforcement case. (With a tone level to meet: ``heard_spans``.)"""
-        if any(self._matters(a, b, start, end, None, own) for a, b in self.tonal_runs):
+        if any(self._matters(a, b, start, end, None, own, calls=True) for a, b in self.tonal_runs):
             return True
-        if own is not None and self._run_start is not None and own[0] <= self._run_start - self.config.lead_s:
+        if (own is not None and self._run_start is not None and own[0] <= self._run_start - self.config.lead_s
+                and self._run_start - self.config.lead_s not in self.calling):
             return False  # the current run started within the event's own span
         return (self._active_since is None and self._run_start is not None and self._counted
-                and self._matters(self._run_start - self.config.lead_s, float("inf"), start, end, None, own))
+                and self._matters(self._run_start - self.config.lead_s, float("inf"), start, end, None, own, calls=True))
 
     def reasons(self, start: float, end: float, own: tuple[float, float] | None = None,
                 floor_ms: float | None = None, out_ms: float | None = None,
@@ -111,7 +114,8 @@ class SirenQueries:
         runs = [*self.tonal_runs]
         if self._active_since is None and self._run_start is not None and self._counted:
             runs.append([self._run_start - self.config.lead_s, float("inf")])
-        return [(a, b) for a, b in [*self.local_intervals, *runs] if self._matters(a, b, start, end, floor_ms, own, out_ms)]
+        return [(a, b) for a, b in [*self.local_intervals, *runs]
+                if self._matters(a, b, start, end, floor_ms, own, out_ms, calls=True)]
 
     def piece_reached(self, start: float, end: float, parent_end: float, own: tuple[float, float] | None,
                       heard_ms: float) -> bool:

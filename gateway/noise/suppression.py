@@ -15,7 +15,9 @@
    not yet tonal) and held ``hold_s`` after the last tonal frame. An event the classifier calls a siren opens
    such an interval too (``siren_event``), so a siren masked by passing traffic stays known. ``run_frames``
    counts the frames in runs (the false-alarm measure of ``bench.noise_accuracy``: <= 1 % of frames on
-   siren-free scenes).
+   siren-free scenes). A run whose tone steps back to the pitch it held before ``calls`` times (each held
+   ``call_frames``) *calls*, like a hi-lo or two-tone siren; its start is kept in ``calling``, and a confident
+   exhaust's span does not excuse it for ``siren_nearby`` (``SirenQueries``).
 
 Every tonal frame (on its own or held) also records the A-weighted mean square of its tone: the bins
 around the tone's frequency and its first ``tone_harmonics`` multiples (``tone_log``). That is how much the
@@ -72,6 +74,8 @@ class SuppressionConfig:
     tone_harmonics: int = 6  # a tone's level: its bins and those of this many multiples (A-weighted)
     tone_bins: int = 2  # +- bins around each (the Hann main lobe and a slow sweep within a frame)
     tone_log_s: float = 90.0  # tone levels are kept this long (an event is finished <= 20 s after it ends)
+    calls: int = 4  # a run whose tone steps back to its other tone this often, each held >= call_frames, calls
+    call_frames: int = 2  # (a hi-lo or two-tone siren): a confident exhaust's span does not excuse it
 
 
 class SirenSuppressor(SirenQueries):
@@ -94,6 +98,9 @@ class SirenSuppressor(SirenQueries):
         self._sdf = 0.0
         self._run_f = 1.0
         self._alt_f = 1.0  # the run's other tone (two-tone and hi-lo sirens alternate between two)
+        self._steps = 0  # the current run's returns to its other tone after holding one (``calls``)
+        self._on_tone = 0  # tonal frames since the run's tone last stepped
+        self.calling: set[float] = set()  # starts of the intervals and runs whose tone called (``calls``)
         self._last_full = -1e9
         self._run_n = 0
         self._run_x = 0  # frames of the current run whose tone was excused as an engine order (before it counted)
@@ -215,11 +222,19 @@ class SirenSuppressor(SirenQueries):
                         self._close_run()
                         self._run_start = t - 1 / self.frame_hz
                     self._run_n, self._counted = 0, False  # excused frames just before, on its tone, count
+                    self._steps = self._on_tone = 0
                     self._run_id += 1
                     self._run_x = sum(1 for tx, fx_ in self._excused if t - tx <= c.engine_before_s + 1e-9
                                       and abs(np.log2(fx_ / f)) <= c.engine_oct)
                 elif jump > c.alt_oct:
+                    self._steps += back and self._on_tone >= c.call_frames
                     self._alt_f = self._run_f
+                    self._on_tone = 0
+                    if self._steps >= c.calls and self._run_start is not None:
+                        if len(self.calling) > 64:  # bounded: calls older than the tone log are asked no more
+                            self.calling = {k for k in self.calling if k >= t - c.tone_log_s}
+                        self.calling.add(self._run_start - c.lead_s)  # the key of its interval and its run
+                self._on_tone += 1
                 self._run_f = f
                 self._run_n += 1
                 self.tone_log.append((t, ms))
