@@ -4,8 +4,8 @@ enforcement case (``SuppressionConfig.calls``, thirty-first session).
 The local detector hears such a siren: its tone holds and steps back and forth between two pitches, a counted run.
 But a confident exhaust *owns* the tonal runs inside its own span (an engine's orders are narrow tones too), and a
 long event's own span covered the siren, so the run was excused and the case stood with the siren sounding 8 dB
-under its maximum, seconds after it (independent set X ``78956-5``: a hi-lo 7 dB under a 109 dB motorcycle's event
-for 10 s). No engine order steps back to the pitch it held before, again and again: a run that does so
+under its maximum, seconds after it (independent set X ``78956-5``: a hi-lo heard from 2 s after a 109 dB motorcycle's maximum
+for 12 s, 7 dB under the event's maximum at its loudest). No engine order steps back to the pitch it held before, again and again: a run that does so
 ``calls`` times calls like a siren, and an exhaust's span no longer excuses it for ``siren_nearby``. (It still
 does for suppression: the event stays a detection, and ``siren_cut`` may still cut a clean case out of it.)
 """
