@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from gateway.noise.rules import NOT_BLOCKING  # how the level was measured, not why no case
+
 CAUSE_DB = 10.0
 
 
@@ -171,7 +173,6 @@ def score_scene(labels: dict, events: list, *, candidate_db: float, enforcement_
     return dict(out)
 
 
-NOT_BLOCKING = ("clipped", "exceedance_proven_unclipped", "input_end")  # gateway.noise.rules.NOT_BLOCKING
 ENFORCE_SCORE = 0.8  # gateway.noise.classifier.MIN_EXHAUST_SCORE, for records that do not name the score they used
 
 
