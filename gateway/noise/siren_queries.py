@@ -73,11 +73,13 @@ class SirenQueries:
         the event from becoming an enforcement case. (With a tone level to meet: ``heard_spans``.)"""
         if any(self._matters(a, b, start, end, None, own, calls=True) for a, b in self.tonal_runs):
             return True
-        if (own is not None and self._run_start is not None and own[0] <= self._run_start - self.config.lead_s
-                and self._run_start - self.config.lead_s not in self.calling):
+        if self._run_start is None:
+            return False
+        a = self._run_start - self.config.lead_s  # the current run, as ``_close_run`` will remember it
+        if own is not None and own[0] <= a and a not in self.calling:
             return False  # the current run started within the event's own span
-        return (self._active_since is None and self._run_start is not None and self._counted
-                and self._matters(self._run_start - self.config.lead_s, float("inf"), start, end, None, own, calls=True))
+        return (self._active_since is None and self._counted
+                and self._matters(a, float("inf"), start, end, None, own, calls=True))
 
     def reasons(self, start: float, end: float, own: tuple[float, float] | None = None,
                 floor_ms: float | None = None, out_ms: float | None = None,
