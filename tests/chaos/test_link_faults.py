@@ -160,4 +160,7 @@ async def test_without_receipts_a_broker_that_acks_and_loses_loses_readings(tmp_
             await asyncio.sleep(0.1)
         await until(lambda: relay.stats["acked_and_lost"] == 3, "three batches acked and lost")
         kept = await asyncio.to_thread(settled, vm, produced)
-        assert 3 <= produced - kept < 30, (produced, kept)  # each lost batch held at least one reading
+        # A batch carries the node's readings and the gateway's own health reading (one every 60 s, the first at a
+        # random moment in the first 30 s): one of the three lost batches may have held that reading alone, never
+        # two in the few seconds the three span, so at least two of them held at least one noise reading each.
+        assert 2 <= produced - kept < 30, (produced, kept)
