@@ -192,23 +192,28 @@ async def test_alert_timeline_and_heartbeat_timeout_points(mosquitto, influx1, t
     from tests.hub.fakegw import FakeGateway
 
     cfg = store_config(tmp_path, mosquitto.port, influx1)
-    async with hub_running(cfg) as hub, api(cfg, hub_token(hub)) as http:
-        gw = FakeGateway(mosquitto.port, "gw-s1", hub.keys.verification_keys(), [("siren-7", DeviceKind.SIREN)],
-                         heartbeat_s=0.2).start()
-        try:
+    gw = None
+    try:
+        async with hub_running(cfg) as hub, api(cfg, hub_token(hub)) as http:
+            gw = FakeGateway(mosquitto.port, "gw-s1", hub.keys.verification_keys(), [("siren-7", DeviceKind.SIREN)],
+                             heartbeat_s=0.2).start()
             await eventually(lambda: hub.registry.devices_of("gw-s1"), what="birth")
             r = await http.post("/api/v1/alerts", json={"zones": ["south"], "signal": "test", "mode": "exercise",
                                                         "duration_s": 30})
             assert r.status_code == 201
             alert = r.json()["id"]
             await eventually(lambda: hub.engine.alerts[alert].summary().confirmed == 1, what="sounding")
-        finally:
+            # connected and silent (no heartbeats): the hub itself calls the gateway offline after 2 x 0.2 s. The
+            # gateway stays connected until the hub has stopped. It used to disconnect first; even with
+            # ``FakeGateway.stop`` waiting for its DISCONNECT, CI once saw the last-will instead of this verdict
+            # (2026-12-08; not reproduced here: a close with unread bytes resets the connection, one suspect)
+            await eventually(lambda: hub.registry.state_of("gw-s1") == "offline", what="offline")
+            await eventually(lambda: hub.ingest.spool.counters["written_lines"] >= 5 and hub.ingest.buffered_lines == 0
+                             and hub.ingest.spool.pending_lines == 0, what="points written")
+            reason = hub.registry.gateways["gw-s1"].reason
+    finally:
+        if gw is not None:
             gw.stop()
-        # a clean disconnect and no heartbeats: the hub itself calls the gateway offline after 2 x 0.2 s
-        await eventually(lambda: hub.registry.state_of("gw-s1") == "offline", what="offline")
-        await eventually(lambda: hub.ingest.spool.counters["written_lines"] >= 5 and hub.ingest.buffered_lines == 0
-                         and hub.ingest.spool.pending_lines == 0, what="points written")
-        reason = hub.registry.gateways["gw-s1"].reason
     q = influx1.query
     zones = q(f"SELECT level FROM zone_state WHERE alert = '{alert}' GROUP BY zone, status, mode")["results"][0]
     assert [(s["tags"]["zone"], s["tags"]["status"], s["tags"]["mode"], s["values"][0][1])
@@ -219,5 +224,5 @@ async def test_alert_timeline_and_heartbeat_timeout_points(mosquitto, influx1, t
     causes = {s["tags"]["cause"]: [row[1] for row in s["values"]] for s in states}
     assert all(s["tags"]["zone"] == "south" for s in states)
     assert causes["birth"] == [1.0]
-    assert reason == "heartbeat timeout"  # a clean disconnect: no last-will, the hub's own verdict
+    assert reason == "heartbeat timeout"  # no last-will: the hub's own verdict
     assert causes == {"birth": [1.0], "heartbeat_timeout": [0.0]}
