@@ -76,6 +76,7 @@ class SuppressionConfig:
     tone_log_s: float = 90.0  # tone levels are kept this long (an event is finished <= 20 s after it ends)
     calls: int = 4  # a run whose tone steps back to its other tone this often, each held >= call_frames, calls
     call_frames: int = 2  # (a hi-lo or two-tone siren): a confident exhaust's span does not excuse it
+    engine_max_hz: float = 700.0  # a comb root or a firing line above this is no engine's (a rotor siren's tone)
 
 
 class SirenSuppressor(SirenQueries):
@@ -167,7 +168,7 @@ class SirenSuppressor(SirenQueries):
             self._edges[key] = edges(band, ref)
         df = float(self._df if power.shape[1] == self._band.size else self._sdf)
         return tonal_frames(power, self._edges[key], df, w=w, prom_db=prom_db, drop_db=c.min_drop_db,
-                            min_concentration=c.min_concentration, resolved=resolved)
+                            min_concentration=c.min_concentration, resolved=resolved, engine_max_hz=c.engine_max_hz)
 
     def feed(self, index: np.ndarray, power: np.ndarray, short: np.ndarray | None = None) -> None:
         if index.size == 0:
@@ -306,7 +307,7 @@ class SirenSuppressor(SirenQueries):
             return None
         if 10 * np.log10(v / (float(median1(row[self._ref])) + 1e-30) + 1e-30) < c.hold_prominence_db:
             return None
-        if engine_line(row[None, :], np.array([k]), self._df)[0]:
+        if engine_line(row[None, :], np.array([k]), self._df, engine_max_hz=c.engine_max_hz)[0]:
             return None  # an engine's order that came near the tone (a pass-by after a horn): it holds no run
         return k * self._df
 

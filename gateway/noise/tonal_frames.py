@@ -18,14 +18,17 @@ spectrum (a V8 firing at 446-894 Hz, whose cycle orders are 2-5 short bins apart
 comb (``comb_root``: orders 2-4 present, even orders as strong as odd ones: an engine firing above 250 Hz; a
 siren's tone is odd-harmonic), nor a firing line whose higher orders the vehicle coloured away
 (``firing_line``: order 2 >= 3 dB over order 3, orders 4-5 no stronger than 3; a square-ish tone's order 3 is
-the stronger).
+the stronger). Those two excuse a line only up to ``engine_max_hz`` (``SuppressionConfig``, 700 Hz): a road
+engine's firing frequency (cylinders x rpm / 120) stays under it but for a V10 or V12 near its redline, while a
+rotor (mechanical) siren's tone is a full comb, even orders as strong as odd, held at 500-1,500 Hz at the top of
+its wail (thirty-second session, docs/benchmarks.md: without the bound the detector excused it as an engine's).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gateway.noise.harmonics import comb_root, firing_line, series_member
+from gateway.noise.harmonics import COMB_F_MAX, comb_root, firing_line, series_member
 from gateway.noise.spectrum import median_rows
 
 
@@ -37,8 +40,8 @@ def edges(band: np.ndarray, ref: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def tonal_frames(power: np.ndarray, bins: tuple[int, int, int, int], df: float, *, w: int, prom_db: float,
-                 drop_db: float, min_concentration: float,
-                 resolved: bool | np.ndarray = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 drop_db: float, min_concentration: float, resolved: bool | np.ndarray = False,
+                 engine_max_hz: float = COMB_F_MAX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tonal mask, peak bin, excused mask) of the frames (rows) of ``power`` (bin width ``df``): a narrow,
     prominent dominant peak in the band; ``excused``: such a peak that is an engine order, an engine's comb
     root or a firing line (not tonal). ``bins``: ``edges`` of the band and the reference range (the band lies
@@ -60,19 +63,20 @@ def tonal_frames(power: np.ndarray, bins: tuple[int, int, int, int], df: float, 
     cand = tonal.copy()
     if tonal.any():
         res = resolved[tonal] if isinstance(resolved, np.ndarray) else resolved
-        tonal[tonal] &= ~engine_line(power[tonal], pk[tonal], df, resolved=res)
+        tonal[tonal] &= ~engine_line(power[tonal], pk[tonal], df, resolved=res, engine_max_hz=engine_max_hz)
     return tonal, pk, cand & ~tonal
 
 
-def engine_line(power: np.ndarray, pk: np.ndarray, df: float, *, resolved: bool | np.ndarray = False) -> np.ndarray:
+def engine_line(power: np.ndarray, pk: np.ndarray, df: float, *, resolved: bool | np.ndarray = False,
+                engine_max_hz: float = COMB_F_MAX) -> np.ndarray:
     """Which rows' peak (bin ``pk``) is an engine's line, not a siren's tone: one order of a low harmonic series
     (engine orders and voices), the firing frequency of a fast engine (a comb root with even orders), or a fast
-    engine's firing line whose orders 3-5 are coloured away."""
+    engine's firing line whose orders 3-5 are coloured away; the last two only up to ``engine_max_hz``."""
     out = series_member(power, pk, df, resolved=resolved)
     rest = ~out
     if rest.any():
-        out[rest] = comb_root(power[rest], pk[rest], df)
+        out[rest] = comb_root(power[rest], pk[rest], df, f_max=engine_max_hz)
         rest = ~out
     if rest.any():
-        out[rest] = firing_line(power[rest], pk[rest], df)
+        out[rest] = firing_line(power[rest], pk[rest], df, f_max=engine_max_hz)
     return out
