@@ -58,14 +58,17 @@ class SirenQueries:
             return False
         return self.tone_max(lo, hi, own) >= floor_ms
 
-    def _heard(self, a: float, b: float, start: float, end: float, floor_ms: float) -> bool:
+    def _heard(self, a: float, b: float, start: float, end: float, floor_ms: float,
+               own: tuple[float, float] | None = None) -> bool:
         """Was a tone at >= ``floor_ms`` heard where [a, b] overlaps [start, end]? (Where the overlap reaches past
-        the frames seen so far or behind the tone log, it cannot be ruled out: yes.)"""
+        the frames seen so far or behind the tone log, it cannot be ruled out: yes.) Inside ``own`` (a confident
+        exhaust's span) only the tones of runs that counted (``tone_max``), as for the local detector: the
+        engine's flickering orders are no zone siren heard either."""
         lo, hi = max(a, start), min(b, end)
         t_last = self.frames_seen / self.frame_hz
         if hi > t_last or lo < t_last - self.config.tone_log_s:
             return True
-        return self.tone_max(lo, hi) >= floor_ms
+        return self.tone_max(lo, hi, own) >= floor_ms
 
     def tonal_nearby(self, start: float, end: float, own: tuple[float, float] | None = None) -> bool:
         """Did a tonal run (>= ``min_run_s``, or one still going on) that did not switch the detector on
@@ -91,7 +94,7 @@ class SirenQueries:
         the overlap (as ``heard_spans`` does outside an event's core: the zone's sirens sounding while a
         pass-by fades, that this microphone does not hear, do not touch the level at its maximum)."""
         out = []
-        if any(self._zone_counts(a, b, z, start, end, floor_ms, zone_floor_ms)
+        if any(self._zone_counts(a, b, z, start, end, floor_ms, zone_floor_ms, own)
                for (a, b), z in zip(self.zone_intervals, self._zone_ends, strict=True)):
             out.append("zone_state")
         if any(self._matters(a, b, start, end, floor_ms, own, out_ms) for a, b in self.local_intervals):
@@ -105,7 +108,7 @@ class SirenQueries:
         ``floor_ms``; ``_matters`` for ``own`` and ``out_ms``), one span per interval, clipped to the window.
         Empty: no siren heard in the event. The pipeline flags with it and cuts at it (``siren_cut``)."""
         hits = [(a, b) for (a, b), z in zip(self.zone_intervals, self._zone_ends, strict=True)
-                if self._zone_counts(a, b, z, start, end, None, floor_ms)]
+                if self._zone_counts(a, b, z, start, end, None, floor_ms, own)]
         hits += self._local_hits(start, end, own, floor_ms, out_ms)
         return [(max(a, start), min(b, end)) for a, b in hits]
 
@@ -137,18 +140,19 @@ class SirenQueries:
         return bool(self._local_hits(start, end, own, floor_ms))
 
     def _zone_counts(self, a: float, b: float, z: float, start: float, end: float, floor_ms: float | None,
-                     zone_floor_ms: float | None) -> bool:
+                     zone_floor_ms: float | None, own: tuple[float, float] | None = None) -> bool:
         """Does the zone interval [a, b] (sounding until ``z``, then the grace for a rotor siren's run-down)
-        count against [start, end]? With ``zone_floor_ms``: only where a tone that loud was heard in the overlap.
+        count against [start, end]? With ``zone_floor_ms``: only where a tone that loud was heard in the overlap
+        (inside ``own``, a counted run's: ``_heard``).
         Without it, while the zone sounds always; in the grace only (given ``floor_ms``) where a tone at
         ``floor_ms`` was heard: a siren running down is a tone, and the hub has said it stopped."""
         if not (a < end and start < b):
             return False
         if zone_floor_ms is not None:
-            return self._heard(a, b, start, end, zone_floor_ms)
+            return self._heard(a, b, start, end, zone_floor_ms, own)
         if floor_ms is None or start < z:
             return True
-        return self._heard(z, b, start, end, floor_ms)
+        return self._heard(z, b, start, end, floor_ms, own)
 
 
 def _within(a: float, b: float, own: tuple[float, float] | None) -> bool:

@@ -224,7 +224,11 @@ class SirenSuppressor(SirenQueries):
                         self._run_start = t - 1 / self.frame_hz
                     self._run_n, self._counted = 0, False  # excused frames just before, on its tone, count
                     self._steps = self._on_tone = 0
+                    tail = (self._run_id in self._counted_ids and t - self._last_tonal <= c.hold_s + 1e-9
+                            and abs(np.log2(f / self._run_f)) <= c.max_jump_oct)
                     self._run_id += 1
+                    if tail:  # a counted run's tone again, after masking broke it off for <= hold_s: its tail
+                        self._counted_ids.add(self._run_id)
                     self._run_x = sum(1 for tx, fx_ in self._excused if t - tx <= c.engine_before_s + 1e-9
                                       and abs(np.log2(fx_ / f)) <= c.engine_oct)
                 elif jump > c.alt_oct:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gateway.noise.spectrum import SPEC_HZ, Spectrogram
 from gateway.noise.suppression import SirenSuppressor, SuppressionConfig
@@ -82,6 +83,40 @@ def test_the_zone_grace_counts_only_where_a_tone_is_heard():
     tail.add_zone_interval(5.0, 15.0)
     assert tail.reasons(16.0, 17.5, floor_ms=1e-12) == ["zone_state"]
     assert tail.reasons(16.0, 17.5, floor_ms=1e3) == []  # ... but far under the event's floor
+
+
+def test_in_a_confident_exhausts_span_its_flickering_tones_are_no_zone_siren_heard():
+    """The zone's grace and its ``siren_nearby`` test ask for a tone heard; inside a confident exhaust's own span
+    only a counted run's tone is one, as for the local detector (thirty-second session: on the independent family
+    an exhaust's own tones in the 3 s grace after a far two-tone stopped suppressed it)."""
+    n = 30 * FS
+    blips = [(15.5 + 0.375 * i, 15.5 + 0.375 * (i + 1), f) for i, f in enumerate(JUMPS[:6])]  # 15.5-17.75 s
+    s = _fed(_tones(n, blips))
+    s.add_zone_interval(5.0, 15.0)  # sounding until 15 s, grace to 18 s
+    own = (12.0, 25.0)
+    assert s.reasons(16.0, 17.5, floor_ms=1e-12) == ["zone_state"]  # tonal frames in the grace: heard ...
+    assert s.reasons(16.0, 17.5, own=own, floor_ms=1e-12) == []  # ... but the exhaust's own, of no run
+    assert s.reasons(14.0, 16.0, own=own, floor_ms=1e-12) == ["zone_state"]  # the zone sounding: always
+    assert s.heard_spans(13.0, 18.0, None, 1e-12) == [(13.0, 18.0)]
+    assert s.heard_spans(13.0, 18.0, own, 1e-12) == []  # the flag's test: no siren tone heard in the event
+    run = _fed(_tones(n, [(14.0, 17.0, 640.0)]))  # a run-down tone into the grace: a run, counted
+    run.add_zone_interval(5.0, 15.0)
+    assert run.reasons(16.0, 17.5, own=own, floor_ms=1e-12) == ["zone_state"]
+    assert run.heard_spans(13.0, 18.0, own, 1e-12) == [(13.0, 18.0)]
+
+
+@pytest.mark.parametrize(("gap_s", "tail"), [(1.2, True), (3.0, False)])
+def test_a_counted_runs_tail_broken_off_by_masking_is_its_tone(gap_s, tail):
+    """A siren's tone masked for a moment by a pass-by comes back as a run too short to count on its own; within
+    ``hold_s`` of the counted run's last frame, on its pitch, it is that run's tail (thirty-second session: the
+    tail of a two-tone masked by an approaching exhaust, in the zone's grace, was all that told its suppression)."""
+    n = 30 * FS
+    s = _fed(_tones(n, [(5.0, 9.0, 640.0), (9.0 + gap_s, 9.5 + gap_s, 640.0)]))  # the tail: 4 frames, no run alone
+    own = (8.0, 20.0)
+    assert s.tone_max(9.0 + gap_s, 9.6 + gap_s) > 0  # heard ...
+    assert (s.tone_max(9.0 + gap_s, 9.6 + gap_s, own) > 0) is tail  # ... and the siren's tone only near its run
+    alone = _fed(_tones(n, [(9.0 + gap_s, 9.5 + gap_s, 640.0)]))
+    assert alone.tone_max(9.0 + gap_s, 9.6 + gap_s, own) == 0.0  # without the run before it: nobody's tone
 
 
 def test_a_sirens_onset_before_its_run_is_its_tone():

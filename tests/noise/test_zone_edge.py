@@ -84,3 +84,33 @@ def test_a_zone_siren_heard_at_the_events_edge_is_cut_away_from_the_pass_by():
     assert rest[-1].end >= e0.end - 0.05  # nothing lost: the parts cover the old event (and the tone after it)
     _, alone, _, _ = _pass_by(88.0, 1.5, zone=False)  # the same tone without the zone: too short to block
     assert alone.enforcement and (alone.start, alone.peak) == (e0.start, e0.peak)
+
+
+def _zoned(audio: np.ndarray, scene, zone_end: float) -> list:
+    from gateway.noise.detector import DetectorConfig
+    from gateway.noise.pipeline import NoiseAnalyzer
+
+    an = NoiseAnalyzer(AnalyzerConfig(detector=DetectorConfig(distance_m=scene.labels["distance_m"])))
+    an.suppressor.add_zone_interval(0.0, zone_end)
+    events = []
+    for i in range(0, audio.size, scene.fs):
+        events += an.feed(audio[i: i + scene.fs]).events
+    return events + an.close().events
+
+
+@pytest.mark.parametrize("before_s", [2.3, 3.5])
+def test_in_the_zones_grace_an_exhausts_own_tones_are_no_siren_but_a_run_down_is(before_s):
+    """The hub says its sirens stopped ``before_s`` before a confident exhaust's maximum: the 3 s grace reaches
+    its core. Its engine's flickering orders there are no siren tone heard (thirty-second session; they
+    suppressed this exhaust before); a siren's tone going on into the grace is, even where the approaching
+    exhaust masks it into a short run (the counted run's tail)."""
+    from tests.noise.over_exhaust import covering, exhaust_scene
+    from tests.noise.test_siren_inside import siren, with_sound
+
+    scene, src_ = exhaust_scene(3)
+    zone_end = src_["t_peak"] - before_s
+    alone = covering(_zoned(scene.audio, scene, zone_end), src_["t_peak"])
+    assert [(e.klass, e.suppressed) for e in alone] == [("exhaust", False)]
+    audio = with_sound(scene, src_, siren("two_tone", 8.0 - before_s + 1.5), 10.0, lead_s=8.0)  # to 1.5 s after
+    sounding = covering(_zoned(audio, scene, zone_end), src_["t_peak"])
+    assert [e.suppression for e in sounding] == [("zone_state",)]
