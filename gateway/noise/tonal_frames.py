@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.noise.harmonics import COMB_F_MAX, comb_root, firing_line, series_member
+from gateway.noise.harmonics import comb_root, firing_line, series_member
 from gateway.noise.spectrum import median_rows
 
 
@@ -40,8 +40,8 @@ def edges(band: np.ndarray, ref: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def tonal_frames(power: np.ndarray, bins: tuple[int, int, int, int], df: float, *, w: int, prom_db: float,
-                 drop_db: float, min_concentration: float, resolved: bool | np.ndarray = False,
-                 engine_max_hz: float = COMB_F_MAX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 drop_db: float, min_concentration: float, engine_max_hz: float,
+                 resolved: bool | np.ndarray = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tonal mask, peak bin, excused mask) of the frames (rows) of ``power`` (bin width ``df``): a narrow,
     prominent dominant peak in the band; ``excused``: such a peak that is an engine order, an engine's comb
     root or a firing line (not tonal). ``bins``: ``edges`` of the band and the reference range (the band lies
@@ -67,8 +67,8 @@ def tonal_frames(power: np.ndarray, bins: tuple[int, int, int, int], df: float, 
     return tonal, pk, cand & ~tonal
 
 
-def engine_line(power: np.ndarray, pk: np.ndarray, df: float, *, resolved: bool | np.ndarray = False,
-                engine_max_hz: float = COMB_F_MAX) -> np.ndarray:
+def engine_line(power: np.ndarray, pk: np.ndarray, df: float, *, engine_max_hz: float,
+                resolved: bool | np.ndarray = False) -> np.ndarray:
     """Which rows' peak (bin ``pk``) is an engine's line, not a siren's tone: one order of a low harmonic series
     (engine orders and voices), the firing frequency of a fast engine (a comb root with even orders), or a fast
     engine's firing line whose orders 3-5 are coloured away; the last two only up to ``engine_max_hz``."""
