@@ -88,14 +88,9 @@ def test_a_zone_siren_heard_at_the_events_edge_is_cut_away_from_the_pass_by():
 
 def _zoned(audio: np.ndarray, scene, zone_end: float) -> list:
     from gateway.noise.detector import DetectorConfig
-    from gateway.noise.pipeline import NoiseAnalyzer
 
-    an = NoiseAnalyzer(AnalyzerConfig(detector=DetectorConfig(distance_m=scene.labels["distance_m"])))
-    an.suppressor.add_zone_interval(0.0, zone_end)
-    events = []
-    for i in range(0, audio.size, scene.fs):
-        events += an.feed(audio[i: i + scene.fs]).events
-    return events + an.close().events
+    cfg = AnalyzerConfig(detector=DetectorConfig(distance_m=scene.labels["distance_m"]))
+    return analyze_array(audio, cfg, block=scene.fs, zone_intervals=[[0.0, zone_end]])[1]
 
 
 @pytest.mark.parametrize("before_s", [2.3, 3.5])
